@@ -1,0 +1,65 @@
+# jetfleet — two commands matter: `make run` and `make test`. Both install
+# what is missing first (on Debian/Ubuntu, with apt and the Go toolchain).
+
+GO      ?= go
+GOBIN   := $(shell $(GO) env GOPATH)/bin
+BIN     := bin/jetfleet
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: run test build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli nats-cli clean
+
+## run: install what is missing, build, start everything in one process (jetfleet dev)
+run: deps-run build
+	./$(BIN) dev
+
+## test: install what is missing, check formatting and vet, run every test
+test: deps-test fmt-check vet
+	$(GO) test -count=1 -timeout 20m ./...
+
+build:
+	$(GO) build -o $(BIN) ./cmd/jetfleet
+
+## generate: regenerate templ components (the generated code is committed)
+generate:
+	$(GO) tool templ generate
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+deps-run: clickhouse
+deps-test: clickhouse minio compose-cli
+
+# ClickHouse server from Debian's archive (18.16 on bookworm); started by
+# `jetfleet dev` and by the tests themselves, never as a system service.
+clickhouse:
+	@if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ]; then :; else \
+		echo "installing clickhouse-server (apt)"; \
+		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends clickhouse-server clickhouse-client; \
+	fi
+
+# A real S3-compatible server for the blob tests; built once, then cached.
+minio:
+	@if command -v minio >/dev/null 2>&1 || [ -x "$(GOBIN)/minio" ]; then :; else \
+		echo "building minio (go install, ~6 min on 2 cores, once)"; \
+		$(GO) install github.com/minio/minio@latest; \
+	fi
+
+# Validates docker-compose.yml in the tests when no `docker compose` plugin exists.
+compose-cli:
+	@if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then :; else \
+		echo "installing docker-compose (apt)"; \
+		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends docker-compose; \
+	fi
+
+## nats-cli: the operator's NATS CLI (optional; see README recipes)
+nats-cli:
+	@command -v nats >/dev/null 2>&1 || [ -x "$(GOBIN)/nats" ] || $(GO) install github.com/nats-io/natscli/nats@v0.5.0
+
+clean:
+	rm -rf bin

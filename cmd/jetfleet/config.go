@@ -1,0 +1,247 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+)
+
+// config is everything jetfleet can be told, from flags or the environment.
+// Flags win over the environment; both are described once, in settings().
+type config struct {
+	NATSURL     string
+	NATSCreds   string
+	NATSNKey    string
+	NATSTLSCA   string
+	NATSTLSCert string
+	NATSTLSKey  string
+	Replicas    int
+
+	ClickHouseURL string
+
+	S3Endpoint  string
+	S3AccessKey string
+	S3SecretKey string
+	S3Bucket    string
+	S3Region    string
+	S3UseSSL    bool
+
+	HTTPAddr      string
+	MetricsAddr   string
+	BaseURL       string
+	SessionSecret string
+
+	DataDir  string
+	LogLevel string
+	Roles    string
+}
+
+// setting describes one configuration value: its environment variable, its
+// flag, its default and whether it is secret (masked by `jetfleet config`).
+type setting struct {
+	env, flag, def, usage string
+	secret                bool
+	str                   *string
+	num                   *int
+	boolean               *bool
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated", str: &c.NATSURL},
+		{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS credentials file (JWT + NKey)", str: &c.NATSCreds},
+		{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS NKey seed file", str: &c.NATSNKey},
+		{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate to verify the NATS server", str: &c.NATSTLSCA},
+		{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate for NATS mutual TLS", str: &c.NATSTLSCert},
+		{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key for NATS mutual TLS", str: &c.NATSTLSKey},
+		{env: "JETSTREAM_REPLICAS", flag: "replicas", def: "1", usage: "replicas of every stream and bucket (1, or 3 on a cluster)", num: &c.Replicas},
+		{env: "CLICKHOUSE_URL", flag: "clickhouse-url", usage: "ClickHouse native DSN clickhouse://user:pass@host:9000/db (dev: empty starts a local server)", str: &c.ClickHouseURL, secret: true},
+		{env: "S3_ENDPOINT", flag: "s3-endpoint", usage: "S3-compatible endpoint host:port (empty: blobs in the JetStream object store)", str: &c.S3Endpoint},
+		{env: "S3_ACCESS_KEY", flag: "s3-access-key", usage: "S3 access key", str: &c.S3AccessKey},
+		{env: "S3_SECRET_KEY", flag: "s3-secret-key", usage: "S3 secret key", str: &c.S3SecretKey, secret: true},
+		{env: "S3_BUCKET", flag: "s3-bucket", def: "jetfleet", usage: "S3 bucket", str: &c.S3Bucket},
+		{env: "S3_REGION", flag: "s3-region", usage: "S3 region", str: &c.S3Region},
+		{env: "S3_USE_SSL", flag: "s3-use-ssl", def: "false", usage: "use https for S3", boolean: &c.S3UseSSL},
+		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "edge listen address", str: &c.HTTPAddr},
+		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "worker /metrics and /healthz listen address", str: &c.MetricsAddr},
+		{env: "BASE_URL", flag: "base-url", def: "http://localhost:8080", usage: "public URL of the site (links in mail, cookie security)", str: &c.BaseURL},
+		{env: "SESSION_SECRET", flag: "session-secret", usage: "32+ byte secret for sessions, CSRF and signed URLs (dev: generated under DATA_DIR)", str: &c.SessionSecret, secret: true},
+		{env: "DATA_DIR", flag: "data-dir", def: "./data", usage: "where jetfleet dev keeps NATS and ClickHouse data", str: &c.DataDir},
+		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
+		{env: "WORKER_ROLES", flag: "roles", def: "all", usage: "worker roles to run, comma-separated, or all", str: &c.Roles},
+	}
+}
+
+// loadConfig fills a config from the environment, then from args parsed by
+// fs (which gets one flag per setting), and validates it.
+func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (*config, error) {
+	c := &config{}
+	for _, s := range c.settings() {
+		v := getenv(s.env)
+		if v == "" {
+			v = s.def
+		}
+		if err := s.set(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.env, err)
+		}
+		switch {
+		case s.str != nil:
+			fs.StringVar(s.str, s.flag, *s.str, s.usage+" ("+s.env+")")
+		case s.num != nil:
+			fs.IntVar(s.num, s.flag, *s.num, s.usage+" ("+s.env+")")
+		case s.boolean != nil:
+			fs.BoolVar(s.boolean, s.flag, *s.boolean, s.usage+" ("+s.env+")")
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+func (s setting) set(v string) error {
+	switch {
+	case s.str != nil:
+		*s.str = v
+	case s.num != nil:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*s.num = n
+	case s.boolean != nil:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*s.boolean = b
+	}
+	return nil
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		p, err := url.Parse(strings.TrimSpace(u))
+		if err != nil || p.Host == "" || !oneOf(p.Scheme, "nats", "tls", "ws", "wss") {
+			bad("NATS_URL", "%q is not a nats://host:port URL", u)
+		}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		bad("NATS_TLS_CERT", "NATS_TLS_CERT and NATS_TLS_KEY go together")
+	}
+	if c.NATSCreds != "" && c.NATSNKey != "" {
+		bad("NATS_CREDS", "set NATS_CREDS or NATS_NKEY, not both")
+	}
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		bad("JETSTREAM_REPLICAS", "%d: use 1, 3 or 5", c.Replicas)
+	}
+	if c.ClickHouseURL != "" {
+		if _, err := clickhouse.ParseDSN(c.ClickHouseURL); err != nil {
+			bad("CLICKHOUSE_URL", "not a clickhouse:// DSN: %v", err)
+		}
+	}
+	if c.S3Endpoint != "" {
+		if strings.Contains(c.S3Endpoint, "://") {
+			bad("S3_ENDPOINT", "give host:port without a scheme (use S3_USE_SSL for https)")
+		}
+		if c.S3AccessKey == "" || c.S3SecretKey == "" {
+			bad("S3_ACCESS_KEY", "S3_ACCESS_KEY and S3_SECRET_KEY are required with S3_ENDPOINT")
+		}
+		if c.S3Bucket == "" {
+			bad("S3_BUCKET", "required with S3_ENDPOINT")
+		}
+	}
+	for env, addr := range map[string]string{"HTTP_ADDR": c.HTTPAddr, "METRICS_ADDR": c.MetricsAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(env, "%q is not host:port or :port", addr)
+		}
+	}
+	if u, err := url.Parse(c.BaseURL); err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+		bad("BASE_URL", "%q is not an http(s) URL", c.BaseURL)
+	}
+	if c.SessionSecret != "" && len(c.SessionSecret) < 32 {
+		bad("SESSION_SECRET", "must be at least 32 characters")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL", "%v", err)
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", "must not be empty")
+	}
+	return errors.Join(errs...)
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// print writes the effective configuration, secrets masked.
+func (c *config) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SETTING\tVALUE")
+	for _, s := range c.settings() {
+		v := s.value()
+		if s.secret && v != "" {
+			v = mask(s.env, v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", s.env, v)
+	}
+	tw.Flush()
+}
+
+func (s setting) value() string {
+	switch {
+	case s.str != nil:
+		return *s.str
+	case s.num != nil:
+		return strconv.Itoa(*s.num)
+	default:
+		return strconv.FormatBool(*s.boolean)
+	}
+}
+
+// mask hides a secret; for a DSN it keeps everything but the password so an
+// operator can still see where it points.
+func mask(env, v string) string {
+	if env == "CLICKHOUSE_URL" {
+		if u, err := url.Parse(v); err == nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			}
+			return strings.Replace(u.String(), "xxxxx", "*****", 1)
+		}
+	}
+	return "*****"
+}
+
+func newLogger(level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

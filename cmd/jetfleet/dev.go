@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"jetfleet/analytics/localserver"
+	"jetfleet/internal/natsserver"
+	"jetfleet/subjects"
+	"jetfleet/web"
+	"jetfleet/workers/consume"
+)
+
+// runDev runs the whole fleet in one process: an embedded NATS server with
+// JetStream, a supervised local ClickHouse (unless CLICKHOUSE_URL is set),
+// the edge and every worker role.
+func runDev(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
+	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
+	cfg, err := loadConfig(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel).With("process", "dev")
+	host, portStr, err := net.SplitHostPort(*natsAddr)
+	if err != nil {
+		return fmt.Errorf("--nats-listen: %w", err)
+	}
+	var natsPort int
+	fmt.Sscan(portStr, &natsPort)
+
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("DATA_DIR: %w", err)
+	}
+	ns, err := natsserver.Start(natsserver.Config{
+		Name: "jetfleet-dev", StoreDir: filepath.Join(cfg.DataDir, "nats"),
+		Host: host, Port: natsPort, HTTPPort: *monitorPort,
+	})
+	if err != nil {
+		return err
+	}
+	defer ns.WaitForShutdown()
+	defer ns.Shutdown()
+	cfg.NATSURL = ns.ClientURL()
+
+	nc, js, err := connectNATS(cfg, "dev", log)
+	if err != nil {
+		return err
+	}
+	if err := subjects.Provision(ctx, js, provisionOptions(cfg)); err != nil {
+		return err
+	}
+
+	chDesc := cfg.ClickHouseURL
+	if cfg.ClickHouseURL == "" {
+		ch, err := localserver.Start(ctx, localserver.Config{
+			Dir:    filepath.Join(cfg.DataDir, "clickhouse"),
+			Logger: log.With("component", "clickhouse"),
+		})
+		if err != nil {
+			return fmt.Errorf("start local clickhouse (or set CLICKHOUSE_URL): %w", err)
+		}
+		defer ch.Stop()
+		cfg.ClickHouseURL = ch.DSN()
+		chDesc = fmt.Sprintf("%s (local server, data in %s)", ch.DSN(), ch.Dir())
+	} else {
+		chDesc = mask("CLICKHOUSE_URL", chDesc)
+	}
+	chConn, err := openClickHouse(ctx, cfg.ClickHouseURL, true, log)
+	if err != nil {
+		return err
+	}
+	defer chConn.Close()
+
+	secret, err := devSecret(cfg)
+	if err != nil {
+		return err
+	}
+	_, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	if err != nil {
+		return err
+	}
+	blobDesc := "JetStream object store " + subjects.BlobStore
+	if cfg.S3Endpoint != "" {
+		blobDesc = "S3 " + cfg.S3Endpoint + "/" + cfg.S3Bucket
+	}
+
+	reg := newRegistry()
+	metrics := consume.NewMetrics(reg)
+	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:")},
+		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge")})
+	if err != nil {
+		return err
+	}
+	roles, err := roleNames(cfg.Roles, allRoles())
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return serveHTTP(gctx, cfg.HTTPAddr, edge, log, func(a net.Addr) {
+			printDevSummary(stdout, cfg, siteURL(cfg, a), ns.ClientURL(), host, *monitorPort, chDesc, blobDesc, roles)
+		})
+	})
+	g.Go(func() error { return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, log: log}, metrics) })
+	err = g.Wait()
+	if derr := nc.Drain(); derr != nil {
+		log.Warn("drain nats connection", "err", derr)
+	}
+	log.Info("stopped")
+	return err
+}
+
+func siteURL(cfg *config, a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+func printDevSummary(w io.Writer, cfg *config, site, natsURL, monitorHost string, monitorPort int, ch, blobs string, roles []role) {
+	var names []string
+	for _, r := range roles {
+		names = append(names, r.name)
+	}
+	monitor := "off"
+	if monitorPort > 0 {
+		monitor = fmt.Sprintf("http://%s", net.JoinHostPort(monitorHost, fmt.Sprint(monitorPort)))
+	}
+	fmt.Fprintf(w, `
+jetfleet dev is running
+  site        %s
+  NATS        %s   monitoring %s   (try: nats --server %s stream ls)
+  ClickHouse  %s
+  blobs       %s
+  workers     %s
+  data        %s
+Ctrl-C stops everything.
+
+`, site, natsURL, monitor, natsURL, ch, blobs, strings.Join(names, ", "), cfg.DataDir)
+}

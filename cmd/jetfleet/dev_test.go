@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+)
+
+// syncBuffer is a bytes.Buffer safe to write from the command and read from
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `jetfleet dev` is what `make run` starts: from an empty data dir it must
+// bring up NATS with every asset provisioned, a local ClickHouse with the
+// schema, the edge, and stop all of it on cancel.
+func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
+			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
+	}()
+
+	site := regexp.MustCompile(`site\s+(http://\S+)`)
+	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`)
+	testenv.Eventually(t, 60*time.Second, "dev prints its summary", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("dev exited early: %v\n%s", err, out.String())
+		default:
+		}
+		return site.MatchString(out.String())
+	})
+	base := site.FindStringSubmatch(out.String())[1]
+
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Tracker") {
+		t.Fatalf("home = %d", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var checks map[string]string
+	json.NewDecoder(resp.Body).Decode(&checks)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("readyz = %d %v", resp.StatusCode, checks)
+	}
+
+	// An operator (or the nats CLI) on the printed URL sees every stream.
+	_, js := testenv.Connect(t, natsURL.FindStringSubmatch(out.String())[1])
+	names := map[string]bool{}
+	lister := js.StreamNames(testenv.Context(t, 5*time.Second))
+	for n := range lister.Name() {
+		names[n] = true
+	}
+	for _, s := range subjects.Streams(subjects.Options{}) {
+		if !names[s.Name] {
+			t.Errorf("stream %s not provisioned by dev (have %v)", s.Name, names)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop within 30s")
+	}
+	if out, _ := exec.Command("pgrep", "-f", dir).Output(); len(out) > 0 {
+		t.Fatalf("a process still runs on the data dir after dev stopped: %s", out)
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/blob"
+	"jetfleet/subjects"
+)
+
+// connectNATS connects with the configured credentials and TLS and keeps
+// reconnecting forever: a worker outlives a NATS node restart.
+func connectNATS(cfg *config, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts := []nats.Option{
+		nats.Name("jetfleet-" + name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSNKey != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NATSNKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(cfg.NATSTLSCA))
+	}
+	if cfg.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(cfg.NATSTLSCert, cfg.NATSTLSKey))
+	}
+	opts = append(opts, extra...)
+	nc, err := nats.Connect(cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to nats %s: %w", cfg.NATSURL, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+func provisionOptions(cfg *config) subjects.Options {
+	return subjects.Options{Replicas: cfg.Replicas}
+}
+
+// openClickHouse connects to CLICKHOUSE_URL and, when migrate is set, brings
+// the schema up to date.
+func openClickHouse(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (driver.Conn, error) {
+	if dsn == "" {
+		return nil, errors.New("CLICKHOUSE_URL: required (clickhouse://user:pass@host:9000/db)")
+	}
+	conn, err := analytics.Open(ctx, analytics.Config{URL: dsn})
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		applied, err := analytics.Migrate(ctx, conn, analytics.Schema(), log)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			log.Info("clickhouse migrations applied", "migrations", strings.Join(applied, ","))
+		}
+	}
+	return conn, nil
+}
+
+// openBlobs returns the S3 store when S3_ENDPOINT is set, else the JetStream
+// object store, whose URLs the edge serves itself (the returned handler).
+func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, secret []byte) (blob.Store, http.Handler, error) {
+	if cfg.S3Endpoint != "" {
+		s3, err := blob.NewS3(ctx, blob.S3Config{
+			Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
+			Bucket: cfg.S3Bucket, Region: cfg.S3Region, UseSSL: cfg.S3UseSSL,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s3, nil, nil
+	}
+	signer, err := blob.NewURLSigner(secret)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, cfg.BaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, blob.Handler(store, signer), nil
+}
+
+// requireSecret returns SESSION_SECRET for processes that serve users.
+func requireSecret(cfg *config) ([]byte, error) {
+	if cfg.SessionSecret == "" {
+		return nil, errors.New("SESSION_SECRET: required for the edge (32+ random characters, the same on every edge)")
+	}
+	return []byte(cfg.SessionSecret), nil
+}
+
+// devSecret returns SESSION_SECRET, or one generated once and kept under
+// DATA_DIR so sessions survive a restart of `jetfleet dev`.
+func devSecret(cfg *config) ([]byte, error) {
+	if cfg.SessionSecret != "" {
+		return []byte(cfg.SessionSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "session.secret")
+	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	secret := []byte(hex.EncodeToString(b))
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		return nil, fmt.Errorf("keep session secret: %w", err)
+	}
+	return secret, nil
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+// ready, when not nil, receives the bound address.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "addr", addr, "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"jetfleet/workers/consume"
+)
+
+func runWorker(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := loadConfig(flag.NewFlagSet("worker", flag.ContinueOnError), args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel).With("process", "worker")
+	roles, err := roleNames(cfg.Roles, allRoles())
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectNATS(cfg, "worker", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Drain()
+
+	reg := newRegistry()
+	metrics := consume.NewMetrics(reg)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return serveHTTP(gctx, cfg.MetricsAddr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
+	})
+	g.Go(func() error { return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, log: log}, metrics) })
+	return g.Wait()
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}

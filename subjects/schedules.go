@@ -1,0 +1,42 @@
+package subjects
+
+// A Schedule is a server-side message schedule (NATS 2.14+): its definition is
+// a message on ScheduleDef(Name) carrying a Nats-Schedule header, and the
+// server publishes Payload on ScheduleTick(Name) whenever Cron fires. One
+// schedule per kind of periodic work, never one per item: the tick handler
+// lists the live items and enqueues a job each.
+type Schedule struct {
+	Name        string
+	Cron        string // six fields: second minute hour day-of-month month day-of-week
+	TimeZone    string // IANA name; empty means UTC
+	Description string
+}
+
+// Schedule names.
+const (
+	// ChannelTick checks every tracked channel for new uploads, ten minutes
+	// before the hourly video tick so a new upload is sampled in its first
+	// hour.
+	ChannelTick = "channel-hourly"
+	// VideoHourlyTick samples every video in its first 7 days.
+	VideoHourlyTick = "video-hourly"
+	// VideoDailyTick samples every video up to 60 days old.
+	VideoDailyTick = "video-daily"
+	// OutlierWeeklyTick runs the outlier analysis and sends the digest.
+	OutlierWeeklyTick = "outliers-weekly"
+)
+
+// Schedules returns every periodic schedule jetfleet runs.
+func Schedules() []Schedule {
+	return []Schedule{
+		{Name: ChannelTick, Cron: "0 50 * * * *", Description: "check tracked channels for new uploads"},
+		{Name: VideoHourlyTick, Cron: "0 0 * * * *", Description: "sample videos tracked hourly"},
+		{Name: VideoDailyTick, Cron: "0 10 0 * * *", Description: "sample videos tracked daily"},
+		{Name: OutlierWeeklyTick, Cron: "0 0 6 * * 1", Description: "weekly outlier analysis and digest"},
+	}
+}
+
+// Tick is the payload of every schedule tick.
+type Tick struct {
+	Schedule string `json:"schedule"`
+}

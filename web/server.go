@@ -1,0 +1,152 @@
+// Package web is the edge: the router, the middleware (sessions, CSRF,
+// security headers, panic recovery), the page layout and the health and
+// metrics endpoints. Each product adds its handlers and templ components in
+// its own sub-package; this package wires them.
+package web
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"jetfleet/subjects"
+	"jetfleet/web/session"
+)
+
+//go:embed static
+var static embed.FS
+
+// Config is the edge's own configuration.
+type Config struct {
+	SessionSecret []byte // at least 32 bytes
+	SecureCookies bool   // true when the site is served over https
+}
+
+// Pinger is anything whose reachability /readyz reports (ClickHouse).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the outside parts the edge uses.
+type Deps struct {
+	NATS       *nats.Conn
+	JS         jetstream.JetStream
+	ClickHouse Pinger
+	// Blobs serves /blobs/ when blobs live in the JetStream object store;
+	// nil when they are on S3 and browsers fetch presigned URLs.
+	Blobs    http.Handler
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+}
+
+// Server is the edge's HTTP handler.
+type Server struct {
+	deps     Deps
+	sessions *session.Manager
+	handler  http.Handler
+}
+
+// New builds the edge. The SESSIONS bucket must exist (subjects.Provision).
+func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
+	kv, err := deps.JS.KeyValue(ctx, subjects.SessionsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open sessions bucket: %w", err)
+	}
+	sessions, err := session.New(kv, session.Config{Secret: cfg.SessionSecret, Secure: cfg.SecureCookies}, deps.Log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{deps: deps, sessions: sessions}
+
+	pages := http.NewServeMux()
+	pages.Handle("GET /{$}", templ.Handler(home()))
+	for _, p := range products {
+		if !p.Ready {
+			pages.Handle("GET "+p.Path, templ.Handler(comingSoon(p)))
+		}
+	}
+
+	root := http.NewServeMux()
+	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	root.HandleFunc("GET /readyz", s.ready)
+	root.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	root.Handle("GET /static/", http.FileServerFS(static))
+	if deps.Blobs != nil {
+		root.Handle("GET /blobs/", deps.Blobs)
+	}
+	root.Handle("/", sessions.Middleware(pages))
+	s.handler = s.recoverer(securityHeaders(root))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// ready reports whether the edge can reach what it depends on. Load
+// balancers route only to ready edges.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{"nats": "ok", "clickhouse": "ok"}
+	status := http.StatusOK
+	if s.deps.NATS.Status() != nats.CONNECTED {
+		checks["nats"] = "not connected: " + s.deps.NATS.Status().String()
+		status = http.StatusServiceUnavailable
+	} else if _, err := s.deps.JS.AccountInfo(ctx); err != nil {
+		checks["nats"] = "jetstream: " + err.Error()
+		status = http.StatusServiceUnavailable
+	}
+	if s.deps.ClickHouse == nil {
+		checks["clickhouse"] = "not configured"
+		status = http.StatusServiceUnavailable
+	} else if err := s.deps.ClickHouse.Ping(ctx); err != nil {
+		checks["clickhouse"] = err.Error()
+		status = http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(checks)
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		if !strings.HasPrefix(r.URL.Path, "/blobs/") {
+			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverer turns a handler panic into a 500 and a log line, so one bad
+// request cannot take the edge down.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				s.deps.Log.Error("handler panicked", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				http.Error(w, "Something went wrong on our side; it has been logged.", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -20,10 +20,68 @@ func (o Options) replicas() int {
 	return o.Replicas
 }
 
+// assetSet is what one product (or the core) declares. Each product keeps
+// its declarations in its own file (counter.go, enricher.go, …) and is listed
+// once in products.
+type assetSet struct {
+	Streams      []jetstream.StreamConfig
+	Consumers    map[string][]jetstream.ConsumerConfig // keyed by stream
+	KeyValues    []jetstream.KeyValueConfig
+	ObjectStores []jetstream.ObjectStoreConfig
+}
+
+func products(o Options) []assetSet {
+	return []assetSet{
+		coreAssets(o),
+		counterAssets(o),
+		enricherAssets(o),
+		trackerAssets(o),
+	}
+}
+
 // Streams returns the configuration of every stream jetfleet uses.
 func Streams(o Options) []jetstream.StreamConfig {
+	var out []jetstream.StreamConfig
+	for _, p := range products(o) {
+		out = append(out, p.Streams...)
+	}
+	return out
+}
+
+// Consumers returns every durable consumer, keyed by stream.
+func Consumers(o Options) map[string][]jetstream.ConsumerConfig {
+	out := map[string][]jetstream.ConsumerConfig{}
+	for _, p := range products(o) {
+		for stream, cs := range p.Consumers {
+			out[stream] = append(out[stream], cs...)
+		}
+	}
+	return out
+}
+
+// KeyValues returns every KV bucket.
+func KeyValues(o Options) []jetstream.KeyValueConfig {
+	var out []jetstream.KeyValueConfig
+	for _, p := range products(o) {
+		out = append(out, p.KeyValues...)
+	}
+	return out
+}
+
+// ObjectStores returns every object store bucket.
+func ObjectStores(o Options) []jetstream.ObjectStoreConfig {
+	var out []jetstream.ObjectStoreConfig
+	for _, p := range products(o) {
+		out = append(out, p.ObjectStores...)
+	}
+	return out
+}
+
+// coreAssets are shared by every product: dead letters, schedules, mail,
+// sessions, blobs.
+func coreAssets(o Options) assetSet {
 	r := o.replicas()
-	return []jetstream.StreamConfig{
+	return assetSet{Streams: []jetstream.StreamConfig{
 		{
 			Name:        DLQStream,
 			Description: "Messages workers gave up on, with the reason in Jetfleet-Dlq-* headers",
@@ -60,14 +118,8 @@ func Streams(o Options) []jetstream.StreamConfig {
 			Replicas:    r,
 			Duplicates:  time.Hour,
 		},
-	}
-}
-
-// Consumers returns every durable consumer, keyed by stream.
-func Consumers(o Options) map[string][]jetstream.ConsumerConfig {
-	r := o.replicas()
-	return map[string][]jetstream.ConsumerConfig{
-		MailStream: {{
+	},
+		Consumers: map[string][]jetstream.ConsumerConfig{MailStream: {{
 			Durable:       MailConsumer,
 			Description:   "mail role: deliver over SMTP or into the dev outbox",
 			FilterSubject: MailSend,
@@ -76,15 +128,8 @@ func Consumers(o Options) map[string][]jetstream.ConsumerConfig {
 			MaxDeliver:    8,
 			MaxAckPending: 256,
 			Replicas:      r,
-		}},
-	}
-}
-
-// KeyValues returns every KV bucket.
-func KeyValues(o Options) []jetstream.KeyValueConfig {
-	r := o.replicas()
-	return []jetstream.KeyValueConfig{
-		{
+		}}},
+		KeyValues: []jetstream.KeyValueConfig{{
 			Bucket:      SessionsBucket,
 			Description: "Web sessions; each key expires with its session",
 			History:     1,
@@ -93,24 +138,19 @@ func KeyValues(o Options) []jetstream.KeyValueConfig {
 			// Per-key TTLs need limit markers.
 			LimitMarkerTTL: time.Minute,
 		},
-		{
-			Bucket:      OutboxBucket,
-			Description: "Mail kept for the development outbox page",
-			History:     1,
-			TTL:         24 * time.Hour,
+			{
+				Bucket:      OutboxBucket,
+				Description: "Mail kept for the development outbox page",
+				History:     1,
+				TTL:         24 * time.Hour,
+				Storage:     jetstream.FileStorage,
+				Replicas:    r,
+			}},
+		ObjectStores: []jetstream.ObjectStoreConfig{{
+			Bucket:      BlobStore,
+			Description: "Blobs (thumbnails, renditions) when no S3 endpoint is configured",
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
-		},
+		}},
 	}
-}
-
-// ObjectStores returns every object store bucket.
-func ObjectStores(o Options) []jetstream.ObjectStoreConfig {
-	return []jetstream.ObjectStoreConfig{{
-		Bucket:      BlobStore,
-		Description: "Blobs (thumbnails, renditions) when no S3 endpoint is configured",
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.replicas(),
-		Compression: false,
-	}}
 }

@@ -1,19 +1,56 @@
 package web
 
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/a-h/templ"
+)
+
 // product is one entry of the home page and the navigation.
 type product struct {
 	Name    string
 	Path    string
 	Summary string
-	Ready   bool // false renders a "coming" placeholder at Path
+	// Mount registers the product's pages and API on mux; nil renders a
+	// "coming" placeholder at Path.
+	Mount func(ctx context.Context, s *Server, mux *http.ServeMux) error
 }
 
-// products lists what the site offers; a product flips Ready when its pages
-// land and it registers its own routes.
-var products = []product{
-	{Name: "Tracker", Path: "/tracker", Summary: "Track YouTube channels and videos: view curves, thumbnail and title changes, A/B tests, a weekly outlier digest."},
-	{Name: "Events", Path: "/events", Summary: "Virtual community events and hackathons: tickets, magic links, live stream, chat, analytics and reports."},
-	{Name: "Counter API", Path: "/counter", Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
-	{Name: "Enricher", Path: "/enricher", Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
-	{Name: "Media", Path: "/media", Summary: "Upload a video; queue-driven workers fan out one job per rendition into HLS."},
+// Ready reports whether the product has pages yet.
+func (p product) Ready() bool { return p.Mount != nil }
+
+// allProducts lists what the site offers. A product's Mount lives in
+// mount_<product>.go.
+func allProducts() []product {
+	return []product{
+		{Name: "Tracker", Path: "/tracker", Summary: "Track YouTube channels and videos: view curves, thumbnail and title changes, A/B tests, a weekly outlier digest."},
+		{Name: "Events", Path: "/events", Summary: "Virtual community events and hackathons: tickets, magic links, live stream, chat, analytics and reports."},
+		{Name: "Counter API", Path: "/counter", Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
+		{Name: "Enricher", Path: "/enricher", Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
+		{Name: "Media", Path: "/media", Summary: "Upload a video; queue-driven workers fan out one job per rendition into HLS."},
+	}
+}
+
+func (s *Server) mountProducts(ctx context.Context, mux *http.ServeMux) error {
+	for _, p := range allProducts() {
+		if !p.Ready() {
+			mux.Handle("GET "+p.Path, templ.Handler(comingSoon(p)))
+			continue
+		}
+		if err := p.Mount(ctx, s, mux); err != nil {
+			return fmt.Errorf("mount %s: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+func productNamed(path string) product {
+	for _, p := range allProducts() {
+		if p.Path == "/"+path {
+			return p
+		}
+	}
+	panic("web: no product at /" + path)
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,16 +36,11 @@ type Config struct {
 	SecureCookies bool   // true when the site is served over https
 }
 
-// Pinger is anything whose reachability /readyz reports (ClickHouse).
-type Pinger interface {
-	Ping(ctx context.Context) error
-}
-
 // Deps are the outside parts the edge uses.
 type Deps struct {
 	NATS       *nats.Conn
 	JS         jetstream.JetStream
-	ClickHouse Pinger
+	ClickHouse driver.Conn
 	// Blobs serves /blobs/ when blobs live in the JetStream object store;
 	// nil when they are on S3 and browsers fetch presigned URLs.
 	Blobs    http.Handler
@@ -73,10 +69,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 
 	pages := http.NewServeMux()
 	pages.Handle("GET /{$}", templ.Handler(home()))
-	for _, p := range products {
-		if !p.Ready {
-			pages.Handle("GET "+p.Path, templ.Handler(comingSoon(p)))
-		}
+	if err := s.mountProducts(ctx, pages); err != nil {
+		return nil, err
 	}
 
 	root := http.NewServeMux()

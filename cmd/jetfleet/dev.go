@@ -85,7 +85,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	_, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	blobs, blobHandler, err := openBlobs(ctx, cfg, js, secret)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			printDevSummary(stdout, cfg, siteURL(cfg, a), ns.ClientURL(), host, *monitorPort, chDesc, blobDesc, roles)
 		})
 	})
-	g.Go(func() error { return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, log: log}, metrics) })
+	g.Go(func() error {
+		return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, ch: chConn, blobs: blobs, log: log}, metrics)
+	})
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil {
 		log.Warn("drain nats connection", "err", derr)

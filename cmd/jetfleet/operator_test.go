@@ -66,7 +66,9 @@ func TestDLQCommandsListShowAndReplay(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	c := consume.New(js, consume.Config{Role: "w", Stream: "JOBS", Consumer: "w", FetchWait: 100 * time.Millisecond},
-		func(ctx context.Context, m jetstream.Msg) error { return consume.Permanentf("cannot parse %q", m.Data()) },
+		func(ctx context.Context, m jetstream.Msg) error {
+			return consume.Permanentf("cannot parse %q", m.Data())
+		},
 		consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	stopped := make(chan struct{})
 	go func() { c.Run(runCtx); close(stopped) }()

@@ -7,17 +7,30 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/internal/blob"
 	"jetfleet/workers/consume"
 )
 
 // roleDeps are what role constructors may use.
 type roleDeps struct {
-	cfg *config
-	js  jetstream.JetStream
-	log *slog.Logger
+	cfg   *config
+	js    jetstream.JetStream
+	ch    driver.Conn // nil when CLICKHOUSE_URL is not set for a worker
+	blobs blob.Store
+	log   *slog.Logger
+}
+
+// clickhouse returns the ClickHouse connection or an error naming the setting
+// for a role that needs it.
+func (d roleDeps) clickhouse(role string) (driver.Conn, error) {
+	if d.ch == nil {
+		return nil, fmt.Errorf("CLICKHOUSE_URL: required by role %s", role)
+	}
+	return d.ch, nil
 }
 
 // role is one kind of worker: the consumer it runs and how to build its

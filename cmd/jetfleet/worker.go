@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"net"
 	"net/http"
@@ -29,6 +30,22 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	defer nc.Drain()
+	deps := roleDeps{cfg: cfg, js: js, log: log}
+	if cfg.ClickHouseURL != "" {
+		ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
+		if err != nil {
+			return err
+		}
+		defer ch.Close()
+		deps.ch = ch
+	}
+	secret := []byte(cfg.SessionSecret)
+	if len(secret) == 0 && cfg.S3Endpoint == "" {
+		return errors.New("SESSION_SECRET: required to sign blob URLs when blobs live in the JetStream object store (no S3_ENDPOINT)")
+	}
+	if deps.blobs, _, err = openBlobs(ctx, cfg, js, secret); err != nil {
+		return err
+	}
 
 	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
@@ -40,7 +57,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	g.Go(func() error {
 		return serveHTTP(gctx, cfg.MetricsAddr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
 	})
-	g.Go(func() error { return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, log: log}, metrics) })
+	g.Go(func() error { return runRoles(gctx, roles, deps, metrics) })
 	return g.Wait()
 }
 

@@ -1,0 +1,6 @@
+package main
+
+// counterRoles are the worker roles of the counter product.
+func counterRoles() []role {
+	return nil
+}

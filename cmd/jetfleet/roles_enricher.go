@@ -1,0 +1,6 @@
+package main
+
+// enricherRoles are the worker roles of the enricher product.
+func enricherRoles() []role {
+	return nil
+}

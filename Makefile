@@ -8,11 +8,15 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli nats-cli clean
+.PHONY: run test build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli chromium nats-cli clean
+
+# `make run` starts the demo world (a local YouTube stand-in: this machine may have no
+# internet). `make run RUN_FLAGS=` tracks real YouTube instead.
+RUN_FLAGS ?= --demo
 
 ## run: install what is missing, build, start everything in one process (jetfleet dev)
 run: deps-run build
-	./$(BIN) dev
+	./$(BIN) dev $(RUN_FLAGS)
 
 ## test: install what is missing, check formatting and vet, run every test
 test: deps-test fmt-check vet
@@ -33,7 +37,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 deps-run: clickhouse
-deps-test: clickhouse minio compose-cli
+deps-test: clickhouse minio compose-cli chromium
 
 # ClickHouse server from Debian's archive (18.16 on bookworm); started by
 # `jetfleet dev` and by the tests themselves, never as a system service.
@@ -48,6 +52,14 @@ minio:
 	@if command -v minio >/dev/null 2>&1 || [ -x "$(GOBIN)/minio" ]; then :; else \
 		echo "building minio (go install, ~6 min on 2 cores, once)"; \
 		$(GO) install github.com/minio/minio@latest; \
+	fi
+
+# Headless Chromium from Debian's archive for the browser tests (Events
+# acceptance flow, driven with chromedp).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; else \
+		echo "installing chromium (apt)"; \
+		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium; \
 	fi
 
 # Validates docker-compose.yml in the tests when no `docker compose` plugin exists.
@@ -70,12 +82,15 @@ bench: bench-counter bench-enricher bench-tracker
 
 ## bench-counter: Counter API ingest and read figures (issue: Counter API)
 bench-counter:
-	@echo "bench-counter: not built yet"; exit 1
+	$(GO) build -o $(BIN) ./cmd/jetfleet
+	./$(BIN) counter bench
 
 ## bench-enricher: Enricher throughput and latency figures
 bench-enricher:
-	@echo "bench-enricher: not built yet"; exit 1
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+	$(GO) run ./workers/enricher/enricherbench -nats-server bin/nats-server
 
 ## bench-tracker: one hourly tick over 90,000 videos
 bench-tracker:
-	@echo "bench-tracker: not built yet"; exit 1
+	$(GO) build -o $(BIN) ./cmd/jetfleet
+	./$(BIN) tracker bench

@@ -11,6 +11,9 @@ type Options struct {
 	// Replicas of every stream, bucket and consumer: 1 for a single server,
 	// 3 for a cluster.
 	Replicas int
+	// CounterRetention is how long the VIEWS stream keeps raw counter
+	// batches (for `jetfleet counter rebuild`); default 7 days.
+	CounterRetention time.Duration
 }
 
 func (o Options) replicas() int {
@@ -33,9 +36,11 @@ type assetSet struct {
 func products(o Options) []assetSet {
 	return []assetSet{
 		coreAssets(o),
+		accountAssets(o),
 		counterAssets(o),
 		enricherAssets(o),
 		trackerAssets(o),
+		eventsAssets(o),
 	}
 }
 

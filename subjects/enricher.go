@@ -1,7 +1,258 @@
 package subjects
 
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The Enricher's contract (seed 004).
+//
+// Producers publish one JSON event per message to
+//
+//	input.user.<uuid>                 a user event (create/update)
+//	input.subscription.<user_uuid>    a subscription event (create/update)
+//	input.lesson.<user_uuid>          a completed lesson
+//
+// (EnricherInput(kind, userUUID) builds these). The INPUT stream's subject
+// transform hashes the user uuid token into one of EnricherPartitions
+// partitions and stores the message as input.part.<p>.<kind>, so every event
+// of one user lands in one partition, in publish order, without producers
+// knowing the hash. A publish to any other input subject has no responders:
+// producers learn at once instead of losing events.
+//
+// Every event comes out on OUTPUT as output.<kind>: users and subscriptions
+// as they came in, lessons enriched.
+const (
+	// InputStream holds every input event, partitioned by user uuid.
+	InputStream = "INPUT"
+	// OutputStream holds every event the Enricher emitted.
+	OutputStream = "OUTPUT"
+
+	// EnricherPartitions is how many partitions INPUT has. Each partition is
+	// processed in order by one worker at a time, so it bounds the
+	// Enricher's parallelism. Changing it re-partitions new events only:
+	// drain INPUT first.
+	EnricherPartitions = 8
+	// EnricherStateShards is how many KV buckets each kind of state is
+	// spread over (by user uuid hash), so a cluster can place them on
+	// different servers.
+	EnricherStateShards = 4
+
+	// EnricherAnalyticsConsumer copies emitted lessons to ClickHouse.
+	EnricherAnalyticsConsumer = "enricher-analytics"
+
+	// EnricherKeysBucket holds the API keys of the HTTP ingest, by SHA-256
+	// of the key (the key itself is never stored).
+	EnricherKeysBucket = "ENRICHER_APIKEYS"
+
+	// EnricherGroup is the priority group of the partition consumers: the
+	// server pins each partition to one client of the group at a time.
+	EnricherGroup = "enricher"
+
+	inputPrefix     = "input."
+	inputPartPrefix = "input.part."
+	outputPrefix    = "output."
+	usersBucketFmt  = "ENRICHER_USERS_%d"
+	subsBucketFmt   = "ENRICHER_SUBS_%d"
+	consumerFmt     = "enricher-p%d"
+)
+
+// Event kinds, the second token of input and output subjects.
+const (
+	KindUser         = "user"
+	KindSubscription = "subscription"
+	KindLesson       = "lesson"
+)
+
+// EnricherKinds lists the event kinds in a stable order.
+var EnricherKinds = [...]string{KindUser, KindSubscription, KindLesson}
+
+// EnricherInput is the subject a producer publishes an event of kind for the
+// user userUUID to.
+func EnricherInput(kind, userUUID string) string {
+	return inputPrefix + kind + "." + userUUID
+}
+
+// EnricherPartitionFilter is the subject filter of partition p's consumer.
+func EnricherPartitionFilter(p int) string {
+	return inputPartPrefix + strconv.Itoa(p) + ".*"
+}
+
+// EnricherPartitionConsumer is the durable consumer of partition p.
+func EnricherPartitionConsumer(p int) string { return fmt.Sprintf(consumerFmt, p) }
+
+// EnricherStoredKind returns the kind of a stored INPUT subject
+// (input.part.<p>.<kind>), or "" when the subject is not one.
+func EnricherStoredKind(subject string) string {
+	rest, ok := strings.CutPrefix(subject, inputPartPrefix)
+	if !ok {
+		return ""
+	}
+	_, kind, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	return kind
+}
+
+// EnricherOutput is the subject an emitted event of kind is published on.
+func EnricherOutput(kind string) string { return outputPrefix + kind }
+
+// EnricherOutputAll matches every emitted event.
+const EnricherOutputAll = outputPrefix + "*"
+
+// EnricherPartitionOf is the partition the INPUT transform assigns to
+// userUUID: FNV-1a 32 of the token modulo EnricherPartitions, the hash of
+// nats-server's partition() mapping function.
+func EnricherPartitionOf(userUUID string) int {
+	return int(fnv32a(userUUID) % EnricherPartitions)
+}
+
+// EnricherShardOf is the state shard of userUUID. Users and their
+// subscriptions share a shard, so one user's state lives in one place.
+func EnricherShardOf(userUUID string) int {
+	// A different seed from the partition hash, so partitions and shards
+	// are independent: partition p's users spread over every shard.
+	return int((fnv32a(userUUID) >> 8) % EnricherStateShards)
+}
+
+// EnricherUsersBucket is the KV bucket of shard s of the user state: one key
+// per user uuid.
+func EnricherUsersBucket(s int) string { return fmt.Sprintf(usersBucketFmt, s) }
+
+// EnricherSubsBucket is the KV bucket of shard s of the subscription state:
+// one key per (user uuid, language), EnricherSubKey.
+func EnricherSubsBucket(s int) string { return fmt.Sprintf(subsBucketFmt, s) }
+
+// EnricherSubKey is the KV key of a user's subscription in language.
+func EnricherSubKey(userUUID, language string) string { return userUUID + "." + language }
+
+func fnv32a(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+// Consumer settings of the partition consumers, shared with the worker.
+const (
+	// EnricherAckWait is how long a fetched, unacknowledged event waits
+	// before the server redelivers it (a worker that died). A worker
+	// retrying in place extends it (InProgress).
+	EnricherAckWait = 10 * time.Second
+	// EnricherPinnedTTL is how long a partition stays pinned to a worker
+	// that stopped pulling before another worker takes it over. It is longer
+	// than EnricherAckWait on purpose: when a worker dies, what it held is
+	// redeliverable before the next owner is pinned, and redeliveries go
+	// out before newer messages, so the takeover keeps the partition's
+	// order. (A graceful stop unpins at once.)
+	EnricherPinnedTTL = 15 * time.Second
+	// EnricherOutputDuplicates is the OUTPUT deduplication window: an input
+	// redelivered within it (a crash between publish and ack) does not
+	// produce a second output event. It must exceed EnricherAckWait plus
+	// the longest late-dimension hold.
+	EnricherOutputDuplicates = 5 * time.Minute
+)
+
 // enricherAssets declares the Enricher's streams, consumers and buckets
 // (seed 004).
 func enricherAssets(o Options) assetSet {
-	return assetSet{}
+	r := o.replicas()
+	set := assetSet{
+		Streams: []jetstream.StreamConfig{
+			{
+				Name:        InputStream,
+				Description: "Enricher input: user, subscription and lesson events, partitioned by user uuid (input.part.<p>.<kind>)",
+				Subjects:    []string{inputPrefix + "*.*"},
+				SubjectTransform: &jetstream.SubjectTransformConfig{
+					Source: inputPrefix + "*.*",
+					// partition() hashes the uuid token; the kind is kept.
+					Destination: fmt.Sprintf("%s{{partition(%d,2)}}.{{wildcard(1)}}", inputPartPrefix, EnricherPartitions),
+				},
+				Retention:  jetstream.LimitsPolicy,
+				MaxAge:     7 * 24 * time.Hour,
+				Storage:    jetstream.FileStorage,
+				Replicas:   r,
+				Duplicates: 2 * time.Minute,
+			},
+			{
+				Name:        OutputStream,
+				Description: "Enricher output: every input event, lessons enriched (output.<kind>)",
+				Subjects:    []string{EnricherOutputAll},
+				Retention:   jetstream.LimitsPolicy,
+				MaxAge:      7 * 24 * time.Hour,
+				Storage:     jetstream.FileStorage,
+				Replicas:    r,
+				Duplicates:  EnricherOutputDuplicates,
+				AllowDirect: true,
+			},
+		},
+		Consumers: map[string][]jetstream.ConsumerConfig{},
+	}
+	for p := range EnricherPartitions {
+		set.Consumers[InputStream] = append(set.Consumers[InputStream], jetstream.ConsumerConfig{
+			Durable:       EnricherPartitionConsumer(p),
+			Description:   fmt.Sprintf("enricher: partition %d, in order, pinned to one worker", p),
+			FilterSubject: EnricherPartitionFilter(p),
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       EnricherAckWait,
+			// Unlimited: the worker decides (dead-letters invalid events,
+			// emits parked lessons after the hold); a KV outage must not
+			// exhaust deliveries.
+			MaxDeliver:     -1,
+			MaxAckPending:  20000,
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{EnricherGroup},
+			PinnedTTL:      EnricherPinnedTTL,
+			Replicas:       r,
+		})
+	}
+	set.Consumers[OutputStream] = []jetstream.ConsumerConfig{{
+		Durable:       EnricherAnalyticsConsumer,
+		Description:   "enricher-analytics: emitted lessons into ClickHouse",
+		FilterSubject: EnricherOutput(KindLesson),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1, // ClickHouse down means wait, not dead-letter
+		MaxAckPending: 4000,
+		Replicas:      r,
+	}}
+	set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
+		Bucket:      EnricherKeysBucket,
+		Description: "enricher ingest API keys (SHA-256 of the key → record)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	for s := range EnricherStateShards {
+		for _, name := range []string{EnricherUsersBucket(s), EnricherSubsBucket(s)} {
+			set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
+				Bucket:      name,
+				Description: fmt.Sprintf("enricher state shard %d/%d", s, EnricherStateShards),
+				History:     1,
+				Storage:     jetstream.FileStorage,
+				Replicas:    r,
+			})
+		}
+	}
+	return set
+}
+
+// KVPutSubject is the subject a raw publish to store key in KV bucket goes
+// to. Bulk loaders publish to it asynchronously instead of one synchronous
+// Put per key.
+func KVPutSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
+
+// EnricherAPIKey is the stored record of one ingest API key.
+type EnricherAPIKey struct {
+	Name      string    `json:"name"`       // who it was issued to
+	Created   time.Time `json:"created"`    // when
+	RateLimit float64   `json:"rate_limit"` // events per second; 0 means the default
+	Disabled  bool      `json:"disabled,omitempty"`
 }

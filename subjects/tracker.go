@@ -1,7 +1,215 @@
 package subjects
 
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The Tracker's contract (seed 000).
+//
+// Tracking state lives in the TRACKER KV bucket, one record per channel and
+// per video however many users track it, plus mappings both ways:
+//
+//	channel.<cid>                 TrackedChannel
+//	channel.<cid>.user.<uid>      TrackLink (who tracks the channel)
+//	channel.<cid>.video.<vid>     TrackLink (videos seen on the channel)
+//	video.<vid>                   TrackedVideo
+//	video.<vid>.user.<uid>        TrackLink (who tracks the video itself)
+//	user.<uid>.channel.<cid>      TrackLink
+//	user.<uid>.video.<vid>        TrackLink
+//	user.<uid>.credit.<yyyymm>.<vid>  TrackLink (a free-plan credit spent)
+//	hourly.<vid>                  TrackWindow, per-key TTL: sampled hourly until it expires (7 days)
+//	daily.<vid>                   TrackWindow, per-key TTL: sampled daily until it expires (60 days)
+//
+// Schedule ticks (ChannelTick, VideoHourlyTick, VideoDailyTick) are consumed
+// by TrackerTickConsumer, which lists the live records and enqueues one
+// TrackJob per item on TRACK (TrackChannelJob / TrackVideoJob) with
+// Nats-Msg-Id TrackJobID(kind, id, slot): a tick handled twice enqueues
+// nothing twice within TrackDedupeWindow.
+const (
+	// TrackerBucket is the tracking state described above.
+	TrackerBucket = "TRACKER"
+	// TrackStream is the work queue of tracking jobs.
+	TrackStream = "TRACK"
+	// TrackDedupeWindow is how long TRACK remembers a job id.
+	TrackDedupeWindow = 2 * time.Hour
+
+	// TrackerTickConsumer consumes the tracker's schedule ticks on
+	// SCHEDULES.
+	TrackerTickConsumer = "tracker-ticks"
+	// TrackChannelConsumer runs channel jobs (RSS checks).
+	TrackChannelConsumer = "tracker-channels"
+	// TrackVideoConsumer runs video jobs (watch page, thumbnail, sample).
+	TrackVideoConsumer = "tracker-videos"
+
+	// TrackHourlyWindow and TrackDailyWindow are how long a video is
+	// sampled hourly and daily after it is first seen.
+	TrackHourlyWindow = 7 * 24 * time.Hour
+	TrackDailyWindow  = 60 * 24 * time.Hour
+
+	trackChannelPrefix = "track.channel."
+	trackVideoPrefix   = "track.video."
+)
+
+// Tracker job kinds, the first token of a job id.
+const (
+	TrackKindChannel = "channel"
+	TrackKindHourly  = "hourly"
+	TrackKindDaily   = "daily"
+)
+
+// TrackChannelJob is the subject of the job checking channel id.
+func TrackChannelJob(id string) string { return trackChannelPrefix + id }
+
+// TrackVideoJob is the subject of the job sampling video id.
+func TrackVideoJob(id string) string { return trackVideoPrefix + id }
+
+// TrackJobID is the Nats-Msg-Id of a job: kind:id:slot, slot in Unix
+// seconds.
+func TrackJobID(kind, id string, slot time.Time) string {
+	return kind + ":" + id + ":" + strconv.FormatInt(slot.Unix(), 10)
+}
+
+// TrackJob is the payload of a job on TRACK.
+type TrackJob struct {
+	Kind string    `json:"kind"` // TrackKindChannel, TrackKindHourly or TrackKindDaily
+	ID   string    `json:"id"`   // channel or video id
+	Slot time.Time `json:"slot"` // the sampling slot the tick stands for
+}
+
+// TrackedChannel is a channel's tracking record.
+type TrackedChannel struct {
+	ID            string    `json:"id"`
+	Title         string    `json:"title"`
+	Handle        string    `json:"handle,omitempty"`
+	LatestVideoID string    `json:"latest_video_id,omitempty"`
+	Checked       time.Time `json:"checked,omitzero"` // last successful RSS check
+	Created       time.Time `json:"created"`
+}
+
+// TrackedVideo is a video's tracking record: what the last sample saw, so
+// the next one can tell a thumbnail or title change.
+type TrackedVideo struct {
+	ID          string    `json:"id"`
+	ChannelID   string    `json:"channel_id,omitempty"`
+	Title       string    `json:"title,omitempty"`
+	ThumbHash   string    `json:"thumb_hash,omitempty"`
+	PublishedAt time.Time `json:"published_at,omitzero"`
+	Views       int64     `json:"views"`
+	Sampled     time.Time `json:"sampled,omitzero"` // slot of the last sample
+	FirstSeen   time.Time `json:"first_seen"`
+}
+
+// TrackLink is a mapping record (user↔channel, user↔video, channel→video,
+// credits).
+type TrackLink struct {
+	Since time.Time `json:"since"`
+}
+
+// TrackWindow is an hourly or daily sampling record; it lives until Until
+// (its per-key TTL).
+type TrackWindow struct {
+	Until time.Time `json:"until"`
+}
+
+// Tracker KV keys.
+func TrackerChannelKey(cid string) string          { return "channel." + cid }
+func TrackerChannelUserKey(cid, uid string) string { return "channel." + cid + ".user." + uid }
+func TrackerChannelVideoKey(cid, vid string) string {
+	return "channel." + cid + ".video." + vid
+}
+func TrackerVideoKey(vid string) string          { return "video." + vid }
+func TrackerVideoUserKey(vid, uid string) string { return "video." + vid + ".user." + uid }
+func TrackerUserChannelKey(uid, cid string) string {
+	return "user." + uid + ".channel." + cid
+}
+func TrackerUserVideoKey(uid, vid string) string { return "user." + uid + ".video." + vid }
+func TrackerCreditKey(uid, month, vid string) string {
+	return "user." + uid + ".credit." + month + "." + vid
+}
+func TrackerHourlyKey(vid string) string { return "hourly." + vid }
+func TrackerDailyKey(vid string) string  { return "daily." + vid }
+
+// Key filters for listing.
+const (
+	TrackerAllChannels = "channel.*"
+	TrackerAllVideos   = "video.*"
+	TrackerAllHourly   = "hourly.*"
+	TrackerAllDaily    = "daily.*"
+)
+
+// TrackerUserChannels, TrackerUserVideos, TrackerUserCredits,
+// TrackerChannelUsers and TrackerChannelVideos filter the mappings.
+func TrackerUserChannels(uid string) string { return "user." + uid + ".channel.*" }
+func TrackerUserVideos(uid string) string   { return "user." + uid + ".video.*" }
+func TrackerUserCredits(uid, month string) string {
+	return "user." + uid + ".credit." + month + ".*"
+}
+func TrackerChannelUsers(cid string) string  { return "channel." + cid + ".user.*" }
+func TrackerChannelVideos(cid string) string { return "channel." + cid + ".video.*" }
+
+// LastToken is the last dot-separated token of a key or subject.
+func LastToken(s string) string { return s[strings.LastIndexByte(s, '.')+1:] }
+
+// trackerTicks are the schedules the tracker consumes.
+var trackerTicks = []string{ChannelTick, VideoHourlyTick, VideoDailyTick}
+
 // trackerAssets declares the Tracker's streams, consumers and buckets
 // (seed 000).
 func trackerAssets(o Options) assetSet {
-	return assetSet{}
+	r := o.replicas()
+	var ticks []string
+	for _, t := range trackerTicks {
+		ticks = append(ticks, ScheduleTick(t))
+	}
+	job := func(durable, desc, filter string, ackWait time.Duration) jetstream.ConsumerConfig {
+		return jetstream.ConsumerConfig{
+			Durable: durable, Description: desc, FilterSubject: filter,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait,
+			MaxDeliver: 6, MaxAckPending: 4096, Replicas: r,
+		}
+	}
+	return assetSet{
+		Streams: []jetstream.StreamConfig{{
+			Name:        TrackStream,
+			Description: "Tracker jobs: track.channel.<cid> (RSS check), track.video.<vid> (sample)",
+			Subjects:    []string{trackChannelPrefix + "*", trackVideoPrefix + "*"},
+			Retention:   jetstream.WorkQueuePolicy,
+			// A job older than a day is superseded by the next tick's.
+			MaxAge:     24 * time.Hour,
+			Storage:    jetstream.FileStorage,
+			Replicas:   r,
+			Duplicates: TrackDedupeWindow,
+		}},
+		Consumers: map[string][]jetstream.ConsumerConfig{
+			SchedulesStream: {{
+				Durable:        TrackerTickConsumer,
+				Description:    "tracker-ticks role: turn schedule ticks into TRACK jobs",
+				FilterSubjects: ticks,
+				DeliverPolicy:  jetstream.DeliverNewPolicy,
+				AckPolicy:      jetstream.AckExplicitPolicy,
+				// Listing and enqueueing 100K items takes a while.
+				AckWait:       5 * time.Minute,
+				MaxDeliver:    5,
+				MaxAckPending: 16,
+				Replicas:      r,
+			}},
+			TrackStream: {
+				job(TrackChannelConsumer, "tracker-channels role: read channel RSS feeds", trackChannelPrefix+"*", 2*time.Minute),
+				job(TrackVideoConsumer, "tracker-videos role: scrape watch pages, hash thumbnails, store samples", trackVideoPrefix+"*", 2*time.Minute),
+			},
+		},
+		KeyValues: []jetstream.KeyValueConfig{{
+			Bucket:      TrackerBucket,
+			Description: "Tracker: channel and video tracking records, user mappings, hourly/daily windows (per-key TTL)",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    r,
+			// Per-key TTLs (hourly/daily windows) need limit markers.
+			LimitMarkerTTL: time.Minute,
+		}},
+	}
 }

@@ -25,10 +25,10 @@ func (p product) Ready() bool { return p.Mount != nil }
 // mount_<product>.go.
 func allProducts() []product {
 	return []product{
-		{Name: "Tracker", Path: "/tracker", Summary: "Track YouTube channels and videos: view curves, thumbnail and title changes, A/B tests, a weekly outlier digest."},
-		{Name: "Events", Path: "/events", Summary: "Virtual community events and hackathons: tickets, magic links, live stream, chat, analytics and reports."},
-		{Name: "Counter API", Path: "/counter", Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
-		{Name: "Enricher", Path: "/enricher", Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
+		{Name: "Tracker", Path: "/tracker", Mount: mountTracker, Summary: "Track YouTube channels and videos: view curves, thumbnail and title changes, A/B tests, a weekly outlier digest."},
+		{Name: "Events", Path: "/events", Mount: mountEvents, Summary: "Virtual community events and hackathons: tickets, magic links, live stream, chat, analytics and reports."},
+		{Name: "Counter API", Path: "/counter", Mount: mountCounter, Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
+		{Name: "Enricher", Path: "/enricher", Mount: mountEnricher, Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
 		{Name: "Media", Path: "/media", Summary: "Upload a video; queue-driven workers fan out one job per rendition into HLS."},
 	}
 }

@@ -23,6 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"jetfleet/internal/accounts"
+	"jetfleet/internal/blob"
+	"jetfleet/internal/payments"
+	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
 	"jetfleet/web/session"
 )
@@ -34,6 +38,10 @@ var static embed.FS
 type Config struct {
 	SessionSecret []byte // at least 32 bytes
 	SecureCookies bool   // true when the site is served over https
+	BaseURL       string // public URL of the site, for links in mail
+	// Outbox serves /outbox, the mail a development install keeps instead
+	// of sending. Never on a public site: it shows everyone's sign-in links.
+	Outbox bool
 }
 
 // Deps are the outside parts the edge uses.
@@ -46,13 +54,24 @@ type Deps struct {
 	Blobs    http.Handler
 	Gatherer prometheus.Gatherer
 	Log      *slog.Logger
+	// BlobStore hands out URLs of stored blobs (tracker thumbnails); nil
+	// shows pages without them.
+	BlobStore blob.Store
+	// YouTube checks what users track; nil uses youtube.com itself.
+	YouTube *youtube.Client
+	// Payments is Stripe for event tickets; nil sells free tickets only.
+	Payments *payments.Client
 }
 
 // Server is the edge's HTTP handler.
 type Server struct {
+	cfg      Config
 	deps     Deps
 	sessions *session.Manager
 	handler  http.Handler
+	// api holds JSON APIs authenticated by API key, mounted under /api/
+	// outside the session and CSRF middleware.
+	api *http.ServeMux
 }
 
 // New builds the edge. The SESSIONS bucket must exist (subjects.Provision).
@@ -65,10 +84,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{deps: deps, sessions: sessions}
+	s := &Server{cfg: cfg, deps: deps, sessions: sessions, api: http.NewServeMux()}
+	store, err := accounts.Open(ctx, deps.JS, accounts.Config{})
+	if err != nil {
+		return nil, err
+	}
 
 	pages := http.NewServeMux()
 	pages.Handle("GET /{$}", templ.Handler(home()))
+	newAuthHandlers(s, store).mount(pages)
 	if err := s.mountProducts(ctx, pages); err != nil {
 		return nil, err
 	}
@@ -81,6 +105,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.Blobs != nil {
 		root.Handle("GET /blobs/", deps.Blobs)
 	}
+	root.Handle("/api/", s.api)
 	root.Handle("/", sessions.Middleware(pages))
 	s.handler = s.recoverer(securityHeaders(root))
 	return s, nil

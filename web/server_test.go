@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -27,6 +28,7 @@ func TestMain(m *testing.M) {
 type edge struct {
 	*httptest.Server
 	nats *testenv.NATS
+	js   jetstream.JetStream
 }
 
 func startEdge(t *testing.T) *edge {
@@ -40,7 +42,7 @@ func startEdge(t *testing.T) *edge {
 	conn, _ := ch.Database(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32))}, web.Deps{
+	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}, web.Deps{
 		NATS: nc, JS: js, ClickHouse: conn, Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -48,7 +50,7 @@ func startEdge(t *testing.T) *edge {
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(hs.Close)
-	return &edge{Server: hs, nats: srv}
+	return &edge{Server: hs, nats: srv, js: js}
 }
 
 func get(t *testing.T, url string) (*http.Response, string) {

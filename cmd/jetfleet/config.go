@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -41,9 +42,28 @@ type config struct {
 	BaseURL       string
 	SessionSecret string
 
+	SMTPHost     string
+	SMTPPort     int
+	SMTPUsername string
+	SMTPPassword string
+	SMTPFrom     string
+	SMTPTLS      string
+
 	DataDir  string
 	LogLevel string
 	Roles    string
+
+	StripeSecretKey     string
+	StripeWebhookSecret string
+	StripeAPIBase       string
+
+	YouTubeURL         string
+	YouTubeThumbURL    string
+	YouTubeRate        int
+	TrackerConcurrency int
+	// TrackerSlot, when set (jetfleet dev --demo), shrinks the tracker's
+	// sampling slots so faster ticks each make a sample.
+	TrackerSlot time.Duration
 }
 
 // setting describes one configuration value: its environment variable, its
@@ -76,9 +96,22 @@ func (c *config) settings() []setting {
 		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "worker /metrics and /healthz listen address", str: &c.MetricsAddr},
 		{env: "BASE_URL", flag: "base-url", def: "http://localhost:8080", usage: "public URL of the site (links in mail, cookie security)", str: &c.BaseURL},
 		{env: "SESSION_SECRET", flag: "session-secret", usage: "32+ byte secret for sessions, CSRF and signed URLs (dev: generated under DATA_DIR)", str: &c.SessionSecret, secret: true},
+		{env: "SMTP_HOST", flag: "smtp-host", usage: "SMTP server for outgoing mail (empty: mail kept in the development outbox)", str: &c.SMTPHost},
+		{env: "SMTP_PORT", flag: "smtp-port", def: "0", usage: "SMTP port (0: the usual port of SMTP_TLS)", num: &c.SMTPPort},
+		{env: "SMTP_USERNAME", flag: "smtp-username", usage: "SMTP user (AUTH PLAIN)", str: &c.SMTPUsername},
+		{env: "SMTP_PASSWORD", flag: "smtp-password", usage: "SMTP password", str: &c.SMTPPassword, secret: true},
+		{env: "SMTP_FROM", flag: "smtp-from", def: "jetfleet <no-reply@localhost>", usage: "From address of outgoing mail", str: &c.SMTPFrom},
+		{env: "SMTP_TLS", flag: "smtp-tls", def: "starttls", usage: "starttls, tls (implicit) or none", str: &c.SMTPTLS},
+		{env: "STRIPE_SECRET_KEY", flag: "stripe-secret-key", usage: "Stripe secret key for event tickets (empty: edge sells free tickets only; dev runs a local Stripe stand-in)", str: &c.StripeSecretKey, secret: true},
+		{env: "STRIPE_WEBHOOK_SECRET", flag: "stripe-webhook-secret", usage: "Stripe webhook signing secret (whsec_…) of /api/events/stripe/webhook", str: &c.StripeWebhookSecret, secret: true},
+		{env: "STRIPE_API_BASE", flag: "stripe-api-base", def: "https://api.stripe.com", usage: "Stripe API base URL (tests: a local stand-in)", str: &c.StripeAPIBase},
 		{env: "DATA_DIR", flag: "data-dir", def: "./data", usage: "where jetfleet dev keeps NATS and ClickHouse data", str: &c.DataDir},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{env: "WORKER_ROLES", flag: "roles", def: "all", usage: "worker roles to run, comma-separated, or all", str: &c.Roles},
+		{env: "YOUTUBE_URL", flag: "youtube-url", def: "https://www.youtube.com", usage: "YouTube watch pages, feeds and @handles (tracker)", str: &c.YouTubeURL},
+		{env: "YOUTUBE_THUMB_URL", flag: "youtube-thumb-url", def: "https://i.ytimg.com", usage: "YouTube thumbnails (tracker)", str: &c.YouTubeThumbURL},
+		{env: "YOUTUBE_RATE", flag: "youtube-rate", def: "200", usage: "requests per second to YouTube, per process (tracker)", num: &c.YouTubeRate},
+		{env: "TRACKER_CONCURRENCY", flag: "tracker-concurrency", def: "256", usage: "video jobs in flight per tracker-videos worker", num: &c.TrackerConcurrency},
 	}
 }
 
@@ -175,6 +208,12 @@ func (c *config) validate() error {
 	}
 	if c.SessionSecret != "" && len(c.SessionSecret) < 32 {
 		bad("SESSION_SECRET", "must be at least 32 characters")
+	}
+	if c.StripeSecretKey != "" && c.StripeWebhookSecret == "" {
+		bad("STRIPE_WEBHOOK_SECRET", "required with STRIPE_SECRET_KEY (Stripe shows it where the webhook endpoint is set up)")
+	}
+	if u, err := url.Parse(c.StripeAPIBase); err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+		bad("STRIPE_API_BASE", "%q is not an http(s) URL", c.StripeAPIBase)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", "%v", err)

@@ -26,6 +26,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
 	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
+	demo := fs.Bool("demo", false, "tracker demo: a local YouTube stand-in with growing channels, ticks every few seconds")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -38,6 +39,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	var natsPort int
 	fmt.Sscan(portStr, &natsPort)
 
+	if getenv("BASE_URL") == "" && !flagSet(fs, "base-url") {
+		// Links in mail must point at the port dev really serves.
+		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port != "0" {
+			cfg.BaseURL = "http://localhost:" + port
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("DATA_DIR: %w", err)
 	}
@@ -57,6 +64,16 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	if err := subjects.Provision(ctx, js, provisionOptions(cfg)); err != nil {
+		return err
+	}
+	var demoText string
+	if *demo {
+		if demoText, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
+			return err
+		}
+	}
+	yt, err := newYouTube(cfg)
+	if err != nil {
 		return err
 	}
 
@@ -94,10 +111,15 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		blobDesc = "S3 " + cfg.S3Endpoint + "/" + cfg.S3Bucket
 	}
 
+	pay, closePay, err := openPayments(cfg, true, log)
+	if err != nil {
+		return err
+	}
+	defer closePay()
 	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:")},
-		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge")})
+	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, Outbox: cfg.SMTPHost == ""},
+		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return err
 	}
@@ -110,10 +132,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	g.Go(func() error {
 		return serveHTTP(gctx, cfg.HTTPAddr, edge, log, func(a net.Addr) {
 			printDevSummary(stdout, cfg, siteURL(cfg, a), ns.ClientURL(), host, *monitorPort, chDesc, blobDesc, roles)
+			writeDemo(stdout, demoText)
 		})
 	})
 	g.Go(func() error {
-		return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, ch: chConn, blobs: blobs, log: log}, metrics)
+		return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, ch: chConn, blobs: blobs, log: log, reg: reg}, metrics)
 	})
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil {
@@ -152,4 +175,10 @@ jetfleet dev is running
 Ctrl-C stops everything.
 
 `, site, natsURL, monitor, natsURL, ch, blobs, strings.Join(names, ", "), cfg.DataDir)
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -95,6 +98,8 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 		}
 	}
 
+	signInThroughOutbox(t, base)
+
 	cancel()
 	select {
 	case err := <-done:
@@ -106,5 +111,48 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 	}
 	if out, _ := exec.Command("pgrep", "-f", dir).Output(); len(out) > 0 {
 		t.Fatalf("a process still runs on the data dir after dev stopped: %s", out)
+	}
+}
+
+// signInThroughOutbox is the newcomer's path on `make run`: ask for a link,
+// find it in the outbox (the mail role delivered it there), open it, confirm.
+func signInThroughOutbox(t *testing.T, base string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	page := func(path string) string {
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	csrf := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+	form := page("/signin")
+	resp, err := c.PostForm(base+"/signin", url.Values{"email": {"newcomer@example.com"}, "csrf_token": {csrf.FindStringSubmatch(form)[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	link := regexp.MustCompile(`href="(http://[^"]+/signin/verify\?token=[^"]+)"`)
+	var verify string
+	testenv.Eventually(t, 15*time.Second, "the sign-in mail reaches the outbox", func() bool {
+		m := link.FindStringSubmatch(page("/outbox"))
+		if m != nil {
+			verify = html.UnescapeString(m[1])
+		}
+		return m != nil
+	})
+	u, _ := url.Parse(verify)
+	confirm := page(u.RequestURI())
+	resp, err = c.PostForm(base+"/signin/verify", url.Values{"token": {u.Query().Get("token")}, "csrf_token": {csrf.FindStringSubmatch(confirm)[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if home := page("/"); !strings.Contains(home, "newcomer@example.com") {
+		t.Fatal("not signed in after following the outbox link")
 	}
 }

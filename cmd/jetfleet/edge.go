@@ -30,13 +30,22 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer ch.Close()
-	_, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	blobs, blobHandler, err := openBlobs(ctx, cfg, js, secret)
 	if err != nil {
 		return err
 	}
+	yt, err := newYouTube(cfg)
+	if err != nil {
+		return err
+	}
+	pay, closePay, err := openPayments(cfg, false, log)
+	if err != nil {
+		return err
+	}
+	defer closePay()
 	reg := newRegistry()
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:")},
-		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log})
+	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL},
+		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}

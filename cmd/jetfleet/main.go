@@ -24,6 +24,13 @@ Usage:
   jetfleet dlq show SEQ                show one dead letter
   jetfleet dlq replay SEQ | --all [--stream S] [--subject SUBJ]
                                        publish dead letters back to their origin
+  jetfleet enricher load FILE          load an NDJSON snapshot of users and subscriptions into the enricher's state
+  jetfleet enricher key NAME           issue an API key for the enricher's HTTP ingest (shown once)
+  jetfleet users premium [--off] EMAIL  lift (or restore) a user's free-plan limits
+  jetfleet users show EMAIL            one user's account
+  jetfleet counter apikey create --tenant T | rebuild --since T | bench
+                                       Counter API keys, rollup rebuild, co-located benchmark
+  jetfleet tracker bench [flags]       tracker benchmark: one hourly tick over 90,000 videos
   jetfleet config [flags]              print the effective configuration, secrets masked
   jetfleet health URL                  exit 0 when URL answers 200 (container healthchecks)
 
@@ -58,6 +65,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runDLQ(ctx, rest, getenv, stdout)
 	case "config":
 		return runConfig(rest, getenv, stdout)
+	case "users":
+		return runUsers(ctx, rest, getenv, stdout)
+	case "enricher":
+		return runEnricher(ctx, rest, getenv, stdout)
+	case "counter":
+		return runCounter(ctx, rest, getenv, stdout)
+	case "tracker":
+		return runTracker(ctx, rest, stdout)
 	case "health":
 		return runHealth(ctx, rest)
 	case "help", "-h", "--help":

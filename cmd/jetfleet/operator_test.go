@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/accounts"
 	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
 
@@ -100,5 +102,32 @@ func TestDLQCommandsListShowAndReplay(t *testing.T) {
 	}
 	if ls := runCmd(t, vars, "dlq", "ls"); !strings.Contains(ls, "0 dead letter(s)") {
 		t.Fatalf("after replay:\n%s", ls)
+	}
+}
+
+func TestUsersPremiumVerb(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, js := srv.Connect(t)
+	vars := map[string]string{"NATS_URL": srv.URL, "LOG_LEVEL": "warn"}
+	ctx := testenv.Context(t, 20*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"users", "premium", "ada@example.com"}, env(vars), &out); err == nil {
+		t.Fatal("premium for an unknown user succeeded")
+	}
+	store, err := accounts.Open(ctx, js, accounts.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.EnsureUser(ctx, "ada@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got := runCmd(t, vars, "users", "premium", "Ada@Example.com"); !strings.Contains(got, "premium true") {
+		t.Fatalf("premium: %s", got)
+	}
+	if got := runCmd(t, vars, "users", "premium", "--off", "ada@example.com"); !strings.Contains(got, "premium false") {
+		t.Fatalf("premium --off: %s", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"jetfleet/internal/blob"
@@ -22,6 +23,7 @@ type roleDeps struct {
 	ch    driver.Conn // nil when CLICKHOUSE_URL is not set for a worker
 	blobs blob.Store
 	log   *slog.Logger
+	reg   prometheus.Registerer // nil: role metrics beyond consume's are not exported
 }
 
 // clickhouse returns the ClickHouse connection or an error naming the setting
@@ -39,6 +41,9 @@ type role struct {
 	name     string
 	consumer consume.Config
 	build    func(ctx context.Context, d roleDeps) (consume.Handler, error)
+	// run, when set, replaces consumer and build: the role runs its own
+	// loop (e.g. consume.OrderedConsumer for per-partition order).
+	run func(ctx context.Context, d roleDeps, m *consume.Metrics) error
 }
 
 // roleNames resolves WORKER_ROLES ("all" or a comma-separated list).
@@ -66,6 +71,10 @@ func roleNames(spec string, known []role) ([]role, error) {
 func runRoles(ctx context.Context, roles []role, d roleDeps, metrics *consume.Metrics) error {
 	g, ctx := errgroup.WithContext(ctx)
 	for _, r := range roles {
+		if r.run != nil {
+			g.Go(func() error { return r.run(ctx, d, metrics) })
+			continue
+		}
 		h, err := r.build(ctx, d)
 		if err != nil {
 			return fmt.Errorf("role %s: %w", r.name, err)

@@ -57,6 +57,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	g.Go(func() error {
 		return serveHTTP(gctx, cfg.MetricsAddr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
 	})
+	deps.reg = reg
 	g.Go(func() error { return runRoles(gctx, roles, deps, metrics) })
 	return g.Wait()
 }

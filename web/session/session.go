@@ -45,6 +45,7 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9_-]{43}$`)
 type Session struct {
 	ID     string
 	UserID string // empty when not signed in
+	Email  string // the signed-in user's address, for display
 	csrf   string
 }
 
@@ -56,6 +57,7 @@ func (s *Session) SignedIn() bool { return s.UserID != "" }
 
 type record struct {
 	UserID  string    `json:"user_id"`
+	Email   string    `json:"email"`
 	Created time.Time `json:"created"`
 }
 
@@ -124,13 +126,13 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 
 // SignIn starts a signed-in session for userID under a new id, replacing the
 // browser's current one, and returns it.
-func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, userID string) (*Session, error) {
+func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, email string) (*Session, error) {
 	if old := From(r.Context()); old.ID != "" {
 		_ = m.kv.Purge(ctx, old.ID) // best effort; an anonymous id has no key
 	}
 	s := m.fresh()
-	s.UserID = userID
-	rec, err := json.Marshal(record{UserID: userID, Created: time.Now().UTC()})
+	s.UserID, s.Email = userID, email
+	rec, err := json.Marshal(record{UserID: userID, Email: email, Created: time.Now().UTC()})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +172,7 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return s, nil // unreadable record: treat as signed out
 	}
-	s.UserID = rec.UserID
+	s.UserID, s.Email = rec.UserID, rec.Email
 	return s, nil
 }
 

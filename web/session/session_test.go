@@ -43,7 +43,7 @@ func newSite(t *testing.T) (*httptest.Server, jetstream.KeyValue, jetstream.JetS
 		io.WriteString(w, s.CSRFToken()+" "+s.UserID)
 	})
 	mux.HandleFunc("POST /in", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := m.SignIn(r.Context(), w, r, r.PostFormValue("user")); err != nil {
+		if _, err := m.SignIn(r.Context(), w, r, r.PostFormValue("user"), r.PostFormValue("user")+"@example.com"); err != nil {
 			http.Error(w, err.Error(), 500)
 		}
 	})

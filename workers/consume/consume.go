@@ -14,15 +14,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"jetfleet/subjects"
+	"jetfleet/workers/deadletter"
 )
 
 // Handler handles one message. It returns nil when the message is done,
@@ -245,34 +243,13 @@ func (c *Consumer) backoff(delivery uint64) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// deadLetter copies msg to the DLQ stream with the reason. Its message id is
-// derived from the original stream sequence, so a message dead-lettered twice
-// (a crash between the copy and the term) still makes one DLQ entry.
+// deadLetter copies msg to the DLQ stream with the reason.
 func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, cause error) error {
-	out := nats.NewMsg(subjects.DLQ(md.Stream, md.Consumer))
-	out.Data = msg.Data()
-	for k, vs := range msg.Headers() {
-		// Server-interpreted headers (Nats-Msg-Id, Nats-TTL, schedules…) would
-		// change how the copy is stored; the original's are not needed.
-		if strings.HasPrefix(k, "Nats-") {
-			continue
-		}
-		out.Header[k] = vs
-	}
-	out.Header.Set(subjects.HeaderDLQSubject, msg.Subject())
-	out.Header.Set(subjects.HeaderDLQStream, md.Stream)
-	out.Header.Set(subjects.HeaderDLQConsumer, md.Consumer)
-	out.Header.Set(subjects.HeaderDLQSequence, strconv.FormatUint(md.Sequence.Stream, 10))
-	out.Header.Set(subjects.HeaderDLQDeliveries, strconv.FormatUint(md.NumDelivered, 10))
-	out.Header.Set(subjects.HeaderDLQError, truncate(cause.Error(), 2000))
-	out.Header.Set(subjects.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339))
-	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%d", md.Stream, md.Sequence.Stream))
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := c.js.PublishMsg(ctx, out); err != nil {
-		return fmt.Errorf("publish to %s: %w", out.Subject, err)
-	}
-	return nil
+	return deadletter.Write(ctx, c.js, deadletter.Record{
+		Subject: msg.Subject(), Header: msg.Headers(), Data: msg.Data(),
+		Stream: md.Stream, Consumer: md.Consumer, Seq: md.Sequence.Stream, Deliveries: md.NumDelivered,
+		Cause: cause.Error(),
+	})
 }
 
 func truncate(s string, n int) string {

@@ -1,0 +1,495 @@
+// Package tracking is the Tracker's domain: who tracks which channel and
+// video, the one tracking record per channel and per video however many
+// users track it, the hourly and daily sampling windows of a video (KV keys
+// with a per-key TTL) and the free plan's limits. It keeps all of it in the
+// TRACKER KV bucket (keys documented in subjects/tracker.go), so the edge
+// (tracking, dashboards, authorization) and the tracker workers (ticks,
+// RSS checks, samples) share one implementation.
+package tracking
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/subjects"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound     = errors.New("not tracked")
+	ErrLimitReached = errors.New("free plan limit reached")
+	ErrInvalidID    = errors.New("invalid id")
+)
+
+// Options tune a Store. Zero values take the documented defaults.
+type Options struct {
+	// Now is the clock: credits are counted per calendar month of it, and
+	// windows are measured from it. Default time.Now.
+	Now func() time.Time
+	// FreeChannels caps the channels a free user tracks; default 3.
+	FreeChannels int
+	// FreeVideosPerMonth caps the videos outside their channels a free
+	// user starts tracking per calendar month (UTC); default 10.
+	FreeVideosPerMonth int
+	// HourlyWindow and DailyWindow are how long after a video is first
+	// seen it is sampled hourly and daily; defaults 7 and 60 days.
+	HourlyWindow, DailyWindow time.Duration
+}
+
+// Store reads and writes tracking state. It is safe for concurrent use.
+type Store struct {
+	kv jetstream.KeyValue
+	o  Options
+}
+
+// New returns a store over the TRACKER bucket kv.
+func New(kv jetstream.KeyValue, o Options) *Store {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FreeChannels <= 0 {
+		o.FreeChannels = 3
+	}
+	if o.FreeVideosPerMonth <= 0 {
+		o.FreeVideosPerMonth = 10
+	}
+	if o.HourlyWindow <= 0 {
+		o.HourlyWindow = subjects.TrackHourlyWindow
+	}
+	if o.DailyWindow <= 0 {
+		o.DailyWindow = subjects.TrackDailyWindow
+	}
+	return &Store{kv: kv, o: o}
+}
+
+// Open binds to the TRACKER bucket (see subjects.Provision).
+func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
+	kv, err := js.KeyValue(ctx, subjects.TrackerBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open tracker bucket: %w", err)
+	}
+	return New(kv, o), nil
+}
+
+// Limits are a user's plan limits and what they used.
+type Limits struct {
+	Premium            bool
+	Channels, MaxChans int
+	Credits, MaxCreds  int // this month
+}
+
+var tokenRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func checkID(kind, id string) error {
+	if !tokenRe.MatchString(id) {
+		return fmt.Errorf("%w: %s %q", ErrInvalidID, kind, id)
+	}
+	return nil
+}
+
+func (s *Store) month() string { return s.o.Now().UTC().Format("200601") }
+
+// Limits reports what a user may still track.
+func (s *Store) Limits(ctx context.Context, uid string, premium bool) (Limits, error) {
+	if err := checkID("user", uid); err != nil {
+		return Limits{}, err
+	}
+	chans, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+	if err != nil {
+		return Limits{}, err
+	}
+	creds, err := s.keys(ctx, subjects.TrackerUserCredits(uid, s.month()))
+	if err != nil {
+		return Limits{}, err
+	}
+	return Limits{Premium: premium, Channels: len(chans), MaxChans: s.o.FreeChannels,
+		Credits: len(creds), MaxCreds: s.o.FreeVideosPerMonth}, nil
+}
+
+// TrackChannel makes uid track ch, creating the channel's tracking record
+// the first time anyone tracks it. A free user is limited to FreeChannels.
+// Tracking a channel twice is not an error.
+func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch subjects.TrackedChannel) error {
+	if err := errors.Join(checkID("user", uid), checkID("channel", ch.ID)); err != nil {
+		return err
+	}
+	if ok, err := s.exists(ctx, subjects.TrackerUserChannelKey(uid, ch.ID)); err != nil || ok {
+		return err
+	}
+	if !premium {
+		n, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+		if err != nil {
+			return err
+		}
+		if len(n) >= s.o.FreeChannels {
+			return fmt.Errorf("%w: the free plan tracks up to %d channels", ErrLimitReached, s.o.FreeChannels)
+		}
+	}
+	now := s.o.Now().UTC()
+	ch.Created = now
+	if err := s.create(ctx, subjects.TrackerChannelKey(ch.ID), ch, 0); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("create channel record %s: %w", ch.ID, err)
+	}
+	link := subjects.TrackLink{Since: now}
+	// The channel→user side first: were the second write lost, the channel
+	// would still be checked, and tracking again repairs the user side.
+	if err := s.put(ctx, subjects.TrackerChannelUserKey(ch.ID, uid), link); err != nil {
+		return err
+	}
+	return s.put(ctx, subjects.TrackerUserChannelKey(uid, ch.ID), link)
+}
+
+// UntrackChannel stops uid tracking cid; the channel's record goes when its
+// last user does, so ticks stop checking it.
+func (s *Store) UntrackChannel(ctx context.Context, uid, cid string) error {
+	if err := errors.Join(checkID("user", uid), checkID("channel", cid)); err != nil {
+		return err
+	}
+	if err := s.kv.Delete(ctx, subjects.TrackerUserChannelKey(uid, cid)); err != nil {
+		return fmt.Errorf("untrack channel %s: %w", cid, err)
+	}
+	if err := s.kv.Delete(ctx, subjects.TrackerChannelUserKey(cid, uid)); err != nil {
+		return fmt.Errorf("untrack channel %s: %w", cid, err)
+	}
+	users, err := s.keys(ctx, subjects.TrackerChannelUsers(cid))
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	return s.kv.Delete(ctx, subjects.TrackerChannelKey(cid))
+}
+
+// TrackVideo makes uid track v. A video of a channel the user tracks is
+// free; any other costs a free user one of FreeVideosPerMonth monthly
+// credits (usedCredit reports it). The video's tracking record and its
+// hourly and daily windows are created from now if it was never seen.
+func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subjects.TrackedVideo) (usedCredit bool, err error) {
+	if err := errors.Join(checkID("user", uid), checkID("video", v.ID)); err != nil {
+		return false, err
+	}
+	if ok, err := s.exists(ctx, subjects.TrackerUserVideoKey(uid, v.ID)); err != nil || ok {
+		return false, err
+	}
+	ownChannel := false
+	if v.ChannelID != "" {
+		if ownChannel, err = s.exists(ctx, subjects.TrackerUserChannelKey(uid, v.ChannelID)); err != nil {
+			return false, err
+		}
+	}
+	now := s.o.Now().UTC()
+	if !premium && !ownChannel {
+		month := s.month()
+		creds, err := s.keys(ctx, subjects.TrackerUserCredits(uid, month))
+		if err != nil {
+			return false, err
+		}
+		if !slices.Contains(creds, v.ID) {
+			if len(creds) >= s.o.FreeVideosPerMonth {
+				return false, fmt.Errorf("%w: the free plan tracks %d videos outside your channels per month", ErrLimitReached, s.o.FreeVideosPerMonth)
+			}
+			// Kept ~6 months, as the seed's monthly index, then gone.
+			err := s.create(ctx, subjects.TrackerCreditKey(uid, month, v.ID), subjects.TrackLink{Since: now}, 190*24*time.Hour)
+			if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				return false, fmt.Errorf("spend credit: %w", err)
+			}
+			usedCredit = true
+		}
+	}
+	if _, err := s.SeeVideo(ctx, v, now); err != nil {
+		return false, err
+	}
+	link := subjects.TrackLink{Since: now}
+	if err := s.put(ctx, subjects.TrackerVideoUserKey(v.ID, uid), link); err != nil {
+		return false, err
+	}
+	return usedCredit, s.put(ctx, subjects.TrackerUserVideoKey(uid, v.ID), link)
+}
+
+// UntrackVideo stops uid tracking v individually. Its record and windows
+// stay: other users or its channel may still need them, and they expire.
+func (s *Store) UntrackVideo(ctx context.Context, uid, vid string) error {
+	if err := errors.Join(checkID("user", uid), checkID("video", vid)); err != nil {
+		return err
+	}
+	if err := s.kv.Delete(ctx, subjects.TrackerUserVideoKey(uid, vid)); err != nil {
+		return fmt.Errorf("untrack video %s: %w", vid, err)
+	}
+	return s.kv.Delete(ctx, subjects.TrackerVideoUserKey(vid, uid))
+}
+
+// SeeVideo records a video seen for the first time: its hourly and daily
+// windows, measured from anchor (its publish time for a channel's upload,
+// now for a video a user tracks), its place in its channel's list, and its
+// tracking record. A window already over is not created. created is false
+// when the video was known already; calling it again is harmless.
+func (s *Store) SeeVideo(ctx context.Context, v subjects.TrackedVideo, anchor time.Time) (created bool, err error) {
+	if err := checkID("video", v.ID); err != nil {
+		return false, err
+	}
+	now := s.o.Now().UTC()
+	// Windows first: a crash after them but before the record is repaired
+	// by the retry, while a record without windows would never be sampled.
+	for _, w := range []struct {
+		key    string
+		window time.Duration
+	}{{subjects.TrackerHourlyKey(v.ID), s.o.HourlyWindow}, {subjects.TrackerDailyKey(v.ID), s.o.DailyWindow}} {
+		until := anchor.Add(w.window)
+		ttl := until.Sub(now).Truncate(time.Second)
+		if ttl < time.Second {
+			continue
+		}
+		if err := s.create(ctx, w.key, subjects.TrackWindow{Until: until.UTC()}, ttl); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, fmt.Errorf("create window %s: %w", w.key, err)
+		}
+	}
+	if v.ChannelID != "" {
+		if err := s.put(ctx, subjects.TrackerChannelVideoKey(v.ChannelID, v.ID), subjects.TrackLink{Since: now}); err != nil {
+			return false, err
+		}
+	}
+	v.FirstSeen = now
+	err = s.create(ctx, subjects.TrackerVideoKey(v.ID), v, 0)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("create video record %s: %w", v.ID, err)
+	}
+	return true, nil
+}
+
+// Channel returns a channel's tracking record.
+func (s *Store) Channel(ctx context.Context, cid string) (subjects.TrackedChannel, error) {
+	var ch subjects.TrackedChannel
+	_, err := s.get(ctx, subjects.TrackerChannelKey(cid), &ch)
+	return ch, err
+}
+
+// Video returns a video's tracking record.
+func (s *Store) Video(ctx context.Context, vid string) (subjects.TrackedVideo, error) {
+	var v subjects.TrackedVideo
+	_, err := s.get(ctx, subjects.TrackerVideoKey(vid), &v)
+	return v, err
+}
+
+// UpdateChannel applies f to a channel's record with compare-and-set,
+// retrying when another writer got there first.
+func (s *Store) UpdateChannel(ctx context.Context, cid string, f func(*subjects.TrackedChannel)) error {
+	return update(ctx, s, subjects.TrackerChannelKey(cid), f)
+}
+
+// UpdateVideo applies f to a video's record with compare-and-set.
+func (s *Store) UpdateVideo(ctx context.Context, vid string, f func(*subjects.TrackedVideo)) error {
+	return update(ctx, s, subjects.TrackerVideoKey(vid), f)
+}
+
+func update[T any](ctx context.Context, s *Store, key string, f func(*T)) error {
+	for range 10 {
+		var v T
+		rev, err := s.get(ctx, key, &v)
+		if err != nil {
+			return err
+		}
+		f(&v)
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = s.kv.Update(ctx, key, b, rev)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("update %s: %w", key, err)
+		}
+	}
+	return fmt.Errorf("update %s: too many concurrent writers", key)
+}
+
+// LiveChannels lists the ids of every tracked channel.
+func (s *Store) LiveChannels(ctx context.Context) ([]string, error) {
+	return s.keys(ctx, subjects.TrackerAllChannels)
+}
+
+// LiveHourly lists the videos inside their hourly window.
+func (s *Store) LiveHourly(ctx context.Context) ([]string, error) {
+	return s.keys(ctx, subjects.TrackerAllHourly)
+}
+
+// LiveDaily lists the videos inside their daily window.
+func (s *Store) LiveDaily(ctx context.Context) ([]string, error) {
+	return s.keys(ctx, subjects.TrackerAllDaily)
+}
+
+// ChannelUsers lists who tracks a channel.
+func (s *Store) ChannelUsers(ctx context.Context, cid string) ([]string, error) {
+	return s.keys(ctx, subjects.TrackerChannelUsers(cid))
+}
+
+// UserChannels returns the channels uid tracks.
+func (s *Store) UserChannels(ctx context.Context, uid string) ([]subjects.TrackedChannel, error) {
+	if err := checkID("user", uid); err != nil {
+		return nil, err
+	}
+	ids, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+	if err != nil {
+		return nil, err
+	}
+	return loadAll(ctx, ids, s.Channel)
+}
+
+// UserVideos returns the videos uid tracks individually.
+func (s *Store) UserVideos(ctx context.Context, uid string) ([]subjects.TrackedVideo, error) {
+	if err := checkID("user", uid); err != nil {
+		return nil, err
+	}
+	ids, err := s.keys(ctx, subjects.TrackerUserVideos(uid))
+	if err != nil {
+		return nil, err
+	}
+	return loadAll(ctx, ids, s.Video)
+}
+
+// ChannelVideos returns the videos seen on a channel, newest first.
+func (s *Store) ChannelVideos(ctx context.Context, cid string) ([]subjects.TrackedVideo, error) {
+	if err := checkID("channel", cid); err != nil {
+		return nil, err
+	}
+	ids, err := s.keys(ctx, subjects.TrackerChannelVideos(cid))
+	if err != nil {
+		return nil, err
+	}
+	vs, err := loadAll(ctx, ids, s.Video)
+	slices.SortFunc(vs, func(a, b subjects.TrackedVideo) int { return b.PublishedAt.Compare(a.PublishedAt) })
+	return vs, err
+}
+
+// CanSeeChannel reports whether uid tracks cid.
+func (s *Store) CanSeeChannel(ctx context.Context, uid, cid string) (bool, error) {
+	if checkID("user", uid) != nil || checkID("channel", cid) != nil {
+		return false, nil
+	}
+	return s.exists(ctx, subjects.TrackerUserChannelKey(uid, cid))
+}
+
+// CanSeeVideo reports whether uid tracks vid or the channel it belongs to.
+func (s *Store) CanSeeVideo(ctx context.Context, uid, vid string) (bool, error) {
+	if checkID("user", uid) != nil || checkID("video", vid) != nil {
+		return false, nil
+	}
+	if ok, err := s.exists(ctx, subjects.TrackerUserVideoKey(uid, vid)); err != nil || ok {
+		return ok, err
+	}
+	v, err := s.Video(ctx, vid)
+	if errors.Is(err, ErrNotFound) || err == nil && v.ChannelID == "" {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return s.exists(ctx, subjects.TrackerUserChannelKey(uid, v.ChannelID))
+}
+
+func loadAll[T any](ctx context.Context, ids []string, get func(context.Context, string) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(ids))
+	for _, id := range ids {
+		v, err := get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			// A mapping whose record went (untracked meanwhile).
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// keys lists the last token of every live key matching filter.
+func (s *Store) keys(ctx context.Context, filter string) ([]string, error) {
+	l, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", filter, err)
+	}
+	var out []string
+	for k := range l.Keys() {
+		out = append(out, subjects.LastToken(k))
+	}
+	return out, nil
+}
+
+func (s *Store) exists(ctx context.Context, key string) (bool, error) {
+	_, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func (s *Store) get(ctx context.Context, key string, v any) (uint64, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return 0, fmt.Errorf("%s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return e.Revision(), nil
+}
+
+func (s *Store) put(ctx context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, key, b); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) create(ctx context.Context, key string, v any, ttl time.Duration) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var opts []jetstream.KVCreateOpt
+	if ttl > 0 {
+		opts = append(opts, jetstream.KeyTTL(ttl))
+	}
+	_, err = s.kv.Create(ctx, key, b, opts...)
+	return err
+}
+
+// ThumbKey is the blob key of a stored thumbnail of video vid with content
+// hash hash: the low-resolution copy (default.jpg, the one hashed) or the
+// high-resolution one. Known keys let the pages link images without a
+// lookup.
+func ThumbKey(vid, hash string, high bool) string {
+	res := "lo"
+	if high {
+		res = "hi"
+	}
+	return "thumbs/" + vid + "/" + hash + "-" + res + ".jpg"
+}
+
+// TracksVideo reports whether uid tracks vid individually.
+func (s *Store) TracksVideo(ctx context.Context, uid, vid string) (bool, error) {
+	if checkID("user", uid) != nil || checkID("video", vid) != nil {
+		return false, nil
+	}
+	return s.exists(ctx, subjects.TrackerUserVideoKey(uid, vid))
+}

@@ -1,0 +1,56 @@
+package youtubetest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"jetfleet/internal/testenv"
+	"jetfleet/internal/youtube"
+	"jetfleet/internal/youtube/youtubetest"
+)
+
+func TestDemoWorldIsReachableAndKeepsPublishing(t *testing.T) {
+	s := youtubetest.New(youtubetest.Options{})
+	url := s.Start()
+	t.Cleanup(s.Close)
+	chans := s.PopulateDemo(youtubetest.DemoConfig{})
+	c, err := youtube.New(youtube.Config{BaseURL: url, ThumbnailURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 20*time.Second)
+	for _, ch := range chans {
+		got, err := c.ResolveHandle(ctx, ch.Handle)
+		if err != nil || got.ID != ch.ID {
+			t.Fatalf("resolve %s: %+v %v", ch.Handle, got, err)
+		}
+		f, err := c.Feed(ctx, ch.ID)
+		if err != nil || len(f.Entries) != 3 {
+			t.Fatalf("feed %s: %d entries, %v", ch.ID, len(f.Entries), err)
+		}
+	}
+	first := s.ChannelVideos(chans[0].ID)
+	newest := first[len(first)-1]
+	before, _ := c.Video(ctx, newest)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	go s.RunDemo(runCtx, youtubetest.DemoConfig{UploadEvery: 20 * time.Millisecond, ChangeAfter: 20 * time.Millisecond})
+	testenv.Eventually(t, 10*time.Second, "a new upload appears", func() bool {
+		return len(s.ChannelVideos(chans[0].ID)) > len(first)
+	})
+	testenv.Eventually(t, 10*time.Second, "views grow", func() bool {
+		v, err := c.Video(ctx, newest)
+		return err == nil && v.Views > before.Views
+	})
+	testenv.Eventually(t, 10*time.Second, "a title and thumbnail change", func() bool {
+		for _, id := range s.ChannelVideos(chans[0].ID) {
+			if strings.Contains(s.Title(id), "(new thumbnail #") {
+				return true
+			}
+		}
+		return false
+	})
+}

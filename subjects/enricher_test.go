@@ -1,0 +1,111 @@
+package subjects_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+)
+
+func TestInputTransformPartitionsByUserUUID(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	stream, err := js.Stream(ctx, subjects.InputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for i := range 64 {
+		uuid := fmt.Sprintf("user-%d", i)
+		ack, err := js.Publish(ctx, subjects.EnricherInput(subjects.KindLesson, uuid), []byte(`{}`))
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		msg, err := stream.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := subjects.EnricherPartitionOf(uuid)
+		seen[p] = true
+		want := strings.Replace(subjects.EnricherPartitionFilter(p), "*", subjects.KindLesson, 1)
+		if msg.Subject != want {
+			t.Errorf("user %s stored as %s, want %s", uuid, msg.Subject, want)
+		}
+		if kind := subjects.EnricherStoredKind(msg.Subject); kind != subjects.KindLesson {
+			t.Errorf("kind of %s = %q", msg.Subject, kind)
+		}
+	}
+	if len(seen) != subjects.EnricherPartitions {
+		t.Errorf("64 users spread over %d partitions, want all %d", len(seen), subjects.EnricherPartitions)
+	}
+}
+
+func TestParseEventReportsEveryProblem(t *testing.T) {
+	cases := []struct {
+		name, kind, body string
+		problems         []string // substrings, one per expected problem
+	}{
+		{"valid user", subjects.KindUser, `{"operation":"create","uuid":"u1","country":"DE","active":true,"extra":1}`, nil},
+		{"valid subscription", subjects.KindSubscription, `{"operation":"update","user_uuid":"u1","language":"es","subscription_period":30}`, nil},
+		{"valid lesson", subjects.KindLesson, `{"user_uuid":"u1","language":"es","completed_lessons_in_course":3}`, nil},
+		{"nested, escaped and spaced values", subjects.KindLesson, " { \"user_uuid\" : \"u1\" ,\n \"lang\\u0075age\":\"es\", \"x\": {\"a\":[1,\"}\"]}, \"title\":\"a\\\"b\" } ", nil},
+		{"not an object", subjects.KindUser, `[1,2]`, []string{"body: must be one JSON object"}},
+		{"not json", subjects.KindLesson, `{"user_uuid":`, []string{"body: must be one JSON object"}},
+		{"unknown kind", "course", `{}`, []string{`kind "course"`}},
+		{"missing identifiers", subjects.KindSubscription, `{"operation":"create"}`, []string{"user_uuid: required", "language: required"}},
+		{"unknown operation", subjects.KindUser, `{"operation":"delete","uuid":"u1"}`, []string{`operation: must be "create" or "update", got "delete"`}},
+		{"wrong types", subjects.KindUser, `{"operation":"create","uuid":"u1","active":"yes","country":7}`,
+			[]string{"active: must be a boolean, got a string", "country: must be a string, got the number 7"}},
+		{"fractional integer", subjects.KindLesson, `{"user_uuid":"u1","language":"es","percentage_completed_in_course":1.5}`,
+			[]string{"percentage_completed_in_course: must be an integer"}},
+		{"null identifier", subjects.KindLesson, `{"user_uuid":null,"language":"es"}`, []string{"user_uuid: must be a string, got null"}},
+		{"identifier not a key", subjects.KindLesson, `{"user_uuid":"a.b","language":"es"}`, []string{"user_uuid:", "only letters"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev, err := subjects.ParseEvent(c.kind, []byte(c.body))
+			if len(c.problems) == 0 {
+				if err != nil {
+					t.Fatalf("valid event rejected: %v", err)
+				}
+				if ev.Kind != c.kind || ev.UserUUID() != "u1" {
+					t.Fatalf("parsed %+v", ev)
+				}
+				return
+			}
+			var verr *subjects.ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("want a ValidationError, got %v", err)
+			}
+			for _, want := range c.problems {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not mention %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestUpdateChangesOnlyTheFieldsItCarries(t *testing.T) {
+	create, err := subjects.ParseEvent(subjects.KindUser, []byte(`{"operation":"create","uuid":"u1","name":"Ada","country":"DE","active":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	update, err := subjects.ParseEvent(subjects.KindUser, []byte(`{"operation":"update","uuid":"u1","country":"FR","active":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u subjects.UserState
+	u.Apply(create.User, 1)
+	u.Apply(update.User, 2)
+	if *u.Name != "Ada" || *u.Country != "FR" || *u.Active != false || u.Seq != 2 {
+		t.Fatalf("state after update: name=%v country=%v active=%v seq=%d", *u.Name, *u.Country, *u.Active, u.Seq)
+	}
+}

@@ -1,0 +1,419 @@
+// Package counter is the Counter API's edge: the JSON ingest and read API
+// under /api/counter/v1 (authenticated by API key, rate limited per key) and
+// the /counter page.
+//
+// Batch semantics (POST /api/counter/v1/batch): every item is validated on
+// its own. Valid items are accepted and invalid ones are reported in
+// "rejected" with their index and the reason; the answer is 202 when at least
+// one item was accepted (check "rejected"), 400 when none was. A batch holds
+// at most MaxBatch items (413 beyond). 202 means JetStream has acknowledged
+// every accepted item: they are durable and will be counted exactly once.
+//
+// Idempotency: an item's "idempotency_key" makes that event count once per
+// tenant within subjects.CounterDedupeWindow (it is published as its own
+// message with that Nats-Msg-Id); an Idempotency-Key request header does the
+// same for the whole request (its rows are published per partition under
+// ids derived from the key), which is how the Go client makes its retried
+// batches safe without giving up the collapse of repeated events.
+package counter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"golang.org/x/time/rate"
+
+	"jetfleet/analytics/counterdb"
+	"jetfleet/internal/counterkeys"
+	"jetfleet/subjects"
+)
+
+// Limits of the API.
+const (
+	MaxBatch     = 10_000
+	maxBody      = 8 << 20
+	defaultRate  = 200_000 // events/s per key when its record sets none
+	maxRange     = 5 * 366 * 24 * time.Hour
+	APIKeyHeader = "X-API-Key"
+	// IdempotencyKeyHeader makes a whole write request idempotent: a retry
+	// with the same key within the dedupe window is counted once.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	defaultReadSpan      = 24 * time.Hour
+)
+
+// API serves /api/counter/v1.
+type API struct {
+	ingest    *Ingest
+	keys      *counterkeys.Store
+	ch        driver.Conn
+	fresh     *Freshness
+	retention time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter // by tenant+key prefix
+}
+
+// NewAPI wires the API.
+func NewAPI(ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) *API {
+	if retention <= 0 {
+		retention = subjects.CounterDefaultRetention
+	}
+	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
+		now: time.Now, limiters: map[string]*rate.Limiter{}}
+}
+
+// Routes registers the API on mux.
+func (a *API) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/counter/v1/events", a.auth(a.postEvent))
+	mux.HandleFunc("POST /api/counter/v1/batch", a.auth(a.postBatch))
+	mux.HandleFunc("GET /api/counter/v1/videos/{video}/views", a.auth(a.getViews))
+	mux.HandleFunc("GET /api/counter/v1/videos/{video}/count", a.auth(a.getCount))
+	mux.HandleFunc("GET /api/counter/v1/videos/{video}/stats", a.auth(a.getStats))
+}
+
+type apiError struct {
+	Error    string       `json:"error"`
+	Rejected []itemStatus `json:"rejected,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...)})
+}
+
+type keyCtx struct{}
+
+type caller struct {
+	rec     subjects.CounterAPIKey
+	limiter *rate.Limiter
+}
+
+// auth resolves the API key (X-API-Key or Authorization: Bearer) to its
+// tenant. The key itself is never logged.
+func (a *API) auth(next func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(APIKeyHeader)
+		if key == "" {
+			key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		}
+		if key == "" {
+			fail(w, http.StatusUnauthorized, "missing API key: send it in the %s header", APIKeyHeader)
+			return
+		}
+		rec, err := a.keys.Lookup(r.Context(), key)
+		if errors.Is(err, counterkeys.ErrUnknownKey) {
+			fail(w, http.StatusUnauthorized, "unknown or disabled API key")
+			return
+		}
+		if err != nil {
+			a.log.Error("api key lookup failed", "err", err)
+			fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
+			return
+		}
+		next(w, r, caller{rec: rec, limiter: a.limiter(rec, counterkeys.Hash(key))})
+	}
+}
+
+func (a *API) limiter(rec subjects.CounterAPIKey, hash string) *rate.Limiter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.limiters[hash]
+	if l == nil {
+		lim := rec.RateLimit
+		if lim <= 0 {
+			lim = defaultRate
+		}
+		l = rate.NewLimiter(rate.Limit(lim), int(max(lim, MaxBatch)))
+		a.limiters[hash] = l
+	}
+	return l
+}
+
+// itemStatus reports one rejected or duplicate item of a batch.
+type itemStatus struct {
+	Index int    `json:"index"`
+	Error string `json:"error,omitempty"`
+}
+
+// IngestResponse is the answer to an accepted write.
+type IngestResponse struct {
+	Accepted   int          `json:"accepted"`             // items durably accepted (duplicates included)
+	Duplicates []int        `json:"duplicates,omitempty"` // indexes whose idempotency key was already counted
+	Rejected   []itemStatus `json:"rejected,omitempty"`   // indexes and reasons of invalid items
+	// RequestDuplicate: the request's Idempotency-Key was seen within the
+	// dedupe window; its events were counted by the earlier request.
+	RequestDuplicate bool `json:"request_duplicate,omitempty"`
+}
+
+func (a *API) postEvent(w http.ResponseWriter, r *http.Request, c caller) {
+	var e subjects.CounterEvent
+	if err := decode(w, r, &e); err != nil {
+		fail(w, http.StatusBadRequest, "malformed JSON: %v", err)
+		return
+	}
+	a.write(w, r, c, []subjects.CounterEvent{e}, false)
+}
+
+type batchRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+func (a *API) postBatch(w http.ResponseWriter, r *http.Request, c caller) {
+	var b batchRequest
+	if err := decode(w, r, &b); err != nil {
+		fail(w, http.StatusBadRequest, "malformed JSON: %v (expected {\"events\": [...]})", err)
+		return
+	}
+	if len(b.Events) == 0 {
+		fail(w, http.StatusBadRequest, "events: empty batch")
+		return
+	}
+	if len(b.Events) > MaxBatch {
+		fail(w, http.StatusRequestEntityTooLarge, "events: %d items, at most %d per batch", len(b.Events), MaxBatch)
+		return
+	}
+	events := make([]subjects.CounterEvent, len(b.Events))
+	var rejected []itemStatus
+	bad := make([]bool, len(b.Events))
+	for i, raw := range b.Events {
+		if err := json.Unmarshal(raw, &events[i]); err != nil {
+			rejected = append(rejected, itemStatus{Index: i, Error: "malformed item: " + err.Error()})
+			bad[i] = true
+		}
+	}
+	a.writeItems(w, r, c, events, bad, rejected, true)
+}
+
+func (a *API) write(w http.ResponseWriter, r *http.Request, c caller, events []subjects.CounterEvent, batch bool) {
+	a.writeItems(w, r, c, events, make([]bool, len(events)), nil, batch)
+}
+
+func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, events []subjects.CounterEvent, bad []bool, rejected []itemStatus, batch bool) {
+	now := a.now()
+	var rows []subjects.CounterRow
+	var keyed []Keyed
+	var keyedIdx []int
+	accepted := 0
+	for i := range events {
+		if bad[i] {
+			continue
+		}
+		e := &events[i]
+		e.Normalize(now)
+		if err := e.Validate(now, a.retention); err != nil {
+			rejected = append(rejected, itemStatus{Index: i, Error: strings.ReplaceAll(err.Error(), "\n", "; ")})
+			continue
+		}
+		accepted++
+		row := subjects.CounterRow{Tenant: c.rec.Tenant, VideoID: e.VideoID, Type: e.Type,
+			Minute: e.Timestamp.Unix() / 60 * 60, Count: 1, Sum: *e.Value}
+		if e.IdempotencyKey != "" {
+			keyed = append(keyed, Keyed{Key: e.IdempotencyKey, Row: row})
+			keyedIdx = append(keyedIdx, i)
+			continue
+		}
+		rows = append(rows, row)
+	}
+	if accepted == 0 {
+		if !batch && len(rejected) == 1 {
+			fail(w, http.StatusBadRequest, "%s", rejected[0].Error)
+			return
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{Error: "no valid event in the batch", Rejected: rejected})
+		return
+	}
+	if !c.limiter.AllowN(now, accepted) {
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusTooManyRequests, "rate limit of this API key exceeded (%.0f events/s); retry after a second", float64(c.limiter.Limit()))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	reqKey := r.Header.Get(IdempotencyKeyHeader)
+	if reqKey != "" {
+		if err := subjects.ValidVideoID(reqKey); err != nil {
+			fail(w, http.StatusBadRequest, "%s header: must be 1-%d printable characters without spaces", IdempotencyKeyHeader, subjects.CounterMaxKey)
+			return
+		}
+	}
+	res, err := a.ingest.Publish(ctx, Collapse(rows), keyed, reqKey)
+	if err != nil && r.Context().Err() != nil {
+		return // the client went away; nothing to answer
+	}
+	if err != nil {
+		a.log.Warn("counter publish failed", "tenant", c.rec.Tenant, "err", err)
+		fail(w, http.StatusServiceUnavailable, "events not accepted, the event stream did not acknowledge in time; retry (idempotency keys make retries safe)")
+		return
+	}
+	out := IngestResponse{Accepted: accepted, Rejected: rejected, RequestDuplicate: res.RequestDuplicate}
+	for _, d := range res.Duplicates {
+		out.Duplicates = append(out.Duplicates, keyedIdx[d])
+	}
+	writeJSON(w, http.StatusAccepted, out)
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// StatsResponse answers every read. Value is the requested function's
+// result; Count, Sum and Avg are all given. FreshUntil is the time up to
+// which every acknowledged event of this video is included (null when the
+// video's partition has not reported yet).
+type StatsResponse struct {
+	VideoID    string                   `json:"video_id"`
+	Type       subjects.CounterType     `json:"type"`
+	Function   subjects.CounterFunction `json:"function"`
+	Start      time.Time                `json:"start"`
+	End        time.Time                `json:"end"`
+	Value      float64                  `json:"value"`
+	Count      uint64                   `json:"count"`
+	Sum        int64                    `json:"sum"`
+	Avg        float64                  `json:"avg"`
+	Step       string                   `json:"step,omitempty"`
+	Series     []SeriesPoint            `json:"series,omitempty"`
+	FreshUntil *time.Time               `json:"fresh_until"`
+}
+
+// SeriesPoint is one step of a series (only non-empty steps are listed).
+type SeriesPoint struct {
+	Start time.Time `json:"start"`
+	Value float64   `json:"value"`
+}
+
+func (a *API) getViews(w http.ResponseWriter, r *http.Request, c caller) {
+	a.read(w, r, c, subjects.CounterView, subjects.CounterCount)
+}
+
+func (a *API) getCount(w http.ResponseWriter, r *http.Request, c caller) {
+	a.read(w, r, c, "", subjects.CounterCount)
+}
+
+func (a *API) getStats(w http.ResponseWriter, r *http.Request, c caller) {
+	a.read(w, r, c, "", "")
+}
+
+func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subjects.CounterType, fn subjects.CounterFunction) {
+	q := r.URL.Query()
+	video := r.PathValue("video")
+	if err := subjects.ValidVideoID(video); err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	if typ == "" {
+		typ = subjects.CounterType(strings.ToUpper(q.Get("type")))
+		if typ == "" {
+			typ = subjects.CounterView
+		}
+		if !typ.Valid() {
+			fail(w, http.StatusBadRequest, "type: %q is not one of VIEW, LIKE, SHARE", q.Get("type"))
+			return
+		}
+	}
+	if fn == "" {
+		fn = subjects.CounterFunction(strings.ToUpper(q.Get("function")))
+		if fn == "" {
+			fn = subjects.CounterCount
+		}
+		if fn == "AVERAGE" {
+			fn = subjects.CounterAvg
+		}
+		if !fn.Valid() {
+			fail(w, http.StatusBadRequest, "function: %q is not one of COUNT, SUM, AVG", q.Get("function"))
+			return
+		}
+	}
+	now := a.now()
+	end, err := parseTime(q.Get("end"), now)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "end: %v", err)
+		return
+	}
+	start, err := parseTime(q.Get("start"), end.Add(-defaultReadSpan))
+	if err != nil {
+		fail(w, http.StatusBadRequest, "start: %v", err)
+		return
+	}
+	if !end.After(start) {
+		fail(w, http.StatusBadRequest, "end must be after start")
+		return
+	}
+	if end.Sub(start) > maxRange {
+		fail(w, http.StatusBadRequest, "range longer than %d days", int(maxRange.Hours()/24))
+		return
+	}
+	step := counterdb.Step(strings.ToLower(q.Get("step")))
+	tot, series, err := counterdb.Stats(r.Context(), a.ch, counterdb.Query{
+		Tenant: c.rec.Tenant, VideoID: video, Type: typ, Start: start, End: end, Step: step})
+	if errors.Is(err, counterdb.ErrBadQuery) {
+		fail(w, http.StatusBadRequest, "%v", strings.TrimPrefix(err.Error(), "bad query: "))
+		return
+	}
+	if err != nil {
+		a.log.Error("counter read failed", "tenant", c.rec.Tenant, "err", err)
+		fail(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
+		return
+	}
+	out := StatsResponse{VideoID: video, Type: typ, Function: fn, Start: start.UTC().Truncate(time.Minute), End: end.UTC().Truncate(time.Minute),
+		Count: tot.Events, Sum: tot.Total, Avg: round(tot.Avg()), Value: value(fn, tot), Step: string(step)}
+	for _, p := range series {
+		out.Series = append(out.Series, SeriesPoint{Start: p.Start, Value: value(fn, p.Totals)})
+	}
+	if f, ok := a.fresh.Partition(subjects.CounterPartition(video)); ok {
+		out.FreshUntil = &f
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func value(fn subjects.CounterFunction, t counterdb.Totals) float64 {
+	switch fn {
+	case subjects.CounterSum:
+		return float64(t.Total)
+	case subjects.CounterAvg:
+		return round(t.Avg())
+	}
+	return float64(t.Events)
+}
+
+func round(f float64) float64 { return math.Round(f*1e6) / 1e6 }
+
+// parseTime accepts RFC 3339 or unix seconds; empty gives def.
+func parseTime(s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-01-02T15:04:05Z) nor unix seconds", s)
+	}
+	return t, nil
+}

@@ -1,0 +1,130 @@
+package counter_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/analytics"
+	"jetfleet/analytics/counterdb"
+	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+	"jetfleet/web"
+	"jetfleet/workers/counter"
+)
+
+// R3 streams on three in-process servers; the VIEWS stream leader's server
+// is stopped in the middle of the ingest. Every event the edge answered 202
+// for is counted, and nothing is counted twice.
+func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test takes ~20s; run without -short")
+	}
+	cluster := testenv.StartCluster(t, 3)
+	reconnect := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
+	ctx := testenv.Context(t, 2*time.Minute)
+	// The edge and the worker connect to different nodes, each failing over
+	// to the others.
+	enc, ejs := testenv.Connect(t, cluster.URLs(1), reconnect...)
+	testenv.WaitForJetStream(t, ejs)
+	if err := subjects.Provision(ctx, ejs, subjects.Options{Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	edge, err := web.New(ctx, web.Config{SessionSecret: bytes.Repeat([]byte("h"), 32)},
+		web.Deps{NATS: enc, JS: ejs, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(edge)
+	defer srv.Close()
+	keys, _ := counterkeys.Open(ctx, ejs)
+	key, _, err := keys.Create(ctx, "acme", "ha", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wjs := testenv.Connect(t, cluster.URLs(2), reconnect...)
+	wctx, stopWorker := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		counter.New(wjs, conn, counter.Config{FlushEvery: 200 * time.Millisecond}, quiet()).Run(wctx)
+	}()
+	defer func() { stopWorker(); <-wdone }()
+
+	e := &env{t: t, srv: srv}
+	var accepted, unsure atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				events := make([]map[string]any, 20)
+				for j := range events {
+					events[j] = map[string]any{"video_id": fmt.Sprintf("v%d", (c*7+i+j)%13)}
+				}
+				status, _ := e.post(key, "/api/counter/v1/batch", map[string]any{"events": events})
+				if status == http.StatusAccepted {
+					accepted.Add(20)
+				} else {
+					unsure.Add(20) // not acknowledged: may or may not be stored
+				}
+			}
+		}()
+	}
+	testenv.Eventually(t, 20*time.Second, "ingest under way", func() bool { return accepted.Load() > 2000 })
+
+	// Stop the server leading VIEWS.
+	stream, err := ejs.Stream(ctx, subjects.CounterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range cluster.Nodes {
+		if n.Server.Name() == info.Cluster.Leader {
+			n.Server.Shutdown()
+			t.Logf("stopped stream leader %s at %d accepted events", info.Cluster.Leader, accepted.Load())
+		}
+	}
+	after := accepted.Load()
+	testenv.Eventually(t, 30*time.Second, "ingest continues on the surviving nodes", func() bool { return accepted.Load() > after+2000 })
+	stop.Store(true)
+	wg.Wait()
+
+	count := func() int64 {
+		var n int64
+		for v := range 13 {
+			tot, _, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: fmt.Sprintf("v%d", v), Type: subjects.CounterView,
+				Start: time.Now().Add(-time.Hour), End: time.Now().Add(time.Hour)})
+			if err != nil {
+				return -1
+			}
+			n += int64(tot.Events)
+		}
+		return n
+	}
+	want := accepted.Load()
+	testenv.Eventually(t, 40*time.Second, fmt.Sprintf("all %d acknowledged events counted", want), func() bool { return count() >= want })
+	if got := count(); got > want+unsure.Load() {
+		t.Errorf("counted %d events: more than the %d acknowledged plus %d unacknowledged ones", got, want, unsure.Load())
+	}
+	t.Logf("acknowledged %d, unacknowledged %d, counted %d", want, unsure.Load(), count())
+}

@@ -1,0 +1,230 @@
+// Package enricher is the Enricher's part of the edge: the NDJSON ingest API
+// (/api/enricher/v1/events/{kind}) and the /enricher page (lesson
+// completions by language × subscription type × country over time, live
+// input/output/DLQ rates).
+package enricher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
+
+	"jetfleet/internal/enricherkeys"
+	"jetfleet/subjects"
+)
+
+// Ingest limits.
+const (
+	APIKeyHeader = "X-API-Key"
+	// MaxLines is the most events one request may carry.
+	MaxLines = 10000
+	// MaxBody bounds a request body.
+	MaxBody = 16 << 20
+	// MaxLine bounds one event.
+	MaxLine = 64 << 10
+	// DefaultRate is the events per second a key may send when its record
+	// sets none; a burst of MaxLines is allowed.
+	DefaultRate = 2000
+	// IdempotencyHeader, when set, makes a retried request safe: each line
+	// is published with Nats-Msg-Id <key>:<line>, and INPUT drops a repeat
+	// within its duplicate window (2 minutes).
+	IdempotencyHeader = "Idempotency-Key"
+)
+
+// Ingest serves POST /api/enricher/v1/events/{kind}.
+type Ingest struct {
+	js   jetstream.JetStream
+	keys *enricherkeys.Store
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter // by key hash
+}
+
+// NewIngest wires the ingest API.
+func NewIngest(js jetstream.JetStream, keys *enricherkeys.Store, log *slog.Logger) *Ingest {
+	return &Ingest{js: js, keys: keys, log: log, limiters: map[string]*rate.Limiter{}}
+}
+
+// Routes registers the API on mux (outside the session middleware: callers
+// authenticate with an API key, not a cookie).
+func (in *Ingest) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/enricher/v1/events/{kind}", in.post)
+}
+
+// LineError reports one rejected line.
+type LineError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// IngestResponse is the answer to an ingest request.
+type IngestResponse struct {
+	Accepted int         `json:"accepted"`
+	Rejected []LineError `json:"rejected,omitempty"`
+	Error    string      `json:"error,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, status int, format string, args ...any) {
+	writeJSON(w, status, IngestResponse{Error: fmt.Sprintf(format, args...)})
+}
+
+// post validates each line of an NDJSON body of events of one kind, publishes
+// the valid ones to INPUT (confirmed before answering) and reports the
+// others by line number. 200 when at least one line was accepted or the
+// body was empty, 422 when every line was rejected.
+func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
+	kind := r.PathValue("kind")
+	if kind != subjects.KindUser && kind != subjects.KindSubscription && kind != subjects.KindLesson {
+		fail(w, http.StatusNotFound, "unknown event kind %q: use user, subscription or lesson", kind)
+		return
+	}
+	key := r.Header.Get(APIKeyHeader)
+	if key == "" {
+		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	if key == "" {
+		fail(w, http.StatusUnauthorized, "missing API key: send it in the %s header (issue one with `jetfleet enricher key NAME`)", APIKeyHeader)
+		return
+	}
+	rec, err := in.keys.Lookup(r.Context(), key)
+	if errors.Is(err, enricherkeys.ErrUnknownKey) {
+		fail(w, http.StatusUnauthorized, "unknown or disabled API key")
+		return
+	}
+	if err != nil {
+		in.log.Error("api key lookup failed", "err", err)
+		fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
+		return
+	}
+	idem := r.Header.Get(IdempotencyHeader)
+	if len(idem) > 128 {
+		fail(w, http.StatusBadRequest, "%s: at most 128 characters", IdempotencyHeader)
+		return
+	}
+
+	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, MaxBody))
+	sc.Buffer(make([]byte, 64<<10), MaxLine)
+	type valid struct {
+		line int
+		uuid string
+		data []byte
+	}
+	var ok []valid
+	var resp IngestResponse
+	line := 0
+	for sc.Scan() {
+		line++
+		if line > MaxLines {
+			fail(w, http.StatusRequestEntityTooLarge, "more than %d lines: split the batch", MaxLines)
+			return
+		}
+		raw := sc.Bytes()
+		if len(strings.TrimSpace(string(raw))) == 0 {
+			continue
+		}
+		ev, err := subjects.ParseEvent(kind, raw)
+		if err != nil {
+			resp.Rejected = append(resp.Rejected, LineError{Line: line, Error: err.Error()})
+			continue
+		}
+		ok = append(ok, valid{line: line, uuid: ev.UserUUID(), data: append([]byte(nil), raw...)})
+	}
+	if err := sc.Err(); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			fail(w, http.StatusRequestEntityTooLarge, "body over %d bytes: split the batch", MaxBody)
+		case errors.Is(err, bufio.ErrTooLong):
+			fail(w, http.StatusRequestEntityTooLarge, "line %d is over %d bytes", line+1, MaxLine)
+		default:
+			fail(w, http.StatusBadRequest, "reading the body failed at line %d: %v", line+1, err)
+		}
+		return
+	}
+	if len(ok) > 0 && !in.limiter(key, rec).AllowN(time.Now(), len(ok)) {
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusTooManyRequests, "rate limit of this key exceeded; retry after a second or send smaller batches")
+		return
+	}
+
+	futures := make([]jetstream.PubAckFuture, 0, len(ok))
+	for _, v := range ok {
+		m := nats.NewMsg(subjects.EnricherInput(kind, v.uuid))
+		m.Data = v.data
+		if idem != "" {
+			m.Header.Set(jetstream.MsgIDHeader, "http:"+idem+":"+kind+":"+strconv.Itoa(v.line))
+		}
+		f, err := in.js.PublishMsgAsync(m)
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && r.Context().Err() == nil {
+			// The connection's window of unacknowledged publishes is
+			// full: wait for it to drain (back-pressure), then go on.
+			select {
+			case <-in.js.PublishAsyncComplete():
+			case <-r.Context().Done():
+			}
+			f, err = in.js.PublishMsgAsync(m)
+		}
+		if err != nil {
+			in.log.Error("publish ingest line", "err", err)
+			fail(w, http.StatusServiceUnavailable, "cannot accept events right now; retry the request (set %s to make retries safe)", IdempotencyHeader)
+			return
+		}
+		futures = append(futures, f)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+			resp.Accepted++
+		case err := <-f.Err():
+			in.log.Error("ingest publish not confirmed", "err", err)
+			fail(w, http.StatusServiceUnavailable, "events not stored (%d of %d confirmed); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
+			return
+		case <-ctx.Done():
+			fail(w, http.StatusServiceUnavailable, "events not confirmed in time (%d of %d); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
+			return
+		}
+	}
+	status := http.StatusOK
+	if resp.Accepted == 0 && len(resp.Rejected) > 0 {
+		status = http.StatusUnprocessableEntity
+		resp.Error = "every line was rejected"
+	}
+	writeJSON(w, status, resp)
+}
+
+func (in *Ingest) limiter(key string, rec subjects.EnricherAPIKey) *rate.Limiter {
+	h := enricherkeys.Hash(key)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	l := in.limiters[h]
+	if l == nil {
+		lim := rec.RateLimit
+		if lim <= 0 {
+			lim = DefaultRate
+		}
+		l = rate.NewLimiter(rate.Limit(lim), int(max(lim, MaxLines)))
+		in.limiters[h] = l
+	}
+	return l
+}

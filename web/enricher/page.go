@@ -1,0 +1,182 @@
+package enricher
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/a-h/templ"
+
+	"jetfleet/analytics"
+)
+
+// Page serves GET /enricher.
+type Page struct {
+	ch    driver.Conn // nil when ClickHouse is not configured
+	rates *Rates
+	log   *slog.Logger
+	wrap  func(templ.Component) templ.Component
+	now   func() time.Time
+}
+
+// NewPage wires the page; wrap puts the body into the site layout.
+func NewPage(ch driver.Conn, rates *Rates, log *slog.Logger, wrap func(templ.Component) templ.Component) *Page {
+	return &Page{ch: ch, rates: rates, log: log, wrap: wrap, now: time.Now}
+}
+
+// Routes registers the page on mux; protect wraps it in the sign-in check.
+func (p *Page) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+	mux.Handle("GET /enricher", protect(http.HandlerFunc(p.show)))
+}
+
+// span is one choice of the time range.
+type span struct {
+	Key   string
+	Label string
+	Range time.Duration
+	Step  time.Duration
+	Fmt   string
+}
+
+var spans = []span{
+	{"1h", "last hour, 5-minute buckets", time.Hour, 5 * time.Minute, "15:04"},
+	{"24h", "last 24 hours, hourly", 24 * time.Hour, time.Hour, "Jan 2 15h"},
+	{"7d", "last 7 days, daily", 7 * 24 * time.Hour, 24 * time.Hour, "Jan 2"},
+}
+
+// maxRows bounds the combinations shown; the rest are summed in "other".
+const maxRows = 25
+
+type pageData struct {
+	Span    span
+	Spans   []span
+	Rates   RateView
+	Buckets []string // column labels
+	Rows    []row
+	Totals  []uint64 // per bucket
+	Bars    []bar
+	Problem string
+}
+
+type row struct {
+	Language, Type, Country string
+	Counts                  []uint64
+	Total                   uint64
+}
+
+type bar struct {
+	X, Y, W, H int
+	Label      string
+}
+
+func (p *Page) show(w http.ResponseWriter, r *http.Request) {
+	sp := spans[1]
+	for _, s := range spans {
+		if s.Key == r.URL.Query().Get("range") {
+			sp = s
+		}
+	}
+	d := pageData{Span: sp, Spans: spans, Rates: p.rates.View()}
+	if p.ch == nil {
+		d.Problem = "ClickHouse is not configured (CLICKHOUSE_URL), so lesson completions cannot be shown."
+	} else {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		end := p.now().UTC().Truncate(sp.Step).Add(sp.Step)
+		start := end.Add(-sp.Range)
+		counts, err := analytics.EnricherLessonCounts(ctx, p.ch, start, end, sp.Step, 100000)
+		if err != nil {
+			p.log.Warn("enricher lesson counts", "err", err)
+			d.Problem = "Lesson completions are unavailable right now; try again shortly."
+		}
+		pivot(&d, counts, start, end, sp)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	p.wrap(pageBody(d)).Render(r.Context(), w)
+}
+
+// pivot turns counts into rows of (language, type, country) × buckets, the
+// busiest combinations first.
+func pivot(d *pageData, counts []analytics.LessonCount, start, end time.Time, sp span) {
+	n := int(end.Sub(start) / sp.Step)
+	for i := range n {
+		d.Buckets = append(d.Buckets, start.Add(time.Duration(i)*sp.Step).Format(sp.Fmt))
+	}
+	d.Totals = make([]uint64, n)
+	byKey := map[[3]string]*row{}
+	for _, c := range counts {
+		i := int(c.Bucket.Sub(start) / sp.Step)
+		if i < 0 || i >= n {
+			continue
+		}
+		k := [3]string{orUnknown(c.Language), orUnknown(c.SubscriptionType), orUnknown(c.Country)}
+		rw := byKey[k]
+		if rw == nil {
+			rw = &row{Language: k[0], Type: k[1], Country: k[2], Counts: make([]uint64, n)}
+			byKey[k] = rw
+		}
+		rw.Counts[i] += c.Lessons
+		rw.Total += c.Lessons
+		d.Totals[i] += c.Lessons
+	}
+	for _, rw := range byKey {
+		d.Rows = append(d.Rows, *rw)
+	}
+	slices.SortFunc(d.Rows, func(a, b row) int {
+		if a.Total != b.Total {
+			return int(b.Total) - int(a.Total)
+		}
+		return compareStrings(a.Language+a.Type+a.Country, b.Language+b.Type+b.Country)
+	})
+	if len(d.Rows) > maxRows {
+		other := row{Language: "other", Type: "", Country: "", Counts: make([]uint64, n)}
+		for _, rw := range d.Rows[maxRows:] {
+			for i, c := range rw.Counts {
+				other.Counts[i] += c
+			}
+			other.Total += rw.Total
+		}
+		d.Rows = append(d.Rows[:maxRows], other)
+	}
+	d.Bars = bars(d.Totals, d.Buckets)
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
+}
+
+// bars draws the lessons per bucket as a 600×120 SVG bar chart.
+func bars(totals []uint64, labels []string) []bar {
+	const width, height = 600, 120
+	if len(totals) == 0 {
+		return nil
+	}
+	peak := slices.Max(totals)
+	out := make([]bar, len(totals))
+	for i, v := range totals {
+		h := 0
+		if peak > 0 {
+			h = int(float64(v) / float64(peak) * (height - 10))
+		}
+		out[i] = bar{X: i * width / len(totals), W: max(width/len(totals)-2, 1), Y: height - h, H: h,
+			Label: fmt.Sprintf("%s: %d lessons", labels[i], v)}
+	}
+	return out
+}

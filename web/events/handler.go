@@ -1,0 +1,408 @@
+// Package events is the Events product's edge: public browsing of upcoming
+// live events, event pages and registration (magic link → confirm → Stripe
+// Checkout for paid tickets), participants' "my events", and the organiser
+// pages (dashboard, drafts, ticket types, publishing, Stripe Connect). The
+// rules live in internal/events; this package parses forms and renders.
+package events
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/accounts"
+	"jetfleet/internal/events"
+	"jetfleet/internal/mail"
+	"jetfleet/internal/payments"
+	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
+	"jetfleet/web/session"
+)
+
+// Deps are what the pages use.
+type Deps struct {
+	Events   *events.Service
+	Catalog  *events.Catalog
+	Accounts *accounts.Store
+	// Payments is Stripe; nil means paid tickets cannot be sold here (the
+	// organiser is told so, and publishing with paid tickets is refused).
+	Payments *payments.Client
+	JS       jetstream.JetStream // for queuing mail
+	BaseURL  string
+	Outbox   bool // development install: point people at /outbox
+	Layout   func(title string, body templ.Component) templ.Component
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Handler serves the Events pages.
+type Handler struct {
+	d        Deps
+	byClient *ratelimit.Keyed
+	byEmail  *ratelimit.Keyed
+}
+
+// New returns the handler.
+func New(d Deps) *Handler {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
+	return &Handler{d: d,
+		byClient: ratelimit.New(6*time.Second, 10), // registrations per client address
+		byEmail:  ratelimit.New(time.Minute, 5),    // magic-link mails per inbox
+	}
+}
+
+// Routes registers the pages on mux and the Stripe webhook on api (outside
+// the session and CSRF middleware: Stripe signs it instead).
+func (h *Handler) Routes(mux, api *http.ServeMux) {
+	mux.HandleFunc("GET /events", h.browse)
+	mux.HandleFunc("GET /events/e/{id}", h.eventPage)
+	mux.HandleFunc("POST /events/e/{id}/register", h.register)
+	mux.Handle("GET /events/e/{id}/r/{rid}", h.signedIn(h.registration))
+	mux.Handle("POST /events/e/{id}/r/{rid}/confirm", h.signedIn(h.confirm))
+	mux.Handle("POST /events/e/{id}/r/{rid}/cancel", h.signedIn(h.cancel))
+	mux.Handle("GET /events/mine", h.signedIn(h.mine))
+	mux.Handle("GET /events/organise", h.signedIn(h.dashboard))
+	mux.Handle("GET /events/organise/new", h.signedIn(h.newForm))
+	mux.Handle("POST /events/organise/new", h.signedIn(h.create))
+	mux.Handle("GET /events/organise/{id}", h.signedIn(h.manage))
+	mux.Handle("POST /events/organise/{id}/edit", h.signedIn(h.edit))
+	mux.Handle("POST /events/organise/{id}/tickets", h.signedIn(h.addTicket))
+	mux.Handle("POST /events/organise/{id}/tickets/{tid}/delete", h.signedIn(h.removeTicket))
+	mux.Handle("POST /events/organise/{id}/publish", h.signedIn(h.publish))
+	mux.Handle("POST /events/stripe/connect", h.signedIn(h.connect))
+	mux.Handle("GET /events/stripe/return", h.signedIn(h.stripeReturn))
+	mux.Handle("GET /events/stripe/refresh", h.signedIn(h.stripeRefresh))
+	api.HandleFunc("POST /api/events/stripe/webhook", h.webhook)
+}
+
+type user struct{ ID, Email string }
+
+func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, u user)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.From(r.Context())
+		if !s.SignedIn() {
+			back := r.URL.RequestURI()
+			if r.Method != http.MethodGet {
+				back = "/events"
+			}
+			http.Redirect(w, r, "/signin?next="+url.QueryEscape(back), http.StatusSeeOther)
+			return
+		}
+		next(w, r, user{ID: s.UserID, Email: s.Email})
+	})
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := h.d.Layout(title, body).Render(r.Context(), w); err != nil {
+		h.d.Log.Warn("render", "path", r.URL.Path, "err", err)
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.d.Log.Error(what, "path", r.URL.Path, "err", err)
+	http.Error(w, "Something went wrong on our side; it has been logged. Try again in a moment.", http.StatusInternalServerError)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	h.render(w, r, http.StatusNotFound, "Not found", messagePage("Not found", "There is no such event or registration, or it is not yours."))
+}
+
+func csrf(ctx context.Context) string { return session.From(ctx).CSRFToken() }
+
+// ---- public ----
+
+func (h *Handler) browse(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	d := browseData{Type: q.Get("type"), From: q.Get("from"), To: q.Get("to"), Types: events.BusinessTypes}
+	f := events.Filter{Limit: 200}
+	if d.Type != "" {
+		if !contains(events.BusinessTypes, d.Type) {
+			d.Problem = "Choose a business type from the list."
+		} else {
+			f.BusinessType = d.Type
+		}
+	}
+	if d.From != "" {
+		t, err := time.Parse(time.DateOnly, d.From)
+		if err != nil {
+			d.Problem = "Give the “from” date as a date (YYYY-MM-DD)."
+		}
+		f.From = t
+	}
+	if d.To != "" {
+		t, err := time.Parse(time.DateOnly, d.To)
+		if err != nil {
+			d.Problem = "Give the “to” date as a date (YYYY-MM-DD)."
+		} else {
+			f.To = t.AddDate(0, 0, 1) // the whole day
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		d.Problem = "The “to” date is before the “from” date."
+	}
+	status := http.StatusOK
+	if d.Problem != "" {
+		status = http.StatusBadRequest
+	} else {
+		d.Events = h.d.Catalog.Upcoming(h.d.Now(), f)
+	}
+	h.render(w, r, status, "Events", browsePage(d))
+}
+
+func (h *Handler) eventPage(w http.ResponseWriter, r *http.Request) {
+	h.showEvent(w, r, http.StatusOK, registerForm{})
+}
+
+func (h *Handler) showEvent(w http.ResponseWriter, r *http.Request, status int, form registerForm) {
+	e, err := h.d.Events.PublicEvent(r.Context(), r.PathValue("id"))
+	if errors.Is(err, events.ErrNotFound) {
+		h.notFound(w, r)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, "load event", err)
+		return
+	}
+	av, err := h.d.Events.Available(r.Context(), e)
+	if err != nil {
+		h.fail(w, r, "seats", err)
+		return
+	}
+	if form.Email == "" {
+		form.Email = session.From(r.Context()).Email
+	}
+	h.render(w, r, status, e.Title, eventPageView(eventData{Event: e, Avail: av, Now: h.d.Now(), Form: form, ConsentVersion: events.ConsentVersion}))
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	eid := r.PathValue("id")
+	form := registerForm{
+		Ticket: r.PostFormValue("ticket"), Name: r.PostFormValue("name"), Email: r.PostFormValue("email"),
+		Terms: r.PostFormValue("terms") == "yes", DataSharing: r.PostFormValue("data_sharing") == "yes",
+	}
+	if !h.byClient.Allow(clientIP(r)) || !h.byEmail.Allow(strings.ToLower(strings.TrimSpace(form.Email))) {
+		form.Problems = map[string]string{"form": "Too many registrations from here. Wait a few minutes, then try again."}
+		h.showEvent(w, r, http.StatusTooManyRequests, form)
+		return
+	}
+	reg, err := h.d.Events.Register(ctx, eid, events.RegistrationInput{TicketTypeID: form.Ticket, Name: form.Name, Email: form.Email, Terms: form.Terms, DataSharing: form.DataSharing})
+	var v *events.ValidationError
+	switch {
+	case errors.As(err, &v):
+		form.Problems = v.Fields
+		h.showEvent(w, r, http.StatusUnprocessableEntity, form)
+		return
+	case errors.Is(err, events.ErrNotFound):
+		h.notFound(w, r)
+		return
+	case err != nil:
+		h.fail(w, r, "register", err)
+		return
+	}
+	next := "/events/e/" + eid + "/r/" + reg.ID
+	token, err := h.d.Accounts.IssueLink(ctx, reg.Email, next)
+	if err != nil {
+		h.fail(w, r, "issue registration link", err)
+		return
+	}
+	e, _ := h.d.Events.PublicEvent(ctx, eid)
+	link := h.d.BaseURL + "/signin/verify?token=" + url.QueryEscape(token)
+	err = mail.Enqueue(ctx, h.d.JS, subjects.Mail{
+		ID: "events-register:" + accounts.LinkID(token), To: reg.Email,
+		Subject: "Confirm your registration: " + strings.ReplaceAll(e.Title, "\n", " "),
+		Text: "Hello " + reg.Name + ",\n\nOpen this link to confirm your registration for " + e.Title + ":\n\n" + link +
+			"\n\nIt works once, for 15 minutes, and signs you in to see your events. If you did not register, ignore this mail.\n",
+	})
+	if err != nil {
+		h.fail(w, r, "enqueue registration mail", err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "Check your email", checkMailView(reg.Email, h.d.Outbox))
+}
+
+// ---- participant ----
+
+func (h *Handler) registration(w http.ResponseWriter, r *http.Request, u user) {
+	reg, e, err := h.d.Events.RegistrationFor(r.Context(), u.Email, r.PathValue("id"), r.PathValue("rid"))
+	if errors.Is(err, events.ErrNotFound) {
+		h.notFound(w, r)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, "load registration", err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "Your registration", registrationPage(regData{Reg: reg, Event: e, Notice: r.URL.Query().Get("ok"), Returned: r.URL.Query().Get("paid") != ""}))
+}
+
+func (h *Handler) regProblem(w http.ResponseWriter, r *http.Request, u user, status int, problem string) {
+	reg, e, err := h.d.Events.RegistrationFor(r.Context(), u.Email, r.PathValue("id"), r.PathValue("rid"))
+	if err != nil {
+		h.notFound(w, r)
+		return
+	}
+	h.render(w, r, status, "Your registration", registrationPage(regData{Reg: reg, Event: e, Problem: problem}))
+}
+
+func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
+	ctx := r.Context()
+	eid, rid := r.PathValue("id"), r.PathValue("rid")
+	reg, err := h.d.Events.Confirm(ctx, u.Email, eid, rid)
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		h.notFound(w, r)
+		return
+	case errors.Is(err, events.ErrSoldOut):
+		h.regProblem(w, r, u, http.StatusConflict, "Sorry: this ticket sold out before you confirmed.")
+		return
+	case errors.Is(err, events.ErrEventOver):
+		h.regProblem(w, r, u, http.StatusConflict, "This event has already ended.")
+		return
+	case err != nil:
+		h.fail(w, r, "confirm registration", err)
+		return
+	}
+	self := "/events/e/" + eid + "/r/" + rid
+	if reg.Status != events.Pending || !reg.SeatHeld || reg.AmountMinor == 0 {
+		http.Redirect(w, r, self+"?ok=confirmed", http.StatusSeeOther)
+		return
+	}
+	// A paid ticket: its seat is held; send the participant to Checkout.
+	if h.d.Payments == nil {
+		h.regProblem(w, r, u, http.StatusServiceUnavailable, "Payments are not available on this site right now; your seat is held. Try again later.")
+		return
+	}
+	_, e, err := h.d.Events.RegistrationFor(ctx, u.Email, eid, rid)
+	if err != nil {
+		h.fail(w, r, "load event", err)
+		return
+	}
+	org, err := h.d.Events.Organiser(ctx, e.OrganiserID)
+	if err != nil {
+		h.fail(w, r, "load organiser", err)
+		return
+	}
+	t, _ := e.Ticket(reg.TicketTypeID)
+	co, err := h.d.Payments.CreateCheckout(ctx, payments.CheckoutRequest{
+		Account: org.StripeAccountID, Reference: eid + "." + rid, Email: reg.Email,
+		ProductName: e.Title + " · " + t.Name, AmountMinor: reg.AmountMinor, Currency: reg.Currency,
+		SuccessURL: h.d.BaseURL + self + "?paid=1", CancelURL: h.d.BaseURL + self,
+		// One session per registration; a second click reuses it.
+		IdempotencyKey: "jetfleet-checkout-" + rid,
+	})
+	if err != nil {
+		h.d.Log.Error("create checkout", "registration", rid, "err", err)
+		h.regProblem(w, r, u, http.StatusBadGateway, "We could not reach the payment provider. Your seat is held; try again in a moment.")
+		return
+	}
+	if err := h.d.Events.AttachCheckout(ctx, u.Email, eid, rid, co.ID); err != nil {
+		h.fail(w, r, "attach checkout", err)
+		return
+	}
+	http.Redirect(w, r, co.URL, http.StatusSeeOther)
+}
+
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, u user) {
+	_, err := h.d.Events.Cancel(r.Context(), u.Email, r.PathValue("id"), r.PathValue("rid"))
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		h.notFound(w, r)
+	case errors.Is(err, events.ErrWrongState):
+		h.regProblem(w, r, u, http.StatusConflict, "Paid tickets cannot be cancelled here; contact the organiser for a refund.")
+	case err != nil:
+		h.fail(w, r, "cancel registration", err)
+	default:
+		http.Redirect(w, r, "/events/e/"+r.PathValue("id")+"/r/"+r.PathValue("rid")+"?ok=cancelled", http.StatusSeeOther)
+	}
+}
+
+func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
+	regs, err := h.d.Events.MyRegistrations(r.Context(), u.Email)
+	if err != nil {
+		h.fail(w, r, "my registrations", err)
+		return
+	}
+	now := h.d.Now()
+	var d mineData
+	for _, x := range regs {
+		if x.Event.Past(now) {
+			d.Past = append(d.Past, x)
+		} else {
+			d.Upcoming = append(d.Upcoming, x)
+		}
+	}
+	h.render(w, r, http.StatusOK, "My events", minePage(d))
+}
+
+// ---- Stripe webhook ----
+
+func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if h.d.Payments == nil {
+		http.Error(w, "payments are not configured", http.StatusServiceUnavailable)
+		return
+	}
+	cc, ok, err := h.d.Payments.ParseWebhook(body, r.Header.Get("Stripe-Signature"))
+	if err != nil {
+		h.d.Log.Warn("stripe webhook refused", "err", err)
+		http.Error(w, "invalid signature", http.StatusBadRequest)
+		return
+	}
+	if !ok || !cc.Paid {
+		w.WriteHeader(http.StatusOK) // not an event we act on
+		return
+	}
+	eid, rid, _ := strings.Cut(cc.Reference, ".")
+	changed, err := h.d.Events.MarkPaid(r.Context(), events.Payment{SessionID: cc.SessionID, EventID: eid, RegID: rid, AmountMinor: cc.AmountMinor, Currency: cc.Currency})
+	switch {
+	case errors.Is(err, events.ErrNotFound), errors.Is(err, events.ErrPaymentMismatch), errors.Is(err, events.ErrWrongState):
+		// Retrying cannot fix these: acknowledge, and leave it to an
+		// operator (the payment is in Stripe's dashboard).
+		h.d.Log.Error("stripe payment not applied", "event", cc.EventID, "session", cc.SessionID, "reference", cc.Reference, "err", err)
+		w.WriteHeader(http.StatusOK)
+	case err != nil:
+		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
+		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+	default:
+		h.d.Log.Info("stripe payment", "event", cc.EventID, "registration", rid, "applied", changed)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return host
+}

@@ -1,0 +1,32 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/a-h/templ"
+
+	"jetfleet/internal/counterkeys"
+	"jetfleet/subjects"
+	"jetfleet/web/counter"
+)
+
+// mountCounter serves the Counter API under /api/counter/v1 (API keys, no
+// session) and its page at /counter.
+func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
+	keys, err := counterkeys.Open(ctx, s.deps.JS)
+	if err != nil {
+		return err
+	}
+	fresh, err := counter.WatchFreshness(ctx, s.deps.JS)
+	if err != nil {
+		return err
+	}
+	log := s.deps.Log.With("product", "counter")
+	ingest := counter.NewIngest(ctx, s.deps.JS, counter.IngestConfig{}, log)
+	counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, subjects.CounterDefaultRetention, log).Routes(s.api)
+	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
+		return productPage("Counter API", body)
+	}).Routes(mux)
+	return nil
+}

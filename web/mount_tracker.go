@@ -1,0 +1,50 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/a-h/templ"
+
+	"jetfleet/internal/accounts"
+	"jetfleet/internal/tracking"
+	"jetfleet/internal/youtube"
+	"jetfleet/web/tracker"
+)
+
+// mountTracker serves the Tracker's pages under /tracker (signed in).
+func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
+	store, err := tracking.Open(ctx, s.deps.JS, tracking.Options{})
+	if err != nil {
+		return err
+	}
+	users, err := accounts.Open(ctx, s.deps.JS, accounts.Config{})
+	if err != nil {
+		return err
+	}
+	yt := s.deps.YouTube
+	if yt == nil {
+		if yt, err = youtube.New(youtube.Config{}); err != nil {
+			return err
+		}
+	}
+	tracker.New(tracker.Deps{
+		Store: store, YouTube: yt, ClickHouse: s.deps.ClickHouse, Blobs: s.deps.BlobStore,
+		Premium: func(ctx context.Context, uid string) (bool, error) {
+			u, err := users.User(ctx, uid)
+			if errors.Is(err, accounts.ErrNotFound) {
+				return false, nil
+			}
+			return u.Premium, err
+		},
+		Layout: func(title string, body templ.Component) templ.Component {
+			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+				return Page(title).Render(templ.WithChildren(ctx, body), w)
+			})
+		},
+		Log: s.deps.Log.With("product", "tracker"),
+	}).Routes(mux)
+	return nil
+}

@@ -1,0 +1,139 @@
+package tracker
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"jetfleet/analytics"
+	"jetfleet/subjects"
+)
+
+// chart is a views curve laid out for a server-rendered SVG: the polyline,
+// a dot per sample, a marker per title or thumbnail change, axis labels.
+type chart struct {
+	W, H           int
+	Left, Right    int // plot area, x
+	Top, Bottom    int // plot area, y
+	Line           string
+	Dots           []chartDot
+	Markers        []chartMarker
+	YMin, YMax     string
+	XStart, XEnd   string
+	Empty          bool
+	SinglePointMsg bool
+}
+
+type chartDot struct {
+	X, Y  string
+	Label string
+}
+
+type chartMarker struct {
+	X     string
+	Kind  string // "title" or "thumbnail"
+	Label string
+}
+
+const (
+	chartW = 760
+	chartH = 280
+)
+
+// layoutChart maps samples to the plot area: time on x, views on y (the
+// range padded so a flat line is visible), changes as vertical markers.
+func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChange) chart {
+	c := chart{W: chartW, H: chartH, Left: 70, Right: chartW - 15, Top: 12, Bottom: chartH - 32}
+	if len(samples) == 0 {
+		c.Empty = true
+		return c
+	}
+	t0, t1 := samples[0].At, samples[len(samples)-1].At
+	for _, ch := range changes {
+		if ch.At.Before(t0) {
+			t0 = ch.At
+		}
+		if ch.At.After(t1) {
+			t1 = ch.At
+		}
+	}
+	if !t1.After(t0) {
+		t1 = t0.Add(time.Hour)
+		c.SinglePointMsg = true
+	}
+	lo, hi := samples[0].Views, samples[0].Views
+	for _, s := range samples {
+		lo, hi = min(lo, s.Views), max(hi, s.Views)
+	}
+	if hi == lo {
+		hi = lo + 10
+		if lo >= 10 {
+			lo -= 10
+		}
+	}
+	x := func(t time.Time) float64 {
+		return float64(c.Left) + float64(c.Right-c.Left)*t.Sub(t0).Seconds()/t1.Sub(t0).Seconds()
+	}
+	y := func(v uint64) float64 {
+		return float64(c.Bottom) - float64(c.Bottom-c.Top)*float64(v-lo)/float64(hi-lo)
+	}
+	var pts []string
+	for _, s := range samples {
+		px, py := x(s.At), y(s.Views)
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", px, py))
+		c.Dots = append(c.Dots, chartDot{X: fmt.Sprintf("%.1f", px), Y: fmt.Sprintf("%.1f", py),
+			Label: fmt.Sprintf("%s UTC: %s views", s.At.UTC().Format("2006-01-02 15:04:05"), groupDigits(s.Views))})
+	}
+	c.Line = strings.Join(pts, " ")
+	for _, ch := range changes {
+		label, dx := "thumbnail changed", 0.0
+		if ch.Kind == "title" {
+			// Beside, not on top of, a thumbnail change at the same time.
+			label, dx = fmt.Sprintf("title: %q → %q", ch.Before, ch.After), 3
+		}
+		c.Markers = append(c.Markers, chartMarker{X: fmt.Sprintf("%.1f", x(ch.At)+dx), Kind: ch.Kind,
+			Label: ch.At.UTC().Format("2006-01-02 15:04:05") + " UTC: " + label})
+	}
+	c.YMin, c.YMax = groupDigits(lo), groupDigits(hi)
+	c.XStart, c.XEnd = t0.UTC().Format("Jan 2 15:04:05"), t1.UTC().Format("Jan 2 15:04:05")
+	return c
+}
+
+// groupDigits writes n with thousands separators.
+func groupDigits[T int64 | uint64](n T) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func markerColor(kind string) string {
+	if kind == "title" {
+		return "#b54708"
+	}
+	return "#7a2ff0"
+}
+
+func channelName(c subjects.TrackedChannel) string {
+	if c.Title != "" {
+		return c.Title
+	}
+	return c.ID
+}
+
+func videoName(v subjects.TrackedVideo) string {
+	if v.Title != "" {
+		return v.Title
+	}
+	return v.ID
+}

@@ -1,0 +1,363 @@
+// Package tracker is the Tracker's edge: the dashboard of tracked channels
+// and videos, the forms that track and untrack them, a video page with its
+// views curve (server-rendered SVG) and its thumbnail and title changes, and
+// a channel page. Every page requires a signed-in user and shows only what
+// that user tracks: channels they track, videos they track or that belong
+// to their channels.
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/a-h/templ"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/blob"
+	"jetfleet/internal/tracking"
+	"jetfleet/internal/youtube"
+	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
+	"jetfleet/web/session"
+)
+
+// Deps are what the pages use.
+type Deps struct {
+	Store      *tracking.Store
+	YouTube    *youtube.Client
+	ClickHouse driver.Conn
+	// Blobs hands out thumbnail URLs; nil shows no images.
+	Blobs blob.Store
+	// Premium tells whether a user's plan lifts the free limits.
+	Premium func(ctx context.Context, userID string) (bool, error)
+	// Layout puts a page body into the site's frame.
+	Layout func(title string, body templ.Component) templ.Component
+	Log    *slog.Logger
+}
+
+// Handler serves the Tracker's pages.
+type Handler struct {
+	d       Deps
+	limiter *ratelimit.Keyed
+}
+
+// New returns the pages' handler.
+func New(d Deps) *Handler {
+	if d.Premium == nil {
+		d.Premium = func(context.Context, string) (bool, error) { return false, nil }
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	// Tracking asks YouTube; a user gets a burst of 10 and then one every
+	// 3 seconds.
+	return &Handler{d: d, limiter: ratelimit.New(3*time.Second, 10)}
+}
+
+// Routes registers the pages on mux.
+func (h *Handler) Routes(mux *http.ServeMux) {
+	mux.Handle("GET /tracker", h.signedIn(h.dashboard))
+	mux.Handle("POST /tracker/track", h.signedIn(h.track))
+	mux.Handle("POST /tracker/untrack", h.signedIn(h.untrack))
+	mux.Handle("GET /tracker/videos/{id}", h.signedIn(h.video))
+	mux.Handle("GET /tracker/channels/{id}", h.signedIn(h.channel))
+}
+
+// signedIn sends visitors who are not signed in to the sign-in page, to
+// come back here after.
+func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, uid string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		uid := session.From(r.Context()).UserID
+		if uid == "" {
+			next := r.URL.RequestURI()
+			if r.Method != http.MethodGet {
+				next = "/tracker"
+			}
+			http.Redirect(w, r, "/signin?next="+url.QueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		next(w, r, uid)
+	})
+}
+
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := h.d.Layout(title, body).Render(r.Context(), w); err != nil {
+		h.d.Log.Warn("render", "path", r.URL.Path, "err", err)
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	h.d.Log.Error(what, "path", r.URL.Path, "err", err)
+	http.Error(w, "Something went wrong on our side loading this page; it has been logged. Try again in a moment.", http.StatusInternalServerError)
+}
+
+func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, uid string) {
+	h.showDashboard(w, r, uid, http.StatusOK, "", r.URL.Query().Get("ok"), "")
+}
+
+func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid string, status int, problem, notice, input string) {
+	ctx := r.Context()
+	premium, err := h.d.Premium(ctx, uid)
+	if err != nil {
+		h.fail(w, r, "plan", err)
+		return
+	}
+	data := dashboardData{CSRF: session.From(ctx).CSRFToken(), Problem: problem, Notice: notice, Input: input}
+	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
+		h.fail(w, r, "limits", err)
+		return
+	}
+	if data.Channels, err = h.d.Store.UserChannels(ctx, uid); err != nil {
+		h.fail(w, r, "channels", err)
+		return
+	}
+	if data.Videos, err = h.d.Store.UserVideos(ctx, uid); err != nil {
+		h.fail(w, r, "videos", err)
+		return
+	}
+	for _, c := range data.Channels {
+		vs, err := h.d.Store.ChannelVideos(ctx, c.ID)
+		if err != nil {
+			h.fail(w, r, "channel videos", err)
+			return
+		}
+		data.ChannelVideos = append(data.ChannelVideos, vs...)
+	}
+	h.render(w, r, status, "Tracker", dashboardPage(data))
+}
+
+// track starts tracking what the user typed: a channel (URL, @handle, id)
+// or a video (URL, id), after checking with YouTube that it exists.
+func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
+	ctx := r.Context()
+	input := r.PostFormValue("ref")
+	if !h.limiter.Allow(uid) {
+		h.showDashboard(w, r, uid, http.StatusTooManyRequests, "You are tracking things very quickly. Wait a few seconds, then try again.", "", input)
+		return
+	}
+	ref, err := youtube.Parse(input)
+	if err != nil {
+		h.showDashboard(w, r, uid, http.StatusUnprocessableEntity,
+			fmt.Sprintf("%q is not a YouTube channel or video. Paste a channel link, an @handle, a channel id (UC…), a video link or an 11-character video id.", input), "", input)
+		return
+	}
+	premium, err := h.d.Premium(ctx, uid)
+	if err != nil {
+		h.fail(w, r, "plan", err)
+		return
+	}
+	var notice, page string
+	switch ref.Kind {
+	case youtube.KindChannel:
+		var ch youtube.Channel
+		if ref.Handle != "" {
+			ch, err = h.d.YouTube.ResolveHandle(ctx, ref.Handle)
+		} else {
+			ch, err = h.d.YouTube.Channel(ctx, ref.ID)
+		}
+		if err == nil {
+			err = h.d.Store.TrackChannel(ctx, uid, premium, subjects.TrackedChannel{ID: ch.ID, Title: ch.Title, Handle: ch.Handle})
+		}
+		notice, page = fmt.Sprintf("Tracking channel %s. New uploads are picked up at ten to every hour.", ch.Title), "/tracker/channels/"+ch.ID
+	case youtube.KindVideo:
+		var v youtube.Video
+		v, err = h.d.YouTube.Video(ctx, ref.ID)
+		var credit bool
+		if err == nil {
+			credit, err = h.d.Store.TrackVideo(ctx, uid, premium, subjects.TrackedVideo{ID: v.ID, ChannelID: v.ChannelID, Title: v.Title, PublishedAt: v.PublishedAt, Views: v.Views})
+		}
+		notice, page = fmt.Sprintf("Tracking video %q. It is sampled every hour for 7 days, then daily for 60 days.", v.Title), "/tracker/videos/"+v.ID
+		if credit {
+			notice += " This used one of your monthly video credits."
+		}
+	}
+	if err != nil {
+		status, msg := explain(err, input)
+		if status >= 500 {
+			h.d.Log.Warn("track", "input", input, "err", err)
+		}
+		h.showDashboard(w, r, uid, status, msg, "", input)
+		return
+	}
+	http.Redirect(w, r, page+"?ok="+url.QueryEscape(notice), http.StatusSeeOther)
+}
+
+// explain turns a tracking failure into a status and words for a person.
+func explain(err error, input string) (int, string) {
+	switch {
+	case errors.Is(err, youtube.ErrNotFound):
+		return http.StatusUnprocessableEntity, fmt.Sprintf("YouTube has no channel or video %q (or it is private). Check the link and try again.", input)
+	case errors.Is(err, tracking.ErrLimitReached):
+		return http.StatusForbidden, fmt.Sprintf("%s. Untrack something first, or upgrade to premium to lift the limits.", capitalize(err.Error()))
+	case errors.Is(err, youtube.ErrUnparseable):
+		return http.StatusBadGateway, "YouTube answered with a page we could not read. Try again later; if it persists, tell us."
+	default:
+		return http.StatusServiceUnavailable, "We could not reach YouTube just now. Try again in a minute."
+	}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (h *Handler) untrack(w http.ResponseWriter, r *http.Request, uid string) {
+	ctx := r.Context()
+	id := r.PostFormValue("id")
+	var err error
+	switch r.PostFormValue("kind") {
+	case "channel":
+		err = h.d.Store.UntrackChannel(ctx, uid, id)
+	case "video":
+		err = h.d.Store.UntrackVideo(ctx, uid, id)
+	default:
+		http.Error(w, "Say what to untrack: kind must be channel or video.", http.StatusBadRequest)
+		return
+	}
+	if errors.Is(err, tracking.ErrInvalidID) {
+		http.Error(w, "That is not a channel or video id.", http.StatusBadRequest)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, "untrack", err)
+		return
+	}
+	http.Redirect(w, r, "/tracker?ok="+url.QueryEscape("Stopped tracking it."), http.StatusSeeOther)
+}
+
+func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	ok, err := h.d.Store.CanSeeVideo(ctx, uid, id)
+	if err != nil {
+		h.fail(w, r, "authorize video", err)
+		return
+	}
+	if !ok {
+		// The seed: a video outside the user's channels costs a credit.
+		h.render(w, r, http.StatusForbidden, "Not tracked", notTrackedPage(session.From(ctx).CSRFToken(), id, youtube.ValidVideoID(id)))
+		return
+	}
+	v, err := h.d.Store.Video(ctx, id)
+	if err != nil {
+		h.fail(w, r, "video", err)
+		return
+	}
+	samples, err := analytics.VideoSamples(ctx, h.d.ClickHouse, id, time.Now().Add(-subjects.TrackDailyWindow-24*time.Hour), 5000)
+	if err != nil {
+		h.fail(w, r, "samples", err)
+		return
+	}
+	changes, err := analytics.VideoChanges(ctx, h.d.ClickHouse, id, 500)
+	if err != nil {
+		h.fail(w, r, "changes", err)
+		return
+	}
+	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples),
+		CSRF: session.From(ctx).CSRFToken(), Individually: false}
+	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
+	if v.ThumbHash != "" {
+		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
+	}
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		cv := changeView{At: c.At.UTC().Format("2006-01-02 15:04:05") + " UTC", Kind: c.Kind, Before: c.Before, After: c.After}
+		if c.Kind == "thumbnail" {
+			cv.BeforeURL, cv.AfterURL = h.thumbURL(ctx, id, c.Before, true), h.thumbURL(ctx, id, c.After, true)
+		}
+		data.Changes = append(data.Changes, cv)
+	}
+	if c, err := h.d.Store.Channel(ctx, v.ChannelID); err == nil {
+		if ok, _ := h.d.Store.CanSeeChannel(ctx, uid, c.ID); ok {
+			data.Channel = c
+		}
+	}
+	h.render(w, r, http.StatusOK, v.Title, videoPage(data))
+}
+
+func (h *Handler) thumbURL(ctx context.Context, vid, hash string, high bool) string {
+	if h.d.Blobs == nil || hash == "" {
+		return ""
+	}
+	u, err := h.d.Blobs.URL(ctx, tracking.ThumbKey(vid, hash, high), time.Hour)
+	if err != nil {
+		h.d.Log.Warn("thumbnail url", "video", vid, "err", err)
+		return ""
+	}
+	return u
+}
+
+func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	ok, err := h.d.Store.CanSeeChannel(ctx, uid, id)
+	if err != nil {
+		h.fail(w, r, "authorize channel", err)
+		return
+	}
+	if !ok {
+		h.render(w, r, http.StatusNotFound, "Not tracked", notTrackedChannelPage())
+		return
+	}
+	c, err := h.d.Store.Channel(ctx, id)
+	if err != nil {
+		h.fail(w, r, "channel", err)
+		return
+	}
+	vs, err := h.d.Store.ChannelVideos(ctx, id)
+	if err != nil {
+		h.fail(w, r, "channel videos", err)
+		return
+	}
+	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok"), CSRF: session.From(ctx).CSRFToken()}))
+}
+
+type dashboardData struct {
+	CSRF, Problem, Notice, Input string
+	Limits                       tracking.Limits
+	Channels                     []subjects.TrackedChannel
+	Videos                       []subjects.TrackedVideo // tracked individually
+	ChannelVideos                []subjects.TrackedVideo // of the tracked channels
+}
+
+type videoData struct {
+	Video        subjects.TrackedVideo
+	Channel      subjects.TrackedChannel // zero unless the user tracks it
+	Chart        chart
+	Samples      int
+	ThumbURL     string
+	Changes      []changeView // newest first
+	Notice, CSRF string
+	Individually bool
+}
+
+type changeView struct {
+	At, Kind, Before, After string
+	BeforeURL, AfterURL     string
+}
+
+type channelData struct {
+	Channel      subjects.TrackedChannel
+	Videos       []subjects.TrackedVideo
+	Notice, CSRF string
+}
+
+func views(n int64) string { return groupDigits(n) }
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04") + " UTC"
+}

@@ -1,0 +1,312 @@
+package tracker_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/a-h/templ"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/blob"
+	"jetfleet/internal/testenv"
+	"jetfleet/internal/tracking"
+	"jetfleet/internal/youtube"
+	"jetfleet/internal/youtube/youtubetest"
+	"jetfleet/subjects"
+	"jetfleet/web/session"
+	"jetfleet/web/tracker"
+)
+
+var ch *testenv.ClickHouse
+
+func TestMain(m *testing.M) { testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c }) }
+
+var quiet = slog.New(slog.DiscardHandler)
+
+type site struct {
+	t     *testing.T
+	url   string
+	store *tracking.Store
+	yt    *youtubetest.Server
+	conn  driver.Conn
+	ctx   context.Context
+}
+
+var (
+	chanA = youtubetest.ChannelID(1)
+	chanB = youtubetest.ChannelID(2)
+)
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	ctx := testenv.Context(t, 60*time.Second)
+	_, js := testenv.JetStream(t)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), quiet); err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
+	sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := tracking.Open(ctx, js, tracking.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yts := youtubetest.New(youtubetest.Options{})
+	yts.Start()
+	t.Cleanup(yts.Close)
+	yts.AddChannel(chanA, "@alphas", "Alpha Channel")
+	yts.AddVideo(chanA, "alphavideo1", "Alpha video", time.Now().Add(-time.Hour), 500)
+	yts.AddChannel(chanB, "@betas", "Beta Channel")
+	yts.AddVideo(chanB, "betavideo01", "Beta video", time.Now().Add(-time.Hour), 700)
+	client, _ := youtube.New(youtube.Config{BaseURL: yts.URL(), ThumbnailURL: yts.URL(), RetryMin: time.Millisecond})
+	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
+	blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://edge.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mux := http.NewServeMux()
+	tracker.New(tracker.Deps{
+		Store: store, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
+		Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
+		Layout: func(title string, body templ.Component) templ.Component {
+			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+				io.WriteString(w, "<title>"+title+"</title>")
+				return body.Render(ctx, w)
+			})
+		},
+	}).Routes(mux)
+	// Test-only helpers: sign in as ?user=, show the form token.
+	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
+		u := r.URL.Query().Get("user")
+		if _, err := sessions.SignIn(r.Context(), w, r, u, u+"@example.com"); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	mux.HandleFunc("GET /test/csrf", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, session.From(r.Context()).CSRFToken())
+	})
+	srv := httptest.NewServer(sessions.Middleware(mux))
+	t.Cleanup(srv.Close)
+	return &site{t: t, url: srv.URL, store: store, yt: yts, conn: conn, ctx: ctx}
+}
+
+type browser struct {
+	s *site
+	c *http.Client
+}
+
+// as returns a browser signed in as user ("" for a visitor).
+func (s *site) as(user string) *browser {
+	jar, _ := cookiejar.New(nil)
+	b := &browser{s: s, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	if user != "" {
+		b.get("/test/signin?user=" + user)
+	}
+	return b
+}
+
+func (b *browser) get(path string) (int, string, http.Header) {
+	b.s.t.Helper()
+	resp, err := b.c.Get(b.s.url + path)
+	if err != nil {
+		b.s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func (b *browser) post(path string, form url.Values) (int, string, http.Header) {
+	b.s.t.Helper()
+	_, token, _ := b.get("/test/csrf")
+	form.Set("csrf_token", token)
+	req, _ := http.NewRequest("POST", b.s.url+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), resp.Header
+}
+
+func TestVisitorsAreSentToSignIn(t *testing.T) {
+	s := newSite(t)
+	b := s.as("")
+	for _, p := range []string{"/tracker", "/tracker/videos/alphavideo1", "/tracker/channels/" + chanA} {
+		code, _, h := b.get(p)
+		if code != http.StatusSeeOther || h.Get("Location") != "/signin?next="+url.QueryEscape(p) {
+			t.Errorf("GET %s: %d %q", p, code, h.Get("Location"))
+		}
+	}
+	if code, _, h := b.post("/tracker/track", url.Values{"ref": {"@alphas"}}); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/signin") {
+		t.Errorf("POST /tracker/track: %d %q", code, h.Get("Location"))
+	}
+}
+
+func TestTrackingAChannelByHandleShowsItOnTheDashboard(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	code, _, h := alice.post("/tracker/track", url.Values{"ref": {"https://www.youtube.com/@alphas"}})
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/tracker/channels/"+chanA) {
+		t.Fatalf("track: %d %q", code, h.Get("Location"))
+	}
+	code, body, _ := alice.get("/tracker")
+	if code != 200 || !strings.Contains(body, "Alpha Channel") || !strings.Contains(body, "1 of 3 channels") {
+		t.Fatalf("dashboard %d:\n%s", code, body)
+	}
+	if live, _ := s.store.LiveChannels(s.ctx); len(live) != 1 || live[0] != chanA {
+		t.Fatalf("live channels = %v", live)
+	}
+	if code, _, _ := alice.post("/tracker/untrack", url.Values{"kind": {"channel"}, "id": {chanA}}); code != http.StatusSeeOther {
+		t.Fatalf("untrack: %d", code)
+	}
+	if _, body, _ := alice.get("/tracker"); strings.Contains(body, "Alpha Channel") {
+		t.Fatal("untracked channel still on the dashboard")
+	}
+	if code, _, _ := alice.post("/tracker/untrack", url.Values{"kind": {"playlist"}, "id": {"x"}}); code != http.StatusBadRequest {
+		t.Fatalf("untrack of an unknown kind: %d, want 400", code)
+	}
+}
+
+func TestTrackingExplainsBadInput(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	cases := []struct {
+		ref  string
+		code int
+		says string
+	}{
+		{"hello world", http.StatusUnprocessableEntity, "is not a YouTube channel or video"},
+		{"https://vimeo.com/1234", http.StatusUnprocessableEntity, "is not a YouTube channel or video"},
+		{"https://youtu.be/zzzzzzzzzzz", http.StatusUnprocessableEntity, "YouTube has no channel or video"},
+		{"@nobodyhere", http.StatusUnprocessableEntity, "YouTube has no channel or video"},
+	}
+	for _, c := range cases {
+		code, body, _ := alice.post("/tracker/track", url.Values{"ref": {c.ref}})
+		if code != c.code || !strings.Contains(body, c.says) {
+			t.Errorf("track %q: %d, want %d saying %q", c.ref, code, c.code, c.says)
+		}
+	}
+}
+
+func TestFreePlanLimitIsExplained(t *testing.T) {
+	s := newSite(t)
+	for i := range 3 {
+		id := youtubetest.ChannelID(10 + i)
+		s.yt.AddChannel(id, "", "Extra")
+		if code, _, _ := s.as("alice").post("/tracker/track", url.Values{"ref": {id}}); code != http.StatusSeeOther {
+			t.Fatalf("channel %d: %d", i, code)
+		}
+	}
+	code, body, _ := s.as("alice").post("/tracker/track", url.Values{"ref": {chanA}})
+	if code != http.StatusForbidden || !strings.Contains(body, "free plan tracks up to 3 channels") {
+		t.Fatalf("fourth channel: %d\n%s", code, body)
+	}
+	if code, _, _ := s.as("premium").post("/tracker/track", url.Values{"ref": {chanA}}); code != http.StatusSeeOther {
+		t.Fatalf("premium user: %d", code)
+	}
+}
+
+// Every read path shows a user only their channels, their individually
+// tracked videos and the videos of their channels.
+func TestUsersSeeOnlyWhatTheyTrack(t *testing.T) {
+	s := newSite(t)
+	alice, bob := s.as("alice"), s.as("bob")
+	if code, _, _ := alice.post("/tracker/track", url.Values{"ref": {"@alphas"}}); code != http.StatusSeeOther {
+		t.Fatal("alice could not track her channel")
+	}
+	// The channel check found its upload.
+	s.store.SeeVideo(s.ctx, subjects.TrackedVideo{ID: "alphavideo1", ChannelID: chanA, Title: "Alpha video"}, time.Now())
+	if code, _, _ := bob.post("/tracker/track", url.Values{"ref": {"https://www.youtube.com/watch?v=betavideo01"}}); code != http.StatusSeeOther {
+		t.Fatal("bob could not track his video")
+	}
+	cases := []struct {
+		who  *browser
+		name string
+		path string
+		code int
+	}{
+		{alice, "alice", "/tracker/channels/" + chanA, 200},
+		{bob, "bob", "/tracker/channels/" + chanA, 404},
+		{alice, "alice", "/tracker/channels/" + chanB, 404},
+		{alice, "alice", "/tracker/videos/alphavideo1", 200},
+		{bob, "bob", "/tracker/videos/alphavideo1", 403},
+		{bob, "bob", "/tracker/videos/betavideo01", 200},
+		{alice, "alice", "/tracker/videos/betavideo01", 403},
+		{alice, "alice", "/tracker/videos/nosuchvideo", 403},
+		{alice, "alice", "/tracker/channels/not.a.key", 404},
+	}
+	for _, c := range cases {
+		code, body, _ := c.who.get(c.path)
+		if code != c.code {
+			t.Errorf("%s GET %s: %d, want %d", c.name, c.path, code, c.code)
+		}
+		if code != 200 && (strings.Contains(body, "Alpha video") || strings.Contains(body, "Beta video")) {
+			t.Errorf("%s GET %s: refused page leaks a title", c.name, c.path)
+		}
+	}
+	_, aliceDash, _ := alice.get("/tracker")
+	_, bobDash, _ := bob.get("/tracker")
+	if !strings.Contains(aliceDash, "Alpha video") || strings.Contains(aliceDash, "Beta video") {
+		t.Errorf("alice's dashboard shows the wrong videos")
+	}
+	if !strings.Contains(bobDash, "Beta video") || strings.Contains(bobDash, "Alpha") {
+		t.Errorf("bob's dashboard shows the wrong videos")
+	}
+}
+
+func TestVideoPageDrawsTheCurveWithChangeMarkersAndBeforeAfter(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	alice.post("/tracker/track", url.Values{"ref": {"betavideo01"}})
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	write := func(table string, cols []string, rows ...[]any) {
+		w, err := analytics.NewBatchWriter(s.conn, analytics.WriterConfig{Table: table, Columns: cols}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			w.Append(s.ctx, r...)
+		}
+		if err := w.Flush(s.ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := []string{"video_id", "channel_id", "sampled_at", "views", "likes", "title", "thumb_hash"}
+	write("video_samples", sc,
+		[]any{"betavideo01", chanB, t0, uint64(100), uint64(0), "Old", "aaaa"},
+		[]any{"betavideo01", chanB, t0.Add(time.Hour), uint64(250), uint64(0), "Old", "aaaa"},
+		[]any{"betavideo01", chanB, t0.Add(2 * time.Hour), uint64(900), uint64(0), "New title", "bbbb"})
+	write("video_changes", []string{"video_id", "changed_at", "kind", "before", "after"},
+		[]any{"betavideo01", t0.Add(2 * time.Hour), "thumbnail", "aaaa", "bbbb"},
+		[]any{"betavideo01", t0.Add(2 * time.Hour), "title", "Old", "New title"})
+
+	code, body, _ := alice.get("/tracker/videos/betavideo01")
+	if code != 200 {
+		t.Fatalf("video page: %d\n%s", code, body)
+	}
+	for _, want := range []string{"<polyline", "marker-thumbnail", "marker-title", "3 samples",
+		tracking.ThumbKey("betavideo01", "aaaa", true), tracking.ThumbKey("betavideo01", "bbbb", true), "New title"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("video page lacks %q", want)
+		}
+	}
+}

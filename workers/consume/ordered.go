@@ -1,0 +1,323 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+)
+
+// OrderedConfig names the partition consumers an ordered role runs.
+//
+// Each partition is one durable consumer with a pinned priority group
+// (jetstream.PriorityPolicyPinned): the server delivers a partition's
+// messages to one client at a time, and hands the partition to another
+// client only when the pinned one stops pulling for the consumer's
+// PinnedTTL (or unpins on shutdown). Every instance of the role pulls every
+// partition; whichever is pinned owns it. Inside the owner a partition is
+// handled one message at a time, in stream order.
+type OrderedConfig struct {
+	Role      string
+	Stream    string
+	Consumers []string // one durable per partition, in partition order
+	Group     string   // the consumers' priority group
+
+	Batch      int           // messages per Fetch; default 256
+	FetchWait  time.Duration // longest wait of a Fetch when idle; default 1s
+	BusyWait   time.Duration // longest wait of a Fetch while messages flow; default 2ms
+	BackoffMin time.Duration // first pause after a transient failure; default 200ms
+	BackoffMax time.Duration // pause cap; default 5s (keep it under the PinnedTTL)
+	// PublishTimeout bounds the wait for the acks of a handler's publishes;
+	// default 10s.
+	PublishTimeout time.Duration
+	// Prepare, when set, is called with each fetched batch of a partition
+	// before its messages are handled one by one: a role can load what the
+	// batch needs concurrently (e.g. state reads) instead of one round trip
+	// per message. It must not change anything the handler's order
+	// protects.
+	Prepare func(ctx context.Context, partition int, msgs []jetstream.Msg)
+}
+
+func (c *OrderedConfig) setDefaults() {
+	if c.Batch <= 0 {
+		c.Batch = 256
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = time.Second
+	}
+	if c.BusyWait <= 0 {
+		c.BusyWait = 2 * time.Millisecond
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 200 * time.Millisecond
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = max(5*time.Second, c.BackoffMin)
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+}
+
+// OrderedHandler handles one message of partition. It returns the publishes
+// it started (the message is acknowledged only once all are confirmed), or:
+//   - Permanent(err): the message is dead-lettered and the partition goes on;
+//   - Park(d): the message is NAKed with delay d and the partition goes on
+//     (it comes back later; use it only for messages whose order does not
+//     matter to what follows);
+//   - any other error: this message and the rest of the batch are NAKed and
+//     the partition pauses with backoff, so it resumes with this message and
+//     keeps its order.
+type OrderedHandler func(ctx context.Context, partition int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error)
+
+// parkError asks for a redelivery after delay.
+type parkError struct{ delay time.Duration }
+
+func (e *parkError) Error() string { return fmt.Sprintf("parked for %v", e.delay) }
+
+// Park tells the ordered runtime to redeliver the message after delay
+// without holding up the messages behind it.
+func Park(delay time.Duration) error { return &parkError{delay: delay} }
+
+// OrderedConsumer runs an OrderedHandler over partition consumers.
+type OrderedConsumer struct {
+	cfg     OrderedConfig
+	js      jetstream.JetStream
+	handler OrderedHandler
+	dlq     *Consumer // for dead-lettering and metrics, shared with the plain runtime
+	log     *slog.Logger
+}
+
+// NewOrdered prepares an ordered consumer; Run starts it.
+func NewOrdered(js jetstream.JetStream, cfg OrderedConfig, h OrderedHandler, m *Metrics, log *slog.Logger) *OrderedConsumer {
+	cfg.setDefaults()
+	log = log.With("role", cfg.Role, "stream", cfg.Stream)
+	return &OrderedConsumer{
+		cfg:     cfg,
+		js:      js,
+		handler: h,
+		dlq:     &Consumer{cfg: Config{Role: cfg.Role, Stream: cfg.Stream}, js: js, metrics: m, log: log},
+		log:     log,
+	}
+}
+
+// Run pulls every partition until ctx ends. A batch in hand is finished
+// (its publishes confirmed and acknowledged) before Run returns, and the
+// partitions this instance owned are unpinned so another instance takes
+// them over at once.
+func (o *OrderedConsumer) Run(ctx context.Context) error {
+	stream, err := o.js.Stream(ctx, o.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", o.cfg.Stream, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for p, name := range o.cfg.Consumers {
+		cons, err := stream.Consumer(ctx, name)
+		if err != nil {
+			return fmt.Errorf("consumer %s/%s: %w", o.cfg.Stream, name, err)
+		}
+		g.Go(func() error {
+			o.runPartition(gctx, p, cons)
+			return nil
+		})
+	}
+	o.log.Info("ordered consumer started", "partitions", len(o.cfg.Consumers), "batch", o.cfg.Batch)
+	err = g.Wait()
+	o.log.Info("ordered consumer stopped")
+	return err
+}
+
+func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) {
+	log := o.log.With("partition", p, "consumer", cons.CachedInfo().Name)
+	owned := false
+	busy := false
+	for ctx.Err() == nil {
+		// A Fetch returns when its batch is full or its wait is over. Idle,
+		// ask for one message with the long wait, so the first one to
+		// arrive is handled at once; busy, take whatever is there within
+		// BusyWait. Either way nothing waits for a batch to fill up.
+		n, wait := 1, o.cfg.FetchWait
+		if busy {
+			n, wait = o.cfg.Batch, o.cfg.BusyWait
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(o.cfg.Group))
+		if err != nil {
+			log.Warn("fetch failed", "err", err)
+			sleep(ctx, o.cfg.BackoffMin)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			if errors.Is(err, jetstream.ErrPinIDMismatch) {
+				owned = false
+			} else {
+				log.Debug("fetch ended with error", "err", err)
+			}
+		}
+		busy = len(msgs) > 0
+		if !busy {
+			o.dlq.metrics.pending.WithLabelValues(o.cfg.Role).Set(0)
+			continue
+		}
+		if !owned {
+			owned = true
+			log.Info("partition owned")
+		}
+		if o.cfg.Prepare != nil {
+			o.cfg.Prepare(context.WithoutCancel(ctx), p, msgs)
+		}
+		// Handling is not cut short by ctx: a batch in hand is finished
+		// (only retries of a failing message stop with ctx).
+		if !o.handleBatch(ctx, context.WithoutCancel(ctx), p, msgs, log) {
+			sleep(ctx, o.cfg.BackoffMin)
+		}
+	}
+	if owned {
+		unpinCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if s, err := o.js.Stream(unpinCtx, o.cfg.Stream); err == nil {
+			if err := s.UnpinConsumer(unpinCtx, cons.CachedInfo().Name, o.cfg.Group); err != nil {
+				log.Debug("unpin failed; the partition moves after the pinned TTL", "err", err)
+			}
+		}
+	}
+}
+
+// pendingAck is a handled message waiting for its publishes.
+type pendingAck struct {
+	msg     jetstream.Msg
+	seq     uint64
+	futures []jetstream.PubAckFuture
+	start   time.Time
+}
+
+// handleBatch handles msgs in order and reports whether the whole batch went
+// through. A transient failure is retried in place, with backoff, while the
+// rest of the batch is kept in hand (InProgress extends its ack wait): a NAK
+// would let the server deliver newer messages of the partition first. Only
+// when run ends during the retries is the rest NAKed, without delay, so the
+// next owner gets it before anything newer.
+func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []jetstream.Msg, log *slog.Logger) bool {
+	var pending []pendingAck
+	ok := true
+	rest := len(msgs) // index of the first message to NAK unhandled
+	attempt := 0      // failed tries of the current message
+	for i := 0; i < len(msgs); i++ {
+		msg := msgs[i]
+		md, err := msg.Metadata()
+		if err != nil {
+			log.Error("message without metadata", "subject", msg.Subject(), "err", err)
+			continue
+		}
+		o.dlq.metrics.pending.WithLabelValues(o.cfg.Role).Set(float64(md.NumPending))
+		start := time.Now()
+		futures, err := o.call(ctx, p, msg)
+		var park *parkError
+		switch {
+		case err == nil:
+			attempt = 0
+			pending = append(pending, pendingAck{msg: msg, seq: md.Sequence.Stream, futures: futures, start: start})
+			continue
+		case errors.As(err, &park):
+			if err := msg.NakWithDelay(park.delay); err != nil {
+				log.Warn("park nak failed; redelivered after ack wait", "seq", md.Sequence.Stream, "err", err)
+			}
+			continue
+		case IsPermanent(err):
+			o.dlq.metrics.failed.WithLabelValues(o.cfg.Role).Inc()
+			if dlqErr := o.dlq.deadLetter(ctx, msg, md, err); dlqErr != nil {
+				log.Error("dead-letter failed; retrying", "seq", md.Sequence.Stream, "dlq_err", dlqErr)
+				break
+			}
+			o.dlq.metrics.deadLettered.WithLabelValues(o.cfg.Role).Inc()
+			log.Warn("message dead-lettered", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+			if err := msg.TermWithReason(truncate(err.Error(), 200)); err != nil {
+				log.Warn("term failed; the message may be dead-lettered again (deduplicated)", "err", err)
+			}
+			continue
+		default:
+			o.dlq.metrics.failed.WithLabelValues(o.cfg.Role).Inc()
+			log.Warn("handler failed; retrying in place", "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "err", err)
+		}
+		// Retry msgs[i] after a pause, unless the run is over.
+		ok = false
+		attempt++
+		sleep(run, o.backoff(attempt))
+		if run.Err() != nil {
+			rest = i
+			break
+		}
+		for _, m := range msgs[i:] {
+			_ = m.InProgress()
+		}
+		i--
+	}
+	// Ack in order what was published; from the first failed publish on,
+	// everything is NAKed (no delay: redeliveries come before newer
+	// messages) so the partition resumes there.
+	failedAt := len(pending)
+	for i, pa := range pending {
+		if err := o.await(ctx, pa.futures); err != nil {
+			log.Warn("publish not confirmed; resuming the partition there", "seq", pa.seq, "err", err)
+			failedAt = i
+			ok = false
+			break
+		}
+		if err := pa.msg.Ack(); err != nil {
+			log.Warn("ack failed; redelivery is deduplicated", "seq", pa.seq, "err", err)
+		}
+		o.dlq.metrics.processed.WithLabelValues(o.cfg.Role).Inc()
+		o.dlq.metrics.latency.WithLabelValues(o.cfg.Role).Observe(time.Since(pa.start).Seconds())
+	}
+	for _, pa := range pending[failedAt:] {
+		_ = pa.msg.Nak()
+	}
+	for _, msg := range msgs[rest:] {
+		_ = msg.Nak()
+	}
+	return ok
+}
+
+func (o *OrderedConsumer) await(ctx context.Context, futures []jetstream.PubAckFuture) error {
+	if len(futures) == 0 {
+		return nil
+	}
+	timer := time.NewTimer(o.cfg.PublishTimeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
+		case <-timer.C:
+			return fmt.Errorf("publish to %s: no ack within %v", f.Msg().Subject, o.cfg.PublishTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// call runs the handler, turning a panic into a transient error.
+func (o *OrderedConsumer) call(ctx context.Context, p int, msg jetstream.Msg) (futures []jetstream.PubAckFuture, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			o.log.Error("handler panicked", "subject", msg.Subject(), "panic", r)
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return o.handler(ctx, p, msg)
+}
+
+func (o *OrderedConsumer) backoff(failures int) time.Duration {
+	c := Consumer{cfg: Config{BackoffMin: o.cfg.BackoffMin, BackoffMax: o.cfg.BackoffMax}}
+	return c.backoff(uint64(max(failures, 1)))
+}

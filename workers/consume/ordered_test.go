@@ -1,0 +1,164 @@
+package consume_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+)
+
+const orderedStream = "PARTS"
+
+// setupOrdered provisions the DLQ and a stream of two partitions, each with
+// a pinned consumer.
+func setupOrdered(t *testing.T, js jetstream.JetStream) consume.OrderedConfig {
+	t.Helper()
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: orderedStream, Subjects: []string{"part.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := consume.OrderedConfig{Role: "ordered", Stream: orderedStream, Group: "g",
+		Batch: 16, FetchWait: 100 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}
+	for p := range 2 {
+		name := fmt.Sprintf("p%d", p)
+		if _, err := js.CreateOrUpdateConsumer(ctx, orderedStream, jetstream.ConsumerConfig{
+			Durable: name, FilterSubject: fmt.Sprintf("part.%d", p), AckPolicy: jetstream.AckExplicitPolicy,
+			AckWait: 30 * time.Second, MaxDeliver: -1, PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{"g"}, PinnedTTL: 5 * time.Second,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Consumers = append(cfg.Consumers, name)
+	}
+	return cfg
+}
+
+// recorder collects what handlers saw, per partition, in order.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[int][]int
+	by   map[int]map[string]int // partition → worker → count
+}
+
+func (r *recorder) handler(worker string, fail func(v int) error) consume.OrderedHandler {
+	return func(ctx context.Context, p int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+		v, _ := strconv.Atoi(string(msg.Data()))
+		if err := fail(v); err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.seen[p] = append(r.seen[p], v)
+		if r.by[p] == nil {
+			r.by[p] = map[string]int{}
+		}
+		r.by[p][worker]++
+		return nil, nil
+	}
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen[0]) + len(r.seen[1])
+}
+
+func runOrdered(t *testing.T, js jetstream.JetStream, cfg consume.OrderedConfig, h consume.OrderedHandler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := consume.NewOrdered(js, cfg, h, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestOrderedPartitionsStayInOrderWithTwoWorkers(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, js := srv.Connect(t)
+	cfg := setupOrdered(t, js)
+	r := &recorder{seen: map[int][]int{}, by: map[int]map[string]int{}}
+	// A transient failure on every 7th value, first time only: the
+	// partition pauses and resumes at that message.
+	var failedOnce sync.Map
+	fail := func(v int) error {
+		if v%7 == 0 {
+			if _, done := failedOnce.LoadOrStore(v, true); !done {
+				return errors.New("store unavailable")
+			}
+		}
+		return nil
+	}
+	_, js1 := srv.Connect(t)
+	_, js2 := srv.Connect(t)
+	runOrdered(t, js1, cfg, r.handler("a", fail))
+	runOrdered(t, js2, cfg, r.handler("b", fail))
+	ctx := testenv.Context(t, 20*time.Second)
+	const n = 200
+	for i := range n {
+		if _, err := js.Publish(ctx, fmt.Sprintf("part.%d", i%2), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "every message handled", func() bool { return r.count() >= n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range 2 {
+		got := r.seen[p]
+		if len(got) != n/2 {
+			t.Errorf("partition %d handled %d messages, want %d", p, len(got), n/2)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] <= got[i-1] {
+				t.Errorf("partition %d out of order: %d after %d", p, got[i], got[i-1])
+			}
+		}
+		if len(r.by[p]) != 1 {
+			t.Errorf("partition %d handled by %d workers at once, want one owner: %v", p, len(r.by[p]), r.by[p])
+		}
+	}
+}
+
+func TestOrderedPermanentFailureIsDeadLetteredWithoutBlocking(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, js := srv.Connect(t)
+	cfg := setupOrdered(t, js)
+	r := &recorder{seen: map[int][]int{}, by: map[int]map[string]int{}}
+	runOrdered(t, js, cfg, r.handler("a", func(v int) error {
+		if v == 2 {
+			return consume.Permanentf("value %d is poison", v)
+		}
+		return nil
+	}))
+	ctx := testenv.Context(t, 10*time.Second)
+	for _, v := range []int{0, 2, 4, 6} {
+		if _, err := js.Publish(ctx, "part.0", []byte(strconv.Itoa(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the messages behind the poison handled", func() bool { return r.count() == 3 })
+	dlq, err := js.Stream(ctx, subjects.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetLastMsgForSubject(ctx, subjects.DLQ(orderedStream, "p0"))
+	if err != nil {
+		t.Fatalf("dead letter: %v", err)
+	}
+	if string(m.Data) != "2" || m.Header.Get(subjects.HeaderDLQError) != "value 2 is poison" {
+		t.Errorf("dead letter %q with reason %q", m.Data, m.Header.Get(subjects.HeaderDLQError))
+	}
+}

@@ -1,0 +1,410 @@
+// Package enricher is the Enricher worker role (seed 004): it reads user,
+// subscription and lesson events from the INPUT stream, one partition at a
+// time and in order, keeps the current user and subscription state in
+// sharded KV buckets, and emits every event on OUTPUT, lessons enriched with
+// subscription_status and subscription_type (from the user's subscription
+// in the lesson's language) and country (from the user).
+//
+// Rules:
+//   - An invalid event (see subjects.ParseEvent) is dead-lettered with the
+//     validation errors; the partition goes on.
+//   - A user or subscription event updates the state (an update changes only
+//     the fields it carries) and passes through unchanged. The state records
+//     the INPUT sequence of the last event applied, so an older event seen
+//     again (redelivered after a takeover) never overwrites a newer state.
+//   - A lesson whose user or subscription is unknown is parked: NAKed with a
+//     delay (Config.ParkRetry) and retried until it is Config.Hold old (from
+//     the time INPUT stored it). Then it is emitted anyway, with
+//     enrichment = missing_user / missing_subscription /
+//     missing_user_and_subscription and the unknown fields null.
+//     Only lessons are parked: they change no state, so holding one back
+//     cannot make later events see a wrong state. The price is that a parked
+//     lesson is emitted after the later events of its user: output order
+//     per user holds for every event except parked lessons.
+//   - Output is exactly once: each emitted event carries
+//     Nats-Msg-Id = enricher:<INPUT sequence>, so a redelivered input
+//     (a crash between publish and ack) is dropped by OUTPUT's duplicate
+//     window.
+//   - When KV is unavailable the handler fails transiently: the runtime NAKs
+//     the rest of the batch with backoff and the partition resumes there.
+package enricher
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+)
+
+// HeaderInputSeq is set on every emitted event: the INPUT stream sequence it
+// came from.
+const HeaderInputSeq = "Jetfleet-Input-Seq"
+
+// Config tunes the Enricher.
+type Config struct {
+	// Hold is how long a lesson with an unknown user or subscription is
+	// held, from the time it was stored in INPUT; default 30s. It must stay
+	// well under subjects.EnricherOutputDuplicates.
+	Hold time.Duration
+	// ParkRetry is how often a held lesson is retried; default 2s.
+	ParkRetry time.Duration
+	// CacheSize is the number of state records cached in all; default
+	// 500,000.
+	CacheSize int
+	// KVTimeout bounds one state read or write; default 2s.
+	KVTimeout time.Duration
+}
+
+func (c *Config) setDefaults() error {
+	if c.Hold < 0 || c.ParkRetry < 0 || c.CacheSize < 0 || c.KVTimeout < 0 {
+		return fmt.Errorf("enricher config: durations and sizes must not be negative")
+	}
+	if c.Hold == 0 {
+		c.Hold = 30 * time.Second
+	}
+	if c.Hold >= subjects.EnricherOutputDuplicates-subjects.EnricherAckWait {
+		return fmt.Errorf("ENRICHER_HOLD: %v must stay under %v (OUTPUT's duplicate window less the ack wait)",
+			c.Hold, subjects.EnricherOutputDuplicates-subjects.EnricherAckWait)
+	}
+	if c.ParkRetry == 0 {
+		c.ParkRetry = 2 * time.Second
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 500_000
+	}
+	if c.KVTimeout == 0 {
+		c.KVTimeout = 2 * time.Second
+	}
+	return nil
+}
+
+// Enricher handles INPUT events; Handle is its consume.OrderedHandler.
+type Enricher struct {
+	cfg     Config
+	js      jetstream.JetStream
+	store   *Store
+	metrics *metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu   sync.Mutex
+	pins []string // last Nats-Pin-Id seen per partition
+
+	// parsed holds, per partition, the events Prepare parsed for Handle,
+	// by INPUT sequence. Each map is used only by its partition's
+	// goroutine.
+	parsed []map[uint64]parsed
+}
+
+// New opens the state store and returns the Enricher. reg may be nil.
+func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Enricher, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(ctx, js, cfg.CacheSize, cfg.KVTimeout)
+	if err != nil {
+		return nil, err
+	}
+	m := newMetrics(store)
+	if reg != nil {
+		if err := m.register(reg); err != nil {
+			return nil, err
+		}
+	}
+	return &Enricher{
+		cfg: cfg, js: js, store: store, metrics: m, log: log, now: time.Now,
+		pins: make([]string, subjects.EnricherPartitions), parsed: parsedMaps(),
+	}, nil
+}
+
+func parsedMaps() []map[uint64]parsed {
+	m := make([]map[uint64]parsed, subjects.EnricherPartitions)
+	for i := range m {
+		m[i] = map[uint64]parsed{}
+	}
+	return m
+}
+
+// Store is the Enricher's state store.
+func (e *Enricher) Store() *Store { return e.store }
+
+// Stats returns what the Enricher counted so far.
+func (e *Enricher) Stats() Stats {
+	s := e.metrics.stats()
+	s.CacheHits, s.CacheMiss = e.store.CacheStats()
+	return s
+}
+
+// OrderedConfig is the runtime configuration of the Enricher's partitions.
+func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
+	var names []string
+	for p := range subjects.EnricherPartitions {
+		names = append(names, subjects.EnricherPartitionConsumer(p))
+	}
+	return consume.OrderedConfig{Role: role, Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup,
+		Prepare: e.Prepare}
+}
+
+// parsed is an event parsed by Prepare for Handle.
+type parsed struct {
+	ev  subjects.Event
+	err error
+}
+
+// Prepare parses a fetched batch of partition p once and loads the state
+// its events need, concurrently, into the cache: Handle then finds it there
+// instead of making one KV round trip per miss, in sequence. Only reads: the
+// order of state changes is Handle's.
+func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
+	m := e.parsed[p]
+	clear(m)
+	var users []string
+	var subs []SubKey
+	seenU, seenS := map[string]bool{}, map[SubKey]bool{}
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		ev, err := subjects.ParseEvent(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
+		m[md.Sequence.Stream] = parsed{ev: ev, err: err}
+		if err != nil {
+			continue
+		}
+		u := ev.UserUUID()
+		if ev.Kind != subjects.KindSubscription && !seenU[u] {
+			seenU[u] = true
+			users = append(users, u)
+		}
+		var k SubKey
+		switch {
+		case ev.Lesson != nil:
+			k = SubKey{UserUUID: u, Language: ev.Lesson.Language}
+		case ev.Subscription != nil:
+			k = SubKey{UserUUID: u, Language: ev.Subscription.Language}
+		default:
+			continue
+		}
+		if !seenS[k] {
+			seenS[k] = true
+			subs = append(subs, k)
+		}
+	}
+	e.store.Prefetch(ctx, p, users, subs)
+}
+
+// Handle processes one INPUT event of partition p.
+func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return nil, consume.Permanentf("not a JetStream message: %w", err)
+	}
+	e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
+	kind := subjects.EnricherStoredKind(msg.Subject())
+	// Prepare parsed it already, unless the runtime has no Prepare step.
+	pe, ok := e.parsed[p][md.Sequence.Stream]
+	if ok {
+		delete(e.parsed[p], md.Sequence.Stream)
+	} else {
+		pe.ev, pe.err = subjects.ParseEvent(kind, msg.Data())
+	}
+	ev, err := pe.ev, pe.err
+	if err != nil {
+		e.metrics.invalid.WithLabelValues(kind).Inc()
+		return nil, consume.Permanent(err)
+	}
+	if got := subjects.EnricherPartitionOf(ev.UserUUID()); got != p {
+		e.metrics.invalid.WithLabelValues(kind).Inc()
+		return nil, consume.Permanentf("invalid event: published under another user's subject: the body's user %q belongs to partition %d, the subject's to %d (publish to %s)",
+			ev.UserUUID(), got, p, subjects.EnricherInput(kind, ev.UserUUID()))
+	}
+	seq := md.Sequence.Stream
+	out := msg.Data()
+	switch kind {
+	case subjects.KindUser:
+		err = e.applyUser(ctx, p, ev.User, seq)
+	case subjects.KindSubscription:
+		err = e.applySubscription(ctx, p, ev.Subscription, seq)
+	case subjects.KindLesson:
+		var status string
+		out, status, err = e.enrich(ctx, p, ev.Lesson, msg.Data(), md.Timestamp)
+		if err == nil {
+			e.metrics.lessons.WithLabelValues(status).Inc()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	pub := nats.NewMsg(subjects.EnricherOutput(kind))
+	pub.Data = out
+	pub.Header.Set(jetstream.MsgIDHeader, "enricher:"+strconv.FormatUint(seq, 10))
+	pub.Header.Set(HeaderInputSeq, strconv.FormatUint(seq, 10))
+	f, err := e.js.PublishMsgAsync(pub)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", pub.Subject, err)
+	}
+	e.metrics.emitted.WithLabelValues(kind).Inc()
+	return []jetstream.PubAckFuture{f}, nil
+}
+
+// checkOwner drops partition p's cache when the partition was pinned to
+// another client since this one last saw it.
+func (e *Enricher) checkOwner(p int, pin string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if pin != "" && pin != e.pins[p] {
+		if e.pins[p] != "" {
+			e.store.Forget(p)
+		}
+		e.pins[p] = pin
+	}
+}
+
+func (e *Enricher) applyUser(ctx context.Context, p int, ev *subjects.UserEvent, seq uint64) error {
+	u, err := e.store.User(ctx, p, ev.UUID)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		u = &subjects.UserState{}
+	} else if u.Seq >= seq {
+		e.metrics.stale.WithLabelValues(subjects.KindUser).Inc()
+		return nil // already applied: pass through only
+	}
+	u.Apply(ev, seq)
+	return e.store.PutUser(ctx, p, u)
+}
+
+func (e *Enricher) applySubscription(ctx context.Context, p int, ev *subjects.SubscriptionEvent, seq uint64) error {
+	s, err := e.store.Subscription(ctx, p, ev.UserUUID, ev.Language)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		s = &subjects.SubscriptionState{}
+	} else if s.Seq >= seq {
+		e.metrics.stale.WithLabelValues(subjects.KindSubscription).Inc()
+		return nil
+	}
+	s.Apply(ev, seq)
+	return e.store.PutSubscription(ctx, p, s)
+}
+
+// enrich returns the lesson with the enrichment fields added, or Park while
+// a dimension is missing and the lesson is younger than Hold.
+func (e *Enricher) enrich(ctx context.Context, p int, l *subjects.LessonEvent, raw []byte, stored time.Time) ([]byte, string, error) {
+	u, err := e.store.User(ctx, p, l.UserUUID)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := e.store.Subscription(ctx, p, l.UserUUID, l.Language)
+	if err != nil {
+		return nil, "", err
+	}
+	status := subjects.EnrichmentComplete
+	switch {
+	case u == nil && s == nil:
+		status = subjects.EnrichmentMissingBoth
+	case u == nil:
+		status = subjects.EnrichmentMissingUser
+	case s == nil:
+		status = subjects.EnrichmentMissingSubscription
+	}
+	if status != subjects.EnrichmentComplete {
+		if age := e.now().Sub(stored); age < e.cfg.Hold {
+			e.metrics.parked.Inc()
+			return nil, "", consume.Park(min(e.cfg.ParkRetry, e.cfg.Hold-age))
+		}
+	}
+	var add subjects.EnrichedLessonFields
+	add.Enrichment = status
+	if u != nil {
+		add.Country = u.Country
+	}
+	if s != nil {
+		add.SubscriptionStatus, add.SubscriptionType = s.SubscriptionStatus, s.SubscriptionType
+	}
+	if out, ok := splice(raw, add); ok {
+		return out, status, nil
+	}
+	// The producer sent fields of the same names: replace them.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, "", consume.Permanentf("invalid event: %w", err) // ParseEvent accepted it: cannot happen
+	}
+	fields[subjects.FieldSubscriptionStatus] = marshal(add.SubscriptionStatus)
+	fields[subjects.FieldSubscriptionType] = marshal(add.SubscriptionType)
+	fields[subjects.FieldCountry] = marshal(add.Country)
+	fields[subjects.FieldEnrichment] = marshal(add.Enrichment)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, "", fmt.Errorf("encode enriched lesson: %w", err)
+	}
+	return out, status, nil
+}
+
+var enrichmentKeys = [][]byte{
+	[]byte(`"` + subjects.FieldSubscriptionStatus + `"`), []byte(`"` + subjects.FieldSubscriptionType + `"`),
+	[]byte(`"` + subjects.FieldCountry + `"`), []byte(`"` + subjects.FieldEnrichment + `"`),
+}
+
+// splice appends the enrichment fields to the lesson's JSON object without
+// decoding it again (the hot path). It declines (false) when the object may
+// already hold one of those fields, which must then be replaced, not
+// repeated.
+func splice(raw []byte, add subjects.EnrichedLessonFields) ([]byte, bool) {
+	for _, k := range enrichmentKeys {
+		if bytes.Contains(raw, k) {
+			return nil, false
+		}
+	}
+	t := bytes.TrimRight(raw, " \t\r\n")
+	if len(t) < 2 || t[len(t)-1] != '}' {
+		return nil, false
+	}
+	out := make([]byte, 0, len(t)+128)
+	out = append(out, t[:len(t)-1]...)
+	if len(bytes.TrimSpace(t[1:len(t)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"subscription_status":`...)
+	out = appendJSON(out, add.SubscriptionStatus)
+	out = append(out, `,"subscription_type":`...)
+	out = appendJSON(out, add.SubscriptionType)
+	out = append(out, `,"country":`...)
+	out = appendJSON(out, add.Country)
+	out = append(out, `,"enrichment":`...)
+	out = appendJSON(out, &add.Enrichment)
+	return append(out, '}'), true
+}
+
+// appendJSON appends s as a JSON string, or null.
+func appendJSON(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	for i := 0; i < len(*s); i++ {
+		if c := (*s)[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return append(b, marshal(*s)...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, *s...)
+	return append(b, '"')
+}
+
+func marshal(v any) json.RawMessage {
+	b, _ := json.Marshal(v) // strings and nil pointers only
+	return b
+}

@@ -1,0 +1,496 @@
+// Command enricherbench is the Enricher's benchmark harness (`make
+// bench-enricher`). It starts a NATS server as its own process (so its memory
+// and disk can be measured apart from the Enricher), bulk-loads users and
+// subscriptions with the same loader as `jetfleet enricher load`, runs the
+// Enricher in this process, then streams lessons (with a trickle of user and
+// subscription updates) and prints throughput, input→output latency, cache
+// hit rate, memory and state-store bytes per row, and an extrapolation to
+// 500M rows. It prints figures; it asserts nothing.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+	"jetfleet/workers/enricher"
+)
+
+var (
+	languages = []string{"en", "es", "fr", "de", "it", "pt", "ja", "ru"}
+	countries = []string{"DE", "FR", "ES", "US", "GB", "BR", "IT", "PL", "NL", "JP"}
+	types     = []string{"free", "basic", "premium", "family"}
+	statuses  = []string{"active", "trial", "cancelled", "expired"}
+)
+
+type options struct {
+	server      string
+	users       int
+	subsPerUser int
+	lessons     int
+	rate        int
+	latencyFor  time.Duration
+	cache       int
+	hotShare    float64
+	cpuProfile  string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.server, "nats-server", "bin/nats-server", "nats-server binary (go build -o bin/nats-server github.com/nats-io/nats-server/v2)")
+	flag.IntVar(&o.users, "users", 1_000_000, "users to preload")
+	flag.IntVar(&o.subsPerUser, "subs", 2, "subscriptions per user (languages)")
+	flag.IntVar(&o.lessons, "lessons", 600_000, "lessons in the throughput phase")
+	flag.IntVar(&o.rate, "rate", 25_000, "lessons/s offered in the latency phase")
+	flag.DurationVar(&o.latencyFor, "latency-for", 15*time.Second, "length of the latency phase")
+	flag.IntVar(&o.cache, "cache", 500_000, "enricher cache entries")
+	flag.Float64Var(&o.hotShare, "hot", 0.1, "share of users that complete 90% of the lessons")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput phase to this file")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "enricherbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "enricherbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store := filepath.Join(dir, "js")
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	srv := exec.Command(o.server, "-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("start %s: %w (build it: go build -o bin/nats-server github.com/nats-io/nats-server/v2)", o.server, err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	nc, js, err := connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		return err
+	}
+	fmt.Printf("enricher bench: %d users, %d subscriptions, GOMAXPROCS=%d, nats-server pid %d\n",
+		o.users, o.users*o.subsPerUser, runtime.GOMAXPROCS(0), srv.Process.Pid)
+
+	// 1. Bulk load.
+	snapshot := filepath.Join(dir, "snapshot.ndjson")
+	if err := writeSnapshot(snapshot, o); err != nil {
+		return err
+	}
+	rssBefore, diskBefore := rssOf(srv.Process.Pid), diskOf(store)
+	f, err := os.Open(snapshot)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	st, err := enricher.Load(ctx, js, f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	loadTime := time.Since(start)
+	rows := st.Users + st.Subscriptions
+	runtime.GC()
+	rssAfter, diskAfter := rssOf(srv.Process.Pid), diskOf(store)
+	memPerRow := float64(rssAfter-rssBefore) / float64(rows)
+	diskPerRow := float64(diskAfter-diskBefore) / float64(rows)
+	fmt.Printf("load:        %d rows in %v = %.0f rows/s (%d rejected)\n", rows, loadTime.Round(time.Millisecond), float64(rows)/loadTime.Seconds(), st.RejectedTotal)
+	fmt.Printf("state store: server RSS %s → %s, disk %s → %s\n", mib(rssBefore), mib(rssAfter), mib(diskBefore), mib(diskAfter))
+	fmt.Printf("             %.0f bytes of server memory and %.0f bytes of disk per row (R1)\n", memPerRow, diskPerRow)
+
+	// 2. The Enricher, in this process, on its own connection.
+	enc, stopEnricher, err := startEnricher(url, o.cache)
+	if err != nil {
+		return err
+	}
+	defer stopEnricher()
+
+	// 3. Output observer.
+	obs, err := observe(ctx, js)
+	if err != nil {
+		return err
+	}
+	defer obs.stop()
+
+	pnc, pjs, err := connect(url)
+	if err != nil {
+		return err
+	}
+	defer pnc.Close()
+	gen := newGenerator(o)
+
+	// Warm-up, so the throughput phase measures a steady state.
+	warm := min(o.lessons/10, 50_000)
+	if err := gen.publish(pjs, warm, 0, 0); err != nil {
+		return err
+	}
+	obs.waitFor(int64(warm), 2*time.Minute)
+
+	// 4. Throughput: offer lessons as fast as publishing allows.
+	hits0, miss0 := enc.Store().CacheStats()
+	base := obs.lessons.Load()
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
+	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), cpuOf(srv.Process.Pid)
+	start = time.Now()
+	if err := gen.publish(pjs, o.lessons, 1, 0); err != nil {
+		return err
+	}
+	pubDone := time.Since(start)
+	if !obs.waitFor(base+int64(o.lessons), 5*time.Minute) {
+		return fmt.Errorf("only %d of %d lessons came out", obs.lessons.Load()-base, o.lessons)
+	}
+	el := time.Since(start)
+	pprof.StopCPUProfile()
+	hits, miss := enc.Store().CacheStats()
+	fmt.Printf("throughput:  %d lessons (+%d updates) in %v = %.0f lessons/s (published in %v)\n",
+		o.lessons, gen.updates.Load(), el.Round(time.Millisecond), float64(o.lessons)/el.Seconds(), pubDone.Round(time.Millisecond))
+	fmt.Printf("             CPU: this process %.2f cores, nats-server %.2f cores\n",
+		(cpuOf(os.Getpid())-cpuSelf0).Seconds()/el.Seconds(), (cpuOf(srv.Process.Pid)-cpuSrv0).Seconds()/el.Seconds())
+	fmt.Printf("             saturated latency p50 %v p99 %v (queueing included)\n", obs.quantile(1, 0.5), obs.quantile(1, 0.99))
+	hitRate := float64(hits-hits0) / math.Max(1, float64(hits-hits0+miss-miss0))
+
+	// 5. Latency at a fixed offered rate.
+	n := int(float64(o.rate) * o.latencyFor.Seconds())
+	base = obs.lessons.Load()
+	start = time.Now()
+	if err := gen.publish(pjs, n, 2, o.rate); err != nil {
+		return err
+	}
+	ok := obs.waitFor(base+int64(n), 2*time.Minute)
+	el = time.Since(start)
+	fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v\n",
+		n, o.rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
+		obs.quantile(2, 0.5), obs.quantile(2, 0.99), obs.quantile(2, 1))
+
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := enc.Stats()
+	fmt.Printf("cache:       hit rate %.1f%% in the throughput phase (%d entries, %.0f%% of lessons from %.0f%% of users)\n",
+		100*hitRate, o.cache, 90.0, 100*o.hotShare)
+	fmt.Printf("enrichment:  %v; state updates applied %d, dead-lettered %v\n", s.Lessons, s.Emitted["user"]+s.Emitted["subscription"], s.Invalid)
+	fmt.Printf("memory:      this process (enricher + load generator) RSS %s, Go heap %s; nats-server RSS %s\n",
+		mib(rssOf(os.Getpid())), mib(int64(ms.HeapAlloc)), mib(rssOf(srv.Process.Pid)))
+	extrapolate(memPerRow, diskPerRow)
+	return nil
+}
+
+// extrapolate prints the plan for 500M state rows from the measured bytes
+// per row.
+func extrapolate(memPerRow, diskPerRow float64) {
+	const rows = 500e6
+	const replicas = 3
+	const serverMem = 64 << 30 // a 64 GiB server, half of it for JetStream state
+	const usable = serverMem / 2
+	const perBucket = 32e6 // keys per bucket we are willing to recover/compact as one stream
+	mem := memPerRow * rows * replicas
+	disk := diskPerRow * rows * replicas
+	shards := int(math.Ceil(rows / 2 / perBucket)) // users and subscriptions each get shards buckets
+	shards = 1 << int(math.Ceil(math.Log2(float64(shards))))
+	servers := max(3, int(math.Ceil(mem/usable)))
+	fmt.Printf("500M rows:   R3 → %.0f GiB server memory, %.0f GiB disk; %d shards per kind (≤%.0fM keys per bucket); %d servers of 64 GiB (half for state)\n",
+		mem/(1<<30), disk/(1<<30), shards, perBucket/1e6, servers)
+}
+
+type generator struct {
+	o       options
+	rnd     *rand.Rand
+	updates atomic.Int64
+}
+
+func newGenerator(o options) *generator {
+	return &generator{o: o, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+func (g *generator) user() int {
+	if g.rnd.Float64() < 0.9 {
+		return g.rnd.IntN(max(1, int(float64(g.o.users)*g.o.hotShare)))
+	}
+	return g.rnd.IntN(g.o.users)
+}
+
+// publish sends n lessons tagged with phase, one update per 200 lessons;
+// rate 0 means as fast as the client's async window allows.
+func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
+	start := time.Now()
+	for i := range n {
+		if rate > 0 && i%100 == 0 {
+			due := start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d) // pacing the offered load, not waiting for a result
+			}
+		}
+		u := g.user()
+		id := userID(u)
+		if i%200 == 199 {
+			var subj, body string
+			if i%400 == 399 {
+				subj = subjects.EnricherInput(subjects.KindUser, id)
+				body = fmt.Sprintf(`{"operation":"update","uuid":"%s","country":"%s"}`, id, countries[g.rnd.IntN(len(countries))])
+			} else {
+				subj = subjects.EnricherInput(subjects.KindSubscription, id)
+				body = fmt.Sprintf(`{"operation":"update","user_uuid":"%s","language":"%s","subscription_status":"%s"}`, id, langOf(u, 0, g.o.subsPerUser), statuses[g.rnd.IntN(len(statuses))])
+			}
+			if err := publishAsync(js, subj, []byte(body)); err != nil {
+				return err
+			}
+			g.updates.Add(1)
+		}
+		body := fmt.Sprintf(`{"user_uuid":"%s","language":"%s","title":"Lesson %d","course_uuid":"c-%d","course_title":"Course","number_of_lessons_in_course":20,"completed_lessons_in_course":%d,"percentage_completed_in_course":%d,"content_release_id":"r42","phase":%d,"sent_ns":%d}`,
+			id, langOf(u, g.rnd.IntN(g.o.subsPerUser), g.o.subsPerUser), i%20, u%500, i%20+1, (i%20+1)*5, phase, time.Now().UnixNano())
+		if err := publishAsync(js, subjects.EnricherInput(subjects.KindLesson, id), []byte(body)); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-time.After(time.Minute):
+		return fmt.Errorf("publishes not confirmed within a minute")
+	}
+}
+
+// publishAsync waits out a full window of unacknowledged publishes.
+func publishAsync(js jetstream.JetStream, subject string, data []byte) error {
+	for {
+		_, err := js.PublishAsync(subject, data)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		<-js.PublishAsyncComplete()
+	}
+}
+
+func userID(u int) string { return fmt.Sprintf("user-%07d", u) }
+
+// langOf is the k-th subscription language of user u.
+func langOf(u, k, subs int) string {
+	_ = subs // k < subs ≤ len(languages) keeps a user's languages distinct
+	return languages[(u+k)%len(languages)]
+}
+
+func writeSnapshot(path string, o options) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for u := range o.users {
+		id := userID(u)
+		fmt.Fprintf(w, `{"uuid":"%s","name":"user%d","firstname":"First%d","lastname":"Last%d","country":"%s","active":true}`+"\n",
+			id, u, u, u, countries[u%len(countries)])
+		for k := range o.subsPerUser {
+			fmt.Fprintf(w, `{"user_uuid":"%s","language":"%s","name":"sub","subscription_status":"%s","subscription_type":"%s","subscription_period":30}`+"\n",
+				id, langOf(u, k, o.subsPerUser), statuses[(u+k)%len(statuses)], types[(u/3+k)%len(types)])
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func startEnricher(url string, cache int) (*enricher.Enricher, func(), error) {
+	nc, js, err := connect(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	e, err := enricher.New(ctx, js, enricher.Config{CacheSize: cache}, prometheus.NewRegistry(), log)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	c := consume.NewOrdered(js, e.OrderedConfig("enricher"), e.Handle, consume.NewMetrics(prometheus.NewRegistry()), log)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	return e, func() { cancel(); <-done; nc.Close() }, nil
+}
+
+// observer reads OUTPUT lessons and records input→output latency by phase.
+type observer struct {
+	lessons atomic.Int64
+	mu      sync.Mutex
+	lat     map[int][]time.Duration
+	cc      jetstream.ConsumeContext
+}
+
+func observe(ctx context.Context, js jetstream.JetStream) (*observer, error) {
+	o := &observer{lat: map[int][]time.Duration{}}
+	cons, err := js.OrderedConsumer(ctx, subjects.OutputStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.EnricherOutput(subjects.KindLesson)}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.cc, err = cons.Consume(func(m jetstream.Msg) {
+		now := time.Now()
+		// Cheap field scans: the observer shares the CPU with the Enricher.
+		phase, sent := intField(m.Data(), `"phase":`), intField(m.Data(), `"sent_ns":`)
+		o.mu.Lock()
+		o.lat[int(phase)] = append(o.lat[int(phase)], now.Sub(time.Unix(0, sent)))
+		o.mu.Unlock()
+		o.lessons.Add(1)
+	})
+	return o, err
+}
+
+// intField returns the integer after key in data, 0 when absent.
+func intField(data []byte, key string) int64 {
+	i := bytes.Index(data, []byte(key))
+	if i < 0 {
+		return 0
+	}
+	var n int64
+	for _, c := range data[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n
+}
+
+func (o *observer) stop() { o.cc.Stop() }
+
+// waitFor polls until n lessons came out or d passed.
+func (o *observer) waitFor(n int64, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for o.lessons.Load() < n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter in a harness, not a test
+	}
+	return true
+}
+
+func (o *observer) quantile(phase int, q float64) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	l := slices.Clone(o.lat[phase])
+	if len(l) == 0 {
+		return 0
+	}
+	slices.Sort(l)
+	i := min(len(l)-1, int(q*float64(len(l))))
+	return l[i].Round(10 * time.Microsecond)
+}
+
+func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
+	var nc *nats.Conn
+	var err error
+	for range 100 {
+		if nc, err = nats.Connect(url); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // the server process is starting
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// rssOf is the resident memory of process pid, in bytes.
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpuOf is the CPU time process pid used so far (user + system).
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start after ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// diskOf is the size of the files under dir, in bytes.
+func diskOf(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,375 @@
+package tracker_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/blob"
+	"jetfleet/internal/testenv"
+	"jetfleet/internal/tracking"
+	"jetfleet/internal/youtube"
+	"jetfleet/internal/youtube/youtubetest"
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+	"jetfleet/workers/tracker"
+)
+
+var ch *testenv.ClickHouse
+
+func TestMain(m *testing.M) { testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c }) }
+
+type env struct {
+	t     *testing.T
+	ctx   context.Context
+	js    jetstream.JetStream
+	conn  driver.Conn
+	yt    *youtubetest.Server
+	store *tracking.Store
+	blobs blob.Store
+}
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := testenv.Context(t, 60*time.Second)
+	_, js := testenv.JetStream(t)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), quiet); err != nil {
+		t.Fatal(err)
+	}
+	store, err := tracking.Open(ctx, js, tracking.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
+	blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yt := youtubetest.New(youtubetest.Options{})
+	yt.Start()
+	t.Cleanup(yt.Close)
+	return &env{t: t, ctx: ctx, js: js, conn: conn, yt: yt, store: store, blobs: blobs}
+}
+
+// start runs the given roles ("ticks", "channels", "videos") until the test
+// ends.
+func (e *env) start(roles ...string) {
+	client, err := youtube.New(youtube.Config{BaseURL: e.yt.URL(), ThumbnailURL: e.yt.URL(), RetryMin: time.Millisecond, Attempts: 2})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := tracker.Config{Slots: tracker.Slots{Channel: time.Second, Hourly: time.Second, Daily: time.Second}, VideoConcurrency: 32}
+	m := consume.NewMetrics(prometheus.NewRegistry())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, len(roles))
+	for _, r := range roles {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			var err error
+			switch r {
+			case "ticks":
+				err = tracker.RunTicks(ctx, e.js, e.store, cfg, m, quiet)
+			case "channels":
+				err = tracker.RunChannels(ctx, e.js, e.store, client, cfg, m, quiet)
+			case "videos":
+				err = tracker.RunVideos(ctx, e.js, e.store, client, e.blobs, e.conn, cfg, m, quiet)
+			}
+			if err != nil {
+				e.t.Errorf("role %s: %v", r, err)
+			}
+		}()
+	}
+	e.t.Cleanup(func() {
+		cancel()
+		for range roles {
+			<-done
+		}
+	})
+}
+
+func (e *env) tick(schedule string) {
+	e.t.Helper()
+	b, _ := json.Marshal(subjects.Tick{Schedule: schedule})
+	if _, err := e.js.Publish(e.ctx, subjects.ScheduleTick(schedule), b); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) job(kind, id string, slot time.Time) {
+	e.t.Helper()
+	b, _ := json.Marshal(subjects.TrackJob{Kind: kind, ID: id, Slot: slot})
+	subject := subjects.TrackVideoJob(id)
+	if kind == subjects.TrackKindChannel {
+		subject = subjects.TrackChannelJob(id)
+	}
+	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+	m.Header.Set(jetstream.MsgIDHeader, subjects.TrackJobID(kind, id, slot))
+	if _, err := e.js.PublishMsg(e.ctx, m); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) count(query string, args ...any) uint64 {
+	e.t.Helper()
+	var n uint64
+	if err := e.conn.QueryRow(e.ctx, query, args...).Scan(&n); err != nil {
+		e.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+var (
+	chanA = youtubetest.ChannelID(1)
+	chanB = youtubetest.ChannelID(2)
+)
+
+func TestTwoUsersTrackingAChannelCauseOneFeedFetchPerTick(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	e.yt.AddChannel(chanA, "@a", "Channel A")
+	e.yt.AddVideo(chanA, "old00000000", "Old upload", now.Add(-90*24*time.Hour), 10)
+	e.yt.AddVideo(chanA, "recent00000", "Recent upload", now.Add(-2*24*time.Hour), 10)
+	for _, u := range []string{"alice", "bob"} {
+		if err := e.store.TrackChannel(e.ctx, u, false, subjects.TrackedChannel{ID: chanA, Title: "Channel A"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.start("ticks", "channels")
+	e.tick(subjects.ChannelTick)
+	testenv.Eventually(t, 20*time.Second, "channel checked", func() bool {
+		c, err := e.store.Channel(e.ctx, chanA)
+		return err == nil && !c.Checked.IsZero()
+	})
+	if n := e.yt.Requests("feed", chanA); n != 1 {
+		t.Fatalf("feed fetched %d times for one tick, want 1", n)
+	}
+	c, _ := e.store.Channel(e.ctx, chanA)
+	if c.LatestVideoID != "recent00000" {
+		t.Fatalf("latest video = %q", c.LatestVideoID)
+	}
+	hourly, _ := e.store.LiveHourly(e.ctx)
+	if len(hourly) != 1 || hourly[0] != "recent00000" {
+		t.Fatalf("hourly windows = %v; want only the upload younger than 7 days", hourly)
+	}
+
+	// A new upload is picked up by the next check.
+	e.yt.AddVideo(chanA, "brandnew000", "Brand new", time.Now(), 0)
+	checked := c.Checked
+	// The next hour's check (a tick in the same slot would be a duplicate).
+	e.job(subjects.TrackKindChannel, chanA, time.Now().Add(time.Hour))
+	testenv.Eventually(t, 20*time.Second, "channel checked again", func() bool {
+		c, err := e.store.Channel(e.ctx, chanA)
+		return err == nil && c.Checked.After(checked)
+	})
+	c, _ = e.store.Channel(e.ctx, chanA)
+	if c.LatestVideoID != "brandnew000" {
+		t.Fatalf("latest video after upload = %q", c.LatestVideoID)
+	}
+	if _, err := e.store.Video(e.ctx, "brandnew000"); err != nil {
+		t.Fatalf("new upload has no tracking record: %v", err)
+	}
+}
+
+func TestTickHandledTwiceStoresNoDuplicateSamples(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	ids := []string{"vid00000001", "vid00000002", "vid00000003"}
+	for _, id := range ids {
+		e.yt.AddVideo(chanA, id, "Video "+id, time.Now().Add(-time.Hour), 100)
+		if _, err := e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: id, ChannelID: chanA}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.tick(subjects.VideoHourlyTick)
+
+	// Handle the same tick message twice, as a redelivery would.
+	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.VideoHourlyTick)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks := tracker.NewTicks(e.js, e.store, tracker.Slots{}, 0, quiet)
+	for range 2 {
+		if err := ticks.Handle(e.ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, _ := e.js.Stream(e.ctx, subjects.TrackStream)
+	if n := info.CachedInfo().State.Msgs; n != uint64(len(ids)) {
+		t.Fatalf("TRACK holds %d jobs after the tick was handled twice, want %d", n, len(ids))
+	}
+
+	e.start("videos")
+	testenv.Eventually(t, 20*time.Second, "every video sampled", func() bool {
+		return e.count("SELECT count() FROM video_samples") >= uint64(len(ids))
+	})
+	// Give a duplicate the chance to show up: wait for the queue to drain.
+	testenv.Eventually(t, 10*time.Second, "queue drained", func() bool {
+		s, _ := e.js.Stream(e.ctx, subjects.TrackStream)
+		i, _ := s.Info(e.ctx)
+		return i.State.Msgs == 0
+	})
+	if n := e.count("SELECT count() FROM video_samples"); n != uint64(len(ids)) {
+		t.Fatalf("%d samples, want %d", n, len(ids))
+	}
+	if n := e.count("SELECT count() FROM video_samples WHERE views = 100 AND title = 'Video vid00000002'"); n != 1 {
+		t.Fatalf("sample of vid00000002 not as scraped (%d rows)", n)
+	}
+}
+
+func TestUnparseableWatchPageIsDeadLetteredNotZero(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "broken00000", "Broken", time.Now(), 100)
+	e.yt.AddVideo(chanA, "healthy0000", "Healthy", time.Now(), 100)
+	for _, id := range []string{"broken00000", "healthy0000"} {
+		e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: id, ChannelID: chanA}, time.Now())
+	}
+	e.yt.BreakWatchPage("broken00000", true)
+	e.start("videos")
+	slot := time.Now().Truncate(time.Second)
+	e.job(subjects.TrackKindHourly, "broken00000", slot)
+	e.job(subjects.TrackKindHourly, "healthy0000", slot)
+
+	var dead *jetstream.RawStreamMsg
+	testenv.Eventually(t, 20*time.Second, "broken page dead-lettered", func() bool {
+		s, err := e.js.Stream(e.ctx, subjects.DLQStream)
+		if err != nil {
+			return false
+		}
+		dead, err = s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, subjects.TrackVideoConsumer))
+		return err == nil
+	})
+	if reason := dead.Header.Get(subjects.HeaderDLQError); !strings.Contains(reason, "not understood") {
+		t.Fatalf("DLQ reason = %q", reason)
+	}
+	if dead.Header.Get(subjects.HeaderDLQSubject) != subjects.TrackVideoJob("broken00000") {
+		t.Fatalf("DLQ subject header = %q", dead.Header.Get(subjects.HeaderDLQSubject))
+	}
+	testenv.Eventually(t, 20*time.Second, "healthy video sampled", func() bool {
+		return e.count("SELECT count() FROM video_samples WHERE video_id = 'healthy0000'") == 1
+	})
+	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'broken00000'"); n != 0 {
+		t.Fatalf("broken page produced %d samples", n)
+	}
+}
+
+func TestThumbnailAndTitleChangesAreStoredAndRecorded(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanB, "", "Channel B")
+	e.yt.AddVideo(chanB, "changing000", "Before", time.Now(), 100)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "changing000", ChannelID: chanB}, time.Now())
+	e.start("videos")
+
+	t0 := time.Now().Truncate(time.Second)
+	e.job(subjects.TrackKindHourly, "changing000", t0)
+	var first subjects.TrackedVideo
+	testenv.Eventually(t, 20*time.Second, "first sample", func() bool {
+		first, _ = e.store.Video(e.ctx, "changing000")
+		return first.ThumbHash != ""
+	})
+	for _, high := range []bool{false, true} {
+		if _, err := e.blobs.Stat(e.ctx, tracking.ThumbKey("changing000", first.ThumbHash, high)); err != nil {
+			t.Fatalf("first-sight thumbnail (high=%v) not stored: %v", high, err)
+		}
+	}
+
+	e.yt.ChangeThumbnail("changing000")
+	e.yt.SetTitle("changing000", "After")
+	e.yt.AddViews("changing000", 50)
+	e.job(subjects.TrackKindHourly, "changing000", t0.Add(time.Hour))
+	var second subjects.TrackedVideo
+	testenv.Eventually(t, 20*time.Second, "second sample", func() bool {
+		second, _ = e.store.Video(e.ctx, "changing000")
+		return second.Title == "After"
+	})
+	if second.ThumbHash == first.ThumbHash || second.Views != 150 {
+		t.Fatalf("record after change = %+v", second)
+	}
+	if _, err := e.blobs.Stat(e.ctx, tracking.ThumbKey("changing000", second.ThumbHash, true)); err != nil {
+		t.Fatalf("changed thumbnail not stored: %v", err)
+	}
+	if n := e.count("SELECT count() FROM video_changes WHERE kind = 'thumbnail' AND before = ? AND after = ?", first.ThumbHash, second.ThumbHash); n != 1 {
+		t.Fatalf("thumbnail change rows = %d", n)
+	}
+	if n := e.count("SELECT count() FROM video_changes WHERE kind = 'title' AND before = 'Before' AND after = 'After'"); n != 1 {
+		t.Fatalf("title change rows = %d", n)
+	}
+	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'changing000'"); n != 2 {
+		t.Fatalf("samples = %d, want 2", n)
+	}
+}
+
+func TestUnknownVideoIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "gone0000000"}, time.Now())
+	e.start("videos")
+	e.job(subjects.TrackKindHourly, "gone0000000", time.Now())
+	testenv.Eventually(t, 20*time.Second, "unknown video dead-lettered", func() bool {
+		s, err := e.js.Stream(e.ctx, subjects.DLQStream)
+		if err != nil {
+			return false
+		}
+		m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, subjects.TrackVideoConsumer))
+		return err == nil && strings.Contains(m.Header.Get(subjects.HeaderDLQError), "not found")
+	})
+}
+
+func TestDailyTickSkipsVideosStillSampledHourly(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	// One video in its first week (hourly and daily windows), one older
+	// (daily window only).
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "youngvideo0"}, now)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "oldervideo0"}, now.Add(-10*24*time.Hour))
+	e.tick(subjects.VideoDailyTick)
+	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.VideoDailyTick)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tracker.NewTicks(e.js, e.store, tracker.Slots{}, 0, quiet).Handle(e.ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := e.js.Stream(e.ctx, subjects.TrackStream)
+	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("oldervideo0")); err != nil {
+		t.Fatalf("older video not enqueued by the daily tick: %v", err)
+	}
+	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("youngvideo0")); err == nil {
+		t.Fatal("video still in its hourly window enqueued by the daily tick")
+	}
+	m, _ := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("oldervideo0"))
+	want := subjects.TrackJobID(subjects.TrackKindDaily, "oldervideo0", msgTime(t, msg).Truncate(24*time.Hour))
+	if got := m.Header.Get(jetstream.MsgIDHeader); got != want {
+		t.Fatalf("job id %q, want %q", got, want)
+	}
+}
+
+func msgTime(t *testing.T, m jetstream.Msg) time.Time {
+	md, err := m.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md.Timestamp
+}

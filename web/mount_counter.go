@@ -7,7 +7,6 @@ import (
 	"github.com/a-h/templ"
 
 	"jetfleet/internal/counterkeys"
-	"jetfleet/subjects"
 	"jetfleet/web/counter"
 )
 
@@ -24,7 +23,7 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	log := s.deps.Log.With("product", "counter")
 	ingest := counter.NewIngest(ctx, s.deps.JS, counter.IngestConfig{}, log)
-	counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, subjects.CounterDefaultRetention, log).Routes(s.api)
+	counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log).Routes(s.api)
 	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
 		return productPage("Counter API", body)
 	}).Routes(mux)

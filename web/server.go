@@ -42,6 +42,10 @@ type Config struct {
 	// Outbox serves /outbox, the mail a development install keeps instead
 	// of sending. Never on a public site: it shows everyone's sign-in links.
 	Outbox bool
+	// CounterRetention is how old a Counter API event's timestamp may be
+	// (COUNTER_RETENTION, the VIEWS stream's MaxAge); 0 means
+	// subjects.CounterDefaultRetention.
+	CounterRetention time.Duration
 }
 
 // Deps are the outside parts the edge uses.

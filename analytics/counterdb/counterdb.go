@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"jetfleet/subjects"
@@ -148,10 +149,22 @@ type Point struct {
 // MaxSeriesPoints bounds a series so one request cannot ask for millions.
 const MaxSeriesPoints = 10_000
 
+// pointRead are the settings of the small reads of one video: one thread
+// per query. They touch a few granules, so a pool of threads costs more than
+// it brings on a 2-core machine (1-year read, ClickHouse 18.16 here: p50
+// 4.6→3.0 ms, p99 9→4.7 ms).
+var pointRead = clickhouse.Settings{"max_threads": 1}
+
 // Stats returns the totals over the range and, when q.Step is set, the
 // series of non-empty steps. Whole hours inside the range are read from the
 // hourly rollup, the ragged ends from the minute rollup.
+//
+// Measured and left out (1-year reads, 18.16): one UNION ALL query instead
+// of two parallel ones is about twice as slow (each branch has its own
+// pipeline), and a daily rollup read beside the hourly and minute ones adds
+// a third query for no gain (a year is only 8,760 hourly rows per video).
 func Stats(ctx context.Context, conn driver.Conn, q Query) (Totals, []Point, error) {
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(pointRead))
 	start, end := q.Start.UTC().Truncate(time.Minute), q.End.UTC().Truncate(time.Minute)
 	if !end.After(start) {
 		return Totals{}, nil, fmt.Errorf("%w: end must be after start", ErrBadQuery)

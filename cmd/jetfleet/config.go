@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"jetfleet/subjects"
 )
 
 // config is everything jetfleet can be told, from flags or the environment.
@@ -64,6 +66,11 @@ type config struct {
 	// TrackerSlot, when set (jetfleet dev --demo), shrinks the tracker's
 	// sampling slots so faster ticks each make a sample.
 	TrackerSlot time.Duration
+
+	// CounterRetention is how long VIEWS keeps raw counter events (and so
+	// how old an event's timestamp may be): a Go duration or whole days
+	// ("7d"); see counterRetention.
+	CounterRetention string
 }
 
 // setting describes one configuration value: its environment variable, its
@@ -112,6 +119,7 @@ func (c *config) settings() []setting {
 		{env: "YOUTUBE_THUMB_URL", flag: "youtube-thumb-url", def: "https://i.ytimg.com", usage: "YouTube thumbnails (tracker)", str: &c.YouTubeThumbURL},
 		{env: "YOUTUBE_RATE", flag: "youtube-rate", def: "200", usage: "requests per second to YouTube, per process (tracker)", num: &c.YouTubeRate},
 		{env: "TRACKER_CONCURRENCY", flag: "tracker-concurrency", def: "256", usage: "video jobs in flight per tracker-videos worker", num: &c.TrackerConcurrency},
+		{env: "COUNTER_RETENTION", flag: "counter-retention", def: "7d", usage: "how long the VIEWS stream keeps raw Counter API events for rebuilds; older event timestamps are refused (days like 7d, or a Go duration like 36h)", str: &c.CounterRetention},
 	}
 }
 
@@ -221,6 +229,9 @@ func (c *config) validate() error {
 	if c.DataDir == "" {
 		bad("DATA_DIR", "must not be empty")
 	}
+	if _, err := parseRetention(c.CounterRetention); err != nil {
+		bad("COUNTER_RETENTION", "%v", err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -283,4 +294,36 @@ func mask(env, v string) string {
 func newLogger(level string) *slog.Logger {
 	l, _ := parseLevel(level)
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// counterRetention is COUNTER_RETENTION as a duration (validate has
+// checked it; the default when it is somehow unset).
+func (c *config) counterRetention() time.Duration {
+	d, err := parseRetention(c.CounterRetention)
+	if err != nil {
+		return subjects.CounterDefaultRetention
+	}
+	return d
+}
+
+// parseRetention reads whole days ("7d") or a Go duration ("36h"). Under
+// an hour is refused: events arriving a little late would be turned away.
+func parseRetention(s string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("%q is neither whole days (7d) nor a Go duration (36h)", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q is neither whole days (7d) nor a Go duration (36h)", s)
+		}
+	}
+	if d < time.Hour {
+		return 0, fmt.Errorf("%q: at least 1h", s)
+	}
+	return d, nil
 }

@@ -118,7 +118,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer closePay()
 	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, Outbox: cfg.SMTPHost == ""},
+	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
 		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return err

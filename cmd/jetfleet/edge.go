@@ -44,7 +44,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	}
 	defer closePay()
 	reg := newRegistry()
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL},
+	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
 		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)

@@ -50,6 +50,9 @@ const (
 	// with the same key within the dedupe window is counted once.
 	IdempotencyKeyHeader = "Idempotency-Key"
 	defaultReadSpan      = 24 * time.Hour
+	// Read answers kept per edge (see readCache): a few MB at most.
+	readCacheEntries = 10_000
+	readCacheMaxAge  = 10 * time.Second
 )
 
 // API serves /api/counter/v1.
@@ -61,6 +64,7 @@ type API struct {
 	retention time.Duration
 	log       *slog.Logger
 	now       func() time.Time
+	cache     *readCache
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by tenant+key prefix
@@ -72,7 +76,7 @@ func NewAPI(ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Fres
 		retention = subjects.CounterDefaultRetention
 	}
 	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
-		now: time.Now, limiters: map[string]*rate.Limiter{}}
+		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge)}
 }
 
 // Routes registers the API on mux.
@@ -369,24 +373,41 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 		return
 	}
 	step := counterdb.Step(strings.ToLower(q.Get("step")))
-	tot, series, err := counterdb.Stats(r.Context(), a.ch, counterdb.Query{
-		Tenant: c.rec.Tenant, VideoID: video, Type: typ, Start: start, End: end, Step: step})
-	if errors.Is(err, counterdb.ErrBadQuery) {
-		fail(w, http.StatusBadRequest, "%v", strings.TrimPrefix(err.Error(), "bad query: "))
-		return
+	// The freshness is read before the query: every event it covers is in
+	// ClickHouse already, so the answer includes it (read after, a flush
+	// landing in between would be claimed without being counted).
+	fresh, known := a.fresh.Partition(subjects.CounterPartition(video))
+	ck := readKey{tenant: c.rec.Tenant, video: video, typ: string(typ), step: string(step),
+		start: start.Truncate(time.Minute).Unix(), end: end.Truncate(time.Minute).Unix()}
+	hit, cached := readEntry{}, false
+	if known {
+		hit, cached = a.cache.get(ck, fresh, now)
 	}
-	if err != nil {
-		a.log.Error("counter read failed", "tenant", c.rec.Tenant, "err", err)
-		fail(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
-		return
+	tot, series := hit.totals, hit.series
+	if !cached {
+		var err error
+		tot, series, err = counterdb.Stats(r.Context(), a.ch, counterdb.Query{
+			Tenant: c.rec.Tenant, VideoID: video, Type: typ, Start: start, End: end, Step: step})
+		if errors.Is(err, counterdb.ErrBadQuery) {
+			fail(w, http.StatusBadRequest, "%v", strings.TrimPrefix(err.Error(), "bad query: "))
+			return
+		}
+		if err != nil {
+			a.log.Error("counter read failed", "tenant", c.rec.Tenant, "err", err)
+			fail(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
+			return
+		}
+		if known {
+			a.cache.put(ck, readEntry{fresh: fresh, stored: now, totals: tot, series: series})
+		}
 	}
 	out := StatsResponse{VideoID: video, Type: typ, Function: fn, Start: start.UTC().Truncate(time.Minute), End: end.UTC().Truncate(time.Minute),
 		Count: tot.Events, Sum: tot.Total, Avg: round(tot.Avg()), Value: value(fn, tot), Step: string(step)}
 	for _, p := range series {
 		out.Series = append(out.Series, SeriesPoint{Start: p.Start, Value: value(fn, p.Totals)})
 	}
-	if f, ok := a.fresh.Partition(subjects.CounterPartition(video)); ok {
-		out.FreshUntil = &f
+	if known {
+		out.FreshUntil = &fresh
 	}
 	writeJSON(w, http.StatusOK, out)
 }

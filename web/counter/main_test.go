@@ -46,18 +46,22 @@ type env struct {
 	keys *counterkeys.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvRetention(t, 0) }
+
+// newEnvRetention is newEnv with the VIEWS retention and the edge's
+// timestamp limit set to retention (0: the default).
+func newEnvRetention(t *testing.T, retention time.Duration) *env {
 	t.Helper()
 	nc, js := testenv.JetStream(t)
 	ctx := testenv.Context(t, 60*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+	if err := subjects.Provision(ctx, js, subjects.Options{CounterRetention: retention}); err != nil {
 		t.Fatal(err)
 	}
 	conn, _ := ch.Database(t)
 	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
 		t.Fatal(err)
 	}
-	edge, err := web.New(ctx, web.Config{SessionSecret: bytes.Repeat([]byte("s"), 32)},
+	edge, err := web.New(ctx, web.Config{SessionSecret: bytes.Repeat([]byte("s"), 32), CounterRetention: retention},
 		web.Deps{NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: quiet()})
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,8 @@ type SubscriptionEvent struct {
 
 // LessonEvent is a completed lesson (seed 004, lesson/schema.json). The
 // Enricher needs only its user and language; the other fields pass through
-// untouched.
+// untouched. ParseEvent validates every field but fills only UserUUID and
+// Language: decode the body with encoding/json for the others.
 type LessonEvent struct {
 	UserUUID                    string  `json:"user_uuid"`
 	Language                    string  `json:"language"`
@@ -171,17 +172,32 @@ func ParseEvent(kind string, data []byte) (Event, error) {
 		return Event{}, &ValidationError{Problems: []string{"body: must be one JSON object"}}
 	}
 	var problems []string
-	names := make([]string, 0, len(fields))
+	// The common case, every member of its type, is checked without
+	// sorting the names; only a bad event pays for stable messages.
+	typesOK := true
 	for _, f := range fields {
-		names = append(names, f.name)
+		want, known := schema[f.name]
+		if !f.esc {
+			want, known = schema[string(f.key)] // no copy: a map index
+		}
+		if known && !hasType(f.raw, want) {
+			typesOK = false
+			break
+		}
 	}
-	slices.Sort(names) // stable messages
-	names = slices.Compact(names)
-	for _, name := range names {
-		want, known := schema[name]
-		raw, _ := fields.get(name)
-		if known && !hasType(raw, want) {
-			problems = append(problems, fmt.Sprintf("%s: must be %s, got %s", name, want, jsonTypeOf(raw)))
+	if !typesOK {
+		names := make([]string, 0, len(fields))
+		for _, f := range fields {
+			names = append(names, f.String())
+		}
+		slices.Sort(names) // stable messages
+		names = slices.Compact(names)
+		for _, name := range names {
+			want, known := schema[name]
+			raw, _ := fields.get(name)
+			if known && !hasType(raw, want) {
+				problems = append(problems, fmt.Sprintf("%s: must be %s, got %s", name, want, jsonTypeOf(raw)))
+			}
 		}
 	}
 	for _, name := range required {
@@ -240,18 +256,40 @@ func ParseEvent(kind string, data []byte) (Event, error) {
 			Name: str("name"), SubscriptionStatus: str("subscription_status"), SubscriptionType: str("subscription_type"),
 			SubscriptionPeriod: num("subscription_period")}
 	case KindLesson:
-		ev.Lesson = &LessonEvent{UserUUID: *str("user_uuid"), Language: *str("language"),
-			ContentReleaseID: str("content_release_id"), Title: str("title"), CourseUUID: str("course_uuid"),
-			CourseTitle: str("course_title"), NumberOfLessonsInCourse: num("number_of_lessons_in_course"),
-			CompletedLessonsInCourse: num("completed_lessons_in_course"), PercentageCompletedInCourse: num("percentage_completed_in_course")}
+		// Only the keys: the other fields were validated and pass through
+		// in the raw body (decoding them is most of a lesson's cost).
+		ev.Lesson = &LessonEvent{UserUUID: *str("user_uuid"), Language: *str("language")}
 	}
 	return ev, nil
 }
 
-// field is one member of a JSON object, its value undecoded.
+// field is one member of a JSON object, its value undecoded. The name is
+// kept as the bytes between its quotes (key) unless it holds escapes, then
+// decoded (name): most names are compared once or twice, and building a
+// string for each is most of the parse's garbage.
 type field struct {
+	key  []byte
 	name string
+	esc  bool
 	raw  []byte
+}
+
+// is reports whether the member is called name.
+func (f field) is(name string) bool {
+	if f.esc {
+		return f.name == name
+	}
+	return string(f.key) == name
+}
+
+// String is the member's name. Unescaped names are converted on every call:
+// use it where the compiler avoids the copy (map index, comparison) or off
+// the hot path.
+func (f field) String() string {
+	if f.esc {
+		return f.name
+	}
+	return string(f.key)
 }
 
 // fields are the members of one JSON object, in document order.
@@ -261,7 +299,7 @@ type fields []field
 // encoding/json.
 func (fs fields) get(name string) ([]byte, bool) {
 	for i := len(fs) - 1; i >= 0; i-- {
-		if fs[i].name == name {
+		if fs[i].is(name) {
 			return fs[i].raw, true
 		}
 	}
@@ -287,11 +325,15 @@ func scanObject(data []byte) (fields, bool) {
 	for i < len(data) {
 		// Valid JSON: a key string, ':', a value, then ',' or '}'.
 		end := stringEnd(data, i)
-		name := rawString(data[i:end])
+		f := field{key: data[i+1 : end-1]}
+		if bytes.IndexByte(f.key, '\\') >= 0 {
+			f.esc, f.name = true, rawString(data[i:end])
+		}
 		i = skipSpace(data, end)
 		i = skipSpace(data, i+1) // ':'
 		vend := valueEnd(data, i)
-		out = append(out, field{name: name, raw: data[i:vend]})
+		f.raw = data[i:vend]
+		out = append(out, f)
 		i = skipSpace(data, vend)
 		if data[i] == '}' {
 			return out, true

@@ -22,7 +22,9 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[int]bool{}
-	for i := range 64 {
+	// Enough users that every partition gets some (hashing is not even).
+	const users = 8 * subjects.EnricherPartitions
+	for i := range users {
 		uuid := fmt.Sprintf("user-%d", i)
 		ack, err := js.Publish(ctx, subjects.EnricherInput(subjects.KindLesson, uuid), []byte(`{}`))
 		if err != nil {
@@ -43,7 +45,7 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 		}
 	}
 	if len(seen) != subjects.EnricherPartitions {
-		t.Errorf("64 users spread over %d partitions, want all %d", len(seen), subjects.EnricherPartitions)
+		t.Errorf("%d users spread over %d partitions, want all %d", users, len(seen), subjects.EnricherPartitions)
 	}
 }
 
@@ -65,6 +67,9 @@ func TestParseEventReportsEveryProblem(t *testing.T) {
 			[]string{"active: must be a boolean, got a string", "country: must be a string, got the number 7"}},
 		{"fractional integer", subjects.KindLesson, `{"user_uuid":"u1","language":"es","percentage_completed_in_course":1.5}`,
 			[]string{"percentage_completed_in_course: must be an integer"}},
+		{"repeated member: the last one counts", subjects.KindLesson, `{"user_uuid":"u1","language":"es","title":7,"title":"ok"}`, nil},
+		{"wrong pass-through types, all named", subjects.KindLesson, `{"user_uuid":"u1","language":"es","title":7,"course_uuid":true,"number_of_lessons_in_course":"20"}`,
+			[]string{"course_uuid: must be a string, got a boolean", "number_of_lessons_in_course: must be an integer, got a string", "title: must be a string, got the number 7"}},
 		{"null identifier", subjects.KindLesson, `{"user_uuid":null,"language":"es"}`, []string{"user_uuid: must be a string, got null"}},
 		{"identifier not a key", subjects.KindLesson, `{"user_uuid":"a.b","language":"es"}`, []string{"user_uuid:", "only letters"}},
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -40,6 +41,8 @@ type OrderedConfig struct {
 	// batch needs concurrently (e.g. state reads) instead of one round trip
 	// per message. It must not change anything the handler's order
 	// protects.
+	// The messages given to Prepare and the handler parse their Metadata
+	// once: callers must not change what it returns.
 	Prepare func(ctx context.Context, partition int, msgs []jetstream.Msg)
 }
 
@@ -91,6 +94,11 @@ type OrderedConsumer struct {
 	handler OrderedHandler
 	dlq     *Consumer // for dead-lettering and metrics, shared with the plain runtime
 	log     *slog.Logger
+
+	// The role's series, looked up once instead of per message.
+	pending   prometheus.Gauge
+	processed prometheus.Counter
+	latency   prometheus.Observer
 }
 
 // NewOrdered prepares an ordered consumer; Run starts it.
@@ -103,6 +111,10 @@ func NewOrdered(js jetstream.JetStream, cfg OrderedConfig, h OrderedHandler, m *
 		handler: h,
 		dlq:     &Consumer{cfg: Config{Role: cfg.Role, Stream: cfg.Stream}, js: js, metrics: m, log: log},
 		log:     log,
+
+		pending:   m.pending.WithLabelValues(cfg.Role),
+		processed: m.processed.WithLabelValues(cfg.Role),
+		latency:   m.latency.WithLabelValues(cfg.Role),
 	}
 }
 
@@ -115,10 +127,18 @@ func (o *OrderedConsumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", o.cfg.Stream, err)
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(runCtx)
 	for p, name := range o.cfg.Consumers {
 		cons, err := stream.Consumer(ctx, name)
 		if err != nil {
+			// Stop the partitions already started before returning.
+			cancel()
+			_ = g.Wait()
+			if ctx.Err() != nil {
+				return nil // stopped while starting: not a failure
+			}
 			return fmt.Errorf("consumer %s/%s: %w", o.cfg.Stream, name, err)
 		}
 		g.Go(func() error {
@@ -151,9 +171,9 @@ func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstrea
 			sleep(ctx, o.cfg.BackoffMin)
 			continue
 		}
-		var msgs []jetstream.Msg
+		msgs := make([]jetstream.Msg, 0, n)
 		for m := range batch.Messages() {
-			msgs = append(msgs, m)
+			msgs = append(msgs, withMetadata(m))
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			if errors.Is(err, jetstream.ErrPinIDMismatch) {
@@ -164,7 +184,7 @@ func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstrea
 		}
 		busy = len(msgs) > 0
 		if !busy {
-			o.dlq.metrics.pending.WithLabelValues(o.cfg.Role).Set(0)
+			o.pending.Set(0)
 			continue
 		}
 		if !owned {
@@ -206,7 +226,10 @@ type pendingAck struct {
 // when run ends during the retries is the rest NAKed, without delay, so the
 // next owner gets it before anything newer.
 func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []jetstream.Msg, log *slog.Logger) bool {
-	var pending []pendingAck
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		o.pending.Set(float64(md.NumPending))
+	}
+	pending := make([]pendingAck, 0, len(msgs))
 	ok := true
 	rest := len(msgs) // index of the first message to NAK unhandled
 	attempt := 0      // failed tries of the current message
@@ -217,7 +240,6 @@ func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []je
 			log.Error("message without metadata", "subject", msg.Subject(), "err", err)
 			continue
 		}
-		o.dlq.metrics.pending.WithLabelValues(o.cfg.Role).Set(float64(md.NumPending))
 		start := time.Now()
 		futures, err := o.call(ctx, p, msg)
 		var park *parkError
@@ -274,8 +296,8 @@ func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []je
 		if err := pa.msg.Ack(); err != nil {
 			log.Warn("ack failed; redelivery is deduplicated", "seq", pa.seq, "err", err)
 		}
-		o.dlq.metrics.processed.WithLabelValues(o.cfg.Role).Inc()
-		o.dlq.metrics.latency.WithLabelValues(o.cfg.Role).Observe(time.Since(pa.start).Seconds())
+		o.processed.Inc()
+		o.latency.Observe(time.Since(pa.start).Seconds())
 	}
 	for _, pa := range pending[failedAt:] {
 		_ = pa.msg.Nak()
@@ -321,3 +343,19 @@ func (o *OrderedConsumer) backoff(failures int) time.Duration {
 	c := Consumer{cfg: Config{BackoffMin: o.cfg.BackoffMin, BackoffMax: o.cfg.BackoffMax}}
 	return c.backoff(uint64(max(failures, 1)))
 }
+
+// metaMsg caches a message's metadata: the runtime, Prepare and the handler
+// each ask for it, and every call parses the reply subject again.
+type metaMsg struct {
+	jetstream.Msg
+	md  *jetstream.MsgMetadata
+	err error
+}
+
+func withMetadata(m jetstream.Msg) jetstream.Msg {
+	md, err := m.Metadata()
+	return &metaMsg{Msg: m, md: md, err: err}
+}
+
+// Metadata returns the metadata parsed when the message was fetched.
+func (m *metaMsg) Metadata() (*jetstream.MsgMetadata, error) { return m.md, m.err }

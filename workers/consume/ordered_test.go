@@ -162,3 +162,45 @@ func TestOrderedPermanentFailureIsDeadLetteredWithoutBlocking(t *testing.T) {
 		t.Errorf("dead letter %q with reason %q", m.Data, m.Header.Get(subjects.HeaderDLQError))
 	}
 }
+
+func TestOrderedMessagesCarryTheirOwnMetadataAndAreAcknowledged(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	cfg := setupOrdered(t, js)
+	ctx := testenv.Context(t, 20*time.Second)
+	const n = 40
+	for v := range n {
+		if _, err := js.Publish(ctx, "part.0", []byte(strconv.Itoa(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	bad := 0
+	seqs := map[uint64]bool{}
+	runOrdered(t, js, cfg, func(ctx context.Context, p int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+		md, err := msg.Metadata()
+		v, _ := strconv.Atoi(string(msg.Data()))
+		mu.Lock()
+		defer mu.Unlock()
+		// Published one by one into an empty stream: value v is stream
+		// sequence v+1. The metadata parsed at fetch time must be this
+		// message's, not a neighbour's of the same batch.
+		if err != nil || md.Sequence.Stream != uint64(v+1) {
+			bad++
+		}
+		seqs[md.Sequence.Stream] = true
+		return nil, nil
+	})
+	cons, err := js.Consumer(ctx, orderedStream, cfg.Consumers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "every message acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.AckFloor.Stream == n && info.NumAckPending == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 || len(seqs) != n {
+		t.Errorf("%d messages with wrong metadata, %d distinct sequences of %d", bad, len(seqs), n)
+	}
+}

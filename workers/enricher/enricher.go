@@ -93,6 +93,7 @@ func (c *Config) setDefaults() error {
 type Enricher struct {
 	cfg     Config
 	js      jetstream.JetStream
+	pub     jetstream.JetStream // js's connection with a publish window for every partition's batch
 	store   *Store
 	metrics *metrics
 	log     *slog.Logger
@@ -104,7 +105,8 @@ type Enricher struct {
 	// parsed holds, per partition, the events Prepare parsed for Handle,
 	// by INPUT sequence. Each map is used only by its partition's
 	// goroutine.
-	parsed []map[uint64]parsed
+	parsed  []map[uint64]parsed
+	scratch []prepareScratch
 }
 
 // New opens the state store and returns the Enricher. reg may be nil.
@@ -116,6 +118,12 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 	if err != nil {
 		return nil, err
 	}
+	// Every partition may have a whole batch of outputs unconfirmed: a
+	// smaller async window would stall the publishes (the default is 4000).
+	pub, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(publishWindow))
+	if err != nil {
+		return nil, fmt.Errorf("enricher publisher: %w", err)
+	}
 	m := newMetrics(store)
 	if reg != nil {
 		if err := m.register(reg); err != nil {
@@ -123,8 +131,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 		}
 	}
 	return &Enricher{
-		cfg: cfg, js: js, store: store, metrics: m, log: log, now: time.Now,
+		cfg: cfg, js: js, pub: pub, store: store, metrics: m, log: log, now: time.Now,
 		pins: make([]string, subjects.EnricherPartitions), parsed: parsedMaps(),
+		scratch: make([]prepareScratch, subjects.EnricherPartitions),
 	}, nil
 }
 
@@ -153,8 +162,17 @@ func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
 	return consume.OrderedConfig{Role: role, Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup,
-		Prepare: e.Prepare}
+		Batch: batchSize, Prepare: e.Prepare}
 }
+
+const (
+	// batchSize is the most events of one partition fetched and handled
+	// at a time.
+	batchSize = 256
+	// publishWindow bounds the outputs awaiting their acks: twice a batch
+	// of every partition.
+	publishWindow = 2 * batchSize * subjects.EnricherPartitions
+)
 
 // parsed is an event parsed by Prepare for Handle.
 type parsed struct {
@@ -169,9 +187,20 @@ type parsed struct {
 func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 	m := e.parsed[p]
 	clear(m)
-	var users []string
-	var subs []SubKey
-	seenU, seenS := map[string]bool{}, map[SubKey]bool{}
+	if len(msgs) == 0 {
+		return
+	}
+	// One fetch, one pin: check the owner once per batch, before loading
+	// into a cache it may drop.
+	e.checkOwner(p, msgs[0].Headers().Get("Nats-Pin-Id"))
+	// The partition's scratch, reused from batch to batch.
+	sc := &e.scratch[p]
+	if sc.seenU == nil {
+		sc.seenU, sc.seenS = map[string]bool{}, map[SubKey]bool{}
+	}
+	clear(sc.seenU)
+	clear(sc.seenS)
+	users, subs, seenU, seenS := sc.users[:0], sc.subs[:0], sc.seenU, sc.seenS
 	for _, msg := range msgs {
 		md, err := msg.Metadata()
 		if err != nil {
@@ -202,6 +231,15 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 		}
 	}
 	e.store.Prefetch(ctx, p, users, subs)
+	sc.users, sc.subs = users, subs
+}
+
+// prepareScratch is what Prepare reuses for each batch of one partition.
+type prepareScratch struct {
+	users []string
+	subs  []SubKey
+	seenU map[string]bool
+	seenS map[SubKey]bool
 }
 
 // Handle processes one INPUT event of partition p.
@@ -210,13 +248,14 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	if err != nil {
 		return nil, consume.Permanentf("not a JetStream message: %w", err)
 	}
-	e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
 	kind := subjects.EnricherStoredKind(msg.Subject())
-	// Prepare parsed it already, unless the runtime has no Prepare step.
+	// Prepare parsed it already (and checked the owner), unless the runtime
+	// has no Prepare step.
 	pe, ok := e.parsed[p][md.Sequence.Stream]
 	if ok {
 		delete(e.parsed[p], md.Sequence.Stream)
 	} else {
+		e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
 		pe.ev, pe.err = subjects.ParseEvent(kind, msg.Data())
 	}
 	ev, err := pe.ev, pe.err
@@ -240,21 +279,24 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		var status string
 		out, status, err = e.enrich(ctx, p, ev.Lesson, msg.Data(), md.Timestamp)
 		if err == nil {
-			e.metrics.lessons.WithLabelValues(status).Inc()
+			e.metrics.lesson(status).Inc()
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	pub := nats.NewMsg(subjects.EnricherOutput(kind))
-	pub.Data = out
-	pub.Header.Set(jetstream.MsgIDHeader, "enricher:"+strconv.FormatUint(seq, 10))
-	pub.Header.Set(HeaderInputSeq, strconv.FormatUint(seq, 10))
-	f, err := e.js.PublishMsgAsync(pub)
+	// The header map is built directly: Header.Set would canonicalize
+	// both names on every event, and they are canonical already.
+	seqText := strconv.FormatUint(seq, 10)
+	pub := &nats.Msg{Subject: subjects.EnricherOutput(kind), Data: out, Header: nats.Header{
+		jetstream.MsgIDHeader: {"enricher:" + seqText},
+		HeaderInputSeq:        {seqText},
+	}}
+	f, err := e.pub.PublishMsgAsync(pub)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", pub.Subject, err)
 	}
-	e.metrics.emitted.WithLabelValues(kind).Inc()
+	e.metrics.emit(kind).Inc()
 	return []jetstream.PubAckFuture{f}, nil
 }
 

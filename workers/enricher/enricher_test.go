@@ -582,7 +582,9 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
 		t.Fatal(err)
 	}
-	store, err := enricher.OpenStore(ctx, js, 1000, time.Second)
+	// The cache is split over every partition and both kinds: room for
+	// this test's 40 records in partition 0.
+	store, err := enricher.OpenStore(ctx, js, 100*subjects.EnricherPartitions, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,30 @@ type metrics struct {
 	stale   *prometheus.CounterVec // by kind: redelivered state events not re-applied
 	parked  prometheus.Counter
 	cache   []prometheus.Collector
+
+	// The hot series, looked up once instead of per event.
+	emittedBy map[string]prometheus.Counter
+	lessonsBy map[string]prometheus.Counter
+}
+
+// emit is the emitted counter of kind.
+func (m *metrics) emit(kind string) prometheus.Counter {
+	if c, ok := m.emittedBy[kind]; ok {
+		return c
+	}
+	return m.emitted.WithLabelValues(kind)
+}
+
+// lesson is the lessons counter of an enrichment status.
+func (m *metrics) lesson(status string) prometheus.Counter {
+	if c, ok := m.lessonsBy[status]; ok {
+		return c
+	}
+	return m.lessons.WithLabelValues(status)
 }
 
 func newMetrics(store *Store) *metrics {
-	return &metrics{
+	m := &metrics{
 		emitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetfleet_enricher_emitted_total", Help: "Events published to OUTPUT, by kind.",
 		}, []string{"kind"}),
@@ -42,7 +62,17 @@ func newMetrics(store *Store) *metrics {
 				Name: "jetfleet_enricher_cache_misses_total", Help: "State reads that went to KV.",
 			}, func() float64 { _, m := store.CacheStats(); return float64(m) }),
 		},
+		emittedBy: map[string]prometheus.Counter{},
+		lessonsBy: map[string]prometheus.Counter{},
 	}
+	for _, k := range subjects.EnricherKinds {
+		m.emittedBy[k] = m.emitted.WithLabelValues(k)
+	}
+	for _, st := range []string{subjects.EnrichmentComplete, subjects.EnrichmentMissingUser,
+		subjects.EnrichmentMissingSubscription, subjects.EnrichmentMissingBoth} {
+		m.lessonsBy[st] = m.lessons.WithLabelValues(st)
+	}
+	return m
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {

@@ -29,8 +29,11 @@ import (
 type Store struct {
 	js          jetstream.JetStream
 	users, subs [subjects.EnricherStateShards]jetstream.KeyValue
-	caches      []*lru.Cache[string, entry]
-	timeout     time.Duration
+	// Per partition, users by uuid and subscriptions by key: typed keys,
+	// so a lookup builds no string.
+	userCache []*lru.Cache[string, entry[subjects.UserState]]
+	subCache  []*lru.Cache[SubKey, entry[subjects.SubscriptionState]]
+	timeout   time.Duration
 
 	hits, misses atomic.Uint64
 }
@@ -48,13 +51,19 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeo
 			return nil, fmt.Errorf("open %s: %w", subjects.EnricherSubsBucket(i), err)
 		}
 	}
-	per := max(cacheSize/subjects.EnricherPartitions, 16)
+	// A user has about as many subscriptions as users have languages:
+	// give each kind half.
+	per := max(cacheSize/subjects.EnricherPartitions/2, 16)
 	for range subjects.EnricherPartitions {
-		c, err := lru.New[string, entry](per)
+		uc, err := lru.New[string, entry[subjects.UserState]](per)
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
-		s.caches = append(s.caches, c)
+		sc, err := lru.New[SubKey, entry[subjects.SubscriptionState]](per)
+		if err != nil {
+			return nil, fmt.Errorf("cache: %w", err)
+		}
+		s.userCache, s.subCache = append(s.userCache, uc), append(s.subCache, sc)
 	}
 	return s, nil
 }
@@ -63,90 +72,76 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeo
 func (s *Store) CacheStats() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
 
 // Forget drops partition p's cache.
-func (s *Store) Forget(p int) { s.caches[p].Purge() }
+func (s *Store) Forget(p int) {
+	s.userCache[p].Purge()
+	s.subCache[p].Purge()
+}
 
 // User returns the state of user uuid, nil when unknown.
 func (s *Store) User(ctx context.Context, p int, uuid string) (*subjects.UserState, error) {
-	var u subjects.UserState
-	found, err := s.get(ctx, p, "u:"+uuid, s.users[subjects.EnricherShardOf(uuid)], uuid, &u)
-	if !found || err != nil {
-		return nil, err
-	}
-	return &u, nil
+	return get(ctx, s, s.userCache[p], uuid, s.users[subjects.EnricherShardOf(uuid)], uuid)
 }
 
 // Subscription returns the state of userUUID's subscription in language,
 // nil when unknown.
 func (s *Store) Subscription(ctx context.Context, p int, userUUID, language string) (*subjects.SubscriptionState, error) {
-	var sub subjects.SubscriptionState
-	key := subjects.EnricherSubKey(userUUID, language)
-	found, err := s.get(ctx, p, "s:"+key, s.subs[subjects.EnricherShardOf(userUUID)], key, &sub)
-	if !found || err != nil {
-		return nil, err
-	}
-	return &sub, nil
+	return get(ctx, s, s.subCache[p], SubKey{userUUID, language}, s.subs[subjects.EnricherShardOf(userUUID)],
+		subjects.EnricherSubKey(userUUID, language))
 }
 
 // PutUser stores u.
 func (s *Store) PutUser(ctx context.Context, p int, u *subjects.UserState) error {
-	return s.put(ctx, p, "u:"+u.UUID, s.users[subjects.EnricherShardOf(u.UUID)], u.UUID, u)
+	return put(ctx, s, s.userCache[p], u.UUID, s.users[subjects.EnricherShardOf(u.UUID)], u.UUID, u)
 }
 
 // PutSubscription stores sub.
 func (s *Store) PutSubscription(ctx context.Context, p int, sub *subjects.SubscriptionState) error {
-	key := subjects.EnricherSubKey(sub.UserUUID, sub.Language)
-	return s.put(ctx, p, "s:"+key, s.subs[subjects.EnricherShardOf(sub.UserUUID)], key, sub)
+	return put(ctx, s, s.subCache[p], SubKey{sub.UserUUID, sub.Language}, s.subs[subjects.EnricherShardOf(sub.UserUUID)],
+		subjects.EnricherSubKey(sub.UserUUID, sub.Language), sub)
 }
 
-// entry is a cached state record. prefetched marks one loaded by Prefetch
-// and not read since: its first read counts as the miss it would have been.
-type entry struct {
-	v          any
+// entry is a cached state record, held by value (a copy: callers may keep
+// changing theirs). prefetched marks one loaded by Prefetch and not read
+// since: its first read counts as the miss it would have been.
+type entry[T any] struct {
+	v          T
 	prefetched bool
 }
 
-// get fills dst (a pointer to a state struct) from the cache or the bucket.
-func (s *Store) get(ctx context.Context, p int, cacheKey string, kv jetstream.KeyValue, key string, dst any) (bool, error) {
-	if e, ok := s.caches[p].Get(cacheKey); ok {
+// get returns a copy of the record from the cache or the bucket, nil when
+// unknown.
+func get[K comparable, T any](ctx context.Context, s *Store, c *lru.Cache[K, entry[T]], ck K, kv jetstream.KeyValue, key string) (*T, error) {
+	if e, ok := c.Get(ck); ok {
 		if e.prefetched {
 			s.misses.Add(1)
-			s.caches[p].Add(cacheKey, entry{v: e.v})
+			c.Add(ck, entry[T]{v: e.v})
 		} else {
 			s.hits.Add(1)
 		}
-		switch d := dst.(type) {
-		case *subjects.UserState:
-			*d = *e.v.(*subjects.UserState)
-		case *subjects.SubscriptionState:
-			*d = *e.v.(*subjects.SubscriptionState)
-		}
-		return true, nil
+		v := e.v
+		return &v, nil
 	}
 	s.misses.Add(1)
-	return s.load(ctx, p, cacheKey, kv, key, dst, false)
-}
-
-// load reads key from kv into dst and caches it.
-func (s *Store) load(ctx context.Context, p int, cacheKey string, kv jetstream.KeyValue, key string, dst any, prefetched bool) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	entry, err := kv.Get(ctx, key)
+	got, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read state %s/%s: %w", kv.Bucket(), key, err)
+		return nil, fmt.Errorf("read state %s/%s: %w", kv.Bucket(), key, err)
 	}
-	if err := json.Unmarshal(entry.Value(), dst); err != nil {
+	var v T
+	if err := json.Unmarshal(got.Value(), &v); err != nil {
 		// A corrupt record is treated as unknown and overwritten by the
 		// next event rather than blocking the partition forever.
-		return false, nil
+		return nil, nil
 	}
-	s.remember(p, cacheKey, dst, prefetched)
-	return true, nil
+	c.Add(ck, entry[T]{v: v})
+	return &v, nil
 }
 
-func (s *Store) put(ctx context.Context, p int, cacheKey string, kv jetstream.KeyValue, key string, v any) error {
+func put[K comparable, T any](ctx context.Context, s *Store, c *lru.Cache[K, entry[T]], ck K, kv jetstream.KeyValue, key string, v *T) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode state %s: %w", key, err)
@@ -155,23 +150,11 @@ func (s *Store) put(ctx context.Context, p int, cacheKey string, kv jetstream.Ke
 	defer cancel()
 	if _, err := kv.Put(ctx, key, data); err != nil {
 		// The cache may now be ahead of or behind the bucket: drop the key.
-		s.caches[p].Remove(cacheKey)
+		c.Remove(ck)
 		return fmt.Errorf("write state %s/%s: %w", kv.Bucket(), key, err)
 	}
-	s.remember(p, cacheKey, v, false)
+	c.Add(ck, entry[T]{v: *v})
 	return nil
-}
-
-// remember caches a copy, so callers may keep changing theirs.
-func (s *Store) remember(p int, cacheKey string, v any, prefetched bool) {
-	switch d := v.(type) {
-	case *subjects.UserState:
-		c := *d
-		s.caches[p].Add(cacheKey, entry{v: &c, prefetched: prefetched})
-	case *subjects.SubscriptionState:
-		c := *d
-		s.caches[p].Add(cacheKey, entry{v: &c, prefetched: prefetched})
-	}
 }
 
 // SubKey names one subscription for Prefetch.
@@ -184,16 +167,15 @@ type SubKey struct{ UserUUID, Language string }
 func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubKey) {
 	var userKeys, subKeys [subjects.EnricherStateShards][]string
 	for _, u := range users {
-		if !s.caches[p].Contains("u:" + u) {
+		if !s.userCache[p].Contains(u) {
 			sh := subjects.EnricherShardOf(u)
 			userKeys[sh] = append(userKeys[sh], u)
 		}
 	}
 	for _, k := range subs {
-		key := subjects.EnricherSubKey(k.UserUUID, k.Language)
-		if !s.caches[p].Contains("s:" + key) {
+		if !s.subCache[p].Contains(k) {
 			sh := subjects.EnricherShardOf(k.UserUUID)
-			subKeys[sh] = append(subKeys[sh], key)
+			subKeys[sh] = append(subKeys[sh], subjects.EnricherSubKey(k.UserUUID, k.Language))
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -202,13 +184,16 @@ func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubK
 	for sh := range subjects.EnricherStateShards {
 		if keys := userKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
-				s.loadMany(ctx, p, s.users[sh].Bucket(), "u:", keys, func() any { return &subjects.UserState{} })
+				loadMany(ctx, s.js, s.userCache[p], s.users[sh].Bucket(), keys, func(k string) string { return k })
 				return nil
 			})
 		}
 		if keys := subKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
-				s.loadMany(ctx, p, s.subs[sh].Bucket(), "s:", keys, func() any { return &subjects.SubscriptionState{} })
+				loadMany(ctx, s.js, s.subCache[p], s.subs[sh].Bucket(), keys, func(k string) SubKey {
+					u, lang, _ := strings.Cut(k, ".")
+					return SubKey{u, lang}
+				})
 				return nil
 			})
 		}
@@ -218,12 +203,12 @@ func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubK
 
 // loadMany reads the last value of each key of bucket in one multi-last
 // direct get and caches what it finds as prefetched.
-func (s *Store) loadMany(ctx context.Context, p int, bucket, cachePrefix string, keys []string, newState func() any) {
+func loadMany[K comparable, T any](ctx context.Context, js jetstream.JetStream, c *lru.Cache[K, entry[T]], bucket string, keys []string, cacheKey func(string) K) {
 	subs := make([]string, len(keys))
 	for i, k := range keys {
 		subs[i] = subjects.KVPutSubject(bucket, k)
 	}
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.js, "KV_"+bucket, subs)
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, js, "KV_"+bucket, subs)
 	if err != nil {
 		return
 	}
@@ -235,11 +220,10 @@ func (s *Store) loadMany(ctx context.Context, p int, bucket, cachePrefix string,
 		if m.Header.Get("KV-Operation") != "" {
 			continue // a delete or purge marker: unknown
 		}
-		st := newState()
-		if json.Unmarshal(m.Data, st) != nil {
+		var v T
+		if json.Unmarshal(m.Data, &v) != nil {
 			continue
 		}
-		key := strings.TrimPrefix(m.Subject, prefix)
-		s.remember(p, cachePrefix+key, st, true)
+		c.Add(cacheKey(strings.TrimPrefix(m.Subject, prefix)), entry[T]{v: v, prefetched: true})
 	}
 }

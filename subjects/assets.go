@@ -41,6 +41,7 @@ func products(o Options) []assetSet {
 		enricherAssets(o),
 		trackerAssets(o),
 		eventsAssets(o),
+		gdprAssets(o),
 	}
 }
 

@@ -29,19 +29,47 @@ const (
 	EventsAll = eventsSubjectPrefix + ">"
 
 	eventsSubjectPrefix = "events."
+
+	// EventHoldsStream holds one-shot message schedules (@at) that release
+	// a paid ticket's seat when its checkout never completes:
+	//   eventholds.at.<registration-id>       the schedule (Nats-Schedule: @at …)
+	//   eventholds.release.<registration-id>  what it fires, consumed by the
+	//                                          event-holds role
+	EventHoldsStream = "EVENT_HOLDS"
+	// EventHoldsConsumer is the durable consumer of the event-holds role.
+	EventHoldsConsumer = "event-holds"
+
+	eventHoldAt      = "eventholds.at."
+	eventHoldRelease = "eventholds.release."
 )
+
+// EventHoldSchedule is the subject of the schedule of registration rid's hold.
+func EventHoldSchedule(rid string) string { return eventHoldAt + rid }
+
+// EventHoldRelease is the subject the schedule fires on.
+func EventHoldRelease(rid string) string { return eventHoldRelease + rid }
+
+// EventHoldExpiry is the payload of a hold's schedule and of what it fires.
+type EventHoldExpiry struct {
+	EventID        string    `json:"event_id"`
+	RegistrationID string    `json:"registration_id"`
+	Until          time.Time `json:"until"`
+}
 
 // Kinds of domain events on EventsStream.
 const (
-	EventCreated      = "created"
-	EventUpdated      = "updated"
-	EventPublished    = "published"
-	EventRegistered   = "registered" // a registration was submitted (email not yet confirmed)
-	EventConfirmed    = "confirmed"  // the participant confirmed by magic link; free ticket granted
-	EventSeatHeld     = "seatheld"   // paid ticket: seat held, checkout started
-	EventPaid         = "paid"
-	EventCancelled    = "cancelled"
-	EventStripeLinked = "stripelinked" // organiser connected a Stripe account
+	EventCreated       = "created"
+	EventUpdated       = "updated"
+	EventPublished     = "published"
+	EventRegistered    = "registered" // a registration was submitted (email not yet confirmed)
+	EventConfirmed     = "confirmed"  // the participant confirmed by magic link; free ticket granted
+	EventSeatHeld      = "seatheld"   // paid ticket: seat held, checkout started
+	EventPaid          = "paid"
+	EventCancelled     = "cancelled"
+	EventStripeLinked  = "stripelinked"  // organiser connected a Stripe account
+	EventHoldReleased  = "holdreleased"  // an unpaid seat hold expired and the seat is free again
+	EventLatePayment   = "latepayment"   // a payment arrived after its hold was released and no seat was left: refund due
+	EventPseudonymised = "pseudonymised" // a participant's name and email were replaced (GDPR deletion)
 )
 
 // EventSubject is the subject of a domain event of kind about event id.
@@ -75,7 +103,28 @@ func eventsAssets(o Options) assetSet {
 			Replicas:    r,
 			Duplicates:  time.Hour,
 			AllowDirect: true,
+		}, {
+			Name:              EventHoldsStream,
+			Description:       "One-shot schedules releasing unpaid seat holds (eventholds.at.*) and their firings (eventholds.release.*)",
+			Subjects:          []string{eventHoldAt + "*", eventHoldRelease + "*"},
+			Retention:         jetstream.LimitsPolicy,
+			MaxAge:            7 * 24 * time.Hour,
+			Storage:           jetstream.FileStorage,
+			Replicas:          r,
+			Duplicates:        time.Hour,
+			AllowMsgSchedules: true,
+			// One schedule and one firing per registration.
+			MaxMsgsPerSubject: 1,
 		}},
+		Consumers: map[string][]jetstream.ConsumerConfig{EventHoldsStream: {{
+			Durable:       EventHoldsConsumer,
+			Description:   "event-holds role: release a paid ticket's seat when its checkout was never completed",
+			FilterSubject: eventHoldRelease + "*",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxDeliver:    8,
+			Replicas:      r,
+		}}},
 		KeyValues: []jetstream.KeyValueConfig{
 			{Bucket: EventsCatalogBucket, Description: "Events, ticket types, organisers and seat counters", History: 5, Storage: jetstream.FileStorage, Replicas: r},
 			{Bucket: EventsRegistrationsBucket, Description: "Event registrations and the per-participant index", History: 5, Storage: jetstream.FileStorage, Replicas: r},

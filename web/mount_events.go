@@ -9,14 +9,17 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/events"
+	"jetfleet/internal/gdpr"
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	webevents "jetfleet/web/events"
+	webgdpr "jetfleet/web/gdpr"
 )
 
 // mountEvents serves the Events product under /events (browsing is public;
 // registrations, "my events" and organising need a signed-in user) and
-// Stripe's webhook at /api/events/stripe/webhook.
+// Stripe's webhook at /api/events/stripe/webhook, and people's GDPR
+// requests under /account/data.
 func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
@@ -35,14 +38,25 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	webevents.New(webevents.Deps{
+	layout := func(title string, body templ.Component) templ.Component {
+		return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+			return Page(title).Render(templ.WithChildren(ctx, body), w)
+		})
+	}
+	h := webevents.New(webevents.Deps{
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
-		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log,
-		Layout: func(title string, body templ.Component) templ.Component {
-			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-				return Page(title).Render(templ.WithChildren(ctx, body), w)
-			})
-		},
-	}).Routes(mux, s.api)
+		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log, Layout: layout,
+	})
+	h.Routes(mux, s.api)
+	// GDPR requests (seed 001) belong to the Events product: its
+	// participants and organisers are the people whose data it keeps.
+	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)
+	if err != nil {
+		return err
+	}
+	webgdpr.New(webgdpr.Deps{
+		Requests: reqs, Accounts: users, JS: s.deps.JS, BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox,
+		Layout: layout, SignedIn: h.SignedIn, Log: log.With("part", "gdpr"),
+	}).Routes(mux)
 	return nil
 }

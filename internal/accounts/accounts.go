@@ -237,3 +237,32 @@ func linkKey(token string) string {
 
 // LinkID is a stable, non-secret identifier of a link for mail ids and logs.
 func LinkID(token string) string { return linkKey(token)[:16] }
+
+// Delete removes user id and its email index for good (a GDPR deletion):
+// both keys are purged, so no earlier revision keeps the address. Deleting
+// a user that is already gone is not an error, so a repeated request is
+// harmless. The index is purged only while it still points at id: an
+// address signed up again since belongs to the new user.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	u, err := s.User(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e, err := s.users.Get(ctx, emailKey(u.Email))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err != nil:
+		return fmt.Errorf("look up index of user %s: %w", id, err)
+	case string(e.Value()) == id:
+		if err := s.users.Purge(ctx, emailKey(u.Email), jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("delete index of user %s: %w", id, err)
+		}
+	}
+	if err := s.users.Purge(ctx, userKey(id)); err != nil {
+		return fmt.Errorf("delete user %s: %w", id, err)
+	}
+	return nil
+}

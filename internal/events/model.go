@@ -34,6 +34,7 @@ var (
 	ErrEventOver       = errors.New("this event has already ended")
 	ErrCapacityTooLow  = errors.New("capacity is below the seats already taken")
 	ErrPaymentMismatch = errors.New("payment does not match the registration")
+	ErrHoldNotDue      = errors.New("the seat hold has not expired yet")
 )
 
 // ValidationError lists problems with a form, by field name, so a page can
@@ -90,6 +91,13 @@ const (
 	Confirmed RegStatus = "confirmed"
 	Paid      RegStatus = "paid"
 	Cancelled RegStatus = "cancelled"
+	// Expired: a paid ticket's checkout was never completed in time; its
+	// seat hold was released for someone else.
+	Expired RegStatus = "expired"
+	// RefundDue: the payment arrived after the hold was released and the
+	// seat had gone meanwhile. The organiser refunds it (in Stripe); jetfleet
+	// marks it on their registration list.
+	RefundDue RegStatus = "refund_due"
 )
 
 // BusinessTypes are the kinds of organisers the browse page filters on.
@@ -224,10 +232,16 @@ type Registration struct {
 	AmountMinor       int64     `json:"amount_minor"`
 	Currency          string    `json:"currency,omitempty"`
 	CheckoutSessionID string    `json:"checkout_session_id,omitempty"`
-	Created           time.Time `json:"created"`
-	Confirmed         time.Time `json:"confirmed,omitzero"`
-	Paid              time.Time `json:"paid,omitzero"`
-	Cancelled         time.Time `json:"cancelled,omitzero"`
+	// HoldUntil is when a paid ticket's held seat is released if no payment
+	// arrived (see Service.ReleaseHold).
+	HoldUntil time.Time `json:"hold_until,omitzero"`
+	// Pseudonymised is set when the participant had their data deleted: Name
+	// is a pseudonym, Email is empty, the ids and consent record stay.
+	Pseudonymised bool      `json:"pseudonymised,omitempty"`
+	Created       time.Time `json:"created"`
+	Confirmed     time.Time `json:"confirmed,omitzero"`
+	Paid          time.Time `json:"paid,omitzero"`
+	Cancelled     time.Time `json:"cancelled,omitzero"`
 }
 
 // Organiser is a user who runs events, with their Stripe Connect account.

@@ -33,7 +33,15 @@ type Config struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	Log *slog.Logger
+	// HoldTTL is how long a paid ticket's seat stays held for its checkout;
+	// default DefaultHoldTTL.
+	HoldTTL time.Duration
 }
+
+// DefaultHoldTTL is how long a seat is held for a payment: a little over
+// Stripe's shortest Checkout Session lifetime (30 minutes), so the session
+// can expire together with the hold.
+const DefaultHoldTTL = 35 * time.Minute
 
 // Service reads and changes the Events product's state.
 type Service struct {
@@ -62,6 +70,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	}
 	if cfg.Mail == nil {
 		cfg.Mail = func(context.Context, subjects.Mail) error { return nil }
+	}
+	if cfg.HoldTTL <= 0 {
+		cfg.HoldTTL = DefaultHoldTTL
 	}
 	return &Service{js: js, catalog: catalog, regs: regs, cfg: cfg}, nil
 }
@@ -122,18 +133,29 @@ func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, 
 	return v, e.Revision(), nil
 }
 
-// publish records a domain event. Its Nats-Msg-Id makes a retried call
-// publish once within the stream's duplicate window.
+// publish records a domain event, retrying until the stream acknowledges
+// it (a leader election takes a few seconds) or ctx ends. Its Nats-Msg-Id,
+// derived from the state change, makes retries — and a repeated call of an
+// idempotent operation, which publishes again — count once within the
+// stream's duplicate window. Callers fail their request when it fails, and
+// re-publish when the same request is repeated, so a saved state change
+// whose event was not acknowledged gets it on the retry.
 func (s *Service) publish(ctx context.Context, ev subjects.EventsDomainEvent, msgID string) error {
 	ev.At = s.now()
 	b, _ := json.Marshal(ev)
-	if _, err := s.js.Publish(ctx, subjects.EventSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err != nil {
-		// The state change itself is saved; consumers miss this one event.
-		// Logged so an operator can see the gap.
-		s.cfg.Log.Error("publish domain event", "kind", ev.Kind, "event", ev.EventID, "msg_id", msgID, "err", err)
-		return fmt.Errorf("publish %s event: %w", ev.Kind, err)
+	var err error
+	for attempt, wait := 0, 100*time.Millisecond; attempt < 5; attempt, wait = attempt+1, wait*2 {
+		if _, err = s.js.Publish(ctx, subjects.EventSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			attempt = 5
+		case <-time.After(wait):
+		}
 	}
-	return nil
+	s.cfg.Log.Error("publish domain event", "kind", ev.Kind, "event", ev.EventID, "msg_id", msgID, "err", err)
+	return fmt.Errorf("publish %s event: %w", ev.Kind, err)
 }
 
 // ---- organisers ----
@@ -170,8 +192,12 @@ func (s *Service) SetStripeAccount(ctx context.Context, uid, email, account stri
 		if err != nil {
 			return Organiser{}, fmt.Errorf("save organiser %s: %w", uid, err)
 		}
-		if ready && !wasReady {
-			_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventStripeLinked, EventID: "-", OrganiserID: uid}, "stripelinked:"+uid+":"+account)
+		if ready {
+			// Published again on every ready return from Stripe (deduplicated
+			// by its id), so one that failed is made up for.
+			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventStripeLinked, EventID: "-", OrganiserID: uid}, "stripelinked:"+uid+":"+account); err != nil && !wasReady {
+				return o, err
+			}
 		}
 		return o, nil
 	}
@@ -198,7 +224,9 @@ func (s *Service) CreateEvent(ctx context.Context, uid string, in EventInput) (E
 	if _, err := s.catalog.Put(ctx, orgIndexKey(uid, e.ID), nil); err != nil {
 		return Event{}, fmt.Errorf("index event: %w", err)
 	}
-	_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCreated, EventID: e.ID, OrganiserID: uid}, "created:"+e.ID)
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCreated, EventID: e.ID, OrganiserID: uid}, "created:"+e.ID); err != nil {
+		return Event{}, err
+	}
 	return e, nil
 }
 
@@ -261,7 +289,7 @@ func (s *Service) UpdateEvent(ctx context.Context, uid, eid string, in EventInpu
 		return nil
 	})
 	if err == nil {
-		_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventUpdated, EventID: eid, OrganiserID: uid}, "updated:"+eid+":"+e.Updated.Format(time.RFC3339Nano))
+		err = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventUpdated, EventID: eid, OrganiserID: uid}, "updated:"+eid+":"+e.Updated.Format(time.RFC3339Nano))
 	}
 	return e, err
 }
@@ -322,6 +350,11 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 	e, err := s.change(ctx, uid, eid, func(e *Event) error {
 		switch {
 		case e.Status == Live:
+			// Publishing again re-publishes the domain event (deduplicated),
+			// in case the first one was not acknowledged.
+			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
+				return err
+			}
 			return ErrAlreadyLive
 		case len(e.Tickets) == 0:
 			return ErrNoTickets
@@ -337,7 +370,9 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPublished, EventID: eid, OrganiserID: uid}, "published:"+eid)
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
+		return Event{}, err
+	}
 	return e, nil
 }
 
@@ -545,7 +580,11 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 	if _, err := s.regs.Put(ctx, personKey(email, eid, r.ID), nil); err != nil {
 		return Registration{}, fmt.Errorf("index registration: %w", err)
 	}
-	_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventRegistered, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: t.ID}, "registered:"+r.ID)
+	// Failing here fails the request: the pending registration stays
+	// unconfirmed and holds no seat, and the participant registers again.
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventRegistered, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: t.ID}, "registered:"+r.ID); err != nil {
+		return Registration{}, err
+	}
 	return r, nil
 }
 
@@ -615,7 +654,9 @@ func (s *Service) Confirm(ctx context.Context, email, eid, rid string) (Registra
 		return Registration{}, err
 	}
 	if r.Status != Pending || r.SeatHeld {
-		return r, nil
+		// Confirming again makes up for a domain event or hold schedule
+		// that was not acknowledged the first time (both deduplicated).
+		return r, s.afterConfirm(ctx, r, false)
 	}
 	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
 	if err != nil {
@@ -637,6 +678,8 @@ func (s *Service) Confirm(ctx context.Context, email, eid, rid string) (Registra
 		r.Confirmed = now
 		if r.AmountMinor == 0 {
 			r.Status = Confirmed
+		} else {
+			r.HoldUntil = now.Add(s.cfg.HoldTTL)
 		}
 		return true, nil
 	})
@@ -647,13 +690,32 @@ func (s *Service) Confirm(ctx context.Context, email, eid, rid string) (Registra
 		}
 		return r, err
 	}
-	if r.Status == Confirmed {
-		_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventConfirmed, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "confirmed:"+rid)
-		s.mailTicket(ctx, r, e)
-	} else {
-		_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventSeatHeld, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "seatheld:"+rid)
+	return r, s.afterConfirm(ctx, r, true)
+}
+
+// afterConfirm publishes what a confirmation leads to: the confirmed event
+// and the ticket mail for a free ticket; the seat-held event and the
+// schedule that releases the hold for a paid one. It is called again when
+// a confirmation is repeated (first false): publishes are deduplicated by
+// id, and the ticket mail is not sent twice.
+func (s *Service) afterConfirm(ctx context.Context, r Registration, first bool) error {
+	if !r.SeatHeld || (r.Status != Confirmed && r.Status != Pending) {
+		return nil
 	}
-	return r, nil
+	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(r.EventID))
+	if err != nil {
+		return err
+	}
+	if r.Status == Confirmed {
+		if first {
+			s.mailTicket(ctx, r, e)
+		}
+		return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventConfirmed, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "confirmed:"+r.ID)
+	}
+	if err := s.scheduleHoldRelease(ctx, r); err != nil {
+		return err
+	}
+	return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventSeatHeld, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "seatheld:"+r.ID)
 }
 
 // AttachCheckout records the Stripe Checkout Session that pays for a held
@@ -689,6 +751,9 @@ func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
 		return false, ErrNotFound
 	}
 	now := s.now()
+	if cur, _, err := getJSON[Registration](ctx, s.regs, regKey(p.EventID, p.RegID)); err == nil && (cur.Status == Expired || cur.Status == RefundDue) {
+		return s.latePayment(ctx, p)
+	}
 	r, changed, err := s.changeReg(ctx, p.EventID, p.RegID, func(r *Registration) (bool, error) {
 		if r.Status == Paid {
 			return false, nil
@@ -703,17 +768,24 @@ func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
 		r.Paid = now
 		return true, nil
 	})
-	if err != nil || !changed {
+	if err != nil {
 		return false, err
 	}
 	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(p.EventID))
 	if err != nil {
-		return true, err
+		return changed, err
 	}
+	if !changed {
+		// Delivered again: publish again (deduplicated) in case the first
+		// delivery's event was not acknowledged; mail nothing.
+		return false, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID)
+	}
+	// The ticket mail first: when the publish fails, Stripe delivers again
+	// and the branch above publishes without mailing a second time.
+	s.mailTicket(ctx, r, e)
 	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID); err != nil {
 		return true, err
 	}
-	s.mailTicket(ctx, r, e)
 	return true, nil
 }
 
@@ -725,7 +797,7 @@ func (s *Service) Cancel(ctx context.Context, email, eid, rid string) (Registrat
 	now := s.now()
 	held := false
 	r, changed, err := s.changeReg(ctx, eid, rid, func(r *Registration) (bool, error) {
-		if r.Status == Cancelled {
+		if r.Status == Cancelled || r.Status == Expired || r.Status == RefundDue {
 			return false, nil
 		}
 		if r.Status == Paid {
@@ -747,7 +819,9 @@ func (s *Service) Cancel(ctx context.Context, email, eid, rid string) (Registrat
 			return r, err
 		}
 	}
-	_ = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCancelled, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "cancelled:"+rid)
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCancelled, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "cancelled:"+rid); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 
@@ -789,8 +863,13 @@ func (s *Service) MyRegistrations(ctx context.Context, email string) ([]MyRegist
 
 func (s *Service) mailTicket(ctx context.Context, r Registration, e Event) {
 	what := "Your registration is confirmed"
-	if r.Status == Paid {
+	switch r.Status {
+	case Paid:
 		what = "Payment received: your ticket is confirmed"
+	case RefundDue:
+		// The seat hold had expired and the last seat went to someone
+		// else before the payment arrived.
+		what = "Payment received too late: the seat was no longer free, the organiser will refund you"
 	}
 	t, _ := e.Ticket(r.TicketTypeID)
 	loc := e.Location()

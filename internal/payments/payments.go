@@ -118,7 +118,17 @@ type CheckoutRequest struct {
 	CancelURL   string
 	// IdempotencyKey makes a retried create return the same session.
 	IdempotencyKey string
+	// ExpiresAt, when set, is when the session expires (and Stripe sends
+	// checkout.session.expired): moved into Stripe's allowed range of 30
+	// minutes to 24 hours from now.
+	ExpiresAt time.Time
 }
+
+// Stripe's limits on a Checkout Session's expires_at, from its creation.
+const (
+	MinCheckoutLifetime = 30 * time.Minute
+	MaxCheckoutLifetime = 24 * time.Hour
+)
 
 // Checkout is a created Checkout Session.
 type Checkout struct {
@@ -149,6 +159,14 @@ func (c *Client) CreateCheckout(ctx context.Context, r CheckoutRequest) (Checkou
 		},
 		Metadata: map[string]string{"reference": r.Reference},
 	}
+	if !r.ExpiresAt.IsZero() {
+		// A minute of slack either way for the time the request travels.
+		now := time.Now()
+		at := r.ExpiresAt.Unix()
+		at = max(at, now.Add(MinCheckoutLifetime+time.Minute).Unix())
+		at = min(at, now.Add(MaxCheckoutLifetime-time.Minute).Unix())
+		p.ExpiresAt = stripe.Int64(at)
+	}
 	if r.IdempotencyKey != "" {
 		p.SetIdempotencyKey(r.IdempotencyKey)
 	}
@@ -159,9 +177,11 @@ func (c *Client) CreateCheckout(ctx context.Context, r CheckoutRequest) (Checkou
 	return Checkout{ID: s.ID, URL: s.URL}, nil
 }
 
-// CheckoutCompleted is a checkout.session.completed webhook.
+// CheckoutCompleted is a checkout.session.completed webhook, or (Expired
+// set) a checkout.session.expired one.
 type CheckoutCompleted struct {
 	EventID     string // Stripe's event id
+	Expired     bool   // the session expired unpaid: checkout.session.expired
 	SessionID   string
 	Reference   string
 	Paid        bool // payment_status is "paid"
@@ -171,14 +191,14 @@ type CheckoutCompleted struct {
 
 // ParseWebhook verifies a webhook body against its Stripe-Signature header
 // (t=…,v1=HMAC-SHA256 of "t.body" under the webhook secret, within five
-// minutes) and decodes a checkout.session.completed event. Other event
-// types return ok false.
+// minutes) and decodes a checkout.session.completed or
+// checkout.session.expired event. Other event types return ok false.
 func (c *Client) ParseWebhook(body []byte, signature string) (CheckoutCompleted, bool, error) {
 	ev, err := webhook.ConstructEventWithOptions(body, signature, c.webhookSecret, webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	if err != nil {
 		return CheckoutCompleted{}, false, fmt.Errorf("%w: %v", ErrInvalidSignature, err)
 	}
-	if ev.Type != stripe.EventTypeCheckoutSessionCompleted {
+	if ev.Type != stripe.EventTypeCheckoutSessionCompleted && ev.Type != stripe.EventTypeCheckoutSessionExpired {
 		return CheckoutCompleted{}, false, nil
 	}
 	var s stripe.CheckoutSession
@@ -187,6 +207,7 @@ func (c *Client) ParseWebhook(body []byte, signature string) (CheckoutCompleted,
 	}
 	return CheckoutCompleted{
 		EventID: ev.ID, SessionID: s.ID, Reference: s.ClientReferenceID,
+		Expired:     ev.Type == stripe.EventTypeCheckoutSessionExpired,
 		Paid:        s.PaymentStatus == stripe.CheckoutSessionPaymentStatusPaid,
 		AmountMinor: s.AmountTotal, Currency: string(s.Currency),
 	}, true, nil

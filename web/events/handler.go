@@ -102,8 +102,24 @@ func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, u u
 			http.Redirect(w, r, "/signin?next="+url.QueryEscape(back), http.StatusSeeOther)
 			return
 		}
+		// A user deleted by a GDPR request is signed out everywhere: their
+		// sessions are purged, and one that is still read (a cached
+		// lookup, a purge that has not happened yet) finds no account.
+		if _, err := h.d.Accounts.User(r.Context(), s.UserID); errors.Is(err, accounts.ErrNotFound) {
+			http.Redirect(w, r, "/signin?next="+url.QueryEscape("/events"), http.StatusSeeOther)
+			return
+		} else if err != nil {
+			h.fail(w, r, "load account", err)
+			return
+		}
 		next(w, r, user{ID: s.UserID, Email: s.Email})
 	})
+}
+
+// SignedIn wraps a page that needs a signed-in user with an account, for
+// the other pages of the Events product (web/gdpr).
+func (h *Handler) SignedIn(next func(w http.ResponseWriter, r *http.Request, userID, email string)) http.Handler {
+	return h.signedIn(func(w http.ResponseWriter, r *http.Request, u user) { next(w, r, u.ID, u.Email) })
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
@@ -281,7 +297,10 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	self := "/events/e/" + eid + "/r/" + rid
 	if reg.Status != events.Pending || !reg.SeatHeld || reg.AmountMinor == 0 {
-		http.Redirect(w, r, self+"?ok=confirmed", http.StatusSeeOther)
+		if reg.Status == events.Confirmed || reg.Status == events.Paid {
+			self += "?ok=confirmed"
+		}
+		http.Redirect(w, r, self, http.StatusSeeOther)
 		return
 	}
 	// A paid ticket: its seat is held; send the participant to Checkout.
@@ -306,6 +325,9 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		SuccessURL: h.d.BaseURL + self + "?paid=1", CancelURL: h.d.BaseURL + self,
 		// One session per registration; a second click reuses it.
 		IdempotencyKey: "jetfleet-checkout-" + rid,
+		// The session expires with the hold (at the earliest 30 minutes
+		// out, Stripe's minimum); either way the seat is released.
+		ExpiresAt: reg.HoldUntil,
 	})
 	if err != nil {
 		h.d.Log.Error("create checkout", "registration", rid, "err", err)
@@ -369,11 +391,15 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "invalid signature", http.StatusBadRequest)
 		return
 	}
+	eid, rid, _ := strings.Cut(cc.Reference, ".")
+	if ok && cc.Expired {
+		h.expired(w, r, cc, eid, rid)
+		return
+	}
 	if !ok || !cc.Paid {
 		w.WriteHeader(http.StatusOK) // not an event we act on
 		return
 	}
-	eid, rid, _ := strings.Cut(cc.Reference, ".")
 	changed, err := h.d.Events.MarkPaid(r.Context(), events.Payment{SessionID: cc.SessionID, EventID: eid, RegID: rid, AmountMinor: cc.AmountMinor, Currency: cc.Currency})
 	switch {
 	case errors.Is(err, events.ErrNotFound), errors.Is(err, events.ErrPaymentMismatch), errors.Is(err, events.ErrWrongState):
@@ -386,6 +412,23 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
 	default:
 		h.d.Log.Info("stripe payment", "event", cc.EventID, "registration", rid, "applied", changed)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// expired releases the seat held for a Checkout Session that Stripe
+// reports expired. Delivered again, it changes nothing.
+func (h *Handler) expired(w http.ResponseWriter, r *http.Request, cc payments.CheckoutCompleted, eid, rid string) {
+	released, err := h.d.Events.ReleaseHold(r.Context(), events.HoldRelease{EventID: eid, RegID: rid, SessionID: cc.SessionID})
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		h.d.Log.Warn("stripe expiry for an unknown registration", "event", cc.EventID, "reference", cc.Reference)
+		w.WriteHeader(http.StatusOK)
+	case err != nil:
+		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
+		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+	default:
+		h.d.Log.Info("stripe checkout expired", "event", cc.EventID, "registration", rid, "released", released)
 		w.WriteHeader(http.StatusOK)
 	}
 }

@@ -201,7 +201,7 @@ func subnav() templ.Component {
 			templ_7745c5c3_Var10 = templ.NopComponent
 		}
 		ctx = templ.ClearChildren(ctx)
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<p class=\"muted\"><a href=\"/events\">Upcoming events</a> · <a href=\"/events/mine\">My events</a> · <a href=\"/events/organise\">Organise</a></p>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "<p class=\"muted\"><a href=\"/events\">Upcoming events</a> · <a href=\"/events/mine\">My events</a> · <a href=\"/events/organise\">Organise</a> · <a href=\"/account/data\">Your data</a></p>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -96,6 +96,10 @@ func statusLabel(r events.Registration) string {
 		return "confirmed"
 	case r.Status == events.Paid:
 		return "paid"
+	case r.Status == events.Expired:
+		return "not paid in time; seat released"
+	case r.Status == events.RefundDue:
+		return "paid after the seat was released: refund due"
 	default:
 		return string(r.Status)
 	}

@@ -8,7 +8,9 @@
 // and the two pages a person sees at Stripe: Express onboarding and hosted
 // Checkout, each with one button, so browser tests and `jetfleet dev`
 // without a Stripe key can go through the whole flow. Paying a session
-// delivers checkout.session.completed to the configured webhook URL.
+// delivers checkout.session.completed to the configured webhook URL;
+// Expire delivers checkout.session.expired. Sessions do not expire on their
+// own (no clock runs here): tests call Expire.
 package stripetest
 
 import (
@@ -345,12 +347,21 @@ func (s *Server) createSession(r *http.Request) (any, *apiError) {
 		}
 	}
 	now := time.Now()
+	expires := now.Add(24 * time.Hour).Unix()
+	if v := f.Get("expires_at"); v != "" {
+		at, err := strconv.ParseInt(v, 10, 64)
+		// Stripe's rule: 30 minutes to 24 hours after creation.
+		if err != nil || at < now.Add(30*time.Minute).Unix() || at > now.Add(24*time.Hour).Unix() {
+			return nil, invalid("expires_at", "The `expires_at` timestamp must be between 30 minutes and 24 hours from Checkout Session creation.")
+		}
+		expires = at
+	}
 	cs := &Session{
 		ID: "cs_test_" + randomID(24), Object: "checkout.session", Mode: "payment", Status: "open", PaymentStatus: "unpaid",
 		AmountTotal: amount * qty, AmountSubtotal: amount * qty, Currency: cur,
 		ClientReferenceID: f.Get("client_reference_id"), CustomerEmail: f.Get("customer_email"),
 		SuccessURL: f.Get("success_url"), CancelURL: f.Get("cancel_url"), Metadata: meta,
-		Created: now.Unix(), ExpiresAt: now.Add(24 * time.Hour).Unix(),
+		Created: now.Unix(), ExpiresAt: expires,
 		Destination: dest, ApplicationFeeAmount: fee, ProductName: name,
 	}
 	cs.URL = s.URL + "/pay/" + cs.ID
@@ -460,6 +471,30 @@ func (s *Server) Complete(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("deliver %s: %w", evID, err)
 	}
 	return strings.ReplaceAll(snapshot.SuccessURL, "{CHECKOUT_SESSION_ID}", id), nil
+}
+
+// Expire expires an open session, as Stripe does at its expires_at (or
+// when the session is expired through the API), and delivers
+// checkout.session.expired. Tests call it instead of waiting for the time.
+func (s *Server) Expire(ctx context.Context, id string) (eventID string, err error) {
+	s.mu.Lock()
+	cs, ok := s.sessions[id]
+	if !ok {
+		s.mu.Unlock()
+		return "", fmt.Errorf("no such checkout session %s", id)
+	}
+	if cs.Status != "open" {
+		s.mu.Unlock()
+		return "", fmt.Errorf("checkout session %s is %s", id, cs.Status)
+	}
+	cs.Status = "expired"
+	snapshot := *cs
+	s.mu.Unlock()
+	evID, err := s.emit(ctx, "checkout.session.expired", snapshot)
+	if err != nil {
+		return evID, fmt.Errorf("deliver %s: %w", evID, err)
+	}
+	return evID, nil
 }
 
 // emit records an event and delivers it.

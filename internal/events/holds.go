@@ -1,0 +1,141 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/subjects"
+)
+
+// Seat holds of paid tickets end one of three ways: the payment arrives
+// (MarkPaid), Stripe reports the Checkout Session expired (ReleaseHold with
+// its session id), or the one-shot schedule set when the seat was taken
+// fires at HoldUntil (ReleaseHold without one) — the safety net for a
+// checkout that was never even opened, or a webhook that never came.
+
+// scheduleHoldRelease publishes the one-shot schedule (@at r.HoldUntil) that
+// fires subjects.EventHoldRelease for the event-holds role. The stream keeps
+// one message per subject and the publish is deduplicated, so scheduling
+// again (a repeated confirmation) is harmless.
+func (s *Service) scheduleHoldRelease(ctx context.Context, r Registration) error {
+	b, _ := json.Marshal(subjects.EventHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: r.HoldUntil})
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err = s.js.Publish(ctx, subjects.EventHoldSchedule(r.ID), b,
+			jetstream.WithScheduleAt(r.HoldUntil), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
+			jetstream.WithMsgID("hold:"+r.ID))
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("schedule release of hold %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// HoldRelease asks to release a held seat.
+type HoldRelease struct {
+	EventID, RegID string
+	// SessionID is the Checkout Session Stripe reported expired; empty when
+	// the hold's timer fired.
+	SessionID string
+}
+
+// ReleaseHold frees the seat of a paid ticket whose payment never came: the
+// registration becomes Expired and the seat is available again. It changes
+// nothing (false, nil) when the registration is paid, cancelled, already
+// released, or when Stripe reports the expiry of a session that is not the
+// registration's. A timer that fires before HoldUntil gets ErrHoldNotDue.
+func (s *Service) ReleaseHold(ctx context.Context, h HoldRelease) (bool, error) {
+	if !validID(h.EventID) || !validID(h.RegID) {
+		return false, ErrNotFound
+	}
+	now := s.cfg.Now().UTC()
+	r, changed, err := s.changeReg(ctx, h.EventID, h.RegID, func(r *Registration) (bool, error) {
+		if r.Status != Pending || !r.SeatHeld || r.AmountMinor == 0 {
+			return false, nil
+		}
+		if h.SessionID != "" && h.SessionID != r.CheckoutSessionID {
+			return false, nil
+		}
+		if h.SessionID == "" && now.Before(r.HoldUntil) {
+			return false, ErrHoldNotDue
+		}
+		r.Status, r.SeatHeld, r.Cancelled = Expired, false, now.Truncate(1e9)
+		return true, nil
+	})
+	if err != nil || !changed {
+		return false, err
+	}
+	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(h.EventID))
+	if err != nil {
+		return true, err
+	}
+	if err := s.adjustSeats(ctx, e, r.TicketTypeID, -1); err != nil {
+		return true, err
+	}
+	s.cfg.Log.Info("seat hold released", "event", h.EventID, "registration", h.RegID, "by", map[bool]string{true: "stripe", false: "timer"}[h.SessionID != ""])
+	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventHoldReleased, EventID: h.EventID, OrganiserID: e.OrganiserID, RegistrationID: h.RegID, TicketTypeID: r.TicketTypeID}, "holdreleased:"+h.RegID)
+}
+
+// latePayment applies a payment for a registration whose hold was released.
+// If a seat of its ticket type is still free, the participant gets it and
+// the registration is Paid as usual. Otherwise it becomes RefundDue: the
+// organiser sees it on their registration list and refunds it in Stripe
+// (refunds through jetfleet are out of scope), and the participant is told.
+func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
+	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(p.EventID))
+	if err != nil {
+		return false, err
+	}
+	cur, _, err := getJSON[Registration](ctx, s.regs, regKey(p.EventID, p.RegID))
+	if err != nil {
+		return false, err
+	}
+	if cur.CheckoutSessionID != p.SessionID || cur.AmountMinor != p.AmountMinor || !strings.EqualFold(cur.Currency, p.Currency) {
+		return false, ErrPaymentMismatch
+	}
+	if cur.Status == RefundDue {
+		return false, nil // delivered again
+	}
+	now := s.now()
+	seatErr := s.adjustSeats(ctx, e, cur.TicketTypeID, 1)
+	if seatErr != nil && !errors.Is(seatErr, ErrSoldOut) {
+		return false, seatErr
+	}
+	gotSeat := seatErr == nil
+	r, changed, err := s.changeReg(ctx, p.EventID, p.RegID, func(r *Registration) (bool, error) {
+		if r.Status != Expired {
+			return false, nil
+		}
+		r.Paid = now
+		if gotSeat {
+			r.Status, r.SeatHeld = Paid, true
+		} else {
+			r.Status = RefundDue
+		}
+		return true, nil
+	})
+	if gotSeat && (err != nil || !changed) {
+		// Someone else applied it meanwhile: give the seat back.
+		if rerr := s.adjustSeats(ctx, e, cur.TicketTypeID, -1); rerr != nil {
+			return false, errors.Join(err, rerr)
+		}
+	}
+	if err != nil || !changed {
+		return false, err
+	}
+	kind := subjects.EventPaid
+	if !gotSeat {
+		kind = subjects.EventLatePayment
+		s.cfg.Log.Warn("payment after seat hold released, no seat left: refund due", "event", p.EventID, "registration", p.RegID, "session", p.SessionID)
+	}
+	s.mailTicket(ctx, r, e)
+	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: kind, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, kind+":"+p.RegID)
+}

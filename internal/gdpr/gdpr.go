@@ -1,0 +1,215 @@
+// Package gdpr keeps people's GDPR requests (seed 001, "GDPR Points"): a
+// signed-in person asks for a copy of their data or for its deletion; the
+// request waits in the GDPR_REQUESTS bucket until they confirm it through a
+// magic link mailed to them, and is then queued on the GDPR work queue for
+// the gdpr worker role (workers/gdpr), which marks it done.
+//
+// The magic link proves control of the mailbox; the request's nonce, which
+// only that link carries, proves the confirmation came from the mail and not
+// merely from a browser that is signed in.
+package gdpr
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/subjects"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound = errors.New("no such request")
+	ErrBadKind  = errors.New("unknown kind of request")
+)
+
+// Status of a request.
+type Status string
+
+// Request statuses.
+const (
+	Awaiting Status = "awaiting_confirmation"
+	Queued   Status = "queued"
+	Done     Status = "done"
+)
+
+// Request is one person's request.
+type Request struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"` // subjects.GDPRKindExport or GDPRKindDelete
+	UserID    string    `json:"user_id"`
+	Email     string    `json:"email,omitempty"` // cleared once a deletion is done
+	NonceHash string    `json:"nonce_hash"`
+	Status    Status    `json:"status"`
+	Created   time.Time `json:"created"`
+	Confirmed time.Time `json:"confirmed,omitzero"`
+	Done      time.Time `json:"done,omitzero"`
+}
+
+// Requests stores requests and queues confirmed ones.
+type Requests struct {
+	js  jetstream.JetStream
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// Open binds to the bucket declared in subjects (see subjects.Provision).
+func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*Requests, error) {
+	kv, err := js.KeyValue(ctx, subjects.GDPRRequestsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open GDPR requests bucket: %w", err)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Requests{js: js, kv: kv, now: now}, nil
+}
+
+func key(id string) string { return "req." + id }
+
+func random(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hash(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return hex.EncodeToString(sum[:])
+}
+
+// ValidID rejects ids from URLs that could not be ours before they reach a
+// KV key.
+func ValidID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Create records a request of kind by the signed-in user and returns it
+// with its nonce, which goes only into the confirmation link.
+func (q *Requests) Create(ctx context.Context, kind, userID, email string) (Request, string, error) {
+	if kind != subjects.GDPRKindExport && kind != subjects.GDPRKindDelete {
+		return Request{}, "", ErrBadKind
+	}
+	nonce := random(24)
+	r := Request{ID: random(12), Kind: kind, UserID: userID, Email: email, NonceHash: hash(nonce), Status: Awaiting, Created: q.now().UTC()}
+	b, _ := json.Marshal(r)
+	if _, err := q.kv.Create(ctx, key(r.ID), b); err != nil {
+		return Request{}, "", fmt.Errorf("save GDPR request: %w", err)
+	}
+	return r, nonce, nil
+}
+
+// For returns request id to the user who made it when nonce is its nonce;
+// anything else is ErrNotFound.
+func (q *Requests) For(ctx context.Context, id, userID, nonce string) (Request, error) {
+	r, _, err := q.get(ctx, id)
+	if err != nil {
+		return Request{}, err
+	}
+	if r.UserID != userID || subtle.ConstantTimeCompare([]byte(r.NonceHash), []byte(hash(nonce))) != 1 {
+		return Request{}, ErrNotFound
+	}
+	return r, nil
+}
+
+func (q *Requests) get(ctx context.Context, id string) (Request, uint64, error) {
+	if !ValidID(id) {
+		return Request{}, 0, ErrNotFound
+	}
+	e, err := q.kv.Get(ctx, key(id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Request{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return Request{}, 0, fmt.Errorf("load GDPR request %s: %w", id, err)
+	}
+	var r Request
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Request{}, 0, fmt.Errorf("decode GDPR request %s: %w", id, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// Confirm queues request id for the gdpr role, once: the publish carries
+// the request id as its Nats-Msg-Id, and a confirmation repeated while the
+// request is queued publishes again (deduplicated) in case the first
+// publish was not acknowledged. A done request is left alone.
+func (q *Requests) Confirm(ctx context.Context, id, userID, nonce string) (Request, error) {
+	if _, err := q.For(ctx, id, userID, nonce); err != nil {
+		return Request{}, err
+	}
+	for {
+		r, rev, err := q.get(ctx, id)
+		if err != nil {
+			return Request{}, err
+		}
+		switch r.Status {
+		case Done:
+			return r, nil
+		case Queued:
+			return r, q.enqueue(ctx, r)
+		}
+		r.Status, r.Confirmed = Queued, q.now().UTC()
+		b, _ := json.Marshal(r)
+		if _, err := q.kv.Update(ctx, key(id), b, rev); errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		} else if err != nil {
+			return Request{}, fmt.Errorf("save GDPR request %s: %w", id, err)
+		}
+		return r, q.enqueue(ctx, r)
+	}
+}
+
+func (q *Requests) enqueue(ctx context.Context, r Request) error {
+	b, _ := json.Marshal(subjects.GDPRRequest{ID: r.ID, Kind: r.Kind, UserID: r.UserID, Email: r.Email, At: r.Confirmed})
+	if _, err := q.js.Publish(ctx, subjects.GDPRSubject(r.Kind), b, jetstream.WithMsgID("gdpr:"+r.ID)); err != nil {
+		return fmt.Errorf("queue GDPR request %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// MarkDone records that the gdpr role finished request id; for a deletion
+// the address is removed from the record too. A request that expired from
+// the bucket meanwhile is not an error.
+func (q *Requests) MarkDone(ctx context.Context, id string) error {
+	for {
+		r, rev, err := q.get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if r.Status == Done {
+			return nil
+		}
+		r.Status, r.Done = Done, q.now().UTC()
+		if r.Kind == subjects.GDPRKindDelete {
+			r.Email = ""
+		}
+		b, _ := json.Marshal(r)
+		if _, err := q.kv.Update(ctx, key(id), b, rev); errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("save GDPR request %s: %w", id, err)
+		}
+		return nil
+	}
+}

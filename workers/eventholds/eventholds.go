@@ -1,0 +1,32 @@
+// Package eventholds is the event-holds worker role: it consumes what the
+// one-shot schedules on subjects.EventHoldsStream fire when a paid ticket's
+// seat hold runs out, and releases the seat if the payment never came.
+package eventholds
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/events"
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+)
+
+// Handler releases expired holds through svc.
+func Handler(svc *events.Service) consume.Handler {
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		var h subjects.EventHoldExpiry
+		if err := json.Unmarshal(msg.Data(), &h); err != nil {
+			return consume.Permanentf("decode hold expiry: %v", err)
+		}
+		_, err := svc.ReleaseHold(ctx, events.HoldRelease{EventID: h.EventID, RegID: h.RegistrationID})
+		if errors.Is(err, events.ErrNotFound) {
+			return consume.Permanentf("hold of unknown registration %s/%s", h.EventID, h.RegistrationID)
+		}
+		// ErrHoldNotDue (a clock ahead of ours) is retried with backoff.
+		return err
+	}
+}

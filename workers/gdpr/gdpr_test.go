@@ -1,0 +1,294 @@
+package gdpr_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/internal/accounts"
+	"jetfleet/internal/blob"
+	"jetfleet/internal/events"
+	"jetfleet/internal/gdpr"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+	workergdpr "jetfleet/workers/gdpr"
+)
+
+type mailbox struct {
+	mu   sync.Mutex
+	sent []subjects.Mail
+}
+
+func (m *mailbox) send(_ context.Context, x subjects.Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, x)
+	return nil
+}
+
+func (m *mailbox) find(id string) (subjects.Mail, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, x := range m.sent {
+		if x.ID == id {
+			return x, true
+		}
+	}
+	return subjects.Mail{}, false
+}
+
+type site struct {
+	js     jetstream.JetStream
+	users  *accounts.Store
+	svc    *events.Service
+	reqs   *gdpr.Requests
+	blobs  blob.Store
+	mail   *mailbox
+	worker *workergdpr.Worker
+	event  events.Event
+}
+
+// setUp runs the gdpr role on a fresh JetStream with an organiser's live
+// event that pat and sam registered for.
+func setUp(t *testing.T) *site {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	s := &site{js: js, mail: &mailbox{}}
+	var err error
+	if s.users, err = accounts.Open(ctx, js, accounts.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if s.svc, err = events.Open(ctx, js, events.Config{BaseURL: "http://site"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.reqs, err = gdpr.Open(ctx, js, nil); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := blob.NewURLSigner([]byte(strings.Repeat("k", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.blobs, err = blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site"); err != nil {
+		t.Fatal(err)
+	}
+	s.worker = workergdpr.New(workergdpr.Deps{JS: js, Accounts: s.users, Events: s.svc, Requests: s.reqs, Blobs: s.blobs, Mail: s.mail.send})
+	c := consume.New(js, consume.Config{Role: "gdpr", Stream: subjects.GDPRStream, Consumer: subjects.GDPRConsumer, BackoffMin: 200 * time.Millisecond},
+		s.worker.Handle, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	org := s.user(t, "org@example.com")
+	day := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
+	e, err := s.svc.CreateEvent(ctx, org.ID, events.EventInput{Title: "Hack", BusinessType: "technology", Start: day + "T18:00", End: day + "T20:00", TimeZone: "UTC", Capacity: "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err = s.svc.AddTicketType(ctx, org.ID, e.ID, events.TicketInput{Name: "Free", Price: "0", Quantity: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.event, err = s.svc.Publish(ctx, org.ID, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"pat@example.com", "sam@example.com"} {
+		s.user(t, p)
+		r, err := s.svc.Register(ctx, e.ID, events.RegistrationInput{TicketTypeID: s.event.Tickets[0].ID, Name: strings.Split(p, "@")[0], Email: p, Terms: true, DataSharing: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.svc.Confirm(ctx, p, e.ID, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *site) user(t *testing.T, email string) accounts.User {
+	t.Helper()
+	u, err := s.users.EnsureUser(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// request makes and confirms a request as the web pages do, and waits for
+// the role to finish it.
+func (s *site) request(t *testing.T, kind string, u accounts.User) gdpr.Request {
+	t.Helper()
+	ctx := context.Background()
+	r, nonce, err := s.reqs.Create(ctx, kind, u.ID, u.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.reqs.Confirm(ctx, r.ID, u.ID, nonce); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, kind+" done", func() bool {
+		got, err := s.reqs.For(ctx, r.ID, u.ID, nonce)
+		return err == nil && got.Status == gdpr.Done
+	})
+	return r
+}
+
+func TestExportHoldsThePersonsDataAndNobodyElses(t *testing.T) {
+	s := setUp(t)
+	ctx := context.Background()
+	pat := s.user(t, "pat@example.com")
+	req := s.request(t, subjects.GDPRKindExport, pat)
+
+	m, ok := s.mail.find("gdpr-export:" + req.ID)
+	if !ok || m.To != "pat@example.com" || !strings.Contains(m.Text, "http://site/") {
+		t.Fatalf("export mail %+v %v", m, ok)
+	}
+	rc, _, err := s.blobs.Get(ctx, workergdpr.ExportKey(pat.ID, req.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(rc)
+	rc.Close()
+	var doc workergdpr.Export
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Account.ID != pat.ID || doc.Account.Email != "pat@example.com" {
+		t.Errorf("account %+v", doc.Account)
+	}
+	if len(doc.Events.Registrations) != 1 {
+		t.Fatalf("registrations %+v", doc.Events.Registrations)
+	}
+	r := doc.Events.Registrations[0].Registration
+	if r.Email != "pat@example.com" || !r.Consent.DataSharing || r.Consent.Version != events.ConsentVersion {
+		t.Errorf("registration with consent %+v", r)
+	}
+	if strings.Contains(string(raw), "sam@example.com") || strings.Contains(string(raw), "org@example.com") {
+		t.Error("export includes another person's data")
+	}
+
+	// The organiser's export has their events and no participant's data.
+	org := s.user(t, "org@example.com")
+	oreq := s.request(t, subjects.GDPRKindExport, org)
+	rc, _, err = s.blobs.Get(ctx, workergdpr.ExportKey(org.ID, oreq.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(rc)
+	rc.Close()
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Events.OrganisedEvents) != 1 || doc.Events.OrganisedEvents[0].ID != s.event.ID || len(doc.Events.Registrations) != 0 {
+		t.Errorf("organiser export %+v", doc.Events)
+	}
+	if strings.Contains(string(raw), "pat@example.com") {
+		t.Error("organiser export includes a participant's address")
+	}
+}
+
+func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *testing.T) {
+	s := setUp(t)
+	ctx := context.Background()
+	pat := s.user(t, "pat@example.com")
+	sam := s.user(t, "sam@example.com")
+	sessions, err := s.js.KeyValue(ctx, subjects.SessionsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patSession, samSession := strings.Repeat("p", 43), strings.Repeat("s", 43)
+	for k, u := range map[string]accounts.User{patSession: pat, samSession: sam} {
+		b, _ := json.Marshal(map[string]any{"user_id": u.ID, "email": u.Email, "created": time.Now()})
+		if _, err := sessions.Create(ctx, k, b, jetstream.KeyTTL(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := s.svc.Available(ctx, s.event)
+
+	req := s.request(t, subjects.GDPRKindDelete, pat)
+
+	if _, err := s.users.User(ctx, pat.ID); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("user still there: %v", err)
+	}
+	if _, err := s.users.UserByEmail(ctx, "pat@example.com"); !errors.Is(err, accounts.ErrNotFound) {
+		t.Errorf("email index still there: %v", err)
+	}
+	if _, err := sessions.Get(ctx, patSession); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("pat's session not ended: %v", err)
+	}
+	if _, err := sessions.Get(ctx, samSession); err != nil {
+		t.Errorf("sam's session ended too: %v", err)
+	}
+	org, _ := s.users.UserByEmail(ctx, "org@example.com")
+	regs, err := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
+	if err != nil || len(regs) != 2 {
+		t.Fatalf("organiser's list %+v %v", regs, err)
+	}
+	var pseudonym events.Registration
+	for _, r := range regs {
+		if r.Pseudonymised {
+			pseudonym = r
+		} else if r.Email != "sam@example.com" {
+			t.Errorf("other registration changed: %+v", r)
+		}
+	}
+	if pseudonym.Name != events.Pseudonym(pseudonym.ID) || pseudonym.Email != "" || pseudonym.Status != events.Confirmed || !pseudonym.Consent.DataSharing {
+		t.Fatalf("pseudonymised registration %+v", pseudonym)
+	}
+	if after, _ := s.svc.Available(ctx, s.event); after[s.event.Tickets[0].ID] != before[s.event.Tickets[0].ID] {
+		t.Errorf("seats changed: %v → %v", before, after)
+	}
+	// No earlier revision keeps the name or address.
+	kv, _ := s.js.KeyValue(ctx, subjects.EventsRegistrationsBucket)
+	hist, err := kv.History(ctx, "reg."+s.event.ID+"."+pseudonym.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hist {
+		if strings.Contains(string(h.Value()), "pat") {
+			t.Errorf("history keeps %s", h.Value())
+		}
+	}
+	if mine, _ := s.svc.MyRegistrations(ctx, "pat@example.com"); len(mine) != 0 {
+		t.Errorf("address still finds %d registrations", len(mine))
+	}
+	if m, ok := s.mail.find("gdpr-delete:" + req.ID); !ok || m.To != "pat@example.com" {
+		t.Errorf("confirmation mail %+v %v", m, ok)
+	}
+
+	// Delivered again (a redelivery after a crash): harmless.
+	b, _ := json.Marshal(subjects.GDPRRequest{ID: req.ID, Kind: subjects.GDPRKindDelete, UserID: pat.ID, Email: "pat@example.com"})
+	if _, err := s.js.Publish(ctx, subjects.GDPRDelete, b, jetstream.WithMsgID("again")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "redelivery handled", func() bool {
+		st, err := s.js.Stream(ctx, subjects.GDPRStream)
+		if err != nil {
+			return false
+		}
+		i, err := st.Info(ctx)
+		return err == nil && i.State.Msgs == 0
+	})
+	if dlq, err := s.js.Stream(ctx, subjects.DLQStream); err == nil {
+		if i, _ := dlq.Info(ctx); i != nil && i.State.Msgs != 0 {
+			t.Errorf("redelivery dead-lettered")
+		}
+	}
+	regs2, _ := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
+	if len(regs2) != 2 {
+		t.Errorf("after redelivery %d registrations", len(regs2))
+	}
+}

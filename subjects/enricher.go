@@ -151,10 +151,11 @@ const (
 	EnricherAckWait = 10 * time.Second
 	// EnricherPinnedTTL is how long a partition stays pinned to a worker
 	// that stopped pulling before another worker takes it over. It is longer
-	// than EnricherAckWait on purpose: when a worker dies, what it held is
-	// redeliverable before the next owner is pinned, and redeliveries go
-	// out before newer messages, so the takeover keeps the partition's
-	// order. (A graceful stop unpins at once.)
+	// than EnricherAckWait so that, usually, what a dead worker held is
+	// redelivered before the next owner is pinned. Order does not depend
+	// on it: the new owner holds its first batch until everything
+	// outstanding is back in hand (consume.OrderedConsumer's takeover).
+	// A graceful stop unpins at once.
 	EnricherPinnedTTL = 15 * time.Second
 	// EnricherOutputDuplicates is the OUTPUT deduplication window: an input
 	// redelivered within it (a crash between publish and ack) does not

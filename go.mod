@@ -11,12 +11,9 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
-	github.com/synadia-io/orbit.go/jetstreamext v0.3.2
 	github.com/wneessen/go-mail v0.7.2
 	golang.org/x/sync v0.24.0
 )
-
-require github.com/synadia-io/orbit.go/natsext v0.1.3 // indirect
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect

@@ -21,6 +21,7 @@ func enricherRoles() []role {
 				if err != nil {
 					return err
 				}
+				defer e.Close()
 				return consume.NewOrdered(d.js, e.OrderedConfig("enricher"), e.Handle, m, d.log).Run(ctx)
 			},
 		},

@@ -145,6 +145,10 @@ func parsedMaps() []map[uint64]parsed {
 	return m
 }
 
+// Close releases what New opened (the state store's reply subscription).
+// Call it after the runtime running Handle stopped.
+func (e *Enricher) Close() error { return e.store.Close() }
+
 // Store is the Enricher's state store.
 func (e *Enricher) Store() *Store { return e.store }
 

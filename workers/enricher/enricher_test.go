@@ -66,7 +66,7 @@ func startWrapped(t *testing.T, js jetstream.JetStream, cfg enricher.Config, wra
 	done := make(chan struct{})
 	go func() { defer close(done); _ = run.Run(ctx) }()
 	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
+	stop := func() { once.Do(func() { cancel(); <-done; _ = e.Close() }) }
 	t.Cleanup(stop)
 	return &instance{e: e, reg: reg, stop: stop}
 }
@@ -588,6 +588,7 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	var users []string
 	var subs []enricher.SubKey
 	for i := range 20 {

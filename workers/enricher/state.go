@@ -11,7 +11,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 	"golang.org/x/sync/errgroup"
 
 	"jetfleet/subjects"
@@ -27,7 +26,7 @@ import (
 // meanwhile. Misses are not cached: a late dimension must be seen as soon as
 // it is stored.
 type Store struct {
-	js          jetstream.JetStream
+	getter      *multiGetter
 	users, subs [subjects.EnricherStateShards]jetstream.KeyValue
 	// Per partition, users by uuid and subscriptions by key: typed keys,
 	// so a lookup builds no string.
@@ -41,7 +40,7 @@ type Store struct {
 // OpenStore opens the state buckets (provisioned by subjects.Provision) with
 // a cache of cacheSize entries in all, split over the partitions.
 func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeout time.Duration) (*Store, error) {
-	s := &Store{js: js, timeout: timeout}
+	s := &Store{timeout: timeout}
 	for i := range subjects.EnricherStateShards {
 		var err error
 		if s.users[i], err = js.KeyValue(ctx, subjects.EnricherUsersBucket(i)); err != nil {
@@ -65,8 +64,15 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeo
 		}
 		s.userCache, s.subCache = append(s.userCache, uc), append(s.subCache, sc)
 	}
+	var err error
+	if s.getter, err = newMultiGetter(js); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// Close stops the store's reply subscription. The buckets stay as they are.
+func (s *Store) Close() error { return s.getter.close() }
 
 // CacheStats returns the cache hits and misses so far.
 func (s *Store) CacheStats() (hits, misses uint64) { return s.hits.Load(), s.misses.Load() }
@@ -184,13 +190,13 @@ func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubK
 	for sh := range subjects.EnricherStateShards {
 		if keys := userKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
-				loadMany(ctx, s.js, s.userCache[p], s.users[sh].Bucket(), keys, func(k string) string { return k })
+				loadMany(ctx, s.getter, s.userCache[p], s.users[sh].Bucket(), keys, func(k string) string { return k })
 				return nil
 			})
 		}
 		if keys := subKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
-				loadMany(ctx, s.js, s.subCache[p], s.subs[sh].Bucket(), keys, func(k string) SubKey {
+				loadMany(ctx, s.getter, s.subCache[p], s.subs[sh].Bucket(), keys, func(k string) SubKey {
 					u, lang, _ := strings.Cut(k, ".")
 					return SubKey{u, lang}
 				})
@@ -203,20 +209,17 @@ func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubK
 
 // loadMany reads the last value of each key of bucket in one multi-last
 // direct get and caches what it finds as prefetched.
-func loadMany[K comparable, T any](ctx context.Context, js jetstream.JetStream, c *lru.Cache[K, entry[T]], bucket string, keys []string, cacheKey func(string) K) {
+func loadMany[K comparable, T any](ctx context.Context, g *multiGetter, c *lru.Cache[K, entry[T]], bucket string, keys []string, cacheKey func(string) K) {
 	subs := make([]string, len(keys))
 	for i, k := range keys {
 		subs[i] = subjects.KVPutSubject(bucket, k)
 	}
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, js, "KV_"+bucket, subs)
+	msgs, err := g.lastMsgs(ctx, "KV_"+bucket, subs)
 	if err != nil {
-		return
+		return // the reads that follow retry
 	}
 	prefix := subjects.KVPutSubject(bucket, "")
-	for m, err := range msgs {
-		if err != nil {
-			return // ErrNoMessages when none exist; other errors: the reads retry
-		}
+	for _, m := range msgs {
 		if m.Header.Get("KV-Operation") != "" {
 			continue // a delete or purge marker: unknown
 		}

@@ -15,15 +15,18 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -53,11 +56,13 @@ type options struct {
 	users       int
 	subsPerUser int
 	lessons     int
-	rate        int
+	rates       []int
 	latencyFor  time.Duration
 	cache       int
 	hotShare    float64
 	cpuProfile  string
+	srvProfile  string
+	gogc        int
 }
 
 func main() {
@@ -66,12 +71,22 @@ func main() {
 	flag.IntVar(&o.users, "users", 1_000_000, "users to preload")
 	flag.IntVar(&o.subsPerUser, "subs", 2, "subscriptions per user (languages)")
 	flag.IntVar(&o.lessons, "lessons", 600_000, "lessons in the throughput phase")
-	flag.IntVar(&o.rate, "rate", 25_000, "lessons/s offered in the latency phase")
+	rates := flag.String("rate", "25000,20000,15000", "lessons/s offered in the latency phases, one phase per comma-separated rate")
 	flag.DurationVar(&o.latencyFor, "latency-for", 15*time.Second, "length of the latency phase")
 	flag.IntVar(&o.cache, "cache", 500_000, "enricher cache entries")
 	flag.Float64Var(&o.hotShare, "hot", 0.1, "share of users that complete 90% of the lessons")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput phase to this file")
+	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
+	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
 	flag.Parse()
+	for _, r := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "enricherbench: -rate: %q is not a positive number\n", r)
+			os.Exit(2)
+		}
+		o.rates = append(o.rates, n)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "enricherbench:", err)
 		os.Exit(1)
@@ -80,6 +95,14 @@ func main() {
 
 func run(o options) error {
 	ctx := context.Background()
+	gogc := "environment"
+	if o.gogc >= 0 {
+		// The Enricher's live heap is mostly its state cache: the default
+		// GOGC=100 re-marks it every time as much again is allocated (a
+		// quarter of the process's CPU in the bench profile).
+		debug.SetGCPercent(o.gogc)
+		gogc = strconv.Itoa(o.gogc)
+	}
 	dir, err := os.MkdirTemp("", "enricherbench-")
 	if err != nil {
 		return err
@@ -91,7 +114,15 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	srv := exec.Command(o.server, "-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	args := []string{"-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	profPort := 0
+	if o.srvProfile != "" {
+		if profPort, err = freePort(); err != nil {
+			return err
+		}
+		args = append(args, "--profile", strconv.Itoa(profPort))
+	}
+	srv := exec.Command(o.server, args...)
 	if err := srv.Start(); err != nil {
 		return fmt.Errorf("start %s: %w (build it: go build -o bin/nats-server github.com/nats-io/nats-server/v2)", o.server, err)
 	}
@@ -105,8 +136,8 @@ func run(o options) error {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		return err
 	}
-	fmt.Printf("enricher bench: %d users, %d subscriptions, GOMAXPROCS=%d, nats-server pid %d\n",
-		o.users, o.users*o.subsPerUser, runtime.GOMAXPROCS(0), srv.Process.Pid)
+	fmt.Printf("enricher bench: %d users, %d subscriptions, GOMAXPROCS=%d, GOGC=%s (enricher process), nats-server pid %d\n",
+		o.users, o.users*o.subsPerUser, runtime.GOMAXPROCS(0), gogc, srv.Process.Pid)
 
 	// 1. Bulk load.
 	snapshot := filepath.Join(dir, "snapshot.ndjson")
@@ -173,6 +204,14 @@ func run(o options) error {
 		pprof.StartCPUProfile(pf)
 		defer pprof.StopCPUProfile()
 	}
+	var srvProf sync.WaitGroup
+	if o.srvProfile != "" {
+		srvProf.Go(func() {
+			if err := fetchProfile(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", profPort), o.srvProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "enricherbench: server profile:", err)
+			}
+		})
+	}
 	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), cpuOf(srv.Process.Pid)
 	start = time.Now()
 	if err := gen.publish(pjs, o.lessons, 1, 0); err != nil {
@@ -184,26 +223,36 @@ func run(o options) error {
 	}
 	el := time.Since(start)
 	pprof.StopCPUProfile()
+	srvProf.Wait()
 	hits, miss := enc.Store().CacheStats()
 	fmt.Printf("throughput:  %d lessons (+%d updates) in %v = %.0f lessons/s (published in %v)\n",
 		o.lessons, gen.updates.Load(), el.Round(time.Millisecond), float64(o.lessons)/el.Seconds(), pubDone.Round(time.Millisecond))
-	fmt.Printf("             CPU: this process %.2f cores, nats-server %.2f cores\n",
-		(cpuOf(os.Getpid())-cpuSelf0).Seconds()/el.Seconds(), (cpuOf(srv.Process.Pid)-cpuSrv0).Seconds()/el.Seconds())
+	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, cpuOf(srv.Process.Pid)-cpuSrv0
+	fmt.Printf("             CPU: this process %.2f cores, nats-server %.2f cores (%.0f + %.0f µs of CPU per lesson)\n",
+		cpuSelf.Seconds()/el.Seconds(), cpuSrv.Seconds()/el.Seconds(),
+		float64(cpuSelf.Microseconds())/float64(o.lessons), float64(cpuSrv.Microseconds())/float64(o.lessons))
 	fmt.Printf("             saturated latency p50 %v p99 %v (queueing included)\n", obs.quantile(1, 0.5), obs.quantile(1, 0.99))
 	hitRate := float64(hits-hits0) / math.Max(1, float64(hits-hits0+miss-miss0))
 
-	// 5. Latency at a fixed offered rate.
-	n := int(float64(o.rate) * o.latencyFor.Seconds())
-	base = obs.lessons.Load()
-	start = time.Now()
-	if err := gen.publish(pjs, n, 2, o.rate); err != nil {
-		return err
+	// 5. Latency at fixed offered rates: what a pipeline running at that
+	// load sees, without the backlog of the saturated phase.
+	for i, rate := range o.rates {
+		phase := 2 + i
+		n := int(float64(rate) * o.latencyFor.Seconds())
+		base = obs.lessons.Load()
+		gen.pauses.Store(0)
+		gen.longestPause.Store(0)
+		start = time.Now()
+		if err := gen.publish(pjs, n, phase, rate); err != nil {
+			return err
+		}
+		ok := obs.waitFor(base+int64(n), 2*time.Minute)
+		el = time.Since(start)
+		fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v (load generator held up >5ms %d times, longest %v)\n",
+			n, rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
+			obs.quantile(phase, 0.5), obs.quantile(phase, 0.99), obs.quantile(phase, 1),
+			gen.pauses.Load(), time.Duration(gen.longestPause.Load()).Round(time.Millisecond))
 	}
-	ok := obs.waitFor(base+int64(n), 2*time.Minute)
-	el = time.Since(start)
-	fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v\n",
-		n, o.rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
-		obs.quantile(2, 0.5), obs.quantile(2, 0.99), obs.quantile(2, 1))
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -238,6 +287,8 @@ type generator struct {
 	o       options
 	rnd     *rand.Rand
 	updates atomic.Int64
+	// Publishes that waited over 5ms for the async window, and the longest.
+	pauses, longestPause atomic.Int64
 }
 
 func newGenerator(o options) *generator {
@@ -273,14 +324,14 @@ func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
 				subj = subjects.EnricherInput(subjects.KindSubscription, id)
 				body = fmt.Sprintf(`{"operation":"update","user_uuid":"%s","language":"%s","subscription_status":"%s"}`, id, langOf(u, 0, g.o.subsPerUser), statuses[g.rnd.IntN(len(statuses))])
 			}
-			if err := publishAsync(js, subj, []byte(body)); err != nil {
+			if err := g.publishAsync(js, subj, []byte(body)); err != nil {
 				return err
 			}
 			g.updates.Add(1)
 		}
 		body := fmt.Sprintf(`{"user_uuid":"%s","language":"%s","title":"Lesson %d","course_uuid":"c-%d","course_title":"Course","number_of_lessons_in_course":20,"completed_lessons_in_course":%d,"percentage_completed_in_course":%d,"content_release_id":"r42","phase":%d,"sent_ns":%d}`,
 			id, langOf(u, g.rnd.IntN(g.o.subsPerUser), g.o.subsPerUser), i%20, u%500, i%20+1, (i%20+1)*5, phase, time.Now().UnixNano())
-		if err := publishAsync(js, subjects.EnricherInput(subjects.KindLesson, id), []byte(body)); err != nil {
+		if err := g.publishAsync(js, subjects.EnricherInput(subjects.KindLesson, id), []byte(body)); err != nil {
 			return err
 		}
 	}
@@ -292,8 +343,19 @@ func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
 	}
 }
 
-// publishAsync waits out a full window of unacknowledged publishes.
-func publishAsync(js jetstream.JetStream, subject string, data []byte) error {
+// publishAsync waits out a full window of unacknowledged publishes. A
+// publish held up by the window delays the lessons stamped before it, so
+// such pauses are counted: they show as latency the Enricher did not cause.
+func (g *generator) publishAsync(js jetstream.JetStream, subject string, data []byte) error {
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > 5*time.Millisecond {
+			g.pauses.Add(1)
+			if d > time.Duration(g.longestPause.Load()) {
+				g.longestPause.Store(int64(d))
+			}
+		}
+	}()
 	for {
 		_, err := js.PublishAsync(subject, data)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
@@ -347,7 +409,7 @@ func startEnricher(url string, cache int) (*enricher.Enricher, func(), error) {
 	c := consume.NewOrdered(js, e.OrderedConfig("enricher"), e.Handle, consume.NewMetrics(prometheus.NewRegistry()), log)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
-	return e, func() { cancel(); <-done; nc.Close() }, nil
+	return e, func() { cancel(); <-done; _ = e.Close(); nc.Close() }, nil
 }
 
 // observer reads OUTPUT lessons and records input→output latency by phase.
@@ -437,6 +499,27 @@ func connect(url string) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// fetchProfile saves the pprof profile served at url to path.
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func freePort() (int, error) {

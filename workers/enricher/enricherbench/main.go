@@ -71,7 +71,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 1_000_000, "users to preload")
 	flag.IntVar(&o.subsPerUser, "subs", 2, "subscriptions per user (languages)")
 	flag.IntVar(&o.lessons, "lessons", 600_000, "lessons in the throughput phase")
-	rates := flag.String("rate", "25000,20000,15000", "lessons/s offered in the latency phases, one phase per comma-separated rate")
+	rates := flag.String("rate", "625,5000,10000,25000", "lessons/s offered in the latency phases, one phase per comma-separated rate (625/s is the seed's peak; 25,000/s the target)")
 	flag.DurationVar(&o.latencyFor, "latency-for", 15*time.Second, "length of the latency phase")
 	flag.IntVar(&o.cache, "cache", 500_000, "enricher cache entries")
 	flag.Float64Var(&o.hotShare, "hot", 0.1, "share of users that complete 90% of the lessons")
@@ -306,8 +306,11 @@ func (g *generator) user() int {
 // rate 0 means as fast as the client's async window allows.
 func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
 	start := time.Now()
+	// Pace in steps of about a millisecond: coarser steps send bursts whose
+	// queueing shows as latency the offered rate would not cause.
+	step := max(1, rate/1000)
 	for i := range n {
-		if rate > 0 && i%100 == 0 {
+		if rate > 0 && i%step == 0 {
 			due := start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				time.Sleep(d) // pacing the offered load, not waiting for a result

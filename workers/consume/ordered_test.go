@@ -204,3 +204,66 @@ func TestOrderedMessagesCarryTheirOwnMetadataAndAreAcknowledged(t *testing.T) {
 		t.Errorf("%d messages with wrong metadata, %d distinct sequences of %d", bad, len(seqs), n)
 	}
 }
+
+// TestOrderedTakeoverWaitsForTheDeadOwnersMessages: an owner fetched the
+// first messages of a partition and died without acknowledging them, and
+// the pin moved before their ack wait ran out. The new owner must not handle
+// the newer messages first: it waits for the old ones to come back and
+// handles the partition in stream order.
+func TestOrderedTakeoverWaitsForTheDeadOwnersMessages(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, js := srv.Connect(t)
+	cfg := setupOrdered(t, js)
+	ctx := testenv.Context(t, 30*time.Second)
+	cons, err := js.Consumer(ctx, orderedStream, "p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := cons.CachedInfo().Config
+	cc.AckWait = time.Second
+	if _, err := js.UpdateConsumer(ctx, orderedStream, cc); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		if _, err := js.Publish(ctx, "part.0", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	deadNC, deadJS := srv.Connect(t)
+	dead, err := deadJS.Consumer(ctx, orderedStream, "p0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := dead.Fetch(5, jetstream.FetchPriorityGroup(cfg.Group), jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for range batch.Messages() {
+		held++
+	}
+	if held != 5 {
+		t.Fatalf("the first owner fetched %d messages, want 5", held)
+	}
+	deadNC.Close()
+	s, err := js.Stream(ctx, orderedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnpinConsumer(ctx, "p0", cfg.Group); err != nil {
+		t.Fatal(err)
+	}
+
+	r := &recorder{seen: map[int][]int{}, by: map[int]map[string]int{}}
+	runOrdered(t, js, cfg, r.handler("next", func(int) error { return nil }))
+	testenv.Eventually(t, 20*time.Second, "every message handled", func() bool { return r.count() >= n })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, v := range r.seen[0] {
+		if v != i {
+			t.Fatalf("handled %v, want 0..%d in order", r.seen[0], n-1)
+		}
+	}
+}

@@ -137,6 +137,16 @@ func EnricherSubsBucket(s int) string { return fmt.Sprintf(subsBucketFmt, s) }
 // EnricherSubKey is the KV key of a user's subscription in language.
 func EnricherSubKey(userUUID, language string) string { return userUUID + "." + language }
 
+// EnricherSubKeyParts splits a key made by EnricherSubKey (the language is
+// the last token).
+func EnricherSubKeyParts(key string) (userUUID, language string) {
+	i := strings.LastIndexByte(key, '.')
+	if i < 0 {
+		return key, ""
+	}
+	return key[:i], key[i+1:]
+}
+
 func fnv32a(s string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(s))

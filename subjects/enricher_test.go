@@ -114,3 +114,12 @@ func TestUpdateChangesOnlyTheFieldsItCarries(t *testing.T) {
 		t.Fatalf("state after update: name=%v country=%v active=%v seq=%d", *u.Name, *u.Country, *u.Active, u.Seq)
 	}
 }
+
+func TestSubscriptionKeySplitsBackIntoUserAndLanguage(t *testing.T) {
+	for _, c := range []struct{ user, lang string }{{"u1", "es"}, {"user-0000042", "pt-BR"}, {"a_b", "en"}} {
+		u, l := subjects.EnricherSubKeyParts(subjects.EnricherSubKey(c.user, c.lang))
+		if u != c.user || l != c.lang {
+			t.Errorf("EnricherSubKey(%q, %q) splits into %q, %q", c.user, c.lang, u, l)
+		}
+	}
+}

@@ -167,17 +167,13 @@ func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstrea
 		if busy {
 			n, wait = o.cfg.Batch, o.cfg.BusyWait
 		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(o.cfg.Group))
+		msgs, batchErr, err := o.fetch(cons, make([]jetstream.Msg, 0, n), n, wait)
 		if err != nil {
 			log.Warn("fetch failed", "err", err)
 			sleep(ctx, o.cfg.BackoffMin)
 			continue
 		}
-		msgs := make([]jetstream.Msg, 0, n)
-		for m := range batch.Messages() {
-			msgs = append(msgs, withMetadata(m))
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		if err := batchErr; err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			if errors.Is(err, jetstream.ErrPinIDMismatch) {
 				owned = false
 			} else {
@@ -251,15 +247,13 @@ func (o *OrderedConsumer) takeOver(ctx context.Context, cons jetstream.Consumer,
 			}
 			touched = time.Now()
 		}
-		batch, err := cons.Fetch(o.cfg.Batch, jetstream.FetchMaxWait(min(o.cfg.FetchWait, ackWait/4)), jetstream.FetchPriorityGroup(o.cfg.Group))
+		var batchErr error
+		msgs, batchErr, err = o.fetch(cons, msgs, o.cfg.Batch, min(o.cfg.FetchWait, ackWait/4))
 		if err != nil {
 			sleep(ctx, o.cfg.BackoffMin)
 			continue
 		}
-		for m := range batch.Messages() {
-			msgs = append(msgs, withMetadata(m))
-		}
-		if errors.Is(batch.Error(), jetstream.ErrPinIDMismatch) {
+		if errors.Is(batchErr, jetstream.ErrPinIDMismatch) {
 			break // pinned elsewhere again: the next fetch finds out
 		}
 	}
@@ -267,6 +261,20 @@ func (o *OrderedConsumer) takeOver(ctx context.Context, cons jetstream.Consumer,
 		log.Info("takeover: partition resumes", "messages", len(msgs), "waited", time.Since(start).Round(time.Millisecond))
 	}
 	return sortBySequence(msgs)
+}
+
+// fetch pulls up to n messages of the partition's group, waiting at most
+// wait, and appends them to msgs. err is a failed request; batchErr how the
+// batch ended (a timeout, a pin mismatch…).
+func (o *OrderedConsumer) fetch(cons jetstream.Consumer, msgs []jetstream.Msg, n int, wait time.Duration) (_ []jetstream.Msg, batchErr, err error) {
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(wait), jetstream.FetchPriorityGroup(o.cfg.Group))
+	if err != nil {
+		return msgs, nil, err
+	}
+	for m := range batch.Messages() {
+		msgs = append(msgs, withMetadata(m))
+	}
+	return msgs, batch.Error(), nil
 }
 
 // sortBySequence orders msgs by stream sequence; of a message delivered twice

@@ -92,8 +92,7 @@ func (c *Config) setDefaults() error {
 // Enricher handles INPUT events; Handle is its consume.OrderedHandler.
 type Enricher struct {
 	cfg     Config
-	js      jetstream.JetStream
-	pub     jetstream.JetStream // js's connection with a publish window for every partition's batch
+	pub     jetstream.JetStream // with a publish window for every partition's batch
 	store   *Store
 	metrics *metrics
 	log     *slog.Logger
@@ -131,7 +130,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 		}
 	}
 	return &Enricher{
-		cfg: cfg, js: js, pub: pub, store: store, metrics: m, log: log, now: time.Now,
+		cfg: cfg, pub: pub, store: store, metrics: m, log: log, now: time.Now,
 		pins: make([]string, subjects.EnricherPartitions), parsed: parsedMaps(),
 		scratch: make([]prepareScratch, subjects.EnricherPartitions),
 	}, nil

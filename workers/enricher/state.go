@@ -197,7 +197,7 @@ func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubK
 		if keys := subKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
 				loadMany(ctx, s.getter, s.subCache[p], s.subs[sh].Bucket(), keys, func(k string) SubKey {
-					u, lang, _ := strings.Cut(k, ".")
+					u, lang := subjects.EnricherSubKeyParts(k)
 					return SubKey{u, lang}
 				})
 				return nil

@@ -281,6 +281,10 @@ func TestTicketsFromPublishToPaidOverHTTP(t *testing.T) {
 	if cs.AmountTotal != 1500 || cs.Currency != "eur" || cs.ApplicationFeeAmount != 0 || !strings.HasPrefix(cs.Destination, "acct_") {
 		t.Fatalf("checkout session %+v", cs)
 	}
+	// A second click on "pay" goes back to the same session.
+	if again := p.post(paidReg, paidReg+"/confirm", url.Values{}).Header.Get("Location"); again != checkout {
+		t.Fatalf("second confirm → %q, want the same checkout %q", again, checkout)
+	}
 	r3, err := p.c.PostForm(checkout, url.Values{})
 	if err != nil {
 		t.Fatal(err)

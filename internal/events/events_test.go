@@ -373,7 +373,7 @@ func TestPaymentDeliveredTwiceMarksPaidOnce(t *testing.T) {
 	if mb.count() != 0 {
 		t.Errorf("mail before payment")
 	}
-	if err := s.AttachCheckout(ctx, "pat@example.com", e.ID, r.ID, "cs_1"); err != nil {
+	if err := s.AttachCheckout(ctx, "pat@example.com", e.ID, r.ID, "cs_1", ""); err != nil {
 		t.Fatal(err)
 	}
 	p := events.Payment{SessionID: "cs_1", EventID: e.ID, RegID: r.ID, AmountMinor: 2000, Currency: "eur"}

@@ -84,6 +84,10 @@ func (s *Service) ReleaseHold(ctx context.Context, h HoldRelease) (bool, error) 
 	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventHoldReleased, EventID: h.EventID, OrganiserID: e.OrganiserID, RegistrationID: h.RegID, TicketTypeID: r.TicketTypeID}, "holdreleased:"+h.RegID)
 }
 
+// errHoldReleased tells MarkPaid that the registration's hold was released:
+// the payment is applied by latePayment.
+var errHoldReleased = errors.New("seat hold released before the payment")
+
 // latePayment applies a payment for a registration whose hold was released.
 // If a seat of its ticket type is still free, the participant gets it and
 // the registration is Paid as usual. Otherwise it becomes RefundDue: the
@@ -102,7 +106,9 @@ func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
 		return false, ErrPaymentMismatch
 	}
 	if cur.Status == RefundDue {
-		return false, nil // delivered again
+		// Delivered again: publish again (deduplicated) in case the first
+		// delivery's event was not acknowledged.
+		return false, s.publish(ctx, lateEvent(subjects.EventLatePayment, cur, e), subjects.EventLatePayment+":"+p.RegID)
 	}
 	now := s.now()
 	seatErr := s.adjustSeats(ctx, e, cur.TicketTypeID, 1)
@@ -137,5 +143,10 @@ func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
 		s.cfg.Log.Warn("payment after seat hold released, no seat left: refund due", "event", p.EventID, "registration", p.RegID, "session", p.SessionID)
 	}
 	s.mailTicket(ctx, r, e)
-	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: kind, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, kind+":"+p.RegID)
+	return true, s.publish(ctx, lateEvent(kind, r, e), kind+":"+p.RegID)
+}
+
+// lateEvent is the domain event of a late payment's outcome.
+func lateEvent(kind string, r Registration, e Event) subjects.EventsDomainEvent {
+	return subjects.EventsDomainEvent{Kind: kind, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}
 }

@@ -232,6 +232,9 @@ type Registration struct {
 	AmountMinor       int64     `json:"amount_minor"`
 	Currency          string    `json:"currency,omitempty"`
 	CheckoutSessionID string    `json:"checkout_session_id,omitempty"`
+	// CheckoutURL is where the participant pays that session; a second
+	// click on "pay" goes back to it.
+	CheckoutURL string `json:"checkout_url,omitempty"`
 	// HoldUntil is when a paid ticket's held seat is released if no payment
 	// arrived (see Service.ReleaseHold).
 	HoldUntil time.Time `json:"hold_until,omitzero"`

@@ -719,8 +719,9 @@ func (s *Service) afterConfirm(ctx context.Context, r Registration, first bool) 
 }
 
 // AttachCheckout records the Stripe Checkout Session that pays for a held
-// seat, so the webhook can match it.
-func (s *Service) AttachCheckout(ctx context.Context, email, eid, rid, sessionID string) error {
+// seat, so the webhook can match it, and its URL, so a second click on
+// "pay" goes back to it.
+func (s *Service) AttachCheckout(ctx context.Context, email, eid, rid, sessionID, url string) error {
 	if _, _, err := s.ownRegistration(ctx, email, eid, rid); err != nil {
 		return err
 	}
@@ -728,7 +729,7 @@ func (s *Service) AttachCheckout(ctx context.Context, email, eid, rid, sessionID
 		if r.Status != Pending || !r.SeatHeld || r.AmountMinor == 0 {
 			return false, ErrWrongState
 		}
-		r.CheckoutSessionID = sessionID
+		r.CheckoutSessionID, r.CheckoutURL = sessionID, url
 		return true, nil
 	})
 	return err
@@ -751,12 +752,14 @@ func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
 		return false, ErrNotFound
 	}
 	now := s.now()
-	if cur, _, err := getJSON[Registration](ctx, s.regs, regKey(p.EventID, p.RegID)); err == nil && (cur.Status == Expired || cur.Status == RefundDue) {
-		return s.latePayment(ctx, p)
-	}
 	r, changed, err := s.changeReg(ctx, p.EventID, p.RegID, func(r *Registration) (bool, error) {
 		if r.Status == Paid {
 			return false, nil
+		}
+		if r.Status == Expired || r.Status == RefundDue {
+			// Decided on the registration the update would replace: a hold
+			// released just before is still a late payment, not a lost one.
+			return false, errHoldReleased
 		}
 		if r.CheckoutSessionID != p.SessionID || r.AmountMinor != p.AmountMinor || !strings.EqualFold(r.Currency, p.Currency) {
 			return false, ErrPaymentMismatch
@@ -768,6 +771,9 @@ func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
 		r.Paid = now
 		return true, nil
 	})
+	if errors.Is(err, errHoldReleased) {
+		return s.latePayment(ctx, p)
+	}
 	if err != nil {
 		return false, err
 	}

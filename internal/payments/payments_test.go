@@ -80,13 +80,20 @@ func TestCheckoutSendsTheWholeAmountToTheConnectedAccount(t *testing.T) {
 	if cs.Destination != acct || cs.ApplicationFeeAmount != 0 || cs.AmountTotal != 2500 || cs.ClientReferenceID != "ev1.reg1" {
 		t.Errorf("session %+v: want destination %s, no application fee, 2500", cs, acct)
 	}
-	// The same idempotency key returns the same session.
-	again, err := c.CreateCheckout(context.Background(), payments.CheckoutRequest{
+	// The same request under the same idempotency key returns the same
+	// session; other parameters under that key are refused, as by Stripe.
+	req := payments.CheckoutRequest{
 		Account: acct, Reference: "ev1.reg1", Email: "p@example.com", ProductName: "Supporter ticket",
-		AmountMinor: 2500, Currency: "eur", SuccessURL: "http://site/ok", CancelURL: "http://site/no", IdempotencyKey: "checkout-reg1",
-	})
+		AmountMinor: 2500, Currency: "eur", SuccessURL: "http://site/ok?s={CHECKOUT_SESSION_ID}", CancelURL: "http://site/no",
+		IdempotencyKey: "checkout-reg1",
+	}
+	again, err := c.CreateCheckout(context.Background(), req)
 	if err != nil || again.ID != co.ID {
 		t.Errorf("retried create: %v %s != %s", err, again.ID, co.ID)
+	}
+	req.AmountMinor = 2600
+	if _, err := c.CreateCheckout(context.Background(), req); err == nil || !strings.Contains(err.Error(), "same parameters") {
+		t.Errorf("other parameters under the same key: %v, want Stripe's idempotency error", err)
 	}
 }
 

@@ -304,6 +304,13 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	// A paid ticket: its seat is held; send the participant to Checkout.
+	if reg.CheckoutURL != "" {
+		// Its session lives at least as long as the hold: go back to it.
+		// (Creating it again would change expires_at, which Stripe refuses
+		// under the same idempotency key.)
+		http.Redirect(w, r, reg.CheckoutURL, http.StatusSeeOther)
+		return
+	}
 	if h.d.Payments == nil {
 		h.regProblem(w, r, u, http.StatusServiceUnavailable, "Payments are not available on this site right now; your seat is held. Try again later.")
 		return
@@ -323,7 +330,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		Account: org.StripeAccountID, Reference: eid + "." + rid, Email: reg.Email,
 		ProductName: e.Title + " · " + t.Name, AmountMinor: reg.AmountMinor, Currency: reg.Currency,
 		SuccessURL: h.d.BaseURL + self + "?paid=1", CancelURL: h.d.BaseURL + self,
-		// One session per registration; a second click reuses it.
+		// One session per registration, even for two clicks at once.
 		IdempotencyKey: "jetfleet-checkout-" + rid,
 		// The session expires with the hold (at the earliest 30 minutes
 		// out, Stripe's minimum); either way the seat is released.
@@ -334,7 +341,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		h.regProblem(w, r, u, http.StatusBadGateway, "We could not reach the payment provider. Your seat is held; try again in a moment.")
 		return
 	}
-	if err := h.d.Events.AttachCheckout(ctx, u.Email, eid, rid, co.ID); err != nil {
+	if err := h.d.Events.AttachCheckout(ctx, u.Email, eid, rid, co.ID, co.URL); err != nil {
 		h.fail(w, r, "attach checkout", err)
 		return
 	}

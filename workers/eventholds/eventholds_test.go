@@ -71,7 +71,7 @@ func hold(t *testing.T, svc *events.Service, e events.Event, email, session stri
 	if r, err = svc.Confirm(ctx, email, e.ID, r.ID); err != nil || !r.SeatHeld || r.Status != events.Pending {
 		t.Fatalf("confirm: %+v %v", r, err)
 	}
-	if err := svc.AttachCheckout(ctx, email, e.ID, r.ID, session); err != nil {
+	if err := svc.AttachCheckout(ctx, email, e.ID, r.ID, session, ""); err != nil {
 		t.Fatal(err)
 	}
 	return r

@@ -95,7 +95,7 @@ type Server struct {
 	accounts map[string]*Account
 	sessions map[string]*Session
 	links    map[string]link
-	idem     map[string][]byte
+	idem     map[string]idemEntry
 	events   map[string][]byte // delivered event bodies by id
 	client   *http.Client
 }
@@ -118,7 +118,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{
 		URL: "http://" + ln.Addr().String(), cfg: cfg,
 		accounts: map[string]*Account{}, sessions: map[string]*Session{}, links: map[string]link{},
-		idem: map[string][]byte{}, events: map[string][]byte{},
+		idem: map[string]idemEntry{}, events: map[string][]byte{},
 		client: &http.Client{Timeout: 15 * time.Second},
 	}
 	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
@@ -211,9 +211,15 @@ func (s *Server) api(h func(r *http.Request) (any, *apiError)) http.HandlerFunc 
 			s.mu.Lock()
 			prev, ok := s.idem[r.URL.Path+" "+idemKey]
 			s.mu.Unlock()
+			if ok && prev.params != r.PostForm.Encode() {
+				// Stripe compares the parameters of a replayed request.
+				writeErr(w, &apiError{status: http.StatusBadRequest, Type: "idempotency_error",
+					Msg: "Keys for idempotent requests can only be used with the same parameters they were first used with."})
+				return
+			}
 			if ok {
 				w.Header().Set("Idempotent-Replayed", "true")
-				w.Write(prev)
+				w.Write(prev.body)
 				return
 			}
 		}
@@ -225,11 +231,17 @@ func (s *Server) api(h func(r *http.Request) (any, *apiError)) http.HandlerFunc 
 		b, _ := json.Marshal(v)
 		if idemKey != "" && r.Method == http.MethodPost {
 			s.mu.Lock()
-			s.idem[r.URL.Path+" "+idemKey] = b
+			s.idem[r.URL.Path+" "+idemKey] = idemEntry{params: r.PostForm.Encode(), body: b}
 			s.mu.Unlock()
 		}
 		w.Write(b)
 	}
+}
+
+// idemEntry is the first request made with an idempotency key.
+type idemEntry struct {
+	params string // the form, encoded in key order
+	body   []byte
 }
 
 func writeErr(w http.ResponseWriter, e *apiError) {

@@ -5,9 +5,7 @@ package accounts
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -93,12 +92,6 @@ func emailKey(email string) string {
 
 func userKey(id string) string { return "id." + id }
 
-func randomToken(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 // User returns the user with id.
 func (s *Store) User(ctx context.Context, id string) (User, error) {
 	e, err := s.users.Get(ctx, userKey(id))
@@ -138,7 +131,7 @@ func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
 	if u, err := s.UserByEmail(ctx, email); err == nil || !errors.Is(err, ErrNotFound) {
 		return u, err
 	}
-	u := User{ID: randomToken(12), Email: email, Created: s.now().UTC()}
+	u := User{ID: ids.New(), Email: email, Created: s.now().UTC()}
 	b, _ := json.Marshal(u)
 	if _, err := s.users.Create(ctx, userKey(u.ID), b); err != nil {
 		return User{}, fmt.Errorf("create user %s: %w", email, err)
@@ -188,7 +181,7 @@ func (s *Store) IssueLink(ctx context.Context, email, next string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	token := randomToken(32)
+	token := ids.Token(32)
 	b, _ := json.Marshal(Link{Email: email, Next: next, Created: s.now().UTC()})
 	if _, err := s.links.Create(ctx, linkKey(token), b, jetstream.KeyTTL(s.linkTTL)); err != nil {
 		return "", fmt.Errorf("store sign-in link: %w", err)

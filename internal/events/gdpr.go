@@ -64,45 +64,50 @@ func Pseudonym(rid string) string { return "Deleted participant " + rid[:6] }
 func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, error) {
 	n := 0
 	if email, err := normaliseEmail(email); err == nil {
-		keys, err := listKeys(ctx, s.regs, "person."+EmailHash(email)+".*.*")
+		refs, err := s.personRegs(ctx, email)
 		if err != nil {
 			return 0, err
 		}
-		for _, k := range keys {
-			parts := strings.Split(k, ".")
-			if len(parts) != 4 {
-				continue
+		var regs jetstream.Stream
+		if len(refs) > 0 {
+			if regs, err = s.js.Stream(ctx, "KV_"+subjects.EventsRegistrationsBucket); err != nil {
+				return 0, fmt.Errorf("open stream of bucket %s: %w", subjects.EventsRegistrationsBucket, err)
 			}
-			eid, rid := parts[2], parts[3]
-			r, changed, err := s.changeReg(ctx, eid, rid, func(r *Registration) (bool, error) {
+		}
+		for _, ref := range refs {
+			r, changed, err := s.changeReg(ctx, ref.eid, ref.rid, func(r *Registration) (bool, error) {
 				if r.Pseudonymised || !strings.EqualFold(r.Email, email) {
 					return false, nil
 				}
 				r.Name, r.Email, r.Pseudonymised = Pseudonym(r.ID), "", true
 				return true, nil
 			})
-			if errors.Is(err, ErrNotFound) {
-				changed = false
-			} else if err != nil {
-				return n, err
-			}
-			if err := s.purgeHistory(ctx, subjects.EventsRegistrationsBucket, regKey(eid, rid), 1); err != nil {
-				return n, err
-			}
-			// The index key names the address's hash: remove it entirely,
-			// delete marker included.
-			if err := s.purgeHistory(ctx, subjects.EventsRegistrationsBucket, k, 0); err != nil {
+			if err != nil && !errors.Is(err, ErrNotFound) {
 				return n, err
 			}
 			if changed {
 				n++
-				e, _, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
+			}
+			// Published whenever the registration is pseudonymised, not only
+			// when this run changed it, and before the index key that finds
+			// it is gone: a run cut short after the change publishes on the
+			// retry (deduplicated by its message id).
+			if err == nil && r.Pseudonymised {
+				e, _, err := getJSON[Event](ctx, s.catalog, eventKey(ref.eid))
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return n, err
 				}
-				if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPseudonymised, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "pseudonymised:"+r.ID); err != nil {
+				if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPseudonymised, EventID: ref.eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "pseudonymised:"+r.ID); err != nil {
 					return n, err
 				}
+			}
+			if err := purgeHistory(ctx, regs, subjects.EventsRegistrationsBucket, regKey(ref.eid, ref.rid), 1); err != nil {
+				return n, err
+			}
+			// The index key names the address's hash: remove it entirely,
+			// delete marker included.
+			if err := purgeHistory(ctx, regs, subjects.EventsRegistrationsBucket, ref.indexKey, 0); err != nil {
+				return n, err
 			}
 		}
 	}
@@ -120,7 +125,11 @@ func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, err
 		} else if err != nil {
 			return n, fmt.Errorf("forget organiser %s: %w", uid, err)
 		}
-		if err := s.purgeHistory(ctx, subjects.EventsCatalogBucket, organiserKey(uid), 1); err != nil {
+		catalog, err := s.js.Stream(ctx, "KV_"+subjects.EventsCatalogBucket)
+		if err != nil {
+			return n, fmt.Errorf("open stream of bucket %s: %w", subjects.EventsCatalogBucket, err)
+		}
+		if err := purgeHistory(ctx, catalog, subjects.EventsCatalogBucket, organiserKey(uid), 1); err != nil {
 			return n, err
 		}
 		break
@@ -128,14 +137,11 @@ func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, err
 	return n, nil
 }
 
-// purgeHistory removes the stored revisions of a KV key, keeping the last
-// keep of them (0 removes the key and its markers entirely).
-func (s *Service) purgeHistory(ctx context.Context, bucket, key string, keep uint64) error {
-	st, err := s.js.Stream(ctx, "KV_"+bucket)
-	if err != nil {
-		return fmt.Errorf("open stream of bucket %s: %w", bucket, err)
-	}
-	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject("$KV." + bucket + "." + key)}
+// purgeHistory removes the stored revisions of a KV key from its bucket's
+// stream st, keeping the last keep of them (0 removes the key and its
+// markers entirely).
+func purgeHistory(ctx context.Context, st jetstream.Stream, bucket, key string, keep uint64) error {
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subjects.KVPutSubject(bucket, key))}
 	if keep > 0 {
 		opts = append(opts, jetstream.WithPurgeKeep(keep))
 	}
@@ -143,4 +149,25 @@ func (s *Service) purgeHistory(ctx context.Context, bucket, key string, keep uin
 		return fmt.Errorf("purge history of %s in %s: %w", key, bucket, err)
 	}
 	return nil
+}
+
+// regRef is one registration found through a person's index.
+type regRef struct{ eid, rid, indexKey string }
+
+// personRegs lists the registrations in the index of the (normalised)
+// address email.
+func (s *Service) personRegs(ctx context.Context, email string) ([]regRef, error) {
+	keys, err := listKeys(ctx, s.regs, "person."+EmailHash(email)+".*.*")
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]regRef, 0, len(keys))
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		if len(parts) != 4 {
+			continue
+		}
+		refs = append(refs, regRef{eid: parts[2], rid: parts[3], indexKey: k})
+	}
+	return refs, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -53,7 +54,7 @@ type HoldRelease struct {
 // released, or when Stripe reports the expiry of a session that is not the
 // registration's. A timer that fires before HoldUntil gets ErrHoldNotDue.
 func (s *Service) ReleaseHold(ctx context.Context, h HoldRelease) (bool, error) {
-	if !validID(h.EventID) || !validID(h.RegID) {
+	if !ids.Valid(h.EventID) || !ids.Valid(h.RegID) {
 		return false, ErrNotFound
 	}
 	now := s.cfg.Now().UTC()

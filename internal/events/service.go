@@ -2,9 +2,7 @@ package events
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -94,28 +93,6 @@ func personKey(email, eid, rid string) string {
 func EmailHash(email string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
 	return hex.EncodeToString(sum[:16])
-}
-
-func newID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	// Base64url may contain '-' and '_', which are valid in KV keys and
-	// subjects; '.' never appears.
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// validID rejects ids from URLs that could not be ours, before they reach a
-// KV key (a '.' or '*' would change the key's meaning).
-func validID(id string) bool {
-	if len(id) != 16 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, uint64, error) {
@@ -208,7 +185,7 @@ func (s *Service) SetStripeAccount(ctx context.Context, uid, email, account stri
 // CreateEvent saves a new draft for organiser uid.
 func (s *Service) CreateEvent(ctx context.Context, uid string, in EventInput) (Event, error) {
 	now := s.now()
-	e := Event{ID: newID(), OrganiserID: uid, Status: Draft, Created: now, Updated: now, Tickets: []TicketType{}}
+	e := Event{ID: ids.New(), OrganiserID: uid, Status: Draft, Created: now, Updated: now, Tickets: []TicketType{}}
 	if err := in.apply(&e, now); err != nil {
 		return Event{}, err
 	}
@@ -238,7 +215,7 @@ func (s *Service) EventFor(ctx context.Context, uid, eid string) (Event, error) 
 }
 
 func (s *Service) ownEvent(ctx context.Context, uid, eid string) (Event, uint64, error) {
-	if !validID(eid) {
+	if !ids.Valid(eid) {
 		return Event{}, 0, ErrNotFound
 	}
 	e, rev, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
@@ -313,7 +290,7 @@ func (s *Service) AddTicketType(ctx context.Context, uid, eid string, in TicketI
 				return &ValidationError{Fields: map[string]string{"price": ErrStripeRequired.Error()}}
 			}
 		}
-		t.ID = newID()
+		t.ID = ids.New()
 		e.Tickets = append(e.Tickets, t)
 		return nil
 	})
@@ -440,7 +417,7 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]stri
 
 // PublicEvent returns a live event.
 func (s *Service) PublicEvent(ctx context.Context, eid string) (Event, error) {
-	if !validID(eid) {
+	if !ids.Valid(eid) {
 		return Event{}, ErrNotFound
 	}
 	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
@@ -570,7 +547,7 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 		return Registration{}, &ValidationError{Fields: map[string]string{"ticket": "This ticket is sold out."}}
 	}
 	r := Registration{
-		ID: newID(), EventID: eid, TicketTypeID: t.ID, Name: name, Email: email,
+		ID: ids.New(), EventID: eid, TicketTypeID: t.ID, Name: name, Email: email,
 		Consent: Consent{Terms: true, DataSharing: true, Version: ConsentVersion, At: now},
 		Status:  Pending, AmountMinor: t.PriceMinor, Currency: t.Currency, Created: now,
 	}
@@ -608,7 +585,7 @@ func (s *Service) RegistrationFor(ctx context.Context, email, eid, rid string) (
 }
 
 func (s *Service) ownRegistration(ctx context.Context, email, eid, rid string) (Registration, uint64, error) {
-	if !validID(eid) || !validID(rid) {
+	if !ids.Valid(eid) || !ids.Valid(rid) {
 		return Registration{}, 0, ErrNotFound
 	}
 	r, rev, err := getJSON[Registration](ctx, s.regs, regKey(eid, rid))
@@ -748,7 +725,7 @@ type Payment struct {
 // for a registration marks it paid and mails the ticket; later calls (a
 // webhook delivered again) change nothing and report false.
 func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
-	if !validID(p.EventID) || !validID(p.RegID) {
+	if !ids.Valid(p.EventID) || !ids.Valid(p.RegID) {
 		return false, ErrNotFound
 	}
 	now := s.now()
@@ -844,17 +821,13 @@ func (s *Service) MyRegistrations(ctx context.Context, email string) ([]MyRegist
 	if err != nil {
 		return nil, nil
 	}
-	keys, err := listKeys(ctx, s.regs, "person."+EmailHash(email)+".*.*")
+	refs, err := s.personRegs(ctx, email)
 	if err != nil {
 		return nil, err
 	}
 	var out []MyRegistration
-	for _, k := range keys {
-		parts := strings.Split(k, ".")
-		if len(parts) != 4 {
-			continue
-		}
-		r, e, err := s.RegistrationFor(ctx, email, parts[2], parts[3])
+	for _, ref := range refs {
+		r, e, err := s.RegistrationFor(ctx, email, ref.eid, ref.rid)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}

@@ -11,10 +11,8 @@ package gdpr
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -76,29 +75,9 @@ func Open(ctx context.Context, js jetstream.JetStream, now func() time.Time) (*R
 
 func key(id string) string { return "req." + id }
 
-func random(n int) string {
-	b := make([]byte, n)
-	rand.Read(b) // never fails (crypto/rand)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
 func hash(nonce string) string {
 	sum := sha256.Sum256([]byte(nonce))
 	return hex.EncodeToString(sum[:])
-}
-
-// ValidID rejects ids from URLs that could not be ours before they reach a
-// KV key.
-func ValidID(id string) bool {
-	if len(id) != 16 {
-		return false
-	}
-	for _, c := range id {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // Create records a request of kind by the signed-in user and returns it
@@ -107,8 +86,8 @@ func (q *Requests) Create(ctx context.Context, kind, userID, email string) (Requ
 	if kind != subjects.GDPRKindExport && kind != subjects.GDPRKindDelete {
 		return Request{}, "", ErrBadKind
 	}
-	nonce := random(24)
-	r := Request{ID: random(12), Kind: kind, UserID: userID, Email: email, NonceHash: hash(nonce), Status: Awaiting, Created: q.now().UTC()}
+	nonce := ids.Token(24)
+	r := Request{ID: ids.New(), Kind: kind, UserID: userID, Email: email, NonceHash: hash(nonce), Status: Awaiting, Created: q.now().UTC()}
 	b, _ := json.Marshal(r)
 	if _, err := q.kv.Create(ctx, key(r.ID), b); err != nil {
 		return Request{}, "", fmt.Errorf("save GDPR request: %w", err)
@@ -130,7 +109,7 @@ func (q *Requests) For(ctx context.Context, id, userID, nonce string) (Request, 
 }
 
 func (q *Requests) get(ctx context.Context, id string) (Request, uint64, error) {
-	if !ValidID(id) {
+	if !ids.Valid(id) {
 		return Request{}, 0, ErrNotFound
 	}
 	e, err := q.kv.Get(ctx, key(id))

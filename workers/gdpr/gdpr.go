@@ -25,6 +25,7 @@ import (
 	"jetfleet/internal/blob"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
@@ -81,7 +82,7 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := json.Unmarshal(msg.Data(), &req); err != nil {
 		return consume.Permanentf("decode GDPR request: %v", err)
 	}
-	if !gdpr.ValidID(req.ID) || req.UserID == "" || strings.ContainsAny(req.UserID, "./*> ") {
+	if !ids.Valid(req.ID) || req.UserID == "" || strings.ContainsAny(req.UserID, "./*> ") {
 		return consume.Permanentf("GDPR request without a valid id or user")
 	}
 	var err error

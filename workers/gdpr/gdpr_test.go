@@ -216,7 +216,10 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 			t.Fatal(err)
 		}
 	}
-	before, _ := s.svc.Available(ctx, s.event)
+	before, err := s.svc.Available(ctx, s.event)
+	if err != nil || len(before) == 0 {
+		t.Fatalf("seats before: %v %v", before, err)
+	}
 
 	req := s.request(t, subjects.GDPRKindDelete, pat)
 
@@ -248,8 +251,8 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 	if pseudonym.Name != events.Pseudonym(pseudonym.ID) || pseudonym.Email != "" || pseudonym.Status != events.Confirmed || !pseudonym.Consent.DataSharing {
 		t.Fatalf("pseudonymised registration %+v", pseudonym)
 	}
-	if after, _ := s.svc.Available(ctx, s.event); after[s.event.Tickets[0].ID] != before[s.event.Tickets[0].ID] {
-		t.Errorf("seats changed: %v → %v", before, after)
+	if after, err := s.svc.Available(ctx, s.event); err != nil || after[s.event.Tickets[0].ID] != before[s.event.Tickets[0].ID] {
+		t.Errorf("seats changed: %v → %v (%v)", before, after, err)
 	}
 	// No earlier revision keeps the name or address.
 	kv, _ := s.js.KeyValue(ctx, subjects.EventsRegistrationsBucket)
@@ -282,10 +285,12 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 		i, err := st.Info(ctx)
 		return err == nil && i.State.Msgs == 0
 	})
-	if dlq, err := s.js.Stream(ctx, subjects.DLQStream); err == nil {
-		if i, _ := dlq.Info(ctx); i != nil && i.State.Msgs != 0 {
-			t.Errorf("redelivery dead-lettered")
-		}
+	dlq, err := s.js.Stream(ctx, subjects.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, err := dlq.Info(ctx); err != nil || i.State.Msgs != 0 {
+		t.Errorf("redelivery dead-lettered (%v)", err)
 	}
 	regs2, _ := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
 	if len(regs2) != 2 {

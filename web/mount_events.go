@@ -11,7 +11,6 @@ import (
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
 	"jetfleet/internal/mail"
-	"jetfleet/subjects"
 	webevents "jetfleet/web/events"
 	webgdpr "jetfleet/web/gdpr"
 )
@@ -24,7 +23,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
 		BaseURL: s.cfg.BaseURL, Log: log,
-		Mail: func(ctx context.Context, m subjects.Mail) error { return mail.Enqueue(ctx, s.deps.JS, m) },
+		Mail: mail.Enqueuer(s.deps.JS),
 	})
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ func eventsRoles() []role {
 			}
 			return workergdpr.New(workergdpr.Deps{
 				JS: d.js, Accounts: users, Events: svc, Requests: reqs, Blobs: d.blobs, Log: log,
-				Mail: func(ctx context.Context, m subjects.Mail) error { return mailer.Enqueue(ctx, d.js, m) },
+				Mail: mailer.Enqueuer(d.js),
 			}).Handle, nil
 		},
 	}, {
@@ -54,7 +54,7 @@ func eventsRoles() []role {
 			log := d.log.With("role", "event-holds")
 			svc, err := events.Open(ctx, d.js, events.Config{
 				BaseURL: d.cfg.BaseURL, Log: log,
-				Mail: func(ctx context.Context, m subjects.Mail) error { return mailer.Enqueue(ctx, d.js, m) },
+				Mail: mailer.Enqueuer(d.js),
 			})
 			if err != nil {
 				return nil, err

@@ -25,15 +25,9 @@ import (
 // again (a repeated confirmation) is harmless.
 func (s *Service) scheduleHoldRelease(ctx context.Context, r Registration) error {
 	b, _ := json.Marshal(subjects.EventHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: r.HoldUntil})
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		_, err = s.js.Publish(ctx, subjects.EventHoldSchedule(r.ID), b,
-			jetstream.WithScheduleAt(r.HoldUntil), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
-			jetstream.WithMsgID("hold:"+r.ID))
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-	}
+	err := s.publishRetrying(ctx, subjects.EventHoldSchedule(r.ID), b,
+		jetstream.WithScheduleAt(r.HoldUntil), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
+		jetstream.WithMsgID("hold:"+r.ID))
 	if err != nil {
 		return fmt.Errorf("schedule release of hold %s: %w", r.ID, err)
 	}
@@ -81,7 +75,11 @@ func (s *Service) ReleaseHold(ctx context.Context, h HoldRelease) (bool, error) 
 	if err := s.adjustSeats(ctx, e, r.TicketTypeID, -1); err != nil {
 		return true, err
 	}
-	s.cfg.Log.Info("seat hold released", "event", h.EventID, "registration", h.RegID, "by", map[bool]string{true: "stripe", false: "timer"}[h.SessionID != ""])
+	by := "timer"
+	if h.SessionID != "" {
+		by = "stripe"
+	}
+	s.cfg.Log.Info("seat hold released", "event", h.EventID, "registration", h.RegID, "by", by)
 	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventHoldReleased, EventID: h.EventID, OrganiserID: e.OrganiserID, RegistrationID: h.RegID, TicketTypeID: r.TicketTypeID}, "holdreleased:"+h.RegID)
 }
 

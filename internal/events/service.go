@@ -120,19 +120,30 @@ func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, 
 func (s *Service) publish(ctx context.Context, ev subjects.EventsDomainEvent, msgID string) error {
 	ev.At = s.now()
 	b, _ := json.Marshal(ev)
+	if err := s.publishRetrying(ctx, subjects.EventSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err != nil {
+		s.cfg.Log.Error("publish domain event", "kind", ev.Kind, "event", ev.EventID, "msg_id", msgID, "err", err)
+		return fmt.Errorf("publish %s event: %w", ev.Kind, err)
+	}
+	return nil
+}
+
+// publishRetrying publishes, retrying a failed publish with backoff (five
+// tries over about 1.5 s) so a JetStream leader change does not fail the
+// request. Callers pass a message id: a retried publish that did land is
+// deduplicated.
+func (s *Service) publishRetrying(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) error {
 	var err error
 	for attempt, wait := 0, 100*time.Millisecond; attempt < 5; attempt, wait = attempt+1, wait*2 {
-		if _, err = s.js.Publish(ctx, subjects.EventSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err == nil {
+		if _, err = s.js.Publish(ctx, subject, data, opts...); err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			attempt = 5
+			return err
 		case <-time.After(wait):
 		}
 	}
-	s.cfg.Log.Error("publish domain event", "kind", ev.Kind, "event", ev.EventID, "msg_id", msgID, "err", err)
-	return fmt.Errorf("publish %s event: %w", ev.Kind, err)
+	return err
 }
 
 // ---- organisers ----

@@ -98,14 +98,21 @@ func (q *Requests) Create(ctx context.Context, kind, userID, email string) (Requ
 // For returns request id to the user who made it when nonce is its nonce;
 // anything else is ErrNotFound.
 func (q *Requests) For(ctx context.Context, id, userID, nonce string) (Request, error) {
-	r, _, err := q.get(ctx, id)
+	r, _, err := q.getFor(ctx, id, userID, nonce)
+	return r, err
+}
+
+// getFor is get for the user holding the request's nonce, ErrNotFound for
+// anyone else.
+func (q *Requests) getFor(ctx context.Context, id, userID, nonce string) (Request, uint64, error) {
+	r, rev, err := q.get(ctx, id)
 	if err != nil {
-		return Request{}, err
+		return Request{}, 0, err
 	}
 	if r.UserID != userID || subtle.ConstantTimeCompare([]byte(r.NonceHash), []byte(hash(nonce))) != 1 {
-		return Request{}, ErrNotFound
+		return Request{}, 0, ErrNotFound
 	}
-	return r, nil
+	return r, rev, nil
 }
 
 func (q *Requests) get(ctx context.Context, id string) (Request, uint64, error) {
@@ -131,11 +138,8 @@ func (q *Requests) get(ctx context.Context, id string) (Request, uint64, error) 
 // request is queued publishes again (deduplicated) in case the first
 // publish was not acknowledged. A done request is left alone.
 func (q *Requests) Confirm(ctx context.Context, id, userID, nonce string) (Request, error) {
-	if _, err := q.For(ctx, id, userID, nonce); err != nil {
-		return Request{}, err
-	}
 	for {
-		r, rev, err := q.get(ctx, id)
+		r, rev, err := q.getFor(ctx, id, userID, nonce)
 		if err != nil {
 			return Request{}, err
 		}

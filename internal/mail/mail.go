@@ -40,6 +40,11 @@ var ErrInvalid = errors.New("invalid mail")
 // in the outbox.
 var ErrNotFound = errors.New("mail not found in outbox")
 
+// Enqueuer is Enqueue on js, for the services that take a mail function.
+func Enqueuer(js jetstream.JetStream) func(context.Context, subjects.Mail) error {
+	return func(ctx context.Context, m subjects.Mail) error { return Enqueue(ctx, js, m) }
+}
+
 // Enqueue validates m and publishes it on the MAIL work queue. The publish
 // carries m.ID as its Nats-Msg-Id, so enqueueing the same mail again within
 // the stream's duplicate window (a retried request, a redelivered job) does

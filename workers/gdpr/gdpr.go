@@ -33,9 +33,6 @@ import (
 // LinkValidity is how long the link to an export works (S3's presign limit).
 const LinkValidity = 7 * 24 * time.Hour
 
-// Mailer queues a mail (mail.Enqueue in production).
-type Mailer func(ctx context.Context, m subjects.Mail) error
-
 // Deps are what the role uses.
 type Deps struct {
 	JS       jetstream.JetStream
@@ -43,7 +40,7 @@ type Deps struct {
 	Events   *events.Service
 	Requests *gdpr.Requests
 	Blobs    blob.Store
-	Mail     Mailer
+	Mail     events.Mailer
 	Log      *slog.Logger
 	Now      func() time.Time
 }

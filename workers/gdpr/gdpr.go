@@ -173,37 +173,38 @@ type sessionOwner struct {
 }
 
 // endSessions purges every session of user uid. Sessions are keyed by
-// their random id, so this reads them all: a cost paid once per deletion.
+// their random id, so this reads them all, in one watch of the bucket's
+// current values: a cost paid once per deletion.
 func endSessions(ctx context.Context, js jetstream.JetStream, uid string) (int, error) {
 	kv, err := js.KeyValue(ctx, subjects.SessionsBucket)
 	if err != nil {
 		return 0, fmt.Errorf("open sessions: %w", err)
 	}
-	lister, err := kv.ListKeys(ctx)
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return 0, fmt.Errorf("list sessions: %w", err)
+		return 0, fmt.Errorf("read sessions: %w", err)
 	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
+	defer w.Stop()
+	var mine []string
+read:
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				break read // every current value seen
+			}
+			var o sessionOwner
+			if json.Unmarshal(e.Value(), &o) == nil && o.UserID == uid {
+				mine = append(mine, e.Key())
+			}
+		case <-ctx.Done():
+			return 0, fmt.Errorf("read sessions: %w", ctx.Err())
+		}
 	}
-	n := 0
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // ended or expired meanwhile
-		}
-		if err != nil {
-			return n, fmt.Errorf("read session: %w", err)
-		}
-		var o sessionOwner
-		if json.Unmarshal(e.Value(), &o) != nil || o.UserID != uid {
-			continue
-		}
+	for i, k := range mine {
 		if err := kv.Purge(ctx, k); err != nil {
-			return n, fmt.Errorf("end session: %w", err)
+			return i, fmt.Errorf("end session: %w", err)
 		}
-		n++
 	}
-	return n, nil
+	return len(mine), nil
 }

@@ -30,9 +30,8 @@ type OrderedConfig struct {
 	Consumers []string // one durable per partition, in partition order
 	Group     string   // the consumers' priority group
 
-	Batch      int           // messages per Fetch; default 256
-	FetchWait  time.Duration // longest wait of a Fetch when idle; default 1s
-	BusyWait   time.Duration // longest wait of a Fetch while messages flow; default 2ms
+	Batch      int           // messages per pull request; default 256
+	FetchWait  time.Duration // how long a pull request stays open; bounds shutdown latency; default 1s
 	BackoffMin time.Duration // first pause after a transient failure; default 200ms
 	BackoffMax time.Duration // pause cap; default 5s (keep it under the PinnedTTL)
 	// PublishTimeout bounds the wait for the acks of a handler's publishes;
@@ -54,9 +53,6 @@ func (c *OrderedConfig) setDefaults() {
 	}
 	if c.FetchWait <= 0 {
 		c.FetchWait = time.Second
-	}
-	if c.BusyWait <= 0 {
-		c.BusyWait = 2 * time.Millisecond
 	}
 	if c.BackoffMin <= 0 {
 		c.BackoffMin = 200 * time.Millisecond
@@ -157,46 +153,51 @@ func (o *OrderedConsumer) Run(ctx context.Context) error {
 func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstream.Consumer) {
 	log := o.log.With("partition", p, "consumer", cons.CachedInfo().Name)
 	owned := false
-	busy := false
 	for ctx.Err() == nil {
-		// A Fetch returns when its batch is full or its wait is over. Idle,
-		// ask for one message with the long wait, so the first one to
-		// arrive is handled at once; busy, take whatever is there within
-		// BusyWait. Either way nothing waits for a batch to fill up.
-		n, wait := 1, o.cfg.FetchWait
-		if busy {
-			n, wait = o.cfg.Batch, o.cfg.BusyWait
-		}
-		msgs, batchErr, err := o.fetch(cons, make([]jetstream.Msg, 0, n), n, wait)
+		// One pull request stays open for up to Batch messages or
+		// FetchWait, and its messages are handled as they arrive, in the
+		// groups that arrived together: a quiet partition handles a message
+		// the moment it comes, a busy one pays one pull request per Batch.
+		// (A fetch-then-handle cycle either waits for batches to fill or
+		// pays a pull request and an expiry status per handful of messages:
+		// at 5,000 lessons/s the Enricher's batches averaged 1.9 messages.)
+		batch, err := cons.Fetch(o.cfg.Batch, jetstream.FetchMaxWait(o.cfg.FetchWait), jetstream.FetchPriorityGroup(o.cfg.Group))
 		if err != nil {
 			log.Warn("fetch failed", "err", err)
 			sleep(ctx, o.cfg.BackoffMin)
 			continue
 		}
-		if err := batchErr; err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		in := batch.Messages()
+		got := 0
+		for {
+			msgs := arrived(in, o.cfg.Batch)
+			if len(msgs) == 0 {
+				break
+			}
+			got += len(msgs)
+			if !owned {
+				owned = true
+				log.Info("partition owned")
+				msgs = o.takeOver(ctx, cons, append(msgs, drain(in)...), log)
+			}
+			if o.cfg.Prepare != nil {
+				o.cfg.Prepare(context.WithoutCancel(ctx), p, msgs)
+			}
+			// Handling is not cut short by ctx: messages in hand are
+			// finished (only retries of a failing message stop with ctx).
+			if !o.handleBatch(ctx, context.WithoutCancel(ctx), p, msgs, in, log) {
+				sleep(ctx, o.cfg.BackoffMin)
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			if errors.Is(err, jetstream.ErrPinIDMismatch) {
 				owned = false
 			} else {
 				log.Debug("fetch ended with error", "err", err)
 			}
 		}
-		busy = len(msgs) > 0
-		if !busy {
+		if got == 0 {
 			o.pending.Set(0)
-			continue
-		}
-		if !owned {
-			owned = true
-			log.Info("partition owned")
-			msgs = o.takeOver(ctx, cons, msgs, log)
-		}
-		if o.cfg.Prepare != nil {
-			o.cfg.Prepare(context.WithoutCancel(ctx), p, msgs)
-		}
-		// Handling is not cut short by ctx: a batch in hand is finished
-		// (only retries of a failing message stop with ctx).
-		if !o.handleBatch(ctx, context.WithoutCancel(ctx), p, msgs, log) {
-			sleep(ctx, o.cfg.BackoffMin)
 		}
 	}
 	if owned {
@@ -208,6 +209,37 @@ func (o *OrderedConsumer) runPartition(ctx context.Context, p int, cons jetstrea
 			}
 		}
 	}
+}
+
+// arrived waits for the next message of an open fetch and takes the others
+// already there, up to n; none when the fetch has ended.
+func arrived(in <-chan jetstream.Msg, n int) []jetstream.Msg {
+	m, ok := <-in
+	if !ok {
+		return nil
+	}
+	msgs := []jetstream.Msg{withMetadata(m)}
+	for len(msgs) < n {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return msgs
+			}
+			msgs = append(msgs, withMetadata(m))
+		default:
+			return msgs
+		}
+	}
+	return msgs
+}
+
+// drain waits for an open fetch to end and returns what it still delivers.
+func drain(in <-chan jetstream.Msg) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	for m := range in {
+		msgs = append(msgs, withMetadata(m))
+	}
+	return msgs
 }
 
 // takeOver completes the first batch of a partition this instance has just
@@ -307,11 +339,12 @@ type pendingAck struct {
 
 // handleBatch handles msgs in order and reports whether the whole batch went
 // through. A transient failure is retried in place, with backoff, while the
-// rest of the batch is kept in hand (InProgress extends its ack wait): a NAK
-// would let the server deliver newer messages of the partition first. Only
-// when run ends during the retries is the rest NAKed, without delay, so the
-// next owner gets it before anything newer.
-func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []jetstream.Msg, log *slog.Logger) bool {
+// rest of the batch, and whatever the open fetch in still delivers, is kept
+// in hand (InProgress extends its ack wait): a NAK would let the server
+// deliver newer messages of the partition first. Only when run ends during
+// the retries is the rest NAKed, without delay, so the next owner gets it
+// before anything newer.
+func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []jetstream.Msg, in <-chan jetstream.Msg, log *slog.Logger) bool {
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		o.pending.Set(float64(md.NumPending))
 	}
@@ -356,6 +389,10 @@ func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []je
 			log.Warn("handler failed; retrying in place", "seq", md.Sequence.Stream, "delivery", md.NumDelivered, "err", err)
 		}
 		// Retry msgs[i] after a pause, unless the run is over.
+		if ok {
+			msgs = append(msgs, drain(in)...)
+			rest = len(msgs)
+		}
 		ok = false
 		attempt++
 		sleep(run, o.backoff(attempt))

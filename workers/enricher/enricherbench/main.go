@@ -63,6 +63,7 @@ type options struct {
 	cpuProfile  string
 	srvProfile  string
 	gogc        int
+	floor       bool
 }
 
 func main() {
@@ -78,6 +79,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput phase to this file")
 	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
 	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
+	flag.BoolVar(&o.floor, "floor", true, "finally, run the throughput phase again with a handler that only republishes (no parsing, no state): the floor the streams, consumers and runtime set on this machine")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -248,21 +250,97 @@ func run(o options) error {
 		}
 		ok := obs.waitFor(base+int64(n), 2*time.Minute)
 		el = time.Since(start)
-		fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v (load generator held up >5ms %d times, longest %v)\n",
+		fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v (load generator held up >5ms %d times, longest %v; OUTPUT→observer p50 %v p99 %v)\n",
 			n, rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
 			obs.quantile(phase, 0.5), obs.quantile(phase, 0.99), obs.quantile(phase, 1),
-			gen.pauses.Load(), time.Duration(gen.longestPause.Load()).Round(time.Millisecond))
+			gen.pauses.Load(), time.Duration(gen.longestPause.Load()).Round(time.Millisecond),
+			obs.quantileOf(obs.tail, phase, 0.5), obs.quantileOf(obs.tail, phase, 0.99))
 	}
 
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := enc.Stats()
+	encRSS := rssOf(os.Getpid())
 	fmt.Printf("cache:       hit rate %.1f%% in the throughput phase (%d entries, %.0f%% of lessons from %.0f%% of users)\n",
 		100*hitRate, o.cache, 90.0, 100*o.hotShare)
 	fmt.Printf("enrichment:  %v; state updates applied %d, dead-lettered %v\n", s.Lessons, s.Emitted["user"]+s.Emitted["subscription"], s.Invalid)
 	fmt.Printf("memory:      this process (enricher + load generator) RSS %s, Go heap %s; nats-server RSS %s\n",
-		mib(rssOf(os.Getpid())), mib(int64(ms.HeapAlloc)), mib(rssOf(srv.Process.Pid)))
+		mib(encRSS), mib(int64(ms.HeapAlloc)), mib(rssOf(srv.Process.Pid)))
 	extrapolate(memPerRow, diskPerRow)
+	if o.floor {
+		stopEnricher()
+		floorProfile := ""
+		if o.srvProfile != "" {
+			floorProfile = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", profPort)
+		}
+		return floor(url, pjs, obs, gen, srv.Process.Pid, o.lessons, floorProfile, o.srvProfile+".floor")
+	}
+	return nil
+}
+
+// floor runs the throughput phase again with the Enricher replaced by a
+// handler that republishes each event as it came (with the same
+// Nats-Msg-Id): same streams, consumers, ordered runtime and load
+// generator, no parsing and no state. What it reaches is the most any
+// Enricher can reach on this machine with this pipeline.
+func floor(url string, pjs jetstream.JetStream, obs *observer, gen *generator, srvPid, lessons int, profileURL, profilePath string) error {
+	nc, js, err := connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1<<14))
+	if err != nil {
+		return err
+	}
+	var names []string
+	for p := range subjects.EnricherPartitions {
+		names = append(names, subjects.EnricherPartitionConsumer(p))
+	}
+	cfg := consume.OrderedConfig{Role: "floor", Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup}
+	handle := func(_ context.Context, _ int, m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		seq := strconv.FormatUint(md.Sequence.Stream, 10)
+		f, err := pub.PublishMsgAsync(&nats.Msg{Subject: subjects.EnricherOutput(subjects.EnricherStoredKind(m.Subject())), Data: m.Data(),
+			Header: nats.Header{jetstream.MsgIDHeader: {"floor:" + seq}, enricher.HeaderInputSeq: {seq}}})
+		if err != nil {
+			return nil, err
+		}
+		return []jetstream.PubAckFuture{f}, nil
+	}
+	log := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = consume.NewOrdered(js, cfg, handle, consume.NewMetrics(prometheus.NewRegistry()), log).Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	base := obs.lessons.Load()
+	var prof sync.WaitGroup
+	defer prof.Wait()
+	if profileURL != "" {
+		prof.Go(func() {
+			if err := fetchProfile(profileURL, profilePath); err != nil {
+				fmt.Fprintln(os.Stderr, "enricherbench: floor server profile:", err)
+			}
+		})
+	}
+	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), cpuOf(srvPid)
+	start := time.Now()
+	if err := gen.publish(pjs, lessons, 99, 0); err != nil {
+		return err
+	}
+	if !obs.waitFor(base+int64(lessons), 5*time.Minute) {
+		return fmt.Errorf("floor: only %d of %d lessons came out", obs.lessons.Load()-base, lessons)
+	}
+	el := time.Since(start)
+	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, cpuOf(srvPid)-cpuSrv0
+	fmt.Printf("floor:       republish only (no parsing, no state): %.0f lessons/s; %.0f + %.0f µs of CPU per lesson (this process + nats-server)\n",
+		float64(lessons)/el.Seconds(), float64(cpuSelf.Microseconds())/float64(lessons), float64(cpuSrv.Microseconds())/float64(lessons))
 	return nil
 }
 
@@ -412,7 +490,8 @@ func startEnricher(url string, cache int) (*enricher.Enricher, func(), error) {
 	c := consume.NewOrdered(js, e.OrderedConfig("enricher"), e.Handle, consume.NewMetrics(prometheus.NewRegistry()), log)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
-	return e, func() { cancel(); <-done; _ = e.Close(); nc.Close() }, nil
+	var once sync.Once
+	return e, func() { once.Do(func() { cancel(); <-done; _ = e.Close(); nc.Close() }) }, nil
 }
 
 // observer reads OUTPUT lessons and records input→output latency by phase.
@@ -420,11 +499,14 @@ type observer struct {
 	lessons atomic.Int64
 	mu      sync.Mutex
 	lat     map[int][]time.Duration
-	cc      jetstream.ConsumeContext
+	// tail is, by phase, the part of lat after OUTPUT stored the lesson:
+	// the observer's own delay, not the pipeline's.
+	tail map[int][]time.Duration
+	cc   jetstream.ConsumeContext
 }
 
 func observe(ctx context.Context, js jetstream.JetStream) (*observer, error) {
-	o := &observer{lat: map[int][]time.Duration{}}
+	o := &observer{lat: map[int][]time.Duration{}, tail: map[int][]time.Duration{}}
 	cons, err := js.OrderedConsumer(ctx, subjects.OutputStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subjects.EnricherOutput(subjects.KindLesson)}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
@@ -435,8 +517,13 @@ func observe(ctx context.Context, js jetstream.JetStream) (*observer, error) {
 		now := time.Now()
 		// Cheap field scans: the observer shares the CPU with the Enricher.
 		phase, sent := intField(m.Data(), `"phase":`), intField(m.Data(), `"sent_ns":`)
+		var tail time.Duration
+		if md, err := m.Metadata(); err == nil {
+			tail = now.Sub(md.Timestamp)
+		}
 		o.mu.Lock()
 		o.lat[int(phase)] = append(o.lat[int(phase)], now.Sub(time.Unix(0, sent)))
+		o.tail[int(phase)] = append(o.tail[int(phase)], tail)
 		o.mu.Unlock()
 		o.lessons.Add(1)
 	})
@@ -474,9 +561,13 @@ func (o *observer) waitFor(n int64, d time.Duration) bool {
 }
 
 func (o *observer) quantile(phase int, q float64) time.Duration {
+	return o.quantileOf(o.lat, phase, q)
+}
+
+func (o *observer) quantileOf(lat map[int][]time.Duration, phase int, q float64) time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	l := slices.Clone(o.lat[phase])
+	l := slices.Clone(lat[phase])
 	if len(l) == 0 {
 		return 0
 	}

@@ -44,7 +44,6 @@ func (p *Page) Routes(mux *http.ServeMux) {
 }
 
 type pageData struct {
-	CSRF     string
 	Tenants  []string
 	Tenant   string
 	Top      []counterdb.VideoTotal
@@ -109,7 +108,7 @@ func (p *Page) createKey(w http.ResponseWriter, r *http.Request) {
 func (p *Page) render(w http.ResponseWriter, r *http.Request, user, tenant, newKey, problem string) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	d := pageData{CSRF: session.From(r.Context()).CSRFToken(), Tenant: tenant, NewKey: newKey, Problem: problem,
+	d := pageData{Tenant: tenant, NewKey: newKey, Problem: problem,
 		Base: "http://" + r.Host, Sample: "demo-video-1"}
 	all, err := p.keys.Tenants(ctx)
 	if err != nil {

@@ -6,7 +6,6 @@
 package events
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -138,8 +137,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err 
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, http.StatusNotFound, "Not found", messagePage("Not found", "There is no such event or registration, or it is not yours."))
 }
-
-func csrf(ctx context.Context) string { return session.From(ctx).CSRFToken() }
 
 // ---- public ----
 

@@ -111,7 +111,7 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 		h.fail(w, r, "plan", err)
 		return
 	}
-	data := dashboardData{CSRF: session.From(ctx).CSRFToken(), Problem: problem, Notice: notice, Input: input}
+	data := dashboardData{Problem: problem, Notice: notice, Input: input}
 	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
 		h.fail(w, r, "limits", err)
 		return
@@ -246,7 +246,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 	}
 	if !ok {
 		// The seed: a video outside the user's channels costs a credit.
-		h.render(w, r, http.StatusForbidden, "Not tracked", notTrackedPage(session.From(ctx).CSRFToken(), id, youtube.ValidVideoID(id)))
+		h.render(w, r, http.StatusForbidden, "Not tracked", notTrackedPage(id, youtube.ValidVideoID(id)))
 		return
 	}
 	v, err := h.d.Store.Video(ctx, id)
@@ -264,8 +264,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "changes", err)
 		return
 	}
-	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples),
-		CSRF: session.From(ctx).CSRFToken(), Individually: false}
+	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples)}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -320,15 +319,15 @@ func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "channel videos", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok"), CSRF: session.From(ctx).CSRFToken()}))
+	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok")}))
 }
 
 type dashboardData struct {
-	CSRF, Problem, Notice, Input string
-	Limits                       tracking.Limits
-	Channels                     []subjects.TrackedChannel
-	Videos                       []subjects.TrackedVideo // tracked individually
-	ChannelVideos                []subjects.TrackedVideo // of the tracked channels
+	Problem, Notice, Input string
+	Limits                 tracking.Limits
+	Channels               []subjects.TrackedChannel
+	Videos                 []subjects.TrackedVideo // tracked individually
+	ChannelVideos          []subjects.TrackedVideo // of the tracked channels
 }
 
 type videoData struct {
@@ -338,7 +337,7 @@ type videoData struct {
 	Samples      int
 	ThumbURL     string
 	Changes      []changeView // newest first
-	Notice, CSRF string
+	Notice       string
 	Individually bool
 }
 
@@ -348,9 +347,9 @@ type changeView struct {
 }
 
 type channelData struct {
-	Channel      subjects.TrackedChannel
-	Videos       []subjects.TrackedVideo
-	Notice, CSRF string
+	Channel subjects.TrackedChannel
+	Videos  []subjects.TrackedVideo
+	Notice  string
 }
 
 func views(n int64) string { return groupDigits(n) }

@@ -37,11 +37,12 @@ type OrderedConfig struct {
 	// PublishTimeout bounds the wait for the acks of a handler's publishes;
 	// default 10s.
 	PublishTimeout time.Duration
-	// Prepare, when set, is called with each fetched batch of a partition
-	// before its messages are handled one by one: a role can load what the
-	// batch needs concurrently (e.g. state reads) instead of one round trip
-	// per message. It must not change anything the handler's order
-	// protects.
+	// Prepare, when set, is called with each group of a partition's
+	// messages that arrived together, before they are handled one by one: a
+	// role can load what the group needs concurrently (e.g. state reads)
+	// instead of one round trip per message. It must not change anything
+	// the handler's order protects. Messages taken in while a failing one is
+	// retried are handled without it: the handler must not depend on it.
 	// The messages given to Prepare and the handler parse their Metadata
 	// once: callers must not change what it returns.
 	Prepare func(ctx context.Context, partition int, msgs []jetstream.Msg)
@@ -71,9 +72,9 @@ func (c *OrderedConfig) setDefaults() {
 //   - Park(d): the message is NAKed with delay d and the partition goes on
 //     (it comes back later; use it only for messages whose order does not
 //     matter to what follows);
-//   - any other error: this message and the rest of the batch are NAKed and
-//     the partition pauses with backoff, so it resumes with this message and
-//     keeps its order.
+//   - any other error: the message is retried in place with backoff while
+//     the messages behind it are held, so the partition resumes with this
+//     message and keeps its order.
 type OrderedHandler func(ctx context.Context, partition int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error)
 
 // parkError asks for a redelivery after delay.
@@ -426,10 +427,21 @@ func (o *OrderedConsumer) handleBatch(run, ctx context.Context, p int, msgs []je
 		o.processed.Inc()
 		o.latency.Observe(time.Since(pa.start).Seconds())
 	}
+	// A failed publish sends the partition back to that message, so what the
+	// open fetch still holds, all newer, goes back too: handled now it would
+	// overtake the redelivery. NAKs in stream order, which is the order the
+	// server redelivers them in.
+	var unseen []jetstream.Msg
+	if failedAt < len(pending) {
+		unseen = drain(in)
+	}
 	for _, pa := range pending[failedAt:] {
 		_ = pa.msg.Nak()
 	}
 	for _, msg := range msgs[rest:] {
+		_ = msg.Nak()
+	}
+	for _, msg := range unseen {
 		_ = msg.Nak()
 	}
 	return ok

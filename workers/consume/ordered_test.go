@@ -267,3 +267,80 @@ func TestOrderedTakeoverWaitsForTheDeadOwnersMessages(t *testing.T) {
 		}
 	}
 }
+
+// A publish the server refuses sends the partition back to that message:
+// the messages that arrived behind it on the open pull request go back
+// too, and are handled after it, not before.
+func TestOrderedPublishFailureResumesAtThatMessage(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, js := srv.Connect(t)
+	cfg := setupOrdered(t, js)
+	cfg.FetchWait = 2 * time.Second // the pull request stays open while newer messages arrive
+	ctx := testenv.Context(t, 30*time.Second)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OUTS", Subjects: []string{"outs.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const k = 3
+	var mu sync.Mutex
+	var handled []int
+	refused := false
+	_, hjs := srv.Connect(t)
+	h := func(_ context.Context, _ int, msg jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+		v, _ := strconv.Atoi(string(msg.Data()))
+		mu.Lock()
+		handled = append(handled, v)
+		var opts []jetstream.PublishOpt
+		first := v == k && !refused
+		if first {
+			refused = true
+			// The server refuses a publish expecting another last sequence.
+			opts = append(opts, jetstream.WithExpectLastSequence(1<<40))
+		}
+		mu.Unlock()
+		if first {
+			// Long enough for k+1 and k+2 to arrive behind k.
+			time.Sleep(150 * time.Millisecond)
+		}
+		f, err := hjs.PublishAsync("outs."+strconv.Itoa(v), msg.Data(), opts...)
+		if err != nil {
+			return nil, err
+		}
+		return []jetstream.PubAckFuture{f}, nil
+	}
+	runOrdered(t, hjs, cfg, h)
+	pub := func(v int) {
+		if _, err := js.Publish(ctx, "part.0", []byte(strconv.Itoa(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first message makes the runner owner (a takeover holds everything
+	// its first pull request delivers).
+	pub(0)
+	testenv.Eventually(t, 10*time.Second, "partition owned", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == 1
+	})
+	for v := 1; v < k+3; v++ {
+		pub(v)
+		// One message per group until k; the next ones arrive while k is
+		// handled.
+		pause := 100 * time.Millisecond
+		if v >= k {
+			pause = 20 * time.Millisecond
+		}
+		time.Sleep(pause)
+	}
+	want := []int{0, 1, 2, 3, 3, 4, 5}
+	testenv.Eventually(t, 20*time.Second, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) >= len(want)
+	})
+	time.Sleep(200 * time.Millisecond) // nothing more may come
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(handled) != fmt.Sprint(want) {
+		t.Fatalf("handled %v, want %v (the refused message again before anything newer)", handled, want)
+	}
+}

@@ -25,8 +25,9 @@
 //     Nats-Msg-Id = enricher:<INPUT sequence>, so a redelivered input
 //     (a crash between publish and ack) is dropped by OUTPUT's duplicate
 //     window.
-//   - When KV is unavailable the handler fails transiently: the runtime NAKs
-//     the rest of the batch with backoff and the partition resumes there.
+//   - When KV is unavailable the handler fails transiently: the runtime
+//     retries the event with backoff, holding the events behind it, so the
+//     partition resumes there.
 package enricher
 
 import (

@@ -14,6 +14,17 @@ type Options struct {
 	// CounterRetention is how long the VIEWS stream keeps raw counter
 	// batches (for `jetfleet counter rebuild`); default 7 days.
 	CounterRetention time.Duration
+	// EnricherStateShards is how many KV buckets each kind of Enricher
+	// state is spread over; default DefaultEnricherStateShards. Recorded on
+	// the INPUT stream, where workers read it; see EnricherShards.
+	EnricherStateShards int
+}
+
+func (o Options) enricherShards() int {
+	if o.EnricherStateShards < 1 {
+		return DefaultEnricherStateShards
+	}
+	return o.EnricherStateShards
 }
 
 func (o Options) replicas() int {

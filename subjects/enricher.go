@@ -1,6 +1,8 @@
 package subjects
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strconv"
@@ -43,10 +45,15 @@ const (
 	// 8 partitions left a 2-core worker half idle (bench: ~10k lessons/s at
 	// 8, ~18k at 32 with nothing else changed).
 	EnricherPartitions = 32
-	// EnricherStateShards is how many KV buckets each kind of state is
-	// spread over (by user uuid hash), so a cluster can place them on
-	// different servers.
-	EnricherStateShards = 4
+	// DefaultEnricherStateShards is how many KV buckets each kind of state
+	// is spread over (by user uuid hash) unless Options say otherwise, so a
+	// cluster can place them on different servers. 500M rows want 8
+	// (README); MaxEnricherStateShards bounds the option.
+	DefaultEnricherStateShards = 4
+	MaxEnricherStateShards     = 256
+	// enricherShardsMeta is the INPUT stream metadata key recording the
+	// shard count the state was written with.
+	enricherShardsMeta = "jetfleet.enricher.state_shards"
 
 	// EnricherAnalyticsConsumer copies emitted lessons to ClickHouse.
 	EnricherAnalyticsConsumer = "enricher-analytics"
@@ -118,12 +125,78 @@ func EnricherPartitionOf(userUUID string) int {
 	return int(fnv32a(userUUID) % EnricherPartitions)
 }
 
-// EnricherShardOf is the state shard of userUUID. Users and their
-// subscriptions share a shard, so one user's state lives in one place.
-func EnricherShardOf(userUUID string) int {
+// EnricherShardOf is the state shard of userUUID among shards. Users and
+// their subscriptions share a shard, so one user's state lives in one place.
+func EnricherShardOf(userUUID string, shards int) int {
 	// A different seed from the partition hash, so partitions and shards
 	// are independent: partition p's users spread over every shard.
-	return int((fnv32a(userUUID) >> 8) % EnricherStateShards)
+	return int((fnv32a(userUUID) >> 8) % uint32(shards))
+}
+
+// EnricherShards is the number of state shards the deployment was
+// provisioned with, as recorded on the INPUT stream.
+func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
+	s, err := js.Stream(ctx, InputStream)
+	if err != nil {
+		return 0, fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
+	}
+	return shardsOf(s.CachedInfo().Config)
+}
+
+// shardsOf reads the shard count recorded on INPUT's config; a stream
+// provisioned before it was recorded used the default.
+func shardsOf(cfg jetstream.StreamConfig) (int, error) {
+	v, ok := cfg.Metadata[enricherShardsMeta]
+	if !ok {
+		return DefaultEnricherStateShards, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxEnricherStateShards {
+		return 0, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", InputStream, enricherShardsMeta, v, MaxEnricherStateShards)
+	}
+	return n, nil
+}
+
+// checkEnricherShards refuses to change the shard count of a deployment
+// whose state buckets hold keys: every key would be looked up in another
+// bucket than the one holding it.
+func checkEnricherShards(ctx context.Context, js jetstream.JetStream, o Options) error {
+	want := o.enricherShards()
+	if want > MaxEnricherStateShards {
+		return fmt.Errorf("enricher state shards: %d is over the maximum of %d", want, MaxEnricherStateShards)
+	}
+	s, err := js.Stream(ctx, InputStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // a new deployment
+	}
+	if err != nil {
+		return fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
+	}
+	have, err := shardsOf(s.CachedInfo().Config)
+	if err != nil || have == want {
+		return err
+	}
+	for sh := range have {
+		for _, bucket := range []string{EnricherUsersBucket(sh), EnricherSubsBucket(sh)} {
+			kv, err := js.KeyValue(ctx, bucket)
+			if errors.Is(err, jetstream.ErrBucketNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("enricher state shards: %s: %w", bucket, err)
+			}
+			st, err := kv.Status(ctx)
+			if err != nil {
+				return fmt.Errorf("enricher state shards: %s: %w", bucket, err)
+			}
+			if st.Values() > 0 {
+				return fmt.Errorf("enricher state is sharded %d ways and %s holds %d keys: changing to %d would lose them; "+
+					"stop the enricher, delete the ENRICHER_USERS_* and ENRICHER_SUBS_* buckets, provision again and re-load the snapshot (jetfleet enricher load)",
+					have, bucket, st.Values(), want)
+			}
+		}
+	}
+	return nil
 }
 
 // EnricherUsersBucket is the KV bucket of shard s of the user state: one key
@@ -178,6 +251,7 @@ const (
 // (seed 004).
 func enricherAssets(o Options) assetSet {
 	r := o.replicas()
+	shards := o.enricherShards()
 	set := assetSet{
 		Streams: []jetstream.StreamConfig{
 			{
@@ -194,6 +268,7 @@ func enricherAssets(o Options) assetSet {
 				Storage:    jetstream.FileStorage,
 				Replicas:   r,
 				Duplicates: 2 * time.Minute,
+				Metadata:   map[string]string{enricherShardsMeta: strconv.Itoa(shards)},
 			},
 			{
 				Name:        OutputStream,
@@ -246,11 +321,11 @@ func enricherAssets(o Options) assetSet {
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 	})
-	for s := range EnricherStateShards {
+	for s := range shards {
 		for _, name := range []string{EnricherUsersBucket(s), EnricherSubsBucket(s)} {
 			set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
 				Bucket:      name,
-				Description: fmt.Sprintf("enricher state shard %d/%d", s, EnricherStateShards),
+				Description: fmt.Sprintf("enricher state shard %d/%d", s, shards),
 				History:     1,
 				Storage:     jetstream.FileStorage,
 				Replicas:    r,

@@ -14,6 +14,9 @@ import (
 // changes nothing, and a run with changed declarations updates the assets in
 // place.
 func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
+	if err := checkEnricherShards(ctx, js, o); err != nil {
+		return err
+	}
 	for _, cfg := range Streams(o) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)

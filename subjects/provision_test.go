@@ -2,6 +2,7 @@ package subjects_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +144,52 @@ func TestScheduleFiresTickOnItsSubject(t *testing.T) {
 	}
 	if def.Header.Get(jetstream.ScheduleHeader) == "" {
 		t.Fatal("definition lost its schedule header")
+	}
+}
+
+// The Enricher's state shard count is recorded on INPUT, where workers read
+// it. It may change while the state is empty; once keys are stored, a
+// change would make every key be looked up in the wrong bucket, so
+// provisioning refuses and says what to do.
+func TestEnricherStateShardsAreRecordedAndNotChangedUnderState(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 30*time.Second)
+
+	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := subjects.EnricherShards(ctx, js); err != nil || n != 2 {
+		t.Fatalf("recorded shards %d, %v; want 2", n, err)
+	}
+	// Empty state: the count may still change.
+	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: 3}); err != nil {
+		t.Fatalf("change while the state is empty: %v", err)
+	}
+	if n, err := subjects.EnricherShards(ctx, js); err != nil || n != 3 {
+		t.Fatalf("recorded shards %d, %v; want 3", n, err)
+	}
+	for s := range 3 {
+		if _, err := js.KeyValue(ctx, subjects.EnricherSubsBucket(s)); err != nil {
+			t.Errorf("bucket of shard %d: %v", s, err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, subjects.EnricherUsersBucket(subjects.EnricherShardOf("u1", 3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "u1", []byte(`{"uuid":"u1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	err = subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: 8})
+	if err == nil || !strings.Contains(err.Error(), "re-load the snapshot") {
+		t.Fatalf("change with state stored: %v, want a refusal that says how to re-shard", err)
+	}
+	if n, _ := subjects.EnricherShards(ctx, js); n != 3 {
+		t.Errorf("recorded shards %d after a refused change, want 3", n)
+	}
+	// The same count again is fine, and so is the default for a stream
+	// provisioned before the count was recorded (covered by shardsOf).
+	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: 3}); err != nil {
+		t.Errorf("provision with the recorded count: %v", err)
 	}
 }

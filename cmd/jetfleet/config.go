@@ -29,6 +29,9 @@ type config struct {
 	NATSTLSCert string
 	NATSTLSKey  string
 	Replicas    int
+	// EnricherStateShards is how many KV buckets per kind the Enricher's
+	// state is spread over; provisioning records it on INPUT for workers.
+	EnricherStateShards int
 
 	ClickHouseURL string
 
@@ -92,6 +95,7 @@ func (c *config) settings() []setting {
 		{env: "NATS_TLS_CERT", flag: "nats-tls-cert", usage: "client certificate for NATS mutual TLS", str: &c.NATSTLSCert},
 		{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key for NATS mutual TLS", str: &c.NATSTLSKey},
 		{env: "JETSTREAM_REPLICAS", flag: "replicas", def: "1", usage: "replicas of every stream and bucket (1, or 3 on a cluster)", num: &c.Replicas},
+		{env: "ENRICHER_STATE_SHARDS", flag: "enricher-state-shards", def: "4", usage: "KV buckets per kind of Enricher state (8 for 500M rows); fixed once state is loaded", num: &c.EnricherStateShards},
 		{env: "CLICKHOUSE_URL", flag: "clickhouse-url", usage: "ClickHouse native DSN clickhouse://user:pass@host:9000/db (dev: empty starts a local server)", str: &c.ClickHouseURL, secret: true},
 		{env: "S3_ENDPOINT", flag: "s3-endpoint", usage: "S3-compatible endpoint host:port (empty: blobs in the JetStream object store)", str: &c.S3Endpoint},
 		{env: "S3_ACCESS_KEY", flag: "s3-access-key", usage: "S3 access key", str: &c.S3AccessKey},
@@ -189,6 +193,9 @@ func (c *config) validate() error {
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		bad("JETSTREAM_REPLICAS", "%d: use 1, 3 or 5", c.Replicas)
+	}
+	if c.EnricherStateShards < 1 || c.EnricherStateShards > subjects.MaxEnricherStateShards {
+		bad("ENRICHER_STATE_SHARDS", "%d: use 1 to %d", c.EnricherStateShards, subjects.MaxEnricherStateShards)
 	}
 	if c.ClickHouseURL != "" {
 		if _, err := clickhouse.ParseDSN(c.ClickHouseURL); err != nil {

@@ -67,7 +67,7 @@ func connectNATS(cfg *config, name string, log *slog.Logger, extra ...nats.Optio
 }
 
 func provisionOptions(cfg *config) subjects.Options {
-	return subjects.Options{Replicas: cfg.Replicas, CounterRetention: cfg.counterRetention()}
+	return subjects.Options{Replicas: cfg.Replicas, CounterRetention: cfg.counterRetention(), EnricherStateShards: cfg.EnricherStateShards}
 }
 
 // openClickHouse connects to CLICKHOUSE_URL and, when migrate is set, brings

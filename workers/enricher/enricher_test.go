@@ -328,7 +328,7 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		t.Errorf("u1/es state %+v", sub)
 	}
 	// The same state is in KV, read without the cache.
-	kv, err := js.KeyValue(ctx, subjects.EnricherSubsBucket(subjects.EnricherShardOf("u1")))
+	kv, err := js.KeyValue(ctx, subjects.EnricherSubsBucket(subjects.EnricherShardOf("u1", subjects.DefaultEnricherStateShards)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestStateWriteFailuresHoldEventsUntilKVRecovers(t *testing.T) {
 	ctx := testenv.Context(t, 30*time.Second)
 	setMaxMsgSize := func(n int32) {
 		t.Helper()
-		for s := range subjects.EnricherStateShards {
+		for s := range subjects.DefaultEnricherStateShards {
 			for _, b := range []string{subjects.EnricherUsersBucket(s), subjects.EnricherSubsBucket(s)} {
 				st, err := js.Stream(ctx, "KV_"+b)
 				if err != nil {
@@ -599,7 +599,7 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	store.Prefetch(ctx, 0, users, subs)
 	// Remove the state behind the cache's back: what Prefetch loaded is
 	// still served, from memory.
-	for s := range subjects.EnricherStateShards {
+	for s := range subjects.DefaultEnricherStateShards {
 		for _, b := range []string{subjects.EnricherUsersBucket(s), subjects.EnricherSubsBucket(s)} {
 			st, _ := js.Stream(ctx, "KV_"+b)
 			if err := st.Purge(ctx); err != nil {
@@ -622,5 +622,61 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	}
 	if hits, misses := store.CacheStats(); hits != 0 || misses != 41 {
 		t.Errorf("hits %d misses %d: a prefetched record's first read counts as the miss it saved", hits, misses)
+	}
+}
+
+// The loader and the store use the shard count the deployment was
+// provisioned with: state loaded into 3 shards is spread over all of them
+// and read back whole.
+func TestStateUsesTheProvisionedShardCount(t *testing.T) {
+	n := testenv.StartNATS(t)
+	_, js := n.Connect(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	const shards = 3
+	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: shards}); err != nil {
+		t.Fatal(err)
+	}
+	const users = 30
+	var lines []string
+	for i := range users {
+		lines = append(lines, fmt.Sprintf(`{"uuid":"s%d","country":"C%d"}`, i, i), fmt.Sprintf(`{"user_uuid":"s%d","language":"fr","subscription_type":"t%d"}`, i, i))
+	}
+	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for s := range shards {
+		kv, err := js.KeyValue(ctx, subjects.EnricherUsersBucket(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Values() == 0 {
+			t.Errorf("shard %d holds no user of %d", s, users)
+		}
+		total += int(st.Values())
+	}
+	if total != users {
+		t.Errorf("%d users stored over %d shards, want %d", total, shards, users)
+	}
+	store, err := enricher.OpenStore(ctx, js, 1000, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	for i := range users {
+		id := fmt.Sprintf("s%d", i)
+		p := subjects.EnricherPartitionOf(id)
+		u, err := store.User(ctx, p, id)
+		if err != nil || u == nil || *u.Country != fmt.Sprintf("C%d", i) {
+			t.Fatalf("user %s: %+v %v", id, u, err)
+		}
+		s, err := store.Subscription(ctx, p, id, "fr")
+		if err != nil || s == nil || *s.SubscriptionType != fmt.Sprintf("t%d", i) {
+			t.Fatalf("subscription %s/fr: %+v %v", id, s, err)
+		}
 	}
 }

@@ -39,6 +39,10 @@ const maxReported = 100
 // serving an older cached record for a user loaded under it.
 func Load(ctx context.Context, js jetstream.JetStream, r io.Reader) (LoadStats, error) {
 	var st LoadStats
+	shards, err := subjects.EnricherShards(ctx, js)
+	if err != nil {
+		return st, err
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	line := 0
@@ -70,13 +74,13 @@ func Load(ctx context.Context, js jetstream.JetStream, r io.Reader) (LoadStats, 
 		case subjects.KindUser:
 			var u subjects.UserState
 			u.Apply(ev.User, 0)
-			subject, v = subjects.KVPutSubject(subjects.EnricherUsersBucket(subjects.EnricherShardOf(u.UUID)), u.UUID), &u
+			subject, v = subjects.KVPutSubject(subjects.EnricherUsersBucket(subjects.EnricherShardOf(u.UUID, shards)), u.UUID), &u
 			st.Users++
 		default:
 			var s subjects.SubscriptionState
 			s.Apply(ev.Subscription, 0)
 			key := subjects.EnricherSubKey(s.UserUUID, s.Language)
-			subject, v = subjects.KVPutSubject(subjects.EnricherSubsBucket(subjects.EnricherShardOf(s.UserUUID)), key), &s
+			subject, v = subjects.KVPutSubject(subjects.EnricherSubsBucket(subjects.EnricherShardOf(s.UserUUID, shards)), key), &s
 			st.Subscriptions++
 		}
 		data, err := json.Marshal(v)

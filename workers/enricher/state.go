@@ -27,7 +27,7 @@ import (
 // it is stored.
 type Store struct {
 	getter      *multiGetter
-	users, subs [subjects.EnricherStateShards]jetstream.KeyValue
+	users, subs []jetstream.KeyValue // by shard
 	// Per partition, users by uuid and subscriptions by key: typed keys,
 	// so a lookup builds no string.
 	userCache []*lru.Cache[string, entry[subjects.UserState]]
@@ -37,12 +37,16 @@ type Store struct {
 	hits, misses atomic.Uint64
 }
 
-// OpenStore opens the state buckets (provisioned by subjects.Provision) with
-// a cache of cacheSize entries in all, split over the partitions.
+// OpenStore opens the state buckets (provisioned by subjects.Provision, as
+// many shards as INPUT records) with a cache of cacheSize entries in all,
+// split over the partitions.
 func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeout time.Duration) (*Store, error) {
-	s := &Store{timeout: timeout}
-	for i := range subjects.EnricherStateShards {
-		var err error
+	shards, err := subjects.EnricherShards(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{timeout: timeout, users: make([]jetstream.KeyValue, shards), subs: make([]jetstream.KeyValue, shards)}
+	for i := range shards {
 		if s.users[i], err = js.KeyValue(ctx, subjects.EnricherUsersBucket(i)); err != nil {
 			return nil, fmt.Errorf("open %s: %w", subjects.EnricherUsersBucket(i), err)
 		}
@@ -64,7 +68,6 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeo
 		}
 		s.userCache, s.subCache = append(s.userCache, uc), append(s.subCache, sc)
 	}
-	var err error
 	if s.getter, err = newMultiGetter(js); err != nil {
 		return nil, err
 	}
@@ -85,24 +88,24 @@ func (s *Store) Forget(p int) {
 
 // User returns the state of user uuid, nil when unknown.
 func (s *Store) User(ctx context.Context, p int, uuid string) (*subjects.UserState, error) {
-	return get(ctx, s, s.userCache[p], uuid, s.users[subjects.EnricherShardOf(uuid)], uuid)
+	return get(ctx, s, s.userCache[p], uuid, s.users[s.shardOf(uuid)], uuid)
 }
 
 // Subscription returns the state of userUUID's subscription in language,
 // nil when unknown.
 func (s *Store) Subscription(ctx context.Context, p int, userUUID, language string) (*subjects.SubscriptionState, error) {
-	return get(ctx, s, s.subCache[p], SubKey{userUUID, language}, s.subs[subjects.EnricherShardOf(userUUID)],
+	return get(ctx, s, s.subCache[p], SubKey{userUUID, language}, s.subs[s.shardOf(userUUID)],
 		subjects.EnricherSubKey(userUUID, language))
 }
 
 // PutUser stores u.
 func (s *Store) PutUser(ctx context.Context, p int, u *subjects.UserState) error {
-	return put(ctx, s, s.userCache[p], u.UUID, s.users[subjects.EnricherShardOf(u.UUID)], u.UUID, u)
+	return put(ctx, s, s.userCache[p], u.UUID, s.users[s.shardOf(u.UUID)], u.UUID, u)
 }
 
 // PutSubscription stores sub.
 func (s *Store) PutSubscription(ctx context.Context, p int, sub *subjects.SubscriptionState) error {
-	return put(ctx, s, s.subCache[p], SubKey{sub.UserUUID, sub.Language}, s.subs[subjects.EnricherShardOf(sub.UserUUID)],
+	return put(ctx, s, s.subCache[p], SubKey{sub.UserUUID, sub.Language}, s.subs[s.shardOf(sub.UserUUID)],
 		subjects.EnricherSubKey(sub.UserUUID, sub.Language), sub)
 }
 
@@ -163,6 +166,8 @@ func put[K comparable, T any](ctx context.Context, s *Store, c *lru.Cache[K, ent
 	return nil
 }
 
+func (s *Store) shardOf(userUUID string) int { return subjects.EnricherShardOf(userUUID, len(s.users)) }
+
 // SubKey names one subscription for Prefetch.
 type SubKey struct{ UserUUID, Language string }
 
@@ -171,23 +176,23 @@ type SubKey struct{ UserUUID, Language string }
 // one request per key. Errors are left for the reads that follow to meet
 // (and retry); unknown keys are not cached.
 func (s *Store) Prefetch(ctx context.Context, p int, users []string, subs []SubKey) {
-	var userKeys, subKeys [subjects.EnricherStateShards][]string
+	userKeys, subKeys := make([][]string, len(s.users)), make([][]string, len(s.subs))
 	for _, u := range users {
 		if !s.userCache[p].Contains(u) {
-			sh := subjects.EnricherShardOf(u)
+			sh := s.shardOf(u)
 			userKeys[sh] = append(userKeys[sh], u)
 		}
 	}
 	for _, k := range subs {
 		if !s.subCache[p].Contains(k) {
-			sh := subjects.EnricherShardOf(k.UserUUID)
+			sh := s.shardOf(k.UserUUID)
 			subKeys[sh] = append(subKeys[sh], subjects.EnricherSubKey(k.UserUUID, k.Language))
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	var g errgroup.Group
-	for sh := range subjects.EnricherStateShards {
+	for sh := range s.users {
 		if keys := userKeys[sh]; len(keys) > 0 {
 			g.Go(func() error {
 				loadMany(ctx, s.getter, s.userCache[p], s.users[sh].Bucket(), keys, func(k string) string { return k })

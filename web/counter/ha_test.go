@@ -122,7 +122,15 @@ func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
 		return n
 	}
 	want := accepted.Load()
-	testenv.Eventually(t, 40*time.Second, fmt.Sprintf("all %d acknowledged events counted", want), func() bool { return count() >= want })
+	// Generous: on 2 cores running the whole suite, leader elections and
+	// lease turnover took over 40 s once. A loss shows as a count that
+	// stops short; the log says how short.
+	var last int64
+	defer func() { t.Logf("counted %d of %d acknowledged", last, want) }() // also when the wait fails
+	testenv.Eventually(t, 90*time.Second, fmt.Sprintf("all %d acknowledged events counted", want), func() bool {
+		last = count()
+		return last >= want
+	})
 	if got := count(); got > want+unsure.Load() {
 		t.Errorf("counted %d events: more than the %d acknowledged plus %d unacknowledged ones", got, want, unsure.Load())
 	}

@@ -64,6 +64,7 @@ type options struct {
 	srvProfile  string
 	gogc        int
 	floor       bool
+	shards      int
 }
 
 func main() {
@@ -80,6 +81,7 @@ func main() {
 	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
 	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
 	flag.BoolVar(&o.floor, "floor", true, "finally, run the throughput phase again with a handler that only republishes (no parsing, no state): the floor the streams, consumers and runtime set on this machine")
+	flag.IntVar(&o.shards, "shards", subjects.DefaultEnricherStateShards, "KV buckets per kind of state (ENRICHER_STATE_SHARDS)")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -135,11 +137,11 @@ func run(o options) error {
 		return err
 	}
 	defer nc.Close()
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: o.shards}); err != nil {
 		return err
 	}
-	fmt.Printf("enricher bench: %d users, %d subscriptions, GOMAXPROCS=%d, GOGC=%s (enricher process), nats-server pid %d\n",
-		o.users, o.users*o.subsPerUser, runtime.GOMAXPROCS(0), gogc, srv.Process.Pid)
+	fmt.Printf("enricher bench: %d users, %d subscriptions over %d shards per kind, GOMAXPROCS=%d, GOGC=%s (enricher process), nats-server pid %d\n",
+		o.users, o.users*o.subsPerUser, o.shards, runtime.GOMAXPROCS(0), gogc, srv.Process.Pid)
 
 	// 1. Bulk load.
 	snapshot := filepath.Join(dir, "snapshot.ndjson")

@@ -64,6 +64,7 @@ type options struct {
 	srvProfile  string
 	gogc        int
 	floor       bool
+	bare        bool
 	shards      int
 }
 
@@ -81,6 +82,7 @@ func main() {
 	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
 	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
 	flag.BoolVar(&o.floor, "floor", true, "finally, run the throughput phase again with a handler that only republishes (no parsing, no state): the floor the streams, consumers and runtime set on this machine")
+	flag.BoolVar(&o.bare, "bare", true, "finally, measure bare JetStream on this machine (one stream, one consumer): the server CPU of each step a lesson takes, and the most lessons/s those steps allow on all cores")
 	flag.IntVar(&o.shards, "shards", subjects.DefaultEnricherStateShards, "KV buckets per kind of state (ENRICHER_STATE_SHARDS)")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
@@ -269,14 +271,114 @@ func run(o options) error {
 	fmt.Printf("memory:      this process (enricher + load generator) RSS %s, Go heap %s; nats-server RSS %s\n",
 		mib(encRSS), mib(int64(ms.HeapAlloc)), mib(rssOf(srv.Process.Pid)))
 	extrapolate(memPerRow, diskPerRow)
+	stopEnricher()
+	if o.bare {
+		defer func() {
+			if err := bare(url, srv.Process.Pid); err != nil {
+				fmt.Fprintln(os.Stderr, "enricherbench: bare:", err)
+			}
+		}()
+	}
 	if o.floor {
-		stopEnricher()
 		floorProfile := ""
 		if o.srvProfile != "" {
 			floorProfile = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", profPort)
 		}
 		return floor(url, pjs, obs, gen, srv.Process.Pid, o.lessons, floorProfile, o.srvProfile+".floor")
 	}
+	return nil
+}
+
+// bare measures the server CPU of the JetStream steps every lesson takes, on
+// a stream and a consumer of its own with nothing else running: storing an
+// event (the input), storing one with a Nats-Msg-Id (the output), delivering
+// one with an explicit ack (to the Enricher) and delivering one without (to
+// a downstream reader). Their sum bounds any pipeline of this shape on this
+// machine, whatever the worker does.
+func bare(url string, srvPid int) error {
+	ctx := context.Background()
+	nc, js, err := connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_BARE", Subjects: []string{"bare.>"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		return err
+	}
+	defer js.DeleteStream(ctx, "BENCH_BARE")
+	const n = 200_000
+	body := bytes.Repeat([]byte("x"), 330) // about a lesson
+	perOp := func(f func() error) (float64, error) {
+		c0 := cpuOf(srvPid)
+		if err := f(); err != nil {
+			return 0, err
+		}
+		return float64((cpuOf(srvPid) - c0).Microseconds()) / n, nil
+	}
+	publish := func(withID bool) func() error {
+		return func() error {
+			for i := range n {
+				m := &nats.Msg{Subject: "bare." + strconv.Itoa(i%32), Data: body}
+				if withID {
+					m.Header = nats.Header{jetstream.MsgIDHeader: {"bare:" + strconv.Itoa(i)}}
+				}
+				for {
+					_, err := js.PublishMsgAsync(m)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+						return err
+					}
+					<-js.PublishAsyncComplete()
+				}
+			}
+			<-js.PublishAsyncComplete()
+			return nil
+		}
+	}
+	consume := func(name string, policy jetstream.AckPolicy) func() error {
+		return func() error {
+			cons, err := js.CreateConsumer(ctx, "BENCH_BARE", jetstream.ConsumerConfig{Durable: name, AckPolicy: policy})
+			if err != nil {
+				return err
+			}
+			for got := 0; got < n; {
+				b, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+				if err != nil {
+					return err
+				}
+				for m := range b.Messages() {
+					got++
+					if policy == jetstream.AckExplicitPolicy {
+						_ = m.Ack()
+					}
+				}
+			}
+			return nil
+		}
+	}
+	pub, err := perOp(publish(false))
+	if err != nil {
+		return err
+	}
+	pubID, err := perOp(publish(true))
+	if err != nil {
+		return err
+	}
+	acked, err := perOp(consume("acked", jetstream.AckExplicitPolicy))
+	if err != nil {
+		return err
+	}
+	unacked, err := perOp(consume("unacked", jetstream.AckNonePolicy))
+	if err != nil {
+		return err
+	}
+	sum := pub + pubID + acked + unacked
+	fmt.Printf("bare:        nats-server CPU per message: store %.1f µs, store with Nats-Msg-Id %.1f µs, deliver + ack %.1f µs, deliver %.1f µs\n", pub, pubID, acked, unacked)
+	fmt.Printf("             a lesson takes all four: %.1f µs, so %d cores allow at most %.0f lessons/s with no client work at all\n",
+		sum, runtime.NumCPU(), float64(runtime.NumCPU())*1e6/sum)
 	return nil
 }
 

@@ -137,6 +137,9 @@ func EnricherShardOf(userUUID string, shards int) int {
 // provisioned with, as recorded on the INPUT stream.
 func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
 	s, err := js.Stream(ctx, InputStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate): %w", InputStream, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
 	}

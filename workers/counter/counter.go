@@ -97,9 +97,16 @@ func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *
 // Lease timing: an owner starts a flush only if its lease was renewed less
 // than leaseFence ago and bounds the insert by insertTimeout, so the insert
 // ends while the lease (CounterLeaseTTL) is surely still its own.
+//
+// kvTimeout bounds each KV write of the flush loop on its own: a request
+// lost with a dying stream leader is never answered, and under a run
+// context with a deadline nats.go applies no default timeout, so one lost
+// freshness write held every flush until the deadline (seen in the
+// cluster test: 2,780 acknowledged events uncounted for 90 s).
 const (
 	leaseFence    = subjects.CounterLeaseTTL / 3
 	insertTimeout = subjects.CounterLeaseTTL / 3
+	kvTimeout     = subjects.CounterLeaseTTL / 3
 )
 
 // errCrash ends Run without the orderly release (AfterFlush's error).
@@ -564,6 +571,8 @@ func (r *runner) publishFreshness(ctx context.Context, p *partition, caughtUp ti
 	if stale {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
 	if _, err := r.fresh.Put(ctx, subjects.CounterFreshnessKey(p.n), []byte(caughtUp.UTC().Format(time.RFC3339Nano))); err != nil {
 		r.w.log.Warn("publish freshness failed", "partition", p.n, "err", err)
 		return
@@ -588,6 +597,8 @@ func (r *runner) release(ctx context.Context, p *partition) {
 	r.held.Add(-int64(left))
 	// Anything fetched after the last flush is unacked: the next owner
 	// rewinds to the watermark and reads it again.
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
 	if err := r.owners.Delete(ctx, subjects.CounterLeaseKey(p.n), jetstream.LastRevision(rev)); err != nil {
 		r.w.log.Warn("release lease", "partition", p.n, "err", err)
 	}

@@ -136,28 +136,33 @@ func EnricherShardOf(userUUID string, shards int) int {
 // EnricherShards is the number of state shards the deployment was
 // provisioned with, as recorded on the INPUT stream.
 func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
-	s, err := js.Stream(ctx, InputStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate): %w", InputStream, err)
+	n, provisioned, err := recordedShards(ctx, js)
+	if err == nil && !provisioned {
+		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate)", InputStream)
 	}
-	if err != nil {
-		return 0, fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
-	}
-	return shardsOf(s.CachedInfo().Config)
+	return n, err
 }
 
-// shardsOf reads the shard count recorded on INPUT's config; a stream
-// provisioned before it was recorded used the default.
-func shardsOf(cfg jetstream.StreamConfig) (int, error) {
-	v, ok := cfg.Metadata[enricherShardsMeta]
+// recordedShards reads the shard count recorded on INPUT; a stream
+// provisioned before it was recorded used the default. provisioned is false
+// when INPUT does not exist.
+func recordedShards(ctx context.Context, js jetstream.JetStream) (n int, provisioned bool, err error) {
+	s, err := js.Stream(ctx, InputStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
+	}
+	v, ok := s.CachedInfo().Config.Metadata[enricherShardsMeta]
 	if !ok {
-		return DefaultEnricherStateShards, nil
+		return DefaultEnricherStateShards, true, nil
 	}
-	n, err := strconv.Atoi(v)
+	n, err = strconv.Atoi(v)
 	if err != nil || n < 1 || n > MaxEnricherStateShards {
-		return 0, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", InputStream, enricherShardsMeta, v, MaxEnricherStateShards)
+		return 0, true, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", InputStream, enricherShardsMeta, v, MaxEnricherStateShards)
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // checkEnricherShards refuses to change the shard count of a deployment
@@ -168,16 +173,9 @@ func checkEnricherShards(ctx context.Context, js jetstream.JetStream, o Options)
 	if want > MaxEnricherStateShards {
 		return fmt.Errorf("enricher state shards: %d is over the maximum of %d", want, MaxEnricherStateShards)
 	}
-	s, err := js.Stream(ctx, InputStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil // a new deployment
-	}
-	if err != nil {
-		return fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
-	}
-	have, err := shardsOf(s.CachedInfo().Config)
-	if err != nil || have == want {
-		return err
+	have, provisioned, err := recordedShards(ctx, js)
+	if err != nil || !provisioned || have == want {
+		return err // a new deployment may choose any count
 	}
 	for sh := range have {
 		for _, bucket := range []string{EnricherUsersBucket(sh), EnricherSubsBucket(sh)} {

@@ -187,8 +187,7 @@ func TestEnricherStateShardsAreRecordedAndNotChangedUnderState(t *testing.T) {
 	if n, _ := subjects.EnricherShards(ctx, js); n != 3 {
 		t.Errorf("recorded shards %d after a refused change, want 3", n)
 	}
-	// The same count again is fine, and so is the default for a stream
-	// provisioned before the count was recorded (covered by shardsOf).
+	// The same count again is fine.
 	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: 3}); err != nil {
 		t.Errorf("provision with the recorded count: %v", err)
 	}

@@ -35,7 +35,10 @@ type OrderedConfig struct {
 	BackoffMin time.Duration // first pause after a transient failure; default 200ms
 	BackoffMax time.Duration // pause cap; default 5s (keep it under the PinnedTTL)
 	// PublishTimeout bounds the wait for the acks of a handler's publishes;
-	// default 10s.
+	// at most, and by default, half the consumers' ack wait. Messages delivered behind a
+	// group wait with their ack wait running; giving up before it ends
+	// sends them back in order (NAK) instead of letting the server
+	// redeliver them behind newer ones.
 	PublishTimeout time.Duration
 	// Prepare, when set, is called with each group of a partition's
 	// messages that arrived together, before they are handled one by one: a
@@ -60,9 +63,6 @@ func (c *OrderedConfig) setDefaults() {
 	}
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = max(5*time.Second, c.BackoffMin)
-	}
-	if c.PublishTimeout <= 0 {
-		c.PublishTimeout = 10 * time.Second
 	}
 }
 
@@ -126,20 +126,22 @@ func (o *OrderedConsumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", o.cfg.Stream, err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(runCtx)
-	for p, name := range o.cfg.Consumers {
+	var conss []jetstream.Consumer
+	for _, name := range o.cfg.Consumers {
 		cons, err := stream.Consumer(ctx, name)
 		if err != nil {
-			// Stop the partitions already started before returning.
-			cancel()
-			_ = g.Wait()
 			if ctx.Err() != nil {
 				return nil // stopped while starting: not a failure
 			}
 			return fmt.Errorf("consumer %s/%s: %w", o.cfg.Stream, name, err)
 		}
+		conss = append(conss, cons)
+		if wait := ackWaitOf(cons) / 2; o.cfg.PublishTimeout <= 0 || wait < o.cfg.PublishTimeout {
+			o.cfg.PublishTimeout = wait
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for p, cons := range conss {
 		g.Go(func() error {
 			o.runPartition(gctx, p, cons)
 			return nil
@@ -254,10 +256,7 @@ func drain(in <-chan jetstream.Msg) []jetstream.Msg {
 // also count as outstanding: after twice the ack wait, everything a dead
 // owner held has come back, and the wait ends.
 func (o *OrderedConsumer) takeOver(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, log *slog.Logger) []jetstream.Msg {
-	ackWait := cons.CachedInfo().Config.AckWait
-	if ackWait <= 0 {
-		ackWait = 30 * time.Second // the server's default
-	}
+	ackWait := ackWaitOf(cons)
 	start := time.Now()
 	touched := start
 	for ctx.Err() == nil {
@@ -294,6 +293,14 @@ func (o *OrderedConsumer) takeOver(ctx context.Context, cons jetstream.Consumer,
 		log.Info("takeover: partition resumes", "messages", len(msgs), "waited", time.Since(start).Round(time.Millisecond))
 	}
 	return sortBySequence(msgs)
+}
+
+// ackWaitOf is how long the server waits for an ack of cons's messages.
+func ackWaitOf(cons jetstream.Consumer) time.Duration {
+	if w := cons.CachedInfo().Config.AckWait; w > 0 {
+		return w
+	}
+	return 30 * time.Second // the server's default
 }
 
 // fetch pulls up to n messages of the partition's group, waiting at most

@@ -165,12 +165,8 @@ func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	// Messages wait on the open pull request while a group's publishes are
-	// confirmed, with their ack wait running: giving up on a stalled OUTPUT
-	// at half the ack wait sends them back (NAK, in order) before the
-	// server would redeliver them behind newer ones.
 	return consume.OrderedConfig{Role: role, Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup,
-		Batch: batchSize, Prepare: e.Prepare, PublishTimeout: subjects.EnricherAckWait / 2}
+		Batch: batchSize, Prepare: e.Prepare}
 }
 
 const (

@@ -87,10 +87,7 @@ func (g *multiGetter) reply(m *nats.Msg) {
 	if len(m.Data) == 0 {
 		switch status := m.Header.Get("Status"); status {
 		case "":
-		case "204": // end of batch
-			c.finish(g, id, nil)
-			return
-		case "404": // none of the subjects has a message
+		case "204", "404": // end of batch; none of the subjects has a message
 			c.finish(g, id, nil)
 			return
 		default:
@@ -106,9 +103,7 @@ func (g *multiGetter) reply(m *nats.Msg) {
 }
 
 func (c *multiGet) finish(g *multiGetter, id string, err error) {
-	g.mu.Lock()
-	delete(g.waiting, id)
-	g.mu.Unlock()
+	g.forget(id)
 	c.done <- err
 }
 

@@ -323,22 +323,15 @@ func bare(url string, srvPid int) error {
 				if withID {
 					m.Header = nats.Header{jetstream.MsgIDHeader: {"bare:" + strconv.Itoa(i)}}
 				}
-				for {
-					_, err := js.PublishMsgAsync(m)
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-						return err
-					}
-					<-js.PublishAsyncComplete()
+				if err := publishWindowed(js, m); err != nil {
+					return err
 				}
 			}
 			<-js.PublishAsyncComplete()
 			return nil
 		}
 	}
-	consume := func(name string, policy jetstream.AckPolicy) func() error {
+	deliver := func(name string, policy jetstream.AckPolicy) func() error {
 		return func() error {
 			cons, err := js.CreateConsumer(ctx, "BENCH_BARE", jetstream.ConsumerConfig{Durable: name, AckPolicy: policy})
 			if err != nil {
@@ -367,11 +360,11 @@ func bare(url string, srvPid int) error {
 	if err != nil {
 		return err
 	}
-	acked, err := perOp(consume("acked", jetstream.AckExplicitPolicy))
+	acked, err := perOp(deliver("acked", jetstream.AckExplicitPolicy))
 	if err != nil {
 		return err
 	}
-	unacked, err := perOp(consume("unacked", jetstream.AckNonePolicy))
+	unacked, err := perOp(deliver("unacked", jetstream.AckNonePolicy))
 	if err != nil {
 		return err
 	}
@@ -541,8 +534,14 @@ func (g *generator) publishAsync(js jetstream.JetStream, subject string, data []
 			}
 		}
 	}()
+	return publishWindowed(js, &nats.Msg{Subject: subject, Data: data})
+}
+
+// publishWindowed publishes m asynchronously, first waiting out a full
+// window of unacknowledged publishes.
+func publishWindowed(js jetstream.JetStream, m *nats.Msg) error {
 	for {
-		_, err := js.PublishAsync(subject, data)
+		_, err := js.PublishMsgAsync(m)
 		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			return err
 		}

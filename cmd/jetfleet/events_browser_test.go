@@ -102,7 +102,7 @@ func TestEventsAcceptanceFlowInHeadlessChromium(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"dev", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},

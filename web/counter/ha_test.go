@@ -60,7 +60,7 @@ func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
 	_, wjs := testenv.Connect(t, cluster.URLs(2), reconnect...)
 	// The worker's log is shown when the test fails: what its leases and
 	// partitions did after the node stopped is the first thing to read.
-	var logBuf syncBuffer
+	var logBuf testenv.Buffer
 	workerLog := slog.New(slog.NewTextHandler(&logBuf, nil))
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -145,22 +145,4 @@ func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
 		t.Errorf("counted %d events: more than the %d acknowledged plus %d unacknowledged ones", got, want, unsure.Load())
 	}
 	t.Logf("acknowledged %d, unacknowledged %d, counted %d", want, unsure.Load(), count())
-}
-
-// syncBuffer is a bytes.Buffer safe for the worker's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,11 +1,9 @@
 package mail_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +25,7 @@ const wait = 15 * time.Second
 type world struct {
 	js   jetstream.JetStream
 	smtp *mailtest.Server
-	logs *syncBuffer
+	logs *testenv.Buffer
 }
 
 func start(t *testing.T) *world {
@@ -44,7 +42,7 @@ func start(t *testing.T) *world {
 	if err != nil {
 		t.Fatalf("NewSMTP: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	role := mail.New(sender, logger)
 
@@ -259,22 +257,4 @@ func TestTemporaryFailureIsRetriedAndDeliveredOnceTheServerAccepts(t *testing.T)
 	if dl := w.deadLetters(t); len(dl) != 0 {
 		t.Errorf("DLQ holds %d messages, want 0", len(dl))
 	}
-}
-
-// syncBuffer is a log destination safe for the runtime's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

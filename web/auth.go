@@ -15,7 +15,6 @@ import (
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
-	"jetfleet/web/session"
 )
 
 // authHandlers serve magic-link sign-in for every product: a person enters
@@ -159,18 +158,6 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// RequireSignIn redirects visitors who are not signed in to the sign-in
-// page, coming back to where they were going afterwards.
-func RequireSignIn(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !session.From(r.Context()).SignedIn() {
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 var urlPattern = regexp.MustCompile(`https?://[^\s<>"]+`)

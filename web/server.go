@@ -76,6 +76,9 @@ type Server struct {
 	// api holds JSON APIs authenticated by API key, mounted under /api/
 	// outside the session and CSRF middleware.
 	api *http.ServeMux
+	// signedIn is the one sign-in gate every product's signed-in pages
+	// pass through (session.Manager.Gate).
+	signedIn func(http.Handler) http.Handler
 }
 
 // New builds the edge. The SESSIONS bucket must exist (subjects.Provision).
@@ -93,6 +96,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.signedIn = sessions.Gate(func(ctx context.Context, id string) error {
+		_, err := store.User(ctx, id)
+		if errors.Is(err, accounts.ErrNotFound) {
+			return session.ErrNoAccount
+		}
+		return err
+	})
 
 	pages := http.NewServeMux()
 	pages.Handle("GET /{$}", templ.Handler(home()))

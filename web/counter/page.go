@@ -62,10 +62,10 @@ type bar struct {
 	Label      string
 }
 
-// A tenant belongs to the user who created it: its id is "<user>.<name>",
-// so a user's page lists, and reads the figures of, only their own tenants.
-// API requests carry only the key, whose record holds the full id.
-func ownedTenant(user, name string) string { return user + "." + name }
+// A tenant belongs to the user who created it (counterkeys.TenantOf), so a
+// user's page lists, and reads the figures of, only their own tenants. API
+// requests carry only the key, whose record holds the full id.
+func ownedTenant(user, name string) string { return counterkeys.TenantOf(user, name) }
 
 // signedIn returns the user the sign-in gate let through.
 func signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {

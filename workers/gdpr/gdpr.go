@@ -242,15 +242,29 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 }
 
 // deleteExports deletes every earlier export of user uid from the blob
-// store and returns how many there were.
+// store, and cancels the schedules that would have deleted them (they name
+// the person's account), and returns how many there were.
 func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
 	infos, err := w.d.Blobs.List(ctx, exportPrefix(uid))
 	if err != nil {
 		return 0, fmt.Errorf("list exports: %w", err)
 	}
+	var schedules jetstream.Stream
+	if len(infos) > 0 {
+		if schedules, err = w.d.JS.Stream(ctx, subjects.GDPRExportsStream); err != nil {
+			return 0, fmt.Errorf("open %s: %w", subjects.GDPRExportsStream, err)
+		}
+	}
 	for _, in := range infos {
 		if err := w.d.Blobs.Delete(ctx, in.Key); err != nil {
 			return 0, fmt.Errorf("delete export %s: %w", in.Key, err)
+		}
+		rid := strings.TrimSuffix(strings.TrimPrefix(in.Key, exportPrefix(uid)), ".json")
+		if !ids.Valid(rid) {
+			continue
+		}
+		if err := schedules.Purge(ctx, jetstream.WithPurgeSubject(subjects.GDPRExportSchedule(rid))); err != nil {
+			return 0, fmt.Errorf("cancel expiry of export %s: %w", in.Key, err)
 		}
 	}
 	return len(infos), nil

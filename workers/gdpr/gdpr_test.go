@@ -436,6 +436,13 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	if left, err := s.blobs.List(ctx, "gdpr/"+pat.ID+"/"); err != nil || len(left) != 0 {
 		t.Errorf("earlier exports left: %v %v", left, err)
 	}
+	exports, err := s.js.Stream(ctx, subjects.GDPRExportsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := exports.GetLastMsgForSubject(ctx, subjects.GDPRExportSchedule(req.ID)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("the schedule naming pat's deleted export is still there: %v %v", m, err)
+	}
 	if d, _ := tracker.PersonalDataOf(ctx, sam.ID); len(d.Channels) != 1 || len(d.Videos) != 1 {
 		t.Errorf("sam's tracker data changed: %+v", d)
 	}

@@ -141,13 +141,50 @@ func render(w http.ResponseWriter, r *http.Request, status int, c templ.Componen
 	_ = c.Render(r.Context(), w)
 }
 
-// localPath keeps redirects on this site: only absolute paths, never
-// "//host" or a URL with a scheme.
+// localPath keeps redirects on this site. It accepts only a path that
+// parses with no scheme, host or user, starts with a single "/" and holds no
+// control character or backslash (browsers read "\\" as "/", and a tab or
+// newline is dropped before "//evil" is read as a host), and returns its
+// re-serialised form, so what is redirected to is what was checked.
+// Anything else becomes "/".
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
 		return "/"
 	}
-	return p
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	// Decoded forms too: "/%2F%2Fevil" or "/%09/evil" must not become a
+	// host once some proxy or browser decodes them.
+	for _, s := range []string{p, u.Path, u.RawQuery, u.Fragment} {
+		if unsafeInPath(s) {
+			return "/"
+		}
+	}
+	if strings.HasPrefix(u.Path, "//") || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	out := u.EscapedPath()
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	if strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+		return "/"
+	}
+	return out
+}
+
+func unsafeInPath(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return true
+		}
+	}
+	if d, err := url.PathUnescape(s); err == nil && d != s {
+		return unsafeInPath(d) || strings.HasPrefix(d, "//") || strings.HasPrefix(d, "/\\")
+	}
+	return false
 }
 
 // clientIP is the peer address. Behind a proxy every client shares the

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,5 +146,61 @@ func TestMetricsAreExposed(t *testing.T) {
 	resp, body := get(t, e.URL+"/metrics")
 	if resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics = %d, has go_goroutines: %v", resp.StatusCode, strings.Contains(body, "go_goroutines"))
+	}
+}
+
+// countingReader is an endless form body that counts what was read of it.
+type countingReader struct{ n atomic.Int64 }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func TestPageFormBodiesAreLimitedBeforeTheyAreRead(t *testing.T) {
+	e := startEdge(t)
+	// An anonymous 300 MB form without a length: refused after the limit,
+	// not read to the end.
+	body := &countingReader{}
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/signin", io.LimitReader(body, 300<<20))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("300 MB form = %d %q, want 413", resp.StatusCode, msg)
+		}
+	}
+	if sent := body.n.Load(); sent > 32<<20 {
+		t.Errorf("the edge read %d MB of an oversized form", sent>>20)
+	}
+
+	// A declared length over the limit is refused before any byte is read.
+	req, _ = http.NewRequest(http.MethodPost, e.URL+"/signin", strings.NewReader(strings.Repeat("a", 2<<20)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 MB form = %d, want 413", resp.StatusCode)
+	}
+
+	// Multipart is refused where no upload is taken: nothing spooled to disk.
+	req, _ = http.NewRequest(http.MethodPost, e.URL+"/signin", strings.NewReader("--x\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na@b.c\r\n--x--\r\n"))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(msg), "file uploads") {
+		t.Errorf("multipart form = %d %q, want 415 with a reason", resp.StatusCode, msg)
 	}
 }

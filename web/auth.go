@@ -82,7 +82,16 @@ func (a *authHandlers) confirm(w http.ResponseWriter, r *http.Request) {
 		render(w, r, http.StatusBadRequest, linkProblemPage("The link is missing its token. Copy the whole link from the mail."))
 		return
 	}
-	render(w, r, http.StatusOK, confirmSignInPage(token))
+	link, err := a.accounts.PeekLink(r.Context(), token)
+	if errors.Is(err, accounts.ErrInvalidLink) {
+		render(w, r, http.StatusBadRequest, linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "look up sign-in link", err)
+		return
+	}
+	render(w, r, http.StatusOK, confirmSignInPage(token, link.Email))
 }
 
 func (a *authHandlers) verify(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,14 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	log := newLogger(cfg.LogLevel).With("process", "edge")
+	if err := cfg.refusePublishedDefaults(); err != nil {
+		return err
+	}
 	secret, err := requireSecret(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := deriveSiteKeys(secret)
 	if err != nil {
 		return err
 	}
@@ -30,7 +37,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer ch.Close()
-	blobs, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	blobs, blobHandler, err := openBlobs(ctx, cfg, js, keys.BlobURL)
 	if err != nil {
 		return err
 	}
@@ -44,7 +51,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	}
 	defer closePay()
 	reg := newRegistry()
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
+	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
 		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)

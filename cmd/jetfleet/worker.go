@@ -20,6 +20,9 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	if err != nil {
 		return err
 	}
+	if err := cfg.refusePublishedDefaults(); err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogLevel).With("process", "worker")
 	roles, err := roleNames(cfg.Roles, allRoles())
 	if err != nil {
@@ -43,7 +46,15 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	if len(secret) == 0 && cfg.S3Endpoint == "" {
 		return errors.New("SESSION_SECRET: required to sign blob URLs when blobs live in the JetStream object store (no S3_ENDPOINT)")
 	}
-	if deps.blobs, _, err = openBlobs(ctx, cfg, js, secret); err != nil {
+	var urlKey []byte
+	if len(secret) > 0 {
+		keys, err := deriveSiteKeys(secret)
+		if err != nil {
+			return err
+		}
+		urlKey = keys.BlobURL
+	}
+	if deps.blobs, _, err = openBlobs(ctx, cfg, js, urlKey); err != nil {
 		return err
 	}
 

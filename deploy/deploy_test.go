@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -87,8 +88,13 @@ func generatedEnv() string {
 		rand.Read(b)
 		return hex.EncodeToString(b)
 	}
-	return "SESSION_SECRET=" + secret() + secret() + "\nCLICKHOUSE_PASSWORD=" + secret() +
-		"\nMINIO_ROOT_USER=jetfleet\nMINIO_ROOT_PASSWORD=" + secret() + "\nBASE_URL=http://localhost:8081\n"
+	var b strings.Builder
+	for _, v := range []string{"SESSION_SECRET", "CLICKHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "NATS_ROUTE_PASSWORD",
+		"NATS_EDGE_PASSWORD", "NATS_WORKER_PASSWORD", "NATS_MIGRATE_PASSWORD", "NATS_OPERATOR_PASSWORD"} {
+		fmt.Fprintf(&b, "%s=%s\n", v, secret())
+	}
+	b.WriteString("MINIO_ROOT_USER=jetfleet\nBASE_URL=http://localhost:8081\n")
+	return b.String()
 }
 
 // composeCLI returns the command that runs compose: the `docker compose`
@@ -181,9 +187,17 @@ func TestNATSConfigRoutesToTheThreeComposeNodes(t *testing.T) {
 	if routes == nil {
 		t.Fatalf("%s: no routes list", natsConf)
 	}
-	got := regexp.MustCompile(`nats-route://([a-z0-9-]+):6222`).FindAllStringSubmatch(routes[1], -1)
+	// Route URLs carry the route password, so the config names variables
+	// and compose's x-nats-env builds them.
+	vars := regexp.MustCompile(`\$(NATS_ROUTE_[0-9])`).FindAllStringSubmatch(routes[1], -1)
+	natsEnv := strings.Join(readCompose(t).anchors["nats-env"], "\n")
 	var hosts []string
-	for _, m := range got {
+	for _, v := range vars {
+		m := regexp.MustCompile(v[1] + `: nats-route://route:\$\{NATS_ROUTE_PASSWORD\}@([a-z0-9-]+):6222`).FindStringSubmatch(natsEnv)
+		if m == nil {
+			t.Errorf("x-nats-env does not define %s as an authenticated route:\n%s", v[1], natsEnv)
+			continue
+		}
 		hosts = append(hosts, m[1])
 	}
 	slices.Sort(hosts)

@@ -102,7 +102,7 @@ func TestServerWithAPasswordRefusesClientsWithoutIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	srv, err := localserver.Start(ctx, localserver.Config{Dir: dir, Password: "s3cret-pw"})
+	srv, err := localserver.Start(ctx, localserver.Config{Dir: dir, User: "jetfleet", Password: "s3cret-pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +122,10 @@ func TestServerWithAPasswordRefusesClientsWithoutIt(t *testing.T) {
 	if err := query(srv.DSN()); err != nil {
 		t.Fatalf("with the password: %v", err)
 	}
-	if err := query(fmt.Sprintf("clickhouse://127.0.0.1:%d/default", srv.TCPPort())); err == nil {
-		t.Fatal("a client without the password was let in")
+	for _, dsn := range []string{"clickhouse://127.0.0.1:%d/default", "clickhouse://jetfleet@127.0.0.1:%d/default"} {
+		if err := query(fmt.Sprintf(dsn, srv.TCPPort())); err == nil {
+			t.Fatalf("%s: a client without the password was let in", dsn)
+		}
 	}
 	users, err := os.ReadFile(filepath.Join(dir, "users.xml"))
 	if err != nil {

@@ -56,6 +56,7 @@ func TestComposeFileValidatesWithComposeCLI(t *testing.T) {
 	}{
 		{"generated secrets", []string{"--env-file", secrets}},
 		{"tools profile", []string{"--env-file", secrets, "--profile", "tools"}},
+		{"monitoring profile", []string{"--env-file", secrets, "--profile", "monitoring"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if out, err := config(tc.args...); err != nil {
@@ -90,7 +91,7 @@ func generatedEnv() string {
 	}
 	var b strings.Builder
 	for _, v := range []string{"SESSION_SECRET", "CLICKHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "NATS_ROUTE_PASSWORD",
-		"NATS_EDGE_PASSWORD", "NATS_WORKER_PASSWORD", "NATS_MIGRATE_PASSWORD", "NATS_OPERATOR_PASSWORD"} {
+		"NATS_EDGE_PASSWORD", "NATS_WORKER_PASSWORD", "NATS_MIGRATE_PASSWORD", "NATS_OPERATOR_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} {
 		fmt.Fprintf(&b, "%s=%s\n", v, secret())
 	}
 	b.WriteString("MINIO_ROOT_USER=jetfleet\nBASE_URL=http://localhost:8081\n")

@@ -93,6 +93,7 @@ type process struct {
 	out     *testenv.Buffer
 	http    string // HTTP_ADDR on loopback
 	metrics string // METRICS_ADDR on loopback
+	killed  bool
 }
 
 // TestComposeTopologyRunsAsLocalProcessesAndLosesNothing is the self-hosting
@@ -138,6 +139,120 @@ func TestComposeTopologyRunsAsLocalProcessesAndLosesNothing(t *testing.T) {
 	edge1, edge2 := top.procs["edge-1"][0], top.procs["edge-2"][0]
 	top.signInThroughOneEdgeReadThroughTheOther("http://"+edge1.http, "http://"+edge2.http)
 	top.countEventsWhileANodeAndAWorkerDie("http://"+edge1.http, "http://"+edge2.http)
+	top.checkMonitoringScrapesWhatTheDashboardQueries()
+}
+
+// checkMonitoringScrapesWhatTheDashboardQueries reads the monitoring
+// profile's Prometheus config and Grafana dashboards from the files compose
+// mounts: Prometheus must scrape every edge and worker service on its
+// METRICS_ADDR port, and every jetfleet metric a dashboard queries must be
+// exported by some running process.
+func (top *topology) checkMonitoringScrapesWhatTheDashboardQueries() {
+	t := top.t
+	prom := top.compose.Services["prometheus"]
+	var promCfg struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+			DNSSDConfigs []struct {
+				Names []string `yaml:"names"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(readFile(t, mountedFile(t, prom, "/etc/prometheus/prometheus.yml")), &promCfg); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	scraped := map[string]bool{}
+	for _, sc := range promCfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for _, target := range st.Targets {
+				scraped[target] = true
+			}
+		}
+		for _, dns := range sc.DNSSDConfigs {
+			for _, n := range dns.Names {
+				scraped[fmt.Sprintf("%s:%d", n, dns.Port)] = true
+			}
+		}
+	}
+	for _, name := range top.longRunning() {
+		_, port, _ := net.SplitHostPort(top.compose.Services[name].Environment["METRICS_ADDR"])
+		if target := name + ":" + port; !scraped[target] {
+			t.Errorf("Prometheus does not scrape %s (METRICS_ADDR of service %s); it scrapes %v", target, name, scraped)
+		}
+	}
+
+	exported := map[string]bool{}
+	for _, ps := range top.procs {
+		for _, p := range ps {
+			if p.killed {
+				continue
+			}
+			for _, name := range scrapeNames(t, "http://"+p.metrics+"/metrics") {
+				exported[name] = true
+			}
+		}
+	}
+	graf := top.compose.Services["grafana"]
+	dir := mountedFile(t, graf, "/var/lib/grafana/dashboards")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		t.Fatalf("no dashboards in %s", dir)
+	}
+	metric := regexp.MustCompile(`\bjetfleet_[a-z_]+`)
+	for _, f := range files {
+		var dash struct {
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(readFile(t, f), &dash); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, p := range dash.Panels {
+			for _, target := range p.Targets {
+				for _, m := range metric.FindAllString(target.Expr, -1) {
+					if base := histogramBase(m); !exported[base] {
+						t.Errorf("dashboard panel %q queries %s, which no jetfleet process exports", p.Title, base)
+					}
+				}
+			}
+		}
+	}
+}
+
+// histogramBase maps a histogram's series names to the family name.
+func histogramBase(name string) string {
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		if b, ok := strings.CutSuffix(name, suffix); ok && strings.HasSuffix(b, "_seconds") {
+			return b
+		}
+	}
+	return name
+}
+
+// scrapeNames lists the metric families a /metrics endpoint exports.
+func scrapeNames(t *testing.T, u string) []string {
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	var names []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			names = append(names, strings.Fields(rest)[0])
+		}
+	}
+	return names
 }
 
 func (top *topology) buildBinary() {
@@ -490,6 +605,7 @@ func (top *topology) countEventsWhileANodeAndAWorkerDie(edge1, edge2 string) {
 			killOnce.Do(func() {
 				w := top.procs["worker-all"][0]
 				w.cmd.Process.Kill()
+				w.killed = true
 			})
 		}
 		edge := edge1

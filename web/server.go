@@ -42,6 +42,10 @@ type Config struct {
 	// Outbox serves /outbox, the mail a development install keeps instead
 	// of sending. Never on a public site: it shows everyone's sign-in links.
 	Outbox bool
+	// ServeMetrics serves /metrics on the site itself. Only `jetfleet dev`
+	// (bound to loopback) does; an edge serves them on its own listener
+	// (METRICS_ADDR), out of the public site's reach.
+	ServeMetrics bool
 	// CounterRetention is how old a Counter API event's timestamp may be
 	// (COUNTER_RETENTION, the VIEWS stream's MaxAge); 0 means
 	// subjects.CounterDefaultRetention.
@@ -104,7 +108,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	root.HandleFunc("GET /readyz", s.ready)
-	root.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.ServeMetrics {
+		root.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	}
 	root.Handle("GET /static/", http.FileServerFS(static))
 	if deps.Blobs != nil {
 		root.Handle("GET /blobs/", deps.Blobs)

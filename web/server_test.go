@@ -34,6 +34,11 @@ type edge struct {
 
 func startEdge(t *testing.T) *edge {
 	t.Helper()
+	return startEdgeWith(t, func(*web.Config) {})
+}
+
+func startEdgeWith(t *testing.T, configure func(*web.Config)) *edge {
+	t.Helper()
 	srv := testenv.StartNATS(t)
 	nc, js := srv.Connect(t)
 	ctx := testenv.Context(t, 10*time.Second)
@@ -43,7 +48,9 @@ func startEdge(t *testing.T) *edge {
 	conn, _ := ch.Database(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}, web.Deps{
+	cfg := web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}
+	configure(&cfg)
+	h, err := web.New(ctx, cfg, web.Deps{
 		NATS: nc, JS: js, ClickHouse: conn, Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -141,9 +148,15 @@ func TestReadyzReportsEachDependency(t *testing.T) {
 	}
 }
 
-func TestMetricsAreExposed(t *testing.T) {
+func TestMetricsAreServedOnTheSiteOnlyWhenAskedFor(t *testing.T) {
+	// An edge serves them on its own listener; the public site has none.
 	e := startEdge(t)
-	resp, body := get(t, e.URL+"/metrics")
+	if resp, _ := get(t, e.URL+"/metrics"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("public /metrics = %d, want 404", resp.StatusCode)
+	}
+	// `jetfleet dev`, bound to loopback, serves them on the site.
+	dev := startEdgeWith(t, func(c *web.Config) { c.ServeMetrics = true })
+	resp, body := get(t, dev.URL+"/metrics")
 	if resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics = %d, has go_goroutines: %v", resp.StatusCode, strings.Contains(body, "go_goroutines"))
 	}

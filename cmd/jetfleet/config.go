@@ -108,7 +108,7 @@ func (c *config) settings() []setting {
 		{env: "S3_REGION", flag: "s3-region", usage: "S3 region", str: &c.S3Region},
 		{env: "S3_USE_SSL", flag: "s3-use-ssl", def: "false", usage: "use https for S3", boolean: &c.S3UseSSL},
 		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "edge listen address", str: &c.HTTPAddr},
-		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "worker /metrics and /healthz listen address", str: &c.MetricsAddr},
+		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "edge and worker /metrics and /healthz listen address (never the public site)", str: &c.MetricsAddr},
 		{env: "BASE_URL", flag: "base-url", def: "http://localhost:8080", usage: "public URL of the site (links in mail, cookie security)", str: &c.BaseURL},
 		{env: "SESSION_SECRET", flag: "session-secret", usage: "32+ byte secret for sessions, CSRF and signed URLs (dev: generated under DATA_DIR)", str: &c.SessionSecret, secret: true},
 		{env: "SMTP_HOST", flag: "smtp-host", usage: "SMTP server for outgoing mail (empty: mail kept in the development outbox)", str: &c.SMTPHost},

@@ -12,7 +12,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/analytics"
 	"jetfleet/analytics/localserver"
+	"jetfleet/internal/jsmetrics"
 	"jetfleet/internal/natsserver"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -139,8 +141,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer closePay()
 	reg := newRegistry()
+	reg.MustRegister(jsmetrics.New(js, log))
+	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
+	edge, err := web.New(ctx, web.Config{ServeMetrics: true, SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
 		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"net"
 	"net/http"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/analytics"
+	"jetfleet/internal/jsmetrics"
 	"jetfleet/workers/consume"
 )
 
@@ -33,6 +36,10 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	defer nc.Drain()
+	reg := newRegistry()
+	// Every worker exports the streams' and consumers' state; dashboards
+	// take one value per stream (max by stream) whatever the worker count.
+	reg.MustRegister(jsmetrics.New(js, log))
 	deps := roleDeps{cfg: cfg, js: js, log: log}
 	if cfg.ClickHouseURL != "" {
 		ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
@@ -40,7 +47,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 			return err
 		}
 		defer ch.Close()
-		deps.ch = ch
+		deps.ch = analytics.InstrumentInserts(ch, analytics.NewInsertMetrics(reg))
 	}
 	secret := []byte(cfg.SessionSecret)
 	if len(secret) == 0 && cfg.S3Endpoint == "" {
@@ -58,19 +65,21 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 
-	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return serveHTTP(gctx, cfg.MetricsAddr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
-	})
+	g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg, log) })
 	deps.reg = reg
 	g.Go(func() error { return runRoles(gctx, roles, deps, metrics) })
 	return g.Wait()
+}
+
+// serveMetrics serves /metrics and /healthz on addr (METRICS_ADDR), a
+// listener of its own that the public site does not expose.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return serveHTTP(ctx, addr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
 }
 
 func newRegistry() *prometheus.Registry {

@@ -102,7 +102,7 @@ func TestMagicLinkSignInFlow(t *testing.T) {
 
 	// Opening the link only shows a confirmation; a mail scanner's GET does
 	// not sign anyone in or spend the token.
-	if code, body := v.get("/signin/verify?token=" + url.QueryEscape(token)); code != 200 || !strings.Contains(body, "Sign in to jetfleet") {
+	if code, body := v.get("/signin/verify?token=" + url.QueryEscape(token)); code != 200 || !strings.Contains(body, "Sign in to jetfleet") || !strings.Contains(body, "signing in as <strong>ada@example.com</strong>") {
 		t.Fatalf("confirm page = %d", code)
 	}
 	resp = v.post("/signin/verify?token="+url.QueryEscape(token), "/signin/verify", url.Values{"token": {token}})
@@ -113,9 +113,12 @@ func TestMagicLinkSignInFlow(t *testing.T) {
 		t.Fatal("home does not show the signed-in user")
 	}
 
-	// The link works once.
+	// The link works once: its page now says so, and posting it fails.
 	other := newVisitor(t, e.URL)
-	resp = other.post("/signin/verify?token="+url.QueryEscape(token), "/signin/verify", url.Values{"token": {token}})
+	if code, body := other.get("/signin/verify?token=" + url.QueryEscape(token)); code != http.StatusBadRequest || !strings.Contains(body, "already used") {
+		t.Fatalf("spent link's page = %d", code)
+	}
+	resp = other.post("/signin", "/signin/verify", url.Values{"token": {token}})
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("second use of the link = %d, want 400", resp.StatusCode)
 	}

@@ -278,7 +278,7 @@ type sessionOwner struct {
 }
 
 // endSessions purges every session of user uid. Sessions are keyed by
-// their random id, so this reads them all, in one watch of the bucket's
+// the hash of their random id, so this reads them all, in one watch of the bucket's
 // current values: a cost paid once per deletion.
 func endSessions(ctx context.Context, js jetstream.JetStream, uid string) (int, error) {
 	kv, err := js.KeyValue(ctx, subjects.SessionsBucket)

@@ -246,6 +246,9 @@ const (
 	// produce a second output event. It must exceed EnricherAckWait plus
 	// the longest late-dimension hold.
 	EnricherOutputDuplicates = 5 * time.Minute
+	// EnricherMaxHold bounds the opt-in hold of lessons with a late
+	// dimension: OUTPUT's duplicate window less the ack wait.
+	EnricherMaxHold = EnricherOutputDuplicates - EnricherAckWait
 )
 
 // enricherAssets declares the Enricher's streams, consumers and buckets

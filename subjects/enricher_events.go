@@ -64,15 +64,14 @@ const (
 	FieldEnrichment         = "enrichment"
 )
 
-// Enrichment statuses of an emitted lesson. A lesson is emitted with a
-// missing_* status only after it was held for the late-dimension window and
-// the dimension still was not known; the missing fields are then null.
+// Enrichment statuses of an emitted lesson: what was known at the lesson's
+// place in its user's stream. The unknown fields are null. An unknown user
+// is reported as missing_user whether or not the subscription is known
+// (the subscription fields tell).
 const (
 	EnrichmentComplete            = "complete"
 	EnrichmentMissingUser         = "missing_user"
 	EnrichmentMissingSubscription = "missing_subscription"
-	// Both the user and the subscription in the lesson's language.
-	EnrichmentMissingBoth = "missing_user_and_subscription"
 )
 
 // EnrichedLessonFields are the fields of an emitted lesson that the Enricher

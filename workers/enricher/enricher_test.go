@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,7 +189,6 @@ func str(b map[string]any, k string) string {
 
 func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 	_, js := provision(t)
-	hold := 1500 * time.Millisecond
 
 	// The script, in publish order. Comments say what each line tests.
 	type step struct{ kind, user, body string }
@@ -204,13 +204,13 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		{"lesson", "u1", `{"user_uuid":"u1","language":"es","title":"L2","n":3}`},
 		{"subscription", "u1", `{"operation":"update","user_uuid":"u1","language":"es","subscription_status":"expired"}`},
 		{"lesson", "u1", `{"user_uuid":"u1","language":"es","title":"L3","n":4}`},
-		// Out of order by design: the lesson precedes its user and
-		// subscription; it is held, then emitted complete.
+		// The lesson precedes its user and subscription: as of its place
+		// in the stream the user is unknown, and it says so at once.
 		{"lesson", "u2", `{"user_uuid":"u2","language":"de","title":"early","n":1}`},
 		{"user", "u2", `{"operation":"create","uuid":"u2","country":"AT","active":true}`},
 		{"subscription", "u2", `{"operation":"create","user_uuid":"u2","language":"de","subscription_status":"trial","subscription_type":"free"}`},
 		// Never-known user, and a known user without a subscription in
-		// the lesson's language: emitted after the hold, marked.
+		// the lesson's language: emitted at once, in order, marked.
 		{"lesson", "u3", `{"user_uuid":"u3","language":"es","n":1}`},
 		{"lesson", "u1", `{"user_uuid":"u1","language":"it","n":5}`},
 		// Invalid events: dead-lettered with reasons, never blocking.
@@ -227,7 +227,7 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		seqs[i] = publish(t, js, s.kind, s.user, s.body)
 	}
 	const invalid = 5
-	inst := startEnricher(t, js, enricher.Config{Hold: hold, ParkRetry: 100 * time.Millisecond})
+	inst := startEnricher(t, js, enricher.Config{})
 	testenv.Eventually(t, 20*time.Second, "every valid event emitted", func() bool {
 		return outputCount(t, js) == uint64(len(script)-invalid)
 	})
@@ -261,9 +261,8 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		lesson("3", "active", "premium", "FR", "complete"),
 		{kind: "subscription"},
 		lesson("4", "expired", "premium", "FR", "complete"),
-		// n=5 (language it) is held for the hold time: n=6 passes it.
-		lesson("6", "cancelled", "basic", "FR", "complete"),
 		lesson("5", "<null>", "<null>", "FR", "missing_subscription"),
+		lesson("6", "cancelled", "basic", "FR", "complete"),
 	}
 	check := func(user string, wants []want) {
 		t.Helper()
@@ -287,8 +286,8 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		}
 	}
 	check("u1", wantU1)
-	check("u2", []want{{kind: "user"}, {kind: "subscription"}, lesson("1", "trial", "free", "AT", "complete")})
-	check("u3", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user_and_subscription")})
+	check("u2", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user"), {kind: "user"}, {kind: "subscription"}})
+	check("u3", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user")})
 	// Pass-through keeps the producer's bytes' meaning, extra fields too.
 	if got := byUser["u1"][0].Body; str(got, "name") != "ada" || str(got, "operation") != "create" {
 		t.Errorf("user event not passed through: %v", got)
@@ -338,11 +337,11 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 	}
 
 	st := inst.e.Stats()
-	if st.Lessons["missing_subscription"] != 1 || st.Lessons["missing_user_and_subscription"] != 1 || st.Lessons["complete"] != 6 {
+	if st.Lessons["missing_subscription"] != 1 || st.Lessons["missing_user"] != 2 || st.Lessons["complete"] != 5 {
 		t.Errorf("lesson counts %v", st.Lessons)
 	}
-	if st.Parked == 0 {
-		t.Error("no lesson counted as parked")
+	if st.Parked != 0 || st.Held != 0 {
+		t.Errorf("%d lessons parked, %d events held back with holding off", st.Parked, st.Held)
 	}
 	_ = seqs
 }
@@ -678,5 +677,125 @@ func TestStateUsesTheProvisionedShardCount(t *testing.T) {
 		if err != nil || s == nil || *s.SubscriptionType != fmt.Sprintf("t%d", i) {
 			t.Fatalf("subscription %s/fr: %+v %v", id, s, err)
 		}
+	}
+}
+
+// lessonView is what a test compares of an emitted lesson.
+type lessonView struct{ n, status, typ, country, enrichment string }
+
+func viewOf(o emitted) lessonView {
+	return lessonView{str(o.Body, "n"), str(o.Body, "subscription_status"), str(o.Body, "subscription_type"), str(o.Body, "country"), str(o.Body, "enrichment")}
+}
+
+// kindsAndLessons renders a user's output as kinds in order, lessons with
+// their enrichment, for one comparison.
+func kindsAndLessons(out []emitted, user string) []string {
+	var got []string
+	for _, o := range out {
+		u, _ := o.Body["user_uuid"].(string)
+		if o.Kind == "user" {
+			u, _ = o.Body["uuid"].(string)
+		}
+		if u != user {
+			continue
+		}
+		if o.Kind != "lesson" {
+			got = append(got, o.Kind)
+			continue
+		}
+		got = append(got, fmt.Sprintf("lesson%+v", viewOf(o)))
+	}
+	return got
+}
+
+// The seed keeps each user's events in order, so a lesson is enriched with
+// the state at its own place in the stream: a country changed and a
+// subscription created after it never reach it, and it comes out at once,
+// before them.
+func TestLessonIsEnrichedAsOfItsPlaceNeverWithLaterEvents(t *testing.T) {
+	_, js := provision(t)
+	publish(t, js, "user", "a1", `{"operation":"create","uuid":"a1","country":"DE"}`)
+	publish(t, js, "lesson", "a1", `{"user_uuid":"a1","language":"es","n":1}`)
+	publish(t, js, "user", "a1", `{"operation":"update","uuid":"a1","country":"FR"}`)
+	publish(t, js, "subscription", "a1", `{"operation":"create","user_uuid":"a1","language":"es","subscription_status":"active","subscription_type":"premium"}`)
+	publish(t, js, "lesson", "a1", `{"user_uuid":"a1","language":"es","n":2}`)
+	// A lesson of a user not created yet, with and without a subscription
+	// (a snapshot may hold subscriptions of unknown users): missing_user.
+	if _, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(
+		`{"user_uuid":"b1","language":"es","subscription_status":"trial","subscription_type":"free"}`)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "lesson", "b1", `{"user_uuid":"b1","language":"es","n":1}`)
+	publish(t, js, "lesson", "b1", `{"user_uuid":"b1","language":"it","n":2}`)
+	publish(t, js, "user", "b1", `{"operation":"create","uuid":"b1","country":"IT"}`)
+
+	inst := startEnricher(t, js, enricher.Config{})
+	// No hold: everything is out well within a second on a quiet machine;
+	// the deadline only guards a slow one.
+	testenv.Eventually(t, 10*time.Second, "all 8 events emitted", func() bool { return outputCount(t, js) == 8 })
+	out := readOutput(t, js)
+	want := map[string][]string{
+		"a1": {"user",
+			"lesson{n:1 status:<null> typ:<null> country:DE enrichment:missing_subscription}",
+			"user", "subscription",
+			"lesson{n:2 status:active typ:premium country:FR enrichment:complete}"},
+		"b1": {
+			"lesson{n:1 status:trial typ:free country:<null> enrichment:missing_user}",
+			"lesson{n:2 status:<null> typ:<null> country:<null> enrichment:missing_user}",
+			"user"},
+	}
+	for user, w := range want {
+		if got := kindsAndLessons(out, user); !slices.Equal(got, w) {
+			t.Errorf("user %s out:\n got  %q\n want %q", user, got, w)
+		}
+	}
+	if st := inst.e.Stats(); st.Parked != 0 {
+		t.Errorf("%d lessons parked with holding off", st.Parked)
+	}
+}
+
+// With holding on (for producers that cannot keep the seed's order) a
+// lesson missing its subscription waits for it; what was known at its first
+// attempt (the country) stays, only the missing subscription is filled in,
+// and the user's later events come out after it, in order. A lesson whose
+// dimension never comes is emitted when the hold ends.
+func TestHoldFreezesKnownValuesFillsOnlyTheMissingOneAndKeepsUserOrder(t *testing.T) {
+	_, js := provision(t)
+	publish(t, js, "user", "h1", `{"operation":"create","uuid":"h1","country":"DE"}`)
+	publish(t, js, "subscription", "h1", `{"operation":"create","user_uuid":"h1","language":"fr","subscription_status":"active","subscription_type":"basic"}`)
+	publish(t, js, "lesson", "h1", `{"user_uuid":"h1","language":"es","n":1}`)
+	publish(t, js, "user", "h1", `{"operation":"update","uuid":"h1","country":"FR"}`)
+	publish(t, js, "lesson", "h1", `{"user_uuid":"h1","language":"fr","n":2}`)
+	publish(t, js, "subscription", "h1", `{"operation":"create","user_uuid":"h1","language":"es","subscription_status":"trial","subscription_type":"free"}`)
+	// h2's lesson never gets its subscription: out after the hold.
+	publish(t, js, "user", "h2", `{"operation":"create","uuid":"h2","country":"PL"}`)
+	publish(t, js, "lesson", "h2", `{"user_uuid":"h2","language":"pl","n":1}`)
+	publish(t, js, "user", "h2", `{"operation":"update","uuid":"h2","country":"CZ"}`)
+
+	hold := 2 * time.Second
+	inst := startEnricher(t, js, enricher.Config{Hold: hold, ParkRetry: 100 * time.Millisecond})
+	testenv.Eventually(t, 20*time.Second, "all 9 events emitted", func() bool { return outputCount(t, js) == 9 })
+	out := readOutput(t, js)
+	want := map[string][]string{
+		"h1": {"user", "subscription",
+			// country as of the lesson (DE), the late subscription filled in
+			"lesson{n:1 status:trial typ:free country:DE enrichment:complete}",
+			"user",
+			"lesson{n:2 status:active typ:basic country:FR enrichment:complete}",
+			"subscription"},
+		"h2": {"user",
+			"lesson{n:1 status:<null> typ:<null> country:PL enrichment:missing_subscription}",
+			"user"},
+	}
+	for user, w := range want {
+		if got := kindsAndLessons(out, user); !slices.Equal(got, w) {
+			t.Errorf("user %s out:\n got  %q\n want %q", user, got, w)
+		}
+	}
+	st := inst.e.Stats()
+	// h1: lesson 1 and the three events behind it; h2: the lesson and the
+	// update behind it.
+	if st.Parked == 0 || st.Held != 6 {
+		t.Errorf("parked %d, held back %d; want some parking and 6 held events measured", st.Parked, st.Held)
 	}
 }

@@ -259,7 +259,7 @@ func ParseEvent(kind string, data []byte) (Event, error) {
 		ev.Lesson = &LessonEvent{UserUUID: *str("user_uuid"), Language: *str("language"),
 			ContentReleaseID: str("content_release_id"), Title: str("title"), CourseUUID: str("course_uuid"),
 			CourseTitle: str("course_title"), NumberOfLessonsInCourse: num("number_of_lessons_in_course"),
-			CompletedLessonsInCourse: num("completed_lessons_in_course"),
+			CompletedLessonsInCourse:    num("completed_lessons_in_course"),
 			PercentageCompletedInCourse: num("percentage_completed_in_course")}
 	}
 	return ev, nil

@@ -24,8 +24,12 @@ import (
 // transform hashes the user uuid token into one of EnricherPartitions
 // partitions and stores the message as input.part.<p>.<kind>, so every event
 // of one user lands in one partition, in publish order, without producers
-// knowing the hash. A publish to any other input subject has no responders:
-// producers learn at once instead of losing events.
+// knowing the hash. INPUT also takes the stored form input.part.<p>.<kind>
+// as is: a dead letter of INPUT records that subject, and `jetfleet dlq
+// replay` publishes it back there, into the same partition (the Enricher
+// still checks that the body's user belongs to it). A publish to any other
+// input subject has no responders: producers learn at once instead of
+// losing events.
 //
 // Every event comes out on OUTPUT as output.<kind>: users and subscriptions
 // as they came in, lessons enriched.
@@ -261,7 +265,9 @@ func enricherAssets(o Options) assetSet {
 			{
 				Name:        InputStream,
 				Description: "Enricher input: user, subscription and lesson events, partitioned by user uuid (input.part.<p>.<kind>)",
-				Subjects:    []string{inputPrefix + "*.*"},
+				// The second form is the stored one, for DLQ replays
+				// (the transform's source does not match it).
+				Subjects: []string{inputPrefix + "*.*", inputPartPrefix + "*.*"},
 				SubjectTransform: &jetstream.SubjectTransformConfig{
 					Source: inputPrefix + "*.*",
 					// partition() hashes the uuid token; the kind is kept.

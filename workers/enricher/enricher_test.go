@@ -19,6 +19,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
+	"jetfleet/workers/deadletter"
 	"jetfleet/workers/enricher"
 )
 
@@ -797,5 +798,37 @@ func TestHoldFreezesKnownValuesFillsOnlyTheMissingOneAndKeepsUserOrder(t *testin
 	// update behind it.
 	if st.Parked == 0 || st.Held != 6 {
 		t.Errorf("parked %d, held back %d; want some parking and 6 held events measured", st.Parked, st.Held)
+	}
+}
+
+// A dead letter of INPUT records the stored subject input.part.<p>.<kind>;
+// `jetfleet dlq replay` publishes it back there, INPUT takes it, and the
+// Enricher handles it again in its partition (here: dead-letters it again,
+// marked as a replay; the user's valid events are not disturbed).
+func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testing.T) {
+	_, js := provision(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	publish(t, js, "user", "d1", `{"operation":"create","name":"no uuid"}`)
+	startEnricher(t, js, enricher.Config{})
+	var entries []deadletter.Entry
+	testenv.Eventually(t, 10*time.Second, "the invalid event dead-lettered", func() bool {
+		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		return len(entries) == 1
+	})
+	first := entries[0]
+	if want := "input.part." + strconv.Itoa(subjects.EnricherPartitionOf("d1")) + ".user"; first.Origin != want {
+		t.Fatalf("dead letter origin %q, want %q", first.Origin, want)
+	}
+	if err := deadletter.Replay(ctx, js, first.Seq); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the replayed event handled again", func() bool {
+		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		return len(entries) == 1 && entries[0].Seq != first.Seq
+	})
+	again := entries[0]
+	if again.Header.Get(subjects.HeaderDLQReplayed) != strconv.FormatUint(first.Seq, 10) || again.Origin != first.Origin ||
+		!strings.Contains(again.Error, "uuid: required") {
+		t.Errorf("dead letter after replay: %+v", again)
 	}
 }

@@ -462,16 +462,25 @@ func TestLoadSeedsStateAndReportsBadLinesByNumber(t *testing.T) {
 		``,
 		`{"uuid":"s2","active":"maybe"}`,
 		`{"user_uuid":"s2","language":"de","subscription_type":"free"}`,
+		// A line over the limit does not stop the load either.
+		`{"uuid":"s3","name":"` + strings.Repeat("x", 2<<20) + `"}`,
+		`{"uuid":"s4","country":"NO"}`,
 	}, "\n")
-	st, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(snapshot))
+	var calls int
+	var last enricher.LoadStats
+	st, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(snapshot), func(s enricher.LoadStats) { calls++; last = s })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Users != 1 || st.Subscriptions != 2 || st.RejectedTotal != 2 {
+	if st.Users != 2 || st.Subscriptions != 2 || st.RejectedTotal != 3 || st.Lines != 8 || st.Bytes != int64(len(snapshot)) {
 		t.Fatalf("loaded %+v", st)
 	}
-	if st.Rejected[0].Line != 3 || st.Rejected[1].Line != 5 || !strings.Contains(st.Rejected[1].Reason, "active: must be a boolean") {
+	if st.Rejected[0].Line != 3 || st.Rejected[1].Line != 5 || !strings.Contains(st.Rejected[1].Reason, "active: must be a boolean") ||
+		st.Rejected[2].Line != 7 || !strings.Contains(st.Rejected[2].Reason, "over 1048576 bytes") {
 		t.Errorf("rejected lines %+v", st.Rejected)
+	}
+	if calls != 8 || last.Lines != 8 || last.Bytes != st.Bytes {
+		t.Errorf("progress called %d times, last %+v", calls, last)
 	}
 	// A lesson for the loaded user is enriched from the snapshot.
 	publish(t, js, "lesson", "s1", `{"user_uuid":"s1","language":"en"}`)
@@ -579,7 +588,7 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	for i := range 20 {
 		lines = append(lines, fmt.Sprintf(`{"uuid":"p%d","country":"C%d"}`, i, i), fmt.Sprintf(`{"user_uuid":"p%d","language":"en","subscription_type":"t%d"}`, i, i))
 	}
-	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n")), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The cache is split over every partition and both kinds: room for
@@ -641,7 +650,7 @@ func TestStateUsesTheProvisionedShardCount(t *testing.T) {
 	for i := range users {
 		lines = append(lines, fmt.Sprintf(`{"uuid":"s%d","country":"C%d"}`, i, i), fmt.Sprintf(`{"user_uuid":"s%d","language":"fr","subscription_type":"t%d"}`, i, i))
 	}
-	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n")), nil); err != nil {
 		t.Fatal(err)
 	}
 	total := 0
@@ -723,7 +732,7 @@ func TestLessonIsEnrichedAsOfItsPlaceNeverWithLaterEvents(t *testing.T) {
 	// A lesson of a user not created yet, with and without a subscription
 	// (a snapshot may hold subscriptions of unknown users): missing_user.
 	if _, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(
-		`{"user_uuid":"b1","language":"es","subscription_status":"trial","subscription_type":"free"}`)); err != nil {
+		`{"user_uuid":"b1","language":"es","subscription_status":"trial","subscription_type":"free"}`), nil); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, js, "lesson", "b1", `{"user_uuid":"b1","language":"es","n":1}`)

@@ -66,6 +66,15 @@ const (
 	// of the key (the key itself is never stored).
 	EnricherKeysBucket = "ENRICHER_APIKEYS"
 
+	// EnricherHeldBucket keeps, by INPUT sequence, what a lesson held back
+	// with ENRICHER_HOLD was enriched with at its first attempt, so a worker
+	// taking the partition over keeps it frozen. Entries expire after
+	// EnricherHeldTTL.
+	EnricherHeldBucket = "ENRICHER_HELD"
+	// EnricherHeldTTL outlives any hold (EnricherMaxHold) and the waits of
+	// the events behind it.
+	EnricherHeldTTL = 30 * time.Minute
+
 	// EnricherGroup is the priority group of the partition consumers: the
 	// server pins each partition to one client of the group at a time.
 	EnricherGroup = "enricher"
@@ -328,6 +337,14 @@ func enricherAssets(o Options) assetSet {
 		Bucket:      EnricherKeysBucket,
 		Description: "enricher ingest API keys (SHA-256 of the key → record)",
 		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
+		Bucket:      EnricherHeldBucket,
+		Description: "enricher: enrichment frozen for lessons held back (ENRICHER_HOLD), by INPUT sequence",
+		History:     1,
+		TTL:         EnricherHeldTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 	})

@@ -116,6 +116,8 @@ type Enricher struct {
 	// holds are, per partition, the events held back (Config.Hold > 0);
 	// each is used only by its partition's goroutine.
 	holds []*holds
+	// held is subjects.EnricherHeldBucket when holding is on, else nil.
+	held jetstream.KeyValue
 }
 
 // New opens the state store and returns the Enricher. reg may be nil.
@@ -133,6 +135,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 	if err != nil {
 		return nil, fmt.Errorf("enricher publisher: %w", err)
 	}
+	var held jetstream.KeyValue
+	if cfg.Hold > 0 {
+		if held, err = js.KeyValue(ctx, subjects.EnricherHeldBucket); err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("ENRICHER_HOLD needs bucket %s (provision first: jetfleet migrate): %w", subjects.EnricherHeldBucket, err)
+		}
+	}
 	m := newMetrics(store)
 	if reg != nil {
 		if err := m.register(reg); err != nil {
@@ -142,7 +151,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 	return &Enricher{
 		cfg: cfg, pub: pub, store: store, metrics: m, log: log, now: time.Now,
 		pins: make([]string, subjects.EnricherPartitions), parsed: parsedMaps(),
-		scratch: make([]prepareScratch, subjects.EnricherPartitions), holds: newHolds(),
+		scratch: make([]prepareScratch, subjects.EnricherPartitions), holds: newHolds(), held: held,
 	}, nil
 }
 
@@ -290,7 +299,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	case subjects.KindSubscription:
 		err = e.applySubscription(ctx, p, ev.Subscription, seq)
 	case subjects.KindLesson:
-		en, err = e.enrichment(ctx, p, ev.Lesson, seq)
+		en, err = e.enrichment(ctx, p, ev.Lesson, seq, md.NumDelivered > 1)
 	}
 	if err != nil {
 		return nil, err
@@ -299,7 +308,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	if e.cfg.Hold > 0 {
 		// Holding decides after the state was updated: a held lesson's
 		// missing dimension may come from the events behind it.
-		if waited, err = e.holdBack(p, ev.UserUUID(), seq, md.Timestamp, en); err != nil {
+		if waited, err = e.holdBack(ctx, p, ev.UserUUID(), seq, md.Timestamp, en); err != nil {
 			return nil, err
 		}
 	}
@@ -372,22 +381,25 @@ func (e *Enricher) applySubscription(ctx context.Context, p int, ev *subjects.Su
 	return e.store.PutSubscription(ctx, p, s)
 }
 
-// enrichment is what a lesson is enriched with.
+// enrichment is what a lesson is enriched with (as JSON, a frozen record in
+// subjects.EnricherHeldBucket).
 type enrichment struct {
-	userKnown, subKnown bool
-	country             *string
-	subStatus, subType  *string
+	UserKnown bool    `json:"user_known"`
+	SubKnown  bool    `json:"subscription_known"`
+	Country   *string `json:"country,omitempty"`
+	SubStatus *string `json:"subscription_status,omitempty"`
+	SubType   *string `json:"subscription_type,omitempty"`
 }
 
 func (en *enrichment) setUser(u *subjects.UserState) {
 	if u != nil {
-		en.userKnown, en.country = true, u.Country
+		en.UserKnown, en.Country = true, u.Country
 	}
 }
 
 func (en *enrichment) setSubscription(s *subjects.SubscriptionState) {
 	if s != nil {
-		en.subKnown, en.subStatus, en.subType = true, s.SubscriptionStatus, s.SubscriptionType
+		en.SubKnown, en.SubStatus, en.SubType = true, s.SubscriptionStatus, s.SubscriptionType
 	}
 }
 
@@ -396,17 +408,17 @@ func (en *enrichment) setSubscription(s *subjects.SubscriptionState) {
 // the subscription was known.
 func (en *enrichment) status() string {
 	switch {
-	case !en.userKnown:
+	case !en.UserKnown:
 		return subjects.EnrichmentMissingUser
-	case !en.subKnown:
+	case !en.SubKnown:
 		return subjects.EnrichmentMissingSubscription
 	}
 	return subjects.EnrichmentComplete
 }
 
 func (en *enrichment) fields(status string) subjects.EnrichedLessonFields {
-	return subjects.EnrichedLessonFields{SubscriptionStatus: en.subStatus, SubscriptionType: en.subType,
-		Country: en.country, Enrichment: status}
+	return subjects.EnrichedLessonFields{SubscriptionStatus: en.SubStatus, SubscriptionType: en.SubType,
+		Country: en.Country, Enrichment: status}
 }
 
 // enrichment returns the lesson's enrichment from the state as it is now:
@@ -414,16 +426,24 @@ func (en *enrichment) fields(status string) subjects.EnrichedLessonFields {
 // partition's events are handled in order. A lesson held back (Hold) keeps
 // what was found at its first attempt; only what was missing is looked up
 // again.
-func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.LessonEvent, seq uint64) (*enrichment, error) {
+func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.LessonEvent, seq uint64, redelivered bool) (*enrichment, error) {
 	en, frozen := e.holds[p].frozen[seq]
-	if !en.userKnown {
+	if !frozen && redelivered && e.held != nil {
+		// Held by another owner before a takeover (or by this one before
+		// it lost the partition): its frozen record is in KV.
+		var err error
+		if en, frozen, err = e.loadFrozen(ctx, seq); err != nil {
+			return nil, err
+		}
+	}
+	if !en.UserKnown {
 		u, err := e.store.User(ctx, p, l.UserUUID)
 		if err != nil {
 			return nil, err
 		}
 		en.setUser(u)
 	}
-	if !en.subKnown {
+	if !en.SubKnown {
 		s, err := e.store.Subscription(ctx, p, l.UserUUID, l.Language)
 		if err != nil {
 			return nil, err

@@ -841,3 +841,33 @@ func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testi
 		t.Errorf("dead letter after replay: %+v", again)
 	}
 }
+
+// A worker taking a partition over in the middle of a hold keeps what the
+// held lesson was frozen with (country DE), though the user's later update
+// (FR) is in the state by then, fills in only the late subscription, and
+// keeps the user's order.
+func TestHoldSurvivesATakeoverWithItsFrozenValues(t *testing.T) {
+	srv, js := provision(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	publish(t, js, "user", "t1", `{"operation":"create","uuid":"t1","country":"DE"}`)
+	publish(t, js, "lesson", "t1", `{"user_uuid":"t1","language":"es","n":1}`)
+	publish(t, js, "user", "t1", `{"operation":"update","uuid":"t1","country":"FR"}`)
+	cfg := enricher.Config{Hold: 20 * time.Second, ParkRetry: 200 * time.Millisecond}
+	a := startEnricher(t, connect(t, srv), cfg)
+	p := subjects.EnricherPartitionOf("t1")
+	testenv.Eventually(t, 10*time.Second, "the lesson held and the update applied behind it", func() bool {
+		u, err := a.e.Store().User(ctx, p, "t1")
+		return err == nil && u != nil && u.Country != nil && *u.Country == "FR" && a.e.Stats().Parked > 0
+	})
+	if n := outputCount(t, js); n != 1 {
+		t.Fatalf("%d events out while the lesson is held, want only the user create", n)
+	}
+	a.stop() // graceful: its partitions are unpinned, the parked events are outstanding
+	publish(t, js, "subscription", "t1", `{"operation":"create","user_uuid":"t1","language":"es","subscription_status":"trial","subscription_type":"free"}`)
+	startEnricher(t, connect(t, srv), cfg)
+	testenv.Eventually(t, 20*time.Second, "all 4 events out", func() bool { return outputCount(t, js) == 4 })
+	want := []string{"user", "lesson{n:1 status:trial typ:free country:DE enrichment:complete}", "user", "subscription"}
+	if got := kindsAndLessons(readOutput(t, js), "t1"); !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
+	}
+}

@@ -24,8 +24,12 @@ import (
 // transform hashes the user uuid token into one of EnricherPartitions
 // partitions and stores the message as input.part.<p>.<kind>, so every event
 // of one user lands in one partition, in publish order, without producers
-// knowing the hash. A publish to any other input subject has no responders:
-// producers learn at once instead of losing events.
+// knowing the hash. INPUT also takes the stored form input.part.<p>.<kind>
+// as is: a dead letter of INPUT records that subject, and `jetfleet dlq
+// replay` publishes it back there, into the same partition (the Enricher
+// still checks that the body's user belongs to it). A publish to any other
+// input subject has no responders: producers learn at once instead of
+// losing events.
 //
 // Every event comes out on OUTPUT as output.<kind>: users and subscriptions
 // as they came in, lessons enriched.
@@ -61,6 +65,15 @@ const (
 	// EnricherKeysBucket holds the API keys of the HTTP ingest, by SHA-256
 	// of the key (the key itself is never stored).
 	EnricherKeysBucket = "ENRICHER_APIKEYS"
+
+	// EnricherHeldBucket keeps, by INPUT sequence, what a lesson held back
+	// with ENRICHER_HOLD was enriched with at its first attempt, so a worker
+	// taking the partition over keeps it frozen. Entries expire after
+	// EnricherHeldTTL.
+	EnricherHeldBucket = "ENRICHER_HELD"
+	// EnricherHeldTTL outlives any hold (EnricherMaxHold) and the waits of
+	// the events behind it.
+	EnricherHeldTTL = 30 * time.Minute
 
 	// EnricherGroup is the priority group of the partition consumers: the
 	// server pins each partition to one client of the group at a time.
@@ -246,6 +259,9 @@ const (
 	// produce a second output event. It must exceed EnricherAckWait plus
 	// the longest late-dimension hold.
 	EnricherOutputDuplicates = 5 * time.Minute
+	// EnricherMaxHold bounds the opt-in hold of lessons with a late
+	// dimension: OUTPUT's duplicate window less the ack wait.
+	EnricherMaxHold = EnricherOutputDuplicates - EnricherAckWait
 )
 
 // enricherAssets declares the Enricher's streams, consumers and buckets
@@ -258,7 +274,9 @@ func enricherAssets(o Options) assetSet {
 			{
 				Name:        InputStream,
 				Description: "Enricher input: user, subscription and lesson events, partitioned by user uuid (input.part.<p>.<kind>)",
-				Subjects:    []string{inputPrefix + "*.*"},
+				// The second form is the stored one, for DLQ replays
+				// (the transform's source does not match it).
+				Subjects: []string{inputPrefix + "*.*", inputPartPrefix + "*.*"},
 				SubjectTransform: &jetstream.SubjectTransformConfig{
 					Source: inputPrefix + "*.*",
 					// partition() hashes the uuid token; the kind is kept.
@@ -319,6 +337,14 @@ func enricherAssets(o Options) assetSet {
 		Bucket:      EnricherKeysBucket,
 		Description: "enricher ingest API keys (SHA-256 of the key → record)",
 		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    r,
+	})
+	set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
+		Bucket:      EnricherHeldBucket,
+		Description: "enricher: enrichment frozen for lessons held back (ENRICHER_HOLD), by INPUT sequence",
+		History:     1,
+		TTL:         EnricherHeldTTL,
 		Storage:     jetstream.FileStorage,
 		Replicas:    r,
 	})

@@ -34,10 +34,11 @@ type SubscriptionEvent struct {
 	SubscriptionPeriod *int64  `json:"subscription_period,omitempty"`
 }
 
-// LessonEvent is a completed lesson (seed 004, lesson/schema.json). The
-// Enricher needs only its user and language; the other fields pass through
-// untouched. ParseEvent validates every field but fills only UserUUID and
-// Language: decode the body with encoding/json for the others.
+// LessonEvent is a completed lesson (seed 004, lesson/schema.json), as
+// ParseEvent reads it: every reader of a lesson takes its fields from here,
+// so what validation accepted is what is used (field names match exactly;
+// encoding/json would also take "USER_UUID" for user_uuid). The Enricher
+// passes the producer's bytes through untouched.
 type LessonEvent struct {
 	UserUUID                    string  `json:"user_uuid"`
 	Language                    string  `json:"language"`
@@ -64,15 +65,14 @@ const (
 	FieldEnrichment         = "enrichment"
 )
 
-// Enrichment statuses of an emitted lesson. A lesson is emitted with a
-// missing_* status only after it was held for the late-dimension window and
-// the dimension still was not known; the missing fields are then null.
+// Enrichment statuses of an emitted lesson: what was known at the lesson's
+// place in its user's stream. The unknown fields are null. An unknown user
+// is reported as missing_user whether or not the subscription is known
+// (the subscription fields tell).
 const (
 	EnrichmentComplete            = "complete"
 	EnrichmentMissingUser         = "missing_user"
 	EnrichmentMissingSubscription = "missing_subscription"
-	// Both the user and the subscription in the lesson's language.
-	EnrichmentMissingBoth = "missing_user_and_subscription"
 )
 
 // EnrichedLessonFields are the fields of an emitted lesson that the Enricher
@@ -256,11 +256,56 @@ func ParseEvent(kind string, data []byte) (Event, error) {
 			Name: str("name"), SubscriptionStatus: str("subscription_status"), SubscriptionType: str("subscription_type"),
 			SubscriptionPeriod: num("subscription_period")}
 	case KindLesson:
-		// Only the keys: the other fields were validated and pass through
-		// in the raw body (decoding them is most of a lesson's cost).
-		ev.Lesson = &LessonEvent{UserUUID: *str("user_uuid"), Language: *str("language")}
+		ev.Lesson = &LessonEvent{UserUUID: *str("user_uuid"), Language: *str("language"),
+			ContentReleaseID: str("content_release_id"), Title: str("title"), CourseUUID: str("course_uuid"),
+			CourseTitle: str("course_title"), NumberOfLessonsInCourse: num("number_of_lessons_in_course"),
+			CompletedLessonsInCourse:    num("completed_lessons_in_course"),
+			PercentageCompletedInCourse: num("percentage_completed_in_course")}
 	}
 	return ev, nil
+}
+
+// EnrichedLesson is a lesson as the Enricher emits it on OUTPUT.
+type EnrichedLesson struct {
+	LessonEvent
+	EnrichedLessonFields
+}
+
+// ParseEnrichedLesson reads an emitted lesson with the same parser (and so
+// the same field names) as ParseEvent, for consumers of OUTPUT.
+func ParseEnrichedLesson(data []byte) (EnrichedLesson, error) {
+	ev, err := ParseEvent(KindLesson, data)
+	if err != nil {
+		return EnrichedLesson{}, err
+	}
+	fields, _ := scanObject(data) // ParseEvent accepted it: one object
+	out := EnrichedLesson{LessonEvent: *ev.Lesson}
+	var problems []string
+	for name, dst := range map[string]**string{
+		FieldSubscriptionStatus: &out.SubscriptionStatus, FieldSubscriptionType: &out.SubscriptionType,
+		FieldCountry: &out.Country,
+	} {
+		raw, ok := fields.get(name)
+		switch {
+		case !ok || string(bytes.TrimSpace(raw)) == "null":
+		case hasType(raw, typeString):
+			v := rawString(raw)
+			*dst = &v
+		default:
+			problems = append(problems, fmt.Sprintf("%s: must be a string or null, got %s", name, jsonTypeOf(raw)))
+		}
+	}
+	raw, ok := fields.get(FieldEnrichment)
+	if !ok || !hasType(raw, typeString) {
+		problems = append(problems, FieldEnrichment+": required, a string")
+	} else {
+		out.Enrichment = rawString(raw)
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return EnrichedLesson{}, &ValidationError{Problems: problems}
+	}
+	return out, nil
 }
 
 // field is one member of a JSON object, its value undecoded. The name is

@@ -123,3 +123,30 @@ func TestSubscriptionKeySplitsBackIntoUserAndLanguage(t *testing.T) {
 		}
 	}
 }
+
+// ParseEvent fills every lesson field from the member validation checked,
+// by its exact name: a look-alike spelling (USER_UUID, Course_UUID) is an
+// extra property, never read in its place.
+func TestParseEventReadsLessonFieldsByTheirValidatedNames(t *testing.T) {
+	ev, err := subjects.ParseEvent(subjects.KindLesson, []byte(`{"user_uuid":"u1","USER_UUID":"u2","language":"es","Language":"de",
+		"course_uuid":"c1","Course_UUID":"c2","title":"T","number_of_lessons_in_course":20,"completed_lessons_in_course":4,"percentage_completed_in_course":20,"content_release_id":"r1","course_title":"C"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ev.Lesson
+	if l.UserUUID != "u1" || l.Language != "es" || *l.CourseUUID != "c1" || *l.Title != "T" || *l.CourseTitle != "C" || *l.ContentReleaseID != "r1" ||
+		*l.NumberOfLessonsInCourse != 20 || *l.CompletedLessonsInCourse != 4 || *l.PercentageCompletedInCourse != 20 {
+		t.Errorf("lesson %+v", l)
+	}
+	out, err := subjects.ParseEnrichedLesson([]byte(`{"user_uuid":"u1","language":"es","COUNTRY":"XX","country":"DE","subscription_status":null,"subscription_type":"pro","enrichment":"missing_subscription"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.UserUUID != "u1" || *out.Country != "DE" || out.SubscriptionStatus != nil || *out.SubscriptionType != "pro" || out.Enrichment != "missing_subscription" {
+		t.Errorf("enriched lesson %+v", out)
+	}
+	if _, err := subjects.ParseEnrichedLesson([]byte(`{"user_uuid":"u1","language":"es","country":7}`)); err == nil ||
+		!strings.Contains(err.Error(), "country: must be a string or null") || !strings.Contains(err.Error(), "enrichment: required") {
+		t.Errorf("bad enriched lesson: %v", err)
+	}
+}

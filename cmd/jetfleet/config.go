@@ -34,6 +34,10 @@ type config struct {
 	// EnricherStateShards is how many KV buckets per kind the Enricher's
 	// state is spread over; provisioning records it on INPUT for workers.
 	EnricherStateShards int
+	// EnricherHold, a Go duration, turns on holding lessons whose user or
+	// subscription is not known yet (0, the default: off); see
+	// enricher.Config.Hold.
+	EnricherHold string
 
 	ClickHouseURL string
 
@@ -100,6 +104,7 @@ func (c *config) settings() []setting {
 		{env: "NATS_TLS_KEY", flag: "nats-tls-key", usage: "client key for NATS mutual TLS", str: &c.NATSTLSKey},
 		{env: "JETSTREAM_REPLICAS", flag: "replicas", def: "1", usage: "replicas of every stream and bucket (1, or 3 on a cluster)", num: &c.Replicas},
 		{env: "ENRICHER_STATE_SHARDS", flag: "enricher-state-shards", def: "4", usage: "KV buckets per kind of Enricher state (8 for 500M rows); fixed once state is loaded", num: &c.EnricherStateShards},
+		{env: "ENRICHER_HOLD", flag: "enricher-hold", def: "0s", usage: "hold a lesson whose user or subscription is unknown for up to this long (and its user's later events behind it), for producers that cannot keep per-user order; 0s: off, lessons are enriched at once as of their place in the stream", str: &c.EnricherHold},
 		{env: "CLICKHOUSE_URL", flag: "clickhouse-url", usage: "ClickHouse native DSN clickhouse://user:pass@host:9000/db (dev: empty starts a local server)", str: &c.ClickHouseURL, secret: true},
 		{env: "S3_ENDPOINT", flag: "s3-endpoint", usage: "S3-compatible endpoint host:port (empty: blobs in the JetStream object store)", str: &c.S3Endpoint},
 		{env: "S3_ACCESS_KEY", flag: "s3-access-key", usage: "S3 access key", str: &c.S3AccessKey},
@@ -206,6 +211,9 @@ func (c *config) validate() error {
 	}
 	if c.EnricherStateShards < 1 || c.EnricherStateShards > subjects.MaxEnricherStateShards {
 		bad("ENRICHER_STATE_SHARDS", "%d: use 1 to %d", c.EnricherStateShards, subjects.MaxEnricherStateShards)
+	}
+	if d, err := time.ParseDuration(c.EnricherHold); err != nil || d < 0 || d >= subjects.EnricherMaxHold {
+		bad("ENRICHER_HOLD", "%q: use a Go duration from 0s (off) to under %v", c.EnricherHold, subjects.EnricherMaxHold)
 	}
 	if c.ClickHouseURL != "" {
 		if _, err := clickhouse.ParseDSN(c.ClickHouseURL); err != nil {
@@ -340,6 +348,12 @@ func mask(env, v string) string {
 func newLogger(level string) *slog.Logger {
 	l, _ := parseLevel(level)
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// enricherHold is ENRICHER_HOLD as a duration (validate has checked it).
+func (c *config) enricherHold() time.Duration {
+	d, _ := time.ParseDuration(c.EnricherHold)
+	return d
 }
 
 // counterRetention is COUNTER_RETENTION as a duration (validate has

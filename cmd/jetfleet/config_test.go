@@ -23,6 +23,8 @@ func TestInvalidConfigNamesTheSetting(t *testing.T) {
 		{map[string]string{"JETSTREAM_REPLICAS": "three"}, nil, "JETSTREAM_REPLICAS"},
 		{map[string]string{"ENRICHER_STATE_SHARDS": "0"}, nil, "ENRICHER_STATE_SHARDS"},
 		{map[string]string{"ENRICHER_STATE_SHARDS": "1000"}, nil, "ENRICHER_STATE_SHARDS"},
+		{map[string]string{"ENRICHER_HOLD": "10m"}, nil, "ENRICHER_HOLD"},
+		{map[string]string{"ENRICHER_HOLD": "soon"}, nil, "ENRICHER_HOLD"},
 		{map[string]string{"CLICKHOUSE_URL": "clickhouse://a:b@host:9000/db?dial_timeout=nope"}, nil, "CLICKHOUSE_URL"},
 		{map[string]string{"S3_ENDPOINT": "localhost:9000"}, nil, "S3_ACCESS_KEY"},
 		{map[string]string{"S3_ENDPOINT": "http://localhost:9000", "S3_ACCESS_KEY": "a", "S3_SECRET_KEY": "b"}, nil, "S3_ENDPOINT"},

@@ -26,6 +26,7 @@ Usage:
                                        publish dead letters back to their origin
   jetfleet enricher load FILE          load an NDJSON snapshot of users and subscriptions into the enricher's state
   jetfleet enricher key NAME           issue an API key for the enricher's HTTP ingest (shown once)
+  jetfleet enricher where UUID         the partition and state shard of a user (buckets and keys to look at)
   jetfleet users premium [--off] EMAIL  lift (or restore) a user's free-plan limits
   jetfleet users show EMAIL            one user's account
   jetfleet counter apikey create --tenant T | rebuild --since T | bench

@@ -17,7 +17,7 @@ func enricherRoles() []role {
 		{
 			name: "enricher",
 			run: func(ctx context.Context, d roleDeps, m *consume.Metrics) error {
-				e, err := enricher.New(ctx, d.js, enricher.Config{}, d.reg, d.log.With("role", "enricher"))
+				e, err := enricher.New(ctx, d.js, enricher.Config{Hold: d.cfg.enricherHold()}, d.reg, d.log.With("role", "enricher"))
 				if err != nil {
 					return err
 				}

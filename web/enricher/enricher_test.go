@@ -156,3 +156,49 @@ func TestPageShowsLessonsByLanguageTypeAndCountry(t *testing.T) {
 		}
 	}
 }
+
+// postIdem posts body with an idempotency key and wants it accepted.
+func postIdem(t *testing.T, url, key, idem, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set(enricher.APIKeyHeader, key)
+	req.Header.Set(enricher.IdempotencyHeader, idem)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out enricher.IngestResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Accepted != 1 {
+		t.Fatalf("post with %s %q: status %d, %+v, %v", enricher.IdempotencyHeader, idem, resp.StatusCode, out, err)
+	}
+}
+
+// An idempotency key protects one producer's retries; it never lets one
+// producer suppress another's event while the API answers accepted, even
+// when owner and key are spelled to run together ("a:b"+"c" vs "a"+"b:c").
+func TestIdempotencyKeyIsScopedToTheAPIKeysOwner(t *testing.T) {
+	js, srv, key := setup(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	keys, err := enricherkeys.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string) string {
+		k, err := keys.Issue(ctx, name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	other, ab, a := issue("other producer"), issue("a:b"), issue("a")
+	url := srv.URL + "/api/enricher/v1/events/lesson"
+	postIdem(t, url, key, "batch-1", `{"user_uuid":"u1","language":"es","from":"test producer"}`)
+	postIdem(t, url, key, "batch-1", `{"user_uuid":"u1","language":"es","from":"test producer"}`) // its own retry
+	postIdem(t, url, other, "batch-1", `{"user_uuid":"u2","language":"es","from":"other producer"}`)
+	postIdem(t, url, ab, "c", `{"user_uuid":"u3","language":"es","from":"a:b"}`)
+	postIdem(t, url, a, "b:c", `{"user_uuid":"u4","language":"es","from":"a"}`)
+	if n := inputCount(t, js); n != 4 {
+		t.Errorf("INPUT holds %d events, want 4: one per producer (the retry dropped, no other producer's event)", n)
+	}
+}

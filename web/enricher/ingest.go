@@ -7,6 +7,8 @@ package enricher
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,8 +40,9 @@ const (
 	// sets none; a burst of MaxLines is allowed.
 	DefaultRate = 2000
 	// IdempotencyHeader, when set, makes a retried request safe: each line
-	// is published with Nats-Msg-Id <key>:<line>, and INPUT drops a repeat
-	// within its duplicate window (2 minutes).
+	// is published with a Nats-Msg-Id built from the API key's owner, the
+	// idempotency key, the kind and the line number (idempotencyMsgID), and
+	// INPUT drops a repeat within its duplicate window (2 minutes).
 	IdempotencyHeader = "Idempotency-Key"
 )
 
@@ -171,7 +174,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		m := nats.NewMsg(subjects.EnricherInput(kind, v.uuid))
 		m.Data = v.data
 		if idem != "" {
-			m.Header.Set(jetstream.MsgIDHeader, "http:"+idem+":"+kind+":"+strconv.Itoa(v.line))
+			m.Header.Set(jetstream.MsgIDHeader, idempotencyMsgID(rec.Name, idem, kind, v.line))
 		}
 		f, err := in.js.PublishMsgAsync(m)
 		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && r.Context().Err() == nil {
@@ -211,6 +214,18 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		resp.Error = "every line was rejected"
 	}
 	writeJSON(w, status, resp)
+}
+
+// idempotencyMsgID is the Nats-Msg-Id of one line of a request sent with an
+// idempotency key. It is scoped to the API key's owner: the same idempotency
+// key from another producer must not make INPUT drop that producer's event
+// as a duplicate (while the API answers accepted). Owner and key are
+// length-prefixed before hashing, so no two (owner, key) pairs build the
+// same id ("a:b"+"c" and "a"+"b:c" differ).
+func idempotencyMsgID(owner, idem, kind string, line int) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%d:%s%d:%s", len(owner), owner, len(idem), idem)
+	return "http:" + hex.EncodeToString(h.Sum(nil)) + ":" + kind + ":" + strconv.Itoa(line)
 }
 
 func (in *Ingest) limiter(key string, rec subjects.EnricherAPIKey) *rate.Limiter {

@@ -12,15 +12,21 @@
 //     the fields it carries) and passes through unchanged. The state records
 //     the INPUT sequence of the last event applied, so an older event seen
 //     again (redelivered after a takeover) never overwrites a newer state.
-//   - A lesson whose user or subscription is unknown is parked: NAKed with a
-//     delay (Config.ParkRetry) and retried until it is Config.Hold old (from
-//     the time INPUT stored it). Then it is emitted anyway, with
-//     enrichment = missing_user / missing_subscription /
-//     missing_user_and_subscription and the unknown fields null.
-//     Only lessons are parked: they change no state, so holding one back
-//     cannot make later events see a wrong state. The price is that a parked
-//     lesson is emitted after the later events of its user: output order
-//     per user holds for every event except parked lessons.
+//   - A lesson is enriched with the state as of its own place in its user's
+//     stream (the seed guarantees per-user order), at once: a lesson whose
+//     user is unknown comes out with enrichment = missing_user (whether or
+//     not the subscription is known: the user label wins), one whose user
+//     is known but has no subscription in the lesson's language with
+//     missing_subscription; the unknown fields are null. State from events
+//     after the lesson never reaches it, and output order per user is
+//     input order.
+//   - Holding (Config.Hold > 0) is an opt-in for producers that cannot keep
+//     the seed's order: a lesson missing a dimension is held for up to Hold
+//     (from the time INPUT stored it), what was known at its first attempt
+//     is frozen and only the missing dimension may be filled by the user's
+//     later events. Those later events still update the state at once but
+//     come out only after the held lesson (per-user order is kept); how
+//     long events waited is the jetfleet_enricher_hold_seconds histogram.
 //   - Output is exactly once: each emitted event carries
 //     Nats-Msg-Id = enricher:<INPUT sequence>, so a redelivered input
 //     (a crash between publish and ack) is dropped by OUTPUT's duplicate
@@ -54,11 +60,14 @@ const HeaderInputSeq = "Jetfleet-Input-Seq"
 
 // Config tunes the Enricher.
 type Config struct {
-	// Hold is how long a lesson with an unknown user or subscription is
-	// held, from the time it was stored in INPUT; default 30s. It must stay
-	// well under subjects.EnricherOutputDuplicates.
+	// Hold, when positive, turns holding on (for producers that cannot
+	// keep the seed's per-user order): a lesson with an unknown user or
+	// subscription is held for up to Hold from the time INPUT stored it,
+	// and its user's later events come out after it. Zero, the default,
+	// enriches every lesson at once from the state at its place in the
+	// stream. It must stay well under subjects.EnricherOutputDuplicates.
 	Hold time.Duration
-	// ParkRetry is how often a held lesson is retried; default 2s.
+	// ParkRetry is how often a held event is retried; default 2s.
 	ParkRetry time.Duration
 	// CacheSize is the number of state records cached in all; default
 	// 500,000.
@@ -71,12 +80,9 @@ func (c *Config) setDefaults() error {
 	if c.Hold < 0 || c.ParkRetry < 0 || c.CacheSize < 0 || c.KVTimeout < 0 {
 		return fmt.Errorf("enricher config: durations and sizes must not be negative")
 	}
-	if c.Hold == 0 {
-		c.Hold = 30 * time.Second
-	}
-	if c.Hold >= subjects.EnricherOutputDuplicates-subjects.EnricherAckWait {
+	if c.Hold >= subjects.EnricherMaxHold {
 		return fmt.Errorf("ENRICHER_HOLD: %v must stay under %v (OUTPUT's duplicate window less the ack wait)",
-			c.Hold, subjects.EnricherOutputDuplicates-subjects.EnricherAckWait)
+			c.Hold, subjects.EnricherMaxHold)
 	}
 	if c.ParkRetry == 0 {
 		c.ParkRetry = 2 * time.Second
@@ -107,6 +113,11 @@ type Enricher struct {
 	// goroutine.
 	parsed  []map[uint64]parsed
 	scratch []prepareScratch
+	// holds are, per partition, the events held back (Config.Hold > 0);
+	// each is used only by its partition's goroutine.
+	holds []*holds
+	// held is subjects.EnricherHeldBucket when holding is on, else nil.
+	held jetstream.KeyValue
 }
 
 // New opens the state store and returns the Enricher. reg may be nil.
@@ -124,6 +135,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 	if err != nil {
 		return nil, fmt.Errorf("enricher publisher: %w", err)
 	}
+	var held jetstream.KeyValue
+	if cfg.Hold > 0 {
+		if held, err = js.KeyValue(ctx, subjects.EnricherHeldBucket); err != nil {
+			_ = store.Close()
+			return nil, fmt.Errorf("ENRICHER_HOLD needs bucket %s (provision first: jetfleet migrate): %w", subjects.EnricherHeldBucket, err)
+		}
+	}
 	m := newMetrics(store)
 	if reg != nil {
 		if err := m.register(reg); err != nil {
@@ -133,7 +151,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, reg prometheus
 	return &Enricher{
 		cfg: cfg, pub: pub, store: store, metrics: m, log: log, now: time.Now,
 		pins: make([]string, subjects.EnricherPartitions), parsed: parsedMaps(),
-		scratch: make([]prepareScratch, subjects.EnricherPartitions),
+		scratch: make([]prepareScratch, subjects.EnricherPartitions), holds: newHolds(), held: held,
 	}, nil
 }
 
@@ -274,20 +292,35 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	}
 	seq := md.Sequence.Stream
 	out := msg.Data()
+	var en *enrichment // a lesson's
 	switch kind {
 	case subjects.KindUser:
 		err = e.applyUser(ctx, p, ev.User, seq)
 	case subjects.KindSubscription:
 		err = e.applySubscription(ctx, p, ev.Subscription, seq)
 	case subjects.KindLesson:
-		var status string
-		out, status, err = e.enrich(ctx, p, ev.Lesson, msg.Data(), md.Timestamp)
-		if err == nil {
-			e.metrics.lesson(status).Inc()
-		}
+		en, err = e.enrichment(ctx, p, ev.Lesson, seq, md.NumDelivered > 1)
 	}
 	if err != nil {
 		return nil, err
+	}
+	waited := false
+	if e.cfg.Hold > 0 {
+		// Holding decides after the state was updated: a held lesson's
+		// missing dimension may come from the events behind it.
+		if waited, err = e.holdBack(ctx, p, ev.UserUUID(), seq, md.Timestamp, en); err != nil {
+			return nil, err
+		}
+	}
+	if en != nil {
+		status := en.status()
+		if out, err = render(msg.Data(), en.fields(status)); err != nil {
+			return nil, err
+		}
+		e.metrics.lesson(status).Inc()
+	}
+	if waited {
+		e.metrics.held(kind).Observe(e.now().Sub(md.Timestamp).Seconds())
 	}
 	// The header map is built directly: Header.Set would canonicalize
 	// both names on every event, and they are canonical already.
@@ -312,6 +345,7 @@ func (e *Enricher) checkOwner(p int, pin string) {
 	if pin != "" && pin != e.pins[p] {
 		if e.pins[p] != "" {
 			e.store.Forget(p)
+			e.holds[p].reset() // what another owner did meanwhile is not known here
 		}
 		e.pins[p] = pin
 	}
@@ -347,47 +381,90 @@ func (e *Enricher) applySubscription(ctx context.Context, p int, ev *subjects.Su
 	return e.store.PutSubscription(ctx, p, s)
 }
 
-// enrich returns the lesson with the enrichment fields added, or Park while
-// a dimension is missing and the lesson is younger than Hold.
-func (e *Enricher) enrich(ctx context.Context, p int, l *subjects.LessonEvent, raw []byte, stored time.Time) ([]byte, string, error) {
-	u, err := e.store.User(ctx, p, l.UserUUID)
-	if err != nil {
-		return nil, "", err
+// enrichment is what a lesson is enriched with (as JSON, a frozen record in
+// subjects.EnricherHeldBucket).
+type enrichment struct {
+	UserKnown bool    `json:"user_known"`
+	SubKnown  bool    `json:"subscription_known"`
+	Country   *string `json:"country,omitempty"`
+	SubStatus *string `json:"subscription_status,omitempty"`
+	SubType   *string `json:"subscription_type,omitempty"`
+}
+
+func (en *enrichment) setUser(u *subjects.UserState) {
+	if u != nil {
+		en.UserKnown, en.Country = true, u.Country
 	}
-	s, err := e.store.Subscription(ctx, p, l.UserUUID, l.Language)
-	if err != nil {
-		return nil, "", err
+}
+
+func (en *enrichment) setSubscription(s *subjects.SubscriptionState) {
+	if s != nil {
+		en.SubKnown, en.SubStatus, en.SubType = true, s.SubscriptionStatus, s.SubscriptionType
 	}
-	status := subjects.EnrichmentComplete
+}
+
+// status is the lesson's enrichment label. An unknown user wins over an
+// unknown subscription: the subscription fields, null or not, say whether
+// the subscription was known.
+func (en *enrichment) status() string {
 	switch {
-	case u == nil && s == nil:
-		status = subjects.EnrichmentMissingBoth
-	case u == nil:
-		status = subjects.EnrichmentMissingUser
-	case s == nil:
-		status = subjects.EnrichmentMissingSubscription
+	case !en.UserKnown:
+		return subjects.EnrichmentMissingUser
+	case !en.SubKnown:
+		return subjects.EnrichmentMissingSubscription
 	}
-	if status != subjects.EnrichmentComplete {
-		if age := e.now().Sub(stored); age < e.cfg.Hold {
-			e.metrics.parked.Inc()
-			return nil, "", consume.Park(min(e.cfg.ParkRetry, e.cfg.Hold-age))
+	return subjects.EnrichmentComplete
+}
+
+func (en *enrichment) fields(status string) subjects.EnrichedLessonFields {
+	return subjects.EnrichedLessonFields{SubscriptionStatus: en.SubStatus, SubscriptionType: en.SubType,
+		Country: en.Country, Enrichment: status}
+}
+
+// enrichment returns the lesson's enrichment from the state as it is now:
+// the state at the lesson's place in its user's stream, since the
+// partition's events are handled in order. A lesson held back (Hold) keeps
+// what was found at its first attempt; only what was missing is looked up
+// again.
+func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.LessonEvent, seq uint64, redelivered bool) (*enrichment, error) {
+	en, frozen := e.holds[p].frozen[seq]
+	if !frozen && redelivered && e.held != nil {
+		// Held by another owner before a takeover (or by this one before
+		// it lost the partition): its frozen record is in KV.
+		var err error
+		if en, frozen, err = e.loadFrozen(ctx, seq); err != nil {
+			return nil, err
 		}
 	}
-	var add subjects.EnrichedLessonFields
-	add.Enrichment = status
-	if u != nil {
-		add.Country = u.Country
+	if !en.UserKnown {
+		u, err := e.store.User(ctx, p, l.UserUUID)
+		if err != nil {
+			return nil, err
+		}
+		en.setUser(u)
 	}
-	if s != nil {
-		add.SubscriptionStatus, add.SubscriptionType = s.SubscriptionStatus, s.SubscriptionType
+	if !en.SubKnown {
+		s, err := e.store.Subscription(ctx, p, l.UserUUID, l.Language)
+		if err != nil {
+			return nil, err
+		}
+		en.setSubscription(s)
 	}
+	if frozen {
+		e.holds[p].frozen[seq] = en
+	}
+	return &en, nil
+}
+
+// render returns the lesson with the enrichment fields added.
+func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
 	if out, ok := splice(raw, add); ok {
-		return out, status, nil
+		return out, nil
 	}
 	// The producer sent fields of the same names: replace them.
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, "", consume.Permanentf("invalid event: %w", err) // ParseEvent accepted it: cannot happen
+		return nil, consume.Permanentf("invalid event: %w", err) // ParseEvent accepted it: cannot happen
 	}
 	fields[subjects.FieldSubscriptionStatus] = marshal(add.SubscriptionStatus)
 	fields[subjects.FieldSubscriptionType] = marshal(add.SubscriptionType)
@@ -395,9 +472,9 @@ func (e *Enricher) enrich(ctx context.Context, p int, l *subjects.LessonEvent, r
 	fields[subjects.FieldEnrichment] = marshal(add.Enrichment)
 	out, err := json.Marshal(fields)
 	if err != nil {
-		return nil, "", fmt.Errorf("encode enriched lesson: %w", err)
+		return nil, fmt.Errorf("encode enriched lesson: %w", err)
 	}
-	return out, status, nil
+	return out, nil
 }
 
 var enrichmentKeys = [][]byte{

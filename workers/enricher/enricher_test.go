@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
+	"jetfleet/workers/deadletter"
 	"jetfleet/workers/enricher"
 )
 
@@ -188,7 +190,6 @@ func str(b map[string]any, k string) string {
 
 func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 	_, js := provision(t)
-	hold := 1500 * time.Millisecond
 
 	// The script, in publish order. Comments say what each line tests.
 	type step struct{ kind, user, body string }
@@ -204,13 +205,13 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		{"lesson", "u1", `{"user_uuid":"u1","language":"es","title":"L2","n":3}`},
 		{"subscription", "u1", `{"operation":"update","user_uuid":"u1","language":"es","subscription_status":"expired"}`},
 		{"lesson", "u1", `{"user_uuid":"u1","language":"es","title":"L3","n":4}`},
-		// Out of order by design: the lesson precedes its user and
-		// subscription; it is held, then emitted complete.
+		// The lesson precedes its user and subscription: as of its place
+		// in the stream the user is unknown, and it says so at once.
 		{"lesson", "u2", `{"user_uuid":"u2","language":"de","title":"early","n":1}`},
 		{"user", "u2", `{"operation":"create","uuid":"u2","country":"AT","active":true}`},
 		{"subscription", "u2", `{"operation":"create","user_uuid":"u2","language":"de","subscription_status":"trial","subscription_type":"free"}`},
 		// Never-known user, and a known user without a subscription in
-		// the lesson's language: emitted after the hold, marked.
+		// the lesson's language: emitted at once, in order, marked.
 		{"lesson", "u3", `{"user_uuid":"u3","language":"es","n":1}`},
 		{"lesson", "u1", `{"user_uuid":"u1","language":"it","n":5}`},
 		// Invalid events: dead-lettered with reasons, never blocking.
@@ -227,7 +228,7 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		seqs[i] = publish(t, js, s.kind, s.user, s.body)
 	}
 	const invalid = 5
-	inst := startEnricher(t, js, enricher.Config{Hold: hold, ParkRetry: 100 * time.Millisecond})
+	inst := startEnricher(t, js, enricher.Config{})
 	testenv.Eventually(t, 20*time.Second, "every valid event emitted", func() bool {
 		return outputCount(t, js) == uint64(len(script)-invalid)
 	})
@@ -261,9 +262,8 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		lesson("3", "active", "premium", "FR", "complete"),
 		{kind: "subscription"},
 		lesson("4", "expired", "premium", "FR", "complete"),
-		// n=5 (language it) is held for the hold time: n=6 passes it.
-		lesson("6", "cancelled", "basic", "FR", "complete"),
 		lesson("5", "<null>", "<null>", "FR", "missing_subscription"),
+		lesson("6", "cancelled", "basic", "FR", "complete"),
 	}
 	check := func(user string, wants []want) {
 		t.Helper()
@@ -287,8 +287,8 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		}
 	}
 	check("u1", wantU1)
-	check("u2", []want{{kind: "user"}, {kind: "subscription"}, lesson("1", "trial", "free", "AT", "complete")})
-	check("u3", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user_and_subscription")})
+	check("u2", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user"), {kind: "user"}, {kind: "subscription"}})
+	check("u3", []want{lesson("1", "<null>", "<null>", "<null>", "missing_user")})
 	// Pass-through keeps the producer's bytes' meaning, extra fields too.
 	if got := byUser["u1"][0].Body; str(got, "name") != "ada" || str(got, "operation") != "create" {
 		t.Errorf("user event not passed through: %v", got)
@@ -338,11 +338,11 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 	}
 
 	st := inst.e.Stats()
-	if st.Lessons["missing_subscription"] != 1 || st.Lessons["missing_user_and_subscription"] != 1 || st.Lessons["complete"] != 6 {
+	if st.Lessons["missing_subscription"] != 1 || st.Lessons["missing_user"] != 2 || st.Lessons["complete"] != 5 {
 		t.Errorf("lesson counts %v", st.Lessons)
 	}
-	if st.Parked == 0 {
-		t.Error("no lesson counted as parked")
+	if st.Parked != 0 || st.Held != 0 {
+		t.Errorf("%d lessons parked, %d events held back with holding off", st.Parked, st.Held)
 	}
 	_ = seqs
 }
@@ -462,16 +462,25 @@ func TestLoadSeedsStateAndReportsBadLinesByNumber(t *testing.T) {
 		``,
 		`{"uuid":"s2","active":"maybe"}`,
 		`{"user_uuid":"s2","language":"de","subscription_type":"free"}`,
+		// A line over the limit does not stop the load either.
+		`{"uuid":"s3","name":"` + strings.Repeat("x", 2<<20) + `"}`,
+		`{"uuid":"s4","country":"NO"}`,
 	}, "\n")
-	st, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(snapshot))
+	var calls int
+	var last enricher.LoadStats
+	st, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(snapshot), func(s enricher.LoadStats) { calls++; last = s })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Users != 1 || st.Subscriptions != 2 || st.RejectedTotal != 2 {
+	if st.Users != 2 || st.Subscriptions != 2 || st.RejectedTotal != 3 || st.Lines != 8 || st.Bytes != int64(len(snapshot)) {
 		t.Fatalf("loaded %+v", st)
 	}
-	if st.Rejected[0].Line != 3 || st.Rejected[1].Line != 5 || !strings.Contains(st.Rejected[1].Reason, "active: must be a boolean") {
+	if st.Rejected[0].Line != 3 || st.Rejected[1].Line != 5 || !strings.Contains(st.Rejected[1].Reason, "active: must be a boolean") ||
+		st.Rejected[2].Line != 7 || !strings.Contains(st.Rejected[2].Reason, "over 1048576 bytes") {
 		t.Errorf("rejected lines %+v", st.Rejected)
+	}
+	if calls != 8 || last.Lines != 8 || last.Bytes != st.Bytes {
+		t.Errorf("progress called %d times, last %+v", calls, last)
 	}
 	// A lesson for the loaded user is enriched from the snapshot.
 	publish(t, js, "lesson", "s1", `{"user_uuid":"s1","language":"en"}`)
@@ -579,7 +588,7 @@ func TestPrefetchLoadsStateOfABatchIntoTheCache(t *testing.T) {
 	for i := range 20 {
 		lines = append(lines, fmt.Sprintf(`{"uuid":"p%d","country":"C%d"}`, i, i), fmt.Sprintf(`{"user_uuid":"p%d","language":"en","subscription_type":"t%d"}`, i, i))
 	}
-	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n")), nil); err != nil {
 		t.Fatal(err)
 	}
 	// The cache is split over every partition and both kinds: room for
@@ -641,7 +650,7 @@ func TestStateUsesTheProvisionedShardCount(t *testing.T) {
 	for i := range users {
 		lines = append(lines, fmt.Sprintf(`{"uuid":"s%d","country":"C%d"}`, i, i), fmt.Sprintf(`{"user_uuid":"s%d","language":"fr","subscription_type":"t%d"}`, i, i))
 	}
-	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n"))); err != nil {
+	if _, err := enricher.Load(ctx, js, strings.NewReader(strings.Join(lines, "\n")), nil); err != nil {
 		t.Fatal(err)
 	}
 	total := 0
@@ -678,5 +687,187 @@ func TestStateUsesTheProvisionedShardCount(t *testing.T) {
 		if err != nil || s == nil || *s.SubscriptionType != fmt.Sprintf("t%d", i) {
 			t.Fatalf("subscription %s/fr: %+v %v", id, s, err)
 		}
+	}
+}
+
+// lessonView is what a test compares of an emitted lesson.
+type lessonView struct{ n, status, typ, country, enrichment string }
+
+func viewOf(o emitted) lessonView {
+	return lessonView{str(o.Body, "n"), str(o.Body, "subscription_status"), str(o.Body, "subscription_type"), str(o.Body, "country"), str(o.Body, "enrichment")}
+}
+
+// kindsAndLessons renders a user's output as kinds in order, lessons with
+// their enrichment, for one comparison.
+func kindsAndLessons(out []emitted, user string) []string {
+	var got []string
+	for _, o := range out {
+		u, _ := o.Body["user_uuid"].(string)
+		if o.Kind == "user" {
+			u, _ = o.Body["uuid"].(string)
+		}
+		if u != user {
+			continue
+		}
+		if o.Kind != "lesson" {
+			got = append(got, o.Kind)
+			continue
+		}
+		got = append(got, fmt.Sprintf("lesson%+v", viewOf(o)))
+	}
+	return got
+}
+
+// The seed keeps each user's events in order, so a lesson is enriched with
+// the state at its own place in the stream: a country changed and a
+// subscription created after it never reach it, and it comes out at once,
+// before them.
+func TestLessonIsEnrichedAsOfItsPlaceNeverWithLaterEvents(t *testing.T) {
+	_, js := provision(t)
+	publish(t, js, "user", "a1", `{"operation":"create","uuid":"a1","country":"DE"}`)
+	publish(t, js, "lesson", "a1", `{"user_uuid":"a1","language":"es","n":1}`)
+	publish(t, js, "user", "a1", `{"operation":"update","uuid":"a1","country":"FR"}`)
+	publish(t, js, "subscription", "a1", `{"operation":"create","user_uuid":"a1","language":"es","subscription_status":"active","subscription_type":"premium"}`)
+	publish(t, js, "lesson", "a1", `{"user_uuid":"a1","language":"es","n":2}`)
+	// A lesson of a user not created yet, with and without a subscription
+	// (a snapshot may hold subscriptions of unknown users): missing_user.
+	if _, err := enricher.Load(testenv.Context(t, 10*time.Second), js, strings.NewReader(
+		`{"user_uuid":"b1","language":"es","subscription_status":"trial","subscription_type":"free"}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, "lesson", "b1", `{"user_uuid":"b1","language":"es","n":1}`)
+	publish(t, js, "lesson", "b1", `{"user_uuid":"b1","language":"it","n":2}`)
+	publish(t, js, "user", "b1", `{"operation":"create","uuid":"b1","country":"IT"}`)
+
+	inst := startEnricher(t, js, enricher.Config{})
+	// No hold: everything is out well within a second on a quiet machine;
+	// the deadline only guards a slow one.
+	testenv.Eventually(t, 10*time.Second, "all 8 events emitted", func() bool { return outputCount(t, js) == 8 })
+	out := readOutput(t, js)
+	want := map[string][]string{
+		"a1": {"user",
+			"lesson{n:1 status:<null> typ:<null> country:DE enrichment:missing_subscription}",
+			"user", "subscription",
+			"lesson{n:2 status:active typ:premium country:FR enrichment:complete}"},
+		"b1": {
+			"lesson{n:1 status:trial typ:free country:<null> enrichment:missing_user}",
+			"lesson{n:2 status:<null> typ:<null> country:<null> enrichment:missing_user}",
+			"user"},
+	}
+	for user, w := range want {
+		if got := kindsAndLessons(out, user); !slices.Equal(got, w) {
+			t.Errorf("user %s out:\n got  %q\n want %q", user, got, w)
+		}
+	}
+	if st := inst.e.Stats(); st.Parked != 0 {
+		t.Errorf("%d lessons parked with holding off", st.Parked)
+	}
+}
+
+// With holding on (for producers that cannot keep the seed's order) a
+// lesson missing its subscription waits for it; what was known at its first
+// attempt (the country) stays, only the missing subscription is filled in,
+// and the user's later events come out after it, in order. A lesson whose
+// dimension never comes is emitted when the hold ends.
+func TestHoldFreezesKnownValuesFillsOnlyTheMissingOneAndKeepsUserOrder(t *testing.T) {
+	_, js := provision(t)
+	publish(t, js, "user", "h1", `{"operation":"create","uuid":"h1","country":"DE"}`)
+	publish(t, js, "subscription", "h1", `{"operation":"create","user_uuid":"h1","language":"fr","subscription_status":"active","subscription_type":"basic"}`)
+	publish(t, js, "lesson", "h1", `{"user_uuid":"h1","language":"es","n":1}`)
+	publish(t, js, "user", "h1", `{"operation":"update","uuid":"h1","country":"FR"}`)
+	publish(t, js, "lesson", "h1", `{"user_uuid":"h1","language":"fr","n":2}`)
+	publish(t, js, "subscription", "h1", `{"operation":"create","user_uuid":"h1","language":"es","subscription_status":"trial","subscription_type":"free"}`)
+	// h2's lesson never gets its subscription: out after the hold.
+	publish(t, js, "user", "h2", `{"operation":"create","uuid":"h2","country":"PL"}`)
+	publish(t, js, "lesson", "h2", `{"user_uuid":"h2","language":"pl","n":1}`)
+	publish(t, js, "user", "h2", `{"operation":"update","uuid":"h2","country":"CZ"}`)
+
+	hold := 2 * time.Second
+	inst := startEnricher(t, js, enricher.Config{Hold: hold, ParkRetry: 100 * time.Millisecond})
+	testenv.Eventually(t, 20*time.Second, "all 9 events emitted", func() bool { return outputCount(t, js) == 9 })
+	out := readOutput(t, js)
+	want := map[string][]string{
+		"h1": {"user", "subscription",
+			// country as of the lesson (DE), the late subscription filled in
+			"lesson{n:1 status:trial typ:free country:DE enrichment:complete}",
+			"user",
+			"lesson{n:2 status:active typ:basic country:FR enrichment:complete}",
+			"subscription"},
+		"h2": {"user",
+			"lesson{n:1 status:<null> typ:<null> country:PL enrichment:missing_subscription}",
+			"user"},
+	}
+	for user, w := range want {
+		if got := kindsAndLessons(out, user); !slices.Equal(got, w) {
+			t.Errorf("user %s out:\n got  %q\n want %q", user, got, w)
+		}
+	}
+	st := inst.e.Stats()
+	// h1: lesson 1 and the three events behind it; h2: the lesson and the
+	// update behind it.
+	if st.Parked == 0 || st.Held != 6 {
+		t.Errorf("parked %d, held back %d; want some parking and 6 held events measured", st.Parked, st.Held)
+	}
+}
+
+// A dead letter of INPUT records the stored subject input.part.<p>.<kind>;
+// `jetfleet dlq replay` publishes it back there, INPUT takes it, and the
+// Enricher handles it again in its partition (here: dead-letters it again,
+// marked as a replay; the user's valid events are not disturbed).
+func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testing.T) {
+	_, js := provision(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	publish(t, js, "user", "d1", `{"operation":"create","name":"no uuid"}`)
+	startEnricher(t, js, enricher.Config{})
+	var entries []deadletter.Entry
+	testenv.Eventually(t, 10*time.Second, "the invalid event dead-lettered", func() bool {
+		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		return len(entries) == 1
+	})
+	first := entries[0]
+	if want := "input.part." + strconv.Itoa(subjects.EnricherPartitionOf("d1")) + ".user"; first.Origin != want {
+		t.Fatalf("dead letter origin %q, want %q", first.Origin, want)
+	}
+	if err := deadletter.Replay(ctx, js, first.Seq); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the replayed event handled again", func() bool {
+		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		return len(entries) == 1 && entries[0].Seq != first.Seq
+	})
+	again := entries[0]
+	if again.Header.Get(subjects.HeaderDLQReplayed) != strconv.FormatUint(first.Seq, 10) || again.Origin != first.Origin ||
+		!strings.Contains(again.Error, "uuid: required") {
+		t.Errorf("dead letter after replay: %+v", again)
+	}
+}
+
+// A worker taking a partition over in the middle of a hold keeps what the
+// held lesson was frozen with (country DE), though the user's later update
+// (FR) is in the state by then, fills in only the late subscription, and
+// keeps the user's order.
+func TestHoldSurvivesATakeoverWithItsFrozenValues(t *testing.T) {
+	srv, js := provision(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	publish(t, js, "user", "t1", `{"operation":"create","uuid":"t1","country":"DE"}`)
+	publish(t, js, "lesson", "t1", `{"user_uuid":"t1","language":"es","n":1}`)
+	publish(t, js, "user", "t1", `{"operation":"update","uuid":"t1","country":"FR"}`)
+	cfg := enricher.Config{Hold: 20 * time.Second, ParkRetry: 200 * time.Millisecond}
+	a := startEnricher(t, connect(t, srv), cfg)
+	p := subjects.EnricherPartitionOf("t1")
+	testenv.Eventually(t, 10*time.Second, "the lesson held and the update applied behind it", func() bool {
+		u, err := a.e.Store().User(ctx, p, "t1")
+		return err == nil && u != nil && u.Country != nil && *u.Country == "FR" && a.e.Stats().Parked > 0
+	})
+	if n := outputCount(t, js); n != 1 {
+		t.Fatalf("%d events out while the lesson is held, want only the user create", n)
+	}
+	a.stop() // graceful: its partitions are unpinned, the parked events are outstanding
+	publish(t, js, "subscription", "t1", `{"operation":"create","user_uuid":"t1","language":"es","subscription_status":"trial","subscription_type":"free"}`)
+	startEnricher(t, connect(t, srv), cfg)
+	testenv.Eventually(t, 20*time.Second, "all 4 events out", func() bool { return outputCount(t, js) == 4 })
+	want := []string{"user", "lesson{n:1 status:trial typ:free country:DE enrichment:complete}", "user", "subscription"}
+	if got := kindsAndLessons(readOutput(t, js), "t1"); !slices.Equal(got, want) {
+		t.Errorf("out:\n got  %q\n want %q", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package enricher
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,14 +20,21 @@ type LineError struct {
 	Reason string
 }
 
-// LoadStats reports a bulk load.
+// LoadStats reports a bulk load, so far or in all.
 type LoadStats struct {
 	Users, Subscriptions int
+	Lines                int         // lines read
+	Bytes                int64       // bytes read
 	Rejected             []LineError // at most maxReported, in line order
 	RejectedTotal        int
 }
 
-const maxReported = 100
+const (
+	maxReported = 100
+	// maxSnapshotLine bounds one line of a snapshot; a longer one is
+	// rejected (by its number) and skipped.
+	maxSnapshotLine = 1 << 20
+)
 
 // Load writes an initial state snapshot straight into the state buckets: one
 // JSON object per line, a user (it has "uuid") or a subscription (it has
@@ -35,16 +43,19 @@ const maxReported = 100
 // subjects, confirmed before Load returns. Snapshot records carry sequence
 // 0, so any event that went through INPUT wins over them.
 //
+// A bad line (not a valid record, or over 1 MiB) is counted and reported by
+// its number, and the load goes on. progress, when not nil, is called after
+// every line with the counts so far (callers decide how often to show them).
+//
 // Load is for seeding before the Enricher runs: a running Enricher may keep
 // serving an older cached record for a user loaded under it.
-func Load(ctx context.Context, js jetstream.JetStream, r io.Reader) (LoadStats, error) {
+func Load(ctx context.Context, js jetstream.JetStream, r io.Reader, progress func(LoadStats)) (LoadStats, error) {
 	var st LoadStats
 	shards, err := subjects.EnricherShards(ctx, js)
 	if err != nil {
 		return st, err
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	br := bufio.NewReaderSize(r, 64*1024)
 	line := 0
 	reject := func(reason string) {
 		st.RejectedTotal++
@@ -52,10 +63,24 @@ func Load(ctx context.Context, js jetstream.JetStream, r io.Reader) (LoadStats, 
 			st.Rejected = append(st.Rejected, LineError{Line: line, Reason: reason})
 		}
 	}
-	for sc.Scan() {
+	for {
+		raw, n, tooLong, err := readLine(br, maxSnapshotLine)
+		if n == 0 && err == io.EOF {
+			break
+		}
+		if err != nil && err != io.EOF {
+			return st, fmt.Errorf("read line %d: %w", line+1, err)
+		}
 		line++
-		raw := sc.Bytes()
-		if len(raw) == 0 {
+		st.Lines, st.Bytes = line, st.Bytes+int64(n)
+		if progress != nil {
+			progress(st)
+		}
+		if tooLong {
+			reject(fmt.Sprintf("over %d bytes", maxSnapshotLine))
+			continue
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
 			continue
 		}
 		kind, body, err := snapshotKind(raw)
@@ -91,15 +116,34 @@ func Load(ctx context.Context, js jetstream.JetStream, r io.Reader) (LoadStats, 
 			return st, fmt.Errorf("line %d: write state: %w", line, err)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return st, fmt.Errorf("read line %d: %w", line+1, err)
-	}
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
 		return st, fmt.Errorf("wait for state writes: %w", ctx.Err())
 	}
 	return st, nil
+}
+
+// readLine reads one line (without its newline) of at most max bytes; a
+// longer one is consumed whole and reported tooLong. n is the bytes
+// consumed, newline included.
+func readLine(br *bufio.Reader, max int) (line []byte, n int, tooLong bool, err error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		n += len(chunk)
+		if !tooLong {
+			if len(buf)+len(chunk) > max+1 { // +1: the newline
+				tooLong, buf = true, nil
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return bytes.TrimRight(buf, "\r\n"), n, tooLong, err
+	}
 }
 
 // snapshotKind tells a user line from a subscription line and fills in the

@@ -2,13 +2,13 @@ package enricher
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
 
@@ -34,16 +34,6 @@ func NewLessonSink(conn driver.Conn, log *slog.Logger) (*LessonSink, error) {
 	return &LessonSink{w: w}, nil
 }
 
-type emittedLesson struct {
-	UserUUID           string  `json:"user_uuid"`
-	Language           string  `json:"language"`
-	CourseUUID         *string `json:"course_uuid"`
-	SubscriptionStatus *string `json:"subscription_status"`
-	SubscriptionType   *string `json:"subscription_type"`
-	Country            *string `json:"country"`
-	Enrichment         string  `json:"enrichment"`
-}
-
 // Handle is the consume.Handler of the enricher-analytics role. Many run at
 // once; each appends its row and waits for a flush that includes it, so
 // concurrent handlers share one INSERT.
@@ -52,9 +42,11 @@ func (s *LessonSink) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return consume.Permanentf("not a JetStream message: %w", err)
 	}
-	var l emittedLesson
-	if err := json.Unmarshal(msg.Data(), &l); err != nil {
-		return consume.Permanentf("emitted lesson is not JSON: %w", err)
+	// The parser the Enricher validated the lesson with: the row has the
+	// fields the enrichment used, under the same names.
+	l, err := subjects.ParseEnrichedLesson(msg.Data())
+	if err != nil {
+		return consume.Permanentf("emitted lesson: %w", err)
 	}
 	if err := s.w.Append(ctx, md.Timestamp.UTC(), md.Sequence.Stream, l.UserUUID, l.Language, str(l.CourseUUID),
 		str(l.SubscriptionType), str(l.SubscriptionStatus), str(l.Country), l.Enrichment); err != nil {

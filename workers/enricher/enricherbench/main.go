@@ -156,7 +156,7 @@ func run(o options) error {
 		return err
 	}
 	start := time.Now()
-	st, err := enricher.Load(ctx, js, f)
+	st, err := enricher.Load(ctx, js, f, nil)
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("load: %w", err)

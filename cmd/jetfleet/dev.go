@@ -72,7 +72,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 	}
-	yt, err := newYouTube(cfg)
+	reg := newRegistry()
+	yt, err := newYouTube(cfg, reg)
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,6 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closePay()
-	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
 	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
 		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})

@@ -34,7 +34,8 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	if err != nil {
 		return err
 	}
-	yt, err := newYouTube(cfg)
+	reg := newRegistry()
+	yt, err := newYouTube(cfg, reg)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,6 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer closePay()
-	reg := newRegistry()
 	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
 		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {

@@ -167,3 +167,44 @@ func TestRealChannelPageAndFeed(t *testing.T) {
 		t.Fatalf("feed = %+v", f)
 	}
 }
+
+func TestPlayabilityReasonsAreClassified(t *testing.T) {
+	cases := []struct {
+		status, reason string
+		refusal        youtube.Refusal
+		state          youtube.VideoState
+		notFound       bool
+	}{
+		{status: "LOGIN_REQUIRED", reason: "Sign in to confirm you're not a bot", refusal: youtube.RefusedBotCheck},
+		{status: "LOGIN_REQUIRED", reason: "Please sign in", refusal: youtube.RefusedSignIn},
+		{status: "LOGIN_REQUIRED", reason: "This video is private", state: youtube.StatePrivate},
+		{status: "LOGIN_REQUIRED", reason: "Sign in to confirm your age", state: youtube.StateAgeRestricted},
+		{status: "AGE_CHECK_REQUIRED", reason: "", state: youtube.StateAgeRestricted},
+		{status: "UNPLAYABLE", reason: "Join this channel to get access to members-only content like this video, and other exclusive perks.", state: youtube.StateMembersOnly},
+		{status: "UNPLAYABLE", reason: "The uploader has not made this video available in your country", state: youtube.StateUnavailable},
+		{status: "ERROR", reason: "This video has been removed by the uploader", state: youtube.StateRemoved},
+		{status: "ERROR", reason: "This video is no longer available because the YouTube account associated with this video has been terminated.", state: youtube.StateRemoved},
+		{status: "ERROR", reason: "This video isn't available anymore", state: youtube.StateRemoved},
+		{status: "ERROR", reason: "Video unavailable", notFound: true},
+	}
+	for _, c := range cases {
+		b, _ := json.Marshal(map[string]any{"playabilityStatus": map[string]any{"status": c.status, "reason": c.reason}})
+		_, err := youtube.ParsePlayerResponse(b)
+		var refusal *youtube.RefusalError
+		var state *youtube.StateError
+		switch {
+		case c.refusal != "":
+			if !errors.As(err, &refusal) || refusal.Kind != c.refusal {
+				t.Errorf("%s %q: %v; want refusal %s", c.status, c.reason, err, c.refusal)
+			}
+		case c.state != "":
+			if !errors.As(err, &state) || state.State != c.state {
+				t.Errorf("%s %q: %v; want state %s", c.status, c.reason, err, c.state)
+			}
+		case c.notFound:
+			if !errors.Is(err, youtube.ErrNotFound) {
+				t.Errorf("%s %q: %v; want ErrNotFound", c.status, c.reason, err)
+			}
+		}
+	}
+}

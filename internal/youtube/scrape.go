@@ -240,7 +240,7 @@ func playability(pr map[string]any) (*RefusalError, *StateError, error) {
 	isPrivate := has("private")
 	isAge := has("confirm your age", "age-restricted", "age restricted", "inappropriate for some users")
 	isMembers := has("members-only", "members only", "join this channel")
-	isRemoved := has("removed", "terminated", "no longer available", "closed their youtube account", "violat", "copyright")
+	isRemoved := has("removed", "terminated", "no longer available", "isn't available anymore", "isn’t available anymore", "closed their youtube account", "violat", "copyright")
 	switch status {
 	case "", "OK", "LIVE_STREAM_OFFLINE":
 		return nil, nil, nil

@@ -1,7 +1,10 @@
 // Package youtube is jetfleet's one way to YouTube: it parses what people
-// paste (channel and video links, @handles, ids), resolves handles to channel
-// ids, reads channel RSS feeds, scrapes watch pages (views, title, channel,
-// publish time) and fetches thumbnails. Every request goes through one rate
+// paste (channel and video links, @handles in any script, legacy /c/ and
+// /user/ links, ids), resolves them to channel ids, reads channel RSS feeds,
+// scrapes watch pages (views, likes, title, channel, publish time) and
+// fetches thumbnails. It tells YouTube's refusals of us (transient) from
+// the states of videos (shown as such) and never reads either as "does not
+// exist". Every request goes through one rate
 // limiter, retries transient failures with backoff and passes a circuit
 // breaker, so a struggling YouTube is not hammered by the whole fleet.
 //

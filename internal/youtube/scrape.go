@@ -28,7 +28,8 @@ type Video struct {
 	// State is set when the page gives the counts of a video YouTube does
 	// not play to signed-out visitors (e.g. age-gated): the sample is
 	// still good, and the page says why the video cannot be watched.
-	State VideoState
+	State       VideoState
+	StateReason string // YouTube's words for State
 }
 
 // The page assigns its JSON in several spellings over the years: `var
@@ -168,7 +169,7 @@ func fromPlayer(pr map[string]any, data func() any) (Video, error) {
 		return Video{}, fmt.Errorf("%w: %s (playability %q)", ErrUnparseable, strings.Join(problems, "; "), textAt(pr, "playabilityStatus", "status"))
 	}
 	if state != nil {
-		v.State = state.State
+		v.State, v.StateReason = state.State, state.Reason
 	}
 	return v, nil
 }

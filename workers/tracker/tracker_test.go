@@ -542,3 +542,20 @@ func TestTickLogsOneInfoSummaryAndJobsLogAtDebug(t *testing.T) {
 		t.Fatalf("DEBUG lines = %v; want the tick and each new upload", debug)
 	}
 }
+
+func TestAgeGatedVideoIsSampledAndItsStateShown(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "agegated000", "Age-gated", time.Now(), 300)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "agegated000", ChannelID: chanA}, time.Now())
+	e.yt.SetState("agegated000", youtubetest.StateAgeRestricted)
+	e.start("videos")
+	e.job(subjects.TrackKindHourly, "agegated000", time.Now().Truncate(time.Second))
+	waitFor(t, 20*time.Second, "age-gated video sampled with its state", func() (bool, any) {
+		r, _ := e.store.Video(e.ctx, "agegated000")
+		return r.State == "age_restricted" && r.StateReason == "Sign in to confirm your age" && r.Views == 300, r
+	})
+	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'agegated000' AND views = 300"); n != 1 {
+		t.Fatalf("age-gated video samples = %d, want 1", n)
+	}
+}

@@ -140,7 +140,7 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 		err = v.store.UpdateVideo(ctx, job.ID, func(r *subjects.TrackedVideo) {
 			r.Title, r.ThumbHash, r.Views, r.Likes, r.Sampled = page.Title, hash, page.Views, page.Likes, slot
 			// An age-gated page still gives the counts; its state is shown.
-			r.State, r.StateReason = string(page.State), ""
+			r.State, r.StateReason = string(page.State), page.StateReason
 			if r.ChannelID == "" {
 				r.ChannelID = page.ChannelID
 			}

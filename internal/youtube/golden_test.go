@@ -132,6 +132,7 @@ func TestWatchPageSurvivesFormatDrift(t *testing.T) {
 	}{
 		{"no spaces around =", edit(page, "var ytInitialPlayerResponse = {", "var ytInitialPlayerResponse={")},
 		{"window[] assignment", edit(page, "var ytInitialPlayerResponse = {", `window["ytInitialPlayerResponse"] = {`)},
+		{"a placeholder assigned first", edit(page, "<script", `<script>var ytInitialPlayerResponse = {};</script><script`)},
 		{"count as a number", edit(page, `"viewCount":"1756498"`, `"viewCount":1756498`)},
 		{"only the microformat has views", noDetails},
 		{"only ytInitialData has views", onlyData},

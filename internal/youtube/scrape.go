@@ -96,23 +96,28 @@ func ParsePlayerResponse(b []byte) (Video, error) {
 	return fromPlayer(pr, func() any { return nil })
 }
 
-// assignedJSON decodes the first JSON object assigned to the variable re
-// names. Numbers stay json.Number, so a count is read exactly.
+// assignedJSON decodes the first non-empty JSON object assigned to the
+// variable re names (pages also assign placeholders such as {}). Numbers
+// stay json.Number, so a count is read exactly.
 func assignedJSON(page []byte, re *regexp.Regexp) (map[string]any, error) {
-	locs := re.FindAllIndex(page, 4)
+	locs := re.FindAllIndex(page, 8)
 	if len(locs) == 0 {
 		return nil, errors.New("not on the page")
 	}
-	var last error
+	last := errors.New("only empty objects")
 	for _, loc := range locs {
 		d := json.NewDecoder(bytes.NewReader(page[loc[1]-1:]))
 		d.UseNumber()
 		var m map[string]any
-		if last = d.Decode(&m); last == nil {
+		if err := d.Decode(&m); err != nil {
+			last = fmt.Errorf("not JSON: %v", err)
+			continue
+		}
+		if len(m) > 0 {
 			return m, nil
 		}
 	}
-	return nil, fmt.Errorf("not JSON: %v", last)
+	return nil, last
 }
 
 // fromPlayer reads a player response. data lazily gives ytInitialData, a

@@ -239,10 +239,10 @@ func (c *Client) BreakerState() string { return c.breaker.State().String() }
 
 // get fetches u, reading at most limit bytes, retrying transient failures.
 // It returns ErrNotFound for 404 and 410, and ErrUnavailable when the circuit
-// is open. accept, when set, reads a 200 body inside the breaker: a
-// *RefusalError it returns (a bot check on a page served with 200) counts as
-// a failure and is retried like a 503.
-func (c *Client) get(ctx context.Context, u string, limit int64, accept func(body []byte) error) ([]byte, error) {
+// is open. accept, when set, reads each response inside the breaker: a
+// *RefusalError (a bot check on a page served with 200) or an *outageError
+// it returns counts as a failure and is retried like a 503.
+func (c *Client) get(ctx context.Context, u string, limit int64, accept func(status int, body []byte) error) ([]byte, error) {
 	var last error
 	for attempt := range c.cfg.Attempts {
 		if attempt > 0 {
@@ -261,8 +261,9 @@ func (c *Client) get(ctx context.Context, u string, limit int64, accept func(bod
 		}
 		resp, err := c.breaker.Execute(func() (*response, error) {
 			resp, err := c.attempt(ctx, u, limit)
-			if err == nil && resp.status == http.StatusOK && accept != nil {
-				if aerr := accept(resp.body); errors.Is(aerr, ErrRefused) {
+			if err == nil && accept != nil {
+				var outage *outageError
+				if aerr := accept(resp.status, resp.body); errors.Is(aerr, ErrRefused) || errors.As(aerr, &outage) {
 					return nil, aerr
 				}
 			}
@@ -297,6 +298,14 @@ func (c *Client) get(ctx context.Context, u string, limit int64, accept func(bod
 	}
 	return nil, fmt.Errorf("get %s: %d attempts failed: %w", u, c.cfg.Attempts, last)
 }
+
+// outageError marks an answer that, for the URL asked, is how YouTube fails
+// rather than what it knows (a feed's 404): it counts against the breaker
+// and is retried.
+type outageError struct{ err error }
+
+func (e *outageError) Error() string { return e.err.Error() }
+func (e *outageError) Unwrap() error { return e.err }
 
 // consentCookie answers YouTube's EU cookie consent in advance, as yt-dlp
 // does (SOCS "CAI": essential cookies only; the older CONSENT form for

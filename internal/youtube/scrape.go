@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -54,7 +55,10 @@ func (c *Client) Video(ctx context.Context, id string) (Video, error) {
 		v    Video
 		perr error
 	)
-	_, err := c.get(ctx, c.pageURL("/watch", url.Values{"v": {id}}), 8<<20, func(body []byte) error {
+	_, err := c.get(ctx, c.pageURL("/watch", url.Values{"v": {id}}), 8<<20, func(status int, body []byte) error {
+		if status != http.StatusOK {
+			return nil
+		}
 		v, perr = ParseWatchPage(body)
 		return perr
 	})
@@ -426,7 +430,16 @@ func (c *Client) Feed(ctx context.Context, channelID string) (Feed, error) {
 	if !ValidChannelID(channelID) {
 		return Feed{}, fmt.Errorf("feed: %w: %q is not a channel id", ErrNotYouTube, channelID)
 	}
-	body, err := c.get(ctx, c.pageURL("/feeds/videos.xml", url.Values{"channel_id": {channelID}}), 4<<20, nil)
+	// YouTube's feeds answer 404 (or 500) for live channels during outages,
+	// so a 404 is retried and counts against the breaker like a 503; after
+	// the attempts it is still ErrNotFound, which only the channel page can
+	// confirm (see Channel).
+	body, err := c.get(ctx, c.pageURL("/feeds/videos.xml", url.Values{"channel_id": {channelID}}), 4<<20, func(status int, _ []byte) error {
+		if status == http.StatusNotFound {
+			return &outageError{err: fmt.Errorf("%w (HTTP 404 from the feed)", ErrNotFound)}
+		}
+		return nil
+	})
 	if err != nil {
 		return Feed{}, fmt.Errorf("feed %s: %w", channelID, err)
 	}

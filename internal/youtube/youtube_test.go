@@ -281,9 +281,6 @@ func TestChannelWhoseFeedFailsIsLookedUpOnItsPage(t *testing.T) {
 	s, c := world(t)
 	ctx := context.Background()
 	s.FailFeeds(true)
-	if _, err := c.Feed(ctx, youtubetest.ChannelID(1)); err == nil {
-		t.Fatal("feed outage not reported")
-	}
 	ch, err := c.Channel(ctx, youtubetest.ChannelID(1))
 	if err != nil || ch.ID != youtubetest.ChannelID(1) || ch.Title != "Gopher Talks" {
 		t.Fatalf("channel during a feed outage: %+v, %v", ch, err)
@@ -294,6 +291,27 @@ func TestChannelWhoseFeedFailsIsLookedUpOnItsPage(t *testing.T) {
 	s.SetFailing(true)
 	if _, err := c.Channel(ctx, youtubetest.ChannelID(1)); !errors.Is(err, youtube.ErrNoAnswer) || errors.Is(err, youtube.ErrNotFound) {
 		t.Fatalf("channel when YouTube answers nothing: %v, want ErrNoAnswer", err)
+	}
+}
+
+func TestFeedOutageIsRetriedAndOpensTheBreaker(t *testing.T) {
+	s, c := world(t)
+	ctx := context.Background()
+	s.FailFeeds(true)
+	_, err := c.Feed(ctx, youtubetest.ChannelID(1))
+	if !errors.Is(err, youtube.ErrNotFound) {
+		t.Fatalf("feed 404: %v, want ErrNotFound after the attempts", err)
+	}
+	if n := s.Requests("feed", youtubetest.ChannelID(1)); n != 3 {
+		t.Fatalf("feed 404 tried %d times, want 3 (retried like a 503)", n)
+	}
+	for range 3 {
+		if _, err = c.Feed(ctx, youtubetest.ChannelID(1)); errors.Is(err, youtube.ErrUnavailable) {
+			break
+		}
+	}
+	if !errors.Is(err, youtube.ErrUnavailable) {
+		t.Fatalf("after repeated feed 404s: %v, want the circuit open (ErrUnavailable)", err)
 	}
 }
 

@@ -260,7 +260,8 @@ func (s *Server) SetFailing(failing bool) {
 }
 
 // Requests counts the requests served for kind ("watch", "feed", "handle",
-// "thumb") and id (video id, channel id or handle).
+// "channel", "legacy", "thumb") and id (video id, channel id, handle or
+// legacy name).
 func (s *Server) Requests(kind, id string) int64 {
 	if c, ok := s.requests.Load(kind + ":" + id); ok {
 		return c.(*atomic.Int64).Load()

@@ -88,6 +88,10 @@ type TrackedChannel struct {
 	LatestVideoID string    `json:"latest_video_id,omitempty"`
 	Checked       time.Time `json:"checked,omitzero"` // last successful RSS check
 	Created       time.Time `json:"created"`
+	// Failed and Failure are the last check that failed (YouTube did not
+	// answer or refused us); cleared by the next successful check.
+	Failed  time.Time `json:"failed,omitzero"`
+	Failure string    `json:"failure,omitempty"`
 }
 
 // TrackedVideo is a video's tracking record: what the last sample saw, so
@@ -99,8 +103,26 @@ type TrackedVideo struct {
 	ThumbHash   string    `json:"thumb_hash,omitempty"`
 	PublishedAt time.Time `json:"published_at,omitzero"`
 	Views       int64     `json:"views"`
+	Likes       int64     `json:"likes,omitempty"`
 	Sampled     time.Time `json:"sampled,omitzero"` // slot of the last sample
 	FirstSeen   time.Time `json:"first_seen"`
+	// State is what YouTube last said hides the video from signed-out
+	// visitors (private, removed, age_restricted, members_only,
+	// unavailable), with its words in StateReason; empty while it plays.
+	State       string `json:"state,omitempty"`
+	StateReason string `json:"state_reason,omitempty"`
+}
+
+// TrackerYouTubeStatusKey holds a YouTubeStatus: the last time YouTube
+// refused the tracker workers, for the pages to say so.
+const TrackerYouTubeStatusKey = "youtube.status"
+
+// YouTubeStatus is the last refusal of us by YouTube (bot check, consent
+// wall, rate limit, sign-in wall) a tracker worker saw.
+type YouTubeStatus struct {
+	RefusedAt time.Time `json:"refused_at"`
+	Kind      string    `json:"kind"`
+	Reason    string    `json:"reason,omitempty"`
 }
 
 // TrackLink is a mapping record (user↔channel, user↔video, channel→video,

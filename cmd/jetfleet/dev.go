@@ -87,7 +87,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 	}
-	yt, err := newYouTube(cfg)
+	reg := newRegistry()
+	yt, err := newYouTube(cfg, reg)
 	if err != nil {
 		return err
 	}
@@ -140,7 +141,6 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closePay()
-	reg := newRegistry()
 	reg.MustRegister(jsmetrics.New(js, log))
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)

@@ -46,7 +46,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	if err != nil {
 		return err
 	}
-	yt, err := newYouTube(cfg)
+	yt, err := newYouTube(cfg, reg)
 	if err != nil {
 		return err
 	}

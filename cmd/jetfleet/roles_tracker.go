@@ -29,7 +29,7 @@ func trackerRoles() []role {
 				if err != nil {
 					return err
 				}
-				yt, err := newYouTube(d.cfg)
+				yt, err := newYouTube(d.cfg, d.reg)
 				if err != nil {
 					return err
 				}
@@ -47,7 +47,7 @@ func trackerRoles() []role {
 				if err != nil {
 					return err
 				}
-				yt, err := newYouTube(d.cfg)
+				yt, err := newYouTube(d.cfg, d.reg)
 				if err != nil {
 					return err
 				}

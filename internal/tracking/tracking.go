@@ -563,3 +563,20 @@ func (s *Store) TracksVideo(ctx context.Context, uid, vid string) (bool, error) 
 	}
 	return s.exists(ctx, subjects.TrackerUserVideoKey(uid, vid))
 }
+
+// NoteRefusal records that YouTube refused us just now (kind as
+// youtube.Refusal, reason in YouTube's words), for the pages to say so.
+func (s *Store) NoteRefusal(ctx context.Context, kind, reason string) error {
+	return s.put(ctx, subjects.TrackerYouTubeStatusKey, subjects.YouTubeStatus{RefusedAt: s.o.Now().UTC(), Kind: kind, Reason: reason})
+}
+
+// YouTubeStatus returns the last refusal recorded; zero when there was
+// none.
+func (s *Store) YouTubeStatus(ctx context.Context) (subjects.YouTubeStatus, error) {
+	var st subjects.YouTubeStatus
+	_, err := s.get(ctx, subjects.TrackerYouTubeStatusKey, &st)
+	if errors.Is(err, ErrNotFound) {
+		return subjects.YouTubeStatus{}, nil
+	}
+	return st, err
+}

@@ -199,3 +199,23 @@ func TestDailyWindowExpires(t *testing.T) {
 		t.Fatalf("record went with its windows: %v", err)
 	}
 }
+
+func TestYouTubeRefusalIsRecordedForThePages(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}
+	s := tracking.New(bucket(t), tracking.Options{Now: clk.now})
+	if st, err := s.YouTubeStatus(ctx); err != nil || !st.RefusedAt.IsZero() {
+		t.Fatalf("status before any refusal = %+v, %v; want zero", st, err)
+	}
+	if err := s.NoteRefusal(ctx, "bot_check", "Sign in to confirm you’re not a bot"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.YouTubeStatus(ctx)
+	if err != nil || !st.RefusedAt.Equal(clk.now()) || st.Kind != "bot_check" || st.Reason != "Sign in to confirm you’re not a bot" {
+		t.Fatalf("status = %+v, %v", st, err)
+	}
+	// The status key is no channel or video: listings do not see it.
+	if ids, _ := s.LiveChannels(ctx); len(ids) != 0 {
+		t.Fatalf("live channels = %v", ids)
+	}
+}

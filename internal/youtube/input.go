@@ -15,7 +15,11 @@ var ErrNotYouTube = errors.New("not a YouTube channel or video")
 var (
 	videoIDRe   = regexp.MustCompile(`^[A-Za-z0-9_-]{11}$`)
 	channelIDRe = regexp.MustCompile(`^UC[A-Za-z0-9_-]{22}$`)
-	handleRe    = regexp.MustCompile(`^@[A-Za-z0-9._-]{3,30}$`)
+	// Handles are 3–30 letters, marks and digits of any script, with
+	// underscores, hyphens, periods and middle dots (@日本語チャンネル, @café).
+	handleRe = regexp.MustCompile(`^@[\p{L}\p{M}\p{N}._·-]{3,30}$`)
+	// Legacy custom-URL and username names of /c/NAME and /user/NAME links.
+	legacyNameRe = regexp.MustCompile(`^[\p{L}\p{M}\p{N}._-]{1,100}$`)
 )
 
 // ValidVideoID reports whether id has the shape of a video id (11 characters
@@ -26,7 +30,7 @@ func ValidVideoID(id string) bool { return videoIDRe.MatchString(id) }
 // characters of [A-Za-z0-9_-]).
 func ValidChannelID(id string) bool { return channelIDRe.MatchString(id) }
 
-// ValidHandle reports whether h is an @handle.
+// ValidHandle reports whether h is an @handle (letters of any script).
 func ValidHandle(h string) bool { return handleRe.MatchString(h) }
 
 // Kind says what a Ref names.
@@ -38,16 +42,17 @@ const (
 	KindVideo
 )
 
-// Ref is what a person's input names: a channel (by ID or by Handle, which
-// ResolveHandle turns into an ID) or a video (by ID).
+// Ref is what a person's input names: a channel (by ID, by Handle or by a
+// legacy Path, which Client.Resolve turns into an ID) or a video (by ID).
 type Ref struct {
 	Kind   Kind
-	ID     string // channel id (UC…) or video id; empty for a channel given by handle
+	ID     string // channel id (UC…) or video id; empty for a channel given by handle or path
 	Handle string // @handle, for a channel given by handle
+	Path   string // "/c/NAME" or "/user/NAME", for a channel given by a legacy link
 }
 
 // Parse reads a channel or video reference in any form people paste: a
-// channel URL (/channel/UC…, /@handle), an @handle, a channel id, a video URL
+// channel URL (/channel/UC…, /@handle, /c/NAME, /user/NAME), an @handle, a channel id, a video URL
 // (youtu.be/ID, /watch?v=ID, /shorts/ID, /live/ID, /embed/ID) or a bare
 // 11-character video id.
 func Parse(input string) (Ref, error) {
@@ -91,6 +96,10 @@ func Parse(input string) (Ref, error) {
 		case len(segs) >= 2 && segs[0] == "channel":
 			if ValidChannelID(segs[1]) {
 				return Ref{Kind: KindChannel, ID: segs[1]}, nil
+			}
+		case len(segs) >= 2 && (segs[0] == "c" || segs[0] == "user"):
+			if legacyNameRe.MatchString(segs[1]) {
+				return Ref{Kind: KindChannel, Path: "/" + segs[0] + "/" + segs[1]}, nil
 			}
 		case ValidHandle(segs[0]):
 			return Ref{Kind: KindChannel, Handle: segs[0]}, nil

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -21,46 +24,49 @@ type Video struct {
 	ChannelID   string
 	Author      string
 	Views       int64
+	Likes       int64     // 0 when the page does not say (ratings hidden)
 	PublishedAt time.Time // zero when the page does not say
+	// State is set when the page gives the counts of a video YouTube does
+	// not play to signed-out visitors (e.g. age-gated): the sample is
+	// still good, and the page says why the video cannot be watched.
+	State       VideoState
+	StateReason string // YouTube's words for State
 }
 
-// playerResponse is the part of the page's ytInitialPlayerResponse JSON the
-// scraper reads.
-type playerResponse struct {
-	PlayabilityStatus struct {
-		Status string `json:"status"`
-		Reason string `json:"reason"`
-	} `json:"playabilityStatus"`
-	VideoDetails *struct {
-		VideoID   string `json:"videoId"`
-		Title     string `json:"title"`
-		ChannelID string `json:"channelId"`
-		ViewCount string `json:"viewCount"`
-		Author    string `json:"author"`
-	} `json:"videoDetails"`
-	Microformat struct {
-		Renderer struct {
-			PublishDate string `json:"publishDate"`
-			UploadDate  string `json:"uploadDate"`
-		} `json:"playerMicroformatRenderer"`
-	} `json:"microformat"`
-}
-
-const playerMarker = "ytInitialPlayerResponse = "
+// The page assigns its JSON in several spellings over the years: `var
+// ytInitialPlayerResponse = {`, `ytInitialPlayerResponse={`, and
+// `window["ytInitialPlayerResponse"] = {`. The regexes find the assignment
+// by the variable's name; the JSON value itself is read by a decoder, which
+// knows where it ends.
+var (
+	playerAssignRe = regexp.MustCompile(`ytInitialPlayerResponse["']?\s*\]?\s*=\s*\{`)
+	dataAssignRe   = regexp.MustCompile(`ytInitialData["']?\s*\]?\s*=\s*\{`)
+)
 
 // Video fetches and scrapes the watch page of video id. A page without the
-// data the scraper needs is ErrUnparseable, never a zero view count.
+// data the scraper needs is ErrUnparseable, never a zero view count; a
+// refusal of us is a *RefusalError (retried, counted by the breaker), a
+// video YouTube hides is a *StateError.
 func (c *Client) Video(ctx context.Context, id string) (Video, error) {
 	if !ValidVideoID(id) {
 		return Video{}, fmt.Errorf("video: %w: %q is not a video id", ErrNotYouTube, id)
 	}
-	body, err := c.get(ctx, c.pageURL("/watch", url.Values{"v": {id}}), 8<<20)
+	var (
+		v    Video
+		perr error
+	)
+	_, err := c.get(ctx, c.pageURL("/watch", url.Values{"v": {id}}), 8<<20, func(status int, body []byte) error {
+		if status != http.StatusOK {
+			return nil
+		}
+		v, perr = ParseWatchPage(body)
+		return perr
+	})
 	if err != nil {
 		return Video{}, fmt.Errorf("watch page %s: %w", id, err)
 	}
-	v, err := ParseWatchPage(body)
-	if err != nil {
-		return Video{}, fmt.Errorf("watch page %s: %w", id, err)
+	if perr != nil {
+		return Video{}, fmt.Errorf("watch page %s: %w", id, perr)
 	}
 	if v.ID != id {
 		return Video{}, fmt.Errorf("watch page %s: %w: page is about video %q", id, ErrUnparseable, v.ID)
@@ -68,78 +74,317 @@ func (c *Client) Video(ctx context.Context, id string) (Video, error) {
 	return v, nil
 }
 
-// ParseWatchPage reads a watch page: the embedded ytInitialPlayerResponse
-// JSON first (views, title, channel, publish date), the page's meta tags
-// where the JSON lacks something.
+// ParseWatchPage reads a watch page: its embedded ytInitialPlayerResponse
+// (playability, ids, title, counts, dates), and ytInitialData for the view
+// count when the player response lacks it.
 func ParseWatchPage(page []byte) (Video, error) {
-	doc, err := goquery.NewDocumentFromReader(bytes.NewReader(page))
+	pr, err := assignedJSON(page, playerAssignRe)
 	if err != nil {
-		return Video{}, fmt.Errorf("%w: not HTML: %v", ErrUnparseable, err)
+		return Video{}, fmt.Errorf("%w: ytInitialPlayerResponse: %v", ErrUnparseable, err)
 	}
-	var pr *playerResponse
-	doc.Find("script").EachWithBreak(func(_ int, s *goquery.Selection) bool {
-		text := s.Text()
-		i := strings.Index(text, playerMarker)
-		if i < 0 {
-			return true
-		}
-		var p playerResponse
-		// The decoder stops after the object; the script's trailing
-		// statements are not read.
-		if err := json.NewDecoder(strings.NewReader(text[i+len(playerMarker):])).Decode(&p); err == nil {
-			pr = &p
-		}
-		return false
+	return fromPlayer(pr, func() any {
+		data, _ := assignedJSON(page, dataAssignRe)
+		return data
 	})
-	if pr == nil {
-		return Video{}, fmt.Errorf("%w: no ytInitialPlayerResponse JSON on the page", ErrUnparseable)
+}
+
+// ParsePlayerResponse reads a player response on its own (the JSON of
+// ytInitialPlayerResponse, as the player endpoint also returns it).
+func ParsePlayerResponse(b []byte) (Video, error) {
+	var pr map[string]any
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(&pr); err != nil {
+		return Video{}, fmt.Errorf("%w: player response: %v", ErrUnparseable, err)
 	}
-	if st := pr.PlayabilityStatus.Status; st == "ERROR" || st == "LOGIN_REQUIRED" && pr.VideoDetails == nil {
-		return Video{}, fmt.Errorf("%w: %s", ErrNotFound, strings.TrimSpace(st+" "+pr.PlayabilityStatus.Reason))
+	return fromPlayer(pr, func() any { return nil })
+}
+
+// assignedJSON decodes the first non-empty JSON object assigned to the
+// variable re names (pages also assign placeholders such as {}). Numbers
+// stay json.Number, so a count is read exactly.
+func assignedJSON(page []byte, re *regexp.Regexp) (map[string]any, error) {
+	locs := re.FindAllIndex(page, 8)
+	if len(locs) == 0 {
+		return nil, errors.New("not on the page")
 	}
-	d := pr.VideoDetails
-	if d == nil {
-		return Video{}, fmt.Errorf("%w: player response has no videoDetails (status %q)", ErrUnparseable, pr.PlayabilityStatus.Status)
-	}
-	v := Video{ID: d.VideoID, Title: d.Title, ChannelID: d.ChannelID, Author: d.Author}
-	meta := func(sel string) string {
-		val, _ := doc.Find(sel).First().Attr("content")
-		return strings.TrimSpace(val)
-	}
-	if v.ID == "" {
-		v.ID = meta(`meta[itemprop="identifier"], meta[itemprop="videoId"]`)
-	}
-	if v.Title == "" {
-		v.Title = meta(`meta[name="title"], meta[property="og:title"]`)
-	}
-	if v.ChannelID == "" {
-		v.ChannelID = meta(`meta[itemprop="channelId"]`)
-	}
-	views := d.ViewCount
-	if views == "" {
-		views = meta(`meta[itemprop="interactionCount"]`)
-	}
-	n, err := strconv.ParseInt(views, 10, 64)
-	if err != nil || n < 0 {
-		return Video{}, fmt.Errorf("%w: view count %q is not a number", ErrUnparseable, views)
-	}
-	v.Views = n
-	date := pr.Microformat.Renderer.PublishDate
-	if date == "" {
-		date = pr.Microformat.Renderer.UploadDate
-	}
-	if date == "" {
-		date = meta(`meta[itemprop="datePublished"], meta[itemprop="uploadDate"]`)
-	}
-	if date != "" {
-		if v.PublishedAt, err = parseDate(date); err != nil {
-			return Video{}, fmt.Errorf("%w: publish date %q: %v", ErrUnparseable, date, err)
+	last := errors.New("only empty objects")
+	for _, loc := range locs {
+		d := json.NewDecoder(bytes.NewReader(page[loc[1]-1:]))
+		d.UseNumber()
+		var m map[string]any
+		if err := d.Decode(&m); err != nil {
+			last = fmt.Errorf("not JSON: %v", err)
+			continue
+		}
+		if len(m) > 0 {
+			return m, nil
 		}
 	}
-	if !ValidVideoID(v.ID) || v.Title == "" || !ValidChannelID(v.ChannelID) {
-		return Video{}, fmt.Errorf("%w: incomplete video details (id %q, title %q, channel %q)", ErrUnparseable, v.ID, v.Title, v.ChannelID)
+	return nil, last
+}
+
+// fromPlayer reads a player response. data lazily gives ytInitialData, a
+// third source of the view count.
+func fromPlayer(pr map[string]any, data func() any) (Video, error) {
+	refusal, state, gone := playability(pr)
+	if refusal != nil {
+		return Video{}, refusal
+	}
+	if gone != nil {
+		return Video{}, gone
+	}
+	var problems []string
+	text := func(field string, sources ...[]string) string {
+		for _, p := range sources {
+			if s := textAt(pr, p...); s != "" {
+				return s
+			}
+		}
+		problems = append(problems, field+" missing")
+		return ""
+	}
+	v := Video{
+		ID:        text("videoId", []string{"videoDetails", "videoId"}),
+		Title:     text("title", []string{"videoDetails", "title"}, []string{"microformat", "playerMicroformatRenderer", "title"}),
+		ChannelID: text("channelId", []string{"videoDetails", "channelId"}, []string{"microformat", "playerMicroformatRenderer", "externalChannelId"}),
+	}
+	v.Author = textAt(pr, "videoDetails", "author")
+	if v.Author == "" {
+		v.Author = textAt(pr, "microformat", "playerMicroformatRenderer", "ownerChannelName")
+	}
+	views, viewProblems := viewCount(pr, data)
+	if views < 0 {
+		problems = append(problems, "views: "+strings.Join(viewProblems, "; "))
+	}
+	v.Views = views
+	if n, ok, _ := countAt(pr, "microformat", "playerMicroformatRenderer", "likeCount"); ok {
+		v.Likes = n
+	}
+	for _, p := range [][]string{{"microformat", "playerMicroformatRenderer", "publishDate"}, {"microformat", "playerMicroformatRenderer", "uploadDate"}} {
+		if t, err := parseDate(textAt(pr, p...)); err == nil {
+			v.PublishedAt = t
+			break
+		}
+	}
+	if len(problems) == 0 && (!ValidVideoID(v.ID) || !ValidChannelID(v.ChannelID)) {
+		problems = append(problems, fmt.Sprintf("ids not of YouTube's shape (video %q, channel %q)", v.ID, v.ChannelID))
+	}
+	if len(problems) > 0 {
+		if state != nil {
+			// No counts to sample: the state is the answer.
+			return Video{}, state
+		}
+		return Video{}, fmt.Errorf("%w: %s (playability %q)", ErrUnparseable, strings.Join(problems, "; "), textAt(pr, "playabilityStatus", "status"))
+	}
+	if state != nil {
+		v.State, v.StateReason = state.State, state.Reason
 	}
 	return v, nil
+}
+
+// viewCount reads the views from the first source that has them: the
+// player's videoDetails, its microformat, then ytInitialData's
+// videoViewCountRenderer. It returns -1 and what was wrong with each source
+// when none has them.
+func viewCount(pr map[string]any, data func() any) (int64, []string) {
+	var problems []string
+	for _, p := range [][]string{{"videoDetails", "viewCount"}, {"microformat", "playerMicroformatRenderer", "viewCount"}} {
+		n, ok, err := countAt(pr, p...)
+		switch {
+		case ok:
+			return n, nil
+		case err != nil:
+			problems = append(problems, strings.Join(p, ".")+": "+err.Error())
+		default:
+			problems = append(problems, strings.Join(p, ".")+" missing")
+		}
+	}
+	r, _ := find(data(), "videoViewCountRenderer").(map[string]any)
+	if r == nil {
+		return -1, append(problems, "ytInitialData videoViewCountRenderer missing")
+	}
+	if n, ok, _ := countAt(r, "originalViewCount"); ok {
+		return n, nil
+	}
+	label := textAt(r, "viewCount")
+	if n, ok := countInText(label); ok {
+		return n, nil
+	}
+	return -1, append(problems, fmt.Sprintf("ytInitialData videoViewCountRenderer: %q is not a count", label))
+}
+
+// playability classifies the player response's playabilityStatus: a
+// refusal of us, a state of the video, or a video that does not exist. All
+// nil: the video plays.
+func playability(pr map[string]any) (*RefusalError, *StateError, error) {
+	status := textAt(pr, "playabilityStatus", "status")
+	reason := textAt(pr, "playabilityStatus", "reason")
+	if reason == "" {
+		reason = textAt(pr, "playabilityStatus", "errorScreen", "playerErrorMessageRenderer", "reason")
+	}
+	words := []string{reason, textAt(pr, "playabilityStatus", "errorScreen", "playerErrorMessageRenderer", "subreason")}
+	if ms, ok := at(pr, "playabilityStatus", "messages").([]any); ok {
+		for _, m := range ms {
+			if s, ok := m.(string); ok {
+				words = append(words, s)
+			}
+		}
+	}
+	all := strings.ToLower(strings.Join(words, " "))
+	if reason == "" {
+		reason = strings.TrimSpace(strings.Join(words, " "))
+	}
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(all, s) {
+				return true
+			}
+		}
+		return false
+	}
+	state := func(s VideoState) (*RefusalError, *StateError, error) {
+		return nil, &StateError{State: s, Reason: reason}, nil
+	}
+	isBot := has("not a bot", "not a robot")
+	isPrivate := has("private")
+	isAge := has("confirm your age", "age-restricted", "age restricted", "inappropriate for some users")
+	isMembers := has("members-only", "members only", "join this channel")
+	isRemoved := has("removed", "terminated", "no longer available", "isn't available anymore", "isn’t available anymore", "closed their youtube account", "violat", "copyright")
+	switch status {
+	case "", "OK", "LIVE_STREAM_OFFLINE":
+		return nil, nil, nil
+	case "LOGIN_REQUIRED":
+		switch {
+		case isBot:
+			return &RefusalError{Kind: RefusedBotCheck, Reason: reason}, nil, nil
+		case isPrivate:
+			return state(StatePrivate)
+		case isAge:
+			return state(StateAgeRestricted)
+		case isMembers:
+			return state(StateMembersOnly)
+		}
+		// A sign-in wall that names nothing about the video is about us.
+		return &RefusalError{Kind: RefusedSignIn, Reason: reason}, nil, nil
+	case "AGE_CHECK_REQUIRED", "AGE_VERIFICATION_REQUIRED", "CONTENT_CHECK_REQUIRED":
+		return state(StateAgeRestricted)
+	case "UNPLAYABLE", "ERROR":
+		switch {
+		case isBot:
+			return &RefusalError{Kind: RefusedBotCheck, Reason: reason}, nil, nil
+		case isMembers:
+			return state(StateMembersOnly)
+		case isPrivate:
+			return state(StatePrivate)
+		case isAge:
+			return state(StateAgeRestricted)
+		case isRemoved:
+			return state(StateRemoved)
+		case status == "UNPLAYABLE":
+			return state(StateUnavailable)
+		}
+		// ERROR without a reason about the video: YouTube's answer for an
+		// id it does not know ("Video unavailable").
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, strings.TrimSpace(status+" "+reason))
+	}
+	return state(StateUnavailable)
+}
+
+// at walks m along keys; nil when a step is missing.
+func at(m any, keys ...string) any {
+	for _, k := range keys {
+		o, ok := m.(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = o[k]
+	}
+	return m
+}
+
+// textAt reads a string at keys, or YouTube's text objects ({"simpleText":
+// …} or {"runs": [{"text": …}]}).
+func textAt(m any, keys ...string) string {
+	switch v := at(m, keys...).(type) {
+	case string:
+		return strings.TrimSpace(v)
+	case map[string]any:
+		if s, ok := v["simpleText"].(string); ok {
+			return strings.TrimSpace(s)
+		}
+		var b strings.Builder
+		runs, _ := v["runs"].([]any)
+		for _, r := range runs {
+			s, _ := at(r, "text").(string)
+			b.WriteString(s)
+		}
+		return strings.TrimSpace(b.String())
+	}
+	return ""
+}
+
+// countAt reads a count at keys sent as a string ("1234") or a number
+// (1234). ok is false when it is missing; err says what was there instead
+// of a count.
+func countAt(m any, keys ...string) (n int64, ok bool, err error) {
+	var s string
+	switch v := at(m, keys...).(type) {
+	case nil:
+		return 0, false, nil
+	case string:
+		s = strings.TrimSpace(v)
+	case json.Number:
+		s = v.String()
+	case float64:
+		s = strconv.FormatFloat(v, 'f', -1, 64)
+	default:
+		return 0, false, fmt.Errorf("%v is not a count", v)
+	}
+	n, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil || n < 0 {
+		return 0, false, fmt.Errorf("%q is not a count", s)
+	}
+	return n, true, nil
+}
+
+// countInText reads "1,756,498 views" (any digit grouping); "No views" is
+// zero.
+func countInText(s string) (int64, bool) {
+	var digits strings.Builder
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			digits.WriteRune(r)
+		}
+	}
+	if digits.Len() == 0 {
+		return 0, strings.HasPrefix(strings.ToLower(s), "no views")
+	}
+	n, err := strconv.ParseInt(digits.String(), 10, 64)
+	return n, err == nil
+}
+
+// find returns the value of the first key named key anywhere under v
+// (depth first), or nil.
+func find(v any, key string) any {
+	switch t := v.(type) {
+	case map[string]any:
+		if r, ok := t[key]; ok {
+			return r
+		}
+		for _, c := range t {
+			if r := find(c, key); r != nil {
+				return r
+			}
+		}
+	case []any:
+		for _, c := range t {
+			if r := find(c, key); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 // parseDate reads the two forms watch pages use: RFC 3339 and a bare date.
@@ -185,7 +430,16 @@ func (c *Client) Feed(ctx context.Context, channelID string) (Feed, error) {
 	if !ValidChannelID(channelID) {
 		return Feed{}, fmt.Errorf("feed: %w: %q is not a channel id", ErrNotYouTube, channelID)
 	}
-	body, err := c.get(ctx, c.pageURL("/feeds/videos.xml", url.Values{"channel_id": {channelID}}), 4<<20)
+	// YouTube's feeds answer 404 (or 500) for live channels during outages,
+	// so a 404 is retried and counts against the breaker like a 503; after
+	// the attempts it is still ErrNotFound, which only the channel page can
+	// confirm (see Channel).
+	body, err := c.get(ctx, c.pageURL("/feeds/videos.xml", url.Values{"channel_id": {channelID}}), 4<<20, func(status int, _ []byte) error {
+		if status == http.StatusNotFound {
+			return &outageError{err: fmt.Errorf("%w (HTTP 404 from the feed)", ErrNotFound)}
+		}
+		return nil
+	})
 	if err != nil {
 		return Feed{}, fmt.Errorf("feed %s: %w", channelID, err)
 	}
@@ -240,15 +494,41 @@ func (c *Client) ResolveHandle(ctx context.Context, handle string) (Channel, err
 	if !ValidHandle(handle) {
 		return Channel{}, fmt.Errorf("handle: %w: %q is not an @handle", ErrNotYouTube, handle)
 	}
-	body, err := c.get(ctx, c.pageURL("/"+handle, nil), 8<<20)
+	ch, err := c.channelPage(ctx, "/"+handle)
 	if err != nil {
-		return Channel{}, fmt.Errorf("channel page %s: %w", handle, err)
+		return Channel{}, err
+	}
+	ch.Handle = handle
+	return ch, nil
+}
+
+// Resolve finds the channel a Ref names: by id (Channel), @handle
+// (ResolveHandle) or legacy /c/ or /user/ link (its page).
+func (c *Client) Resolve(ctx context.Context, ref Ref) (Channel, error) {
+	switch {
+	case ref.Kind != KindChannel:
+		return Channel{}, fmt.Errorf("resolve: %w: not a channel", ErrNotYouTube)
+	case ref.ID != "":
+		return c.Channel(ctx, ref.ID)
+	case ref.Handle != "":
+		return c.ResolveHandle(ctx, ref.Handle)
+	case ref.Path != "":
+		return c.channelPage(ctx, ref.Path)
+	}
+	return Channel{}, fmt.Errorf("resolve: %w: empty channel reference", ErrNotYouTube)
+}
+
+// channelPage reads the channel page at path (/@handle, /c/NAME,
+// /user/NAME, /channel/UC…).
+func (c *Client) channelPage(ctx context.Context, path string) (Channel, error) {
+	body, err := c.get(ctx, c.pageURL(path, nil), 8<<20, nil)
+	if err != nil {
+		return Channel{}, fmt.Errorf("channel page %s: %w", path, err)
 	}
 	ch, err := ParseChannelPage(body)
 	if err != nil {
-		return Channel{}, fmt.Errorf("channel page %s: %w", handle, err)
+		return Channel{}, fmt.Errorf("channel page %s: %w", path, err)
 	}
-	ch.Handle = handle
 	return ch, nil
 }
 
@@ -286,12 +566,30 @@ func attr(doc *goquery.Document, sel, name string) string {
 	return strings.TrimSpace(v)
 }
 
-// Channel looks a channel up by id through its feed: it tells whether the
-// channel exists and gives its title.
+// ErrNoAnswer wraps the failure to look a channel up when neither its feed
+// nor its page answered: YouTube did not say whether it exists.
+var ErrNoAnswer = errors.New("youtube did not answer")
+
+// Channel looks a channel up by id: its feed tells whether it exists and
+// gives its title. YouTube's feeds answer 404 or 500 for live channels
+// during outages, so a feed that fails is checked against the channel page,
+// which alone decides "does not exist".
 func (c *Client) Channel(ctx context.Context, id string) (Channel, error) {
-	f, err := c.Feed(ctx, id)
-	if err != nil {
+	f, ferr := c.Feed(ctx, id)
+	if ferr == nil {
+		return Channel{ID: f.ChannelID, Title: f.Title}, nil
+	}
+	if errors.Is(ferr, ErrNotYouTube) || ctx.Err() != nil {
+		return Channel{}, ferr
+	}
+	ch, err := c.channelPage(ctx, "/channel/"+id)
+	switch {
+	case err == nil && ch.ID == id:
+		return ch, nil
+	case err == nil:
+		return Channel{}, fmt.Errorf("channel %s: %w: page is of channel %q", id, ErrUnparseable, ch.ID)
+	case errors.Is(err, ErrNotFound):
 		return Channel{}, err
 	}
-	return Channel{ID: f.ChannelID, Title: f.Title}, nil
+	return Channel{}, fmt.Errorf("channel %s: %w (feed: %w; page: %w)", id, ErrNoAnswer, ferr, err)
 }

@@ -103,7 +103,7 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 		h.fail(w, r, "plan", err)
 		return
 	}
-	data := dashboardData{Problem: problem, Notice: notice, Input: input}
+	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx)}
 	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
 		h.fail(w, r, "limits", err)
 		return
@@ -151,11 +151,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 	switch ref.Kind {
 	case youtube.KindChannel:
 		var ch youtube.Channel
-		if ref.Handle != "" {
-			ch, err = h.d.YouTube.ResolveHandle(ctx, ref.Handle)
-		} else {
-			ch, err = h.d.YouTube.Channel(ctx, ref.ID)
-		}
+		ch, err = h.d.YouTube.Resolve(ctx, ref)
 		if err == nil {
 			err = h.d.Store.TrackChannel(ctx, uid, premium, subjects.TrackedChannel{ID: ch.ID, Title: ch.Title, Handle: ch.Handle})
 		}
@@ -184,10 +180,19 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 }
 
 // explain turns a tracking failure into a status and words for a person.
+// A refusal of us or a YouTube that did not answer is never "does not
+// exist"; a video YouTube hides is named for its state.
 func explain(err error, input string) (int, string) {
+	var state *youtube.StateError
 	switch {
+	case errors.Is(err, youtube.ErrRefused):
+		return http.StatusServiceUnavailable, fmt.Sprintf("YouTube is refusing us right now (%s), so we could not check %q. This is about us, not about your link: try again in a few minutes.", refusalWords(err), input)
+	case errors.As(err, &state):
+		return http.StatusUnprocessableEntity, fmt.Sprintf("YouTube says this video is %s (%s). Only videos YouTube shows to everyone can be tracked.", stateWords(string(state.State)), state.Reason)
+	case errors.Is(err, youtube.ErrNoAnswer):
+		return http.StatusServiceUnavailable, fmt.Sprintf("YouTube did not answer for %q (neither its feed nor its page), so we cannot tell whether it exists. Try again in a few minutes.", input)
 	case errors.Is(err, youtube.ErrNotFound):
-		return http.StatusUnprocessableEntity, fmt.Sprintf("YouTube has no channel or video %q (or it is private). Check the link and try again.", input)
+		return http.StatusUnprocessableEntity, fmt.Sprintf("YouTube has no channel or video %q. Check the link and try again.", input)
 	case errors.Is(err, tracking.ErrLimitReached):
 		return http.StatusForbidden, fmt.Sprintf("%s. Untrack something first, or upgrade to premium to lift the limits.", capitalize(err.Error()))
 	case errors.Is(err, youtube.ErrUnparseable):
@@ -195,6 +200,65 @@ func explain(err error, input string) (int, string) {
 	default:
 		return http.StatusServiceUnavailable, "We could not reach YouTube just now. Try again in a minute."
 	}
+}
+
+// refusalWords says in a few words how YouTube refuses us.
+func refusalWords(err error) string {
+	var r *youtube.RefusalError
+	if !errors.As(err, &r) {
+		return "it refuses our requests"
+	}
+	return refusalKindWords(string(r.Kind))
+}
+
+func refusalKindWords(kind string) string {
+	switch youtube.Refusal(kind) {
+	case youtube.RefusedBotCheck:
+		return "it asks us to prove we are not a bot"
+	case youtube.RefusedConsent:
+		return "it shows us its cookie consent page"
+	case youtube.RefusedRateLimit:
+		return "it says we ask too often"
+	case youtube.RefusedSignIn:
+		return "it asks us to sign in"
+	}
+	return "it refuses our requests"
+}
+
+// stateWords names a video state (subjects.TrackedVideo.State) for people.
+func stateWords(state string) string {
+	switch youtube.VideoState(state) {
+	case youtube.StatePrivate:
+		return "private"
+	case youtube.StateRemoved:
+		return "removed"
+	case youtube.StateAgeRestricted:
+		return "age-restricted"
+	case youtube.StateMembersOnly:
+		return "for channel members only"
+	case youtube.StateUnavailable:
+		return "unavailable"
+	}
+	return state
+}
+
+// refusalShownFor is how long after YouTube last refused a worker the pages
+// say so.
+const refusalShownFor = time.Hour
+
+// refusal returns the banner text when YouTube refused our workers
+// recently, "" otherwise.
+func (h *Handler) refusal(ctx context.Context) string {
+	st, err := h.d.Store.YouTubeStatus(ctx)
+	if err != nil {
+		h.d.Log.Warn("youtube status", "err", err)
+		return ""
+	}
+	if st.RefusedAt.IsZero() || time.Since(st.RefusedAt) > refusalShownFor {
+		return ""
+	}
+	return fmt.Sprintf("YouTube is refusing us: %s (last at %s). Samples and channel checks are retried with backoff; until then the numbers shown are those of the last successful sample.",
+		refusalKindWords(st.Kind), st.RefusedAt.UTC().Format("15:04 UTC"))
 }
 
 func capitalize(s string) string {
@@ -256,7 +320,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "changes", err)
 		return
 	}
-	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples)}
+	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples), Refusal: h.refusal(ctx)}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -311,11 +375,12 @@ func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "channel videos", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok")}))
+	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok"), Refusal: h.refusal(ctx)}))
 }
 
 type dashboardData struct {
 	Problem, Notice, Input string
+	Refusal                string // YouTube refuses our workers; "" when not
 	Limits                 tracking.Limits
 	Channels               []subjects.TrackedChannel
 	Videos                 []subjects.TrackedVideo // tracked individually
@@ -330,6 +395,7 @@ type videoData struct {
 	ThumbURL     string
 	Changes      []changeView // newest first
 	Notice       string
+	Refusal      string
 	Individually bool
 }
 
@@ -342,6 +408,7 @@ type channelData struct {
 	Channel subjects.TrackedChannel
 	Videos  []subjects.TrackedVideo
 	Notice  string
+	Refusal string
 }
 
 func views(n int64) string { return groupDigits(n) }

@@ -310,3 +310,89 @@ func TestVideoPageDrawsTheCurveWithChangeMarkersAndBeforeAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestTrackingWhileYouTubeRefusesUsSaysSoNotDoesNotExist(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	for _, c := range []struct{ refuse, ref, says string }{
+		{youtubetest.RefuseBotCheck, "https://youtu.be/alphavideo1", "not a bot"},
+		{youtubetest.RefuseRateLimit, "@alphas", "we ask too often"},
+		{youtubetest.RefuseConsent, chanB, "cookie consent page"},
+	} {
+		s.yt.Refuse(c.refuse)
+		code, body, _ := alice.post("/tracker/track", url.Values{"ref": {c.ref}})
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "YouTube is refusing us") || !strings.Contains(body, c.says) || strings.Contains(body, "has no channel or video") {
+			t.Errorf("track %q while YouTube refuses (%s): %d\n%s", c.ref, c.refuse, code, body)
+		}
+	}
+}
+
+func TestTrackingAHiddenVideoNamesItsState(t *testing.T) {
+	s := newSite(t)
+	s.yt.SetState("alphavideo1", youtubetest.StatePrivate)
+	code, body, _ := s.as("alice").post("/tracker/track", url.Values{"ref": {"alphavideo1"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "YouTube says this video is private") || strings.Contains(body, "has no channel or video") {
+		t.Fatalf("track a private video: %d\n%s", code, body)
+	}
+}
+
+func TestTrackingAChannelDuringAFeedOutage(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	s.yt.FailFeeds(true)
+	// The channel page answers for the feed.
+	if code, _, h := alice.post("/tracker/track", url.Values{"ref": {chanA}}); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/tracker/channels/"+chanA) {
+		t.Fatalf("track during a feed outage: %d %q", code, h.Get("Location"))
+	}
+	// Nothing answers: say so, do not claim it does not exist.
+	s.yt.SetFailing(true)
+	code, body, _ := alice.post("/tracker/track", url.Values{"ref": {chanB}})
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "YouTube did not answer") || strings.Contains(body, "has no channel or video") {
+		t.Fatalf("track when YouTube answers nothing: %d\n%s", code, body)
+	}
+}
+
+func TestTrackingByUnicodeHandleAndLegacyLink(t *testing.T) {
+	s := newSite(t)
+	cafe := youtubetest.ChannelID(5)
+	s.yt.AddChannel(cafe, "@café", "Café")
+	s.yt.AddLegacyURL(chanB, "/c/BetaChannel")
+	for ref, want := range map[string]string{"@café": cafe, "https://www.youtube.com/c/BetaChannel": chanB} {
+		code, _, h := s.as("premium").post("/tracker/track", url.Values{"ref": {ref}})
+		if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/tracker/channels/"+want) {
+			t.Errorf("track %q: %d %q", ref, code, h.Get("Location"))
+		}
+	}
+}
+
+func TestPagesShowRefusalsVideoStatesFailedChecksAndLikes(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	alice.post("/tracker/track", url.Values{"ref": {"@alphas"}})
+	alice.post("/tracker/track", url.Values{"ref": {"betavideo01"}})
+	if err := s.store.UpdateVideo(s.ctx, "betavideo01", func(v *subjects.TrackedVideo) {
+		v.Likes, v.State, v.StateReason = 4321, "private", "This video is private"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.UpdateChannel(s.ctx, chanA, func(c *subjects.TrackedChannel) {
+		c.Failed, c.Failure = time.Now(), "YouTube's feed answered 404"
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.store.NoteRefusal(s.ctx, string(youtube.RefusedBotCheck), "Sign in to confirm you’re not a bot"); err != nil {
+		t.Fatal(err)
+	}
+	_, dash, _ := alice.get("/tracker")
+	for _, want := range []string{"YouTube is refusing us: it asks us to prove we are not a bot", "YouTube&#39;s feed answered 404", `class="badge state"`} {
+		if !strings.Contains(dash, want) {
+			t.Errorf("dashboard lacks %q:\n%s", want, dash)
+		}
+	}
+	_, page, _ := alice.get("/tracker/videos/betavideo01")
+	for _, want := range []string{"<strong>4,321</strong> likes", "YouTube says this video is <strong>private</strong>", "YouTube is refusing us"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("video page lacks %q:\n%s", want, page)
+		}
+	}
+}

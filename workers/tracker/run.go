@@ -55,8 +55,7 @@ func RunVideos(ctx context.Context, js jetstream.JetStream, store *tracking.Stor
 	if cfg.VideoConcurrency <= 0 {
 		cfg.VideoConcurrency = 256
 	}
-	log = log.With("role", "tracker-videos")
-	v, err := NewVideos(store, yt, blobs, ch, cfg.Videos, log)
+	v, err := NewVideos(store, yt, blobs, ch, cfg.Videos, log.With("role", "tracker-videos"))
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -99,6 +100,9 @@ func (t *Ticks) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return fmt.Errorf("list %s records: %w", kind, err)
 	}
+	// Ticks come hourly in production but every few seconds in `jetfleet dev
+	// --demo`: the tick itself is DEBUG, its one-line summary INFO.
+	t.log.Debug("tick", "schedule", name, "slot", slot.UTC(), "delivery", md.NumDelivered)
 	start := time.Now()
 	if err := t.enqueue(ctx, msg, kind, ids, slot.UTC()); err != nil {
 		return err
@@ -182,10 +186,11 @@ func (t *Ticks) enqueue(ctx context.Context, tick jetstream.Msg, kind string, id
 
 // Channels handles channel jobs.
 type Channels struct {
-	store *tracking.Store
-	yt    *youtube.Client
-	now   func() time.Time
-	log   *slog.Logger
+	store    *tracking.Store
+	yt       *youtube.Client
+	now      func() time.Time
+	log      *slog.Logger
+	refusals *refusals
 }
 
 // NewChannels returns the channel job handler. now is the clock (default
@@ -194,7 +199,7 @@ func NewChannels(store *tracking.Store, yt *youtube.Client, now func() time.Time
 	if now == nil {
 		now = time.Now
 	}
-	return &Channels{store: store, yt: yt, now: now, log: log}
+	return &Channels{store: store, yt: yt, now: now, log: log, refusals: newRefusals(store, log)}
 }
 
 // decodeJob reads a job; one that cannot be read is dead-lettered.
@@ -209,13 +214,51 @@ func decodeJob(msg jetstream.Msg) (subjects.TrackJob, error) {
 	return job, nil
 }
 
-// classify marks what retrying cannot fix as permanent: a video or channel
-// YouTube does not know, a page the scraper cannot read.
+// classify marks what retrying cannot fix as permanent: a video YouTube
+// does not know, a page the scraper cannot read. A refusal of us, an open
+// circuit or an outage stays transient: the runtime retries with backoff.
 func classify(err error) error {
 	if errors.Is(err, youtube.ErrNotFound) || errors.Is(err, youtube.ErrUnparseable) || errors.Is(err, youtube.ErrNotYouTube) {
 		return consume.Permanent(err)
 	}
 	return err
+}
+
+// refusals records that YouTube refuses us (for the pages) and logs it, at
+// most once per refusalEvery however many jobs it refuses.
+type refusals struct {
+	store *tracking.Store
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+const refusalEvery = 30 * time.Second
+
+func newRefusals(store *tracking.Store, log *slog.Logger) *refusals {
+	return &refusals{store: store, log: log}
+}
+
+// note records err if it is a refusal.
+func (r *refusals) note(ctx context.Context, err error) {
+	var refusal *youtube.RefusalError
+	if !errors.As(err, &refusal) {
+		return
+	}
+	r.mu.Lock()
+	due := time.Since(r.last) >= refusalEvery
+	if due {
+		r.last = time.Now()
+	}
+	r.mu.Unlock()
+	if !due {
+		return
+	}
+	r.log.Warn("YouTube is refusing us; jobs are retried with backoff", "kind", refusal.Kind, "reason", refusal.Reason)
+	if err := r.store.NoteRefusal(ctx, string(refusal.Kind), refusal.Reason); err != nil {
+		r.log.Warn("record YouTube refusal", "err", err)
+	}
 }
 
 // Handle checks one channel's feed for new uploads.
@@ -228,7 +271,7 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	ch, err := c.store.Channel(ctx, job.ID)
 	if errors.Is(err, tracking.ErrNotFound) {
-		c.log.Info("channel no longer tracked; job skipped", "channel", job.ID)
+		c.log.Debug("channel no longer tracked; job skipped", "channel", job.ID)
 		return nil
 	}
 	if err != nil {
@@ -236,7 +279,7 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	feed, err := c.yt.Feed(ctx, job.ID)
 	if err != nil {
-		return classify(err)
+		return c.feedFailed(ctx, job.ID, err)
 	}
 	// The feed is newest first; everything before the latest known video
 	// is new. Unknown (first check, or the latest video was removed): every
@@ -255,7 +298,7 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return fmt.Errorf("channel %s: %w", job.ID, err)
 		}
 		if created {
-			c.log.Info("new upload tracked", "channel", job.ID, "video", e.VideoID, "published", e.Published)
+			c.log.Debug("new upload tracked", "channel", job.ID, "video", e.VideoID, "published", e.Published)
 		}
 	}
 	now := c.now().UTC()
@@ -267,5 +310,41 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 			r.Title = feed.Title
 		}
 		r.Checked = now
+		r.Failed, r.Failure = time.Time{}, ""
 	})
+}
+
+// feedFailed handles a feed that did not answer. The channel was validated
+// when it was first tracked, and YouTube's feeds answer 404 or 500 for live
+// channels during outages: every failure is transient (retried with
+// backoff), and the record says when the check failed while Checked keeps
+// the last good one.
+func (c *Channels) feedFailed(ctx context.Context, id string, err error) error {
+	if errors.Is(err, youtube.ErrNotYouTube) {
+		return consume.Permanent(err)
+	}
+	c.refusals.note(ctx, err)
+	now := c.now().UTC()
+	if uerr := c.store.UpdateChannel(ctx, id, func(r *subjects.TrackedChannel) {
+		r.Failed, r.Failure = now, failure(err)
+	}); uerr != nil && !errors.Is(uerr, tracking.ErrNotFound) {
+		c.log.Warn("record failed check", "channel", id, "err", uerr)
+	}
+	return err
+}
+
+// failure says in a few words why YouTube gave us nothing, for the pages.
+func failure(err error) string {
+	var refusal *youtube.RefusalError
+	switch {
+	case errors.As(err, &refusal):
+		return "YouTube refused us (" + string(refusal.Kind) + ")"
+	case errors.Is(err, youtube.ErrUnavailable):
+		return "YouTube failing repeatedly; waiting before asking again"
+	case errors.Is(err, youtube.ErrNotFound):
+		return "YouTube's feed answered 404"
+	case errors.Is(err, youtube.ErrUnparseable):
+		return "YouTube's feed could not be read"
+	}
+	return "YouTube did not answer"
 }

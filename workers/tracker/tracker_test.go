@@ -3,6 +3,7 @@ package tracker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -36,6 +37,7 @@ type env struct {
 	yt    *youtubetest.Server
 	store *tracking.Store
 	blobs blob.Store
+	log   *slog.Logger // of the roles; quiet unless a test sets it
 }
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -63,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	yt := youtubetest.New(youtubetest.Options{})
 	yt.Start()
 	t.Cleanup(yt.Close)
-	return &env{t: t, ctx: ctx, js: js, conn: conn, yt: yt, store: store, blobs: blobs}
+	return &env{t: t, ctx: ctx, js: js, conn: conn, yt: yt, store: store, blobs: blobs, log: quiet}
 }
 
 // start runs the given roles ("ticks", "channels", "videos") until the test
@@ -83,11 +85,11 @@ func (e *env) start(roles ...string) {
 			var err error
 			switch r {
 			case "ticks":
-				err = tracker.RunTicks(ctx, e.js, e.store, cfg, m, quiet)
+				err = tracker.RunTicks(ctx, e.js, e.store, cfg, m, e.log)
 			case "channels":
-				err = tracker.RunChannels(ctx, e.js, e.store, client, cfg, m, quiet)
+				err = tracker.RunChannels(ctx, e.js, e.store, client, cfg, m, e.log)
 			case "videos":
-				err = tracker.RunVideos(ctx, e.js, e.store, client, e.blobs, e.conn, cfg, m, quiet)
+				err = tracker.RunVideos(ctx, e.js, e.store, client, e.blobs, e.conn, cfg, m, e.log)
 			}
 			if err != nil {
 				e.t.Errorf("role %s: %v", r, err)
@@ -372,4 +374,188 @@ func msgTime(t *testing.T, m jetstream.Msg) time.Time {
 		t.Fatal(err)
 	}
 	return md.Timestamp
+}
+
+// waitFor polls cond until it holds or d passes; on timeout it prints the
+// last state cond observed.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, any)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s; last seen: %+v", d, what, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// deadLettered returns the reason of the last video or channel job in the
+// DLQ, or "".
+func (e *env) deadLettered(consumer string) string {
+	s, err := e.js.Stream(e.ctx, subjects.DLQStream)
+	if err != nil {
+		return ""
+	}
+	m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, consumer))
+	if err != nil {
+		return ""
+	}
+	return m.Header.Get(subjects.HeaderDLQError)
+}
+
+func TestBotCheckIsRetriedAndShownNotDeadLetteredAsNotFound(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "refused0000", "Refused", time.Now(), 100)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "refused0000", ChannelID: chanA}, time.Now())
+	e.yt.Refuse(youtubetest.RefuseBotCheck)
+	e.start("videos")
+	e.job(subjects.TrackKindHourly, "refused0000", time.Now().Truncate(time.Second))
+
+	waitFor(t, 20*time.Second, "the refusal recorded for the pages", func() (bool, any) {
+		st, err := e.store.YouTubeStatus(e.ctx)
+		return err == nil && st.Kind == string(youtube.RefusedBotCheck), st
+	})
+	if reason := e.deadLettered(subjects.TrackVideoConsumer); reason != "" {
+		t.Fatalf("bot check dead-lettered the job: %q", reason)
+	}
+	// YouTube lets us in again: the retried job stores its sample.
+	e.yt.Refuse(youtubetest.RefuseNone)
+	waitFor(t, 20*time.Second, "sample stored once YouTube stops refusing", func() (bool, any) {
+		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'refused0000'")
+		return n == 1, fmt.Sprintf("%d samples, DLQ %q", n, e.deadLettered(subjects.TrackVideoConsumer))
+	})
+}
+
+func TestHiddenVideoStateIsShownNotDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "private0000", "Private", time.Now(), 100)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "private0000", ChannelID: chanA}, time.Now())
+	e.yt.SetState("private0000", youtubetest.StatePrivate)
+	e.start("videos")
+	t0 := time.Now().Truncate(time.Second)
+	e.job(subjects.TrackKindHourly, "private0000", t0)
+	waitFor(t, 20*time.Second, "the video's state recorded", func() (bool, any) {
+		r, _ := e.store.Video(e.ctx, "private0000")
+		return r.State == "private", r
+	})
+	if reason := e.deadLettered(subjects.TrackVideoConsumer); reason != "" {
+		t.Fatalf("private video dead-lettered: %q", reason)
+	}
+	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'private0000'"); n != 0 {
+		t.Fatalf("private video produced %d samples", n)
+	}
+	// Public again: the next sample clears the state.
+	e.yt.SetState("private0000", youtubetest.StatePublic)
+	e.job(subjects.TrackKindHourly, "private0000", t0.Add(time.Hour))
+	waitFor(t, 20*time.Second, "state cleared by the next sample", func() (bool, any) {
+		r, _ := e.store.Video(e.ctx, "private0000")
+		return r.State == "" && !r.Sampled.IsZero(), r
+	})
+}
+
+func TestLikesAreStoredWithTheSample(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "liked000000", "Liked", time.Now(), 1000)
+	e.yt.SetLikes("liked000000", 77)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "liked000000", ChannelID: chanA}, time.Now())
+	e.start("videos")
+	e.job(subjects.TrackKindHourly, "liked000000", time.Now().Truncate(time.Second))
+	waitFor(t, 20*time.Second, "sample with likes", func() (bool, any) {
+		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'liked000000' AND likes = 77")
+		return n == 1, n
+	})
+	if r, _ := e.store.Video(e.ctx, "liked000000"); r.Likes != 77 {
+		t.Fatalf("record likes = %d, want 77", r.Likes)
+	}
+}
+
+func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "upload00000", "Upload", time.Now().Add(-time.Hour), 10)
+	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackedChannel{ID: chanA, Title: "Channel A"}); err != nil {
+		t.Fatal(err)
+	}
+	e.yt.FailFeeds(true)
+	e.start("channels")
+	e.job(subjects.TrackKindChannel, chanA, time.Now().Truncate(time.Second))
+	waitFor(t, 20*time.Second, "failed check recorded", func() (bool, any) {
+		c, _ := e.store.Channel(e.ctx, chanA)
+		return !c.Failed.IsZero(), c
+	})
+	c, _ := e.store.Channel(e.ctx, chanA)
+	if !c.Checked.IsZero() || c.Failure == "" {
+		t.Fatalf("channel after a failed check = %+v; want no last check and a failure", c)
+	}
+	if reason := e.deadLettered(subjects.TrackChannelConsumer); reason != "" {
+		t.Fatalf("feed outage dead-lettered the check: %q", reason)
+	}
+	e.yt.FailFeeds(false)
+	waitFor(t, 20*time.Second, "the retried check succeeds", func() (bool, any) {
+		c, _ := e.store.Channel(e.ctx, chanA)
+		return !c.Checked.IsZero() && c.Failed.IsZero() && c.LatestVideoID == "upload00000", c
+	})
+}
+
+func TestTickLogsOneInfoSummaryAndJobsLogAtDebug(t *testing.T) {
+	e := newEnv(t)
+	var logs testenv.Buffer
+	e.log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.yt.AddChannel(chanA, "", "Channel A")
+	for i := range 3 {
+		e.yt.AddVideo(chanA, youtubetest.VideoID(i), "Upload", time.Now().Add(-time.Hour), 10)
+	}
+	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+		t.Fatal(err)
+	}
+	e.start("ticks", "channels")
+	e.tick(subjects.ChannelTick)
+	waitFor(t, 20*time.Second, "channel checked", func() (bool, any) {
+		c, _ := e.store.Channel(e.ctx, chanA)
+		return !c.Checked.IsZero(), c
+	})
+	info := map[string]int{}
+	debug := map[string]int{}
+	for line := range strings.Lines(logs.String()) {
+		var l struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch {
+		case l.Level == "INFO" && !strings.HasPrefix(l.Msg, "consumer "):
+			info[l.Msg]++
+		case l.Level == "DEBUG":
+			debug[l.Msg]++
+		}
+	}
+	if len(info) != 1 || info["tick enqueued"] != 1 {
+		t.Fatalf("INFO lines of one tick and its jobs = %v; want only one \"tick enqueued\"", info)
+	}
+	if debug["tick"] != 1 || debug["new upload tracked"] != 3 {
+		t.Fatalf("DEBUG lines = %v; want the tick and each new upload", debug)
+	}
+}
+
+func TestAgeGatedVideoIsSampledAndItsStateShown(t *testing.T) {
+	e := newEnv(t)
+	e.yt.AddChannel(chanA, "", "Channel A")
+	e.yt.AddVideo(chanA, "agegated000", "Age-gated", time.Now(), 300)
+	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "agegated000", ChannelID: chanA}, time.Now())
+	e.yt.SetState("agegated000", youtubetest.StateAgeRestricted)
+	e.start("videos")
+	e.job(subjects.TrackKindHourly, "agegated000", time.Now().Truncate(time.Second))
+	waitFor(t, 20*time.Second, "age-gated video sampled with its state", func() (bool, any) {
+		r, _ := e.store.Video(e.ctx, "agegated000")
+		return r.State == "age_restricted" && r.StateReason == "Sign in to confirm your age" && r.Views == 300, r
+	})
+	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'agegated000' AND views = 300"); n != 1 {
+		t.Fatalf("age-gated video samples = %d, want 1", n)
+	}
 }

@@ -32,13 +32,14 @@ type VideosConfig struct {
 
 // Videos handles video jobs.
 type Videos struct {
-	store   *tracking.Store
-	yt      *youtube.Client
-	blobs   blob.Store
-	samples *durableWriter
-	changes *durableWriter
-	cfg     VideosConfig
-	log     *slog.Logger
+	store    *tracking.Store
+	yt       *youtube.Client
+	blobs    blob.Store
+	samples  *durableWriter
+	changes  *durableWriter
+	cfg      VideosConfig
+	log      *slog.Logger
+	refusals *refusals
 }
 
 // Columns written, in order.
@@ -61,7 +62,7 @@ func NewVideos(store *tracking.Store, yt *youtube.Client, blobs blob.Store, ch d
 	if err != nil {
 		return nil, err
 	}
-	return &Videos{store: store, yt: yt, blobs: blobs, samples: samples, changes: changes, cfg: cfg, log: log}, nil
+	return &Videos{store: store, yt: yt, blobs: blobs, samples: samples, changes: changes, cfg: cfg, log: log, refusals: newRefusals(store, log)}, nil
 }
 
 // Run flushes rows to ClickHouse until ctx ends, then flushes what is left.
@@ -92,14 +93,19 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	rec, err := v.store.Video(ctx, job.ID)
 	if errors.Is(err, tracking.ErrNotFound) {
-		v.log.Info("video no longer tracked; job skipped", "video", job.ID)
+		v.log.Debug("video no longer tracked; job skipped", "video", job.ID)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	page, err := v.yt.Video(ctx, job.ID)
-	if err != nil {
+	var state *youtube.StateError
+	switch {
+	case errors.As(err, &state):
+		return v.hidden(ctx, rec, state)
+	case err != nil:
+		v.refusals.note(ctx, err)
 		return classify(err)
 	}
 	small, err := v.yt.Thumbnail(ctx, job.ID, youtube.ThumbSmall)
@@ -127,12 +133,14 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return err
 		}
 	}
-	if err := v.samples.Write(ctx, job.ID, page.ChannelID, slot, uint64(page.Views), uint64(0), page.Title, hash); err != nil {
+	if err := v.samples.Write(ctx, job.ID, page.ChannelID, slot, uint64(page.Views), uint64(page.Likes), page.Title, hash); err != nil {
 		return err
 	}
 	if !stale {
 		err = v.store.UpdateVideo(ctx, job.ID, func(r *subjects.TrackedVideo) {
-			r.Title, r.ThumbHash, r.Views, r.Sampled = page.Title, hash, page.Views, slot
+			r.Title, r.ThumbHash, r.Views, r.Likes, r.Sampled = page.Title, hash, page.Views, page.Likes, slot
+			// An age-gated page still gives the counts; its state is shown.
+			r.State, r.StateReason = string(page.State), page.StateReason
 			if r.ChannelID == "" {
 				r.ChannelID = page.ChannelID
 			}
@@ -148,6 +156,18 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 		v.cfg.OnStored(job.ID, job.Slot)
 	}
 	return nil
+}
+
+// hidden records that YouTube hides the video (private, removed,
+// age-gated…): a state of the video, not a failure, so the job is done and
+// the pages show the state. The next sample that gets counts clears it.
+func (v *Videos) hidden(ctx context.Context, rec subjects.TrackedVideo, state *youtube.StateError) error {
+	if rec.State != string(state.State) {
+		v.log.Info("YouTube hides the video", "video", rec.ID, "state", state.State, "reason", state.Reason)
+	}
+	return v.store.UpdateVideo(ctx, rec.ID, func(r *subjects.TrackedVideo) {
+		r.State, r.StateReason = string(state.State), state.Reason
+	})
 }
 
 // storeThumbs keeps the low-resolution (the hashed one) and high-resolution

@@ -4,11 +4,16 @@
 // feeds (yt:videoId, yt:channelId, media:group), @handle channel pages and
 // JPEG thumbnails at the real paths and sizes. Unknown ids get what YouTube
 // gives them: 404 for feeds, handles and thumbnails, a "Video unavailable"
-// watch page.
+// watch page. The shapes follow the captured pages in
+// internal/youtube/testdata.
 //
-// The world is programmable (channels, uploads, growing views, title and
-// thumbnail changes, latency, failures, broken pages), so tests, the tracker
-// benchmark and `jetfleet dev --demo` all run against it.
+// The world is programmable (channels, uploads, growing views and likes,
+// title and thumbnail changes, latency, failures, broken pages), and so are
+// YouTube's refusals and the states of videos: a bot check, a rate limit or
+// a consent wall on demand (Refuse, RequireConsent), a private, removed,
+// age-gated or members-only video (SetState), a feed outage (FailFeeds). So
+// tests of the workers and pages, the tracker benchmark and `jetfleet dev
+// --demo` all run against it.
 package youtubetest
 
 import (
@@ -40,9 +45,13 @@ type Server struct {
 	channels map[string]*channel
 	handles  map[string]string // @handle (lower case) → channel id
 	videos   map[string]*video
+	legacy   map[string]string // "/c/name" or "/user/name" (lower case) → channel id
 	latency  time.Duration
 	failNext int
 	failing  bool
+	refuse   string
+	consent  bool // serve the consent wall to requests without a consent cookie
+	feedsOut bool
 
 	requests sync.Map // "kind:id" → *atomic.Int64
 
@@ -63,8 +72,10 @@ type video struct {
 	views                int64
 	perSecond            float64 // views gained per second since grownAt
 	grownAt              time.Time
+	likes                int64
 	thumb                int // thumbnail version; a change bumps it
 	broken               bool
+	state                string
 }
 
 // Options tune a Server.
@@ -84,6 +95,7 @@ func New(o Options) *Server {
 		now:        o.Now,
 		channels:   map[string]*channel{},
 		handles:    map[string]string{},
+		legacy:     map[string]string{},
 		videos:     map[string]*video{},
 		thumbCache: map[string][]byte{},
 	}
@@ -128,6 +140,65 @@ func (s *Server) AddVideo(channelID, id, title string, published time.Time, view
 	ch.videos = append(ch.videos, id)
 }
 
+// AddLegacyURL makes path ("/c/NAME" or "/user/NAME") a channel's page too,
+// as YouTube keeps serving old custom URLs and usernames.
+func (s *Server) AddLegacyURL(channelID, path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.legacy[strings.ToLower(path)] = channelID
+}
+
+// SetLikes sets a video's like count (by default a fortieth of its views).
+func (s *Server) SetLikes(id string, likes int64) {
+	s.with(id, func(v *video) { v.likes = likes })
+}
+
+// Refusals YouTube makes of us, for Refuse.
+const (
+	RefuseNone      = ""
+	RefuseBotCheck  = "bot_check"    // watch pages: 200 with "Sign in to confirm you're not a bot"
+	RefuseRateLimit = "rate_limit"   // every request: 429
+	RefuseConsent   = "consent_wall" // every page: the consent form in its place
+)
+
+// Refuse makes the server refuse every request in the way kind says, until
+// Refuse(RefuseNone).
+func (s *Server) Refuse(kind string) {
+	s.mu.Lock()
+	s.refuse = kind
+	s.mu.Unlock()
+}
+
+// RequireConsent makes the server behave as it does for EU visitors: pages
+// are replaced by the consent wall unless the request carries a consent
+// cookie (SOCS, or CONSENT=YES…).
+func (s *Server) RequireConsent(on bool) {
+	s.mu.Lock()
+	s.consent = on
+	s.mu.Unlock()
+}
+
+// FailFeeds makes every channel feed answer 404, as YouTube's feeds do for
+// live channels during outages; channel pages keep working.
+func (s *Server) FailFeeds(out bool) {
+	s.mu.Lock()
+	s.feedsOut = out
+	s.mu.Unlock()
+}
+
+// Video states, for SetState.
+const (
+	StatePublic        = ""
+	StatePrivate       = "private"
+	StateRemoved       = "removed"
+	StateAgeRestricted = "age_restricted"
+	StateMembersOnly   = "members_only"
+)
+
+// SetState puts a video in a state that hides it from signed-out visitors;
+// its watch page then carries the player response YouTube sends for it.
+func (s *Server) SetState(id, state string) { s.with(id, func(v *video) { v.state = state }) }
+
 // SetViews sets a video's view count.
 func (s *Server) SetViews(id string, views int64) {
 	s.with(id, func(v *video) { v.views, v.grownAt = views, s.now() })
@@ -151,7 +222,8 @@ func (s *Server) SetTitle(id, title string) { s.with(id, func(v *video) { v.titl
 func (s *Server) ChangeThumbnail(id string) { s.with(id, func(v *video) { v.thumb++ }) }
 
 // BreakWatchPage makes the video's watch page one the scraper cannot read
-// (no player response, as a consent or bot-check page).
+// (its player response cut short, as a format change would), which is
+// neither a refusal nor a state of the video.
 func (s *Server) BreakWatchPage(id string, broken bool) {
 	s.with(id, func(v *video) { v.broken = broken })
 }
@@ -188,7 +260,8 @@ func (s *Server) SetFailing(failing bool) {
 }
 
 // Requests counts the requests served for kind ("watch", "feed", "handle",
-// "thumb") and id (video id, channel id or handle).
+// "channel", "legacy", "thumb") and id (video id, channel id, handle or
+// legacy name).
 func (s *Server) Requests(kind, id string) int64 {
 	if c, ok := s.requests.Load(kind + ":" + id); ok {
 		return c.(*atomic.Int64).Load()
@@ -225,6 +298,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /feeds/videos.xml", s.feed)
 	mux.HandleFunc("GET /vi/{id}/{file}", s.thumbnail)
 	mux.HandleFunc("GET /channel/{id}", s.channelPage)
+	mux.HandleFunc("GET /c/{name}", s.legacyPage)
+	mux.HandleFunc("GET /user/{name}", s.legacyPage)
 	mux.HandleFunc("GET /{handle}", s.handlePage)
 	return s.faults(mux)
 }
@@ -233,7 +308,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) faults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		latency, fail := s.latency, s.failing
+		latency, fail, refuse, consent := s.latency, s.failing, s.refuse, s.consent
 		if s.failNext > 0 {
 			s.failNext--
 			fail = true
@@ -252,8 +327,35 @@ func (s *Server) faults(next http.Handler) http.Handler {
 			http.Error(w, "<html><body>503. That’s an error.</body></html>", http.StatusServiceUnavailable)
 			return
 		}
+		switch {
+		case refuse == RefuseRateLimit:
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `<html><head><title>Sorry...</title></head><body><div>Our systems have detected unusual traffic from your computer network. Please try your request again later.</div></body></html>`)
+			return
+		case refuse == RefuseConsent, consent && !hasConsentCookie(r):
+			writeConsentWall(w)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hasConsentCookie reports whether r answers the consent wall: SOCS (today)
+// or CONSENT=YES… (older).
+func hasConsentCookie(r *http.Request) bool {
+	if _, err := r.Cookie("SOCS"); err == nil {
+		return true
+	}
+	c, err := r.Cookie("CONSENT")
+	return err == nil && strings.HasPrefix(c.Value, "YES")
+}
+
+// writeConsentWall serves what EU visitors without a consent cookie get in
+// place of any page (YouTube redirects them to consent.youtube.com).
+func writeConsentWall(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><head><title>Before you continue to YouTube</title></head><body><h1>Before you continue to YouTube</h1><p>We use cookies and data to deliver and maintain Google services.</p><form action="https://consent.youtube.com/save" method="POST"><input type="hidden" name="set_eom" value="true"><button>Reject all</button></form><form action="https://consent.youtube.com/save" method="POST"><input type="hidden" name="set_eom" value="false"><button>Accept all</button></form></body></html>`)
 }
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
@@ -266,20 +368,49 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	if ok {
 		snap = *v
 		snap.views = v.currentViews(s.now())
+		if snap.likes == 0 {
+			snap.likes = snap.views / 40
+		}
 		ch = *s.channels[v.channelID]
 	}
+	refuse := s.refuse
 	s.mu.RUnlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if !ok {
+	switch {
+	case refuse == RefuseBotCheck:
+		// 200, an error player response, no videoDetails.
+		writeErrorPage(w, map[string]any{"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm you’re not a bot",
+			"errorScreen": map[string]any{"playerErrorMessageRenderer": map[string]any{
+				"reason":    map[string]any{"simpleText": "Sign in to confirm you’re not a bot"},
+				"subreason": map[string]any{"runs": []any{map[string]any{"text": "This helps protect our community. "}, map[string]any{"text": "Learn more"}}}}}})
+	case !ok:
 		// YouTube answers 200 with an error player response.
-		writeWatchPage(w, id, nil, nil)
-		return
+		writeErrorPage(w, map[string]any{"status": "ERROR", "reason": "Video unavailable",
+			"errorScreen": map[string]any{"playerErrorMessageRenderer": map[string]any{"reason": map[string]any{"simpleText": "Video unavailable"}}}})
+	case snap.broken:
+		fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><head><title>YouTube</title></head><body><script nonce="nZq0">var ytInitialPlayerResponse = {"responseContext":{"serviceTrackingParams":[{"service":"GFEEDBACK"</script></body></html>`)
+	case snap.state == StatePrivate:
+		writeErrorPage(w, map[string]any{"status": "LOGIN_REQUIRED", "messages": []string{"This is a private video. Please sign in to verify that you may see it."},
+			"errorScreen": map[string]any{"playerErrorMessageRenderer": map[string]any{"reason": map[string]any{"simpleText": "Private video"}}}})
+	case snap.state == StateRemoved:
+		writeErrorPage(w, map[string]any{"status": "ERROR", "reason": "This video has been removed by the uploader"})
+	case snap.state == StateMembersOnly:
+		writeErrorPage(w, map[string]any{"status": "UNPLAYABLE", "reason": "Join this channel to get access to members-only content like this video, and other exclusive perks."})
+	default:
+		writeWatchPage(w, id, &snap, &ch)
 	}
-	if snap.broken {
-		fmt.Fprint(w, `<!DOCTYPE html><html lang="en"><head><title>Before you continue to YouTube</title></head><body><form action="https://consent.youtube.com/save" method="POST"><button>Accept all</button></form></body></html>`)
-		return
+}
+
+// writeErrorPage serves a watch page whose player response has only the
+// playability status (no videoDetails), as for unknown, private and removed
+// videos and for bot checks.
+func writeErrorPage(w http.ResponseWriter, status map[string]any) {
+	pr := map[string]any{
+		"responseContext":   map[string]any{"serviceTrackingParams": []any{map[string]any{"service": "GFEEDBACK"}}},
+		"playabilityStatus": status,
 	}
-	writeWatchPage(w, id, &snap, &ch)
+	b, _ := json.Marshal(pr)
+	fmt.Fprintf(w, `<!DOCTYPE html><html lang="en"><head><title> - YouTube</title><meta name="title" content=""></head><body><script nonce="nZq0">var ytInitialPlayerResponse = %s;var meta = document.createElement('meta');</script></body></html>`, b)
 }
 
 func writeWatchPage(w http.ResponseWriter, id string, v *video, ch *channel) {
@@ -291,13 +422,6 @@ func writeWatchPage(w http.ResponseWriter, id string, v *video, ch *channel) {
 	pr := map[string]any{
 		"responseContext": map[string]any{"serviceTrackingParams": []any{map[string]any{"service": "GFEEDBACK"}}},
 	}
-	if v == nil {
-		pr["playabilityStatus"] = map[string]any{"status": "ERROR", "reason": "Video unavailable",
-			"errorScreen": map[string]any{"playerErrorMessageRenderer": map[string]any{"reason": map[string]any{"simpleText": "Video unavailable"}}}}
-		b, _ := json.Marshal(pr)
-		fmt.Fprintf(w, `<!DOCTYPE html><html lang="en"><head><title> - YouTube</title><meta name="title" content=""></head><body><script nonce="nZq0">var ytInitialPlayerResponse = %s;var meta = document.createElement('meta');</script></body></html>`, b)
-		return
-	}
 	views := strconv.FormatInt(v.views, 10)
 	published := v.published.Format(time.RFC3339)
 	thumbs := []thumb{
@@ -308,6 +432,11 @@ func writeWatchPage(w http.ResponseWriter, id string, v *video, ch *channel) {
 		{"https://i.ytimg.com/vi/" + id + "/maxresdefault.jpg", 1280, 720},
 	}
 	pr["playabilityStatus"] = map[string]any{"status": "OK", "playableInEmbed": true, "contextParams": "Q0FFU0FnZ0I="}
+	if v.state == StateAgeRestricted {
+		// Age-gated pages still carry videoDetails and the counts.
+		pr["playabilityStatus"] = map[string]any{"status": "LOGIN_REQUIRED", "reason": "Sign in to confirm your age",
+			"errorScreen": map[string]any{"playerErrorMessageRenderer": map[string]any{"subreason": map[string]any{"runs": []any{map[string]any{"text": "This video may be inappropriate for some users."}}}}}}
+	}
 	pr["videoDetails"] = map[string]any{
 		"videoId": id, "title": v.title, "lengthSeconds": "642", "keywords": []string{"jetfleet", "demo"},
 		"channelId": ch.id, "isOwnerViewing": false, "shortDescription": "A video on " + ch.title + ".",
@@ -321,16 +450,25 @@ func writeWatchPage(w http.ResponseWriter, id string, v *video, ch *channel) {
 		"lengthSeconds":     "642",
 		"ownerProfileUrl":   "http://www.youtube.com/" + ch.handle,
 		"externalChannelId": ch.id, "isFamilySafe": true, "isUnlisted": false, "hasYpcMetadata": false,
-		"viewCount": views, "category": "Science & Technology",
+		"viewCount": views, "likeCount": strconv.FormatInt(v.likes, 10), "category": "Science & Technology",
 		"publishDate": published, "ownerChannelName": ch.title, "uploadDate": published,
 	}}
 	b, _ := json.Marshal(pr)
 	t := html.EscapeString(v.title)
 	fmt.Fprintf(w, `<!DOCTYPE html><html style="font-size: 10px;font-family: Roboto, Arial, sans-serif;" lang="en" darker-dark-theme system-icons typography typography-spacing><head><script data-id="_gd" nonce="nZq0">window.WIZ_global_data = {"HiPsbb":0};</script><meta http-equiv="origin-trial" content="AmhMBR6zCLzDDxpW"><script nonce="nZq0">var ytcfg={d:function(){return window.yt&&yt.config_||ytcfg.data_||(ytcfg.data_={})}};</script>
 <title>%[1]s - YouTube</title><meta name="title" content="%[1]s"><meta name="description" content="A video on %[2]s."><meta name="keywords" content="jetfleet, demo"><link rel="shortlink" href="https://youtu.be/%[3]s"><link rel="canonical" href="https://www.youtube.com/watch?v=%[3]s"><meta property="og:site_name" content="YouTube"><meta property="og:url" content="https://www.youtube.com/watch?v=%[3]s"><meta property="og:title" content="%[1]s"><meta property="og:image" content="https://i.ytimg.com/vi/%[3]s/maxresdefault.jpg"><meta property="og:image:width" content="1280"><meta property="og:image:height" content="720"><meta property="og:type" content="video.other"><meta name="twitter:card" content="player"><meta name="twitter:title" content="%[1]s"></head>
-<body dir="ltr" no-y-overflow><div id="watch7-content" class="watch-main-col" itemscope itemid="" itemtype="http://schema.org/VideoObject"><link itemprop="url" href="https://www.youtube.com/watch?v=%[3]s"><meta itemprop="name" content="%[1]s"><meta itemprop="description" content="A video on %[2]s."><meta itemprop="requiresSubscription" content="False"><meta itemprop="identifier" content="%[3]s"><meta itemprop="duration" content="PT10M42S"><span itemprop="author" itemscope itemtype="http://schema.org/Person"><link itemprop="url" href="http://www.youtube.com/%[4]s"><link itemprop="name" content="%[2]s"></span><link itemprop="thumbnailUrl" href="https://i.ytimg.com/vi/%[3]s/maxresdefault.jpg"><meta itemprop="isFamilyFriendly" content="true"><meta itemprop="interactionCount" content="%[5]s"><meta itemprop="datePublished" content="%[6]s"><meta itemprop="uploadDate" content="%[6]s"><meta itemprop="genre" content="Science &amp; Technology"></div>
-<script nonce="nZq0">var ytInitialPlayerResponse = %[7]s;var meta = document.createElement('meta'); meta.name = 'referrer'; meta.content = 'origin-when-cross-origin'; document.getElementsByTagName('head')[0].appendChild(meta);</script><div id="player" class="skeleton flexy"></div><script nonce="nZq0">var ytInitialData = {"contents":{"twoColumnWatchNextResults":{}}};</script></body></html>`,
-		t, html.EscapeString(ch.title), id, html.EscapeString(ch.handle), views, published, b)
+<body dir="ltr" no-y-overflow><div id="watch7-content" class="watch-main-col" itemscope itemid="" itemtype="http://schema.org/VideoObject"><link itemprop="url" href="https://www.youtube.com/watch?v=%[3]s"><meta itemprop="name" content="%[1]s"><meta itemprop="description" content="A video on %[2]s."><meta itemprop="requiresSubscription" content="False"><meta itemprop="identifier" content="%[3]s"><meta itemprop="duration" content="PT10M42S"><span itemprop="author" itemscope itemtype="http://schema.org/Person"><link itemprop="url" href="http://www.youtube.com/%[4]s"><link itemprop="name" content="%[2]s"></span><link itemprop="thumbnailUrl" href="https://i.ytimg.com/vi/%[3]s/maxresdefault.jpg"><meta itemprop="isFamilyFriendly" content="true"><meta itemprop="datePublished" content="%[6]s"><meta itemprop="uploadDate" content="%[6]s"><meta itemprop="genre" content="Science &amp; Technology"></div>
+<script nonce="nZq0">var ytInitialPlayerResponse = %[7]s;var meta = document.createElement('meta'); meta.name = 'referrer'; meta.content = 'origin-when-cross-origin'; document.getElementsByTagName('head')[0].appendChild(meta);</script><div id="player" class="skeleton flexy"></div><script nonce="nZq0">var ytInitialData = {"contents":{"twoColumnWatchNextResults":{"results":{"results":{"contents":[{"videoPrimaryInfoRenderer":{"viewCount":{"videoViewCountRenderer":{"viewCount":{"simpleText":"%[5]s views"},"originalViewCount":"%[8]s"}}}}]}}}}};</script></body></html>`,
+		t, html.EscapeString(ch.title), id, html.EscapeString(ch.handle), groupDigits(v.views), published, b, views)
+}
+
+// groupDigits writes n as "1,234,567", as pages show counts.
+func groupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
@@ -339,8 +477,8 @@ func (s *Server) feed(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ch, ok := s.channels[id]
-	if !ok {
-		http.NotFound(w, r)
+	if !ok || s.feedsOut {
+		writeGoogle404(w)
 		return
 	}
 	var b strings.Builder
@@ -408,6 +546,31 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.RUnlock()
 	if !strings.HasPrefix(h, "@") || !ok {
+		http.NotFound(w, r)
+		return
+	}
+	writeChannelPage(w, ch)
+}
+
+// writeGoogle404 answers as YouTube's feeds do for a channel they do not
+// know (or, during outages, for one they do).
+func writeGoogle404(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+	w.WriteHeader(http.StatusNotFound)
+	fmt.Fprint(w, `<!DOCTYPE html><html lang=en><meta charset=utf-8><title>Error 404 (Not Found)!!1</title><a href=//www.google.com/><span id=logo aria-label=Google></span></a><p><b>404.</b> <ins>That’s an error.</ins><p>The requested URL was not found on this server.  <ins>That’s all we know.</ins>`)
+}
+
+func (s *Server) legacyPage(w http.ResponseWriter, r *http.Request) {
+	path := strings.ToLower(r.URL.Path)
+	s.count("legacy", r.PathValue("name"))
+	s.mu.RLock()
+	id, ok := s.legacy[path]
+	var ch channel
+	if ok {
+		ch = *s.channels[id]
+	}
+	s.mu.RUnlock()
+	if !ok {
 		http.NotFound(w, r)
 		return
 	}

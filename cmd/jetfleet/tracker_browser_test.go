@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"jetfleet/internal/testenv"
+	"jetfleet/internal/youtube/youtubetest"
+)
+
+// The Tracker against the demo world of `jetfleet dev --demo`: track a
+// channel by handle and one of its videos, see the sample's views and likes,
+// and check that nothing of the Tracker's pages is wider than a 1280 or a
+// 390 px window.
+func TestTrackerPagesInHeadlessChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out testenv.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "--demo", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
+			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("dev did not stop")
+		}
+	}()
+	base := fmt.Sprintf("http://localhost:%d", port)
+	testenv.Eventually(t, 60*time.Second, "dev serves the site", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("dev exited early: %v\n%s", err, out.String())
+		default:
+		}
+		return strings.Contains(out.String(), "jetfleet dev is running")
+	})
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1280, 1000),
+	)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	defer cancelBrowser()
+	if err := chromedp.Run(bctx); err != nil {
+		t.Fatalf("start headless Chromium (%s): %v", chromium, err)
+	}
+	b := &browser{t: t, ctx: bctx, base: base, used: map[string]bool{}}
+	b.run("request sign-in", chromedp.Navigate(base+"/signin"), chromedp.SendKeys(`#email`, "tracker@example.com", chromedp.ByQuery),
+		chromedp.Click(`main form[action="/signin"] button`, chromedp.ByQuery), chromedp.WaitVisible(`//h1[text()="Check your email"]`))
+	b.followMagicLink("tracker@example.com", `header form[action="/signout"] button`)
+
+	demo := youtubetest.DemoChannels()[0]
+	b.run("track a channel by handle", chromedp.Navigate(base+"/tracker"),
+		chromedp.SendKeys(`form.track input[name=ref]`, demo.Handle, chromedp.ByQuery),
+		chromedp.Click(`form.track button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//h1[text()="`+demo.Title+`"]`))
+	// The channel check (every 20 s in the demo) finds its uploads; the
+	// hourly tick (every 10 s) samples them.
+	var video string
+	testenv.Eventually(t, 90*time.Second, "a video of the channel sampled", func() bool {
+		var href string
+		b.run("channel page", chromedp.Navigate(base+"/tracker/channels/"+demo.ID),
+			chromedp.Evaluate(`(() => { for (const tr of document.querySelectorAll("table.list tbody tr")) {
+				if (!tr.children[3].textContent.includes("—")) return tr.querySelector("a").getAttribute("href"); } return ""; })()`, &href))
+		video = href
+		return href != ""
+	})
+	var lead string
+	b.run("video page", chromedp.Navigate(base+video), chromedp.Text(`p.lead`, &lead, chromedp.ByQuery))
+	if !strings.Contains(lead, "views") || !strings.Contains(lead, "likes") {
+		t.Fatalf("video page lead %q lacks views and likes", lead)
+	}
+
+	for _, width := range []int64{1280, 390} {
+		for _, page := range []string{"/tracker", "/tracker/channels/" + demo.ID, video} {
+			// The Tracker's own content; the site header is the layout's.
+			var wide []string
+			b.run(fmt.Sprintf("%s at %d px", page, width), chromedp.EmulateViewport(width, 900), chromedp.Navigate(base+page),
+				chromedp.Evaluate(wideInMain, &wide))
+			if len(wide) > 0 {
+				t.Errorf("%s at %d px: wider than the window: %v", page, width, wide)
+			}
+		}
+	}
+}
+
+// wideInMain lists the elements of <main> that reach past the window's
+// right edge, leaving out those inside a box that scrolls (or clips) them.
+const wideInMain = `(() => {
+	const scrolled = e => {
+		for (let p = e.parentElement; p && p.tagName !== "MAIN"; p = p.parentElement) {
+			if (["auto", "scroll", "hidden"].includes(getComputedStyle(p).overflowX)) return true;
+		}
+		return false;
+	};
+	return Array.from(document.querySelectorAll("main *"))
+		.filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !scrolled(e))
+		.map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : "") + " to " + Math.round(e.getBoundingClientRect().right) + " px");
+})()`

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,26 +16,8 @@ import (
 // partitioned subject), and the role handles it again, which here, the
 // payload being garbage, dead-letters it again marked as a replay.
 func TestDLQReplayOfEachWorkStreamIsHandledAgain(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "error"}), &out)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`)
-	testenv.Eventually(t, 60*time.Second, "dev prints its summary", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return natsURL.MatchString(out.String())
-	})
-	url := natsURL.FindStringSubmatch(out.String())[1]
-	_, js := testenv.Connect(t, url)
+	dev := startDev(t)
+	_, js := dev.connect(t)
 	tctx := testenv.Context(t, 90*time.Second)
 
 	// One subject each role consumes, per stream.
@@ -71,7 +51,7 @@ func TestDLQReplayOfEachWorkStreamIsHandledAgain(t *testing.T) {
 		}
 		return true
 	})
-	vars := map[string]string{"NATS_URL": url, "LOG_LEVEL": "warn"}
+	vars := dev.vars()
 	for stream, e := range first {
 		if got := runCmd(t, vars, "dlq", "replay", strconv.FormatUint(e.Seq, 10)); !strings.Contains(got, "replayed dead letter") {
 			t.Fatalf("replay %s dead letter %d: %s", stream, e.Seq, got)

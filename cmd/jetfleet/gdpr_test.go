@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -18,31 +17,6 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/webtest"
 )
-
-// startDevForTest runs `jetfleet dev` on a fresh data dir until the test
-// ends and returns the site's and NATS's URLs.
-func startDevForTest(t *testing.T) (site, natsURL string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}), &out)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	siteRe := regexp.MustCompile(`site\s+(http://\S+)`)
-	natsRe := regexp.MustCompile(`NATS\s+(nats://\S+)`)
-	testenv.Eventually(t, 60*time.Second, "dev prints its summary", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return siteRe.MatchString(out.String()) && natsRe.MatchString(out.String())
-	})
-	return siteRe.FindStringSubmatch(out.String())[1], natsRe.FindStringSubmatch(out.String())[1]
-}
 
 // signInWithOutbox signs a new browser in as email through the magic link
 // the mail role left in the development outbox.
@@ -85,10 +59,11 @@ func signInWithOutbox(t *testing.T, site string, js jetstream.JetStream, email s
 // old session get sent to sign in on every product's page, while sam's keys
 // keep working.
 func TestGDPRDeletionRevokesEveryProductsKeysAndSessionsAtOnce(t *testing.T) {
-	site, natsURL := startDevForTest(t)
-	_, js := testenv.Connect(t, natsURL)
+	dev := startDev(t)
+	site := dev.Site
+	_, js := dev.connect(t)
 	ctx := testenv.Context(t, 90*time.Second)
-	vars := map[string]string{"NATS_URL": natsURL, "LOG_LEVEL": "warn"}
+	vars := dev.vars()
 	keyRe := regexp.MustCompile(`jf[ce]_[A-Za-z0-9_-]+`)
 
 	type person struct {

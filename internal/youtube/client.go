@@ -213,6 +213,7 @@ func New(cfg Config) (*Client, error) {
 			if to == gobreaker.StateOpen {
 				cfg.Metrics.opens.Inc()
 			}
+			cfg.Metrics.state.Set(float64(to))
 		},
 		// A cancelled request says nothing about YouTube's health.
 		IsExcluded: func(err error) bool {

@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	refusals *prometheus.CounterVec
 	opens    prometheus.Counter
+	state    prometheus.Gauge
 }
 
 // NewMetrics registers the client metrics with reg (nil: not exported).
@@ -25,12 +26,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "jetfleet_youtube_circuit_opens_total",
 			Help: "Times the YouTube circuit breaker opened after repeated failures or refusals.",
 		}),
+		state: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jetfleet_youtube_circuit_state",
+			Help: "The YouTube circuit breaker's state now: 0 closed, 1 half-open (probing), 2 open (not calling YouTube).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	m.refusals = register(reg, m.refusals)
+	// Every kind exists at zero, so a dashboard shows "none" rather than
+	// "no data" until YouTube first refuses.
+	for _, k := range []Refusal{RefusedBotCheck, RefusedSignIn, RefusedConsent, RefusedRateLimit} {
+		m.refusals.WithLabelValues(string(k))
+	}
 	m.opens = register(reg, m.opens)
+	m.state = register(reg, m.state)
 	return m
 }
 

@@ -134,6 +134,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.BlobStore:              "blobs: thumbnails (about videos) and GDPR exports, which the gdpr role deletes",
 		subjects.CounterOwnersBucket:    "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket: "counter freshness per partition: no personal data",
+		subjects.EnricherHeldBucket:     "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",
 	}
 	// The Enricher's state is its customers' end users', streamed in by
 	// the customer, who decides about it: nothing of our account holders.

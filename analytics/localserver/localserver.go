@@ -51,6 +51,11 @@ type Config struct {
 	// TCPPort is the native protocol port and HTTPPort the HTTP port, both
 	// on 127.0.0.1. Zero picks a free port.
 	TCPPort, HTTPPort int
+	// Timezone is the server's time zone (an IANA name such as
+	// "Asia/Kolkata"); empty keeps the server's default (the machine's
+	// zone). Tests set a non-UTC zone to prove that every bucketing of ours
+	// is UTC whatever the server's zone.
+	Timezone string
 	// Logger receives lifecycle events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -123,6 +128,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"--logger.log="+filepath.Join(dir, "log", "clickhouse-server.log"),
 		"--logger.errorlog="+filepath.Join(dir, "log", "clickhouse-server.err.log"),
 	)
+	if cfg.Timezone != "" {
+		args = append(args, "--timezone="+cfg.Timezone)
+	}
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Stdout = console

@@ -11,10 +11,13 @@
 //
 // Idempotency: an item's "idempotency_key" makes that event count once per
 // tenant within subjects.CounterDedupeWindow (it is published as its own
-// message with that Nats-Msg-Id); an Idempotency-Key request header does the
-// same for the whole request (its rows are published per partition under
-// ids derived from the key), which is how the Go client makes its retried
-// batches safe without giving up the collapse of repeated events.
+// message whose Nats-Msg-Id is built from the tenant and the key); an
+// Idempotency-Key request header does the same for the whole request (its
+// rows are published per partition under ids derived from the key), which is
+// how the Go client makes its retried batches safe without giving up the
+// collapse of repeated events. Keys are scoped to the tenant: the message id
+// carries the tenant's length before the tenant and the key, so no two
+// (tenant, key) pairs share an id, whatever ":" they contain.
 package counter
 
 import (

@@ -30,7 +30,8 @@ import (
 var ch *testenv.ClickHouse
 
 func TestMain(m *testing.M) {
-	testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c })
+	// UTC+05:30: answers must be bucketed in UTC anyway.
+	testenv.ClickHouseMainWith(m, testenv.ClickHouseOptions{Timezone: testenv.NonUTCZone}, func(c *testenv.ClickHouse) { ch = c })
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,10 @@ import (
 	"jetfleet/internal/counterkeys"
 	"jetfleet/subjects"
 )
+
+// statsPattern is the read route; a video id is accepted on write only when
+// a request for it here gives the id back (see readableIDs).
+const statsPattern = "GET /api/counter/v1/videos/{video}/stats"
 
 // Limits of the API.
 const (
@@ -68,6 +73,7 @@ type API struct {
 	log       *slog.Logger
 	now       func() time.Time
 	cache     *readCache
+	ids       readableIDs
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by tenant+key prefix
@@ -79,7 +85,8 @@ func NewAPI(ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Fres
 		retention = subjects.CounterDefaultRetention
 	}
 	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
-		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge)}
+		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge),
+		ids: newReadableIDs()}
 }
 
 // Routes registers the API on mux.
@@ -88,7 +95,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/counter/v1/batch", a.auth(a.postBatch))
 	mux.HandleFunc("GET /api/counter/v1/videos/{video}/views", a.auth(a.getViews))
 	mux.HandleFunc("GET /api/counter/v1/videos/{video}/count", a.auth(a.getCount))
-	mux.HandleFunc("GET /api/counter/v1/videos/{video}/stats", a.auth(a.getStats))
+	mux.HandleFunc(statsPattern, a.auth(a.getStats))
 }
 
 type apiError struct {
@@ -225,7 +232,11 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 		}
 		e := &events[i]
 		e.Normalize(now)
-		if err := e.Validate(now, a.retention); err != nil {
+		err := e.Validate(now, a.retention)
+		if err == nil {
+			err = a.ids.check(e.VideoID)
+		}
+		if err != nil {
 			rejected = append(rejected, itemStatus{Index: i, Error: strings.ReplaceAll(err.Error(), "\n", "; ")})
 			continue
 		}
@@ -441,3 +452,52 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// readableIDs tells which video ids can be read back: a write is refused
+// when GET /api/counter/v1/videos/<path-escaped id>/stats would not reach the
+// read handler with the same id. Go's ServeMux redirects paths holding "."
+// or ".." segments and does not match some ids made of escaped slashes
+// ("/"), so the check asks a ServeMux with the read route itself instead of
+// copying its rules.
+type readableIDs struct{ mux *http.ServeMux }
+
+func newReadableIDs() readableIDs {
+	mux := http.NewServeMux()
+	mux.HandleFunc(statsPattern, func(w http.ResponseWriter, r *http.Request) {
+		w.(*idProbe).got = r.PathValue("video")
+	})
+	return readableIDs{mux: mux}
+}
+
+// check reports why id cannot be read back, or nil.
+func (c readableIDs) check(id string) error {
+	// An id without "/" is one path segment; only "." and ".." are
+	// rewritten. This keeps the common case off the router.
+	if !strings.Contains(id, "/") && id != "." && id != ".." {
+		return nil
+	}
+	p := &idProbe{}
+	u, err := url.Parse("/api/counter/v1/videos/" + url.PathEscape(id) + "/stats")
+	if err == nil {
+		c.mux.ServeHTTP(p, &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+	}
+	if err != nil || p.got != id {
+		return fmt.Errorf("video_id: %q could not be read back at /api/counter/v1/videos/{id}/stats (URL paths drop \".\" and \"..\" segments and a lone \"/\"); use another id", id)
+	}
+	return nil
+}
+
+// idProbe is the ResponseWriter of a check: it keeps the id the route saw.
+type idProbe struct {
+	got string
+	h   http.Header
+}
+
+func (p *idProbe) Header() http.Header {
+	if p.h == nil {
+		p.h = http.Header{}
+	}
+	return p.h
+}
+func (p *idProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *idProbe) WriteHeader(int)             {}

@@ -2,7 +2,11 @@ package counter_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +34,46 @@ func TestIdempotencyKeysOfTenantsWithTheSeparatorDoNotCollide(t *testing.T) {
 		status, out := e.do(req)
 		if status != http.StatusAccepted || out["request_duplicate"] != nil {
 			t.Errorf("request %d (Idempotency-Key %q): %d %v, want 202, not a duplicate", i, c.idem, status, out)
+		}
+	}
+}
+
+// A video id is accepted on write exactly when it can be read back at
+// /api/counter/v1/videos/{id}/stats (the id path-escaped): ids that the
+// router would clean away ("." and ".." segments, empty segments) are
+// refused with a 400 that says why.
+func TestVideoIDsAreAcceptedExactlyWhenTheyCanBeReadBack(t *testing.T) {
+	e := newEnv(t)
+	key := e.key("acme", 0)
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	readBack := func(id string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/counter/v1/videos/"+url.PathEscape(id)+"/stats", nil)
+		req.Header.Set(wcounter.APIKeyHeader, key)
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		got, _ := out["video_id"].(string)
+		return resp.StatusCode, got
+	}
+	for _, id := range []string{"v1", "...", ".a", "a.", "a/b", "a%2Fb", "a?b#c", "ü", "%", "a\\b",
+		".", "..", "./a", "a/.", "a/..", "../a", "a/./b", "a/../b", "a//b", "/a", "a/", "/", "//", "///", "/./", "%2F", "%2E", "%2e%2e", "./", "/.", "a/..b", "..a"} {
+		status, out := e.post(key, "/api/counter/v1/events", map[string]any{"video_id": id})
+		accepted := status == http.StatusAccepted
+		if !accepted && (status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), "video_id")) {
+			t.Errorf("write %q: %d %v, want 202 or a 400 naming video_id", id, status, out)
+			continue
+		}
+		rs, rid := readBack(id)
+		roundTrips := rs == http.StatusOK && rid == id
+		if accepted != roundTrips {
+			t.Errorf("id %q: write %d %v, but read back answers %d with video_id %q", id, status, out, rs, rid)
+		}
+		if !accepted {
+			t.Logf("%q refused: %v", id, out["error"])
 		}
 	}
 }

@@ -6,7 +6,8 @@
 // its own. Valid items are accepted and invalid ones are reported in
 // "rejected" with their index and the reason; the answer is 202 when at least
 // one item was accepted (check "rejected"), 400 when none was. A batch holds
-// at most MaxBatch items (413 beyond). 202 means JetStream has acknowledged
+// at most MaxBatch items and a body at most 8 MiB (413 beyond); a body that
+// does not arrive within BodyTimeout is cut off with 408. 202 means JetStream has acknowledged
 // every accepted item: they are durable and will be counted exactly once.
 //
 // Idempotency: an item's "idempotency_key" makes that event count once per
@@ -28,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -49,11 +51,13 @@ const statsPattern = "GET /api/counter/v1/videos/{video}/stats"
 
 // Limits of the API.
 const (
-	MaxBatch     = 10_000
-	maxBody      = 8 << 20
-	defaultRate  = 200_000 // events/s per key when its record sets none
-	maxRange     = 5 * 366 * 24 * time.Hour
-	APIKeyHeader = "X-API-Key"
+	MaxBatch = 10_000
+	maxBody  = 8 << 20
+	// defaultBodyTimeout bounds the reading of one body: 8 MiB at 1 MB/s.
+	defaultBodyTimeout = 10 * time.Second
+	defaultRate        = 200_000 // events/s per key when its record sets none
+	maxRange           = 5 * 366 * 24 * time.Hour
+	APIKeyHeader       = "X-API-Key"
 	// IdempotencyKeyHeader makes a whole write request idempotent: a retry
 	// with the same key within the dedupe window is counted once.
 	IdempotencyKeyHeader = "Idempotency-Key"
@@ -65,6 +69,10 @@ const (
 
 // API serves /api/counter/v1.
 type API struct {
+	// BodyTimeout bounds the reading of one request body; zero means
+	// defaultBodyTimeout. Set it before Routes.
+	BodyTimeout time.Duration
+
 	ingest    *Ingest
 	keys      *counterkeys.Store
 	ch        driver.Conn
@@ -179,8 +187,7 @@ type IngestResponse struct {
 
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request, c caller) {
 	var e subjects.CounterEvent
-	if err := decode(w, r, &e); err != nil {
-		fail(w, http.StatusBadRequest, "malformed JSON: %v", err)
+	if !a.decode(w, r, &e, "") {
 		return
 	}
 	a.write(w, r, c, []subjects.CounterEvent{e}, false)
@@ -192,8 +199,7 @@ type batchRequest struct {
 
 func (a *API) postBatch(w http.ResponseWriter, r *http.Request, c caller) {
 	var b batchRequest
-	if err := decode(w, r, &b); err != nil {
-		fail(w, http.StatusBadRequest, "malformed JSON: %v (expected {\"events\": [...]})", err)
+	if !a.decode(w, r, &b, ` (expected {"events": [...]})`) {
 		return
 	}
 	if len(b.Events) == 0 {
@@ -288,16 +294,47 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
+// decode reads the JSON body into v within the body size and time limits.
+// On failure it answers (413 too large, 408 too slow, 400 malformed, with
+// hint appended) and returns false.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, hint string) bool {
+	timeout := a.BodyTimeout
+	if timeout <= 0 {
+		timeout = defaultBodyTimeout
+	}
+	// A per-request read deadline: the server's own timeouts cover the
+	// headers only, so without it a client trickling its body holds the
+	// connection and this goroutine for as long as it likes.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		if deadline {
+			// Lift it for the next request on this connection. After a
+			// failure it stays: the server drains the unread body before
+			// answering, which must not wait for a stalled client.
+			rc.SetReadDeadline(time.Time{})
+		}
+		return true
+	case errors.As(err, &tooLarge):
+		fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d MiB; split the batch", maxBody>>20)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		w.Header().Set("Connection", "close")
+		fail(w, http.StatusRequestTimeout, "request body not received within %v", timeout)
+	default:
+		fail(w, http.StatusBadRequest, "malformed JSON: %v%s", err, hint)
 	}
-	return nil
+	return false
 }
 
 // StatsResponse answers every read. Value is the requested function's

@@ -1,9 +1,12 @@
 package counter_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -75,5 +78,42 @@ func TestVideoIDsAreAcceptedExactlyWhenTheyCanBeReadBack(t *testing.T) {
 		if !accepted {
 			t.Logf("%q refused: %v", id, out["error"])
 		}
+	}
+}
+
+// A body over the 8 MiB limit is answered 413, as documented, not 400.
+func TestBodyOverTheLimitAnswers413(t *testing.T) {
+	e := newEnv(t)
+	key := e.key("acme", 0)
+	body := `{"events":[{"video_id":"` + strings.Repeat("a", 9<<20) + `"}]}`
+	status, out := e.post(key, "/api/counter/v1/batch", body)
+	if status != http.StatusRequestEntityTooLarge || !strings.Contains(fmt.Sprint(out["error"]), "larger than") {
+		t.Errorf("9 MiB body: %d %v, want 413 saying the body is too large", status, out)
+	}
+}
+
+// A client that sends its headers and then trickles (here: stops sending)
+// its body is cut off after the body timeout with a 408, instead of holding
+// a connection and a goroutine forever.
+func TestSlowBodyIsCutAfterTheBodyTimeout(t *testing.T) {
+	e := newEnvWith(t, envOptions{bodyTimeout: 300 * time.Millisecond})
+	key := e.key("acme", 0)
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/counter/v1/batch HTTP/1.1\r\nHost: edge\r\n%s: %s\r\nContent-Length: 100000\r\n\r\n{\"events\":[", wcounter.APIKeyHeader, key)
+	// The deadline only keeps a failing test from hanging; the server's
+	// answer is what is checked.
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "body") {
+		t.Errorf("stalled body: %d %s, want 408 about the body", resp.StatusCode, raw)
 	}
 }

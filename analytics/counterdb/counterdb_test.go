@@ -241,3 +241,50 @@ func TestMigrationRebucketsHoursOfAnOldNonUTCDeployment(t *testing.T) {
 		}
 	}
 }
+
+// ClickHouse's sum(Int64) wraps. A sum whose true value is in range is
+// exact even when a partial sum passed 2^63 (hour rows and ragged minutes
+// add up in any order), and one that is out of range is flagged, never
+// returned as a wrapped number, for totals and for each series point.
+func TestSumsPastTheInt64RangeAreFlaggedAndInRangeSumsExact(t *testing.T) {
+	conn, _ := ch.Database(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	const max = int64(^uint64(0) >> 1)
+	row := func(video, minute string, total int64) counterdb.Row {
+		return counterdb.Row{Tenant: "acme", VideoID: video, Type: subjects.CounterView, Minute: at(minute), Events: 1, Total: total}
+	}
+	rows := []counterdb.Row{
+		// In range: 9e18 + 9e18 - 9e18 = 9e18, with a partial sum past 2^63.
+		// (Sums within 0.3% of 2^63 are flagged too: the float check's margin.)
+		row("in", "2024-12-02T10:15:00Z", 9e18), row("in", "2024-12-02T11:15:00Z", 9e18), row("in", "2024-12-02T12:15:00Z", -9e18),
+		// Out of range: max-10 + 20.
+		row("out", "2024-12-02T10:15:00Z", max-10), row("out", "2024-12-02T11:15:00Z", 20),
+	}
+	if err := counterdb.Flush(ctx, conn, "", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []counterdb.Step{counterdb.StepNone, counterdb.StepDay} {
+		for _, rg := range [][2]string{{"2024-12-02T00:00:00Z", "2024-12-03T00:00:00Z"}, {"2024-12-02T10:10:00Z", "2024-12-02T12:20:00Z"}} {
+			in, _, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "in", Type: subjects.CounterView, Start: at(rg[0]), End: at(rg[1]), Step: step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.SumOverflow || in.Total != 9e18 {
+				t.Errorf("step %q %v: in-range sum %+v, want 9e18", step, rg, in)
+			}
+			out, series, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "out", Type: subjects.CounterView, Start: at(rg[0]), End: at(rg[1]), Step: step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.SumOverflow || out.Events != 2 {
+				t.Errorf("step %q %v: out-of-range sum %+v, want SumOverflow with 2 events", step, rg, out)
+			}
+			if step == counterdb.StepDay && (len(series) != 1 || !series[0].SumOverflow) {
+				t.Errorf("step day %v: series %+v, want one point with SumOverflow", rg, series)
+			}
+		}
+	}
+}

@@ -338,28 +338,33 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, hint string)
 }
 
 // StatsResponse answers every read. Value is the requested function's
-// result; Count, Sum and Avg are all given. FreshUntil is the time up to
-// which every acknowledged event of this video is included (null when the
-// video's partition has not reported yet).
+// result; Count, Sum and Avg are all given. COUNT and SUM values are exact
+// JSON integers (a SUM can exceed 2^53, where float64 and JavaScript numbers
+// lose digits: parse them as 64-bit integers); AVG is SUM/COUNT as a float64
+// rounded to 6 decimals. When the sum leaves the int64 range, SumOverflow is
+// set and Sum and Avg are null (a SUM or AVG read is refused with 422).
+// FreshUntil is the time up to which every acknowledged event of this video
+// is included (null when the video's partition has not reported yet).
 type StatsResponse struct {
-	VideoID    string                   `json:"video_id"`
-	Type       subjects.CounterType     `json:"type"`
-	Function   subjects.CounterFunction `json:"function"`
-	Start      time.Time                `json:"start"`
-	End        time.Time                `json:"end"`
-	Value      float64                  `json:"value"`
-	Count      uint64                   `json:"count"`
-	Sum        int64                    `json:"sum"`
-	Avg        float64                  `json:"avg"`
-	Step       string                   `json:"step,omitempty"`
-	Series     []SeriesPoint            `json:"series,omitempty"`
-	FreshUntil *time.Time               `json:"fresh_until"`
+	VideoID     string                   `json:"video_id"`
+	Type        subjects.CounterType     `json:"type"`
+	Function    subjects.CounterFunction `json:"function"`
+	Start       time.Time                `json:"start"`
+	End         time.Time                `json:"end"`
+	Value       json.Number              `json:"value"`
+	Count       uint64                   `json:"count"`
+	Sum         *int64                   `json:"sum"`
+	Avg         *float64                 `json:"avg"`
+	SumOverflow bool                     `json:"sum_overflow,omitempty"`
+	Step        string                   `json:"step,omitempty"`
+	Series      []SeriesPoint            `json:"series,omitempty"`
+	FreshUntil  *time.Time               `json:"fresh_until"`
 }
 
 // SeriesPoint is one step of a series (only non-empty steps are listed).
 type SeriesPoint struct {
-	Start time.Time `json:"start"`
-	Value float64   `json:"value"`
+	Start time.Time   `json:"start"`
+	Value json.Number `json:"value"`
 }
 
 func (a *API) getViews(w http.ResponseWriter, r *http.Request, c caller) {
@@ -452,8 +457,20 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 			a.cache.put(ck, readEntry{fresh: fresh, stored: now, totals: tot, series: series})
 		}
 	}
+	overflow := tot.SumOverflow
+	for _, p := range series {
+		overflow = overflow || p.SumOverflow
+	}
+	if overflow && fn != subjects.CounterCount {
+		fail(w, http.StatusUnprocessableEntity, "the sum of the values in this range leaves the 64-bit integer range (beyond ±9.2e18); read shorter ranges or steps")
+		return
+	}
 	out := StatsResponse{VideoID: video, Type: typ, Function: fn, Start: start.UTC().Truncate(time.Minute), End: end.UTC().Truncate(time.Minute),
-		Count: tot.Events, Sum: tot.Total, Avg: round(tot.Avg()), Value: value(fn, tot), Step: string(step)}
+		Count: tot.Events, Value: value(fn, tot), Step: string(step), SumOverflow: tot.SumOverflow}
+	if !tot.SumOverflow {
+		sum, avg := tot.Total, round(tot.Avg())
+		out.Sum, out.Avg = &sum, &avg
+	}
 	for _, p := range series {
 		out.Series = append(out.Series, SeriesPoint{Start: p.Start, Value: value(fn, p.Totals)})
 	}
@@ -463,14 +480,16 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 	writeJSON(w, http.StatusOK, out)
 }
 
-func value(fn subjects.CounterFunction, t counterdb.Totals) float64 {
+// value is fn's result as an exact JSON number: integers for COUNT and SUM,
+// the rounded float for AVG.
+func value(fn subjects.CounterFunction, t counterdb.Totals) json.Number {
 	switch fn {
 	case subjects.CounterSum:
-		return float64(t.Total)
+		return json.Number(strconv.FormatInt(t.Total, 10))
 	case subjects.CounterAvg:
-		return round(t.Avg())
+		return json.Number(strconv.FormatFloat(round(t.Avg()), 'f', -1, 64))
 	}
-	return float64(t.Events)
+	return json.Number(strconv.FormatUint(t.Events, 10))
 }
 
 func round(f float64) float64 { return math.Round(f*1e6) / 1e6 }

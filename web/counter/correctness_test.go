@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"jetfleet/analytics/counterdb"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
 	wcounter "jetfleet/web/counter"
 )
 
@@ -115,5 +119,63 @@ func TestSlowBodyIsCutAfterTheBodyTimeout(t *testing.T) {
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "body") {
 		t.Errorf("stalled body: %d %s, want 408 about the body", resp.StatusCode, raw)
+	}
+}
+
+// SUM answers are exact integers in the JSON (no float64 rounding above
+// 2^53), a read whose sum leaves the int64 range is refused or flagged
+// instead of wrapping, and a write whose value could make stored rollups
+// wrap is refused.
+func TestSumIsExactOrRefusedNeverWrapped(t *testing.T) {
+	e := newEnv(t)
+	key := e.key("acme", 0)
+	ctx := testenv.Context(t, 30*time.Second)
+	m := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+	rows := []counterdb.Row{
+		{Tenant: "acme", VideoID: "exact", Type: subjects.CounterLike, Minute: m, Events: 1, Total: 1<<53 + 1},
+		{Tenant: "acme", VideoID: "huge", Type: subjects.CounterLike, Minute: m, Events: 1, Total: math.MaxInt64 - 10},
+		{Tenant: "acme", VideoID: "huge", Type: subjects.CounterLike, Minute: m.Add(time.Minute), Events: 1, Total: 20},
+	}
+	if err := counterdb.Flush(ctx, e.ch, "", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	read := func(video, fn string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/api/counter/v1/videos/"+video+"/stats?"+url.Values{
+			"type": {"LIKE"}, "function": {fn}, "start": {m.Add(-time.Hour).Format(time.RFC3339)}, "end": {m.Add(time.Hour).Format(time.RFC3339)},
+			"step": {"minute"}}.Encode(), nil)
+		req.Header.Set(wcounter.APIKeyHeader, key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		dec.UseNumber()
+		var out map[string]any
+		if err := dec.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
+	}
+	status, out := read("exact", "SUM")
+	series, _ := out["series"].([]any)
+	if status != http.StatusOK || fmt.Sprint(out["value"]) != "9007199254740993" || fmt.Sprint(out["sum"]) != "9007199254740993" ||
+		len(series) != 1 || fmt.Sprint(series[0].(map[string]any)["value"]) != "9007199254740993" {
+		t.Errorf("SUM of 2^53+1: %d %v, want value, sum and the point exactly 9007199254740993", status, out)
+	}
+	if status, out := read("huge", "SUM"); status != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(out["error"]), "64-bit") {
+		t.Errorf("SUM past 2^63: %d %v, want 422 saying the sum leaves the 64-bit range", status, out)
+	}
+	if status, out := read("huge", "AVG"); status != http.StatusUnprocessableEntity {
+		t.Errorf("AVG over a sum past 2^63: %d %v, want 422", status, out)
+	}
+	status, out = read("huge", "COUNT")
+	if status != http.StatusOK || fmt.Sprint(out["value"]) != "2" || out["sum"] != nil || out["sum_overflow"] != true {
+		t.Errorf("COUNT beside a sum past 2^63: %d %v, want value 2, sum null, sum_overflow true", status, out)
+	}
+
+	status, out = e.post(key, "/api/counter/v1/events", map[string]any{"video_id": "v", "value": int64(2_000_000_000)})
+	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), "value") {
+		t.Errorf("value 2e9: %d %v, want 400 naming value", status, out)
 	}
 }

@@ -98,7 +98,11 @@ func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *
 
 // Lease timing: an owner starts a flush only if its lease was renewed less
 // than leaseFence ago and bounds the insert by insertTimeout, so the insert
-// ends while the lease (CounterLeaseTTL) is surely still its own.
+// ends while the lease (CounterLeaseTTL) is surely still its own:
+// leaseFence + insertTimeout = 5/6 of the TTL, counted from the moment
+// before the renewal was sent (the server's expiry starts later). With
+// renewals on their own goroutine the lease is rarely older than a second
+// at a flush, so a slow ClickHouse gets the longest insert that is safe.
 //
 // kvTimeout bounds each KV write of the flush loop on its own: a request
 // lost with a dying stream leader is never answered, and under a run
@@ -107,7 +111,7 @@ func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *
 // cluster test: 2,780 acknowledged events uncounted for 90 s).
 const (
 	leaseFence    = subjects.CounterLeaseTTL / 3
-	insertTimeout = subjects.CounterLeaseTTL / 3
+	insertTimeout = subjects.CounterLeaseTTL / 2
 	kvTimeout     = subjects.CounterLeaseTTL / 3
 )
 

@@ -7,8 +7,9 @@
 // "rejected" with their index and the reason; the answer is 202 when at least
 // one item was accepted (check "rejected"), 400 when none was. A batch holds
 // at most MaxBatch items and a body at most 8 MiB (413 beyond); a body that
-// does not arrive within BodyTimeout is cut off with 408. 202 means JetStream has acknowledged
-// every accepted item: they are durable and will be counted exactly once.
+// does not arrive within BodyTimeout is cut off with 408. 202 means
+// JetStream has acknowledged every accepted item: they are durable and will
+// be counted exactly once.
 //
 // Idempotency: an item's "idempotency_key" makes that event count once per
 // tenant within subjects.CounterDedupeWindow (it is published as its own

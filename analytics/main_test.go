@@ -14,7 +14,8 @@ import (
 var ch *testenv.ClickHouse
 
 func TestMain(m *testing.M) {
-	testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c })
+	// UTC+05:30: the tracker and enricher queries must bucket in UTC anyway.
+	testenv.ClickHouseMainWith(m, testenv.ClickHouseOptions{Timezone: testenv.NonUTCZone}, func(c *testenv.ClickHouse) { ch = c })
 }
 
 // count returns the number of rows query's table holds, e.g. "t" or

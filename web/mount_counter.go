@@ -23,7 +23,9 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	log := s.deps.Log.With("product", "counter")
 	ingest := counter.NewIngest(ctx, s.deps.JS, counter.IngestConfig{}, log)
-	counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log).Routes(s.api)
+	api := counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log)
+	api.BodyTimeout = s.cfg.CounterBodyTimeout
+	api.Routes(s.api)
 	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
 		return productPage("Counter API", body)
 	}).Routes(mux, s.signedIn)

@@ -50,6 +50,9 @@ type Config struct {
 	// (COUNTER_RETENTION, the VIEWS stream's MaxAge); 0 means
 	// subjects.CounterDefaultRetention.
 	CounterRetention time.Duration
+	// CounterBodyTimeout bounds the reading of one Counter API request
+	// body (a slow client is cut off with 408); 0 means 10s.
+	CounterBodyTimeout time.Duration
 }
 
 // Deps are the outside parts the edge uses.

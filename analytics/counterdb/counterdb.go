@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -126,18 +127,49 @@ type Query struct {
 // ErrBadQuery is returned for a query that cannot be answered as asked.
 var ErrBadQuery = errors.New("bad query")
 
-// Totals are the events in a range: AVG is Total/Events.
+// Totals are the events in a range: AVG is Total/Events. When SumOverflow
+// is set, the sum of the values lies outside the int64 range and Total is
+// meaningless: it must not be shown.
 type Totals struct {
-	Events uint64
-	Total  int64
+	Events      uint64
+	Total       int64
+	SumOverflow bool
 }
 
-// Avg is Total / Events, 0 without events.
+// Avg is Total / Events, 0 without events (and meaningless with
+// SumOverflow).
 func (t Totals) Avg() float64 {
 	if t.Events == 0 {
 		return 0
 	}
 	return float64(t.Total) / float64(t.Events)
+}
+
+// sumLimit is where a sum counts as out of the int64 range. ClickHouse's
+// sum(Int64) wraps silently, so every read also sums the values as Float64:
+// while the float sum stays below this bound (2^63 minus ~2.3e16, far more
+// than the float's rounding error), the true sum is in range and the
+// wrapped Int64 sum equals it exactly (two's complement addition is exact
+// modulo 2^64); beyond it the read reports SumOverflow instead of a number.
+// Stored rows cannot wrap themselves: an event's value is bounded by
+// subjects.CounterMaxValue.
+const sumLimit = 9.2e18
+
+// acc adds up query results with the float sum beside the exact one.
+type acc struct {
+	events uint64
+	total  int64
+	approx float64
+}
+
+func (a *acc) add(b acc) {
+	a.events += b.events
+	a.total += b.total // wraps like ClickHouse's; approx tells when that matters
+	a.approx += b.approx
+}
+
+func (a acc) totals() Totals {
+	return Totals{Events: a.events, Total: a.total, SumOverflow: math.Abs(a.approx) >= sumLimit}
 }
 
 // Point is one step of a series.
@@ -198,7 +230,7 @@ func Stats(ctx context.Context, conn driver.Conn, q Query) (Totals, []Point, err
 	var sql string
 	var all []any
 	if useHours {
-		sql = "SELECT b, sum(e), sum(t) FROM (" +
+		sql = "SELECT b, sum(e), sum(t), sum(toFloat64(t)) FROM (" +
 			"SELECT " + bucket("minute") + " AS b, events AS e, total AS t FROM counter_minute WHERE " + key +
 			" AND ((minute >= ? AND minute < ?) OR (minute >= ? AND minute < ?))" +
 			" UNION ALL SELECT " + bucket("hour") + " AS b, events AS e, total AS t FROM counter_hour WHERE " + key +
@@ -206,7 +238,7 @@ func Stats(ctx context.Context, conn driver.Conn, q Query) (Totals, []Point, err
 		all = append(append(append(all, args...), start, hStart, hEnd, end), args...)
 		all = append(all, hStart, hEnd)
 	} else {
-		sql = "SELECT " + bucket("minute") + " AS b, sum(events), sum(total) FROM counter_minute WHERE " + key +
+		sql = "SELECT " + bucket("minute") + " AS b, sum(events), sum(total), sum(toFloat64(total)) FROM counter_minute WHERE " + key +
 			" AND minute >= ? AND minute < ? GROUP BY b ORDER BY b"
 		all = append(append(all, args...), start, end)
 	}
@@ -215,24 +247,23 @@ func Stats(ctx context.Context, conn driver.Conn, q Query) (Totals, []Point, err
 		return Totals{}, nil, fmt.Errorf("counter stats %s/%s: %w", q.VideoID, q.Type, err)
 	}
 	defer rows.Close()
-	var tot Totals
+	var tot acc
 	var series []Point
 	for rows.Next() {
-		var p Point
-		if err := rows.Scan(&p.Start, &p.Events, &p.Total); err != nil {
+		var start time.Time
+		var a acc
+		if err := rows.Scan(&start, &a.events, &a.total, &a.approx); err != nil {
 			return Totals{}, nil, fmt.Errorf("counter stats: %w", err)
 		}
-		tot.Events += p.Events
-		tot.Total += p.Total
-		if step > 0 && p.Events > 0 {
-			p.Start = p.Start.UTC()
-			series = append(series, p)
+		tot.add(a)
+		if step > 0 && a.events > 0 {
+			series = append(series, Point{Start: start.UTC(), Totals: a.totals()})
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return Totals{}, nil, fmt.Errorf("counter stats: %w", err)
 	}
-	return tot, series, nil
+	return tot.totals(), series, nil
 }
 
 // VideoTotal is a video and its event count, for top lists.
@@ -305,27 +336,28 @@ func TenantRate(ctx context.Context, conn driver.Conn, tenant string, since time
 // from counter_minute. Two small queries at once are faster than one UNION.
 func totalsOnly(ctx context.Context, conn driver.Conn, q Query, start, end, hStart, hEnd time.Time, useHours bool) (Totals, []Point, error) {
 	const key = "tenant = ? AND video_id = ? AND type = ?"
-	sum := func(ctx context.Context, sql string, args ...any) (Totals, error) {
-		var t Totals
+	sum := func(ctx context.Context, sql string, args ...any) (acc, error) {
+		var a acc
 		all := append([]any{q.Tenant, q.VideoID, string(q.Type)}, args...)
-		if err := conn.QueryRow(ctx, sql, all...).Scan(&t.Events, &t.Total); err != nil {
-			return t, fmt.Errorf("counter stats %s/%s: %w", q.VideoID, q.Type, err)
+		if err := conn.QueryRow(ctx, sql, all...).Scan(&a.events, &a.total, &a.approx); err != nil {
+			return a, fmt.Errorf("counter stats %s/%s: %w", q.VideoID, q.Type, err)
 		}
-		return t, nil
+		return a, nil
 	}
+	const sums = "SELECT sum(events), sum(total), sum(toFloat64(total)) FROM "
 	if !useHours {
-		t, err := sum(ctx, "SELECT sum(events), sum(total) FROM counter_minute WHERE "+key+" AND minute >= ? AND minute < ?", start, end)
-		return t, nil, err
+		a, err := sum(ctx, sums+"counter_minute WHERE "+key+" AND minute >= ? AND minute < ?", start, end)
+		return a.totals(), nil, err
 	}
-	var mid, ends Totals
+	var mid, ends acc
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		mid, err = sum(gctx, "SELECT sum(events), sum(total) FROM counter_hour WHERE "+key+" AND hour >= ? AND hour < ?", hStart, hEnd)
+		mid, err = sum(gctx, sums+"counter_hour WHERE "+key+" AND hour >= ? AND hour < ?", hStart, hEnd)
 		return err
 	})
 	if start.Before(hStart) || hEnd.Before(end) {
 		g.Go(func() (err error) {
-			ends, err = sum(gctx, "SELECT sum(events), sum(total) FROM counter_minute WHERE "+key+
+			ends, err = sum(gctx, sums+"counter_minute WHERE "+key+
 				" AND ((minute >= ? AND minute < ?) OR (minute >= ? AND minute < ?))", start, hStart, hEnd, end)
 			return err
 		})
@@ -333,5 +365,6 @@ func totalsOnly(ctx context.Context, conn driver.Conn, q Query, start, end, hSta
 	if err := g.Wait(); err != nil {
 		return Totals{}, nil, err
 	}
-	return Totals{Events: mid.Events + ends.Events, Total: mid.Total + ends.Total}, nil, nil
+	mid.add(ends)
+	return mid.totals(), nil, nil
 }

@@ -3,7 +3,9 @@ package counterdb_test
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"jetfleet/analytics"
@@ -14,8 +16,10 @@ import (
 
 var ch *testenv.ClickHouse
 
+// The server runs at UTC+05:30: every answer below must still be bucketed
+// in UTC.
 func TestMain(m *testing.M) {
-	testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c })
+	testenv.ClickHouseMainWith(m, testenv.ClickHouseOptions{Timezone: testenv.NonUTCZone}, func(c *testenv.ClickHouse) { ch = c })
 }
 
 func at(s string) time.Time {
@@ -132,6 +136,155 @@ func TestStatsEqualMinuteSumsAtEveryRangeBoundary(t *testing.T) {
 					t.Errorf("%d points, want %d", len(gotSeries), len(wantSeries))
 				}
 			})
+		}
+	}
+}
+
+// An event at 10:15Z belongs to the UTC hour [10:00, 11:00) and the UTC day
+// of 2024-12-02, also on a server whose zone is UTC+05:30 (where the local
+// hour starts at :30 UTC and the local day at 18:30Z).
+func TestHourAndDayAnswersAreUTCOnANonUTCServer(t *testing.T) {
+	conn, _ := ch.Database(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	rows := []counterdb.Row{
+		{Tenant: "acme", VideoID: "v", Type: subjects.CounterView, Minute: at("2024-12-02T10:15:00Z"), Events: 1, Total: 1},
+		{Tenant: "acme", VideoID: "v", Type: subjects.CounterView, Minute: at("2024-12-02T20:00:00Z"), Events: 2, Total: 2},
+	}
+	if err := counterdb.Flush(ctx, conn, "", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	count := func(start, end string, step counterdb.Step) (uint64, []counterdb.Point) {
+		t.Helper()
+		tot, series, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "v", Type: subjects.CounterView,
+			Start: at(start), End: at(end), Step: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tot.Events, series
+	}
+	for _, c := range []struct {
+		start, end string
+		want       uint64
+	}{
+		{"2024-12-02T10:00:00Z", "2024-12-02T11:00:00Z", 1},
+		{"2024-12-02T09:00:00Z", "2024-12-02T10:00:00Z", 0},
+		{"2024-12-02T00:00:00Z", "2024-12-03T00:00:00Z", 3},
+		{"2024-12-01T00:00:00Z", "2024-12-02T00:00:00Z", 0},
+		{"2024-12-02T11:00:00Z", "2024-12-03T00:00:00Z", 2},
+	} {
+		if got, _ := count(c.start, c.end, counterdb.StepNone); got != c.want {
+			t.Errorf("[%s, %s): %d events, want %d", c.start, c.end, got, c.want)
+		}
+	}
+	_, hours := count("2024-12-02T00:00:00Z", "2024-12-03T00:00:00Z", counterdb.StepHour)
+	if len(hours) != 2 || !hours[0].Start.Equal(at("2024-12-02T10:00:00Z")) || !hours[1].Start.Equal(at("2024-12-02T20:00:00Z")) {
+		t.Errorf("hourly series %+v, want points at 10:00Z and 20:00Z", hours)
+	}
+	_, days := count("2024-12-01T00:00:00Z", "2024-12-04T00:00:00Z", counterdb.StepDay)
+	if len(days) != 1 || !days[0].Start.Equal(at("2024-12-02T00:00:00Z")) || days[0].Events != 3 {
+		t.Errorf("daily series %+v, want one point of 3 events at 2024-12-02T00:00Z", days)
+	}
+	top, err := counterdb.TopVideos(ctx, conn, "acme", subjects.CounterView, at("2024-12-02T10:00:00Z"), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 1 || top[0].Events != 3 {
+		t.Errorf("top videos since 10:00Z: %+v, want v with 3 events", top)
+	}
+}
+
+// A deployment that ran 0002's zone-dependent hour view gets UTC hours from
+// the next migration: its wrongly bucketed hour rows are refilled from the
+// minute rows, and later flushes land in UTC hours too.
+func TestMigrationRebucketsHoursOfAnOldNonUTCDeployment(t *testing.T) {
+	conn, _ := ch.Database(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	old := fstest.MapFS{}
+	for _, name := range []string{"0001_video_samples.sql", "0002_counter.sql", "0003_enricher.sql"} {
+		b, err := fs.ReadFile(analytics.Schema(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[name] = &fstest.MapFile{Data: b}
+	}
+	if _, err := analytics.Migrate(ctx, conn, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	row := counterdb.Row{Tenant: "acme", VideoID: "v", Type: subjects.CounterView, Minute: at("2024-12-02T10:15:00Z"), Events: 1, Total: 1}
+	if err := counterdb.Flush(ctx, conn, "", []counterdb.Row{row}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	row.Minute = at("2024-12-02T10:45:00Z")
+	if err := counterdb.Flush(ctx, conn, "", []counterdb.Row{row}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		start, end string
+		want       uint64
+	}{
+		{"2024-12-02T10:00:00Z", "2024-12-02T11:00:00Z", 2},
+		{"2024-12-02T09:00:00Z", "2024-12-02T10:00:00Z", 0},
+		{"2024-12-02T10:00:00Z", "2024-12-02T12:00:00Z", 2},
+	} {
+		tot, _, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "v", Type: subjects.CounterView, Start: at(c.start), End: at(c.end)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tot.Events != c.want {
+			t.Errorf("[%s, %s): %d events, want %d", c.start, c.end, tot.Events, c.want)
+		}
+	}
+}
+
+// ClickHouse's sum(Int64) wraps. A sum whose true value is in range is
+// exact even when a partial sum passed 2^63 (hour rows and ragged minutes
+// add up in any order), and one that is out of range is flagged, never
+// returned as a wrapped number, for totals and for each series point.
+func TestSumsPastTheInt64RangeAreFlaggedAndInRangeSumsExact(t *testing.T) {
+	conn, _ := ch.Database(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	const max = int64(^uint64(0) >> 1)
+	row := func(video, minute string, total int64) counterdb.Row {
+		return counterdb.Row{Tenant: "acme", VideoID: video, Type: subjects.CounterView, Minute: at(minute), Events: 1, Total: total}
+	}
+	rows := []counterdb.Row{
+		// In range: 9e18 + 9e18 - 9e18 = 9e18, with a partial sum past 2^63.
+		// (Sums within 0.3% of 2^63 are flagged too: the float check's margin.)
+		row("in", "2024-12-02T10:15:00Z", 9e18), row("in", "2024-12-02T11:15:00Z", 9e18), row("in", "2024-12-02T12:15:00Z", -9e18),
+		// Out of range: max-10 + 20.
+		row("out", "2024-12-02T10:15:00Z", max-10), row("out", "2024-12-02T11:15:00Z", 20),
+	}
+	if err := counterdb.Flush(ctx, conn, "", rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []counterdb.Step{counterdb.StepNone, counterdb.StepDay} {
+		for _, rg := range [][2]string{{"2024-12-02T00:00:00Z", "2024-12-03T00:00:00Z"}, {"2024-12-02T10:10:00Z", "2024-12-02T12:20:00Z"}} {
+			in, _, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "in", Type: subjects.CounterView, Start: at(rg[0]), End: at(rg[1]), Step: step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.SumOverflow || in.Total != 9e18 {
+				t.Errorf("step %q %v: in-range sum %+v, want 9e18", step, rg, in)
+			}
+			out, series, err := counterdb.Stats(ctx, conn, counterdb.Query{Tenant: "acme", VideoID: "out", Type: subjects.CounterView, Start: at(rg[0]), End: at(rg[1]), Step: step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.SumOverflow || out.Events != 2 {
+				t.Errorf("step %q %v: out-of-range sum %+v, want SumOverflow with 2 events", step, rg, out)
+			}
+			if step == counterdb.StepDay && (len(series) != 1 || !series[0].SumOverflow) {
+				t.Errorf("step day %v: series %+v, want one point with SumOverflow", rg, series)
+			}
 		}
 	}
 }

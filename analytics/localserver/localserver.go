@@ -61,6 +61,11 @@ type Config struct {
 	// from loopback only either way). `jetfleet dev` sets one, so another
 	// local user of the machine cannot read or change its data.
 	Password string
+	// Timezone is the server's time zone (an IANA name such as
+	// "Asia/Kolkata"); empty keeps the server's default (the machine's
+	// zone). Tests set a non-UTC zone to prove that every bucketing of ours
+	// is UTC whatever the server's zone.
+	Timezone string
 	// Logger receives lifecycle events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -139,6 +144,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		"--logger.log="+filepath.Join(dir, "log", "clickhouse-server.log"),
 		"--logger.errorlog="+filepath.Join(dir, "log", "clickhouse-server.err.log"),
 	)
+	if cfg.Timezone != "" {
+		args = append(args, "--timezone="+cfg.Timezone)
+	}
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Stdout = console

@@ -135,3 +135,34 @@ func TestServerWithAPasswordRefusesClientsWithoutIt(t *testing.T) {
 		t.Fatal("users.xml holds the password in clear")
 	}
 }
+
+// ClickHouse 18.16 honours the zone given on the command line: its
+// timezone() and its zone-dependent functions (toStartOfHour without a zone)
+// follow it, which is what tests of UTC bucketing rely on.
+func TestServerRunsInTheConfiguredTimezone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := localserver.Start(ctx, localserver.Config{Dir: t.TempDir(), Timezone: "Asia/Kolkata"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	opts, err := clickhouse.ParseDSN(srv.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var tz string
+	var hour uint32
+	// 2024-12-02T10:15:00Z is 15:45 in Kolkata, whose hour starts at 09:30Z.
+	if err := conn.QueryRow(ctx, "SELECT timezone(), toUInt32(toStartOfHour(toDateTime(1733134500)))").Scan(&tz, &hour); err != nil {
+		t.Fatal(err)
+	}
+	if tz != "Asia/Kolkata" || hour != 1733131800 {
+		t.Fatalf("timezone() = %q, local start of hour = %d; want Asia/Kolkata, 1733131800 (09:30Z)", tz, hour)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"time"
 
 	"jetfleet/internal/counterkeys"
@@ -90,13 +92,84 @@ func runCounterRebuild(ctx context.Context, args []string, getenv func(string) s
 		return err
 	}
 	defer ch.Close()
-	rep, err := counter.Rebuild(ctx, js, ch, since, log)
+	meter := &rebuildMeter{out: stdout, tty: isTerminal(stdout), log: log, now: time.Now, every: 5 * time.Second}
+	rep, err := counter.Rebuild(ctx, js, ch, since, log, meter.update)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rebuilt rollups since %s: %d raw batches read, %d rollup rows, %d events\n",
-		rep.Since.Format(time.RFC3339), rep.Messages, rep.Rows, rep.Events)
+	fmt.Fprintf(stdout, "rebuilt rollups since %s in %v: %d raw batches read, %d rollup rows, %d events\n",
+		rep.Since.Format(time.RFC3339), rep.Took.Round(time.Millisecond), rep.Messages, rep.Rows, rep.Events)
 	return nil
+}
+
+// rebuildMeter shows a rebuild's progress: on a terminal one line per phase,
+// rewritten in place; otherwise (a log file, CI) a log line every `every`
+// and one when a phase ends, so a long rebuild is never silent.
+type rebuildMeter struct {
+	out   io.Writer
+	tty   bool
+	log   *slog.Logger
+	now   func() time.Time
+	every time.Duration
+
+	phase string
+	last  time.Time
+	ended map[string]bool
+}
+
+// ttyRedraw limits redraws of the terminal line.
+const ttyRedraw = 200 * time.Millisecond
+
+func (m *rebuildMeter) update(p counter.RebuildProgress) {
+	now := m.now()
+	if m.ended == nil {
+		m.ended = map[string]bool{}
+	}
+	if m.ended[p.Phase] {
+		return
+	}
+	end := p.Done >= p.Total
+	if p.Phase != m.phase {
+		m.phase, m.last = p.Phase, time.Time{}
+	}
+	gap := m.every
+	if m.tty {
+		gap = ttyRedraw
+	}
+	if !end && !m.last.IsZero() && now.Sub(m.last) < gap {
+		return
+	}
+	if m.last.IsZero() && !end && !m.tty {
+		// Off a terminal the first line comes after `every`, like the rest.
+		m.last = now
+		return
+	}
+	m.last = now
+	m.ended[p.Phase] = end
+	what := map[string]string{counter.RebuildRead: "raw batches read", counter.RebuildWrite: "rollup rows written"}[p.Phase]
+	left := "done"
+	if !end {
+		left = p.Left().Round(time.Second).String() + " left"
+	}
+	if m.tty {
+		fmt.Fprintf(m.out, "\r%s: %d of %d, %.0f/s, %s   ", what, p.Done, p.Total, p.Rate(), left)
+		if end {
+			fmt.Fprintln(m.out)
+		}
+		return
+	}
+	m.log.Info("counter rebuild progress", "phase", p.Phase, "done", p.Done, "total", p.Total,
+		"per_second", int64(p.Rate()), "left", p.Left().Round(time.Second))
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func parseSince(s string, now time.Time) (time.Time, error) {

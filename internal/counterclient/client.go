@@ -363,19 +363,22 @@ func (c *Client) Send(ctx context.Context, events []Event) (IngestResult, error)
 	return res, err
 }
 
-// Stats is a read answer.
+// Stats is a read answer. Value is a float64 for convenience; Sum is the
+// exact sum (Value loses digits past 2^53). With SumOverflow the sum left
+// the int64 range and Sum and Avg are 0.
 type Stats struct {
-	VideoID    string     `json:"video_id"`
-	Type       string     `json:"type"`
-	Function   string     `json:"function"`
-	Start      time.Time  `json:"start"`
-	End        time.Time  `json:"end"`
-	Value      float64    `json:"value"`
-	Count      uint64     `json:"count"`
-	Sum        int64      `json:"sum"`
-	Avg        float64    `json:"avg"`
-	Series     []Point    `json:"series"`
-	FreshUntil *time.Time `json:"fresh_until"`
+	VideoID     string     `json:"video_id"`
+	Type        string     `json:"type"`
+	Function    string     `json:"function"`
+	Start       time.Time  `json:"start"`
+	End         time.Time  `json:"end"`
+	Value       float64    `json:"value"`
+	Count       uint64     `json:"count"`
+	Sum         int64      `json:"sum"`
+	Avg         float64    `json:"avg"`
+	SumOverflow bool       `json:"sum_overflow"`
+	Series      []Point    `json:"series"`
+	FreshUntil  *time.Time `json:"fresh_until"`
 }
 
 // Point is one step of a series.

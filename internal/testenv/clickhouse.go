@@ -25,10 +25,32 @@ type ClickHouse struct {
 	seq     atomic.Int64
 }
 
+// ClickHouseOptions choose how a test server is started.
+type ClickHouseOptions struct {
+	// Dir holds the server's files; empty means a new temporary directory
+	// (removed by Stop).
+	Dir string
+	// Timezone is the server's time zone (IANA name); empty keeps the
+	// machine's. Packages whose queries bucket time run their tests in a
+	// non-UTC, non-whole-hour zone (NonUTCZone) to prove the bucketing is
+	// UTC whatever the server's zone.
+	Timezone string
+}
+
+// NonUTCZone is UTC+05:30 all year: an hour bucket computed in the server's
+// zone instead of UTC is off by half an hour, a day bucket by 5.5 hours.
+const NonUTCZone = "Asia/Kolkata"
+
 // StartClickHouse starts a server on free loopback ports with its files in
 // dir, or in a new temporary directory (removed by Stop) when dir is empty.
 func StartClickHouse(dir string) (*ClickHouse, error) {
+	return StartClickHouseWith(ClickHouseOptions{Dir: dir})
+}
+
+// StartClickHouseWith starts a server as opts say.
+func StartClickHouseWith(opts ClickHouseOptions) (*ClickHouse, error) {
 	c := &ClickHouse{}
+	dir := opts.Dir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "jetfleet-clickhouse-")
 		if err != nil {
@@ -38,7 +60,7 @@ func StartClickHouse(dir string) (*ClickHouse, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := localserver.Start(ctx, localserver.Config{Dir: dir})
+	srv, err := localserver.Start(ctx, localserver.Config{Dir: dir, Timezone: opts.Timezone})
 	if err != nil {
 		c.removeTemp()
 		return nil, fmt.Errorf("start clickhouse: %w", err)
@@ -61,7 +83,12 @@ func StartClickHouse(dir string) (*ClickHouse, error) {
 //
 //	func TestMain(m *testing.M) { testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c }) }
 func ClickHouseMain(m *testing.M, use func(*ClickHouse)) {
-	c, err := StartClickHouse("")
+	ClickHouseMainWith(m, ClickHouseOptions{}, use)
+}
+
+// ClickHouseMainWith is ClickHouseMain with a server started as opts say.
+func ClickHouseMainWith(m *testing.M, opts ClickHouseOptions, use func(*ClickHouse)) {
+	c, err := StartClickHouseWith(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		os.Exit(1)

@@ -6,15 +6,20 @@
 // its own. Valid items are accepted and invalid ones are reported in
 // "rejected" with their index and the reason; the answer is 202 when at least
 // one item was accepted (check "rejected"), 400 when none was. A batch holds
-// at most MaxBatch items (413 beyond). 202 means JetStream has acknowledged
-// every accepted item: they are durable and will be counted exactly once.
+// at most MaxBatch items and a body at most 8 MiB (413 beyond); a body that
+// does not arrive within BodyTimeout is cut off with 408. 202 means
+// JetStream has acknowledged every accepted item: they are durable and will
+// be counted exactly once.
 //
 // Idempotency: an item's "idempotency_key" makes that event count once per
 // tenant within subjects.CounterDedupeWindow (it is published as its own
-// message with that Nats-Msg-Id); an Idempotency-Key request header does the
-// same for the whole request (its rows are published per partition under
-// ids derived from the key), which is how the Go client makes its retried
-// batches safe without giving up the collapse of repeated events.
+// message whose Nats-Msg-Id is built from the tenant and the key); an
+// Idempotency-Key request header does the same for the whole request (its
+// rows are published per partition under ids derived from the key), which is
+// how the Go client makes its retried batches safe without giving up the
+// collapse of repeated events. Keys are scoped to the tenant: the message id
+// carries the tenant's length before the tenant and the key, so no two
+// (tenant, key) pairs share an id, whatever ":" they contain.
 package counter
 
 import (
@@ -25,7 +30,9 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,13 +46,19 @@ import (
 	"jetfleet/subjects"
 )
 
+// statsPattern is the read route; a video id is accepted on write only when
+// a request for it here gives the id back (see readableIDs).
+const statsPattern = "GET /api/counter/v1/videos/{video}/stats"
+
 // Limits of the API.
 const (
-	MaxBatch     = 10_000
-	maxBody      = 8 << 20
-	defaultRate  = 200_000 // events/s per key when its record sets none
-	maxRange     = 5 * 366 * 24 * time.Hour
-	APIKeyHeader = "X-API-Key"
+	MaxBatch = 10_000
+	maxBody  = 8 << 20
+	// defaultBodyTimeout bounds the reading of one body: 8 MiB at 1 MB/s.
+	defaultBodyTimeout = 10 * time.Second
+	defaultRate        = 200_000 // events/s per key when its record sets none
+	maxRange           = 5 * 366 * 24 * time.Hour
+	APIKeyHeader       = "X-API-Key"
 	// IdempotencyKeyHeader makes a whole write request idempotent: a retry
 	// with the same key within the dedupe window is counted once.
 	IdempotencyKeyHeader = "Idempotency-Key"
@@ -57,6 +70,10 @@ const (
 
 // API serves /api/counter/v1.
 type API struct {
+	// BodyTimeout bounds the reading of one request body; zero means
+	// defaultBodyTimeout. Set it before Routes.
+	BodyTimeout time.Duration
+
 	ingest    *Ingest
 	keys      *counterkeys.Store
 	ch        driver.Conn
@@ -65,6 +82,7 @@ type API struct {
 	log       *slog.Logger
 	now       func() time.Time
 	cache     *readCache
+	ids       readableIDs
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by tenant+key prefix
@@ -76,7 +94,8 @@ func NewAPI(ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Fres
 		retention = subjects.CounterDefaultRetention
 	}
 	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
-		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge)}
+		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge),
+		ids: newReadableIDs()}
 }
 
 // Routes registers the API on mux.
@@ -85,7 +104,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/counter/v1/batch", a.auth(a.postBatch))
 	mux.HandleFunc("GET /api/counter/v1/videos/{video}/views", a.auth(a.getViews))
 	mux.HandleFunc("GET /api/counter/v1/videos/{video}/count", a.auth(a.getCount))
-	mux.HandleFunc("GET /api/counter/v1/videos/{video}/stats", a.auth(a.getStats))
+	mux.HandleFunc(statsPattern, a.auth(a.getStats))
 }
 
 type apiError struct {
@@ -169,8 +188,7 @@ type IngestResponse struct {
 
 func (a *API) postEvent(w http.ResponseWriter, r *http.Request, c caller) {
 	var e subjects.CounterEvent
-	if err := decode(w, r, &e); err != nil {
-		fail(w, http.StatusBadRequest, "malformed JSON: %v", err)
+	if !a.decode(w, r, &e, "") {
 		return
 	}
 	a.write(w, r, c, []subjects.CounterEvent{e}, false)
@@ -182,8 +200,7 @@ type batchRequest struct {
 
 func (a *API) postBatch(w http.ResponseWriter, r *http.Request, c caller) {
 	var b batchRequest
-	if err := decode(w, r, &b); err != nil {
-		fail(w, http.StatusBadRequest, "malformed JSON: %v (expected {\"events\": [...]})", err)
+	if !a.decode(w, r, &b, ` (expected {"events": [...]})`) {
 		return
 	}
 	if len(b.Events) == 0 {
@@ -222,7 +239,11 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 		}
 		e := &events[i]
 		e.Normalize(now)
-		if err := e.Validate(now, a.retention); err != nil {
+		err := e.Validate(now, a.retention)
+		if err == nil {
+			err = a.ids.check(e.VideoID)
+		}
+		if err != nil {
 			rejected = append(rejected, itemStatus{Index: i, Error: strings.ReplaceAll(err.Error(), "\n", "; ")})
 			continue
 		}
@@ -274,41 +295,77 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	writeJSON(w, http.StatusAccepted, out)
 }
 
-func decode(w http.ResponseWriter, r *http.Request, v any) error {
+// decode reads the JSON body into v within the body size and time limits.
+// On failure it answers (413 too large, 408 too slow, 400 malformed, with
+// hint appended) and returns false.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, hint string) bool {
+	timeout := a.BodyTimeout
+	if timeout <= 0 {
+		timeout = defaultBodyTimeout
+	}
+	// A per-request read deadline: the server's own timeouts cover the
+	// headers only, so without it a client trickling its body holds the
+	// connection and this goroutine for as long as it likes.
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
 	body := http.MaxBytesReader(w, r.Body, maxBody)
 	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		return err
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("trailing data after the JSON value")
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("trailing data after the JSON value")
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case err == nil:
+		if deadline {
+			// Lift it for the next request on this connection. After a
+			// failure it stays: the server drains the unread body before
+			// answering, which must not wait for a stalled client.
+			rc.SetReadDeadline(time.Time{})
+		}
+		return true
+	case errors.As(err, &tooLarge):
+		fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d MiB; split the batch", maxBody>>20)
+	case errors.As(err, &netErr) && netErr.Timeout():
+		w.Header().Set("Connection", "close")
+		fail(w, http.StatusRequestTimeout, "request body not received within %v", timeout)
+	default:
+		fail(w, http.StatusBadRequest, "malformed JSON: %v%s", err, hint)
 	}
-	return nil
+	return false
 }
 
 // StatsResponse answers every read. Value is the requested function's
-// result; Count, Sum and Avg are all given. FreshUntil is the time up to
-// which every acknowledged event of this video is included (null when the
-// video's partition has not reported yet).
+// result; Count, Sum and Avg are all given. COUNT and SUM values are exact
+// JSON integers (a SUM can exceed 2^53, where float64 and JavaScript numbers
+// lose digits: parse them as 64-bit integers); AVG is SUM/COUNT as a float64
+// rounded to 6 decimals. When the sum leaves the int64 range, SumOverflow is
+// set and Sum and Avg are null (a SUM or AVG read is refused with 422).
+// FreshUntil is the time up to which every acknowledged event of this video
+// is included (null when the video's partition has not reported yet).
 type StatsResponse struct {
-	VideoID    string                   `json:"video_id"`
-	Type       subjects.CounterType     `json:"type"`
-	Function   subjects.CounterFunction `json:"function"`
-	Start      time.Time                `json:"start"`
-	End        time.Time                `json:"end"`
-	Value      float64                  `json:"value"`
-	Count      uint64                   `json:"count"`
-	Sum        int64                    `json:"sum"`
-	Avg        float64                  `json:"avg"`
-	Step       string                   `json:"step,omitempty"`
-	Series     []SeriesPoint            `json:"series,omitempty"`
-	FreshUntil *time.Time               `json:"fresh_until"`
+	VideoID     string                   `json:"video_id"`
+	Type        subjects.CounterType     `json:"type"`
+	Function    subjects.CounterFunction `json:"function"`
+	Start       time.Time                `json:"start"`
+	End         time.Time                `json:"end"`
+	Value       json.Number              `json:"value"`
+	Count       uint64                   `json:"count"`
+	Sum         *int64                   `json:"sum"`
+	Avg         *float64                 `json:"avg"`
+	SumOverflow bool                     `json:"sum_overflow,omitempty"`
+	Step        string                   `json:"step,omitempty"`
+	Series      []SeriesPoint            `json:"series,omitempty"`
+	FreshUntil  *time.Time               `json:"fresh_until"`
 }
 
 // SeriesPoint is one step of a series (only non-empty steps are listed).
 type SeriesPoint struct {
-	Start time.Time `json:"start"`
-	Value float64   `json:"value"`
+	Start time.Time   `json:"start"`
+	Value json.Number `json:"value"`
 }
 
 func (a *API) getViews(w http.ResponseWriter, r *http.Request, c caller) {
@@ -401,8 +458,20 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 			a.cache.put(ck, readEntry{fresh: fresh, stored: now, totals: tot, series: series})
 		}
 	}
+	overflow := tot.SumOverflow
+	for _, p := range series {
+		overflow = overflow || p.SumOverflow
+	}
+	if overflow && fn != subjects.CounterCount {
+		fail(w, http.StatusUnprocessableEntity, "the sum of the values in this range leaves the 64-bit integer range (beyond ±9.2e18); read shorter ranges or steps")
+		return
+	}
 	out := StatsResponse{VideoID: video, Type: typ, Function: fn, Start: start.UTC().Truncate(time.Minute), End: end.UTC().Truncate(time.Minute),
-		Count: tot.Events, Sum: tot.Total, Avg: round(tot.Avg()), Value: value(fn, tot), Step: string(step)}
+		Count: tot.Events, Value: value(fn, tot), Step: string(step), SumOverflow: tot.SumOverflow}
+	if !tot.SumOverflow {
+		sum, avg := tot.Total, round(tot.Avg())
+		out.Sum, out.Avg = &sum, &avg
+	}
 	for _, p := range series {
 		out.Series = append(out.Series, SeriesPoint{Start: p.Start, Value: value(fn, p.Totals)})
 	}
@@ -412,14 +481,16 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 	writeJSON(w, http.StatusOK, out)
 }
 
-func value(fn subjects.CounterFunction, t counterdb.Totals) float64 {
+// value is fn's result as an exact JSON number: integers for COUNT and SUM,
+// the rounded float for AVG.
+func value(fn subjects.CounterFunction, t counterdb.Totals) json.Number {
 	switch fn {
 	case subjects.CounterSum:
-		return float64(t.Total)
+		return json.Number(strconv.FormatInt(t.Total, 10))
 	case subjects.CounterAvg:
-		return round(t.Avg())
+		return json.Number(strconv.FormatFloat(round(t.Avg()), 'f', -1, 64))
 	}
-	return float64(t.Events)
+	return json.Number(strconv.FormatUint(t.Events, 10))
 }
 
 func round(f float64) float64 { return math.Round(f*1e6) / 1e6 }
@@ -438,3 +509,52 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// readableIDs tells which video ids can be read back: a write is refused
+// when GET /api/counter/v1/videos/<path-escaped id>/stats would not reach the
+// read handler with the same id. Go's ServeMux redirects paths holding "."
+// or ".." segments and does not match some ids made of escaped slashes
+// ("/"), so the check asks a ServeMux with the read route itself instead of
+// copying its rules.
+type readableIDs struct{ mux *http.ServeMux }
+
+func newReadableIDs() readableIDs {
+	mux := http.NewServeMux()
+	mux.HandleFunc(statsPattern, func(w http.ResponseWriter, r *http.Request) {
+		w.(*idProbe).got = r.PathValue("video")
+	})
+	return readableIDs{mux: mux}
+}
+
+// check reports why id cannot be read back, or nil.
+func (c readableIDs) check(id string) error {
+	// An id without "/" is one path segment; only "." and ".." are
+	// rewritten. This keeps the common case off the router.
+	if !strings.Contains(id, "/") && id != "." && id != ".." {
+		return nil
+	}
+	p := &idProbe{}
+	u, err := url.Parse("/api/counter/v1/videos/" + url.PathEscape(id) + "/stats")
+	if err == nil {
+		c.mux.ServeHTTP(p, &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}})
+	}
+	if err != nil || p.got != id {
+		return fmt.Errorf("video_id: %q could not be read back at /api/counter/v1/videos/{id}/stats (URL paths drop \".\" and \"..\" segments and a lone \"/\"); use another id", id)
+	}
+	return nil
+}
+
+// idProbe is the ResponseWriter of a check: it keeps the id the route saw.
+type idProbe struct {
+	got string
+	h   http.Header
+}
+
+func (p *idProbe) Header() http.Header {
+	if p.h == nil {
+		p.h = http.Header{}
+	}
+	return p.h
+}
+func (p *idProbe) Write(b []byte) (int, error) { return len(b), nil }
+func (p *idProbe) WriteHeader(int)             {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,7 +57,7 @@ var ErrUnavailable = errors.New("event stream unavailable")
 // of concurrent requests, collapses repeats of (tenant, video, type, minute)
 // and publishes one message; each request returns once every message holding
 // its rows is acknowledged by JetStream. Keyed events are published one per
-// message with Nats-Msg-Id "key:<tenant>:<key>", so the stream's duplicate
+// message with Nats-Msg-Id keyMsgID(tenant, key), so the stream's duplicate
 // window counts a resent key once, whichever edge receives it.
 type Ingest struct {
 	cfg IngestConfig
@@ -102,8 +103,8 @@ type Result struct {
 //
 // requestKey, when set, is the client's idempotency key of the whole
 // request: its rows are then not merged with other requests but published
-// per partition under Nats-Msg-Id "req:<tenant>:<key>:<partition>:<chunk>",
-// so a retried request is counted once (Result.RequestDuplicate).
+// per partition under Nats-Msg-Id requestMsgID(tenant, key, partition,
+// chunk), so a retried request is counted once (Result.RequestDuplicate).
 func (in *Ingest) Publish(ctx context.Context, rows []subjects.CounterRow, keyed []Keyed, requestKey string) (Result, error) {
 	var res Result
 	byPart := map[int][]subjects.CounterRow{}
@@ -118,7 +119,7 @@ func (in *Ingest) Publish(ctx context.Context, rows []subjects.CounterRow, keyed
 				data, _ := json.Marshal(subjects.CounterBatch{Rows: rs[start:end]})
 				m := nats.NewMsg(subjects.CounterSubject(p))
 				m.Data = data
-				m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("req:%s:%s:%d:%d", rs[0].Tenant, requestKey, p, chunk))
+				m.Header.Set(jetstream.MsgIDHeader, requestMsgID(rs[0].Tenant, requestKey, p, chunk))
 				keyed = append(keyed, Keyed{msg: m})
 			}
 		}
@@ -145,7 +146,7 @@ func (in *Ingest) Publish(ctx context.Context, rows []subjects.CounterRow, keyed
 		data, _ := json.Marshal(subjects.CounterBatch{Rows: []subjects.CounterRow{k.Row}})
 		m := nats.NewMsg(subjects.CounterSubject(subjects.CounterPartition(k.Row.VideoID)))
 		m.Data = data
-		m.Header.Set(jetstream.MsgIDHeader, "key:"+k.Row.Tenant+":"+k.Key)
+		m.Header.Set(jetstream.MsgIDHeader, keyMsgID(k.Row.Tenant, k.Key))
 		msgs[i] = m
 	}
 	var firstErr error
@@ -187,6 +188,23 @@ func (in *Ingest) Publish(ctx context.Context, rows []subjects.CounterRow, keyed
 		return res, fmt.Errorf("%w: %v", ErrUnavailable, firstErr)
 	}
 	return res, nil
+}
+
+// keyMsgID is the Nats-Msg-Id of an event with an idempotency key:
+// "key:<len(tenant)>:<tenant>:<key>". The length says where the tenant ends,
+// so no two (tenant, key) pairs share an id even when tenants or keys hold
+// ":" (tenant "a" + key "x:k1" is "key:1:a:x:k1", tenant "a:x" + key "k1"
+// is "key:3:a:x:k1").
+func keyMsgID(tenant, key string) string {
+	return "key:" + strconv.Itoa(len(tenant)) + ":" + tenant + ":" + key
+}
+
+// requestMsgID is the Nats-Msg-Id of chunk chunk of partition p of a request
+// with an Idempotency-Key: "req:<len(tenant)>:<tenant>:<key>:<p>:<chunk>".
+// The length fixes the tenant's end and the two trailing numbers hold no
+// ":", so the key between them is fixed too.
+func requestMsgID(tenant, key string, p, chunk int) string {
+	return fmt.Sprintf("req:%d:%s:%s:%d:%d", len(tenant), tenant, key, p, chunk)
 }
 
 // await waits for f's ack, republishing m (same message id) on failure.

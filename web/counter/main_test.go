@@ -30,7 +30,8 @@ import (
 var ch *testenv.ClickHouse
 
 func TestMain(m *testing.M) {
-	testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c })
+	// UTC+05:30: answers must be bucketed in UTC anyway.
+	testenv.ClickHouseMainWith(m, testenv.ClickHouseOptions{Timezone: testenv.NonUTCZone}, func(c *testenv.ClickHouse) { ch = c })
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -46,12 +47,23 @@ type env struct {
 	keys *counterkeys.Store
 }
 
-func newEnv(t *testing.T) *env { return newEnvRetention(t, 0) }
+func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
 
 // newEnvRetention is newEnv with the VIEWS retention and the edge's
 // timestamp limit set to retention (0: the default).
 func newEnvRetention(t *testing.T, retention time.Duration) *env {
+	return newEnvWith(t, envOptions{retention: retention})
+}
+
+// envOptions change the edge of an env; zero values are the defaults.
+type envOptions struct {
+	retention   time.Duration
+	bodyTimeout time.Duration
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
+	retention := o.retention
 	nc, js := testenv.JetStream(t)
 	ctx := testenv.Context(t, 60*time.Second)
 	if err := subjects.Provision(ctx, js, subjects.Options{CounterRetention: retention}); err != nil {
@@ -61,7 +73,7 @@ func newEnvRetention(t *testing.T, retention time.Duration) *env {
 	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
 		t.Fatal(err)
 	}
-	edge, err := web.New(ctx, web.Config{SessionSecret: bytes.Repeat([]byte("s"), 32), CounterRetention: retention},
+	edge, err := web.New(ctx, web.Config{SessionSecret: bytes.Repeat([]byte("s"), 32), CounterRetention: retention, CounterBodyTimeout: o.bodyTimeout},
 		web.Deps{NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: quiet()})
 	if err != nil {
 		t.Fatal(err)

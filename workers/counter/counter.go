@@ -14,7 +14,9 @@
 //     order again; messages at or below the watermark are skipped anyway;
 //   - one owner at a time: a lease that expires CounterLeaseTTL after its
 //     last renewal, and an owner flushes a partition only while its last
-//     renewal is younger than half the TTL (a fence against a paused owner).
+//     renewal is younger than a third of the TTL (a fence against a paused
+//     owner). Renewals run on their own goroutine and touch only JetStream,
+//     so a slow ClickHouse (a long flush or take) never ages a lease.
 package counter
 
 import (
@@ -96,7 +98,11 @@ func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *
 
 // Lease timing: an owner starts a flush only if its lease was renewed less
 // than leaseFence ago and bounds the insert by insertTimeout, so the insert
-// ends while the lease (CounterLeaseTTL) is surely still its own.
+// ends while the lease (CounterLeaseTTL) is surely still its own:
+// leaseFence + insertTimeout = 5/6 of the TTL, counted from the moment
+// before the renewal was sent (the server's expiry starts later). With
+// renewals on their own goroutine the lease is rarely older than a second
+// at a flush, so a slow ClickHouse gets the longest insert that is safe.
 //
 // kvTimeout bounds each KV write of the flush loop on its own: a request
 // lost with a dying stream leader is never answered, and under a run
@@ -105,7 +111,7 @@ func New(js jetstream.JetStream, ch driver.Conn, cfg Config, log *slog.Logger) *
 // cluster test: 2,780 acknowledged events uncounted for 90 s).
 const (
 	leaseFence    = subjects.CounterLeaseTTL / 3
-	insertTimeout = subjects.CounterLeaseTTL / 3
+	insertTimeout = subjects.CounterLeaseTTL / 2
 	kvTimeout     = subjects.CounterLeaseTTL / 3
 )
 
@@ -182,17 +188,26 @@ type runner struct {
 }
 
 func (r *runner) loop(ctx context.Context) error {
-	lease := time.NewTicker(subjects.CounterLeaseTTL / 6)
-	defer lease.Stop()
+	// Leases are renewed, and partitions taken, each on a goroutine of its
+	// own: a flush or a take waits for ClickHouse, and a renewal stuck
+	// behind them let leases age past the fence under load ("lease too old
+	// to flush", partitions dropped and re-read over and over).
+	r.heartbeat(ctx)
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); r.every(bg, subjects.CounterLeaseTTL/6, r.renewAll) }()
+	go func() { defer wg.Done(); r.every(bg, subjects.CounterLeaseTTL/6, r.acquire) }()
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
 	flush := time.NewTicker(r.w.cfg.FlushEvery)
 	defer flush.Stop()
-	r.manageLeases(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-lease.C:
-			r.manageLeases(ctx)
 		case <-flush.C:
 			if err := r.flush(ctx); errors.Is(err, errCrash) {
 				return err
@@ -205,17 +220,45 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 }
 
-// manageLeases heartbeats this worker, renews owned leases, takes free
-// partitions up to a fair share of the live workers and gives extras back.
-func (r *runner) manageLeases(ctx context.Context) {
+// every runs f at once and then every d until ctx ends.
+func (r *runner) every(ctx context.Context, d time.Duration, f func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		f(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// heartbeat tells other workers this one is alive (for their fair share).
+func (r *runner) heartbeat(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	defer cancel()
+	if _, err := r.owners.Put(ctx, subjects.CounterMemberKey(r.w.cfg.WorkerID), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil && ctx.Err() == nil {
+		r.w.log.Warn("counter heartbeat failed", "err", err)
+	}
+}
+
+// renewAll heartbeats and renews every owned lease. It touches only
+// JetStream, never ClickHouse, so it keeps its pace whatever ClickHouse does.
+func (r *runner) renewAll(ctx context.Context) {
+	r.heartbeat(ctx)
 	ctx, cancel := context.WithTimeout(ctx, subjects.CounterLeaseTTL/2)
 	defer cancel()
-	w := r.w
-	if _, err := r.owners.Put(ctx, subjects.CounterMemberKey(w.cfg.WorkerID), []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
-		w.log.Warn("counter heartbeat failed", "err", err)
-	}
 	r.renew(ctx)
-	share := r.share(ctx)
+}
+
+// acquire takes free partitions up to a fair share of the live workers and
+// gives extras back.
+func (r *runner) acquire(ctx context.Context) {
+	w := r.w
+	lctx, cancel := context.WithTimeout(ctx, kvTimeout)
+	share := r.share(lctx)
+	cancel()
 	owned := r.owned()
 	if len(owned) > share {
 		// Give back the highest partitions; the flush loop releases them
@@ -230,19 +273,24 @@ func (r *runner) manageLeases(ctx context.Context) {
 		}
 		return
 	}
-	for n := 0; n < subjects.CounterPartitions && len(r.owned()) < share; n++ {
+	for n := 0; n < subjects.CounterPartitions && len(r.owned()) < share && ctx.Err() == nil; n++ {
 		if r.get(n) != nil {
 			continue
 		}
+		// Each take has its own time: it reads the watermark from
+		// ClickHouse, which may be slow.
+		tctx, cancel := context.WithTimeout(ctx, subjects.CounterLeaseTTL/2)
 		start := time.Now()
-		rev, err := r.owners.Create(ctx, subjects.CounterLeaseKey(n), []byte(w.cfg.WorkerID))
+		rev, err := r.owners.Create(tctx, subjects.CounterLeaseKey(n), []byte(w.cfg.WorkerID))
 		if err != nil {
+			cancel()
 			continue // owned by someone else
 		}
-		if err := r.take(ctx, n, rev, start); err != nil {
+		if err := r.take(tctx, n, rev, start); err != nil {
 			w.log.Warn("take partition failed", "partition", n, "err", err)
-			_ = r.owners.Delete(ctx, subjects.CounterLeaseKey(n), jetstream.LastRevision(rev))
+			_ = r.owners.Delete(tctx, subjects.CounterLeaseKey(n), jetstream.LastRevision(rev))
 		}
+		cancel()
 	}
 }
 
@@ -256,6 +304,9 @@ func (r *runner) renew(ctx context.Context) {
 		p.mu.Unlock()
 		nrev, err := r.owners.Update(ctx, subjects.CounterLeaseKey(p.n), []byte(r.w.cfg.WorkerID), rev)
 		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return // stopping: shutdown renews and releases
+			}
 			r.w.log.Warn("lost partition lease", "partition", p.n, "err", err)
 			r.drop(p)
 			continue
@@ -293,6 +344,12 @@ func (r *runner) take(ctx context.Context, n int, rev uint64, renewed time.Time)
 	cons, err := w.js.Consumer(ctx, subjects.CounterStream, subjects.CounterConsumer(n))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", subjects.CounterConsumer(n), err)
+	}
+	// Renew once before going live: the steps above may have taken a while
+	// (a slow ClickHouse), and the fence counts from the last renewal.
+	renewed = time.Now()
+	if rev, err = r.owners.Update(ctx, subjects.CounterLeaseKey(n), []byte(w.cfg.WorkerID), rev); err != nil {
+		return fmt.Errorf("renew lease of partition %d after taking it: %w", n, err)
 	}
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p := &partition{n: n, cancel: cancel, done: make(chan struct{}), rev: rev, renewed: renewed,

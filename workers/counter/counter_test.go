@@ -198,7 +198,7 @@ func TestRebuildRecomputesRollupsFromRawEvents(t *testing.T) {
 	owners, _ := js.KeyValue(ctx, subjects.CounterOwnersBucket)
 	testenv.Eventually(t, 2*subjects.CounterLeaseTTL, "the stopped worker's leases are gone", func() bool { return countOwned(ctx, owners, w.ID()) == 0 })
 
-	if _, err := counter.Rebuild(ctx, js, conn, time.Now().Add(-time.Hour), quiet()); err != nil {
+	if _, err := counter.Rebuild(ctx, js, conn, time.Now().Add(-time.Hour), quiet(), nil); err != nil {
 		t.Fatalf("rebuild of intact rollups: %v", err)
 	}
 	if got := totals(t, conn, "acme", "v1", subjects.CounterView); got.Events != 60 || got.Total != 120 {
@@ -208,9 +208,26 @@ func TestRebuildRecomputesRollupsFromRawEvents(t *testing.T) {
 	if err := counterdbFlushJunk(ctx, conn, recent); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := counter.Rebuild(ctx, js, conn, time.Now().Add(-time.Hour), quiet())
+	var seen []counter.RebuildProgress
+	rep, err := counter.Rebuild(ctx, js, conn, time.Now().Add(-time.Hour), quiet(), func(p counter.RebuildProgress) { seen = append(seen, p) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress reaches the end of both phases: every batch read (the 20
+	// recent batches and the older ones of the same publishes), every row
+	// written.
+	last := map[string]counter.RebuildProgress{}
+	for _, p := range seen {
+		if p.Done > p.Total {
+			t.Errorf("progress %+v: done past total", p)
+		}
+		last[p.Phase] = p
+	}
+	if r := last[counter.RebuildRead]; r.Done != rep.Messages || r.Done == 0 {
+		t.Errorf("read progress ended at %+v, want %d batches", r, rep.Messages)
+	}
+	if w := last[counter.RebuildWrite]; w.Done != rep.Rows || w.Total != rep.Rows || rep.Rows == 0 {
+		t.Errorf("write progress ended at %+v, want %d rows", w, rep.Rows)
 	}
 	if got := totals(t, conn, "acme", "v1", subjects.CounterView); got.Events != 60 || got.Total != 120 {
 		t.Errorf("after rebuild: %+v, want 60 events summing to 120 (report %+v)", got, rep)
@@ -225,7 +242,7 @@ func TestRebuildRefusesWhileWorkersRun(t *testing.T) {
 	go func() { done <- w.Run(ctx) }()
 	owners, _ := js.KeyValue(ctx, subjects.CounterOwnersBucket)
 	testenv.Eventually(t, 10*time.Second, "the worker owns partitions", func() bool { return countOwned(ctx, owners, w.ID()) > 0 })
-	if _, err := counter.Rebuild(ctx, js, conn, time.Now(), quiet()); err == nil || !strings.Contains(err.Error(), "stop the counter workers") {
+	if _, err := counter.Rebuild(ctx, js, conn, time.Now(), quiet(), nil); err == nil || !strings.Contains(err.Error(), "stop the counter workers") {
 		t.Errorf("rebuild with a running worker: %v", err)
 	}
 	cancel()

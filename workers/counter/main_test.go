@@ -21,7 +21,8 @@ import (
 var ch *testenv.ClickHouse
 
 func TestMain(m *testing.M) {
-	testenv.ClickHouseMain(m, func(c *testenv.ClickHouse) { ch = c })
+	// UTC+05:30: rollups, rebuilds and watermarks must not depend on the zone.
+	testenv.ClickHouseMainWith(m, testenv.ClickHouseOptions{Timezone: testenv.NonUTCZone}, func(c *testenv.ClickHouse) { ch = c })
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -21,6 +21,41 @@ type RebuildReport struct {
 	Messages int    // raw batches read
 	Rows     int    // rollup rows written
 	Events   uint64 // events in them
+	Took     time.Duration
+}
+
+// Rebuild phases, in order.
+const (
+	RebuildRead  = "read"  // raw batches read from VIEWS
+	RebuildWrite = "write" // rollup rows written to ClickHouse
+)
+
+// RebuildProgress is where a rebuild stands in its current phase: Done of
+// about Total items (raw batches when reading, rollup rows when writing).
+// Total counts the stream's batches since the first minute rebuilt; batches
+// past a partition's watermark are not read, so Done may end below it.
+type RebuildProgress struct {
+	Phase       string
+	Done, Total int
+	Elapsed     time.Duration // since the phase began
+}
+
+// Rate is items per second so far in the phase.
+func (p RebuildProgress) Rate() float64 {
+	if p.Elapsed <= 0 {
+		return 0
+	}
+	return float64(p.Done) / p.Elapsed.Seconds()
+}
+
+// Left estimates the time the phase still needs at its rate so far (0 when
+// unknown or done).
+func (p RebuildProgress) Left() time.Duration {
+	r := p.Rate()
+	if r <= 0 || p.Done >= p.Total {
+		return 0
+	}
+	return time.Duration(float64(p.Total-p.Done) / r * float64(time.Second))
 }
 
 // Rebuild recomputes the rollups of every minute at or after since from the
@@ -33,7 +68,14 @@ type RebuildReport struct {
 //
 // The counter workers must be stopped: Rebuild refuses while any partition
 // lease is held.
-func Rebuild(ctx context.Context, js jetstream.JetStream, ch driver.Conn, since time.Time, log *slog.Logger) (RebuildReport, error) {
+//
+// progress, when not nil, is called as the rebuild advances (after every
+// fetched batch of messages and every written chunk of rows).
+func Rebuild(ctx context.Context, js jetstream.JetStream, ch driver.Conn, since time.Time, log *slog.Logger, progress func(RebuildProgress)) (RebuildReport, error) {
+	began := time.Now()
+	if progress == nil {
+		progress = func(RebuildProgress) {}
+	}
 	since = since.UTC().Truncate(time.Hour)
 	rep := RebuildReport{Since: since}
 	owners, err := js.KeyValue(ctx, subjects.CounterOwnersBucket)
@@ -61,6 +103,11 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, ch driver.Conn, since 
 	}
 
 	// Read first, so a failure leaves the rollups untouched.
+	total, err := countSince(ctx, stream, from)
+	if err != nil {
+		return rep, err
+	}
+	readStart := time.Now()
 	agg := map[aggKey]agg{}
 	for p := range subjects.CounterPartitions {
 		wm, err := counterdb.PartitionWatermark(ctx, ch, "", p)
@@ -70,12 +117,15 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, ch driver.Conn, since 
 		if wm == 0 {
 			continue
 		}
-		n, err := readPartition(ctx, stream, p, from, wm, since, agg)
+		n, err := readPartition(ctx, stream, p, from, wm, since, agg, func(n int) {
+			progress(RebuildProgress{Phase: RebuildRead, Done: rep.Messages + n, Total: max(total, rep.Messages+n), Elapsed: time.Since(readStart)})
+		})
 		if err != nil {
 			return rep, err
 		}
 		rep.Messages += n
 	}
+	progress(RebuildProgress{Phase: RebuildRead, Done: rep.Messages, Total: rep.Messages, Elapsed: time.Since(readStart)})
 
 	for _, t := range []struct{ table, col string }{
 		{"counter_minute", "minute"}, {"counter_hour", "hour"}, {"counter_tenant_minute", "minute"},
@@ -89,20 +139,47 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, ch driver.Conn, since 
 		rows = append(rows, counterdb.Row{Tenant: k.tenant, VideoID: k.video, Type: k.typ, Minute: time.Unix(k.minute, 0).UTC(), Events: a.events, Total: a.total})
 		rep.Events += a.events
 	}
+	writeStart := time.Now()
 	for start := 0; start < len(rows); start += 200_000 {
 		end := min(start+200_000, len(rows))
 		if err := counterdb.Flush(ctx, ch, "", rows[start:end], nil); err != nil {
 			return rep, fmt.Errorf("write rebuilt rollups (rows %d-%d of %d; run rebuild again): %w", start, end, len(rows), err)
 		}
+		progress(RebuildProgress{Phase: RebuildWrite, Done: end, Total: len(rows), Elapsed: time.Since(writeStart)})
 	}
 	rep.Rows = len(rows)
-	log.Info("counter rollups rebuilt", "since", since, "messages", rep.Messages, "rows", rep.Rows, "events", rep.Events)
+	rep.Took = time.Since(began)
+	log.Info("counter rollups rebuilt", "since", since, "messages", rep.Messages, "rows", rep.Rows, "events", rep.Events, "took", rep.Took.Round(time.Millisecond))
 	return rep, nil
 }
 
+// countSince returns how many batches the stream holds from from on (all
+// partitions), for the progress of the read phase.
+func countSince(ctx context.Context, stream jetstream.Stream, from time.Time) (int, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.CounterAll},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &from,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count batches since %s: %w", from.Format(time.RFC3339), err)
+	}
+	batch, err := cons.FetchNoWait(1)
+	if err != nil {
+		return 0, fmt.Errorf("count batches since %s: %w", from.Format(time.RFC3339), err)
+	}
+	for msg := range batch.Messages() {
+		if md, err := msg.Metadata(); err == nil {
+			return int(md.NumPending) + 1, nil
+		}
+	}
+	return 0, nil
+}
+
 // readPartition aggregates partition p's batches published from from up to
-// sequence wm, keeping rows of minutes at or after since.
-func readPartition(ctx context.Context, stream jetstream.Stream, p int, from time.Time, wm uint64, since time.Time, agg map[aggKey]agg) (int, error) {
+// sequence wm, keeping rows of minutes at or after since, and calls read with
+// the number read so far after each fetched batch.
+func readPartition(ctx context.Context, stream jetstream.Stream, p int, from time.Time, wm uint64, since time.Time, agg map[aggKey]agg, read func(n int)) (int, error) {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subjects.CounterSubject(p)},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
@@ -146,6 +223,7 @@ func readPartition(ctx context.Context, stream jetstream.Stream, p int, from tim
 				return n, nil
 			}
 		}
+		read(n)
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			if got == 0 {
 				return n, nil

@@ -190,7 +190,9 @@ func (top *topology) checkMonitoringScrapesWhatTheDashboardQueries() {
 			if p.killed {
 				continue
 			}
-			for _, name := range scrapeNames(t, "http://"+p.metrics+"/metrics") {
+			names := scrapeNames(t, "http://"+p.metrics+"/metrics")
+			t.Logf("%s exports %d metric families", p.name, len(names))
+			for _, name := range names {
 				exported[name] = true
 			}
 		}
@@ -243,6 +245,10 @@ func scrapeNames(t *testing.T, u string) []string {
 		t.Fatalf("scrape %s: %v", u, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("scrape %s = %d: %s", u, resp.StatusCode, b)
+	}
 	var names []string
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)

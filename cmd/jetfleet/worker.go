@@ -77,7 +77,8 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 // listener of its own that the public site does not expose.
 func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// One failing collector must not blank every other metric.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	return serveHTTP(ctx, addr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
 }

@@ -57,8 +57,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	up := 1.0
 	streams := c.js.ListStreams(ctx)
 	var names []string
+	seen := map[string]bool{}
 	for info := range streams.Info() {
 		name := info.Config.Name
+		// A listing that pages while the cluster changes leader can repeat
+		// a stream; a repeated series would fail the whole scrape.
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
 		names = append(names, name)
 		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(info.State.Msgs), name)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(info.State.Bytes), name)
@@ -75,7 +82,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		consumers := s.ListConsumers(ctx)
+		seenConsumer := map[string]bool{}
 		for info := range consumers.Info() {
+			if seenConsumer[info.Name] {
+				continue
+			}
+			seenConsumer[info.Name] = true
 			ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending), name, info.Name)
 			ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending), name, info.Name)
 			ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered), name, info.Name)

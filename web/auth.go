@@ -24,8 +24,8 @@ import (
 type authHandlers struct {
 	s        *Server
 	accounts *accounts.Store
-	byClient *ratelimit.Keyed
-	byEmail  *ratelimit.Keyed
+	byClient *ratelimit.Shared
+	byEmail  *ratelimit.Shared
 }
 
 func (a *authHandlers) mount(mux *http.ServeMux) {
@@ -51,9 +51,21 @@ func (a *authHandlers) request(w http.ResponseWriter, r *http.Request) {
 		render(w, r, http.StatusUnprocessableEntity, signInPage(next, typed, "That does not look like an email address. Check it and try again."))
 		return
 	}
-	if !a.byClient.Allow(clientIP(r)) || !a.byEmail.Allow(email) {
-		render(w, r, http.StatusTooManyRequests, signInPage(next, typed, "Too many sign-in requests. Wait a few minutes, then try again."))
-		return
+	// Both limits are shared by every edge, and keyed on the normalised
+	// address, so display names or case do not open a new allowance.
+	for _, l := range []struct {
+		lim *ratelimit.Shared
+		key string
+	}{{a.byClient, clientIP(r)}, {a.byEmail, email}} {
+		ok, err := l.lim.Allow(r.Context(), l.key)
+		if err != nil {
+			a.fail(w, r, "rate limit sign-in", err)
+			return
+		}
+		if !ok {
+			render(w, r, http.StatusTooManyRequests, signInPage(next, typed, "Too many sign-in requests. Wait a few minutes, then try again."))
+			return
+		}
 	}
 	token, err := a.accounts.IssueLink(r.Context(), email, next)
 	if err != nil {
@@ -231,11 +243,14 @@ func linkify(text string) []textPart {
 	return parts
 }
 
-func newAuthHandlers(s *Server, store *accounts.Store) *authHandlers {
-	return &authHandlers{
-		s:        s,
-		accounts: store,
-		byClient: ratelimit.New(6*time.Second, 10), // 10 at once, then 10 a minute per address
-		byEmail:  ratelimit.New(2*time.Minute, 3),  // 3 at once, then one every 2 minutes per inbox
+func newAuthHandlers(s *Server, store *accounts.Store) (*authHandlers, error) {
+	byClient, err := ratelimit.NewShared(s.deps.JS, "signin-client", 10, time.Minute) // per client address
+	if err != nil {
+		return nil, err
 	}
+	byEmail, err := ratelimit.NewShared(s.deps.JS, "signin-inbox", 3, 6*time.Minute) // per inbox
+	if err != nil {
+		return nil, err
+	}
+	return &authHandlers{s: s, accounts: store, byClient: byClient, byEmail: byEmail}, nil
 }

@@ -3,18 +3,23 @@ package web_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
+	"jetfleet/web"
 	"jetfleet/web/session"
 )
 
@@ -163,5 +168,32 @@ func TestOutboxIsServedOnlyByDevelopmentEdges(t *testing.T) {
 	v := newVisitor(t, e.URL)
 	if code, _ := v.get("/outbox"); code != 404 {
 		t.Fatalf("outbox on a non-dev edge = %d, want 404", code)
+	}
+}
+
+// The per-inbox limit is one count for every edge, keyed on the address a
+// mail would go to: alternating edges or dressing the address in display
+// names and capitals does not buy more mails.
+func TestSignInInboxLimitIsSharedByEveryEdgeAndIgnoresDisplayNames(t *testing.T) {
+	e := startEdge(t)
+	nc, js := e.nats.Connect(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}, web.Deps{
+		NATS: nc, JS: js, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := httptest.NewServer(h)
+	t.Cleanup(other.Close)
+	edges := []*visitor{newVisitor(t, e.URL), newVisitor(t, other.URL)}
+	forms := []string{"ada@example.com", "Ada Lovelace <ada@example.com>", "ADA@EXAMPLE.COM", "\"Ada\" <Ada@Example.com>"}
+	var codes []int
+	for i, addr := range forms {
+		resp := edges[i%2].post("/signin", "/signin", url.Values{"email": {addr}})
+		codes = append(codes, resp.StatusCode)
+	}
+	if want := []int{200, 200, 200, 429}; !slices.Equal(codes, want) {
+		t.Fatalf("sign-in requests for one inbox over two edges = %v, want %v", codes, want)
 	}
 }

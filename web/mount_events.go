@@ -53,9 +53,13 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	webgdpr.New(webgdpr.Deps{
+	gdprPages, err := webgdpr.New(webgdpr.Deps{
 		Requests: reqs, Accounts: users, JS: s.deps.JS, BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox,
 		Layout: layout, Log: log.With("part", "gdpr"),
-	}).Routes(mux, s.signedIn)
+	})
+	if err != nil {
+		return err
+	}
+	gdprPages.Routes(mux, s.signedIn)
 	return nil
 }

@@ -113,7 +113,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 
 	pages := http.NewServeMux()
 	pages.Handle("GET /{$}", templ.Handler(home()))
-	newAuthHandlers(s, store).mount(pages)
+	auth, err := newAuthHandlers(s, store)
+	if err != nil {
+		return nil, err
+	}
+	auth.mount(pages)
 	if err := s.mountProducts(ctx, pages); err != nil {
 		return nil, err
 	}

@@ -38,17 +38,21 @@ type Deps struct {
 // Handler serves the pages.
 type Handler struct {
 	d      Deps
-	byUser *ratelimit.Keyed
+	byUser *ratelimit.Shared
 }
 
 // New returns the handler.
-func New(d Deps) *Handler {
+func New(d Deps) (*Handler, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
-	// Each request mails a link: a few at once, then one every 5 minutes.
-	return &Handler{d: d, byUser: ratelimit.New(5*time.Minute, 3)}
+	// Each request mails a link: 3 per user in 15 minutes, on every edge.
+	byUser, err := ratelimit.NewShared(d.JS, "gdpr-user", 3, 15*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, byUser: byUser}, nil
 }
 
 // Routes registers the pages, each behind protect, the site's sign-in
@@ -92,7 +96,11 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request, uid, email str
 	case kind == subjects.GDPRKindDelete && r.PostFormValue("understood") != "yes":
 		h.render(w, r, http.StatusUnprocessableEntity, "Your data", dataPage(email, "Tick the box to confirm you understand that deletion is for good."))
 		return
-	case !h.byUser.Allow(uid):
+	}
+	if ok, err := h.byUser.Allow(r.Context(), uid); err != nil {
+		h.fail(w, r, "rate limit GDPR request", err)
+		return
+	} else if !ok {
 		h.render(w, r, http.StatusTooManyRequests, "Your data", dataPage(email, "Too many requests. Wait a few minutes, then try again."))
 		return
 	}

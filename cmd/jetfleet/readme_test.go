@@ -277,11 +277,12 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		"reg.<event>.<registration>", "reg."+eventID+"."+reg, "req.<id>", "req."+gdprID,
 		"OUTBOX <key>", "OUTBOX "+outboxKey, "<seq>", fmt.Sprint(dlqSeq),
 		"localhost:8080", fmt.Sprintf("localhost:%d", port),
-		"--tenant T", "--tenant readme", " EMAIL", " "+email, " FILE", " "+snapshot, " NAME", " readme-test", " URL", " "+base+"/healthz",
+		"--tenant T", "--tenant readme", " EMAIL", " "+email, " FILE", " "+snapshot, " NAME", " readme-test",
 	)
 
 	// PATH: this test binary as `jetfleet`, and curl failing on an HTTP
-	// error (a recipe answered 4xx/5xx is broken too).
+	// error (a recipe answered 4xx/5xx is broken too). KEY is what the
+	// Counter block's `KEY=jfc_…` line asks the reader to set.
 	bin := t.TempDir()
 	self, _ := os.Executable()
 	os.WriteFile(filepath.Join(bin, "jetfleet"), []byte("#!/bin/sh\nJETFLEET_TEST_AS_MAIN=1 exec "+self+" \"$@\"\n"), 0o755)

@@ -8,8 +8,11 @@ package deploy_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -31,29 +34,68 @@ const (
 
 func TestComposeFileValidatesWithComposeCLI(t *testing.T) {
 	cli := composeCLI(t)
-	cases := []struct {
+	secrets := filepath.Join(t.TempDir(), "secrets.env")
+	os.WriteFile(secrets, []byte(generatedEnv()), 0o600)
+	empty := filepath.Join(t.TempDir(), "empty.env")
+	os.WriteFile(empty, nil, 0o600)
+	config := func(args ...string) ([]byte, error) {
+		all := append([]string{}, cli[1:]...)
+		all = append(all, "-f", composeFile)
+		all = append(all, args...)
+		all = append(all, "config", "-q")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli[0], all...)
+		// Only what the test gives: no secret from the caller's environment.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+		return cmd.CombinedOutput()
+	}
+	for _, tc := range []struct {
 		name string
 		args []string
 	}{
-		{"development defaults", nil},
-		// Every value empty, as right after `cp deploy/.env.example .env`.
-		{"env example", []string{"--env-file", envExample}},
-		{"tools profile", []string{"--profile", "tools"}},
-	}
-	for _, tc := range cases {
+		{"generated secrets", []string{"--env-file", secrets}},
+		{"tools profile", []string{"--env-file", secrets, "--profile", "tools"}},
+		{"monitoring profile", []string{"--env-file", secrets, "--profile", "monitoring"}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{}, cli[1:]...)
-			args = append(args, "-f", composeFile)
-			args = append(args, tc.args...)
-			args = append(args, "config", "-q")
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, cli[0], args...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("%s %s: %v\n%s", cli[0], strings.Join(args, " "), err, out)
+			if out, err := config(tc.args...); err != nil {
+				t.Fatalf("compose config %v: %v\n%s", tc.args, err, out)
 			}
 		})
 	}
+	// No usable default secret: without .env, or with the example's empty
+	// values, compose refuses to start and names what is missing.
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no env file", []string{"--env-file", empty}},
+		{"env example as copied", []string{"--env-file", envExample}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := config(tc.args...)
+			if err == nil || !strings.Contains(string(out), "in .env (deploy/README.md)") {
+				t.Fatalf("compose config %v accepted missing secrets (err %v):\n%s", tc.args, err, out)
+			}
+		})
+	}
+}
+
+// generatedEnv is what deploy/README.md's generator writes: fresh secrets.
+func generatedEnv() string {
+	secret := func() string {
+		b := make([]byte, 24)
+		rand.Read(b)
+		return hex.EncodeToString(b)
+	}
+	var b strings.Builder
+	for _, v := range []string{"SESSION_SECRET", "CLICKHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "NATS_ROUTE_PASSWORD",
+		"NATS_EDGE_PASSWORD", "NATS_WORKER_PASSWORD", "NATS_MIGRATE_PASSWORD", "NATS_OPERATOR_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} {
+		fmt.Fprintf(&b, "%s=%s\n", v, secret())
+	}
+	b.WriteString("MINIO_ROOT_USER=jetfleet\nBASE_URL=http://localhost:8081\n")
+	return b.String()
 }
 
 // composeCLI returns the command that runs compose: the `docker compose`
@@ -146,9 +188,17 @@ func TestNATSConfigRoutesToTheThreeComposeNodes(t *testing.T) {
 	if routes == nil {
 		t.Fatalf("%s: no routes list", natsConf)
 	}
-	got := regexp.MustCompile(`nats-route://([a-z0-9-]+):6222`).FindAllStringSubmatch(routes[1], -1)
+	// Route URLs carry the route password, so the config names variables
+	// and compose's x-nats-env builds them.
+	vars := regexp.MustCompile(`\$(NATS_ROUTE_[0-9])`).FindAllStringSubmatch(routes[1], -1)
+	natsEnv := strings.Join(readCompose(t).anchors["nats-env"], "\n")
 	var hosts []string
-	for _, m := range got {
+	for _, v := range vars {
+		m := regexp.MustCompile(v[1] + `: nats-route://route:\$\{NATS_ROUTE_PASSWORD\}@([a-z0-9-]+):6222`).FindStringSubmatch(natsEnv)
+		if m == nil {
+			t.Errorf("x-nats-env does not define %s as an authenticated route:\n%s", v[1], natsEnv)
+			continue
+		}
 		hosts = append(hosts, m[1])
 	}
 	slices.Sort(hosts)

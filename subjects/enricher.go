@@ -347,4 +347,8 @@ type EnricherAPIKey struct {
 	Created   time.Time `json:"created"`    // when
 	RateLimit float64   `json:"rate_limit"` // events per second; 0 means the default
 	Disabled  bool      `json:"disabled,omitempty"`
+
+	// UserID is the account the key belongs to, if any: the person's
+	// GDPR export lists the key and their deletion removes it.
+	UserID string `json:"user,omitempty"`
 }

@@ -27,7 +27,34 @@ const (
 	GDPRRequestsBucket = "GDPR_REQUESTS"
 
 	gdprAll = "gdpr.*"
+
+	// GDPRExportsStream holds one-shot message schedules (@at) that delete
+	// a GDPR export from the blob store when its link stops working:
+	//   gdprexports.at.<request-id>      the schedule (Nats-Schedule: @at …)
+	//   gdprexports.expire.<request-id>  what it fires, consumed by the
+	//                                     gdpr-exports role
+	GDPRExportsStream = "GDPR_EXPORTS"
+	// GDPRExportsConsumer is the durable consumer of the gdpr-exports role.
+	GDPRExportsConsumer = "gdpr-exports"
+
+	gdprExportAt     = "gdprexports.at."
+	gdprExportExpire = "gdprexports.expire."
 )
+
+// GDPRExportSchedule is the subject of the schedule deleting request rid's
+// export.
+func GDPRExportSchedule(rid string) string { return gdprExportAt + rid }
+
+// GDPRExportExpire is the subject that schedule fires on.
+func GDPRExportExpire(rid string) string { return gdprExportExpire + rid }
+
+// GDPRExportExpiry is the payload of an export's schedule and of what it
+// fires: the blob key of the export to delete.
+type GDPRExportExpiry struct {
+	RequestID string    `json:"request_id"`
+	Key       string    `json:"key"`
+	At        time.Time `json:"at"`
+}
 
 // Kinds of GDPR requests.
 const (
@@ -63,8 +90,29 @@ func gdprAssets(o Options) assetSet {
 			Storage:    jetstream.FileStorage,
 			Replicas:   r,
 			Duplicates: time.Hour,
+		}, {
+			Name:        GDPRExportsStream,
+			Description: "One-shot schedules deleting GDPR exports when their link expires (gdprexports.at.*) and their firings (gdprexports.expire.*)",
+			Subjects:    []string{gdprExportAt + "*", gdprExportExpire + "*"},
+			Retention:   jetstream.LimitsPolicy,
+			// Longer than the week a schedule waits before it fires.
+			MaxAge:            8 * 24 * time.Hour,
+			Storage:           jetstream.FileStorage,
+			Replicas:          r,
+			Duplicates:        time.Hour,
+			AllowMsgSchedules: true,
+			// One schedule and one firing per export.
+			MaxMsgsPerSubject: 1,
 		}},
-		Consumers: map[string][]jetstream.ConsumerConfig{GDPRStream: {{
+		Consumers: map[string][]jetstream.ConsumerConfig{GDPRExportsStream: {{
+			Durable:       GDPRExportsConsumer,
+			Description:   "gdpr-exports role: delete a GDPR export whose link expired",
+			FilterSubject: gdprExportExpire + "*",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxDeliver:    8,
+			Replicas:      r,
+		}}, GDPRStream: {{
 			Durable:       GDPRConsumer,
 			Description:   "gdpr role: export or delete a person's data",
 			FilterSubject: gdprAll,

@@ -151,6 +151,11 @@ func TrackerUserCredits(uid, month string) string {
 func TrackerChannelUsers(cid string) string  { return "channel." + cid + ".user.*" }
 func TrackerChannelVideos(cid string) string { return "channel." + cid + ".video.*" }
 
+// TrackerVideoUsers filters who tracks video vid on its own;
+// TrackerUserAllCredits every credit user uid spent, all months.
+func TrackerVideoUsers(vid string) string     { return "video." + vid + ".user.*" }
+func TrackerUserAllCredits(uid string) string { return "user." + uid + ".credit.*.*" }
+
 // LastToken is the last dot-separated token of a key or subject.
 func LastToken(s string) string { return s[strings.LastIndexByte(s, '.')+1:] }
 

@@ -15,7 +15,6 @@ import (
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
-	"jetfleet/web/session"
 )
 
 // authHandlers serve magic-link sign-in for every product: a person enters
@@ -82,7 +81,16 @@ func (a *authHandlers) confirm(w http.ResponseWriter, r *http.Request) {
 		render(w, r, http.StatusBadRequest, linkProblemPage("The link is missing its token. Copy the whole link from the mail."))
 		return
 	}
-	render(w, r, http.StatusOK, confirmSignInPage(token))
+	link, err := a.accounts.PeekLink(r.Context(), token)
+	if errors.Is(err, accounts.ErrInvalidLink) {
+		render(w, r, http.StatusBadRequest, linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "look up sign-in link", err)
+		return
+	}
+	render(w, r, http.StatusOK, confirmSignInPage(token, link.Email))
 }
 
 func (a *authHandlers) verify(w http.ResponseWriter, r *http.Request) {
@@ -141,13 +149,50 @@ func render(w http.ResponseWriter, r *http.Request, status int, c templ.Componen
 	_ = c.Render(r.Context(), w)
 }
 
-// localPath keeps redirects on this site: only absolute paths, never
-// "//host" or a URL with a scheme.
+// localPath keeps redirects on this site. It accepts only a path that
+// parses with no scheme, host or user, starts with a single "/" and holds no
+// control character or backslash (browsers read "\\" as "/", and a tab or
+// newline is dropped before "//evil" is read as a host), and returns its
+// re-serialised form, so what is redirected to is what was checked.
+// Anything else becomes "/".
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
 		return "/"
 	}
-	return p
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	// Decoded forms too: "/%2F%2Fevil" or "/%09/evil" must not become a
+	// host once some proxy or browser decodes them.
+	for _, s := range []string{p, u.Path, u.RawQuery, u.Fragment} {
+		if unsafeInPath(s) {
+			return "/"
+		}
+	}
+	if strings.HasPrefix(u.Path, "//") || !strings.HasPrefix(u.Path, "/") {
+		return "/"
+	}
+	out := u.EscapedPath()
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	if strings.HasPrefix(out, "//") || strings.HasPrefix(out, "/\\") {
+		return "/"
+	}
+	return out
+}
+
+func unsafeInPath(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return true
+		}
+	}
+	if d, err := url.PathUnescape(s); err == nil && d != s {
+		return unsafeInPath(d) || strings.HasPrefix(d, "//") || strings.HasPrefix(d, "/\\")
+	}
+	return false
 }
 
 // clientIP is the peer address. Behind a proxy every client shares the
@@ -159,18 +204,6 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// RequireSignIn redirects visitors who are not signed in to the sign-in
-// page, coming back to where they were going afterwards.
-func RequireSignIn(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !session.From(r.Context()).SignedIn() {
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 var urlPattern = regexp.MustCompile(`https?://[^\s<>"]+`)

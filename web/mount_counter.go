@@ -26,6 +26,6 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log).Routes(s.api)
 	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
 		return productPage("Counter API", body)
-	}).Routes(mux)
+	}).Routes(mux, s.signedIn)
 	return nil
 }

@@ -25,6 +25,6 @@ func mountEnricher(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	go rates.Run(ctx)
 	enricher.NewPage(s.deps.ClickHouse, rates, log, func(body templ.Component) templ.Component {
 		return productPage("Enricher", body)
-	}).Routes(mux, RequireSignIn)
+	}).Routes(mux, s.signedIn)
 	return nil
 }

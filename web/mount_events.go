@@ -46,7 +46,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
 		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log, Layout: layout,
 	})
-	h.Routes(mux, s.api)
+	h.Routes(mux, s.api, s.signedIn)
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)
@@ -55,7 +55,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	webgdpr.New(webgdpr.Deps{
 		Requests: reqs, Accounts: users, JS: s.deps.JS, BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox,
-		Layout: layout, SignedIn: h.SignedIn, Log: log.With("part", "gdpr"),
-	}).Routes(mux)
+		Layout: layout, Log: log.With("part", "gdpr"),
+	}).Routes(mux, s.signedIn)
 	return nil
 }

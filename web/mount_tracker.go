@@ -45,6 +45,6 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			})
 		},
 		Log: s.deps.Log.With("product", "tracker"),
-	}).Routes(mux)
+	}).Routes(mux, s.signedIn)
 	return nil
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Outbox serves /outbox, the mail a development install keeps instead
 	// of sending. Never on a public site: it shows everyone's sign-in links.
 	Outbox bool
+	// ServeMetrics serves /metrics on the site itself. Only `jetfleet dev`
+	// (bound to loopback) does; an edge serves them on its own listener
+	// (METRICS_ADDR), out of the public site's reach.
+	ServeMetrics bool
 	// CounterRetention is how old a Counter API event's timestamp may be
 	// (COUNTER_RETENTION, the VIEWS stream's MaxAge); 0 means
 	// subjects.CounterDefaultRetention.
@@ -76,6 +80,9 @@ type Server struct {
 	// api holds JSON APIs authenticated by API key, mounted under /api/
 	// outside the session and CSRF middleware.
 	api *http.ServeMux
+	// signedIn is the one sign-in gate every product's signed-in pages
+	// pass through (session.Manager.Gate).
+	signedIn func(http.Handler) http.Handler
 }
 
 // New builds the edge. The SESSIONS bucket must exist (subjects.Provision).
@@ -93,6 +100,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.signedIn = sessions.Gate(func(ctx context.Context, id string) error {
+		_, err := store.User(ctx, id)
+		if errors.Is(err, accounts.ErrNotFound) {
+			return session.ErrNoAccount
+		}
+		return err
+	})
 
 	pages := http.NewServeMux()
 	pages.Handle("GET /{$}", templ.Handler(home()))
@@ -104,13 +118,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	root.HandleFunc("GET /readyz", s.ready)
-	root.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	if cfg.ServeMetrics {
+		root.Handle("GET /metrics", promhttp.HandlerFor(deps.Gatherer, promhttp.HandlerOpts{}))
+	}
 	root.Handle("GET /static/", http.FileServerFS(static))
 	if deps.Blobs != nil {
 		root.Handle("GET /blobs/", deps.Blobs)
 	}
 	root.Handle("/api/", s.api)
-	root.Handle("/", sessions.Middleware(pages))
+	root.Handle("/", limitForms(sessions.Middleware(pages)))
 	s.handler = s.recoverer(securityHeaders(root))
 	return s, nil
 }
@@ -152,6 +168,49 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		if !strings.HasPrefix(r.URL.Path, "/blobs/") {
 			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Page forms are small: text fields and a CSRF token. File uploads, when a
+// product takes them, go through their own route with its own limit.
+const (
+	maxFormBytes   = 1 << 20
+	formBodyWithin = 30 * time.Second
+)
+
+// limitForms bounds what an unsafe page request may send before anything
+// reads it (the CSRF check parses the form): at most maxFormBytes within
+// formBodyWithin, and no multipart bodies, which would otherwise be spooled
+// to temporary files before the request is known to be legitimate.
+func limitForms(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") {
+			http.Error(w, "This form does not take file uploads.", http.StatusUnsupportedMediaType)
+			return
+		}
+		if r.ContentLength > maxFormBytes {
+			http.Error(w, fmt.Sprintf("This form sent %d bytes; forms take at most %d.", r.ContentLength, maxFormBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		// Not every ResponseWriter supports deadlines (tests' recorders): then
+		// the server's own timeouts are what bound the read.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(formBodyWithin))
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, fmt.Sprintf("This form sent more than %d bytes, the most a form takes.", maxFormBytes), http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "The form could not be read: "+err.Error(), http.StatusBadRequest)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

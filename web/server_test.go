@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,11 @@ type edge struct {
 
 func startEdge(t *testing.T) *edge {
 	t.Helper()
+	return startEdgeWith(t, func(*web.Config) {})
+}
+
+func startEdgeWith(t *testing.T, configure func(*web.Config)) *edge {
+	t.Helper()
 	srv := testenv.StartNATS(t)
 	nc, js := srv.Connect(t)
 	ctx := testenv.Context(t, 10*time.Second)
@@ -42,7 +48,9 @@ func startEdge(t *testing.T) *edge {
 	conn, _ := ch.Database(t)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector())
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}, web.Deps{
+	cfg := web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://jetfleet.test"}
+	configure(&cfg)
+	h, err := web.New(ctx, cfg, web.Deps{
 		NATS: nc, JS: js, ClickHouse: conn, Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -140,10 +148,72 @@ func TestReadyzReportsEachDependency(t *testing.T) {
 	}
 }
 
-func TestMetricsAreExposed(t *testing.T) {
+func TestMetricsAreServedOnTheSiteOnlyWhenAskedFor(t *testing.T) {
+	// An edge serves them on its own listener; the public site has none.
 	e := startEdge(t)
-	resp, body := get(t, e.URL+"/metrics")
+	if resp, _ := get(t, e.URL+"/metrics"); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("public /metrics = %d, want 404", resp.StatusCode)
+	}
+	// `jetfleet dev`, bound to loopback, serves them on the site.
+	dev := startEdgeWith(t, func(c *web.Config) { c.ServeMetrics = true })
+	resp, body := get(t, dev.URL+"/metrics")
 	if resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics = %d, has go_goroutines: %v", resp.StatusCode, strings.Contains(body, "go_goroutines"))
+	}
+}
+
+// countingReader is an endless form body that counts what was read of it.
+type countingReader struct{ n atomic.Int64 }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+func TestPageFormBodiesAreLimitedBeforeTheyAreRead(t *testing.T) {
+	e := startEdge(t)
+	// An anonymous 300 MB form without a length: refused after the limit,
+	// not read to the end.
+	body := &countingReader{}
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/signin", io.LimitReader(body, 300<<20))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("300 MB form = %d %q, want 413", resp.StatusCode, msg)
+		}
+	}
+	if sent := body.n.Load(); sent > 32<<20 {
+		t.Errorf("the edge read %d MB of an oversized form", sent>>20)
+	}
+
+	// A declared length over the limit is refused before any byte is read.
+	req, _ = http.NewRequest(http.MethodPost, e.URL+"/signin", strings.NewReader(strings.Repeat("a", 2<<20)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("2 MB form = %d, want 413", resp.StatusCode)
+	}
+
+	// Multipart is refused where no upload is taken: nothing spooled to disk.
+	req, _ = http.NewRequest(http.MethodPost, e.URL+"/signin", strings.NewReader("--x\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na@b.c\r\n--x--\r\n"))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(msg), "file uploads") {
+		t.Errorf("multipart form = %d %q, want 415 with a reason", resp.StatusCode, msg)
 	}
 }

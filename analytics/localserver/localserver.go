@@ -11,12 +11,15 @@ package localserver
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,6 +54,13 @@ type Config struct {
 	// TCPPort is the native protocol port and HTTPPort the HTTP port, both
 	// on 127.0.0.1. Zero picks a free port.
 	TCPPort, HTTPPort int
+	// User names the one user (default: `default`), as a ClickHouse image's
+	// CLICKHOUSE_USER does.
+	User string
+	// Password, when set, is required of the user (who is allowed
+	// from loopback only either way). `jetfleet dev` sets one, so another
+	// local user of the machine cannot read or change its data.
+	Password string
 	// Logger receives lifecycle events. Nil discards them.
 	Logger *slog.Logger
 }
@@ -58,6 +68,8 @@ type Config struct {
 // Server is a running ClickHouse server process.
 type Server struct {
 	cmd      *exec.Cmd
+	user     string
+	password string
 	dir      string
 	tcpPort  int
 	httpPort int
@@ -103,7 +115,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("create clickhouse dir: %w", err)
 		}
 	}
-	if err := writeConfig(dir); err != nil {
+	user := cfg.User
+	if user == "" {
+		user = "default"
+	}
+	if err := writeConfig(dir, user, cfg.Password); err != nil {
 		return nil, err
 	}
 	console, err := os.OpenFile(filepath.Join(dir, "log", "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -134,6 +150,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cmd:      cmd,
+		user:     user,
+		password: cfg.Password,
 		dir:      dir,
 		tcpPort:  cfg.TCPPort,
 		httpPort: cfg.HTTPPort,
@@ -162,7 +180,13 @@ func (s *Server) DSN() string { return s.DatabaseDSN("default") }
 
 // DatabaseDSN returns the URL of database db on this server.
 func (s *Server) DatabaseDSN(db string) string {
-	return fmt.Sprintf("clickhouse://127.0.0.1:%d/%s", s.tcpPort, db)
+	u := url.URL{Scheme: "clickhouse", Host: fmt.Sprintf("127.0.0.1:%d", s.tcpPort), Path: "/" + db}
+	if s.password != "" {
+		u.User = url.UserPassword(s.user, s.password)
+	} else if s.user != "default" {
+		u.User = url.User(s.user)
+	}
+	return u.String()
 }
 
 // TCPPort is the native protocol port.
@@ -303,9 +327,19 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func writeConfig(dir string) error {
-	for name, content := range map[string]string{"config.xml": configXML, "users.xml": usersXML} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+func writeConfig(dir, user, password string) error {
+	// The password is stored as its SHA-256, which 18.16 accepts
+	// (password_sha256_hex), so the file holds nothing to sign in with.
+	pw := "<password></password>"
+	if password != "" {
+		sum := sha256.Sum256([]byte(password))
+		pw = "<password_sha256_hex>" + hex.EncodeToString(sum[:]) + "</password_sha256_hex>"
+	}
+	users := strings.Replace(usersXML, "<password></password>", pw, 1)
+	users = strings.Replace(users, "<default>\n            "+pw, "<"+user+">\n            "+pw, 1)
+	users = strings.Replace(users, "<quota>default</quota>\n        </default>", "<quota>default</quota>\n        </"+user+">", 1)
+	for name, content := range map[string]string{"config.xml": configXML, "users.xml": users} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			return fmt.Errorf("write clickhouse %s: %w", name, err)
 		}
 	}
@@ -336,7 +370,8 @@ const configXML = `<?xml version="1.0"?>
 </yandex>
 `
 
-// usersXML allows the password-less `default` user from loopback only.
+// usersXML allows the `default` user from loopback only, with the password
+// writeConfig puts in (none for tests).
 const usersXML = `<?xml version="1.0"?>
 <yandex>
     <profiles>

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,4 +96,42 @@ func TestStartFailsWithLogTailWhenServerExits(t *testing.T) {
 		t.Fatalf("Start waited for its deadline instead of failing fast: %v", err)
 	}
 	t.Logf("error: %v", err)
+}
+
+func TestServerWithAPasswordRefusesClientsWithoutIt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	srv, err := localserver.Start(ctx, localserver.Config{Dir: dir, User: "jetfleet", Password: "s3cret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	query := func(dsn string) error {
+		opts, err := clickhouse.ParseDSN(dsn)
+		if err != nil {
+			return err
+		}
+		conn, err := clickhouse.Open(opts)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		return conn.Ping(ctx)
+	}
+	if err := query(srv.DSN()); err != nil {
+		t.Fatalf("with the password: %v", err)
+	}
+	for _, dsn := range []string{"clickhouse://127.0.0.1:%d/default", "clickhouse://jetfleet@127.0.0.1:%d/default"} {
+		if err := query(fmt.Sprintf(dsn, srv.TCPPort())); err == nil {
+			t.Fatalf("%s: a client without the password was let in", dsn)
+		}
+	}
+	users, err := os.ReadFile(filepath.Join(dir, "users.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(users), "s3cret-pw") {
+		t.Fatal("users.xml holds the password in clear")
+	}
 }

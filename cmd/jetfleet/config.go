@@ -22,13 +22,15 @@ import (
 // config is everything jetfleet can be told, from flags or the environment.
 // Flags win over the environment; both are described once, in settings().
 type config struct {
-	NATSURL     string
-	NATSCreds   string
-	NATSNKey    string
-	NATSTLSCA   string
-	NATSTLSCert string
-	NATSTLSKey  string
-	Replicas    int
+	NATSURL      string
+	NATSUser     string
+	NATSPassword string
+	NATSCreds    string
+	NATSNKey     string
+	NATSTLSCA    string
+	NATSTLSCert  string
+	NATSTLSKey   string
+	Replicas     int
 	// EnricherStateShards is how many KV buckets per kind the Enricher's
 	// state is spread over; provisioning records it on INPUT for workers.
 	EnricherStateShards int
@@ -89,6 +91,8 @@ type setting struct {
 func (c *config) settings() []setting {
 	return []setting{
 		{env: "NATS_URL", flag: "nats-url", def: "nats://127.0.0.1:4222", usage: "NATS server URL(s), comma-separated", str: &c.NATSURL},
+		{env: "NATS_USER", flag: "nats-user", usage: "NATS user name (with NATS_PASSWORD; jetfleet dev generates its own)", str: &c.NATSUser},
+		{env: "NATS_PASSWORD", flag: "nats-password", usage: "NATS password of NATS_USER", str: &c.NATSPassword, secret: true},
 		{env: "NATS_CREDS", flag: "nats-creds", usage: "NATS credentials file (JWT + NKey)", str: &c.NATSCreds},
 		{env: "NATS_NKEY", flag: "nats-nkey", usage: "NATS NKey seed file", str: &c.NATSNKey},
 		{env: "NATS_TLS_CA", flag: "nats-tls-ca", usage: "CA certificate to verify the NATS server", str: &c.NATSTLSCA},
@@ -104,7 +108,7 @@ func (c *config) settings() []setting {
 		{env: "S3_REGION", flag: "s3-region", usage: "S3 region", str: &c.S3Region},
 		{env: "S3_USE_SSL", flag: "s3-use-ssl", def: "false", usage: "use https for S3", boolean: &c.S3UseSSL},
 		{env: "HTTP_ADDR", flag: "http-addr", def: ":8080", usage: "edge listen address", str: &c.HTTPAddr},
-		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "worker /metrics and /healthz listen address", str: &c.MetricsAddr},
+		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "edge and worker /metrics and /healthz listen address (never the public site)", str: &c.MetricsAddr},
 		{env: "BASE_URL", flag: "base-url", def: "http://localhost:8080", usage: "public URL of the site (links in mail, cookie security)", str: &c.BaseURL},
 		{env: "SESSION_SECRET", flag: "session-secret", usage: "32+ byte secret for sessions, CSRF and signed URLs (dev: generated under DATA_DIR)", str: &c.SessionSecret, secret: true},
 		{env: "SMTP_HOST", flag: "smtp-host", usage: "SMTP server for outgoing mail (empty: mail kept in the development outbox)", str: &c.SMTPHost},
@@ -191,6 +195,12 @@ func (c *config) validate() error {
 	if c.NATSCreds != "" && c.NATSNKey != "" {
 		bad("NATS_CREDS", "set NATS_CREDS or NATS_NKEY, not both")
 	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		bad("NATS_USER", "NATS_USER and NATS_PASSWORD go together")
+	}
+	if c.NATSUser != "" && (c.NATSCreds != "" || c.NATSNKey != "") {
+		bad("NATS_USER", "set NATS_USER/NATS_PASSWORD or NATS_CREDS or NATS_NKEY, one of them")
+	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		bad("JETSTREAM_REPLICAS", "%d: use 1, 3 or 5", c.Replicas)
 	}
@@ -238,6 +248,35 @@ func (c *config) validate() error {
 	}
 	if _, err := parseRetention(c.CounterRetention); err != nil {
 		bad("COUNTER_RETENTION", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// publishedSecrets are values that once shipped in this repository's files
+// (compose fallbacks, examples). Anyone can read them, so a process that
+// serves a real install refuses to start with them.
+var publishedSecrets = []string{
+	"6465762d6f6e6c792d6e6f742d7365637265742d6368616e67652d6d652d2121",
+	"dev-only-not-secret-change-me-!!",
+	"jetfleet-dev-password",
+}
+
+// refusePublishedDefaults fails when a secret is one of publishedSecrets.
+// `jetfleet dev` generates its own secrets and does not call it.
+func (c *config) refusePublishedDefaults() error {
+	var errs []error
+	published := func(env, v string) {
+		if v != "" && oneOf(v, publishedSecrets...) {
+			errs = append(errs, fmt.Errorf("%s: this value is published in jetfleet's repository and protects nothing; generate one (openssl rand -hex 32)", env))
+		}
+	}
+	published("SESSION_SECRET", c.SessionSecret)
+	published("S3_SECRET_KEY", c.S3SecretKey)
+	published("NATS_PASSWORD", c.NATSPassword)
+	if c.ClickHouseURL != "" {
+		if o, err := clickhouse.ParseDSN(c.ClickHouseURL); err == nil {
+			published("CLICKHOUSE_URL", o.Auth.Password)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -97,3 +97,38 @@ func TestUnknownCommandShowsUsage(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+func TestServingProcessesRefuseSecretsPublishedInTheRepository(t *testing.T) {
+	published := map[string]string{
+		"SESSION_SECRET": "6465762d6f6e6c792d6e6f742d7365637265742d6368616e67652d6d652d2121",
+		"CLICKHOUSE_URL": "clickhouse://jetfleet:jetfleet-dev-password@127.0.0.1:1/jetfleet",
+		"S3_ENDPOINT":    "127.0.0.1:1", "S3_ACCESS_KEY": "jetfleet", "S3_SECRET_KEY": "jetfleet-dev-password", "S3_BUCKET": "b",
+		"NATS_URL": "nats://127.0.0.1:1",
+	}
+	for _, verb := range []string{"edge", "worker", "migrate"} {
+		err := run(t.Context(), []string{verb}, env(published), io.Discard)
+		if err == nil {
+			t.Fatalf("%s started with published secrets", verb)
+		}
+		for _, name := range []string{"SESSION_SECRET", "CLICKHOUSE_URL", "S3_SECRET_KEY"} {
+			if !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: error %q does not name %s", verb, err, name)
+			}
+		}
+	}
+}
+
+func TestSiteKeysAreSeparatePerPurposeAndStable(t *testing.T) {
+	secret := []byte(strings.Repeat("q", 40))
+	a, err := deriveSiteKeys(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := deriveSiteKeys(secret)
+	if bytes.Equal(a.CSRF, a.BlobURL) || bytes.Equal(a.CSRF, secret) || bytes.Equal(a.BlobURL, secret) {
+		t.Fatal("purposes share a key, or a key is the secret itself")
+	}
+	if !bytes.Equal(a.CSRF, b.CSRF) || !bytes.Equal(a.BlobURL, b.BlobURL) {
+		t.Fatal("derivation is not stable: edges would disagree")
+	}
+}

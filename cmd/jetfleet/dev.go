@@ -12,7 +12,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/analytics"
 	"jetfleet/analytics/localserver"
+	"jetfleet/internal/jsmetrics"
 	"jetfleet/internal/natsserver"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -26,6 +28,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
 	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
+	expose := fs.Bool("expose", false, "serve the site on every interface (default: 127.0.0.1 only; /outbox shows everyone's sign-in links)")
 	demo := fs.Bool("demo", false, "tracker demo: a local YouTube stand-in with growing channels, ticks every few seconds")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
@@ -39,6 +42,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	var natsPort int
 	fmt.Sscan(portStr, &natsPort)
 
+	cfg.HTTPAddr = devHTTPAddr(cfg.HTTPAddr, getenv("HTTP_ADDR") != "" || flagSet(fs, "http-addr"), *expose)
+	if *expose {
+		log.Warn("--expose: the site, including /outbox with everyone's sign-in links, is reachable from other machines")
+	}
 	if getenv("BASE_URL") == "" && !flagSet(fs, "base-url") {
 		// Links in mail must point at the port dev really serves.
 		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port != "0" {
@@ -48,9 +55,17 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("DATA_DIR: %w", err)
 	}
+	// The embedded server requires a user too: anyone else on this machine
+	// could otherwise read sessions, sign-in links and exports off it.
+	natsPassword, err := dataDirSecret(cfg.DataDir, "nats.password")
+	if err != nil {
+		return err
+	}
+	cfg.NATSUser, cfg.NATSPassword, cfg.NATSCreds, cfg.NATSNKey = devNATSUser, natsPassword, "", ""
 	ns, err := natsserver.Start(natsserver.Config{
 		Name: "jetfleet-dev", StoreDir: filepath.Join(cfg.DataDir, "nats"),
 		Host: host, Port: natsPort, HTTPPort: *monitorPort,
+		Username: cfg.NATSUser, Password: cfg.NATSPassword,
 	})
 	if err != nil {
 		return err
@@ -79,16 +94,21 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	chDesc := cfg.ClickHouseURL
 	if cfg.ClickHouseURL == "" {
+		chPassword, err := dataDirSecret(cfg.DataDir, "clickhouse.password")
+		if err != nil {
+			return err
+		}
 		ch, err := localserver.Start(ctx, localserver.Config{
-			Dir:    filepath.Join(cfg.DataDir, "clickhouse"),
-			Logger: log.With("component", "clickhouse"),
+			Dir:      filepath.Join(cfg.DataDir, "clickhouse"),
+			Password: chPassword,
+			Logger:   log.With("component", "clickhouse"),
 		})
 		if err != nil {
 			return fmt.Errorf("start local clickhouse (or set CLICKHOUSE_URL): %w", err)
 		}
 		defer ch.Stop()
 		cfg.ClickHouseURL = ch.DSN()
-		chDesc = fmt.Sprintf("%s (local server, data in %s)", ch.DSN(), ch.Dir())
+		chDesc = fmt.Sprintf("%s (local server, data in %s)", mask("CLICKHOUSE_URL", ch.DSN()), ch.Dir())
 	} else {
 		chDesc = mask("CLICKHOUSE_URL", chDesc)
 	}
@@ -102,7 +122,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	blobs, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	keys, err := deriveSiteKeys(secret)
+	if err != nil {
+		return err
+	}
+	blobs, blobHandler, err := openBlobs(ctx, cfg, js, keys.BlobURL)
 	if err != nil {
 		return err
 	}
@@ -117,8 +141,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer closePay()
 	reg := newRegistry()
+	reg.MustRegister(jsmetrics.New(js, log))
+	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
+	edge, err := web.New(ctx, web.Config{ServeMetrics: true, SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
 		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return err
@@ -155,6 +181,23 @@ func siteURL(cfg *config, a net.Addr) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
+// devHTTPAddr is where dev serves the site. A development install shows
+// every user's sign-in links at /outbox, so unless an address was given or
+// --expose asked for it, only this machine may reach it.
+func devHTTPAddr(addr string, explicit, expose bool) string {
+	if explicit || expose {
+		return addr
+	}
+	if _, port, err := net.SplitHostPort(addr); err == nil {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// devNATSUser is the one user of the embedded server; its password is
+// generated into DATA_DIR/nats.password.
+const devNATSUser = "jetfleet"
+
 func printDevSummary(w io.Writer, cfg *config, site, natsURL, monitorHost string, monitorPort int, ch, blobs string, roles []role) {
 	var names []string
 	for _, r := range roles {
@@ -167,14 +210,18 @@ func printDevSummary(w io.Writer, cfg *config, site, natsURL, monitorHost string
 	fmt.Fprintf(w, `
 jetfleet dev is running
   site        %s
-  NATS        %s   monitoring %s   (try: nats --server %s stream ls)
+  NATS        %s   monitoring %s   user %s, password in %s
   ClickHouse  %s
   blobs       %s
   workers     %s
   data        %s
 Ctrl-C stops everything.
 
-`, site, natsURL, monitor, natsURL, ch, blobs, strings.Join(names, ", "), cfg.DataDir)
+For the nats CLI (README recipes), once:
+  nats context save jetfleet-dev --server %s --user %s --password %s --select
+
+`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.DataDir,
+		natsURL, devNATSUser, cfg.NATSPassword)
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

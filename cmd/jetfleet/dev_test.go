@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 )
@@ -64,8 +67,26 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 		t.Fatalf("readyz = %d %v", resp.StatusCode, checks)
 	}
 
-	// An operator (or the nats CLI) on the printed URL sees every stream.
-	_, js := testenv.Connect(t, natsURL.FindStringSubmatch(out.String())[1])
+	// NATS refuses anyone without the generated credentials; an operator
+	// with the printed `nats context save` line sees every stream.
+	printedURL := natsURL.FindStringSubmatch(out.String())[1]
+	if nc, err := nats.Connect(printedURL); err == nil {
+		nc.Close()
+		t.Fatal("dev's NATS server let a client in without credentials")
+	}
+	ctxLine := regexp.MustCompile(`nats context save \S+ --server (\S+) --user (\S+) --password (\S+) --select`).FindStringSubmatch(out.String())
+	if ctxLine == nil {
+		t.Fatalf("dev printed no nats context line:\n%s", out.String())
+	}
+	nc, err := nats.Connect(ctxLine[1], nats.UserInfo(ctxLine[2], ctxLine[3]))
+	if err != nil {
+		t.Fatalf("connect with the printed credentials: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := map[string]bool{}
 	lister := js.StreamNames(testenv.Context(t, 5*time.Second))
 	for n := range lister.Name() {
@@ -136,4 +157,20 @@ func signInThroughOutbox(t *testing.T, base string) *http.Client {
 		t.Fatal("not signed in after following the outbox link")
 	}
 	return c
+}
+
+func TestDevServesOnLoopbackUnlessTold(t *testing.T) {
+	for _, tc := range []struct {
+		addr             string
+		explicit, expose bool
+		want             string
+	}{
+		{":8080", false, false, "127.0.0.1:8080"},
+		{":8080", false, true, ":8080"},
+		{"0.0.0.0:9000", true, false, "0.0.0.0:9000"},
+	} {
+		if got := devHTTPAddr(tc.addr, tc.explicit, tc.expose); got != tc.want {
+			t.Errorf("devHTTPAddr(%q, explicit %v, expose %v) = %q, want %q", tc.addr, tc.explicit, tc.expose, got, tc.want)
+		}
+	}
 }

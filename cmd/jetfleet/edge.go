@@ -7,6 +7,9 @@ import (
 	"net"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
+
+	"jetfleet/analytics"
 	"jetfleet/web"
 )
 
@@ -16,7 +19,14 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	log := newLogger(cfg.LogLevel).With("process", "edge")
+	if err := cfg.refusePublishedDefaults(); err != nil {
+		return err
+	}
 	secret, err := requireSecret(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := deriveSiteKeys(secret)
 	if err != nil {
 		return err
 	}
@@ -25,12 +35,14 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer nc.Drain()
+	reg := newRegistry()
 	ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
-	blobs, blobHandler, err := openBlobs(ctx, cfg, js, secret)
+	ch = analytics.InstrumentInserts(ch, analytics.NewInsertMetrics(reg))
+	blobs, blobHandler, err := openBlobs(ctx, cfg, js, keys.BlobURL)
 	if err != nil {
 		return err
 	}
@@ -43,11 +55,15 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer closePay()
-	reg := newRegistry()
-	edge, err := web.New(ctx, web.Config{SessionSecret: secret, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
+	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
 		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	return serveHTTP(ctx, cfg.HTTPAddr, edge, log, func(a net.Addr) { log.Info("edge listening", "addr", a.String()) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg, log) })
+	g.Go(func() error {
+		return serveHTTP(gctx, cfg.HTTPAddr, edge, log, func(a net.Addr) { log.Info("edge listening", "addr", a.String()) })
+	})
+	return g.Wait()
 }

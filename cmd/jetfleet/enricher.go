@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"jetfleet/internal/accounts"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/workers/enricher"
 )
@@ -61,6 +62,7 @@ func runEnricher(ctx context.Context, args []string, getenv func(string) string,
 func runEnricherKey(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("enricher key", flag.ContinueOnError)
 	rateLimit := fs.Float64("rate", 0, "events per second this key may send (0: the ingest default)")
+	owner := fs.String("user", "", "email of the account the key belongs to (its GDPR export lists it, its deletion removes it)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -78,7 +80,19 @@ func runEnricherKey(ctx context.Context, args []string, getenv func(string) stri
 	if err != nil {
 		return err
 	}
-	key, err := keys.Issue(ctx, fs.Arg(0), *rateLimit)
+	uid := ""
+	if *owner != "" {
+		users, err := accounts.Open(ctx, js, accounts.Config{})
+		if err != nil {
+			return err
+		}
+		u, err := users.UserByEmail(ctx, *owner)
+		if err != nil {
+			return fmt.Errorf("enricher key: --user %s: %w", *owner, err)
+		}
+		uid = u.ID
+	}
+	key, err := keys.IssueFor(ctx, uid, fs.Arg(0), *rateLimit)
 	if err != nil {
 		return fmt.Errorf("enricher key: %w", err)
 	}

@@ -14,6 +14,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	if err := cfg.refusePublishedDefaults(); err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogLevel).With("process", "migrate")
 	nc, js, err := connectNATS(cfg, "migrate", log)
 	if err != nil {

@@ -19,7 +19,16 @@ func openPayments(cfg *config, standIn bool, log *slog.Logger) (client *payments
 			log.Info("STRIPE_SECRET_KEY not set: paid event tickets are disabled")
 			return nil, close, nil
 		}
-		srv, err := stripetest.Start(stripetest.Config{WebhookURL: strings.TrimRight(cfg.BaseURL, "/") + "/api/events/stripe/webhook"})
+		// Webhooks are signed with a secret of this install, not a constant
+		// anyone could use to forge a payment.
+		whsec, err := dataDirSecret(cfg.DataDir, "stripe-webhook.secret")
+		if err != nil {
+			return nil, close, err
+		}
+		srv, err := stripetest.Start(stripetest.Config{
+			WebhookURL:    strings.TrimRight(cfg.BaseURL, "/") + "/api/events/stripe/webhook",
+			WebhookSecret: "whsec_" + whsec,
+		})
 		if err != nil {
 			return nil, close, err
 		}

@@ -8,14 +8,16 @@ import (
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
 	mailer "jetfleet/internal/mail"
+	"jetfleet/internal/personaldata"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/eventholds"
 	workergdpr "jetfleet/workers/gdpr"
 )
 
-// eventsRoles are the worker roles of the Events product: GDPR requests,
-// and releasing seat holds whose payment never came.
+// eventsRoles are the worker roles of the Events product: GDPR requests
+// (for every product, through the personal-data registry) and the expiry
+// of their exports, and releasing seat holds whose payment never came.
 func eventsRoles() []role {
 	return []role{{
 		name: "gdpr",
@@ -39,10 +41,24 @@ func eventsRoles() []role {
 			if err != nil {
 				return nil, err
 			}
+			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.js, Events: svc})
+			if err != nil {
+				return nil, err
+			}
 			return workergdpr.New(workergdpr.Deps{
-				JS: d.js, Accounts: users, Events: svc, Requests: reqs, Blobs: d.blobs, Log: log,
+				JS: d.js, Accounts: users, Registry: registry, Requests: reqs, Blobs: d.blobs, Log: log,
 				Mail: mailer.Enqueuer(d.js),
 			}).Handle, nil
+		},
+	}, {
+		// Deletes GDPR exports when their link expires (a week after).
+		name: "gdpr-exports",
+		consumer: consume.Config{
+			Role: "gdpr-exports", Stream: subjects.GDPRExportsStream, Consumer: subjects.GDPRExportsConsumer,
+			Batch: 16, Concurrency: 2, BackoffMin: time.Second, BackoffMax: 5 * time.Minute,
+		},
+		build: func(ctx context.Context, d roleDeps) (consume.Handler, error) {
+			return workergdpr.New(workergdpr.Deps{Blobs: d.blobs, Log: d.log.With("role", "gdpr-exports")}).HandleExpiry, nil
 		},
 	}, {
 		name: "event-holds",

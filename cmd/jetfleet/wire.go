@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +38,9 @@ func connectNATS(cfg *config, name string, log *slog.Logger, extra ...nats.Optio
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
 	}
 	if cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
@@ -95,7 +100,7 @@ func openClickHouse(ctx context.Context, dsn string, migrate bool, log *slog.Log
 
 // openBlobs returns the S3 store when S3_ENDPOINT is set, else the JetStream
 // object store, whose URLs the edge serves itself (the returned handler).
-func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, secret []byte) (blob.Store, http.Handler, error) {
+func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, urlKey []byte) (blob.Store, http.Handler, error) {
 	if cfg.S3Endpoint != "" {
 		s3, err := blob.NewS3(ctx, blob.S3Config{
 			Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
@@ -106,7 +111,7 @@ func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, secret 
 		}
 		return s3, nil, nil
 	}
-	signer, err := blob.NewURLSigner(secret)
+	signer, err := blob.NewURLSigner(urlKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,21 +130,57 @@ func requireSecret(cfg *config) ([]byte, error) {
 	return []byte(cfg.SessionSecret), nil
 }
 
+// siteKeys are the keys each purpose uses, derived from SESSION_SECRET with
+// HKDF so that a value learnt in one place (a blob URL's signature) says
+// nothing about another (CSRF tokens), and one secret is all an operator
+// keeps.
+type siteKeys struct {
+	CSRF    []byte
+	BlobURL []byte
+}
+
+func deriveSiteKeys(secret []byte) (siteKeys, error) {
+	key := func(purpose string) ([]byte, error) {
+		k, err := hkdf.Key(sha256.New, secret, nil, "jetfleet "+purpose+" v1", 32)
+		if err != nil {
+			return nil, fmt.Errorf("derive %s key: %w", purpose, err)
+		}
+		return k, nil
+	}
+	csrf, err := key("csrf")
+	if err != nil {
+		return siteKeys{}, err
+	}
+	blobURL, err := key("blob-url")
+	if err != nil {
+		return siteKeys{}, err
+	}
+	return siteKeys{CSRF: csrf, BlobURL: blobURL}, nil
+}
+
 // devSecret returns SESSION_SECRET, or one generated once and kept under
 // DATA_DIR so sessions survive a restart of `jetfleet dev`.
 func devSecret(cfg *config) ([]byte, error) {
 	if cfg.SessionSecret != "" {
 		return []byte(cfg.SessionSecret), nil
 	}
-	path := filepath.Join(cfg.DataDir, "session.secret")
+	s, err := dataDirSecret(cfg.DataDir, "session.secret")
+	return []byte(s), err
+}
+
+// dataDirSecret returns the random secret kept in DATA_DIR/name, generating
+// it (32 bytes, hex, mode 0600) the first time. `jetfleet dev` keeps every
+// secret of a development install this way, so no shipped file holds one.
+func dataDirSecret(dataDir, name string) (string, error) {
+	path := filepath.Join(dataDir, name)
 	if b, err := os.ReadFile(path); err == nil && len(b) >= 32 {
-		return b, nil
+		return string(b), nil
 	}
 	b := make([]byte, 32)
 	rand.Read(b)
-	secret := []byte(hex.EncodeToString(b))
-	if err := os.WriteFile(path, secret, 0o600); err != nil {
-		return nil, fmt.Errorf("keep session secret: %w", err)
+	secret := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(secret), 0o600); err != nil {
+		return "", fmt.Errorf("keep %s: %w", name, err)
 	}
 	return secret, nil
 }
@@ -151,7 +192,15 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// No whole-request ReadTimeout: it would cut WebSockets and large
+	// uploads. Page forms get their own body deadline and size limit
+	// (web.limitForms) and the APIs theirs; headers are bounded here.
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
 	"net"
 	"net/http"
 
@@ -12,12 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/analytics"
+	"jetfleet/internal/jsmetrics"
 	"jetfleet/workers/consume"
 )
 
 func runWorker(ctx context.Context, args []string, getenv func(string) string) error {
 	cfg, err := loadConfig(flag.NewFlagSet("worker", flag.ContinueOnError), args, getenv)
 	if err != nil {
+		return err
+	}
+	if err := cfg.refusePublishedDefaults(); err != nil {
 		return err
 	}
 	log := newLogger(cfg.LogLevel).With("process", "worker")
@@ -30,6 +36,10 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	defer nc.Drain()
+	reg := newRegistry()
+	// Every worker exports the streams' and consumers' state; dashboards
+	// take one value per stream (max by stream) whatever the worker count.
+	reg.MustRegister(jsmetrics.New(js, log))
 	deps := roleDeps{cfg: cfg, js: js, log: log}
 	if cfg.ClickHouseURL != "" {
 		ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
@@ -37,29 +47,39 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 			return err
 		}
 		defer ch.Close()
-		deps.ch = ch
+		deps.ch = analytics.InstrumentInserts(ch, analytics.NewInsertMetrics(reg))
 	}
 	secret := []byte(cfg.SessionSecret)
 	if len(secret) == 0 && cfg.S3Endpoint == "" {
 		return errors.New("SESSION_SECRET: required to sign blob URLs when blobs live in the JetStream object store (no S3_ENDPOINT)")
 	}
-	if deps.blobs, _, err = openBlobs(ctx, cfg, js, secret); err != nil {
+	var urlKey []byte
+	if len(secret) > 0 {
+		keys, err := deriveSiteKeys(secret)
+		if err != nil {
+			return err
+		}
+		urlKey = keys.BlobURL
+	}
+	if deps.blobs, _, err = openBlobs(ctx, cfg, js, urlKey); err != nil {
 		return err
 	}
 
-	reg := newRegistry()
 	metrics := consume.NewMetrics(reg)
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return serveHTTP(gctx, cfg.MetricsAddr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
-	})
+	g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg, log) })
 	deps.reg = reg
 	g.Go(func() error { return runRoles(gctx, roles, deps, metrics) })
 	return g.Wait()
+}
+
+// serveMetrics serves /metrics and /healthz on addr (METRICS_ADDR), a
+// listener of its own that the public site does not expose.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return serveHTTP(ctx, addr, mux, log, func(a net.Addr) { log.Info("metrics listening", "addr", a.String()) })
 }
 
 func newRegistry() *prometheus.Registry {

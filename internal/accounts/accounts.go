@@ -80,7 +80,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, erro
 func NormaliseEmail(s string) (string, error) {
 	a, err := mail.ParseAddress(strings.TrimSpace(s))
 	if err != nil || !strings.Contains(a.Address, ".") {
-		return "", fmt.Errorf("%q: %w", s, ErrBadEmail)
+		return "", ErrBadEmail // the address itself stays out of errors and so out of logs
 	}
 	return strings.ToLower(a.Address), nil
 }
@@ -89,6 +89,10 @@ func emailKey(email string) string {
 	sum := sha256.Sum256([]byte(email))
 	return "email." + hex.EncodeToString(sum[:])
 }
+
+// emailRef names an address in errors and logs without writing it: the
+// first characters of its index key's hash, enough to find the key.
+func emailRef(email string) string { return emailKey(email)[len("email.") : len("email.")+12] }
 
 func userKey(id string) string { return "id." + id }
 
@@ -112,10 +116,10 @@ func (s *Store) User(ctx context.Context, id string) (User, error) {
 func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
 	e, err := s.users.Get(ctx, emailKey(email))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return User{}, fmt.Errorf("user %s: %w", email, ErrNotFound)
+		return User{}, fmt.Errorf("user with address %s: %w", emailRef(email), ErrNotFound)
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("look up %s: %w", email, err)
+		return User{}, fmt.Errorf("look up address %s: %w", emailRef(email), err)
 	}
 	return s.User(ctx, string(e.Value()))
 }
@@ -134,14 +138,14 @@ func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
 	u := User{ID: ids.New(), Email: email, Created: s.now().UTC()}
 	b, _ := json.Marshal(u)
 	if _, err := s.users.Create(ctx, userKey(u.ID), b); err != nil {
-		return User{}, fmt.Errorf("create user %s: %w", email, err)
+		return User{}, fmt.Errorf("create user %s: %w", u.ID, err)
 	}
 	if _, err := s.users.Create(ctx, emailKey(email), []byte(u.ID)); err != nil {
 		_ = s.users.Purge(ctx, userKey(u.ID))
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return s.UserByEmail(ctx, email) // the other sign-in won
 		}
-		return User{}, fmt.Errorf("index user %s: %w", email, err)
+		return User{}, fmt.Errorf("index user %s: %w", u.ID, err)
 	}
 	return u, nil
 }
@@ -187,6 +191,27 @@ func (s *Store) IssueLink(ctx context.Context, email, next string) (string, erro
 		return "", fmt.Errorf("store sign-in link: %w", err)
 	}
 	return token, nil
+}
+
+// PeekLink returns what a link signs in to without consuming it, so the
+// confirmation page can name the account; ErrInvalidLink when it would not
+// work.
+func (s *Store) PeekLink(ctx context.Context, token string) (Link, error) {
+	if len(token) != 43 {
+		return Link{}, ErrInvalidLink
+	}
+	e, err := s.links.Get(ctx, linkKey(token))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Link{}, ErrInvalidLink
+	}
+	if err != nil {
+		return Link{}, fmt.Errorf("load sign-in link: %w", err)
+	}
+	var l Link
+	if err := json.Unmarshal(e.Value(), &l); err != nil || s.now().Sub(l.Created) > s.linkTTL {
+		return Link{}, ErrInvalidLink
+	}
+	return l, nil
 }
 
 // RedeemLink consumes a link: it works once, within its lifetime. Two

@@ -35,6 +35,9 @@ type Store struct {
 	mu    sync.Mutex
 	cache map[string]cached // by hash
 	ttl   time.Duration
+	// changes counts the bucket changes seen by the watch; a lookup that
+	// raced with one does not cache what it read.
+	changes uint64
 }
 
 type cached struct {
@@ -43,14 +46,33 @@ type cached struct {
 	at  time.Time
 }
 
-// Open opens the COUNTER_APIKEYS bucket. Lookups are cached for 30 s, so a
-// disabled key stops working within that time.
+// Open opens the COUNTER_APIKEYS bucket. Lookups are cached for 30 s; a
+// watch of the bucket, running until ctx ends, drops the cached entry of a
+// key as soon as it is disabled or deleted on any process, so such a key
+// stops working at once.
 func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	kv, err := js.KeyValue(ctx, subjects.CounterAPIKeysBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", subjects.CounterAPIKeysBucket, err)
 	}
-	return &Store{kv: kv, cache: map[string]cached{}, ttl: 30 * time.Second}, nil
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", subjects.CounterAPIKeysBucket, err)
+	}
+	s := &Store{kv: kv, cache: map[string]cached{}, ttl: 30 * time.Second}
+	// The watch stops, and this goroutine ends, when ctx does.
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			s.mu.Lock()
+			delete(s.cache, e.Key())
+			s.changes++
+			s.mu.Unlock()
+		}
+	}()
+	return s, nil
 }
 
 // Hash is the bucket key of an API key: hex SHA-256.
@@ -87,6 +109,7 @@ func (s *Store) Lookup(ctx context.Context, key string) (subjects.CounterAPIKey,
 	h := Hash(key)
 	s.mu.Lock()
 	c, ok := s.cache[h]
+	seen := s.changes
 	s.mu.Unlock()
 	if ok && time.Since(c.at) < s.ttl {
 		return c.rec, c.err
@@ -99,7 +122,9 @@ func (s *Store) Lookup(ctx context.Context, key string) (subjects.CounterAPIKey,
 	if len(s.cache) > 100_000 {
 		clear(s.cache)
 	}
-	s.cache[h] = cached{rec: rec, err: err, at: time.Now()}
+	if s.changes == seen {
+		s.cache[h] = cached{rec: rec, err: err, at: time.Now()}
+	}
 	s.mu.Unlock()
 	return rec, err
 }
@@ -139,4 +164,91 @@ func (s *Store) Tenants(ctx context.Context) ([]string, error) {
 		out = append(out, rec.Tenant)
 	}
 	return out, nil
+}
+
+// TenantOf is the tenant id of tenant name created by user uid on the
+// Counter page: "<uid>.<name>". The prefix is what ties a tenant, and its
+// keys, to the person (OwnedBy, ForgetOwner); keys an operator issues from
+// the command line belong to nobody.
+func TenantOf(uid, name string) string { return uid + "." + name }
+
+// OwnedKey is what a person's export shows of one of their keys: never the
+// key, its hash or its prefix.
+type OwnedKey struct {
+	Tenant   string    `json:"tenant"` // the name the person gave it
+	Name     string    `json:"name,omitempty"`
+	Created  time.Time `json:"created"`
+	Disabled bool      `json:"disabled,omitempty"`
+}
+
+// OwnedBy lists the keys of the tenants user uid created.
+func (s *Store) OwnedBy(ctx context.Context, uid string) ([]OwnedKey, error) {
+	out := []OwnedKey{}
+	err := s.eachOwned(ctx, uid, func(_ string, rec subjects.CounterAPIKey, _ uint64) error {
+		out = append(out, OwnedKey{Tenant: strings.TrimPrefix(rec.Tenant, TenantOf(uid, "")), Name: rec.Name, Created: rec.Created, Disabled: rec.Disabled})
+		return nil
+	})
+	return out, err
+}
+
+// ForgetOwner disables, then deletes, every key of the tenants user uid
+// created, and returns how many it removed: disabled first, so a key whose
+// deletion fails stops working all the same. Running it again finds
+// nothing left.
+func (s *Store) ForgetOwner(ctx context.Context, uid string) (int, error) {
+	n := 0
+	err := s.eachOwned(ctx, uid, func(hash string, rec subjects.CounterAPIKey, rev uint64) error {
+		if !rec.Disabled {
+			rec.Disabled = true
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			if _, err := s.kv.Update(ctx, hash, b, rev); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+				return fmt.Errorf("disable api key of %s: %w", rec.Tenant, err)
+			}
+		}
+		if err := s.kv.Purge(ctx, hash); err != nil {
+			return fmt.Errorf("delete api key of %s: %w", rec.Tenant, err)
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachOwned calls f with every key record of a tenant of user uid. Keys
+// are stored by hash, so this reads them all: a cost paid per GDPR request.
+func (s *Store) eachOwned(ctx context.Context, uid string, f func(hash string, rec subjects.CounterAPIKey, rev uint64) error) error {
+	if uid == "" {
+		return errors.New("owner: empty user id")
+	}
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("list api keys: %w", err)
+	}
+	var hashes []string
+	for k := range lister.Keys() {
+		hashes = append(hashes, k)
+	}
+	for _, h := range hashes {
+		e, err := s.kv.Get(ctx, h)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read api key: %w", err)
+		}
+		var rec subjects.CounterAPIKey
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			continue // not ours to judge here; Lookup refuses it
+		}
+		if !strings.HasPrefix(rec.Tenant, TenantOf(uid, "")) {
+			continue
+		}
+		if err := f(h, rec, e.Revision()); err != nil {
+			return err
+		}
+	}
+	return nil
 }

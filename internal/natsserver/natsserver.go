@@ -25,6 +25,9 @@ type Config struct {
 	ClusterPort int      // -1 picks a free one
 	Routes      []string // nats-route://host:port of the other members
 
+	// Username and Password, when set, are required of every client.
+	Username, Password string
+
 	Logger server.Logger // nil: the server logs nothing
 }
 
@@ -46,6 +49,8 @@ func Start(cfg Config) (*server.Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
+		Username:   cfg.Username,
+		Password:   cfg.Password,
 	}
 	if cfg.HTTPPort != 0 {
 		opts.HTTPHost = host

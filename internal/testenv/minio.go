@@ -62,6 +62,12 @@ type MinIO struct {
 //		os.Exit(code)
 //	}
 func StartMinIO() (*MinIO, error) {
+	return StartMinIOAs("test"+randomHex(8), randomHex(20))
+}
+
+// StartMinIOAs is StartMinIO with the given root credentials, for tests that
+// run a configuration (such as docker-compose.yml's) that names them.
+func StartMinIOAs(accessKey, secretKey string) (*MinIO, error) {
 	bin, err := findMinIO()
 	if err != nil {
 		return nil, err
@@ -70,7 +76,7 @@ func StartMinIO() (*MinIO, error) {
 	// ports on a second or third attempt cover that race.
 	var lastErr error
 	for range 3 {
-		m, err := startMinIO(bin)
+		m, err := startMinIO(bin, accessKey, secretKey)
 		if err == nil {
 			return m, nil
 		}
@@ -117,7 +123,7 @@ func goBinDirs() []string {
 	return dirs
 }
 
-func startMinIO(bin string) (*MinIO, error) {
+func startMinIO(bin, accessKey, secretKey string) (*MinIO, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
@@ -128,8 +134,8 @@ func startMinIO(bin string) (*MinIO, error) {
 	}
 	m := &MinIO{
 		Endpoint:  fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		AccessKey: "test" + randomHex(8),
-		SecretKey: randomHex(20),
+		AccessKey: accessKey,
+		SecretKey: secretKey,
 		dir:       dir,
 		exited:    make(chan struct{}),
 		output:    &tailBuffer{max: 16 << 10},

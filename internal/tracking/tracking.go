@@ -146,23 +146,46 @@ func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch s
 	return s.put(ctx, subjects.TrackerUserChannelKey(uid, ch.ID), link)
 }
 
-// UntrackChannel stops uid tracking cid; the channel's record goes when its
-// last user does, so ticks stop checking it.
+// UntrackChannel stops uid tracking cid. When its last user goes, so do the
+// channel's record and the videos seen on it that nobody tracks on their
+// own (dropVideo), so ticks stop checking and sampling them. The user's
+// side of the mapping goes last: were the call cut short, calling it again
+// (a GDPR deletion retried) still finds the channel through it.
 func (s *Store) UntrackChannel(ctx context.Context, uid, cid string) error {
 	if err := errors.Join(checkID("user", uid), checkID("channel", cid)); err != nil {
 		return err
-	}
-	if err := s.kv.Delete(ctx, subjects.TrackerUserChannelKey(uid, cid)); err != nil {
-		return fmt.Errorf("untrack channel %s: %w", cid, err)
 	}
 	if err := s.kv.Delete(ctx, subjects.TrackerChannelUserKey(cid, uid)); err != nil {
 		return fmt.Errorf("untrack channel %s: %w", cid, err)
 	}
 	users, err := s.keys(ctx, subjects.TrackerChannelUsers(cid))
-	if err != nil || len(users) > 0 {
+	if err != nil {
 		return err
 	}
-	return s.kv.Delete(ctx, subjects.TrackerChannelKey(cid))
+	if len(users) == 0 {
+		vids, err := s.keys(ctx, subjects.TrackerChannelVideos(cid))
+		if err != nil {
+			return err
+		}
+		for _, vid := range vids {
+			watched, err := s.keys(ctx, subjects.TrackerVideoUsers(vid))
+			if err != nil {
+				return err
+			}
+			if len(watched) == 0 {
+				if err := s.dropVideo(ctx, vid, cid); err != nil {
+					return err
+				}
+			}
+		}
+		if err := s.kv.Delete(ctx, subjects.TrackerChannelKey(cid)); err != nil {
+			return fmt.Errorf("drop channel record %s: %w", cid, err)
+		}
+	}
+	if err := s.kv.Delete(ctx, subjects.TrackerUserChannelKey(uid, cid)); err != nil {
+		return fmt.Errorf("untrack channel %s: %w", cid, err)
+	}
+	return nil
 }
 
 // TrackVideo makes uid track v. A video of a channel the user tracks is
@@ -211,16 +234,63 @@ func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subj
 	return usedCredit, s.put(ctx, subjects.TrackerUserVideoKey(uid, v.ID), link)
 }
 
-// UntrackVideo stops uid tracking v individually. Its record and windows
-// stay: other users or its channel may still need them, and they expire.
+// UntrackVideo stops uid tracking vid individually. When nobody tracks it
+// any more, on its own or through its channel, its record and windows go
+// (dropVideo), so it is no longer sampled. The user's side of the mapping
+// goes last, as in UntrackChannel.
 func (s *Store) UntrackVideo(ctx context.Context, uid, vid string) error {
 	if err := errors.Join(checkID("user", uid), checkID("video", vid)); err != nil {
 		return err
 	}
+	if err := s.kv.Delete(ctx, subjects.TrackerVideoUserKey(vid, uid)); err != nil {
+		return fmt.Errorf("untrack video %s: %w", vid, err)
+	}
+	users, err := s.keys(ctx, subjects.TrackerVideoUsers(vid))
+	if err != nil {
+		return err
+	}
+	if len(users) == 0 {
+		v, err := s.Video(ctx, vid)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			viaChannel := false
+			if v.ChannelID != "" {
+				chUsers, err := s.keys(ctx, subjects.TrackerChannelUsers(v.ChannelID))
+				if err != nil {
+					return err
+				}
+				viaChannel = len(chUsers) > 0
+			}
+			if !viaChannel {
+				if err := s.dropVideo(ctx, vid, v.ChannelID); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	if err := s.kv.Delete(ctx, subjects.TrackerUserVideoKey(uid, vid)); err != nil {
 		return fmt.Errorf("untrack video %s: %w", vid, err)
 	}
-	return s.kv.Delete(ctx, subjects.TrackerVideoUserKey(vid, uid))
+	return nil
+}
+
+// dropVideo removes what makes video vid (seen on channel cid, or none)
+// sampled: its windows, its place in its channel's list and, last, its
+// record. Its samples in ClickHouse stay; they are about the video.
+func (s *Store) dropVideo(ctx context.Context, vid, cid string) error {
+	keys := []string{subjects.TrackerHourlyKey(vid), subjects.TrackerDailyKey(vid)}
+	if cid != "" {
+		keys = append(keys, subjects.TrackerChannelVideoKey(cid, vid))
+	}
+	for _, k := range append(keys, subjects.TrackerVideoKey(vid)) {
+		if err := s.kv.Delete(ctx, k); err != nil {
+			return fmt.Errorf("drop video %s: delete %s: %w", vid, k, err)
+		}
+	}
+	return nil
 }
 
 // SeeVideo records a video seen for the first time: its hourly and daily

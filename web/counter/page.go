@@ -21,9 +21,8 @@ import (
 // Page serves /counter: a tenant's top videos, its events/s over the last
 // 30 minutes and copy-paste curl examples, plus a form to create an API key.
 //
-// Sign-in is being built separately: for now the page shows to anyone with a
-// session (every visitor) and is scoped by a tenant picked from the API keys
-// bucket. Once accounts exist, the tenant must come from the signed-in user.
+// The page is for signed-in people (the site's sign-in gate) and shows only
+// the tenants the signed-in user created.
 type Page struct {
 	keys  *counterkeys.Store
 	ch    driver.Conn
@@ -37,10 +36,11 @@ func NewPage(keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, log *slo
 	return &Page{keys: keys, ch: ch, fresh: fresh, log: log, wrap: wrap}
 }
 
-// Routes registers the page and its form on mux (behind sessions and CSRF).
-func (p *Page) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /counter", p.show)
-	mux.HandleFunc("POST /counter/keys", p.createKey)
+// Routes registers the page and its form on mux (behind sessions and CSRF),
+// each behind protect, the site's sign-in gate.
+func (p *Page) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+	mux.Handle("GET /counter", protect(http.HandlerFunc(p.show)))
+	mux.Handle("POST /counter/keys", protect(http.HandlerFunc(p.createKey)))
 }
 
 type pageData struct {
@@ -62,19 +62,18 @@ type bar struct {
 	Label      string
 }
 
-// A tenant belongs to the user who created it: its id is "<user>.<name>",
-// so a user's page lists, and reads the figures of, only their own tenants.
-// API requests carry only the key, whose record holds the full id.
-func ownedTenant(user, name string) string { return user + "." + name }
+// A tenant belongs to the user who created it (counterkeys.TenantOf), so a
+// user's page lists, and reads the figures of, only their own tenants. API
+// requests carry only the key, whose record holds the full id.
+func ownedTenant(user, name string) string { return counterkeys.TenantOf(user, name) }
 
-// signedIn returns the user, or sends the visitor to sign in.
+// signedIn returns the user the sign-in gate let through.
 func signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
-	s := session.From(r.Context())
-	if !s.SignedIn() {
-		http.Redirect(w, r, "/signin?next=/counter", http.StatusSeeOther)
-		return "", false
+	u, ok := session.UserFrom(r.Context())
+	if !ok {
+		http.Error(w, "Sign in first.", http.StatusUnauthorized)
 	}
-	return s.UserID, true
+	return u.ID, ok
 }
 
 func (p *Page) show(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,8 @@ type Handler struct {
 	d        Deps
 	byClient *ratelimit.Keyed
 	byEmail  *ratelimit.Keyed
+	// protect is the site's sign-in gate, given to Routes.
+	protect func(http.Handler) http.Handler
 }
 
 // New returns the handler.
@@ -64,9 +66,11 @@ func New(d Deps) *Handler {
 	}
 }
 
-// Routes registers the pages on mux and the Stripe webhook on api (outside
+// Routes registers the pages on mux, those for signed-in people behind
+// protect (the site's sign-in gate), and the Stripe webhook on api (outside
 // the session and CSRF middleware: Stripe signs it instead).
-func (h *Handler) Routes(mux, api *http.ServeMux) {
+func (h *Handler) Routes(mux, api *http.ServeMux, protect func(http.Handler) http.Handler) {
+	h.protect = protect
 	mux.HandleFunc("GET /events", h.browse)
 	mux.HandleFunc("GET /events/e/{id}", h.eventPage)
 	mux.HandleFunc("POST /events/e/{id}/register", h.register)
@@ -90,35 +94,12 @@ func (h *Handler) Routes(mux, api *http.ServeMux) {
 
 type user struct{ ID, Email string }
 
+// signedIn hands a page the user the gate let through.
 func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, u user)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s := session.From(r.Context())
-		if !s.SignedIn() {
-			back := r.URL.RequestURI()
-			if r.Method != http.MethodGet {
-				back = "/events"
-			}
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape(back), http.StatusSeeOther)
-			return
-		}
-		// A user deleted by a GDPR request is signed out everywhere: their
-		// sessions are purged, and one that is still read (a cached
-		// lookup, a purge that has not happened yet) finds no account.
-		if _, err := h.d.Accounts.User(r.Context(), s.UserID); errors.Is(err, accounts.ErrNotFound) {
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape("/events"), http.StatusSeeOther)
-			return
-		} else if err != nil {
-			h.fail(w, r, "load account", err)
-			return
-		}
-		next(w, r, user{ID: s.UserID, Email: s.Email})
-	})
-}
-
-// SignedIn wraps a page that needs a signed-in user with an account, for
-// the other pages of the Events product (web/gdpr).
-func (h *Handler) SignedIn(next func(w http.ResponseWriter, r *http.Request, userID, email string)) http.Handler {
-	return h.signedIn(func(w http.ResponseWriter, r *http.Request, u user) { next(w, r, u.ID, u.Email) })
+	return h.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := session.UserFrom(r.Context())
+		next(w, r, user{ID: u.ID, Email: u.Email})
+	}))
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {

@@ -21,6 +21,7 @@ import (
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
+	"jetfleet/web/session"
 )
 
 // Deps are what the pages use.
@@ -31,8 +32,6 @@ type Deps struct {
 	BaseURL  string
 	Outbox   bool
 	Layout   func(title string, body templ.Component) templ.Component
-	// SignedIn wraps pages that need a signed-in user whose account exists.
-	SignedIn func(next func(w http.ResponseWriter, r *http.Request, userID, email string)) http.Handler
 	Log      *slog.Logger
 }
 
@@ -52,12 +51,19 @@ func New(d Deps) *Handler {
 	return &Handler{d: d, byUser: ratelimit.New(5*time.Minute, 3)}
 }
 
-// Routes registers the pages.
-func (h *Handler) Routes(mux *http.ServeMux) {
-	mux.Handle("GET /account/data", h.d.SignedIn(h.page))
-	mux.Handle("POST /account/data/request", h.d.SignedIn(h.request))
-	mux.Handle("GET /account/data/confirm/{id}", h.d.SignedIn(h.confirmForm))
-	mux.Handle("POST /account/data/confirm/{id}", h.d.SignedIn(h.confirm))
+// Routes registers the pages, each behind protect, the site's sign-in
+// gate.
+func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+	signedIn := func(next func(w http.ResponseWriter, r *http.Request, userID, email string)) http.Handler {
+		return protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			u, _ := session.UserFrom(r.Context())
+			next(w, r, u.ID, u.Email)
+		}))
+	}
+	mux.Handle("GET /account/data", signedIn(h.page))
+	mux.Handle("POST /account/data/request", signedIn(h.request))
+	mux.Handle("GET /account/data/confirm/{id}", signedIn(h.confirmForm))
+	mux.Handle("POST /account/data/confirm/{id}", signedIn(h.confirm))
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {

@@ -1,8 +1,8 @@
 // Package session gives the edge its browser sessions and CSRF protection.
 //
 // Every browser gets a random session id in an HttpOnly, SameSite=Lax cookie.
-// Only signed-in sessions are stored: in the SESSIONS KV bucket, each key with
-// its own TTL, so any edge can serve any request and sessions expire without
+// Only signed-in sessions are stored: in the SESSIONS KV bucket under the
+// SHA-256 of the id (never the id itself), each key with its own TTL, so any edge can serve any request and sessions expire without
 // a sweeper. Signing in rotates the id (no session fixation).
 //
 // Every unsafe request (POST, PUT, DELETE…) must be same-origin (checked with
@@ -128,7 +128,7 @@ func (m *Manager) Middleware(next http.Handler) http.Handler {
 // browser's current one, and returns it.
 func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Request, userID, email string) (*Session, error) {
 	if old := From(r.Context()); old.ID != "" {
-		_ = m.kv.Purge(ctx, old.ID) // best effort; an anonymous id has no key
+		_ = m.kv.Purge(ctx, StoreKey(old.ID)) // best effort; an anonymous id has no key
 	}
 	s := m.fresh()
 	s.UserID, s.Email = userID, email
@@ -136,7 +136,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.kv.Create(ctx, s.ID, rec, jetstream.KeyTTL(m.cfg.TTL)); err != nil {
+	if _, err := m.kv.Create(ctx, StoreKey(s.ID), rec, jetstream.KeyTTL(m.cfg.TTL)); err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
 	}
 	m.setCookie(w, s.ID, m.cfg.TTL)
@@ -147,7 +147,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 func (m *Manager) SignOut(ctx context.Context, w http.ResponseWriter, r *http.Request) error {
 	s := From(r.Context())
 	if s.SignedIn() {
-		if err := m.kv.Purge(ctx, s.ID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		if err := m.kv.Purge(ctx, StoreKey(s.ID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("end session: %w", err)
 		}
 	}
@@ -161,7 +161,7 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 		return nil, nil
 	}
 	s := &Session{ID: c.Value, csrf: m.token(c.Value)}
-	e, err := m.kv.Get(r.Context(), c.Value)
+	e, err := m.kv.Get(r.Context(), StoreKey(c.Value))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return s, nil // anonymous, or expired: the id still serves for CSRF
@@ -174,6 +174,14 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 	}
 	s.UserID, s.Email = rec.UserID, rec.Email
 	return s, nil
+}
+
+// StoreKey is the SESSIONS bucket key of a session id: its SHA-256, so
+// whoever can read the bucket (an operator, a backup) sees no cookie value
+// that would sign them in.
+func StoreKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 func (m *Manager) fresh() *Session {

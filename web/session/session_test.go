@@ -163,11 +163,22 @@ func TestSignInRotatesIDStoresWithTTLAndSignOutEnds(t *testing.T) {
 		t.Fatal("CSRF token did not change with the session")
 	}
 	ctx := testenv.Context(t, 5*time.Second)
-	if _, err := kv.Get(ctx, signedID); err != nil {
+	if _, err := kv.Get(ctx, session.StoreKey(signedID)); err != nil {
 		t.Fatalf("session not stored: %v", err)
 	}
+	// The bucket holds only the hash of the cookie value: reading it gives
+	// nobody a cookie that signs them in.
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys.Keys() {
+		if strings.Contains(k, signedID) {
+			t.Fatalf("session bucket key %q contains the cookie value", k)
+		}
+	}
 	// The key carries its TTL as a per-message header.
-	raw, err := kvRaw(ctx, js, signedID)
+	raw, err := kvRaw(ctx, js, session.StoreKey(signedID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +192,7 @@ func TestSignInRotatesIDStoresWithTTLAndSignOutEnds(t *testing.T) {
 	if _, user := b.home(); user != "" {
 		t.Fatalf("still signed in as %q after sign-out", user)
 	}
-	if _, err := kv.Get(ctx, signedID); err == nil {
+	if _, err := kv.Get(ctx, session.StoreKey(signedID)); err == nil {
 		t.Fatal("session record left after sign-out")
 	}
 	// A stolen id replayed after sign-out is anonymous.

@@ -61,30 +61,22 @@ func New(d Deps) *Handler {
 	return &Handler{d: d, limiter: ratelimit.New(3*time.Second, 10)}
 }
 
-// Routes registers the pages on mux.
-func (h *Handler) Routes(mux *http.ServeMux) {
-	mux.Handle("GET /tracker", h.signedIn(h.dashboard))
-	mux.Handle("POST /tracker/track", h.signedIn(h.track))
-	mux.Handle("POST /tracker/untrack", h.signedIn(h.untrack))
-	mux.Handle("GET /tracker/videos/{id}", h.signedIn(h.video))
-	mux.Handle("GET /tracker/channels/{id}", h.signedIn(h.channel))
+// Routes registers the pages on mux, each behind protect, the site's
+// sign-in gate.
+func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+	mux.Handle("GET /tracker", h.signedIn(protect, h.dashboard))
+	mux.Handle("POST /tracker/track", h.signedIn(protect, h.track))
+	mux.Handle("POST /tracker/untrack", h.signedIn(protect, h.untrack))
+	mux.Handle("GET /tracker/videos/{id}", h.signedIn(protect, h.video))
+	mux.Handle("GET /tracker/channels/{id}", h.signedIn(protect, h.channel))
 }
 
-// signedIn sends visitors who are not signed in to the sign-in page, to
-// come back here after.
-func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, uid string)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		uid := session.From(r.Context()).UserID
-		if uid == "" {
-			next := r.URL.RequestURI()
-			if r.Method != http.MethodGet {
-				next = "/tracker"
-			}
-			http.Redirect(w, r, "/signin?next="+url.QueryEscape(next), http.StatusSeeOther)
-			return
-		}
-		next(w, r, uid)
-	})
+// signedIn hands a page the user the gate let through.
+func (h *Handler) signedIn(protect func(http.Handler) http.Handler, next func(w http.ResponseWriter, r *http.Request, uid string)) http.Handler {
+	return protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := session.UserFrom(r.Context())
+		next(w, r, u.ID)
+	}))
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {

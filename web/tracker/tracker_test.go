@@ -90,7 +90,7 @@ func newSite(t *testing.T) *site {
 				return body.Render(ctx, w)
 			})
 		},
-	}).Routes(mux)
+	}).Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))
 	// Test-only helpers: sign in as ?user=, show the form token.
 	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
 		u := r.URL.Query().Get("user")

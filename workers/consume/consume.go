@@ -77,6 +77,7 @@ type Consumer struct {
 // New prepares a consumer; Run starts it.
 func New(js jetstream.JetStream, cfg Config, h Handler, m *Metrics, log *slog.Logger) *Consumer {
 	cfg.setDefaults()
+	m.forRole(cfg.Role)
 	return &Consumer{
 		cfg:     cfg,
 		js:      js,

@@ -41,6 +41,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// forRole makes every series of role exist from the start, at zero, so a
+// dashboard (and an alert on failures) sees the role before its first
+// failure rather than no data.
+func (m *Metrics) forRole(role string) {
+	m.processed.WithLabelValues(role)
+	m.failed.WithLabelValues(role)
+	m.deadLettered.WithLabelValues(role)
+	m.latency.WithLabelValues(role)
+	m.pending.WithLabelValues(role)
+}
+
 // Processed is the counter of messages role acknowledged.
 func (m *Metrics) Processed(role string) prometheus.Counter { return m.processed.WithLabelValues(role) }
 

@@ -103,6 +103,7 @@ type OrderedConsumer struct {
 // NewOrdered prepares an ordered consumer; Run starts it.
 func NewOrdered(js jetstream.JetStream, cfg OrderedConfig, h OrderedHandler, m *Metrics, log *slog.Logger) *OrderedConsumer {
 	cfg.setDefaults()
+	m.forRole(cfg.Role)
 	log = log.With("role", cfg.Role, "stream", cfg.Stream)
 	return &OrderedConsumer{
 		cfg:     cfg,

@@ -1,12 +1,15 @@
-// Package gdpr is the gdpr worker role: it works through confirmed GDPR
-// requests on the GDPR queue (subjects.GDPRStream). An export gathers what
-// jetfleet keeps about the person — their account, their event
-// registrations with the consent each records, their organiser profile and
-// events — into a JSON document in the blob store and mails them a link
-// valid for seven days. A deletion pseudonymises their registrations,
-// deletes their account and email index, ends their sessions and mails a
-// confirmation. Both are idempotent: a redelivered request redoes the same
-// work harmlessly, and the mail is deduplicated by its id.
+// Package gdpr holds the gdpr worker roles. The gdpr role works through
+// confirmed GDPR requests on the GDPR queue (subjects.GDPRStream), walking
+// the personal-data registry (internal/personaldata) so that every product
+// is covered. An export gathers the person's account and each product's
+// data into a JSON document in the blob store, mails them a link valid for
+// seven days and schedules the document's deletion for when the link
+// expires. A deletion has each product forget the person, deletes their
+// earlier exports, their account and email index, ends their sessions and
+// mails a confirmation. Both are idempotent: a redelivered request redoes
+// the same work harmlessly, and the mail is deduplicated by its id. The
+// gdpr-exports role (HandleExpiry) deletes exports when their schedule
+// fires.
 package gdpr
 
 import (
@@ -26,6 +29,7 @@ import (
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
 	"jetfleet/internal/ids"
+	"jetfleet/internal/personaldata"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
@@ -37,12 +41,16 @@ const LinkValidity = 7 * 24 * time.Hour
 type Deps struct {
 	JS       jetstream.JetStream
 	Accounts *accounts.Store
-	Events   *events.Service
+	// Registry is every product's personal data (personaldata.Registry).
+	Registry []personaldata.Entry
 	Requests *gdpr.Requests
 	Blobs    blob.Store
 	Mail     events.Mailer
 	Log      *slog.Logger
 	Now      func() time.Time
+	// ExportTTL is how long an export is kept, and its link works;
+	// default LinkValidity.
+	ExportTTL time.Duration
 }
 
 // Worker handles GDPR requests.
@@ -56,22 +64,30 @@ func New(d Deps) *Worker {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.ExportTTL <= 0 || d.ExportTTL > LinkValidity {
+		d.ExportTTL = LinkValidity
+	}
 	return &Worker{d: d}
 }
 
 // Export is the document a person receives.
 type Export struct {
-	Generated time.Time           `json:"generated"`
-	RequestID string              `json:"request_id"`
-	Account   accounts.User       `json:"account"`
-	Events    events.PersonalData `json:"events"`
-	// NotKept names what the seed lists but this version does not store,
-	// so the reader knows it was not forgotten.
+	Generated time.Time     `json:"generated"`
+	RequestID string        `json:"request_id"`
+	Account   accounts.User `json:"account"`
+	// Products holds each product's data about the person, by the
+	// product's name in the registry (events, tracker, counter, …).
+	Products map[string]any `json:"products"`
+	// NotKept names what the products do not store (yet), so the reader
+	// knows it was not forgotten.
 	NotKept []string `json:"not_kept"`
 }
 
 // ExportKey is where request rid's export of user uid is stored.
-func ExportKey(uid, rid string) string { return "gdpr/" + uid + "/" + rid + ".json" }
+func ExportKey(uid, rid string) string { return exportPrefix(uid) + rid + ".json" }
+
+// exportPrefix is where every export of user uid is stored.
+func exportPrefix(uid string) string { return "gdpr/" + uid + "/" }
 
 // Handle runs one request.
 func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
@@ -107,13 +123,21 @@ func (w *Worker) export(ctx context.Context, req subjects.GDPRRequest) error {
 	if err != nil {
 		return err
 	}
-	data, err := w.d.Events.PersonalDataOf(ctx, u.ID, u.Email)
-	if err != nil {
-		return err
-	}
 	doc := Export{
-		Generated: w.d.Now().UTC(), RequestID: req.ID, Account: u, Events: data,
-		NotKept: []string{"chat messages", "team submissions", "engagement analytics"},
+		Generated: w.d.Now().UTC(), RequestID: req.ID, Account: u, Products: map[string]any{},
+		NotKept: []string{"events: chat messages, team submissions, engagement analytics (not built yet)"},
+	}
+	p := personaldata.Person{ID: u.ID, Email: u.Email}
+	for _, e := range w.d.Registry {
+		if e.None != "" {
+			doc.NotKept = append(doc.NotKept, e.Product+": "+e.None)
+			continue
+		}
+		data, err := e.Export(ctx, p)
+		if err != nil {
+			return fmt.Errorf("export %s data: %w", e.Product, err)
+		}
+		doc.Products[e.Product] = data
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -123,16 +147,56 @@ func (w *Worker) export(ctx context.Context, req subjects.GDPRRequest) error {
 	if err := w.d.Blobs.Put(ctx, k, bytes.NewReader(b), int64(len(b)), "application/json"); err != nil {
 		return fmt.Errorf("store export %s: %w", k, err)
 	}
-	link, err := w.d.Blobs.URL(ctx, k, LinkValidity)
+	// The export goes when its link stops working. The schedule is set
+	// before the mail, so no link is sent for an export that would stay.
+	expires := w.d.Now().Add(w.d.ExportTTL)
+	if err := w.scheduleExpiry(ctx, req.ID, k, expires); err != nil {
+		return err
+	}
+	link, err := w.d.Blobs.URL(ctx, k, w.d.ExportTTL)
 	if err != nil {
 		return fmt.Errorf("link to export %s: %w", k, err)
 	}
-	w.d.Log.Info("GDPR export stored", "request", req.ID, "registrations", len(data.Registrations), "events", len(data.OrganisedEvents))
+	w.d.Log.Info("GDPR export stored", "request", req.ID, "products", len(doc.Products))
 	return w.d.Mail(ctx, subjects.Mail{
 		ID: "gdpr-export:" + req.ID, To: u.Email, Subject: "Your jetfleet data",
 		Text: "Hello,\n\nAs you asked, here is a copy of the data jetfleet keeps about you (a JSON document):\n\n" + link +
-			"\n\nThe link works for 7 days. If you did not ask for this, tell us by replying to this mail.\n",
+			"\n\nThe link works for 7 days; then the copy is deleted. If you did not ask for this, tell us by replying to this mail.\n",
 	})
+}
+
+// scheduleExpiry publishes the one-shot schedule (@at at) that fires
+// subjects.GDPRExportExpire for the gdpr-exports role. The stream keeps one
+// message per subject and the publish is deduplicated, so a redelivered
+// request schedules nothing twice.
+func (w *Worker) scheduleExpiry(ctx context.Context, rid, key string, at time.Time) error {
+	b, _ := json.Marshal(subjects.GDPRExportExpiry{RequestID: rid, Key: key, At: at.UTC()})
+	_, err := w.d.JS.Publish(ctx, subjects.GDPRExportSchedule(rid), b,
+		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(subjects.GDPRExportExpire(rid)),
+		jetstream.WithMsgID("gdpr-expiry:"+rid))
+	if err != nil {
+		return fmt.Errorf("schedule deletion of export %s: %w", key, err)
+	}
+	return nil
+}
+
+// HandleExpiry is the gdpr-exports role: it deletes the export a schedule
+// set by an export request names, once its link has expired. An export
+// already deleted (by the person's deletion request) is not an error.
+func (w *Worker) HandleExpiry(ctx context.Context, msg jetstream.Msg) error {
+	var x subjects.GDPRExportExpiry
+	if err := json.Unmarshal(msg.Data(), &x); err != nil {
+		return consume.Permanentf("decode export expiry: %v", err)
+	}
+	// Only ever an export: a malformed message must not delete other blobs.
+	if !strings.HasPrefix(x.Key, "gdpr/") || !strings.HasSuffix(x.Key, "/"+x.RequestID+".json") || !ids.Valid(x.RequestID) {
+		return consume.Permanentf("export expiry names %q, not a GDPR export", x.Key)
+	}
+	if err := w.d.Blobs.Delete(ctx, x.Key); err != nil {
+		return fmt.Errorf("delete expired export %s: %w", x.Key, err)
+	}
+	w.d.Log.Info("GDPR export expired and deleted", "request", x.RequestID)
+	return nil
 }
 
 func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
@@ -142,7 +206,18 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	} else if !errors.Is(err, accounts.ErrNotFound) {
 		return err
 	}
-	n, err := w.d.Events.ForgetPerson(ctx, req.UserID, email)
+	// Every product forgets the person before the account goes, so a
+	// deletion cut short is retried with everything still findable.
+	p := personaldata.Person{ID: req.UserID, Email: email}
+	for _, e := range w.d.Registry {
+		if e.Forget == nil {
+			continue
+		}
+		if err := e.Forget(ctx, p); err != nil {
+			return fmt.Errorf("forget %s data: %w", e.Product, err)
+		}
+	}
+	exports, err := w.deleteExports(ctx, req.UserID)
 	if err != nil {
 		return err
 	}
@@ -153,16 +228,46 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	if err != nil {
 		return err
 	}
-	w.d.Log.Info("GDPR deletion done", "request", req.ID, "registrations", n, "sessions", ended)
+	w.d.Log.Info("GDPR deletion done", "request", req.ID, "products", len(w.d.Registry), "exports", exports, "sessions", ended)
 	if email == "" {
 		return nil
 	}
 	return w.d.Mail(ctx, subjects.Mail{
 		ID: "gdpr-delete:" + req.ID, To: email, Subject: "Your jetfleet account and data are deleted",
 		Text: "Hello,\n\nAs you asked, your jetfleet account is deleted and you are signed out everywhere.\n" +
+			"What you tracked, your Counter and Enricher API keys and earlier copies of your data are deleted; the keys stop working.\n" +
 			"Your event registrations now show a pseudonym instead of your name and address; organisers keep only that " +
 			"the seat was taken. This is the last mail we send you.\n",
 	})
+}
+
+// deleteExports deletes every earlier export of user uid from the blob
+// store, and cancels the schedules that would have deleted them (they name
+// the person's account), and returns how many there were.
+func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
+	infos, err := w.d.Blobs.List(ctx, exportPrefix(uid))
+	if err != nil {
+		return 0, fmt.Errorf("list exports: %w", err)
+	}
+	var schedules jetstream.Stream
+	if len(infos) > 0 {
+		if schedules, err = w.d.JS.Stream(ctx, subjects.GDPRExportsStream); err != nil {
+			return 0, fmt.Errorf("open %s: %w", subjects.GDPRExportsStream, err)
+		}
+	}
+	for _, in := range infos {
+		if err := w.d.Blobs.Delete(ctx, in.Key); err != nil {
+			return 0, fmt.Errorf("delete export %s: %w", in.Key, err)
+		}
+		rid := strings.TrimSuffix(strings.TrimPrefix(in.Key, exportPrefix(uid)), ".json")
+		if !ids.Valid(rid) {
+			continue
+		}
+		if err := schedules.Purge(ctx, jetstream.WithPurgeSubject(subjects.GDPRExportSchedule(rid))); err != nil {
+			return 0, fmt.Errorf("cancel expiry of export %s: %w", in.Key, err)
+		}
+	}
+	return len(infos), nil
 }
 
 // sessionOwner is the part of a SESSIONS value (web/session's record) that
@@ -173,7 +278,7 @@ type sessionOwner struct {
 }
 
 // endSessions purges every session of user uid. Sessions are keyed by
-// their random id, so this reads them all, in one watch of the bucket's
+// the hash of their random id, so this reads them all, in one watch of the bucket's
 // current values: a cost paid once per deletion.
 func endSessions(ctx context.Context, js jetstream.JetStream, uid string) (int, error) {
 	kv, err := js.KeyValue(ctx, subjects.SessionsBucket)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,9 +17,13 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/enricherkeys"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
+	"jetfleet/internal/personaldata"
 	"jetfleet/internal/testenv"
+	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 	workergdpr "jetfleet/workers/gdpr"
@@ -58,9 +63,10 @@ type site struct {
 	event  events.Event
 }
 
-// setUp runs the gdpr role on a fresh JetStream with an organiser's live
+// setUp runs the gdpr and gdpr-exports roles on a fresh JetStream, keeping
+// exports for exportTTL (0: the default week), with an organiser's live
 // event that pat and sam registered for.
-func setUp(t *testing.T) *site {
+func setUp(t *testing.T, exportTTL time.Duration) *site {
 	t.Helper()
 	_, js := testenv.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -86,12 +92,20 @@ func setUp(t *testing.T) *site {
 	if s.blobs, err = blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site"); err != nil {
 		t.Fatal(err)
 	}
-	s.worker = workergdpr.New(workergdpr.Deps{JS: js, Accounts: s.users, Events: s.svc, Requests: s.reqs, Blobs: s.blobs, Mail: s.mail.send})
+	registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: s.svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.worker = workergdpr.New(workergdpr.Deps{JS: js, Accounts: s.users, Registry: registry, Requests: s.reqs, Blobs: s.blobs, Mail: s.mail.send, ExportTTL: exportTTL})
+	metrics := consume.NewMetrics(prometheus.NewRegistry())
 	c := consume.New(js, consume.Config{Role: "gdpr", Stream: subjects.GDPRStream, Consumer: subjects.GDPRConsumer, BackoffMin: 200 * time.Millisecond},
-		s.worker.Handle, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
-	done := make(chan error, 1)
+		s.worker.Handle, metrics, slog.New(slog.DiscardHandler))
+	x := consume.New(js, consume.Config{Role: "gdpr-exports", Stream: subjects.GDPRExportsStream, Consumer: subjects.GDPRExportsConsumer, BackoffMin: 200 * time.Millisecond},
+		s.worker.HandleExpiry, metrics, slog.New(slog.DiscardHandler))
+	done := make(chan error, 2)
 	go func() { done <- c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { done <- x.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-done })
 
 	org := s.user(t, "org@example.com")
 	day := time.Now().AddDate(0, 0, 10).Format("2006-01-02")
@@ -146,8 +160,24 @@ func (s *site) request(t *testing.T, kind string, u accounts.User) gdpr.Request 
 	return r
 }
 
+// exportDoc is workergdpr.Export with each product's part typed.
+type exportDoc struct {
+	Account  accounts.User `json:"account"`
+	Products struct {
+		Events  events.PersonalData   `json:"events"`
+		Tracker tracking.PersonalData `json:"tracker"`
+		Counter struct {
+			APIKeys []counterkeys.OwnedKey `json:"api_keys"`
+		} `json:"counter"`
+		Enricher struct {
+			APIKeys []enricherkeys.OwnedKey `json:"api_keys"`
+		} `json:"enricher"`
+	} `json:"products"`
+	NotKept []string `json:"not_kept"`
+}
+
 func TestExportHoldsThePersonsDataAndNobodyElses(t *testing.T) {
-	s := setUp(t)
+	s := setUp(t, 0)
 	ctx := context.Background()
 	pat := s.user(t, "pat@example.com")
 	req := s.request(t, subjects.GDPRKindExport, pat)
@@ -162,17 +192,17 @@ func TestExportHoldsThePersonsDataAndNobodyElses(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(rc)
 	rc.Close()
-	var doc workergdpr.Export
+	var doc exportDoc
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
 	if doc.Account.ID != pat.ID || doc.Account.Email != "pat@example.com" {
 		t.Errorf("account %+v", doc.Account)
 	}
-	if len(doc.Events.Registrations) != 1 {
-		t.Fatalf("registrations %+v", doc.Events.Registrations)
+	if len(doc.Products.Events.Registrations) != 1 {
+		t.Fatalf("registrations %+v", doc.Products.Events.Registrations)
 	}
-	r := doc.Events.Registrations[0].Registration
+	r := doc.Products.Events.Registrations[0].Registration
 	if r.Email != "pat@example.com" || !r.Consent.DataSharing || r.Consent.Version != events.ConsentVersion {
 		t.Errorf("registration with consent %+v", r)
 	}
@@ -192,8 +222,8 @@ func TestExportHoldsThePersonsDataAndNobodyElses(t *testing.T) {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Events.OrganisedEvents) != 1 || doc.Events.OrganisedEvents[0].ID != s.event.ID || len(doc.Events.Registrations) != 0 {
-		t.Errorf("organiser export %+v", doc.Events)
+	if len(doc.Products.Events.OrganisedEvents) != 1 || doc.Products.Events.OrganisedEvents[0].ID != s.event.ID || len(doc.Products.Events.Registrations) != 0 {
+		t.Errorf("organiser export %+v", doc.Products.Events)
 	}
 	if strings.Contains(string(raw), "pat@example.com") {
 		t.Error("organiser export includes a participant's address")
@@ -201,7 +231,7 @@ func TestExportHoldsThePersonsDataAndNobodyElses(t *testing.T) {
 }
 
 func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *testing.T) {
-	s := setUp(t)
+	s := setUp(t, 0)
 	ctx := context.Background()
 	pat := s.user(t, "pat@example.com")
 	sam := s.user(t, "sam@example.com")
@@ -296,4 +326,145 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 	if len(regs2) != 2 {
 		t.Errorf("after redelivery %d registrations", len(regs2))
 	}
+}
+
+// TestExportAndDeletionCoverEveryProduct gives pat and sam data in every
+// product: pat's export holds all of pat's (and never an API key or its
+// hash), and pat's deletion removes it, earlier exports included, while
+// sam's stays.
+func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
+	s := setUp(t, 0)
+	ctx := context.Background()
+	pat := s.user(t, "pat@example.com")
+	sam := s.user(t, "sam@example.com")
+	tracker, err := tracking.Open(ctx, s.js, tracking.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counter, err := counterkeys.Open(ctx, s.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enricher, err := enricherkeys.Open(ctx, s.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]map[string]string{} // user → product → key
+	for _, u := range []accounts.User{pat, sam} {
+		name := strings.Split(u.Email, "@")[0]
+		ch := "UC" + strings.Repeat(name[:1], 22)
+		if err := tracker.TrackChannel(ctx, u.ID, false, subjects.TrackedChannel{ID: ch, Title: name + "'s channel"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tracker.TrackVideo(ctx, u.ID, false, subjects.TrackedVideo{ID: strings.Repeat(name[:1], 11), Title: name + "'s video"}); err != nil {
+			t.Fatal(err)
+		}
+		ck, _, err := counter.Create(ctx, counterkeys.TenantOf(u.ID, name+"-prod"), "web", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ek, err := enricher.IssueFor(ctx, u.ID, name+"'s pipeline", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[u.ID] = map[string]string{"counter": ck, "enricher": ek}
+		// Looked up once, so the edge-side cache holds them.
+		if _, err := counter.Lookup(ctx, ck); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	req := s.request(t, subjects.GDPRKindExport, pat)
+	rc, _, err := s.blobs.Get(ctx, workergdpr.ExportKey(pat.ID, req.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(rc)
+	rc.Close()
+	var doc exportDoc
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	tr := doc.Products.Tracker
+	if len(tr.Channels) != 1 || tr.Channels[0].Title != "pat's channel" || len(tr.Videos) != 1 || tr.Videos[0].Title != "pat's video" || len(tr.Credits) != 1 {
+		t.Errorf("tracker part %+v", tr)
+	}
+	if k := doc.Products.Counter.APIKeys; len(k) != 1 || k[0].Tenant != "pat-prod" || k[0].Name != "web" || k[0].Created.IsZero() {
+		t.Errorf("counter part %+v", k)
+	}
+	if k := doc.Products.Enricher.APIKeys; len(k) != 1 || k[0].Name != "pat's pipeline" || k[0].Created.IsZero() {
+		t.Errorf("enricher part %+v", k)
+	}
+	if !slices.ContainsFunc(doc.NotKept, func(s string) bool { return strings.HasPrefix(s, "media: ") }) {
+		t.Errorf("not kept %v: the media entry's reason is missing", doc.NotKept)
+	}
+	for _, k := range keys[pat.ID] {
+		if strings.Contains(string(raw), k) || strings.Contains(string(raw), k[:8]) || strings.Contains(string(raw), counterkeys.Hash(k)) {
+			t.Errorf("export shows an API key, its prefix or its hash")
+		}
+	}
+	if strings.Contains(string(raw), "sam") {
+		t.Error("export includes sam's data")
+	}
+
+	s.request(t, subjects.GDPRKindDelete, pat)
+	if d, err := tracker.PersonalDataOf(ctx, pat.ID); err != nil || len(d.Channels)+len(d.Videos)+len(d.Credits) != 0 {
+		t.Errorf("tracker keeps %+v (%v)", d, err)
+	}
+	if live, _ := tracker.LiveChannels(ctx); !slices.Equal(live, []string{"UC" + strings.Repeat("s", 22)}) {
+		t.Errorf("channels still checked: %v, want sam's only", live)
+	}
+	var last error
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last lookup of pat's counter key: %v", last)
+		}
+	})
+	testenv.Eventually(t, 5*time.Second, "pat's counter key refused", func() bool {
+		_, last = counter.Lookup(ctx, keys[pat.ID]["counter"])
+		return errors.Is(last, counterkeys.ErrUnknownKey)
+	})
+	if _, err := enricher.Lookup(ctx, keys[pat.ID]["enricher"]); !errors.Is(err, enricherkeys.ErrUnknownKey) {
+		t.Errorf("pat's enricher key: %v", err)
+	}
+	if _, err := counter.Lookup(ctx, keys[sam.ID]["counter"]); err != nil {
+		t.Errorf("sam's counter key: %v", err)
+	}
+	if _, err := enricher.Lookup(ctx, keys[sam.ID]["enricher"]); err != nil {
+		t.Errorf("sam's enricher key: %v", err)
+	}
+	if left, err := s.blobs.List(ctx, "gdpr/"+pat.ID+"/"); err != nil || len(left) != 0 {
+		t.Errorf("earlier exports left: %v %v", left, err)
+	}
+	exports, err := s.js.Stream(ctx, subjects.GDPRExportsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := exports.GetLastMsgForSubject(ctx, subjects.GDPRExportSchedule(req.ID)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Errorf("the schedule naming pat's deleted export is still there: %v %v", m, err)
+	}
+	if d, _ := tracker.PersonalDataOf(ctx, sam.ID); len(d.Channels) != 1 || len(d.Videos) != 1 {
+		t.Errorf("sam's tracker data changed: %+v", d)
+	}
+}
+
+func TestExportIsDeletedWhenItsLinkExpires(t *testing.T) {
+	s := setUp(t, 2*time.Second)
+	ctx := context.Background()
+	pat := s.user(t, "pat@example.com")
+	req := s.request(t, subjects.GDPRKindExport, pat)
+	key := workergdpr.ExportKey(pat.ID, req.ID)
+	if _, err := s.blobs.Stat(ctx, key); err != nil {
+		t.Fatalf("export not stored: %v", err)
+	}
+	var last error
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last Stat of the export: %v", last)
+		}
+	})
+	testenv.Eventually(t, 15*time.Second, "export deleted after its link expired", func() bool {
+		_, last = s.blobs.Stat(ctx, key)
+		return errors.Is(last, blob.ErrNotFound)
+	})
 }

@@ -1,0 +1,185 @@
+// Package personaldata is the registry of personal data: each product
+// declares, in one entry here, which of its buckets hold data about a person
+// and how to export and forget that person's data. The gdpr worker role
+// (workers/gdpr) walks the registry for every request, so a product added to
+// the site is covered by GDPR requests as soon as it has an entry, and the
+// tests here fail while a bucket it declares in subjects is claimed by no
+// entry (see Unclaimed).
+//
+// The account itself, sessions, GDPR requests and earlier exports are the
+// gdpr role's own business: it exports the account and deletes it last,
+// after every product has forgotten the person.
+package personaldata
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/enricherkeys"
+	"jetfleet/internal/events"
+	"jetfleet/internal/tracking"
+	"jetfleet/subjects"
+)
+
+// Person is whose data a request is about: their account id, and the
+// address their data is filed under (kept in the request, since the
+// account may already be gone when a deletion is retried).
+type Person struct {
+	ID    string
+	Email string
+}
+
+// Entry is one product's personal data.
+type Entry struct {
+	// Product is the product's name on the site: its path without the
+	// slash ("tracker" for /tracker). It keys the product's part of an
+	// export.
+	Product string
+	// Buckets are the KV buckets and object stores (as named in subjects)
+	// that hold data about people and that Export and Forget cover.
+	Buckets []string
+	// None, when not empty, says why the product keeps nothing about
+	// people; Export and Forget are then nil.
+	None string
+	// Export returns the person's data in the product, as a JSON-encodable
+	// value.
+	Export func(ctx context.Context, p Person) (any, error)
+	// Forget deletes (or pseudonymises, where others keep a legitimate
+	// record) the person's data in the product. Running it again after it
+	// succeeded, or after it failed part way, must be harmless.
+	Forget func(ctx context.Context, p Person) error
+}
+
+// Deps are what the entries work with.
+type Deps struct {
+	JS     jetstream.JetStream
+	Events *events.Service
+}
+
+// Registry opens what each product needs and returns every entry, one per
+// product of the site.
+func Registry(ctx context.Context, d Deps) ([]Entry, error) {
+	tracker, err := tracking.Open(ctx, d.JS, tracking.Options{})
+	if err != nil {
+		return nil, err
+	}
+	counter, err := counterkeys.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
+	enricher, err := enricherkeys.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
+	return []Entry{{
+		Product: "events",
+		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket},
+		Export: func(ctx context.Context, p Person) (any, error) {
+			return d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+		},
+		// Registrations are pseudonymised, not deleted: organisers keep
+		// that the seat was taken and the consent it was taken under.
+		Forget: func(ctx context.Context, p Person) error {
+			_, err := d.Events.ForgetPerson(ctx, p.ID, p.Email)
+			return err
+		},
+	}, {
+		Product: "tracker",
+		Buckets: []string{subjects.TrackerBucket},
+		Export: func(ctx context.Context, p Person) (any, error) {
+			return tracker.PersonalDataOf(ctx, p.ID)
+		},
+		Forget: func(ctx context.Context, p Person) error { return tracker.ForgetUser(ctx, p.ID) },
+	}, {
+		Product: "counter",
+		Buckets: []string{subjects.CounterAPIKeysBucket},
+		Export: func(ctx context.Context, p Person) (any, error) {
+			keys, err := counter.OwnedBy(ctx, p.ID)
+			return map[string]any{"api_keys": keys}, err
+		},
+		Forget: func(ctx context.Context, p Person) error {
+			_, err := counter.ForgetOwner(ctx, p.ID)
+			return err
+		},
+	}, {
+		Product: "enricher",
+		Buckets: []string{subjects.EnricherKeysBucket},
+		Export: func(ctx context.Context, p Person) (any, error) {
+			keys, err := enricher.OwnedBy(ctx, p.ID)
+			return map[string]any{"api_keys": keys}, err
+		},
+		Forget: func(ctx context.Context, p Person) error {
+			_, err := enricher.ForgetOwner(ctx, p.ID)
+			return err
+		},
+	}, {
+		Product: "media",
+		None:    "not built yet; its uploads will be their uploader's data and need an entry here",
+	}}, nil
+}
+
+// Unclaimed names every bucket and object store in subjects that no entry
+// claims, with why it needs none: either the gdpr role handles it itself,
+// or it holds nothing about people.
+func Unclaimed(o subjects.Options) map[string]string {
+	m := map[string]string{
+		subjects.UsersBucket:            "the account: exported, and deleted last, by the gdpr role",
+		subjects.SessionsBucket:         "sessions: ended by the gdpr role",
+		subjects.MagicLinksBucket:       "sign-in links: single use, each expires within 15 minutes",
+		subjects.GDPRRequestsBucket:     "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
+		subjects.OutboxBucket:           "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
+		subjects.BlobStore:              "blobs: thumbnails (about videos) and GDPR exports, which the gdpr role deletes",
+		subjects.CounterOwnersBucket:    "counter partition leases: no personal data",
+		subjects.CounterFreshnessBucket: "counter freshness per partition: no personal data",
+	}
+	// The Enricher's state is its customers' end users', streamed in by
+	// the customer, who decides about it: nothing of our account holders.
+	for s := range enricherShards(o) {
+		why := "Enricher state of a customer's own end users (the customer is the controller), not of our account holders"
+		m[subjects.EnricherUsersBucket(s)] = why
+		m[subjects.EnricherSubsBucket(s)] = why
+	}
+	return m
+}
+
+func enricherShards(o subjects.Options) int {
+	if o.EnricherStateShards > 0 {
+		return o.EnricherStateShards
+	}
+	return subjects.DefaultEnricherStateShards
+}
+
+// Check reports every bucket or object store of subjects that is neither
+// claimed by an entry nor listed by Unclaimed, and every entry that is
+// neither "None" nor complete.
+func Check(entries []Entry, o subjects.Options) []error {
+	claimed := Unclaimed(o)
+	var errs []error
+	for _, e := range entries {
+		switch {
+		case e.None == "" && (e.Export == nil || e.Forget == nil || len(e.Buckets) == 0):
+			errs = append(errs, fmt.Errorf("product %s: an entry needs buckets, Export and Forget, or None saying why not", e.Product))
+		case e.None != "" && (e.Export != nil || e.Forget != nil || len(e.Buckets) > 0):
+			errs = append(errs, fmt.Errorf("product %s: says None but declares data", e.Product))
+		}
+		for _, b := range e.Buckets {
+			claimed[b] = "product " + e.Product
+		}
+	}
+	var names []string
+	for _, kv := range subjects.KeyValues(o) {
+		names = append(names, kv.Bucket)
+	}
+	for _, os := range subjects.ObjectStores(o) {
+		names = append(names, os.Bucket)
+	}
+	for _, n := range names {
+		if claimed[n] == "" {
+			errs = append(errs, fmt.Errorf("bucket %s: no personal-data entry claims it and it is not listed in Unclaimed; say what it holds about people", n))
+		}
+	}
+	return errs
+}

@@ -1,0 +1,88 @@
+package personaldata_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"jetfleet/internal/events"
+	"jetfleet/internal/personaldata"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+)
+
+func registry(t *testing.T) []personaldata.Entry {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := events.Open(ctx, js, events.Config{BaseURL: "http://site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// Every bucket and object store declared in subjects is either claimed by
+// a product's entry or listed with the reason it needs none: a product
+// adding a bucket of per-user data cannot leave it out of GDPR requests.
+func TestEveryBucketIsClaimedByAProductOrSaysWhyNot(t *testing.T) {
+	entries := registry(t)
+	for _, o := range []subjects.Options{{}, {EnricherStateShards: 7}} {
+		for _, err := range personaldata.Check(entries, o) {
+			t.Error(err)
+		}
+	}
+}
+
+func TestCheckReportsABucketNobodyClaimsAndAnIncompleteEntry(t *testing.T) {
+	var entries []personaldata.Entry
+	for _, e := range registry(t) {
+		switch e.Product {
+		case "tracker":
+			continue // as if the Tracker had no entry
+		case "counter":
+			e.Forget = nil // declares data but cannot forget it
+		}
+		entries = append(entries, e)
+	}
+	var got []string
+	for _, err := range personaldata.Check(entries, subjects.Options{}) {
+		got = append(got, err.Error())
+	}
+	if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "bucket "+subjects.TrackerBucket+":") }) {
+		t.Errorf("unclaimed %s not reported: %q", subjects.TrackerBucket, got)
+	}
+	if !slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "product counter:") }) {
+		t.Errorf("counter entry without Forget not reported: %q", got)
+	}
+	if len(got) != 2 {
+		t.Errorf("reported %d problems, want 2: %q", len(got), got)
+	}
+}
+
+func TestEntriesOfAnEmptyPersonExportNothingAndForgetHarmlessly(t *testing.T) {
+	ctx := context.Background()
+	p := personaldata.Person{ID: "0123456789abcdef01234567", Email: "nobody@example.com"}
+	for _, e := range registry(t) {
+		if e.None != "" {
+			continue
+		}
+		if _, err := e.Export(ctx, p); err != nil {
+			t.Errorf("%s: export of someone without data: %v", e.Product, err)
+		}
+		for range 2 {
+			if err := e.Forget(ctx, p); err != nil {
+				t.Errorf("%s: forget someone without data: %v", e.Product, err)
+			}
+		}
+	}
+}

@@ -10,9 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
@@ -149,7 +153,9 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		}
 	}
 
-	dir := t.TempDir()
+	// The recipes run from the directory `make run` runs in: data is ./data.
+	root := t.TempDir()
+	dir := filepath.Join(root, "data")
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -177,8 +183,26 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	})
 	base := fmt.Sprintf("http://localhost:%d", port)
 	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
-	chURL := regexp.MustCompile(`ClickHouse\s+(clickhouse://\S+)`).FindStringSubmatch(out.String())[1]
-	_, js := testenv.Connect(t, natsURL)
+	natsPassword, err := os.ReadFile(filepath.Join(dir, "nats.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chPassword, err := os.ReadFile(filepath.Join(dir, "clickhouse.password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dev prints the DSN with its password masked, as an operator sees it.
+	chURL := strings.Replace(regexp.MustCompile(`ClickHouse\s+(clickhouse://\S+)`).FindStringSubmatch(out.String())[1], "*****", url.QueryEscape(string(chPassword)), 1)
+	nc, err := nats.Connect(natsURL, nats.UserInfo("jetfleet", string(natsPassword)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsVars := map[string]string{"NATS_URL": natsURL, "NATS_USER": "jetfleet", "NATS_PASSWORD": string(natsPassword), "LOG_LEVEL": "warn"}
 
 	// Data for the placeholders, made the way a newcomer makes it.
 	const email = "newcomer@example.com"
@@ -269,14 +293,14 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		dlqSeq = s.CachedInfo().State.LastSeq
 		return dlqSeq > 0
 	})
-	apiKey := regexp.MustCompile(`jfc_\S+`).FindString(runCmd(t, map[string]string{"NATS_URL": natsURL, "LOG_LEVEL": "warn"}, "counter", "apikey", "create", "--tenant", "readme"))
+	apiKey := regexp.MustCompile(`jfc_\S+`).FindString(runCmd(t, natsVars, "counter", "apikey", "create", "--tenant", "readme"))
 
 	fill := strings.NewReplacer(
 		"TRACKER video.<id>", "TRACKER video."+videoID, "TRACKER.hourly.<id>", "TRACKER.hourly."+videoID,
 		"event.<id>", "event."+eventID, "seats.<id>", "seats."+eventID,
 		"reg.<event>.<registration>", "reg."+eventID+"."+reg, "req.<id>", "req."+gdprID,
 		"OUTBOX <key>", "OUTBOX "+outboxKey, "<seq>", fmt.Sprint(dlqSeq),
-		"localhost:8080", fmt.Sprintf("localhost:%d", port),
+		"localhost:8080", fmt.Sprintf("localhost:%d", port), "nats://127.0.0.1:4222", natsURL,
 		"--tenant T", "--tenant readme", " EMAIL", " "+email, " FILE", " "+snapshot, " NAME", " readme-test",
 	)
 
@@ -287,11 +311,20 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	self, _ := os.Executable()
 	os.WriteFile(filepath.Join(bin, "jetfleet"), []byte("#!/bin/sh\nJETFLEET_TEST_AS_MAIN=1 exec "+self+" \"$@\"\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "curl"), []byte("#!/bin/sh\nexec "+curl+" --fail-with-body \"$@\"\n"), 0o755)
-	os.Symlink(natsCLI, filepath.Join(bin, "nats"))
+	// The nats CLI connects only through the context the README has the
+	// reader save, not through the environment the jetfleet verbs use.
+	os.WriteFile(filepath.Join(bin, "nats"), []byte("#!/bin/sh\nexec env -u NATS_URL -u NATS_USER -u NATS_PASSWORD "+natsCLI+" \"$@\"\n"), 0o755)
 	home := t.TempDir() // no nats contexts of the machine's user
+	// NATS_USER/NATS_PASSWORD as the README's export line sets them (for
+	// the jetfleet verbs); the nats CLI gets them from the saved context.
 	shellEnv := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+home, "XDG_CONFIG_HOME="+home,
-		"NATS_URL="+natsURL, "CLICKHOUSE_URL="+chURL, "DATA_DIR="+dir, "LOG_LEVEL=warn", "KEY="+apiKey)
+		"NATS_URL="+natsURL, "NATS_USER=jetfleet", "NATS_PASSWORD="+string(natsPassword),
+		"CLICKHOUSE_URL="+chURL, "DATA_DIR="+dir, "LOG_LEVEL=warn", "KEY="+apiKey)
 
+	// The context the README asks for comes first, as a reader saves it once.
+	sort.SliceStable(recipes, func(i, j int) bool {
+		return strings.HasPrefix(recipes[i].line, "nats context save") && !strings.HasPrefix(recipes[j].line, "nats context save")
+	})
 	for _, r := range recipes {
 		if why, ok := readmeSkipped[r.line]; ok {
 			t.Logf("skip %q: %s", r.line, why)
@@ -303,7 +336,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 			continue
 		}
 		if readmeRunsUntilStopped.MatchString(line) {
-			if out, err := runUntilStopped(ctx, line, shellEnv); err != nil {
+			if out, err := runUntilStopped(ctx, root, line, shellEnv); err != nil {
 				t.Errorf("[%s] %q: %v\n%s", r.section, line, err, out)
 			} else {
 				t.Logf("ok %q (still running after 2s)", line)
@@ -316,7 +349,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		var err error
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			last, err = runRecipe(ctx, line, shellEnv)
+			last, err = runRecipe(ctx, root, line, shellEnv)
 			if err == nil || time.Now().After(deadline) {
 				break
 			}
@@ -350,20 +383,20 @@ func findNATSCLI() string {
 }
 
 // runRecipe runs one recipe line in bash and returns its output.
-func runRecipe(ctx context.Context, line string, env []string) (string, error) {
+func runRecipe(ctx context.Context, dir, line string, env []string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", line)
-	cmd.Env = env
+	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 
 // runUntilStopped starts a recipe that keeps running (a subscription) and
 // passes when it is still running after 2 s.
-func runUntilStopped(ctx context.Context, line string, env []string) (string, error) {
+func runUntilStopped(ctx context.Context, dir, line string, env []string) (string, error) {
 	cmd := exec.CommandContext(ctx, "bash", "-c", line)
-	cmd.Env = env
+	cmd.Dir, cmd.Env = dir, env
 	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

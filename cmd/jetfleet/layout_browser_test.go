@@ -124,7 +124,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	// Enricher: users with subscriptions in a few languages and countries,
 	// then their lessons, so the completions table has rows and columns.
 	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
-	enricherKey := regexp.MustCompile(`jfe_\S+`).FindString(runCmd(t, map[string]string{"NATS_URL": natsURL, "LOG_LEVEL": "warn"}, "enricher", "key", "layout"))
+	enricherKey := regexp.MustCompile(`jfe_\S+`).FindString(runCmd(t, devNATSVars(t, dir, natsURL), "enricher", "key", "layout"))
 	var users, subs, lessons strings.Builder
 	for i, c := range []string{"ES", "DE", "FR", "BR", "JP"} {
 		for _, lang := range []string{"es", "de", "pt"} {

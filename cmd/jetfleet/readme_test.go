@@ -183,17 +183,15 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	})
 	base := fmt.Sprintf("http://localhost:%d", port)
 	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
-	natsPassword, err := os.ReadFile(filepath.Join(dir, "nats.password"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	natsVars := devNATSVars(t, dir, natsURL)
+	natsPassword := natsVars["NATS_PASSWORD"]
 	chPassword, err := os.ReadFile(filepath.Join(dir, "clickhouse.password"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// dev prints the DSN with its password masked, as an operator sees it.
 	chURL := strings.Replace(regexp.MustCompile(`ClickHouse\s+(clickhouse://\S+)`).FindStringSubmatch(out.String())[1], "*****", url.QueryEscape(string(chPassword)), 1)
-	nc, err := nats.Connect(natsURL, nats.UserInfo("jetfleet", string(natsPassword)))
+	nc, err := nats.Connect(natsURL, nats.UserInfo(devNATSUser, natsPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +200,6 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natsVars := map[string]string{"NATS_URL": natsURL, "NATS_USER": "jetfleet", "NATS_PASSWORD": string(natsPassword), "LOG_LEVEL": "warn"}
 
 	// Data for the placeholders, made the way a newcomer makes it.
 	const email = "newcomer@example.com"
@@ -318,7 +315,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	// NATS_USER/NATS_PASSWORD as the README's export line sets them (for
 	// the jetfleet verbs); the nats CLI gets them from the saved context.
 	shellEnv := append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "HOME="+home, "XDG_CONFIG_HOME="+home,
-		"NATS_URL="+natsURL, "NATS_USER=jetfleet", "NATS_PASSWORD="+string(natsPassword),
+		"NATS_URL="+natsURL, "NATS_USER="+devNATSUser, "NATS_PASSWORD="+natsPassword,
 		"CLICKHOUSE_URL="+chURL, "DATA_DIR="+dir, "LOG_LEVEL=warn", "KEY="+apiKey)
 
 	// The context the README asks for comes first, as a reader saves it once.
@@ -364,6 +361,17 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 			t.Logf("ok %q", line)
 		}
 	}
+}
+
+// devNATSVars is the environment of a jetfleet verb run against the
+// jetfleet dev on dataDir: its NATS URL and generated user.
+func devNATSVars(t *testing.T, dataDir, natsURL string) map[string]string {
+	t.Helper()
+	password, err := os.ReadFile(filepath.Join(dataDir, "nats.password"))
+	if err != nil {
+		t.Fatalf("jetfleet dev's NATS password: %v", err)
+	}
+	return map[string]string{"NATS_URL": natsURL, "NATS_USER": devNATSUser, "NATS_PASSWORD": string(password), "LOG_LEVEL": "warn"}
 }
 
 // findNATSCLI finds the nats CLI on PATH or where `make nats-cli` (go

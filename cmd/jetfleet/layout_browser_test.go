@@ -157,20 +157,21 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen
-	for _, width := range layoutWidths {
-		b.run(fmt.Sprintf("viewport %d", width), chromedp.EmulateViewport(int64(width), 900))
-		for _, p := range pages {
-			p = strings.TrimPrefix(p, base)
-			var m struct {
-				ScrollWidth, InnerWidth int
-				Widest                  string
-				Stylesheets             []string
-				InlineStyles            int
-				Tables                  []string
-				YourData                bool
-				HeaderFits              bool
-			}
-			b.run("measure "+p, chromedp.Navigate(base+p), chromedp.WaitReady("footer", chromedp.ByQuery), chromedp.Evaluate(`(() => {
+	measure := func(pages []string) {
+		for _, width := range layoutWidths {
+			b.run(fmt.Sprintf("viewport %d", width), chromedp.EmulateViewport(int64(width), 900))
+			for _, p := range pages {
+				p = strings.TrimPrefix(p, base)
+				var m struct {
+					ScrollWidth, InnerWidth int
+					Widest                  string
+					Stylesheets             []string
+					InlineStyles            int
+					Tables                  []string
+					YourData                bool
+					HeaderFits              bool
+				}
+				b.run("measure "+p, chromedp.Navigate(base+p), chromedp.WaitReady("footer", chromedp.ByQuery), chromedp.Evaluate(`(() => {
 				const vw = window.innerWidth;
 				let widest = "";
 				for (const el of document.querySelectorAll("body *")) {
@@ -190,32 +191,38 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 					HeaderFits: header.scrollWidth <= header.clientWidth + 1,
 				};
 			})()`, &m))
-			if shots != "" {
-				var png []byte
-				b.run("screenshot "+p, chromedp.FullScreenshot(&png, 100))
-				name := regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(p), "_")
-				os.WriteFile(filepath.Join(shots, fmt.Sprintf("%d%s.png", width, name)), png, 0o644)
-			}
-			if m.ScrollWidth > width || m.InnerWidth > width {
-				t.Errorf("%s at %d px: the document is %d px wide (viewport %d); first element past the edge: %s", p, width, m.ScrollWidth, m.InnerWidth, m.Widest)
-			}
-			if !m.HeaderFits {
-				t.Errorf("%s at %d px: the header runs off screen", p, width)
-			}
-			if !m.YourData {
-				t.Errorf("%s at %d px: the header has no link to Your data (/account/data)", p, width)
-			}
-			if len(m.Stylesheets) != 1 || m.Stylesheets[0] != "/static/site.css" || m.InlineStyles > 0 {
-				t.Errorf("%s: styles from %v and %d inline style(s); every page uses /static/site.css only", p, m.Stylesheets, m.InlineStyles)
-			}
-			for _, tbl := range m.Tables {
-				if reference == "" {
-					reference = tbl
+				if shots != "" {
+					var png []byte
+					b.run("screenshot "+p, chromedp.FullScreenshot(&png, 100))
+					name := regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(p), "_")
+					os.WriteFile(filepath.Join(shots, fmt.Sprintf("%d%s.png", width, name)), png, 0o644)
 				}
-				if tbl != reference {
-					t.Errorf("%s at %d px: a table styled %q, another page's %q", p, width, tbl, reference)
+				if m.ScrollWidth > width || m.InnerWidth > width {
+					t.Errorf("%s at %d px: the document is %d px wide (viewport %d); first element past the edge: %s", p, width, m.ScrollWidth, m.InnerWidth, m.Widest)
+				}
+				if !m.HeaderFits {
+					t.Errorf("%s at %d px: the header runs off screen", p, width)
+				}
+				if !m.YourData {
+					t.Errorf("%s at %d px: the header has no link to Your data (/account/data)", p, width)
+				}
+				if len(m.Stylesheets) != 1 || m.Stylesheets[0] != "/static/site.css" || m.InlineStyles > 0 {
+					t.Errorf("%s: styles from %v and %d inline style(s); every page uses /static/site.css only", p, m.Stylesheets, m.InlineStyles)
+				}
+				for _, tbl := range m.Tables {
+					if reference == "" {
+						reference = tbl
+					}
+					if tbl != reference {
+						t.Errorf("%s at %d px: a table styled %q, another page's %q", p, width, tbl, reference)
+					}
 				}
 			}
 		}
 	}
+	measure(pages)
+
+	// Signed out, the header has a sign-in link instead of the address.
+	b.run("sign out", chromedp.Click(`header form[action="/signout"] button`, chromedp.ByQuery), chromedp.WaitVisible(`header .account a[href="/signin"]`, chromedp.ByQuery))
+	measure([]string{"/", "/signin", "/events", "/events/e/" + eventID, "/media"})
 }

@@ -185,7 +185,7 @@ func TestEventsAcceptanceFlowInHeadlessChromium(t *testing.T) {
 	if s := b.text(`#notice`); !strings.Contains(s, "Stripe is connected") || !strings.HasPrefix(loc, manage+"?") {
 		t.Fatalf("after onboarding at %s: %q", loc, s)
 	}
-	b.run("publish", chromedp.Click(`#publish`, chromedp.ByQuery), chromedp.WaitVisible(`#event-status`, chromedp.ByQuery))
+	b.run("publish", chromedp.Click(`#publish`, chromedp.ByQuery), chromedp.WaitVisible(`//span[@id="event-status" and text()="live"]`))
 	if s := b.text(`#event-status`); s != "live" {
 		t.Fatalf("event status %q after publishing", s)
 	}

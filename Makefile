@@ -37,7 +37,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 deps-run: clickhouse
-deps-test: clickhouse minio compose-cli chromium
+deps-test: clickhouse minio compose-cli chromium nats-cli
 
 # ClickHouse server from Debian's archive (18.16 on bookworm); started by
 # `jetfleet dev` and by the tests themselves, never as a system service.
@@ -69,7 +69,7 @@ compose-cli:
 		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends docker-compose; \
 	fi
 
-## nats-cli: the operator's NATS CLI (optional; see README recipes)
+## nats-cli: the operator's NATS CLI (README recipes; cmd/jetfleet TestReadmeRecipesRunAgainstDevDemo runs them)
 nats-cli:
 	@command -v nats >/dev/null 2>&1 || [ -x "$(GOBIN)/nats" ] || $(GO) install github.com/nats-io/natscli/nats@v0.5.0
 

@@ -268,7 +268,9 @@ func TestTicketsFromPublishToPaidOverHTTP(t *testing.T) {
 		t.Error("mallory's events list pat's registration")
 	}
 
-	// Paid ticket: register → link → confirm → Checkout → webhook → paid.
+	// Paid ticket, registered signed out: register → link → confirm →
+	// Checkout → webhook → paid.
+	p.post("/", "/signout", url.Values{})
 	p.post("/events/e/"+id, "/events/e/"+id+"/register", url.Values{"ticket": {ids["Supporter"]}, "name": {"Pat"}, "email": {"pat@example.com"}, "terms": {"yes"}, "data_sharing": {"yes"}})
 	paidReg := followLink(t, e, p)
 	resp = p.post(paidReg, paidReg+"/confirm", url.Values{})

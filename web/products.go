@@ -4,15 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/a-h/templ"
 )
 
 // product is one entry of the home page and the navigation.
 type product struct {
-	Name    string
-	Path    string
+	Name string
+	Path string
+	// Summary says what works today; Coming lists what the product will
+	// do but does not yet, so the home page never advertises it as built.
 	Summary string
+	Coming  []string
 	// Mount registers the product's pages and API on mux; nil renders a
 	// "coming" placeholder at Path.
 	Mount func(ctx context.Context, s *Server, mux *http.ServeMux) error
@@ -25,8 +29,10 @@ func (p product) Ready() bool { return p.Mount != nil }
 // mount_<product>.go.
 func allProducts() []product {
 	return []product{
-		{Name: "Tracker", Path: "/tracker", Mount: mountTracker, Summary: "Track YouTube channels and videos: view curves, thumbnail and title changes, A/B tests, a weekly outlier digest."},
-		{Name: "Events", Path: "/events", Mount: mountEvents, Summary: "Virtual community events and hackathons: tickets, magic links, live stream, chat, analytics and reports."},
+		{Name: "Tracker", Path: "/tracker", Mount: mountTracker, Summary: "Track YouTube channels and videos: view curves with thumbnail and title changes marked.",
+			Coming: []string{"thumbnail and title A/B tests", "weekly outlier digest"}},
+		{Name: "Events", Path: "/events", Mount: mountEvents, Summary: "Virtual community events and hackathons: free and paid tickets through Stripe, registration by magic link, your data on request.",
+			Coming: []string{"live stream", "main and team chat", "teams", "engagement analytics", "fees", "exports"}},
 		{Name: "Counter API", Path: "/counter", Mount: mountCounter, Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
 		{Name: "Enricher", Path: "/enricher", Mount: mountEnricher, Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
 		{Name: "Media", Path: "/media", Summary: "Upload a video; queue-driven workers fan out one job per rendition into HLS."},
@@ -53,4 +59,15 @@ func productNamed(path string) product {
 		}
 	}
 	panic("web: no product at /" + path)
+}
+
+// joinList writes "a, b and c".
+func joinList(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }

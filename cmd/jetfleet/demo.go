@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,8 +33,10 @@ const (
 // tracker's ticks at demo pace until ctx ends. It returns the lines to add
 // to the dev summary.
 func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *slog.Logger) (string, error) {
-	yt := youtubetest.New(youtubetest.Options{})
-	chans := yt.PopulateDemo(youtubetest.DemoConfig{})
+	yt, chans, err := openDemoWorld(cfg.DataDir, time.Now)
+	if err != nil {
+		return "", err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("demo youtube: %w", err)
@@ -42,7 +47,7 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 		<-ctx.Done()
 		srv.Close()
 	}()
-	go yt.RunDemo(ctx, youtubetest.DemoConfig{})
+	go yt.RunDemo(ctx)
 	url := "http://" + ln.Addr().String()
 	cfg.YouTubeURL, cfg.YouTubeThumbURL = url, url
 	cfg.TrackerSlot = time.Second
@@ -58,6 +63,39 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}
 	return b.String(), nil
+}
+
+// demoWorldFile keeps, in the data dir, when the demo world began.
+const demoWorldFile = "demo-youtube.json"
+
+// openDemoWorld returns the demo YouTube world of dataDir as it is now.
+// The world is a function of its start time and the clock, and the start
+// is kept in the data dir, so `make run` restarted on the same data
+// continues the same world: the videos tracked before still exist with
+// the titles and thumbnails the tracker recorded.
+func openDemoWorld(dataDir string, now func() time.Time) (*youtubetest.Server, []youtubetest.DemoChannel, error) {
+	path := filepath.Join(dataDir, demoWorldFile)
+	var rec struct {
+		Start time.Time `json:"start"`
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &rec); err != nil || rec.Start.IsZero() {
+			return nil, nil, fmt.Errorf("demo world %s is unreadable (delete it to start a new world): %v", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		rec.Start = now().UTC().Truncate(time.Second)
+		b, _ := json.Marshal(rec)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return nil, nil, fmt.Errorf("keep demo world start: %w", err)
+		}
+	default:
+		return nil, nil, fmt.Errorf("read demo world: %w", err)
+	}
+	yt := youtubetest.New(youtubetest.Options{Now: now})
+	chans := yt.PopulateDemo(youtubetest.DemoConfig{Start: rec.Start})
+	return yt, chans, nil
 }
 
 // demoTicks publishes the schedule's tick every d, as the server-side

@@ -116,7 +116,8 @@ func TestDevStartsEverythingAndStopsCleanly(t *testing.T) {
 
 // signInThroughOutbox is the newcomer's path on `make run`: ask for a link,
 // find it in the outbox (the mail role delivered it there), open it, confirm.
-func signInThroughOutbox(t *testing.T, base string) {
+// It returns the signed-in client.
+func signInThroughOutbox(t *testing.T, base string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
@@ -155,6 +156,7 @@ func signInThroughOutbox(t *testing.T, base string) {
 	if home := page("/"); !strings.Contains(home, "newcomer@example.com") {
 		t.Fatal("not signed in after following the outbox link")
 	}
+	return c
 }
 
 func TestDevServesOnLoopbackUnlessTold(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"jetfleet/internal/events"
+	"jetfleet/internal/ids"
 )
 
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, u user) {
@@ -187,11 +188,22 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, u user) {
 			return
 		}
 	}
-	h.redirectToOnboarding(w, r, org.StripeAccountID)
+	h.redirectToOnboarding(w, r, org.StripeAccountID, r.PostFormValue("event"))
 }
 
-func (h *Handler) redirectToOnboarding(w http.ResponseWriter, r *http.Request, acct string) {
-	link, err := h.d.Payments.OnboardingLink(r.Context(), acct, h.d.BaseURL+"/events/stripe/refresh", h.d.BaseURL+"/events/stripe/return")
+// returnQuery carries the event the organiser was publishing through
+// Stripe's onboarding, so they come back to it; anything that is not an
+// event id is dropped.
+func returnQuery(eid string) string {
+	if !ids.Valid(eid) {
+		return ""
+	}
+	return "?event=" + eid
+}
+
+func (h *Handler) redirectToOnboarding(w http.ResponseWriter, r *http.Request, acct, eid string) {
+	q := returnQuery(eid)
+	link, err := h.d.Payments.OnboardingLink(r.Context(), acct, h.d.BaseURL+"/events/stripe/refresh"+q, h.d.BaseURL+"/events/stripe/return"+q)
 	if err != nil {
 		h.d.Log.Error("stripe account link", "account", acct, "err", err)
 		http.Error(w, "We could not reach Stripe. Try again in a moment.", http.StatusBadGateway)
@@ -225,7 +237,11 @@ func (h *Handler) stripeReturn(w http.ResponseWriter, r *http.Request, u user) {
 	if ready {
 		ok = "stripe-connected"
 	}
-	http.Redirect(w, r, "/events/organise?ok="+ok, http.StatusSeeOther)
+	back := "/events/organise"
+	if eid := r.URL.Query().Get("event"); ids.Valid(eid) {
+		back += "/" + eid
+	}
+	http.Redirect(w, r, back+"?ok="+ok, http.StatusSeeOther)
 }
 
 func (h *Handler) stripeRefresh(w http.ResponseWriter, r *http.Request, u user) {
@@ -234,5 +250,5 @@ func (h *Handler) stripeRefresh(w http.ResponseWriter, r *http.Request, u user) 
 		http.Redirect(w, r, "/events/organise", http.StatusSeeOther)
 		return
 	}
-	h.redirectToOnboarding(w, r, org.StripeAccountID)
+	h.redirectToOnboarding(w, r, org.StripeAccountID, r.URL.Query().Get("event"))
 }

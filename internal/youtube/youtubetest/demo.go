@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,9 +23,17 @@ type DemoConfig struct {
 	// ChangeAfter changes the thumbnail and title of the newest video of
 	// the first channel; default 3m. It repeats every ChangeAfter.
 	ChangeAfter time.Duration
+	// Start is when the world began; default the server's now. Everything
+	// in the world is a function of Start and the clock: its first videos
+	// were published before Start, upload k happens at Start+(k+1)·
+	// UploadEvery, change c at Start+c·ChangeAfter. So a world populated
+	// again with the same Start (jetfleet dev keeps it in its data dir) is
+	// the same world, and a tracker that knew it before a restart finds
+	// the same videos, titles and thumbnails.
+	Start time.Time
 }
 
-func (c *DemoConfig) defaults() {
+func (c *DemoConfig) defaults(now time.Time) {
 	if c.Speed <= 0 {
 		c.Speed = 60
 	}
@@ -34,6 +43,17 @@ func (c *DemoConfig) defaults() {
 	if c.ChangeAfter <= 0 {
 		c.ChangeAfter = 3 * time.Minute
 	}
+	if c.Start.IsZero() {
+		c.Start = now
+	}
+}
+
+// demoWorld is the timeline of a populated demo world: its config and how
+// many of its scheduled uploads and changes have happened.
+type demoWorld struct {
+	mu               sync.Mutex
+	cfg              DemoConfig
+	uploads, changes int
 }
 
 func demoChannelID(name string) string {
@@ -55,21 +75,25 @@ var demoTitles = [][]string{
 	{"Goroutines are not threads", "JetStream in 12 minutes", "Generics two years later", "Profiling a slow service live"},
 }
 
-// PopulateDemo fills the server with the demo world: three channels, each
-// with a few recent videos whose views grow.
+// PopulateDemo fills the server with the demo world as it is at the
+// server's now: three channels, each with a few videos published before
+// cfg.Start whose views grow, plus every upload and change scheduled
+// between cfg.Start and now. RunDemo keeps it moving.
 func (s *Server) PopulateDemo(cfg DemoConfig) []DemoChannel {
-	cfg.defaults()
-	now := s.now()
+	cfg.defaults(s.now())
 	chans := DemoChannels()
 	for i, ch := range chans {
 		s.AddChannel(ch.ID, ch.Handle, ch.Title)
 		for j, title := range demoTitles[i][:3] {
-			id := demoVideoID(i, j)
 			age := time.Duration(3-j) * 26 * time.Hour
-			s.AddVideo(ch.ID, id, title, now.Add(-age), int64(5000*(3-j)+1200*i))
-			s.SetGrowth(id, cfg.Speed*float64(2+i+j)/10)
+			s.addDemoVideo(ch.ID, demoVideoID(i, j), title, cfg.Start.Add(-age), cfg.Start,
+				int64(5000*(3-j)+1200*i), cfg.Speed*float64(2+i+j)/10)
 		}
 	}
+	s.mu.Lock()
+	s.demo = &demoWorld{cfg: cfg}
+	s.mu.Unlock()
+	s.advanceDemo(s.now())
 	return chans
 }
 
@@ -77,33 +101,86 @@ func demoVideoID(channel, n int) string {
 	return fmt.Sprintf("demo%d%06d", channel, n)
 }
 
-// RunDemo keeps the demo world moving until ctx ends: a new upload every
-// UploadEvery, a thumbnail and title change every ChangeAfter.
-func (s *Server) RunDemo(ctx context.Context, cfg DemoConfig) {
-	cfg.defaults()
+// addDemoVideo publishes a video whose views were views at `at` and grow by
+// perSecond from then on, so its count at any later moment depends only on
+// the timeline, not on when the process started.
+func (s *Server) addDemoVideo(channelID, id, title string, published, at time.Time, views int64, perSecond float64) {
+	s.AddVideo(channelID, id, title, published, views)
+	s.with(id, func(v *video) { v.grownAt, v.perSecond = at, perSecond })
+}
+
+// advanceDemo applies, in time order, every upload and change of the
+// timeline due by now that has not happened yet, each at its own time.
+func (s *Server) advanceDemo(now time.Time) {
+	s.mu.RLock()
+	w := s.demo
+	s.mu.RUnlock()
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	chans := DemoChannels()
-	uploads, changes := 0, 0
-	go every(ctx, cfg.ChangeAfter, func() {
-		changes++
-		vids := s.ChannelVideos(chans[0].ID)
-		if len(vids) == 0 {
+	for {
+		upload := w.cfg.Start.Add(time.Duration(w.uploads+1) * w.cfg.UploadEvery)
+		change := w.cfg.Start.Add(time.Duration(w.changes+1) * w.cfg.ChangeAfter)
+		if upload.After(now) && change.After(now) {
 			return
 		}
+		if !upload.After(change) {
+			i, n := w.uploads%len(chans), 3+w.uploads/len(chans)
+			titles := demoTitles[i]
+			// A fresh upload grows fastest.
+			s.addDemoVideo(chans[i].ID, demoVideoID(i, n), fmt.Sprintf("%s, part %d", titles[n%len(titles)], n), upload, upload, 0, w.cfg.Speed*2)
+			w.uploads++
+			continue
+		}
+		w.changes++
+		vids := s.ChannelVideos(chans[0].ID)
 		id := vids[len(vids)-1]
-		s.ChangeThumbnail(id)
-		s.mu.RLock()
-		title := s.videos[id].title
-		s.mu.RUnlock()
-		s.SetTitle(id, fmt.Sprintf("%s (new thumbnail #%d)", strings.SplitN(title, " (new thumbnail", 2)[0], changes))
-	})
-	every(ctx, cfg.UploadEvery, func() {
-		i := uploads % len(chans)
-		n := 3 + uploads/len(chans)
-		uploads++
-		titles := demoTitles[i]
-		id := demoVideoID(i, n)
-		s.AddVideo(chans[i].ID, id, fmt.Sprintf("%s, part %d", titles[n%len(titles)], n), s.now(), 0)
-		// A fresh upload grows fastest.
-		s.SetGrowth(id, cfg.Speed*2)
-	})
+		s.with(id, func(v *video) {
+			v.thumb++
+			v.title = fmt.Sprintf("%s (new thumbnail #%d)", strings.SplitN(v.title, " (new thumbnail", 2)[0], w.changes)
+		})
+	}
+}
+
+// demoNext is when the next upload or change of the timeline is due.
+func (s *Server) demoNext() (time.Time, bool) {
+	s.mu.RLock()
+	w := s.demo
+	s.mu.RUnlock()
+	if w == nil {
+		return time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	upload := w.cfg.Start.Add(time.Duration(w.uploads+1) * w.cfg.UploadEvery)
+	change := w.cfg.Start.Add(time.Duration(w.changes+1) * w.cfg.ChangeAfter)
+	if change.Before(upload) {
+		return change, true
+	}
+	return upload, true
+}
+
+// RunDemo keeps the world populated by PopulateDemo moving until ctx ends:
+// uploads and changes happen when the server's clock reaches their time on
+// the timeline. Without PopulateDemo it returns at once.
+func (s *Server) RunDemo(ctx context.Context) {
+	for {
+		s.advanceDemo(s.now())
+		next, ok := s.demoNext()
+		if !ok {
+			return
+		}
+		// Look again at least every second: the clock may be a test's.
+		wait := min(max(next.Sub(s.now()), time.Millisecond), time.Second)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }

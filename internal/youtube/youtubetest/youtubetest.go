@@ -18,7 +18,6 @@ package youtubetest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -59,6 +58,8 @@ type Server struct {
 	thumbCache map[string][]byte // "palette:size" → JPEG
 
 	httpServer *httptest.Server
+
+	demo *demoWorld // set by PopulateDemo
 }
 
 type channel struct {
@@ -699,20 +700,6 @@ func ChannelID(n int) string { return fmt.Sprintf("UC%022d", n) }
 
 // VideoID makes a valid, deterministic video id from n (11 characters).
 func VideoID(n int) string { return fmt.Sprintf("v%010d", n) }
-
-// every calls step every d until ctx ends.
-func every(ctx context.Context, d time.Duration, step func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			step()
-		}
-	}
-}
 
 // ThumbnailJPEG returns what the server serves at /vi/<id>/<file> (e.g.
 // "default.jpg"), without a request: for seeding state that a tracker

@@ -15,7 +15,8 @@ func TestDemoWorldIsReachableAndKeepsPublishing(t *testing.T) {
 	s := youtubetest.New(youtubetest.Options{})
 	url := s.Start()
 	t.Cleanup(s.Close)
-	chans := s.PopulateDemo(youtubetest.DemoConfig{})
+	cfg := youtubetest.DemoConfig{UploadEvery: 20 * time.Millisecond, ChangeAfter: 20 * time.Millisecond}
+	chans := s.PopulateDemo(cfg)
 	c, err := youtube.New(youtube.Config{BaseURL: url, ThumbnailURL: url})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +38,7 @@ func TestDemoWorldIsReachableAndKeepsPublishing(t *testing.T) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	go s.RunDemo(runCtx, youtubetest.DemoConfig{UploadEvery: 20 * time.Millisecond, ChangeAfter: 20 * time.Millisecond})
+	go s.RunDemo(runCtx)
 	testenv.Eventually(t, 10*time.Second, "a new upload appears", func() bool {
 		return len(s.ChannelVideos(chans[0].ID)) > len(first)
 	})

@@ -396,3 +396,33 @@ func TestPagesShowRefusalsVideoStatesFailedChecksAndLikes(t *testing.T) {
 		}
 	}
 }
+
+// A link can carry any ?ok= text: the pages show only the messages of
+// their own redirects, named by code, so nobody can put their words (or
+// markup) on our pages through a link.
+func TestPagesShowOnlyTheirOwnNoticesNotTextFromTheLink(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	code, _, h := alice.post("/tracker/track", url.Values{"ref": {chanA}})
+	loc := h.Get("Location")
+	if code != http.StatusSeeOther || loc != "/tracker/channels/"+chanA+"?ok=channel" {
+		t.Fatalf("track: %d %q, want a redirect with the code of its message", code, loc)
+	}
+	if _, body, _ := alice.get(loc); !strings.Contains(body, "Now tracking this channel") {
+		t.Errorf("%s does not show the notice:\n%s", loc, body)
+	}
+	if code, _, h := alice.post("/tracker/track", url.Values{"ref": {"alphavideo1"}}); code != http.StatusSeeOther || h.Get("Location") != "/tracker/videos/alphavideo1?ok=video" {
+		t.Fatalf("track video: %d %q", code, h.Get("Location"))
+	}
+	for _, text := range []string{"<script>alert(1)</script>", "Your account is suspended: call +1 555 0100", "channel-x"} {
+		for _, page := range []string{"/tracker", "/tracker/channels/" + chanA, "/tracker/videos/alphavideo1"} {
+			code, body, _ := alice.get(page + "?ok=" + url.QueryEscape(text))
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d", page, code)
+			}
+			if strings.Contains(body, "alert(1)") || strings.Contains(body, "suspended") || strings.Contains(body, `class="note"`) {
+				t.Errorf("GET %s?ok=%q shows the link's text or a notice:\n%s", page, text, body)
+			}
+		}
+	}
+}

@@ -173,6 +173,11 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 	for _, v := range ok {
 		m := nats.NewMsg(subjects.EnricherInput(kind, v.uuid))
 		m.Data = v.data
+		if rec.UserID != "" {
+			// Whose lessons these are, for their dashboard (set here
+			// from the key, never from the request).
+			m.Header.Set(subjects.EnricherOwnerHeader, rec.UserID)
+		}
 		if idem != "" {
 			m.Header.Set(jetstream.MsgIDHeader, idempotencyMsgID(rec.Name, idem, kind, v.line))
 		}

@@ -393,6 +393,9 @@ func (s *Store) channelClaims(uid string) claimSet {
 	return claimSet{subjects.TrackerUserChannelClaimsKey(uid), subjects.TrackerUserChannels(uid)}
 }
 
+// creditClaims are the videos that spent a credit of uid in month. Unlike
+// the credit keys, the record has no TTL (a KV update cannot set one): a
+// few bytes per user and month, removed with the user (ForgetUser).
 func (s *Store) creditClaims(uid, month string) claimSet {
 	return claimSet{subjects.TrackerUserCreditClaimsKey(uid, month), subjects.TrackerUserCredits(uid, month)}
 }

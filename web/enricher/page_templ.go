@@ -36,20 +36,20 @@ func pageBody(d pageData) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if d.NoKey {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<section id=\"no-key\"><h2>You have no Enricher API key yet</h2><p>This page shows the lessons you send to the Enricher with your own API keys, and you have none. Ask an operator to issue one for your account:</p><pre><code>jetfleet enricher key --user ")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<section id=\"no-key\"><h2>You have no Enricher API key yet</h2><p>This page shows the lessons you send to the Enricher with your own API keys, and you have none. Ask an operator to issue one for your account:</p><p><code>jetfleet enricher key --user ")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var2 string
 			templ_7745c5c3_Var2, templ_7745c5c3_Err = templ.JoinStringErrs(d.Email)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/enricher/page.templ`, Line: 12, Col: 52}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/enricher/page.templ`, Line: 12, Col: 50}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var2))
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, " NAME</code></pre><p>Then post your events as NDJSON to <code>/api/enricher/v1/events/user</code>, <code>…/subscription</code> or <code>…/lesson</code> with the key in the <code>X-API-Key</code> header; the lessons you send show here.</p></section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, " NAME</code></p><p>Then post your events as NDJSON to <code>/api/enricher/v1/events/user</code>, <code>…/subscription</code> or <code>…/lesson</code> with the key in the <code>X-API-Key</code> header; the lessons you send show here.</p></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

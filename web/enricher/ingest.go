@@ -1,7 +1,8 @@
 // Package enricher is the Enricher's part of the edge: the NDJSON ingest API
 // (/api/enricher/v1/events/{kind}) and the /enricher page (lesson
-// completions by language × subscription type × country over time, live
-// input/output/DLQ rates).
+// completions by language × subscription type × country over time: a
+// user's own, sent with their keys; every producer's and the live
+// input/output/DLQ rates for operators).
 package enricher
 
 import (

@@ -362,6 +362,15 @@ func enricherAssets(o Options) assetSet {
 	return set
 }
 
+// EnricherOwnerHeader names, on INPUT and OUTPUT events, the account that
+// owns the ingest API key an event came in with. The HTTP ingest sets it
+// (callers cannot: it builds every message itself), the Enricher copies it
+// to the event it emits, and the lesson sink records it
+// (enricher_lessons.owner), so a user's /enricher page counts only their own
+// lessons. Events published straight to NATS carry it only if their
+// producer sets it: NATS credentials are an operator's.
+const EnricherOwnerHeader = "Jetfleet-Owner"
+
 // KVPutSubject is the subject a raw publish to store key in KV bucket goes
 // to. Bulk loaders publish to it asynchronously instead of one synchronous
 // Put per key.

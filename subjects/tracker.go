@@ -21,6 +21,8 @@ import (
 //	user.<uid>.channel.<cid>      TrackLink
 //	user.<uid>.video.<vid>        TrackLink
 //	user.<uid>.credit.<yyyymm>.<vid>  TrackLink (a free-plan credit spent)
+//	user.<uid>.claims.channels        TrackClaims (channels the plan counts)
+//	user.<uid>.claims.credits.<yyyymm> TrackClaims (videos that spent a credit)
 //	hourly.<vid>                  TrackWindow, per-key TTL: sampled hourly until it expires (7 days)
 //	daily.<vid>                   TrackWindow, per-key TTL: sampled daily until it expires (60 days)
 //
@@ -131,6 +133,14 @@ type TrackLink struct {
 	Since time.Time `json:"since"`
 }
 
+// TrackClaims is the set of ids a user's plan counts: the channels they
+// track, or the videos that spent a credit in one month. It is written only
+// with compare-and-set, so parallel requests cannot both take the last
+// place under a limit.
+type TrackClaims struct {
+	IDs []string `json:"ids"`
+}
+
 // TrackWindow is an hourly or daily sampling record; it lives until Until
 // (its per-key TTL).
 type TrackWindow struct {
@@ -151,6 +161,10 @@ func TrackerUserChannelKey(uid, cid string) string {
 func TrackerUserVideoKey(uid, vid string) string { return "user." + uid + ".video." + vid }
 func TrackerCreditKey(uid, month, vid string) string {
 	return "user." + uid + ".credit." + month + "." + vid
+}
+func TrackerUserChannelClaimsKey(uid string) string { return "user." + uid + ".claims.channels" }
+func TrackerUserCreditClaimsKey(uid, month string) string {
+	return "user." + uid + ".claims.credits." + month
 }
 func TrackerHourlyKey(vid string) string { return "hourly." + vid }
 func TrackerDailyKey(vid string) string  { return "daily." + vid }
@@ -177,6 +191,9 @@ func TrackerChannelVideos(cid string) string { return "channel." + cid + ".video
 // TrackerUserAllCredits every credit user uid spent, all months.
 func TrackerVideoUsers(vid string) string     { return "video." + vid + ".user.*" }
 func TrackerUserAllCredits(uid string) string { return "user." + uid + ".credit.*.*" }
+
+// TrackerUserAllClaims filters every TrackClaims record of user uid.
+func TrackerUserAllClaims(uid string) string { return "user." + uid + ".claims.>" }
 
 // LastToken is the last dot-separated token of a key or subject.
 func LastToken(s string) string { return s[strings.LastIndexByte(s, '.')+1:] }

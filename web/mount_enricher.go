@@ -2,18 +2,21 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/a-h/templ"
 
+	"jetfleet/internal/accounts"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/web/enricher"
 )
 
 // mountEnricher serves the Enricher's NDJSON ingest under
 // /api/enricher/v1 (API keys, no session) and its page at /enricher (signed
-// in). The rate sampler lives as long as ctx.
+// in: a user sees the lessons of their own keys, an operator everything).
+// The rate sampler lives as long as ctx.
 func mountEnricher(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	keys, err := enricherkeys.Open(ctx, s.deps.JS)
 	if err != nil {
@@ -23,8 +26,20 @@ func mountEnricher(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	enricher.NewIngest(s.deps.JS, keys, log).Routes(s.api)
 	rates := enricher.NewRates(s.deps.JS, 2*time.Second)
 	go rates.Run(ctx)
-	enricher.NewPage(s.deps.ClickHouse, rates, log, func(body templ.Component) templ.Component {
-		return productPage("Enricher", body)
+	users, err := accounts.Open(ctx, s.deps.JS, accounts.Config{})
+	if err != nil {
+		return err
+	}
+	enricher.NewPage(enricher.PageDeps{
+		ClickHouse: s.deps.ClickHouse, Rates: rates, Keys: keys, Log: log,
+		Operator: func(ctx context.Context, uid string) (bool, error) {
+			u, err := users.User(ctx, uid)
+			if errors.Is(err, accounts.ErrNotFound) {
+				return false, nil
+			}
+			return u.Operator, err
+		},
+		Wrap: func(body templ.Component) templ.Component { return productPage("Enricher", body) },
 	}).Routes(mux, s.signedIn)
 	return nil
 }

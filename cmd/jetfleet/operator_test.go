@@ -105,7 +105,7 @@ func TestDLQCommandsListShowAndReplay(t *testing.T) {
 	}
 }
 
-func TestUsersPremiumVerb(t *testing.T) {
+func TestUsersPremiumAndOperatorVerbs(t *testing.T) {
 	srv := testenv.StartNATS(t)
 	_, js := srv.Connect(t)
 	vars := map[string]string{"NATS_URL": srv.URL, "LOG_LEVEL": "warn"}
@@ -129,5 +129,14 @@ func TestUsersPremiumVerb(t *testing.T) {
 	}
 	if got := runCmd(t, vars, "users", "premium", "--off", "ada@example.com"); !strings.Contains(got, "premium false") {
 		t.Fatalf("premium --off: %s", got)
+	}
+	if got := runCmd(t, vars, "users", "operator", "ada@example.com"); !strings.Contains(got, "operator true") {
+		t.Fatalf("operator: %s", got)
+	}
+	if u, err := store.UserByEmail(ctx, "ada@example.com"); err != nil || !u.Operator {
+		t.Fatalf("operator not stored: %+v %v", u, err)
+	}
+	if got := runCmd(t, vars, "users", "operator", "--off", "ada@example.com"); !strings.Contains(got, "operator false") {
+		t.Fatalf("operator --off: %s", got)
 	}
 }

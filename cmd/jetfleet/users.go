@@ -13,14 +13,15 @@ import (
 // runUsers holds the admin verbs on accounts:
 //
 //	jetfleet users premium [--off] EMAIL
+//	jetfleet users operator [--off] EMAIL
 //	jetfleet users show EMAIL
 func runUsers(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: jetfleet users premium [--off] EMAIL | show EMAIL")
+		return errors.New("usage: jetfleet users premium [--off] EMAIL | operator [--off] EMAIL | show EMAIL")
 	}
 	verb, rest := args[0], args[1:]
 	fs := flag.NewFlagSet("users "+verb, flag.ContinueOnError)
-	off := fs.Bool("off", false, "premium: take premium away instead")
+	off := fs.Bool("off", false, "premium, operator: take it away instead")
 	cfg, err := loadConfig(fs, rest, getenv)
 	if err != nil {
 		return err
@@ -41,17 +42,19 @@ func runUsers(ctx context.Context, args []string, getenv func(string) string, st
 	switch verb {
 	case "premium":
 		u, err = store.SetPremium(ctx, fs.Arg(0), !*off)
+	case "operator":
+		u, err = store.SetOperator(ctx, fs.Arg(0), !*off)
 	case "show":
 		var email string
 		if email, err = accounts.NormaliseEmail(fs.Arg(0)); err == nil {
 			u, err = store.UserByEmail(ctx, email)
 		}
 	default:
-		return fmt.Errorf("unknown users verb %q: use premium or show", verb)
+		return fmt.Errorf("unknown users verb %q: use premium, operator or show", verb)
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "user %s  email %s  premium %t  since %s\n", u.ID, u.Email, u.Premium, u.Created.Format("2006-01-02"))
+	fmt.Fprintf(stdout, "user %s  email %s  premium %t  operator %t  since %s\n", u.ID, u.Email, u.Premium, u.Operator, u.Created.Format("2006-01-02"))
 	return nil
 }

@@ -29,10 +29,13 @@ var (
 
 // User is one person with an account.
 type User struct {
-	ID      string    `json:"id"`
-	Email   string    `json:"email"`
-	Premium bool      `json:"premium"`
-	Created time.Time `json:"created"`
+	ID      string `json:"id"`
+	Email   string `json:"email"`
+	Premium bool   `json:"premium"`
+	// Operator accounts run the deployment: their pages show every
+	// customer's figures (jetfleet users operator EMAIL).
+	Operator bool      `json:"operator,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // Link is what a redeemed magic link carries.
@@ -152,6 +155,16 @@ func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
 
 // SetPremium lifts (or restores) the free plan's limits for a user.
 func (s *Store) SetPremium(ctx context.Context, email string, premium bool) (User, error) {
+	return s.change(ctx, email, func(u *User) { u.Premium = premium })
+}
+
+// SetOperator makes a user an operator (or takes the role away).
+func (s *Store) SetOperator(ctx context.Context, email string, operator bool) (User, error) {
+	return s.change(ctx, email, func(u *User) { u.Operator = operator })
+}
+
+// change applies f to the user of email with compare-and-set.
+func (s *Store) change(ctx context.Context, email string, f func(*User)) (User, error) {
 	email, err := NormaliseEmail(email)
 	if err != nil {
 		return User{}, err
@@ -165,7 +178,12 @@ func (s *Store) SetPremium(ctx context.Context, email string, premium bool) (Use
 		if err != nil {
 			return User{}, fmt.Errorf("load user %s: %w", u.ID, err)
 		}
-		u.Premium = premium
+		// The record of the revision we write over, not the one read
+		// before it: another change may have landed in between.
+		if err := json.Unmarshal(e.Value(), &u); err != nil {
+			return User{}, fmt.Errorf("decode user %s: %w", u.ID, err)
+		}
+		f(&u)
 		b, _ := json.Marshal(u)
 		_, err = s.users.Update(ctx, userKey(u.ID), b, e.Revision())
 		if err == nil {

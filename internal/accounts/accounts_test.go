@@ -169,3 +169,27 @@ func TestSetPremium(t *testing.T) {
 		t.Fatal("premium not stored")
 	}
 }
+
+func TestOperatorRoleIsSetAndTakenAwayWithoutTouchingThePlan(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	u, _ := s.EnsureUser(ctx, "olga@example.com")
+	if u.Operator {
+		t.Fatal("new user is an operator")
+	}
+	if _, err := s.SetPremium(ctx, "olga@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetOperator(ctx, "OLGA@example.com", true); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.User(ctx, u.ID); !u.Operator || !u.Premium {
+		t.Fatalf("after operator on: %+v, want operator and still premium", u)
+	}
+	if _, err := s.SetOperator(ctx, "olga@example.com", false); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.User(ctx, u.ID); u.Operator || !u.Premium {
+		t.Fatalf("after operator off: %+v", u)
+	}
+}

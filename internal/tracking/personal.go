@@ -99,8 +99,8 @@ func (s *Store) tracked(ctx context.Context, filter string, title func(context.C
 
 // ForgetUser removes every Tracker mapping of user uid for a GDPR deletion:
 // each channel and video is untracked as if the user did it (so what nobody
-// tracks any more stops being sampled), and their credits go. Running it
-// again finds nothing left.
+// tracks any more stops being sampled), and their credits and plan counts
+// go. Running it again finds nothing left.
 func (s *Store) ForgetUser(ctx context.Context, uid string) error {
 	if err := checkID("user", uid); err != nil {
 		return err
@@ -130,6 +130,16 @@ func (s *Store) ForgetUser(ctx context.Context, uid string) error {
 	for _, k := range credits {
 		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("forget credit %s: %w", k, err)
+		}
+	}
+	// The plan's counts last: what they count is gone by now.
+	claims, err := s.fullKeys(ctx, subjects.TrackerUserAllClaims(uid))
+	if err != nil {
+		return err
+	}
+	for _, k := range claims {
+		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("forget plan counts %s: %w", k, err)
 		}
 	}
 	return nil

@@ -82,7 +82,8 @@ func TestWhatNobodyTracksAnyMoreStopsBeingSampled(t *testing.T) {
 }
 
 func TestForgetUserExportsThenRemovesEveryMappingAndSparesOthers(t *testing.T) {
-	s := tracking.New(bucket(t), tracking.Options{})
+	kv := bucket(t)
+	s := tracking.New(kv, tracking.Options{})
 	ctx := context.Background()
 	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA, Title: "Alpha"}); err != nil {
 		t.Fatal(err)
@@ -126,6 +127,11 @@ func TestForgetUserExportsThenRemovesEveryMappingAndSparesOthers(t *testing.T) {
 	}
 	if d, err := s.PersonalDataOf(ctx, "alice"); err != nil || len(d.Channels)+len(d.Videos)+len(d.Credits) != 0 {
 		t.Errorf("left after forgetting: %+v %v", d, err)
+	}
+	if l, err := kv.ListKeysFiltered(ctx, "user.alice.>"); err == nil {
+		for k := range l.Keys() {
+			t.Errorf("key %s left after forgetting alice", k)
+		}
 	}
 	chans, hourly, _ := live(t, s)
 	if !slices.Equal(chans, []string{chanB}) || !slices.Equal(hourly, []string{"vvvvvvvvvv1"}) {

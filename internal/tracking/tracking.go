@@ -101,11 +101,11 @@ func (s *Store) Limits(ctx context.Context, uid string, premium bool) (Limits, e
 	if err := checkID("user", uid); err != nil {
 		return Limits{}, err
 	}
-	chans, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+	chans, _, err := s.claims(ctx, s.channelClaims(uid))
 	if err != nil {
 		return Limits{}, err
 	}
-	creds, err := s.keys(ctx, subjects.TrackerUserCredits(uid, s.month()))
+	creds, _, err := s.claims(ctx, s.creditClaims(uid, s.month()))
 	if err != nil {
 		return Limits{}, err
 	}
@@ -114,23 +114,25 @@ func (s *Store) Limits(ctx context.Context, uid string, premium bool) (Limits, e
 }
 
 // TrackChannel makes uid track ch, creating the channel's tracking record
-// the first time anyone tracks it. A free user is limited to FreeChannels.
-// Tracking a channel twice is not an error.
+// the first time anyone tracks it. A free user is limited to FreeChannels,
+// however many requests race (the channel is claimed with compare-and-set
+// first). Tracking a channel twice is not an error.
 func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch subjects.TrackedChannel) error {
 	if err := errors.Join(checkID("user", uid), checkID("channel", ch.ID)); err != nil {
 		return err
 	}
-	if ok, err := s.exists(ctx, subjects.TrackerUserChannelKey(uid, ch.ID)); err != nil || ok {
+	// Premium accounts claim too (without a cap), so an account that goes
+	// back to the free plan counts every channel it tracks.
+	limit := s.o.FreeChannels
+	if premium {
+		limit = 0
+	}
+	full := fmt.Errorf("%w: the free plan tracks up to %d channels", ErrLimitReached, s.o.FreeChannels)
+	if _, err := s.claim(ctx, s.channelClaims(uid), ch.ID, limit, full); err != nil {
 		return err
 	}
-	if !premium {
-		n, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
-		if err != nil {
-			return err
-		}
-		if len(n) >= s.o.FreeChannels {
-			return fmt.Errorf("%w: the free plan tracks up to %d channels", ErrLimitReached, s.o.FreeChannels)
-		}
+	if ok, err := s.exists(ctx, subjects.TrackerUserChannelKey(uid, ch.ID)); err != nil || ok {
+		return err
 	}
 	now := s.o.Now().UTC()
 	ch.Created = now
@@ -182,6 +184,9 @@ func (s *Store) UntrackChannel(ctx context.Context, uid, cid string) error {
 			return fmt.Errorf("drop channel record %s: %w", cid, err)
 		}
 	}
+	if err := s.release(ctx, s.channelClaims(uid), cid); err != nil {
+		return err
+	}
 	if err := s.kv.Delete(ctx, subjects.TrackerUserChannelKey(uid, cid)); err != nil {
 		return fmt.Errorf("untrack channel %s: %w", cid, err)
 	}
@@ -208,20 +213,18 @@ func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subj
 	now := s.o.Now().UTC()
 	if !premium && !ownChannel {
 		month := s.month()
-		creds, err := s.keys(ctx, subjects.TrackerUserCredits(uid, month))
-		if err != nil {
+		full := fmt.Errorf("%w: the free plan tracks %d videos outside your channels per month", ErrLimitReached, s.o.FreeVideosPerMonth)
+		// The claim (compare-and-set) decides; the credit's own key records
+		// when it was spent, for the person's export. It is written even
+		// when the claim was there already: an earlier attempt may have
+		// stopped between the two.
+		if usedCredit, err = s.claim(ctx, s.creditClaims(uid, month), v.ID, s.o.FreeVideosPerMonth, full); err != nil {
 			return false, err
 		}
-		if !slices.Contains(creds, v.ID) {
-			if len(creds) >= s.o.FreeVideosPerMonth {
-				return false, fmt.Errorf("%w: the free plan tracks %d videos outside your channels per month", ErrLimitReached, s.o.FreeVideosPerMonth)
-			}
-			// Kept ~6 months, as the seed's monthly index, then gone.
-			err := s.create(ctx, subjects.TrackerCreditKey(uid, month, v.ID), subjects.TrackLink{Since: now}, 190*24*time.Hour)
-			if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-				return false, fmt.Errorf("spend credit: %w", err)
-			}
-			usedCredit = true
+		// Kept ~6 months, as the seed's monthly index, then gone.
+		err := s.create(ctx, subjects.TrackerCreditKey(uid, month, v.ID), subjects.TrackLink{Since: now}, 190*24*time.Hour)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return false, fmt.Errorf("spend credit: %w", err)
 		}
 	}
 	if _, err := s.SeeVideo(ctx, v, now); err != nil {
@@ -380,6 +383,94 @@ func update[T any](ctx context.Context, s *Store, key string, f func(*T)) error 
 		}
 	}
 	return fmt.Errorf("update %s: too many concurrent writers", key)
+}
+
+// claimSet names a TrackClaims record and the per-item keys it is seeded
+// from when absent (mappings written before claims existed).
+type claimSet struct{ key, seed string }
+
+func (s *Store) channelClaims(uid string) claimSet {
+	return claimSet{subjects.TrackerUserChannelClaimsKey(uid), subjects.TrackerUserChannels(uid)}
+}
+
+// creditClaims are the videos that spent a credit of uid in month. Unlike
+// the credit keys, the record has no TTL (a KV update cannot set one): a
+// few bytes per user and month, removed with the user (ForgetUser).
+func (s *Store) creditClaims(uid, month string) claimSet {
+	return claimSet{subjects.TrackerUserCreditClaimsKey(uid, month), subjects.TrackerUserCredits(uid, month)}
+}
+
+// claims returns the ids claimed in c and the record's revision, 0 when the
+// record does not exist yet (the ids then come from its seed keys).
+func (s *Store) claims(ctx context.Context, c claimSet) ([]string, uint64, error) {
+	var rec subjects.TrackClaims
+	rev, err := s.get(ctx, c.key, &rec)
+	if errors.Is(err, ErrNotFound) {
+		ids, err := s.keys(ctx, c.seed)
+		return ids, 0, err
+	}
+	return rec.IDs, rev, err
+}
+
+// claim adds id to c unless c holds limit ids already (limit 0: no cap),
+// in which case it returns full. added is false when id was claimed
+// before. A read-then-write of a count lets parallel requests all see room
+// for one more; here the write is a compare-and-set on the revision read,
+// so of racing claims one wins and the others read again and recount.
+func (s *Store) claim(ctx context.Context, c claimSet, id string, limit int, full error) (added bool, err error) {
+	return s.changeClaims(ctx, c, func(ids []string) ([]string, error) {
+		if slices.Contains(ids, id) {
+			return nil, nil
+		}
+		if limit > 0 && len(ids) >= limit {
+			return nil, full
+		}
+		return append(ids, id), nil
+	})
+}
+
+// release removes id from c (compare-and-set, as claim).
+func (s *Store) release(ctx context.Context, c claimSet, id string) error {
+	_, err := s.changeClaims(ctx, c, func(ids []string) ([]string, error) {
+		if !slices.Contains(ids, id) {
+			return nil, nil
+		}
+		return slices.DeleteFunc(ids, func(x string) bool { return x == id }), nil
+	})
+	return err
+}
+
+// changeClaims writes f's change of c's ids with compare-and-set, reading
+// again after losing a race. f returns nil for no change.
+func (s *Store) changeClaims(ctx context.Context, c claimSet, f func([]string) ([]string, error)) (changed bool, err error) {
+	// Every round some writer wins, so a few rounds per racing request
+	// suffice; the bound only stops a pathological loop.
+	for range 100 {
+		ids, rev, err := s.claims(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		next, err := f(slices.Clone(ids))
+		if err != nil || next == nil {
+			return false, err
+		}
+		b, err := json.Marshal(subjects.TrackClaims{IDs: next})
+		if err != nil {
+			return false, err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, c.key, b)
+		} else {
+			_, err = s.kv.Update(ctx, c.key, b, rev)
+		}
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return false, fmt.Errorf("update %s: %w", c.key, err)
+		}
+	}
+	return false, fmt.Errorf("update %s: too many concurrent writers", c.key)
 }
 
 // LiveChannels lists the ids of every tracked channel.

@@ -3,6 +3,7 @@ package tracking_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -217,5 +218,102 @@ func TestYouTubeRefusalIsRecordedForThePages(t *testing.T) {
 	// The status key is no channel or video: listings do not see it.
 	if ids, _ := s.LiveChannels(ctx); len(ids) != 0 {
 		t.Fatalf("live channels = %v", ids)
+	}
+}
+
+// trackInParallel runs track(i) for i in [0, n) at once and returns how
+// many calls were refused with ErrLimitReached; any other error fails t.
+func trackInParallel(t *testing.T, n int, track func(i int) error) (refused int) {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := track(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, tracking.ErrLimitReached):
+				refused++
+			case err != nil:
+				t.Errorf("track %d: %v", i, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return refused
+}
+
+func TestParallelChannelTracksOnAFreeAccountStopAtTheLimit(t *testing.T) {
+	s := tracking.New(bucket(t), tracking.Options{})
+	ctx := testenv.Context(t, 30*time.Second)
+	refused := trackInParallel(t, 20, func(i int) error {
+		return s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: fmt.Sprintf("UC%022d", i)})
+	})
+	chans, err := s.UserChannels(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := s.Limits(ctx, "alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 3 || refused != 17 || lim.Channels != 3 {
+		t.Fatalf("20 parallel tracks: %d channels tracked, %d refused, limits count %d; want exactly 3, 17, 3", len(chans), refused, lim.Channels)
+	}
+}
+
+func TestParallelVideoTracksOnAFreeAccountSpendExactlyTheMonthlyCredits(t *testing.T) {
+	s := tracking.New(bucket(t), tracking.Options{})
+	ctx := testenv.Context(t, 30*time.Second)
+	var mu sync.Mutex
+	credits := 0
+	refused := trackInParallel(t, 20, func(i int) error {
+		used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: fmt.Sprintf("video%06d", i), ChannelID: chanA})
+		if used {
+			mu.Lock()
+			credits++
+			mu.Unlock()
+		}
+		return err
+	})
+	vids, err := s.UserVideos(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := s.Limits(ctx, "alice", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vids) != 10 || refused != 10 || credits != 10 || lim.Credits != 10 {
+		t.Fatalf("20 parallel tracks: %d videos tracked, %d refused, %d credits spent, limits count %d; want exactly 10 of each",
+			len(vids), refused, credits, lim.Credits)
+	}
+}
+
+func TestUntrackingAChannelFreesItsPlaceAndPremiumChannelsCountAfterADowngrade(t *testing.T) {
+	s := tracking.New(bucket(t), tracking.Options{FreeChannels: 1})
+	ctx := context.Background()
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UntrackChannel(ctx, "alice", chanA); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanB}); err != nil {
+		t.Fatalf("after untracking the only channel: %v", err)
+	}
+	if err := s.TrackChannel(ctx, "bob", true, subjects.TrackedChannel{ID: chanA}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TrackChannel(ctx, "bob", false, subjects.TrackedChannel{ID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
+		t.Fatalf("free again with a channel tracked while premium: %v, want ErrLimitReached", err)
 	}
 }

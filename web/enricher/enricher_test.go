@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web/enricher"
+	"jetfleet/web/session"
 )
 
 var ch *testenv.ClickHouse
@@ -120,7 +122,17 @@ func TestIngestRejectsMissingKeysUnknownKindsAndAllBadBatches(t *testing.T) {
 	}
 }
 
-func TestPageShowsLessonsByLanguageTypeAndCountry(t *testing.T) {
+// pageSite serves /enricher behind the site's sign-in gate, over a
+// ClickHouse database holding lessons of alice (es/premium/DE ×2), bob
+// (fr/basic/FR ×3) and nobody (it, unknown type and country ×1). alice and
+// bob have API keys, carol has none, olga is an operator.
+type pageSite struct {
+	t   *testing.T
+	url string
+}
+
+func newPageSite(t *testing.T) *pageSite {
+	t.Helper()
 	conn, _ := ch.Database(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), quiet()); err != nil {
@@ -131,8 +143,12 @@ func TestPageShowsLessonsByLanguageTypeAndCountry(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	for i, r := range [][]string{{"es", "premium", "DE"}, {"es", "premium", "DE"}, {"fr", "basic", "FR"}, {"it", "", ""}} {
-		if err := w.Append(ctx, now.Add(-time.Minute), uint64(i+1), "u", r[0], "c", r[1], "active", r[2], "complete"); err != nil {
+	for i, r := range [][]string{
+		{"es", "premium", "DE", "alice"}, {"es", "premium", "DE", "alice"},
+		{"fr", "basic", "FR", "bob"}, {"fr", "basic", "FR", "bob"}, {"fr", "basic", "FR", "bob"},
+		{"it", "", "", ""},
+	} {
+		if err := w.Append(ctx, now.Add(-time.Minute), uint64(i+1), "u", r[0], "c", r[1], "active", r[2], "complete", r[3]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,20 +156,158 @@ func TestPageShowsLessonsByLanguageTypeAndCountry(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, js := testenv.JetStream(t)
-	page := enricher.NewPage(conn, enricher.NewRates(js, time.Second), quiet(), func(c templ.Component) templ.Component { return c })
-	mux := http.NewServeMux()
-	page.Routes(mux, func(h http.Handler) http.Handler { return h })
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, "/enricher?range=1h", nil))
-	html, _ := io.ReadAll(rec.Body)
-	page2 := string(html)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("status %d: %s", rec.Code, page2)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
 	}
-	for _, want := range []string{"<td>es</td><td>premium</td><td>DE</td><td><strong>2</strong>", "<td>fr</td><td>basic</td><td>FR</td>", "<td>it</td><td>(unknown)</td><td>(unknown)</td>", "<svg"} {
-		if !strings.Contains(page2, want) {
-			t.Errorf("page lacks %q", want)
+	keys, err := enricherkeys.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []struct{ uid, name string }{{"alice", "alice's app"}, {"bob", "bob's app"}, {"", "an operator's script"}} {
+		if _, err := keys.IssueFor(ctx, k.uid, k.name, 0); err != nil {
+			t.Fatal(err)
 		}
+	}
+	kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
+	sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rates := enricher.NewRates(js, time.Second)
+	page := enricher.NewPage(enricher.PageDeps{
+		ClickHouse: conn, Rates: rates, Keys: keys, Log: quiet(),
+		Operator: func(_ context.Context, uid string) (bool, error) { return uid == "olga", nil },
+		Wrap:     func(c templ.Component) templ.Component { return c },
+	})
+	mux := http.NewServeMux()
+	page.Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))
+	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
+		u := r.URL.Query().Get("user")
+		if _, err := sessions.SignIn(r.Context(), w, r, u, u+"@example.com"); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	srv := httptest.NewServer(sessions.Middleware(mux))
+	t.Cleanup(srv.Close)
+	return &pageSite{t: t, url: srv.URL}
+}
+
+// page returns /enricher?range=1h as seen by user.
+func (s *pageSite) page(user string) string {
+	s.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	for _, path := range []string{"/test/signin?user=" + user, "/enricher?range=1h"} {
+		resp, err := c.Get(s.url + path)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			s.t.Fatalf("%s as %s: %d %s", path, user, resp.StatusCode, body)
+		}
+		if path != "/test/signin?user="+user {
+			return string(body)
+		}
+	}
+	return ""
+}
+
+var (
+	aliceRow   = "<td>es</td><td>premium</td><td>DE</td><td><strong>2</strong>"
+	bobRow     = "<td>fr</td><td>basic</td><td>FR</td><td><strong>3</strong>"
+	nobodysRow = "<td>it</td><td>(unknown)</td><td>(unknown)</td>"
+	liveRates  = "Live rates"
+)
+
+func TestEachUserSeesOnlyTheLessonsOfTheirOwnKeys(t *testing.T) {
+	s := newPageSite(t)
+	for _, c := range []struct {
+		user        string
+		see, notSee []string
+	}{
+		{"alice", []string{aliceRow, "alice&#39;s app", "<svg"}, []string{bobRow, nobodysRow, liveRates, "bob&#39;s app"}},
+		{"bob", []string{bobRow, "bob&#39;s app"}, []string{aliceRow, nobodysRow, liveRates, "alice&#39;s app"}},
+	} {
+		page := s.page(c.user)
+		for _, want := range c.see {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s's page lacks %q:\n%s", c.user, want, page)
+			}
+		}
+		for _, not := range c.notSee {
+			if strings.Contains(page, not) {
+				t.Errorf("%s's page shows %q, which is not theirs:\n%s", c.user, not, page)
+			}
+		}
+	}
+}
+
+func TestAUserWithoutAKeySeesHowToGetOneAndNoFigures(t *testing.T) {
+	page := newPageSite(t).page("carol")
+	if !strings.Contains(page, "You have no Enricher API key yet") || !strings.Contains(page, "jetfleet enricher key --user carol@example.com NAME") {
+		t.Errorf("carol's page does not say how to get a key:\n%s", page)
+	}
+	for _, not := range []string{aliceRow, bobRow, nobodysRow, liveRates, "<svg"} {
+		if strings.Contains(page, not) {
+			t.Errorf("carol's page shows %q:\n%s", not, page)
+		}
+	}
+}
+
+func TestAnOperatorSeesEveryLessonAndTheStreamRates(t *testing.T) {
+	page := newPageSite(t).page("olga")
+	for _, want := range []string{aliceRow, bobRow, nobodysRow, liveRates, "<svg"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("operator's page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+// A key issued for an account stamps the events it sends with the
+// account, which is how their lessons reach that account's dashboard; a
+// key without an owner stamps nothing, and no request header can.
+func TestIngestStampsEventsWithTheKeysOwner(t *testing.T) {
+	js, srv, ownerless := setup(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	keys, err := enricherkeys.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alices, err := keys.IssueFor(ctx, "alice", "alice's app", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(key string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/enricher/v1/events/lesson", strings.NewReader(`{"user_uuid":"u1","language":"es"}`))
+		req.Header.Set(enricher.APIKeyHeader, key)
+		req.Header.Set(subjects.EnricherOwnerHeader, "mallory")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("post: %d", resp.StatusCode)
+		}
+	}
+	send(alices)
+	send(ownerless)
+	st, err := js.Stream(ctx, subjects.InputStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var owners []string
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owners = append(owners, m.Header.Get(subjects.EnricherOwnerHeader))
+	}
+	if owners[0] != "alice" || owners[1] != "" {
+		t.Errorf("INPUT owner headers %q, want alice's key stamped alice and the ownerless key nothing", owners)
 	}
 }
 

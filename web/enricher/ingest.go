@@ -1,7 +1,8 @@
 // Package enricher is the Enricher's part of the edge: the NDJSON ingest API
 // (/api/enricher/v1/events/{kind}) and the /enricher page (lesson
-// completions by language × subscription type × country over time, live
-// input/output/DLQ rates).
+// completions by language × subscription type × country over time: a
+// user's own, sent with their keys; every producer's and the live
+// input/output/DLQ rates for operators).
 package enricher
 
 import (
@@ -173,6 +174,11 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 	for _, v := range ok {
 		m := nats.NewMsg(subjects.EnricherInput(kind, v.uuid))
 		m.Data = v.data
+		if rec.UserID != "" {
+			// Whose lessons these are, for their dashboard (set here
+			// from the key, never from the request).
+			m.Header.Set(subjects.EnricherOwnerHeader, rec.UserID)
+		}
 		if idem != "" {
 			m.Header.Set(jetstream.MsgIDHeader, idempotencyMsgID(rec.Name, idem, kind, v.line))
 		}

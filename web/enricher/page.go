@@ -12,20 +12,36 @@ import (
 	"github.com/a-h/templ"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/enricherkeys"
+	"jetfleet/web/session"
 )
 
-// Page serves GET /enricher.
-type Page struct {
-	ch    driver.Conn // nil when ClickHouse is not configured
-	rates *Rates
-	log   *slog.Logger
-	wrap  func(templ.Component) templ.Component
-	now   func() time.Time
+// PageDeps are what the page uses.
+type PageDeps struct {
+	ClickHouse driver.Conn // nil when ClickHouse is not configured
+	// Rates samples the streams; only operators see them, as they count
+	// every producer's events.
+	Rates *Rates
+	// Keys tells which ingest API keys belong to the signed-in account.
+	Keys *enricherkeys.Store
+	// Operator tells whether an account sees every producer's figures.
+	Operator func(ctx context.Context, uid string) (bool, error)
+	Log      *slog.Logger
+	// Wrap puts the body into the site layout.
+	Wrap func(templ.Component) templ.Component
 }
 
-// NewPage wires the page; wrap puts the body into the site layout.
-func NewPage(ch driver.Conn, rates *Rates, log *slog.Logger, wrap func(templ.Component) templ.Component) *Page {
-	return &Page{ch: ch, rates: rates, log: log, wrap: wrap, now: time.Now}
+// Page serves GET /enricher: to an operator, every lesson and the live
+// stream rates; to anyone else, only the lessons sent with their own API
+// keys.
+type Page struct {
+	d   PageDeps
+	now func() time.Time
+}
+
+// NewPage wires the page.
+func NewPage(d PageDeps) *Page {
+	return &Page{d: d, now: time.Now}
 }
 
 // Routes registers the page on mux; protect wraps it in the sign-in check.
@@ -52,14 +68,18 @@ var spans = []span{
 const maxRows = 25
 
 type pageData struct {
-	Span    span
-	Spans   []span
-	Rates   RateView
-	Buckets []string // column labels
-	Rows    []row
-	Totals  []uint64 // per bucket
-	Bars    []bar
-	Problem string
+	Operator bool
+	Email    string   // of the signed-in account, for the how-to-get-a-key line
+	Keys     []string // names of the account's API keys (not an operator's)
+	NoKey    bool     // not an operator and no key: nothing to show
+	Span     span
+	Spans    []span
+	Rates    RateView
+	Buckets  []string // column labels
+	Rows     []row
+	Totals   []uint64 // per bucket
+	Bars     []bar
+	Problem  string
 }
 
 type row struct {
@@ -80,23 +100,51 @@ func (p *Page) show(w http.ResponseWriter, r *http.Request) {
 			sp = s
 		}
 	}
-	d := pageData{Span: sp, Spans: spans, Rates: p.rates.View()}
-	if p.ch == nil {
-		d.Problem = "ClickHouse is not configured (CLICKHOUSE_URL), so lesson completions cannot be shown."
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	u, _ := session.UserFrom(ctx)
+	d := pageData{Span: sp, Spans: spans, Email: u.Email}
+	op, err := p.d.Operator(ctx, u.ID)
+	if err != nil {
+		p.d.Log.Error("enricher page: operator role", "err", err)
+		http.Error(w, "We could not check your account just now; try again in a moment.", http.StatusServiceUnavailable)
+		return
+	}
+	scope := analytics.LessonScope{All: op, Owner: u.ID}
+	if d.Operator = op; op {
+		d.Rates = p.d.Rates.View()
 	} else {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
+		keys, err := p.d.Keys.OwnedBy(ctx, u.ID)
+		if err != nil {
+			p.d.Log.Error("enricher page: the account's keys", "err", err)
+			http.Error(w, "We could not read your API keys just now; try again in a moment.", http.StatusServiceUnavailable)
+			return
+		}
+		for _, k := range keys {
+			name := k.Name
+			if k.Disabled {
+				name += " (disabled)"
+			}
+			d.Keys = append(d.Keys, name)
+		}
+		d.NoKey = len(keys) == 0
+	}
+	switch {
+	case d.NoKey:
+	case p.d.ClickHouse == nil:
+		d.Problem = "ClickHouse is not configured (CLICKHOUSE_URL), so lesson completions cannot be shown."
+	default:
 		end := p.now().UTC().Truncate(sp.Step).Add(sp.Step)
 		start := end.Add(-sp.Range)
-		counts, err := analytics.EnricherLessonCounts(ctx, p.ch, start, end, sp.Step, 100000)
+		counts, err := analytics.EnricherLessonCounts(ctx, p.d.ClickHouse, scope, start, end, sp.Step, 100000)
 		if err != nil {
-			p.log.Warn("enricher lesson counts", "err", err)
+			p.d.Log.Warn("enricher lesson counts", "err", err)
 			d.Problem = "Lesson completions are unavailable right now; try again shortly."
 		}
 		pivot(&d, counts, start, end, sp)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	p.wrap(pageBody(d)).Render(r.Context(), w)
+	p.d.Wrap(pageBody(d)).Render(r.Context(), w)
 }
 
 // pivot turns counts into rows of (language, type, country) × buckets, the

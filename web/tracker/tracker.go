@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -93,7 +92,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err 
 }
 
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, uid string) {
-	h.showDashboard(w, r, uid, http.StatusOK, "", r.URL.Query().Get("ok"), "")
+	h.showDashboard(w, r, uid, http.StatusOK, "", notice(r), "")
 }
 
 func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid string, status int, problem, notice, input string) {
@@ -147,7 +146,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "plan", err)
 		return
 	}
-	var notice, page string
+	var done, page string
 	switch ref.Kind {
 	case youtube.KindChannel:
 		var ch youtube.Channel
@@ -155,7 +154,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		if err == nil {
 			err = h.d.Store.TrackChannel(ctx, uid, premium, subjects.TrackedChannel{ID: ch.ID, Title: ch.Title, Handle: ch.Handle})
 		}
-		notice, page = fmt.Sprintf("Tracking channel %s. New uploads are picked up at ten to every hour.", ch.Title), "/tracker/channels/"+ch.ID
+		done, page = noticeChannel, "/tracker/channels/"+ch.ID
 	case youtube.KindVideo:
 		var v youtube.Video
 		v, err = h.d.YouTube.Video(ctx, ref.ID)
@@ -163,9 +162,9 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		if err == nil {
 			credit, err = h.d.Store.TrackVideo(ctx, uid, premium, subjects.TrackedVideo{ID: v.ID, ChannelID: v.ChannelID, Title: v.Title, PublishedAt: v.PublishedAt, Views: v.Views})
 		}
-		notice, page = fmt.Sprintf("Tracking video %q. It is sampled every hour for 7 days, then daily for 60 days.", v.Title), "/tracker/videos/"+v.ID
+		done, page = noticeVideo, "/tracker/videos/"+v.ID
 		if credit {
-			notice += " This used one of your monthly video credits."
+			done = noticeVideoCredit
 		}
 	}
 	if err != nil {
@@ -176,7 +175,33 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		h.showDashboard(w, r, uid, status, msg, "", input)
 		return
 	}
-	http.Redirect(w, r, page+"?ok="+url.QueryEscape(notice), http.StatusSeeOther)
+	http.Redirect(w, r, page+"?ok="+done, http.StatusSeeOther)
+}
+
+// Codes of the notices a redirect asks the next page to show (?ok=CODE).
+const (
+	noticeChannel     = "channel"
+	noticeVideo       = "video"
+	noticeVideoCredit = "video-credit"
+	noticeUntracked   = "untracked"
+)
+
+// notice returns the message named by the request's ?ok= code, "" for no
+// code or one we do not know. Only codes travel in the link: a message
+// read from it would let anyone who sends a user a link put their own
+// words on our page.
+func notice(r *http.Request) string {
+	switch r.URL.Query().Get("ok") {
+	case noticeChannel:
+		return "Now tracking this channel. New uploads are picked up at ten to every hour."
+	case noticeVideo:
+		return "Now tracking this video. It is sampled every hour for 7 days, then daily for 60 days."
+	case noticeVideoCredit:
+		return "Now tracking this video. It is sampled every hour for 7 days, then daily for 60 days. This used one of your monthly video credits."
+	case noticeUntracked:
+		return "Stopped tracking it."
+	}
+	return ""
 }
 
 // explain turns a tracking failure into a status and words for a person.
@@ -289,7 +314,7 @@ func (h *Handler) untrack(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "untrack", err)
 		return
 	}
-	http.Redirect(w, r, "/tracker?ok="+url.QueryEscape("Stopped tracking it."), http.StatusSeeOther)
+	http.Redirect(w, r, "/tracker?ok="+noticeUntracked, http.StatusSeeOther)
 }
 
 func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
@@ -320,7 +345,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "changes", err)
 		return
 	}
-	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: r.URL.Query().Get("ok"), Samples: len(samples), Refusal: h.refusal(ctx)}
+	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -375,7 +400,7 @@ func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
 		h.fail(w, r, "channel videos", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: r.URL.Query().Get("ok"), Refusal: h.refusal(ctx)}))
+	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: notice(r), Refusal: h.refusal(ctx)}))
 }
 
 type dashboardData struct {

@@ -2,6 +2,7 @@ package tracker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -394,5 +396,83 @@ func TestPagesShowRefusalsVideoStatesFailedChecksAndLikes(t *testing.T) {
 		if !strings.Contains(page, want) {
 			t.Errorf("video page lacks %q:\n%s", want, page)
 		}
+	}
+}
+
+// A link can carry any ?ok= text: the pages show only the messages of
+// their own redirects, named by code, so nobody can put their words (or
+// markup) on our pages through a link.
+func TestPagesShowOnlyTheirOwnNoticesNotTextFromTheLink(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	code, _, h := alice.post("/tracker/track", url.Values{"ref": {chanA}})
+	loc := h.Get("Location")
+	if code != http.StatusSeeOther || loc != "/tracker/channels/"+chanA+"?ok=channel" {
+		t.Fatalf("track: %d %q, want a redirect with the code of its message", code, loc)
+	}
+	if _, body, _ := alice.get(loc); !strings.Contains(body, "Now tracking this channel") {
+		t.Errorf("%s does not show the notice:\n%s", loc, body)
+	}
+	if code, _, h := alice.post("/tracker/track", url.Values{"ref": {"alphavideo1"}}); code != http.StatusSeeOther || h.Get("Location") != "/tracker/videos/alphavideo1?ok=video" {
+		t.Fatalf("track video: %d %q", code, h.Get("Location"))
+	}
+	for _, text := range []string{"<script>alert(1)</script>", "Your account is suspended: call +1 555 0100", "channel-x"} {
+		for _, page := range []string{"/tracker", "/tracker/channels/" + chanA, "/tracker/videos/alphavideo1"} {
+			code, body, _ := alice.get(page + "?ok=" + url.QueryEscape(text))
+			if code != http.StatusOK {
+				t.Fatalf("GET %s: %d", page, code)
+			}
+			if strings.Contains(body, "alert(1)") || strings.Contains(body, "suspended") || strings.Contains(body, `class="note"`) {
+				t.Errorf("GET %s?ok=%q shows the link's text or a notice:\n%s", page, text, body)
+			}
+		}
+	}
+}
+
+// Twenty tracks posted at once by a free account leave it with exactly its
+// 3 channels: the others are refused (the limit, or the per-user rate).
+func TestParallelTrackRequestsOnAFreeAccountTrackExactlyTheLimit(t *testing.T) {
+	s := newSite(t)
+	for i := range 20 {
+		s.yt.AddChannel(youtubetest.ChannelID(100+i), fmt.Sprintf("@par%d", i), fmt.Sprintf("Parallel %d", i))
+	}
+	alice := s.as("alice")
+	_, token, _ := alice.get("/test/csrf")
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[int]int{}
+		start = make(chan struct{})
+	)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			form := url.Values{"ref": {youtubetest.ChannelID(100 + i)}, "csrf_token": {token}}
+			req, _ := http.NewRequest("POST", s.url+"/tracker/track", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			<-start
+			resp, err := alice.c.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	wg.Wait()
+	chans, err := s.store.UserChannels(s.ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chans) != 3 || codes[http.StatusSeeOther] != 3 {
+		t.Fatalf("20 parallel tracks: %d channels tracked, answers by status %v; want exactly 3 tracked (3 × 303)", len(chans), codes)
+	}
+	if _, body, _ := alice.get("/tracker"); !strings.Contains(body, "3 of 3 channels") {
+		t.Errorf("dashboard does not count 3 of 3 channels:\n%s", body)
 	}
 }

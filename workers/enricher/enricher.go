@@ -55,7 +55,7 @@ import (
 )
 
 // HeaderInputSeq is set on every emitted event: the INPUT stream sequence it
-// came from.
+// came from. An input's subjects.EnricherOwnerHeader is passed on as is.
 const HeaderInputSeq = "Jetfleet-Input-Seq"
 
 // Config tunes the Enricher.
@@ -329,6 +329,9 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		jetstream.MsgIDHeader: {"enricher:" + seqText},
 		HeaderInputSeq:        {seqText},
 	}}
+	if owner := msg.Headers()[subjects.EnricherOwnerHeader]; len(owner) > 0 {
+		pub.Header[subjects.EnricherOwnerHeader] = owner[:1]
+	}
 	f, err := e.pub.PublishMsgAsync(pub)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", pub.Subject, err)

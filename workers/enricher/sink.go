@@ -13,7 +13,8 @@ import (
 )
 
 // LessonSink copies emitted lessons from OUTPUT into ClickHouse
-// (analytics.EnricherLessonsTable). A message is acknowledged only after the
+// (analytics.EnricherLessonsTable), each with the account that sent it
+// (subjects.EnricherOwnerHeader). A message is acknowledged only after the
 // INSERT carrying its row succeeded, so a ClickHouse outage holds messages
 // in OUTPUT instead of losing them; a redelivered message writes the same
 // row again, which the table's ReplacingMergeTree collapses.
@@ -48,8 +49,11 @@ func (s *LessonSink) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return consume.Permanentf("emitted lesson: %w", err)
 	}
+	// The owner header was set by the ingest from the API key, never by
+	// the body, so it says whose lesson this is.
+	owner := msg.Headers().Get(subjects.EnricherOwnerHeader)
 	if err := s.w.Append(ctx, md.Timestamp.UTC(), md.Sequence.Stream, l.UserUUID, l.Language, str(l.CourseUUID),
-		str(l.SubscriptionType), str(l.SubscriptionStatus), str(l.Country), l.Enrichment); err != nil {
+		str(l.SubscriptionType), str(l.SubscriptionStatus), str(l.Country), l.Enrichment, owner); err != nil {
 		return err
 	}
 	return s.w.Flush(ctx)

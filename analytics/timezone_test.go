@@ -39,7 +39,7 @@ func TestTrackerAndEnricherQueriesAreUTCOnANonUTCServer(t *testing.T) {
 		{time.Hour, []string{"2024-12-02T10:00:00Z", "2024-12-02T20:00:00Z"}},
 		{24 * time.Hour, []string{"2024-12-02T00:00:00Z"}},
 	} {
-		counts, err := analytics.EnricherLessonCounts(ctx, conn, at("2024-12-02T00:00:00Z"), at("2024-12-03T00:00:00Z"), c.step, 100)
+		counts, err := analytics.EnricherLessonCounts(ctx, conn, analytics.LessonScope{All: true}, at("2024-12-02T00:00:00Z"), at("2024-12-03T00:00:00Z"), c.step, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,7 @@ Usage:
   jetfleet enricher key NAME           issue an API key for the enricher's HTTP ingest (shown once)
   jetfleet enricher where UUID         the partition and state shard of a user (buckets and keys to look at)
   jetfleet users premium [--off] EMAIL  lift (or restore) a user's free-plan limits
+  jetfleet users operator [--off] EMAIL let a user see every product's operator figures (or stop)
   jetfleet users show EMAIL            one user's account
   jetfleet counter apikey create --tenant T | rebuild --since T | bench
                                        Counter API keys, rollup rebuild, co-located benchmark

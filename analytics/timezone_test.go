@@ -25,7 +25,7 @@ func TestTrackerAndEnricherQueriesAreUTCOnANonUTCServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, ts := range []string{"2024-12-02T10:15:00Z", "2024-12-02T10:45:00Z", "2024-12-02T20:00:00Z"} {
-		if err := b.Append(at(ts), uint64(i+1), "u", "en", "c", "premium", "active", "IN", ""); err != nil {
+		if err := b.Append(at(ts), uint64(i+1), "u", "en", "c", "premium", "active", "IN", "", ""); err != nil {
 			t.Fatal(err)
 		}
 	}

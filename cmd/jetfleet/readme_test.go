@@ -158,13 +158,14 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	// The recipes run from the directory `make run` runs in: data is ./data.
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
-	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "--demo", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
+		// Port 0: the kernel picks a free port at bind time (a port probed
+		// free beforehand can be taken by a parallel test before dev binds it).
+		done <- run(ctx, []string{"dev", "--demo", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
 			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
 	}()
 	defer func() {
@@ -183,7 +184,12 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		}
 		return strings.Contains(out.String(), "Ctrl-C stops everything")
 	})
-	base := fmt.Sprintf("http://localhost:%d", port)
+	site := regexp.MustCompile(`site\s+http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(out.String())
+	if site == nil {
+		t.Fatalf("no site address in dev's summary:\n%s", out.String())
+	}
+	port := site[1]
+	base := "http://localhost:" + port
 	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
 	natsVars := devNATSVars(t, dir, natsURL)
 	natsPassword := natsVars["NATS_PASSWORD"]
@@ -306,7 +312,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		"event.<id>", "event."+eventID, "seats.<id>", "seats."+eventID,
 		"reg.<event>.<registration>", "reg."+eventID+"."+reg, "req.<id>", "req."+gdprID,
 		"OUTBOX <key>", "OUTBOX "+outboxKey, "enricher-p<p>", "enricher-p"+partition,
-		"localhost:8080", fmt.Sprintf("localhost:%d", port), "nats://127.0.0.1:4222", natsURL,
+		"localhost:8080", "localhost:"+port, "nats://127.0.0.1:4222", natsURL,
 		"--tenant T", "--tenant readme", " EMAIL", " "+email, " FILE", " "+snapshot, " NAME", " readme-test",
 	)
 

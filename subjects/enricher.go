@@ -34,10 +34,10 @@ import (
 // Every event comes out on OUTPUT as output.<kind>: users and subscriptions
 // as they came in, lessons enriched.
 const (
-	// InputStream holds every input event, partitioned by user uuid.
-	InputStream = "INPUT"
-	// OutputStream holds every event the Enricher emitted.
-	OutputStream = "OUTPUT"
+	// EnricherInputStream holds every input event, partitioned by user uuid.
+	EnricherInputStream = "INPUT"
+	// EnricherOutputStream holds every event the Enricher emitted.
+	EnricherOutputStream = "OUTPUT"
 
 	// EnricherPartitions is how many partitions INPUT has. Each partition is
 	// processed in order by one worker at a time, so it bounds the
@@ -89,13 +89,13 @@ const (
 
 // Event kinds, the second token of input and output subjects.
 const (
-	KindUser         = "user"
-	KindSubscription = "subscription"
-	KindLesson       = "lesson"
+	EnricherKindUser         = "user"
+	EnricherKindSubscription = "subscription"
+	EnricherKindLesson       = "lesson"
 )
 
 // EnricherKinds lists the event kinds in a stable order.
-var EnricherKinds = [...]string{KindUser, KindSubscription, KindLesson}
+var EnricherKinds = [...]string{EnricherKindUser, EnricherKindSubscription, EnricherKindLesson}
 
 // EnricherInput is the subject a producer publishes an event of kind for the
 // user userUUID to.
@@ -151,7 +151,7 @@ func EnricherShardOf(userUUID string, shards int) int {
 func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
 	n, provisioned, err := recordedShards(ctx, js)
 	if err == nil && !provisioned {
-		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate)", InputStream)
+		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate)", EnricherInputStream)
 	}
 	return n, err
 }
@@ -160,12 +160,12 @@ func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
 // provisioned before it was recorded used the default. provisioned is false
 // when INPUT does not exist.
 func recordedShards(ctx context.Context, js jetstream.JetStream) (n int, provisioned bool, err error) {
-	s, err := js.Stream(ctx, InputStream)
+	s, err := js.Stream(ctx, EnricherInputStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("enricher state shards: stream %s: %w", InputStream, err)
+		return 0, false, fmt.Errorf("enricher state shards: stream %s: %w", EnricherInputStream, err)
 	}
 	v, ok := s.CachedInfo().Config.Metadata[enricherShardsMeta]
 	if !ok {
@@ -173,7 +173,7 @@ func recordedShards(ctx context.Context, js jetstream.JetStream) (n int, provisi
 	}
 	n, err = strconv.Atoi(v)
 	if err != nil || n < 1 || n > MaxEnricherStateShards {
-		return 0, true, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", InputStream, enricherShardsMeta, v, MaxEnricherStateShards)
+		return 0, true, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", EnricherInputStream, enricherShardsMeta, v, MaxEnricherStateShards)
 	}
 	return n, true, nil
 }
@@ -272,7 +272,7 @@ func enricherAssets(o Options) assetSet {
 	set := assetSet{
 		Streams: []jetstream.StreamConfig{
 			{
-				Name:        InputStream,
+				Name:        EnricherInputStream,
 				Description: "Enricher input: user, subscription and lesson events, partitioned by user uuid (input.part.<p>.<kind>)",
 				// The second form is the stored one, for DLQ replays
 				// (the transform's source does not match it).
@@ -290,7 +290,7 @@ func enricherAssets(o Options) assetSet {
 				Metadata:   map[string]string{enricherShardsMeta: strconv.Itoa(shards)},
 			},
 			{
-				Name:        OutputStream,
+				Name:        EnricherOutputStream,
 				Description: "Enricher output: every input event, lessons enriched (output.<kind>)",
 				Subjects:    []string{EnricherOutputAll},
 				Retention:   jetstream.LimitsPolicy,
@@ -304,7 +304,7 @@ func enricherAssets(o Options) assetSet {
 		Consumers: map[string][]jetstream.ConsumerConfig{},
 	}
 	for p := range EnricherPartitions {
-		set.Consumers[InputStream] = append(set.Consumers[InputStream], jetstream.ConsumerConfig{
+		set.Consumers[EnricherInputStream] = append(set.Consumers[EnricherInputStream], jetstream.ConsumerConfig{
 			Durable:       EnricherPartitionConsumer(p),
 			Description:   fmt.Sprintf("enricher: partition %d, in order, pinned to one worker", p),
 			FilterSubject: EnricherPartitionFilter(p),
@@ -322,10 +322,10 @@ func enricherAssets(o Options) assetSet {
 			Replicas:       r,
 		})
 	}
-	set.Consumers[OutputStream] = []jetstream.ConsumerConfig{{
+	set.Consumers[EnricherOutputStream] = []jetstream.ConsumerConfig{{
 		Durable:       EnricherAnalyticsConsumer,
 		Description:   "enricher-analytics: emitted lessons into ClickHouse",
-		FilterSubject: EnricherOutput(KindLesson),
+		FilterSubject: EnricherOutput(EnricherKindLesson),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,
@@ -370,11 +370,6 @@ func enricherAssets(o Options) assetSet {
 // lessons. Events published straight to NATS carry it only if their
 // producer sets it: NATS credentials are an operator's.
 const EnricherOwnerHeader = "Jetfleet-Owner"
-
-// KVPutSubject is the subject a raw publish to store key in KV bucket goes
-// to. Bulk loaders publish to it asynchronously instead of one synchronous
-// Put per key.
-func KVPutSubject(bucket, key string) string { return "$KV." + bucket + "." + key }
 
 // EnricherAPIKey is the stored record of one ingest API key.
 type EnricherAPIKey struct {

@@ -1,7 +1,6 @@
 package subjects_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -17,7 +16,7 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
-	stream, err := js.Stream(ctx, subjects.InputStream)
+	stream, err := js.Stream(ctx, subjects.EnricherInputStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +25,7 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 	const users = 8 * subjects.EnricherPartitions
 	for i := range users {
 		uuid := fmt.Sprintf("user-%d", i)
-		ack, err := js.Publish(ctx, subjects.EnricherInput(subjects.KindLesson, uuid), []byte(`{}`))
+		ack, err := js.Publish(ctx, subjects.EnricherInput(subjects.EnricherKindLesson, uuid), []byte(`{}`))
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}
@@ -36,11 +35,11 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 		}
 		p := subjects.EnricherPartitionOf(uuid)
 		seen[p] = true
-		want := strings.Replace(subjects.EnricherPartitionFilter(p), "*", subjects.KindLesson, 1)
+		want := strings.Replace(subjects.EnricherPartitionFilter(p), "*", subjects.EnricherKindLesson, 1)
 		if msg.Subject != want {
 			t.Errorf("user %s stored as %s, want %s", uuid, msg.Subject, want)
 		}
-		if kind := subjects.EnricherStoredKind(msg.Subject); kind != subjects.KindLesson {
+		if kind := subjects.EnricherStoredKind(msg.Subject); kind != subjects.EnricherKindLesson {
 			t.Errorf("kind of %s = %q", msg.Subject, kind)
 		}
 	}
@@ -49,67 +48,14 @@ func TestInputTransformPartitionsByUserUUID(t *testing.T) {
 	}
 }
 
-func TestParseEventReportsEveryProblem(t *testing.T) {
-	cases := []struct {
-		name, kind, body string
-		problems         []string // substrings, one per expected problem
-	}{
-		{"valid user", subjects.KindUser, `{"operation":"create","uuid":"u1","country":"DE","active":true,"extra":1}`, nil},
-		{"valid subscription", subjects.KindSubscription, `{"operation":"update","user_uuid":"u1","language":"es","subscription_period":30}`, nil},
-		{"valid lesson", subjects.KindLesson, `{"user_uuid":"u1","language":"es","completed_lessons_in_course":3}`, nil},
-		{"nested, escaped and spaced values", subjects.KindLesson, " { \"user_uuid\" : \"u1\" ,\n \"lang\\u0075age\":\"es\", \"x\": {\"a\":[1,\"}\"]}, \"title\":\"a\\\"b\" } ", nil},
-		{"not an object", subjects.KindUser, `[1,2]`, []string{"body: must be one JSON object"}},
-		{"not json", subjects.KindLesson, `{"user_uuid":`, []string{"body: must be one JSON object"}},
-		{"unknown kind", "course", `{}`, []string{`kind "course"`}},
-		{"missing identifiers", subjects.KindSubscription, `{"operation":"create"}`, []string{"user_uuid: required", "language: required"}},
-		{"unknown operation", subjects.KindUser, `{"operation":"delete","uuid":"u1"}`, []string{`operation: must be "create" or "update", got "delete"`}},
-		{"wrong types", subjects.KindUser, `{"operation":"create","uuid":"u1","active":"yes","country":7}`,
-			[]string{"active: must be a boolean, got a string", "country: must be a string, got the number 7"}},
-		{"fractional integer", subjects.KindLesson, `{"user_uuid":"u1","language":"es","percentage_completed_in_course":1.5}`,
-			[]string{"percentage_completed_in_course: must be an integer"}},
-		{"repeated member: the last one counts", subjects.KindLesson, `{"user_uuid":"u1","language":"es","title":7,"title":"ok"}`, nil},
-		{"wrong pass-through types, all named", subjects.KindLesson, `{"user_uuid":"u1","language":"es","title":7,"course_uuid":true,"number_of_lessons_in_course":"20"}`,
-			[]string{"course_uuid: must be a string, got a boolean", "number_of_lessons_in_course: must be an integer, got a string", "title: must be a string, got the number 7"}},
-		{"null identifier", subjects.KindLesson, `{"user_uuid":null,"language":"es"}`, []string{"user_uuid: must be a string, got null"}},
-		{"identifier not a key", subjects.KindLesson, `{"user_uuid":"a.b","language":"es"}`, []string{"user_uuid:", "only letters"}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			ev, err := subjects.ParseEvent(c.kind, []byte(c.body))
-			if len(c.problems) == 0 {
-				if err != nil {
-					t.Fatalf("valid event rejected: %v", err)
-				}
-				if ev.Kind != c.kind || ev.UserUUID() != "u1" {
-					t.Fatalf("parsed %+v", ev)
-				}
-				return
-			}
-			var verr *subjects.ValidationError
-			if !errors.As(err, &verr) {
-				t.Fatalf("want a ValidationError, got %v", err)
-			}
-			for _, want := range c.problems {
-				if !strings.Contains(err.Error(), want) {
-					t.Errorf("error %q does not mention %q", err, want)
-				}
-			}
-		})
-	}
-}
-
 func TestUpdateChangesOnlyTheFieldsItCarries(t *testing.T) {
-	create, err := subjects.ParseEvent(subjects.KindUser, []byte(`{"operation":"create","uuid":"u1","name":"Ada","country":"DE","active":true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	update, err := subjects.ParseEvent(subjects.KindUser, []byte(`{"operation":"update","uuid":"u1","country":"FR","active":false}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var u subjects.UserState
-	u.Apply(create.User, 1)
-	u.Apply(update.User, 2)
+	ptr := func(s string) *string { return &s }
+	yes, no := true, false
+	create := subjects.EnricherUserEvent{Operation: "create", UUID: "u1", Name: ptr("Ada"), Country: ptr("DE"), Active: &yes}
+	update := subjects.EnricherUserEvent{Operation: "update", UUID: "u1", Country: ptr("FR"), Active: &no}
+	var u subjects.EnricherUserState
+	u.Apply(&create, 1)
+	u.Apply(&update, 2)
 	if *u.Name != "Ada" || *u.Country != "FR" || *u.Active != false || u.Seq != 2 {
 		t.Fatalf("state after update: name=%v country=%v active=%v seq=%d", *u.Name, *u.Country, *u.Active, u.Seq)
 	}
@@ -121,32 +67,5 @@ func TestSubscriptionKeySplitsBackIntoUserAndLanguage(t *testing.T) {
 		if u != c.user || l != c.lang {
 			t.Errorf("EnricherSubKey(%q, %q) splits into %q, %q", c.user, c.lang, u, l)
 		}
-	}
-}
-
-// ParseEvent fills every lesson field from the member validation checked,
-// by its exact name: a look-alike spelling (USER_UUID, Course_UUID) is an
-// extra property, never read in its place.
-func TestParseEventReadsLessonFieldsByTheirValidatedNames(t *testing.T) {
-	ev, err := subjects.ParseEvent(subjects.KindLesson, []byte(`{"user_uuid":"u1","USER_UUID":"u2","language":"es","Language":"de",
-		"course_uuid":"c1","Course_UUID":"c2","title":"T","number_of_lessons_in_course":20,"completed_lessons_in_course":4,"percentage_completed_in_course":20,"content_release_id":"r1","course_title":"C"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ev.Lesson
-	if l.UserUUID != "u1" || l.Language != "es" || *l.CourseUUID != "c1" || *l.Title != "T" || *l.CourseTitle != "C" || *l.ContentReleaseID != "r1" ||
-		*l.NumberOfLessonsInCourse != 20 || *l.CompletedLessonsInCourse != 4 || *l.PercentageCompletedInCourse != 20 {
-		t.Errorf("lesson %+v", l)
-	}
-	out, err := subjects.ParseEnrichedLesson([]byte(`{"user_uuid":"u1","language":"es","COUNTRY":"XX","country":"DE","subscription_status":null,"subscription_type":"pro","enrichment":"missing_subscription"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.UserUUID != "u1" || *out.Country != "DE" || out.SubscriptionStatus != nil || *out.SubscriptionType != "pro" || out.Enrichment != "missing_subscription" {
-		t.Errorf("enriched lesson %+v", out)
-	}
-	if _, err := subjects.ParseEnrichedLesson([]byte(`{"user_uuid":"u1","language":"es","country":7}`)); err == nil ||
-		!strings.Contains(err.Error(), "country: must be a string or null") || !strings.Contains(err.Error(), "enrichment: required") {
-		t.Errorf("bad enriched lesson: %v", err)
 	}
 }

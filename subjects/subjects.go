@@ -102,3 +102,8 @@ const (
 	// MailConsumer is the durable consumer of the mail role.
 	MailConsumer = "mail"
 )
+
+// KVPutSubject is the subject a raw publish to store key in KV bucket goes
+// to. Bulk loaders publish to it asynchronously instead of one synchronous
+// Put per key.
+func KVPutSubject(bucket, key string) string { return "$KV." + bucket + "." + key }

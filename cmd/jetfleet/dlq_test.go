@@ -22,13 +22,13 @@ func TestDLQReplayOfEachWorkStreamIsHandledAgain(t *testing.T) {
 
 	// One subject each role consumes, per stream.
 	streams := map[string]string{
-		subjects.InputStream:      subjects.EnricherInput(subjects.KindLesson, "u1"),
-		subjects.OutputStream:     subjects.EnricherOutput(subjects.KindLesson),
-		subjects.MailStream:       subjects.MailSend,
-		subjects.TrackStream:      subjects.TrackChannelJob("UCgarbage"),
-		subjects.CounterStream:    subjects.CounterSubject(0),
-		subjects.GDPRStream:       subjects.GDPRSubject("export"),
-		subjects.EventHoldsStream: subjects.EventHoldRelease("garbage"),
+		subjects.EnricherInputStream:  subjects.EnricherInput(subjects.EnricherKindLesson, "u1"),
+		subjects.EnricherOutputStream: subjects.EnricherOutput(subjects.EnricherKindLesson),
+		subjects.MailStream:           subjects.MailSend,
+		subjects.TrackStream:          subjects.TrackChannelJob("UCgarbage"),
+		subjects.CounterStream:        subjects.CounterSubject(0),
+		subjects.GDPRStream:           subjects.GDPRSubject("export"),
+		subjects.EventHoldsStream:     subjects.EventHoldRelease("garbage"),
 	}
 	for stream, subj := range streams {
 		if _, err := js.Publish(tctx, subj, []byte("garbage, not an event")); err != nil {

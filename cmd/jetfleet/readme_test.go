@@ -263,7 +263,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	}
 	// A lesson of user-1, so its partition has an owner (a pin) and OUTPUT
 	// an enriched lesson for the Enricher's recipes.
-	if _, err := js.Publish(testenv.Context(t, 5*time.Second), subjects.EnricherInput(subjects.KindLesson, "user-1"),
+	if _, err := js.Publish(testenv.Context(t, 5*time.Second), subjects.EnricherInput(subjects.EnricherKindLesson, "user-1"),
 		[]byte(`{"user_uuid":"user-1","language":"es","title":"L1"}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func enricherRoles() []role {
 		{
 			name: "enricher-analytics",
 			consumer: consume.Config{
-				Role: "enricher-analytics", Stream: subjects.OutputStream, Consumer: subjects.EnricherAnalyticsConsumer,
+				Role: "enricher-analytics", Stream: subjects.EnricherOutputStream, Consumer: subjects.EnricherAnalyticsConsumer,
 				// Each handler waits for the flush that carries its row, so
 				// the concurrency is the largest ClickHouse batch.
 				Batch: 1000, Concurrency: 2000, FetchWait: 500 * time.Millisecond,

@@ -71,7 +71,7 @@ func post(t *testing.T, url, key, body string) (int, enricher.IngestResponse) {
 
 func inputCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(testenv.Context(t, 5*time.Second), subjects.InputStream)
+	s, err := js.Stream(testenv.Context(t, 5*time.Second), subjects.EnricherInputStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +294,7 @@ func TestIngestStampsEventsWithTheKeysOwner(t *testing.T) {
 	}
 	send(alices)
 	send(ownerless)
-	st, err := js.Stream(ctx, subjects.InputStream)
+	st, err := js.Stream(ctx, subjects.EnricherInputStream)
 	if err != nil {
 		t.Fatal(err)
 	}

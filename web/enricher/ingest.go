@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"jetfleet/internal/enricherevents"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/subjects"
 )
@@ -97,7 +98,7 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 // body was empty, 422 when every line was rejected.
 func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
-	if kind != subjects.KindUser && kind != subjects.KindSubscription && kind != subjects.KindLesson {
+	if kind != subjects.EnricherKindUser && kind != subjects.EnricherKindSubscription && kind != subjects.EnricherKindLesson {
 		fail(w, http.StatusNotFound, "unknown event kind %q: use user, subscription or lesson", kind)
 		return
 	}
@@ -145,7 +146,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		if len(strings.TrimSpace(string(raw))) == 0 {
 			continue
 		}
-		ev, err := subjects.ParseEvent(kind, raw)
+		ev, err := enricherevents.Parse(kind, raw)
 		if err != nil {
 			resp.Rejected = append(resp.Rejected, LineError{Line: line, Error: err.Error()})
 			continue

@@ -58,14 +58,14 @@ func (r *Rates) sample(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s := rateSample{at: time.Now()}
-	if st, err := r.js.Stream(ctx, subjects.InputStream); err == nil {
+	if st, err := r.js.Stream(ctx, subjects.EnricherInputStream); err == nil {
 		s.input = st.CachedInfo().State.LastSeq
 	}
-	if st, err := r.js.Stream(ctx, subjects.OutputStream); err == nil {
+	if st, err := r.js.Stream(ctx, subjects.EnricherOutputStream); err == nil {
 		s.output = st.CachedInfo().State.LastSeq
 	}
 	if st, err := r.js.Stream(ctx, subjects.DLQStream); err == nil {
-		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjects.DLQFilter(subjects.InputStream))); err == nil {
+		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjects.DLQFilter(subjects.EnricherInputStream))); err == nil {
 			for _, n := range info.State.Subjects {
 				s.dlqs += n
 			}

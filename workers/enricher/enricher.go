@@ -6,7 +6,7 @@
 // in the lesson's language) and country (from the user).
 //
 // Rules:
-//   - An invalid event (see subjects.ParseEvent) is dead-lettered with the
+//   - An invalid event (see enricherevents.Parse) is dead-lettered with the
 //     validation errors; the partition goes on.
 //   - A user or subscription event updates the state (an update changes only
 //     the fields it carries) and passes through unchanged. The state records
@@ -50,6 +50,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/enricherevents"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
@@ -183,7 +184,7 @@ func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	return consume.OrderedConfig{Role: role, Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup,
+	return consume.OrderedConfig{Role: role, Stream: subjects.EnricherInputStream, Consumers: names, Group: subjects.EnricherGroup,
 		Batch: batchSize, Prepare: e.Prepare}
 }
 
@@ -198,7 +199,7 @@ const (
 
 // parsed is an event parsed by Prepare for Handle.
 type parsed struct {
-	ev  subjects.Event
+	ev  subjects.EnricherEvent
 	err error
 }
 
@@ -228,13 +229,13 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 		if err != nil {
 			continue
 		}
-		ev, err := subjects.ParseEvent(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
+		ev, err := enricherevents.Parse(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
 		m[md.Sequence.Stream] = parsed{ev: ev, err: err}
 		if err != nil {
 			continue
 		}
 		u := ev.UserUUID()
-		if ev.Kind != subjects.KindSubscription && !seenU[u] {
+		if ev.Kind != subjects.EnricherKindSubscription && !seenU[u] {
 			seenU[u] = true
 			users = append(users, u)
 		}
@@ -278,7 +279,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		delete(e.parsed[p], md.Sequence.Stream)
 	} else {
 		e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
-		pe.ev, pe.err = subjects.ParseEvent(kind, msg.Data())
+		pe.ev, pe.err = enricherevents.Parse(kind, msg.Data())
 	}
 	ev, err := pe.ev, pe.err
 	if err != nil {
@@ -294,11 +295,11 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	out := msg.Data()
 	var en *enrichment // a lesson's
 	switch kind {
-	case subjects.KindUser:
+	case subjects.EnricherKindUser:
 		err = e.applyUser(ctx, p, ev.User, seq)
-	case subjects.KindSubscription:
+	case subjects.EnricherKindSubscription:
 		err = e.applySubscription(ctx, p, ev.Subscription, seq)
-	case subjects.KindLesson:
+	case subjects.EnricherKindLesson:
 		en, err = e.enrichment(ctx, p, ev.Lesson, seq, md.NumDelivered > 1)
 	}
 	if err != nil {
@@ -354,30 +355,30 @@ func (e *Enricher) checkOwner(p int, pin string) {
 	}
 }
 
-func (e *Enricher) applyUser(ctx context.Context, p int, ev *subjects.UserEvent, seq uint64) error {
+func (e *Enricher) applyUser(ctx context.Context, p int, ev *subjects.EnricherUserEvent, seq uint64) error {
 	u, err := e.store.User(ctx, p, ev.UUID)
 	if err != nil {
 		return err
 	}
 	if u == nil {
-		u = &subjects.UserState{}
+		u = &subjects.EnricherUserState{}
 	} else if u.Seq >= seq {
-		e.metrics.stale.WithLabelValues(subjects.KindUser).Inc()
+		e.metrics.stale.WithLabelValues(subjects.EnricherKindUser).Inc()
 		return nil // already applied: pass through only
 	}
 	u.Apply(ev, seq)
 	return e.store.PutUser(ctx, p, u)
 }
 
-func (e *Enricher) applySubscription(ctx context.Context, p int, ev *subjects.SubscriptionEvent, seq uint64) error {
+func (e *Enricher) applySubscription(ctx context.Context, p int, ev *subjects.EnricherSubscriptionEvent, seq uint64) error {
 	s, err := e.store.Subscription(ctx, p, ev.UserUUID, ev.Language)
 	if err != nil {
 		return err
 	}
 	if s == nil {
-		s = &subjects.SubscriptionState{}
+		s = &subjects.EnricherSubscriptionState{}
 	} else if s.Seq >= seq {
-		e.metrics.stale.WithLabelValues(subjects.KindSubscription).Inc()
+		e.metrics.stale.WithLabelValues(subjects.EnricherKindSubscription).Inc()
 		return nil
 	}
 	s.Apply(ev, seq)
@@ -394,13 +395,13 @@ type enrichment struct {
 	SubType   *string `json:"subscription_type,omitempty"`
 }
 
-func (en *enrichment) setUser(u *subjects.UserState) {
+func (en *enrichment) setUser(u *subjects.EnricherUserState) {
 	if u != nil {
 		en.UserKnown, en.Country = true, u.Country
 	}
 }
 
-func (en *enrichment) setSubscription(s *subjects.SubscriptionState) {
+func (en *enrichment) setSubscription(s *subjects.EnricherSubscriptionState) {
 	if s != nil {
 		en.SubKnown, en.SubStatus, en.SubType = true, s.SubscriptionStatus, s.SubscriptionType
 	}
@@ -429,7 +430,7 @@ func (en *enrichment) fields(status string) subjects.EnrichedLessonFields {
 // partition's events are handled in order. A lesson held back (Hold) keeps
 // what was found at its first attempt; only what was missing is looked up
 // again.
-func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.LessonEvent, seq uint64, redelivered bool) (*enrichment, error) {
+func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.EnricherLessonEvent, seq uint64, redelivered bool) (*enrichment, error) {
 	en, frozen := e.holds[p].frozen[seq]
 	if !frozen && redelivered && e.held != nil {
 		// Held by another owner before a takeover (or by this one before
@@ -469,10 +470,10 @@ func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
 	if err := json.Unmarshal(raw, &fields); err != nil {
 		return nil, consume.Permanentf("invalid event: %w", err) // ParseEvent accepted it: cannot happen
 	}
-	fields[subjects.FieldSubscriptionStatus] = marshal(add.SubscriptionStatus)
-	fields[subjects.FieldSubscriptionType] = marshal(add.SubscriptionType)
-	fields[subjects.FieldCountry] = marshal(add.Country)
-	fields[subjects.FieldEnrichment] = marshal(add.Enrichment)
+	fields[subjects.EnricherFieldSubscriptionStatus] = marshal(add.SubscriptionStatus)
+	fields[subjects.EnricherFieldSubscriptionType] = marshal(add.SubscriptionType)
+	fields[subjects.EnricherFieldCountry] = marshal(add.Country)
+	fields[subjects.EnricherFieldEnrichment] = marshal(add.Enrichment)
 	out, err := json.Marshal(fields)
 	if err != nil {
 		return nil, fmt.Errorf("encode enriched lesson: %w", err)
@@ -481,8 +482,8 @@ func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
 }
 
 var enrichmentKeys = [][]byte{
-	[]byte(`"` + subjects.FieldSubscriptionStatus + `"`), []byte(`"` + subjects.FieldSubscriptionType + `"`),
-	[]byte(`"` + subjects.FieldCountry + `"`), []byte(`"` + subjects.FieldEnrichment + `"`),
+	[]byte(`"` + subjects.EnricherFieldSubscriptionStatus + `"`), []byte(`"` + subjects.EnricherFieldSubscriptionType + `"`),
+	[]byte(`"` + subjects.EnricherFieldCountry + `"`), []byte(`"` + subjects.EnricherFieldEnrichment + `"`),
 }
 
 // splice appends the enrichment fields to the lesson's JSON object without

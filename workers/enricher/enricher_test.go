@@ -109,7 +109,7 @@ type emitted struct {
 func readOutput(t *testing.T, js jetstream.JetStream) []emitted {
 	t.Helper()
 	ctx := testenv.Context(t, 10*time.Second)
-	s, err := js.Stream(ctx, subjects.OutputStream)
+	s, err := js.Stream(ctx, subjects.EnricherOutputStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func readOutput(t *testing.T, js jetstream.JetStream) []emitted {
 
 func outputCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(testenv.Context(t, 5*time.Second), subjects.OutputStream)
+	s, err := js.Stream(testenv.Context(t, 5*time.Second), subjects.EnricherOutputStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,8 +500,8 @@ func TestLessonCarryingEnrichmentFieldsGetsThemReplacedNotRepeated(t *testing.T)
 	startEnricher(t, js, enricher.Config{})
 	testenv.Eventually(t, 10*time.Second, "three events out", func() bool { return outputCount(t, js) == 3 })
 	ctx := testenv.Context(t, 5*time.Second)
-	s, _ := js.Stream(ctx, subjects.OutputStream)
-	m, err := s.GetLastMsgForSubject(ctx, subjects.EnricherOutput(subjects.KindLesson))
+	s, _ := js.Stream(ctx, subjects.EnricherOutputStream)
+	m, err := s.GetLastMsgForSubject(ctx, subjects.EnricherOutput(subjects.EnricherKindLesson))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -519,13 +519,13 @@ func TestCrashBetweenPublishAndAckEmitsEachEventOnce(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	// Quick redelivery and takeover, so the test does not wait 30s.
 	for p := range subjects.EnricherPartitions {
-		c, err := js.Consumer(ctx, subjects.InputStream, subjects.EnricherPartitionConsumer(p))
+		c, err := js.Consumer(ctx, subjects.EnricherInputStream, subjects.EnricherPartitionConsumer(p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := c.CachedInfo().Config
 		cfg.AckWait, cfg.PinnedTTL = time.Second, 2*time.Second // PinnedTTL > AckWait, as in production
-		if _, err := js.UpdateConsumer(ctx, subjects.InputStream, cfg); err != nil {
+		if _, err := js.UpdateConsumer(ctx, subjects.EnricherInputStream, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -821,7 +821,7 @@ func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testi
 	startEnricher(t, js, enricher.Config{})
 	var entries []deadletter.Entry
 	testenv.Eventually(t, 10*time.Second, "the invalid event dead-lettered", func() bool {
-		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStream, 0)
 		return len(entries) == 1
 	})
 	first := entries[0]
@@ -832,7 +832,7 @@ func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testi
 		t.Fatalf("replay: %v", err)
 	}
 	testenv.Eventually(t, 10*time.Second, "the replayed event handled again", func() bool {
-		entries, _ = deadletter.List(ctx, js, subjects.InputStream, 0)
+		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStream, 0)
 		return len(entries) == 1 && entries[0].Seq != first.Seq
 	})
 	again := entries[0]

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/enricherevents"
 	"jetfleet/subjects"
 )
 
@@ -88,7 +89,7 @@ func Load(ctx context.Context, js jetstream.JetStream, r io.Reader, progress fun
 			reject(err.Error())
 			continue
 		}
-		ev, err := subjects.ParseEvent(kind, body)
+		ev, err := enricherevents.Parse(kind, body)
 		if err != nil {
 			reject(err.Error())
 			continue
@@ -96,13 +97,13 @@ func Load(ctx context.Context, js jetstream.JetStream, r io.Reader, progress fun
 		var subject string
 		var v any
 		switch kind {
-		case subjects.KindUser:
-			var u subjects.UserState
+		case subjects.EnricherKindUser:
+			var u subjects.EnricherUserState
 			u.Apply(ev.User, 0)
 			subject, v = subjects.KVPutSubject(subjects.EnricherUsersBucket(subjects.EnricherShardOf(u.UUID, shards)), u.UUID), &u
 			st.Users++
 		default:
-			var s subjects.SubscriptionState
+			var s subjects.EnricherSubscriptionState
 			s.Apply(ev.Subscription, 0)
 			key := subjects.EnricherSubKey(s.UserUUID, s.Language)
 			subject, v = subjects.KVPutSubject(subjects.EnricherSubsBucket(subjects.EnricherShardOf(s.UserUUID, shards)), key), &s
@@ -156,9 +157,9 @@ func snapshotKind(raw []byte) (string, []byte, error) {
 	kind := ""
 	switch {
 	case fields["uuid"] != nil:
-		kind = subjects.KindUser
+		kind = subjects.EnricherKindUser
 	case fields["user_uuid"] != nil:
-		kind = subjects.KindSubscription
+		kind = subjects.EnricherKindSubscription
 	default:
 		return "", nil, fmt.Errorf(`neither a user (no "uuid") nor a subscription (no "user_uuid")`)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/enricherevents"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
@@ -45,7 +46,7 @@ func (s *LessonSink) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	// The parser the Enricher validated the lesson with: the row has the
 	// fields the enrichment used, under the same names.
-	l, err := subjects.ParseEnrichedLesson(msg.Data())
+	l, err := enricherevents.ParseEnrichedLesson(msg.Data())
 	if err != nil {
 		return consume.Permanentf("emitted lesson: %w", err)
 	}

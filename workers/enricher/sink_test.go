@@ -41,7 +41,7 @@ func TestEnrichedLessonsReachClickHouseByLanguageTypeAndCountry(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.OutputStream, Consumer: subjects.EnricherAnalyticsConsumer, Concurrency: 64},
+	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.EnricherOutputStream, Consumer: subjects.EnricherAnalyticsConsumer, Concurrency: 64},
 		sink.Handle, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(runCtx) }()
@@ -78,7 +78,7 @@ func TestSinkReadsTheFieldsValidationAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.OutputStream, Consumer: subjects.EnricherAnalyticsConsumer},
+	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.EnricherOutputStream, Consumer: subjects.EnricherAnalyticsConsumer},
 		sink.Handle, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(runCtx) }()
@@ -116,7 +116,7 @@ func TestLessonsAreCountedForTheAccountWhoseKeySentThem(t *testing.T) {
 	_, js := provision(t)
 	send := func(user, owner string, lessons int) {
 		for range lessons {
-			m := nats.NewMsg(subjects.EnricherInput(subjects.KindLesson, user))
+			m := nats.NewMsg(subjects.EnricherInput(subjects.EnricherKindLesson, user))
 			m.Data = []byte(`{"user_uuid":"` + user + `","language":"en"}`)
 			if owner != "" {
 				m.Header.Set(subjects.EnricherOwnerHeader, owner)
@@ -135,7 +135,7 @@ func TestLessonsAreCountedForTheAccountWhoseKeySentThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.OutputStream, Consumer: subjects.EnricherAnalyticsConsumer},
+	c := consume.New(js, consume.Config{Role: "enricher-analytics", Stream: subjects.EnricherOutputStream, Consumer: subjects.EnricherAnalyticsConsumer},
 		sink.Handle, consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(runCtx) }()
@@ -178,7 +178,7 @@ func TestLessonsAreCountedForTheAccountWhoseKeySentThem(t *testing.T) {
 func outputHeaders(t *testing.T, js jetstream.JetStream, name string) []string {
 	t.Helper()
 	ctx := testenv.Context(t, 10*time.Second)
-	s, err := js.Stream(ctx, subjects.OutputStream)
+	s, err := js.Stream(ctx, subjects.EnricherOutputStream)
 	if err != nil {
 		t.Fatal(err)
 	}

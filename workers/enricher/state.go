@@ -30,8 +30,8 @@ type Store struct {
 	users, subs []jetstream.KeyValue // by shard
 	// Per partition, users by uuid and subscriptions by key: typed keys,
 	// so a lookup builds no string.
-	userCache []*lru.Cache[string, entry[subjects.UserState]]
-	subCache  []*lru.Cache[SubKey, entry[subjects.SubscriptionState]]
+	userCache []*lru.Cache[string, entry[subjects.EnricherUserState]]
+	subCache  []*lru.Cache[SubKey, entry[subjects.EnricherSubscriptionState]]
 	timeout   time.Duration
 
 	hits, misses atomic.Uint64
@@ -58,11 +58,11 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cacheSize int, timeo
 	// give each kind half.
 	per := max(cacheSize/subjects.EnricherPartitions/2, 16)
 	for range subjects.EnricherPartitions {
-		uc, err := lru.New[string, entry[subjects.UserState]](per)
+		uc, err := lru.New[string, entry[subjects.EnricherUserState]](per)
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
-		sc, err := lru.New[SubKey, entry[subjects.SubscriptionState]](per)
+		sc, err := lru.New[SubKey, entry[subjects.EnricherSubscriptionState]](per)
 		if err != nil {
 			return nil, fmt.Errorf("cache: %w", err)
 		}
@@ -87,24 +87,24 @@ func (s *Store) Forget(p int) {
 }
 
 // User returns the state of user uuid, nil when unknown.
-func (s *Store) User(ctx context.Context, p int, uuid string) (*subjects.UserState, error) {
+func (s *Store) User(ctx context.Context, p int, uuid string) (*subjects.EnricherUserState, error) {
 	return get(ctx, s, s.userCache[p], uuid, s.users[s.shardOf(uuid)], uuid)
 }
 
 // Subscription returns the state of userUUID's subscription in language,
 // nil when unknown.
-func (s *Store) Subscription(ctx context.Context, p int, userUUID, language string) (*subjects.SubscriptionState, error) {
+func (s *Store) Subscription(ctx context.Context, p int, userUUID, language string) (*subjects.EnricherSubscriptionState, error) {
 	return get(ctx, s, s.subCache[p], SubKey{userUUID, language}, s.subs[s.shardOf(userUUID)],
 		subjects.EnricherSubKey(userUUID, language))
 }
 
 // PutUser stores u.
-func (s *Store) PutUser(ctx context.Context, p int, u *subjects.UserState) error {
+func (s *Store) PutUser(ctx context.Context, p int, u *subjects.EnricherUserState) error {
 	return put(ctx, s, s.userCache[p], u.UUID, s.users[s.shardOf(u.UUID)], u.UUID, u)
 }
 
 // PutSubscription stores sub.
-func (s *Store) PutSubscription(ctx context.Context, p int, sub *subjects.SubscriptionState) error {
+func (s *Store) PutSubscription(ctx context.Context, p int, sub *subjects.EnricherSubscriptionState) error {
 	return put(ctx, s, s.subCache[p], SubKey{sub.UserUUID, sub.Language}, s.subs[s.shardOf(sub.UserUUID)],
 		subjects.EnricherSubKey(sub.UserUUID, sub.Language), sub)
 }

@@ -394,7 +394,7 @@ func floor(url string, pjs jetstream.JetStream, obs *observer, gen *generator, s
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	cfg := consume.OrderedConfig{Role: "floor", Stream: subjects.InputStream, Consumers: names, Group: subjects.EnricherGroup}
+	cfg := consume.OrderedConfig{Role: "floor", Stream: subjects.EnricherInputStream, Consumers: names, Group: subjects.EnricherGroup}
 	handle := func(_ context.Context, _ int, m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 		md, err := m.Metadata()
 		if err != nil {
@@ -496,10 +496,10 @@ func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
 		if i%200 == 199 {
 			var subj, body string
 			if i%400 == 399 {
-				subj = subjects.EnricherInput(subjects.KindUser, id)
+				subj = subjects.EnricherInput(subjects.EnricherKindUser, id)
 				body = fmt.Sprintf(`{"operation":"update","uuid":"%s","country":"%s"}`, id, countries[g.rnd.IntN(len(countries))])
 			} else {
-				subj = subjects.EnricherInput(subjects.KindSubscription, id)
+				subj = subjects.EnricherInput(subjects.EnricherKindSubscription, id)
 				body = fmt.Sprintf(`{"operation":"update","user_uuid":"%s","language":"%s","subscription_status":"%s"}`, id, langOf(u, 0, g.o.subsPerUser), statuses[g.rnd.IntN(len(statuses))])
 			}
 			if err := g.publishAsync(js, subj, []byte(body)); err != nil {
@@ -509,7 +509,7 @@ func (g *generator) publish(js jetstream.JetStream, n, phase, rate int) error {
 		}
 		body := fmt.Sprintf(`{"user_uuid":"%s","language":"%s","title":"Lesson %d","course_uuid":"c-%d","course_title":"Course","number_of_lessons_in_course":20,"completed_lessons_in_course":%d,"percentage_completed_in_course":%d,"content_release_id":"r42","phase":%d,"sent_ns":%d}`,
 			id, langOf(u, g.rnd.IntN(g.o.subsPerUser), g.o.subsPerUser), i%20, u%500, i%20+1, (i%20+1)*5, phase, time.Now().UnixNano())
-		if err := g.publishAsync(js, subjects.EnricherInput(subjects.KindLesson, id), []byte(body)); err != nil {
+		if err := g.publishAsync(js, subjects.EnricherInput(subjects.EnricherKindLesson, id), []byte(body)); err != nil {
 			return err
 		}
 	}
@@ -610,8 +610,8 @@ type observer struct {
 
 func observe(ctx context.Context, js jetstream.JetStream) (*observer, error) {
 	o := &observer{lat: map[int][]time.Duration{}, tail: map[int][]time.Duration{}}
-	cons, err := js.OrderedConsumer(ctx, subjects.OutputStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subjects.EnricherOutput(subjects.KindLesson)}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	cons, err := js.OrderedConsumer(ctx, subjects.EnricherOutputStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.EnricherOutput(subjects.EnricherKindLesson)}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
 		return nil, err

@@ -190,7 +190,7 @@ func (s *Service) ExpireUnconfirmed(ctx context.Context, eid, rid string) (bool,
 			return false, nil
 		}
 		if s.cfg.Now().Before(r.Created.Add(s.cfg.UnconfirmedTTL)) {
-			return false, ErrHoldNotDue
+			return false, fmt.Errorf("expire unconfirmed registration %s: not due yet: %w", rid, ErrHoldNotDue)
 		}
 		// Purged (earlier revisions too: they hold the same name and
 		// address) only if unchanged since read: a confirmation that won the

@@ -225,7 +225,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	// case stripped), the one a mail would go to; an address that does not
 	// parse gets no mail, and Register says what is wrong with it.
 	ok, err := h.byClient.Allow(ctx, clientIP(r))
-	if email, bad := accounts.NormaliseEmail(form.Email); err == nil && ok && bad == nil {
+	if email, perr := accounts.NormaliseEmail(form.Email); err == nil && ok && perr == nil {
 		ok, err = h.byEmail.Allow(ctx, email)
 	}
 	if err != nil {

@@ -31,7 +31,9 @@ const (
 	eventsSubjectPrefix = "events."
 
 	// EventHoldsStream holds one-shot message schedules (@at) that release
-	// a paid ticket's seat when its checkout never completes:
+	// a paid ticket's seat when its checkout never completes, and that
+	// expire a registration its participant never confirmed (the hold's
+	// schedule replaces that one on confirmation: one per registration):
 	//   eventholds.at.<registration-id>       the schedule (Nats-Schedule: @at …)
 	//   eventholds.release.<registration-id>  what it fires, consumed by the
 	//                                          event-holds role
@@ -54,6 +56,9 @@ type EventHoldExpiry struct {
 	EventID        string    `json:"event_id"`
 	RegistrationID string    `json:"registration_id"`
 	Until          time.Time `json:"until"`
+	// Unconfirmed marks the expiry of a registration never confirmed by
+	// its participant, rather than of a paid ticket's seat hold.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
 }
 
 // Kinds of domain events on EventsStream.
@@ -68,6 +73,7 @@ const (
 	EventCancelled     = "cancelled"
 	EventStripeLinked  = "stripelinked"  // organiser connected a Stripe account
 	EventHoldReleased  = "holdreleased"  // an unpaid seat hold expired and the seat is free again
+	EventUnconfirmed   = "unconfirmed"   // a registration nobody confirmed expired and was deleted
 	EventLatePayment   = "latepayment"   // a payment arrived after its hold was released and no seat was left: refund due
 	EventPseudonymised = "pseudonymised" // a participant's name and email were replaced (GDPR deletion)
 )

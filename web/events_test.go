@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +25,7 @@ import (
 
 type eventsEdge struct {
 	*httptest.Server
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	stripe *stripetest.Server
 }
@@ -60,7 +62,7 @@ func startEventsEdge(t *testing.T) *eventsEdge {
 	hs.Config.Handler = h
 	hs.Start()
 	t.Cleanup(hs.Close)
-	return &eventsEdge{Server: hs, js: js, stripe: st}
+	return &eventsEdge{Server: hs, nc: nc, js: js, stripe: st}
 }
 
 // signIn signs v in as email through the magic link in the mail.

@@ -42,10 +42,13 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			return Page(title).Render(templ.WithChildren(ctx, body), w)
 		})
 	}
-	h := webevents.New(webevents.Deps{
+	h, err := webevents.New(webevents.Deps{
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
 		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log, Layout: layout,
 	})
+	if err != nil {
+		return err
+	}
 	h.Routes(mux, s.api, s.signedIn)
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,9 +255,18 @@ func TestRegistrationNeedsBothConsentsAndStoresTheirVersion(t *testing.T) {
 	if mine, _ := s.MyRegistrations(ctx, "pat@example.com"); len(mine) != 0 {
 		t.Fatalf("refused registrations were saved: %v", mine)
 	}
+	// Submitting the form records no consent: anyone can type anyone's
+	// address. The participant's confirmation does.
 	r := register(t, s, e, "Pat@Example.com")
-	if r.Status != events.Pending || r.Consent.Version != events.ConsentVersion || !r.Consent.At.Equal(now) || !r.Consent.DataSharing || !r.Consent.Terms {
-		t.Errorf("registration %+v", r)
+	if r.Status != events.Pending || !r.Consent.At.IsZero() || r.Consent.Terms || r.Consent.DataSharing {
+		t.Errorf("consent recorded before confirmation: %+v", r.Consent)
+	}
+	r, err = s.Confirm(ctx, "pat@example.com", e.ID, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Consent.Version != events.ConsentVersion || !r.Consent.At.Equal(now) || !r.Consent.DataSharing || !r.Consent.Terms {
+		t.Errorf("consent after confirmation %+v", r.Consent)
 	}
 }
 
@@ -292,9 +302,9 @@ func TestFreeRegistrationConfirmedByItsParticipantOnly(t *testing.T) {
 	if len(mine) != 1 || mine[0].Event.ID != e.ID {
 		t.Errorf("pat's registrations %v", mine)
 	}
-	regs, _ := s.EventRegistrations(ctx, "org1", e.ID)
-	if len(regs) != 1 || regs[0].Email != "pat@example.com" {
-		t.Errorf("organiser sees %v", regs)
+	roster, _ := s.EventRegistrations(ctx, "org1", e.ID)
+	if regs := roster.Registrations; len(regs) != 1 || regs[0].Email != "pat@example.com" || roster.Awaiting != 0 {
+		t.Errorf("organiser sees %+v", roster)
 	}
 }
 
@@ -447,5 +457,85 @@ func TestCatalogFollowsPublishingAndFilters(t *testing.T) {
 	// An ended event is no longer upcoming.
 	if got := cat.Upcoming(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC), events.Filter{}); len(got) != 1 {
 		t.Errorf("after the first event: %v", got)
+	}
+}
+
+// Titles, ticket names and participants' names end up in mail headers: a
+// control character in any of them is refused with a message, and nothing
+// is written.
+func TestLineBreaksAreRefusedWhereTheyWouldReachAHeader(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := context.Background()
+	e := liveEvent(t, s, "org1", 10, free(10))
+	for _, bad := range []string{"Hack\rNight", "Hack\nNight", "Hack\r\nBcc: x@example.com", "Hack\tNight", "Hack\x00Night"} {
+		in := validInput()
+		in.Title = bad
+		var v *events.ValidationError
+		if _, err := s.CreateEvent(ctx, "org1", in); !errors.As(err, &v) || !strings.Contains(v.Fields["title"], "one line") {
+			t.Errorf("title %q: %v", bad, err)
+		}
+		if _, err := s.UpdateEvent(ctx, "org1", e.ID, in); !errors.As(err, &v) || v.Fields["title"] == "" {
+			t.Errorf("edited title %q: %v", bad, err)
+		}
+		if _, err := s.AddTicketType(ctx, "org1", e.ID, events.TicketInput{Name: bad, Price: "0", Quantity: "1"}); !errors.As(err, &v) || v.Fields["ticket_name"] == "" {
+			t.Errorf("ticket name %q: %v", bad, err)
+		}
+		if _, err := s.Register(ctx, e.ID, events.RegistrationInput{TicketTypeID: e.Tickets[0].ID, Name: bad, Email: "pat@example.com", Terms: true, DataSharing: true}); !errors.As(err, &v) || v.Fields["name"] == "" {
+			t.Errorf("participant name %q: %v", bad, err)
+		}
+	}
+	if list, _ := s.OrganiserEvents(ctx, "org1"); len(list) != 1 || list[0].Title != "Go Hack Night" || len(list[0].Tickets) != 1 {
+		t.Errorf("refused input was written: %+v", list)
+	}
+	if mine, _ := s.MyRegistrations(ctx, "pat@example.com"); len(mine) != 0 {
+		t.Errorf("refused registrations were saved: %+v", mine)
+	}
+}
+
+// The organiser sees who confirmed; of the rest, only how many wait.
+func TestOrganiserRosterShowsOnlyConfirmedRegistrations(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := context.Background()
+	e := liveEvent(t, s, "org1", 10, free(10))
+	register(t, s, e, "typed-by-someone@example.com")
+	r := register(t, s, e, "pat@example.com")
+	if _, err := s.Confirm(ctx, "pat@example.com", e.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	cancelled := register(t, s, e, "sam@example.com")
+	if _, err := s.Cancel(ctx, "sam@example.com", e.ID, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	roster, err := s.EventRegistrations(ctx, "org1", e.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roster.Awaiting != 1 || len(roster.Registrations) != 1 || roster.Registrations[0].Email != "pat@example.com" {
+		t.Fatalf("roster %+v, want pat and 1 awaiting", roster)
+	}
+}
+
+// A malformed id never reaches a KV key: every call taking one answers
+// ErrNotFound.
+func TestMalformedIdsAreNotFound(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := context.Background()
+	e := liveEvent(t, s, "org1", 10, free(10))
+	for _, bad := range []string{"", "a.b", "*", "abcdefghijklmn.p", "abcdefghijklmno>"} {
+		if _, err := s.UpdateEvent(ctx, "org1", bad, validInput()); !errors.Is(err, events.ErrNotFound) {
+			t.Errorf("UpdateEvent(%q): %v", bad, err)
+		}
+		if _, err := s.RemoveTicketType(ctx, "org1", bad, e.Tickets[0].ID); !errors.Is(err, events.ErrNotFound) {
+			t.Errorf("RemoveTicketType(event %q): %v", bad, err)
+		}
+		if _, err := s.RemoveTicketType(ctx, "org1", e.ID, bad); !errors.Is(err, events.ErrNotFound) {
+			t.Errorf("RemoveTicketType(ticket %q): %v", bad, err)
+		}
+		if _, err := s.EventRegistrations(ctx, "org1", bad); !errors.Is(err, events.ErrNotFound) {
+			t.Errorf("EventRegistrations(%q): %v", bad, err)
+		}
+		if ok, err := s.ExpireUnconfirmed(ctx, bad, bad); ok || err != nil {
+			t.Errorf("ExpireUnconfirmed(%q): %v %v", bad, ok, err)
+		}
 	}
 }

@@ -149,3 +149,65 @@ func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
 func lateEvent(kind string, r Registration, e Event) subjects.EventsDomainEvent {
 	return subjects.EventsDomainEvent{Kind: kind, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}
 }
+
+// scheduleUnconfirmedExpiry publishes the one-shot schedule (@at Created +
+// UnconfirmedTTL) that expires registration r if its participant never
+// confirms it. It shares the hold's schedule subject: a paid ticket's
+// confirmation replaces it with the hold's schedule (the stream keeps one
+// message per subject); a free ticket's leaves it, and it then finds a
+// confirmed registration and changes nothing.
+func (s *Service) scheduleUnconfirmedExpiry(ctx context.Context, r Registration) error {
+	until := r.Created.Add(s.cfg.UnconfirmedTTL)
+	b, _ := json.Marshal(subjects.EventHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: until, Unconfirmed: true})
+	err := s.publishRetrying(ctx, subjects.EventHoldSchedule(r.ID), b,
+		jetstream.WithScheduleAt(until), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
+		jetstream.WithMsgID("unconfirmed:"+r.ID))
+	if err != nil {
+		return fmt.Errorf("schedule expiry of registration %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// ExpireUnconfirmed deletes a registration its participant did not confirm
+// within UnconfirmedTTL, with its entry in the participant's index: nobody
+// agreed to keeping that name and address. Such a registration holds no
+// seat (Confirm takes it), so seat counts do not change. It changes nothing
+// (false, nil) when the registration was confirmed or cancelled meanwhile,
+// or is gone; before its time it returns ErrHoldNotDue.
+func (s *Service) ExpireUnconfirmed(ctx context.Context, eid, rid string) (bool, error) {
+	if !ids.Valid(eid) || !ids.Valid(rid) {
+		return false, nil
+	}
+	for {
+		r, rev, err := getJSON[Registration](ctx, s.regs, regKey(eid, rid))
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if r.Status != Pending || r.SeatHeld || !r.Confirmed.IsZero() {
+			return false, nil
+		}
+		if s.cfg.Now().Before(r.Created.Add(s.cfg.UnconfirmedTTL)) {
+			return false, fmt.Errorf("expire unconfirmed registration %s: not due yet: %w", rid, ErrHoldNotDue)
+		}
+		// Purged (earlier revisions too: they hold the same name and
+		// address) only if unchanged since read: a confirmation that won the
+		// race keeps its registration and the seat it took.
+		err = s.regs.Purge(ctx, regKey(eid, rid), jetstream.LastRevision(rev))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("delete unconfirmed registration %s: %w", rid, err)
+		}
+		// Should this fail, the index keeps a pointer to nothing (an address
+		// hash; "my events" skips it): not worth failing the expiry for.
+		if err := s.regs.Purge(ctx, personKey(r.Email, eid, rid)); err != nil {
+			s.cfg.Log.Warn("unindex expired registration", "event", eid, "registration", rid, "err", err)
+		}
+		s.cfg.Log.Info("unconfirmed registration expired", "event", eid, "registration", rid)
+		return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventUnconfirmed, EventID: eid, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "unconfirmed:"+rid)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // time zones must resolve on hosts without tzdata
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -211,7 +212,10 @@ func FormatMinor(minor int64, currency string) string {
 	return fmt.Sprintf("%d.%02d %s", minor/100, minor%100, strings.ToUpper(currency))
 }
 
-// Consent is what a participant agreed to, when, and to which text.
+// Consent is what a participant agreed to, when, and to which text. It is
+// recorded when the participant confirms (by magic link, or signed in as
+// the registered address), never when someone merely submits the form:
+// anyone can type anyone's address.
 type Consent struct {
 	Terms       bool      `json:"terms"`
 	DataSharing bool      `json:"data_sharing"` // share name and email with the organiser
@@ -288,6 +292,8 @@ func (in EventInput) apply(e *Event, now time.Time) error {
 		v.add("title", "Give the event a title.")
 	case n > MaxTitle:
 		v.add("title", fmt.Sprintf("Keep the title under %d characters.", MaxTitle))
+	case !oneLine(out.Title):
+		v.add("title", "Keep the title on one line: remove line breaks, tabs and other control characters.")
 	}
 	out.Description = strings.TrimSpace(in.Description)
 	if utf8.RuneCountInString(out.Description) > MaxDescription {
@@ -359,6 +365,8 @@ func (in TicketInput) parse(e Event) (TicketType, error) {
 		v.add("ticket_name", "Name the ticket type, e.g. General admission.")
 	case n > MaxName:
 		v.add("ticket_name", fmt.Sprintf("Keep the name under %d characters.", MaxName))
+	case !oneLine(t.Name):
+		v.add("ticket_name", "Keep the name on one line: remove line breaks, tabs and other control characters.")
 	}
 	price, ok := parseMinor(in.Price)
 	if !ok || price < 0 || price > MaxPriceMinor {
@@ -434,6 +442,23 @@ type RegistrationInput struct {
 	Email        string
 	Terms        bool
 	DataSharing  bool
+}
+
+// oneLine reports whether s is free of control characters. Titles, ticket
+// names and participants' names end up in mail subjects and other headers
+// (and in Stripe's product name), where a line break would end the header
+// or make the whole mail invalid; they are refused on input.
+func oneLine(s string) bool { return !strings.ContainsFunc(s, unicode.IsControl) }
+
+// OneLine returns s with every control character replaced by a space, for
+// a header built from stored data that may predate the rule above.
+func OneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func contains(list []string, s string) bool {

@@ -35,12 +35,20 @@ type Config struct {
 	// HoldTTL is how long a paid ticket's seat stays held for its checkout;
 	// default DefaultHoldTTL.
 	HoldTTL time.Duration
+	// UnconfirmedTTL is how long a registration waits for its participant
+	// to confirm before it is deleted; default DefaultUnconfirmedTTL.
+	UnconfirmedTTL time.Duration
 }
 
 // DefaultHoldTTL is how long a seat is held for a payment: a little over
 // Stripe's shortest Checkout Session lifetime (30 minutes), so the session
 // can expire together with the hold.
 const DefaultHoldTTL = 35 * time.Minute
+
+// DefaultUnconfirmedTTL is how long an unconfirmed registration is kept:
+// the magic link lasts 15 minutes, but a participant can sign in later and
+// confirm from "my events".
+const DefaultUnconfirmedTTL = 24 * time.Hour
 
 // Service reads and changes the Events product's state.
 type Service struct {
@@ -72,6 +80,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	}
 	if cfg.HoldTTL <= 0 {
 		cfg.HoldTTL = DefaultHoldTTL
+	}
+	if cfg.UnconfirmedTTL <= 0 {
+		cfg.UnconfirmedTTL = DefaultUnconfirmedTTL
 	}
 	return &Service{js: js, catalog: catalog, regs: regs, cfg: cfg}, nil
 }
@@ -263,6 +274,9 @@ func (s *Service) change(ctx context.Context, uid, eid string, f func(e *Event) 
 
 // UpdateEvent changes an event's details.
 func (s *Service) UpdateEvent(ctx context.Context, uid, eid string, in EventInput) (Event, error) {
+	if !ids.Valid(eid) {
+		return Event{}, ErrNotFound
+	}
 	st, err := s.seats(ctx, eid)
 	if err != nil {
 		return Event{}, err
@@ -309,6 +323,9 @@ func (s *Service) AddTicketType(ctx context.Context, uid, eid string, in TicketI
 
 // RemoveTicketType removes a ticket type nobody holds yet.
 func (s *Service) RemoveTicketType(ctx context.Context, uid, eid, tid string) (Event, error) {
+	if !ids.Valid(eid) || !ids.Valid(tid) {
+		return Event{}, ErrNotFound
+	}
 	st, err := s.seats(ctx, eid)
 	if err != nil {
 		return Event{}, err
@@ -388,27 +405,43 @@ func (s *Service) OrganiserEvents(ctx context.Context, uid string) ([]Event, err
 	return out, nil
 }
 
-// EventRegistrations lists the registrations of organiser uid's event.
-func (s *Service) EventRegistrations(ctx context.Context, uid, eid string) ([]Registration, error) {
+// Roster is what an organiser sees of their event's registrations.
+type Roster struct {
+	// Registrations their participants confirmed, oldest first.
+	Registrations []Registration
+	// Awaiting counts registrations still waiting for their participant
+	// to confirm: who they are is not shown, since anyone can type anyone's
+	// name and address into the form.
+	Awaiting int
+}
+
+// EventRegistrations returns the roster of organiser uid's event.
+func (s *Service) EventRegistrations(ctx context.Context, uid, eid string) (Roster, error) {
 	if _, err := s.EventFor(ctx, uid, eid); err != nil {
-		return nil, err
+		return Roster{}, err
 	}
 	keys, err := listKeys(ctx, s.regs, "reg."+eid+".*")
 	if err != nil {
-		return nil, err
+		return Roster{}, err
 	}
-	var out []Registration
+	var out Roster
 	for _, k := range keys {
 		r, _, err := getJSON[Registration](ctx, s.regs, k)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return Roster{}, err
 		}
-		out = append(out, r)
+		switch {
+		case !r.Confirmed.IsZero():
+			out.Registrations = append(out.Registrations, r)
+		case r.Status == Pending:
+			out.Awaiting++
+		}
+		// Cancelled before confirming: nobody agreed to anything; not shown.
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	sort.Slice(out.Registrations, func(i, j int) bool { return out.Registrations[i].Created.Before(out.Registrations[j].Created) })
 	return out, nil
 }
 
@@ -537,6 +570,8 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 	name := strings.TrimSpace(in.Name)
 	if n := utf8.RuneCountInString(name); n == 0 || n > MaxName {
 		v.add("name", "Give your name (up to 120 characters).")
+	} else if !oneLine(name) {
+		v.add("name", "Give your name on one line, without line breaks or tabs.")
 	}
 	email, err := normaliseEmail(in.Email)
 	if err != nil {
@@ -557,10 +592,17 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 	if av, err := s.Available(ctx, e); err == nil && av[t.ID] == 0 {
 		return Registration{}, &ValidationError{Fields: map[string]string{"ticket": "This ticket is sold out."}}
 	}
+	// No consent yet: whoever submitted the form may not be the person
+	// whose address it is. Confirm records it.
 	r := Registration{
 		ID: ids.New(), EventID: eid, TicketTypeID: t.ID, Name: name, Email: email,
-		Consent: Consent{Terms: true, DataSharing: true, Version: ConsentVersion, At: now},
-		Status:  Pending, AmountMinor: t.PriceMinor, Currency: t.Currency, Created: now,
+		Status: Pending, AmountMinor: t.PriceMinor, Currency: t.Currency, Created: now,
+	}
+	// The expiry is scheduled before the registration is saved, so no saved
+	// registration lacks one; a schedule whose registration was never saved
+	// finds nothing to expire.
+	if err := s.scheduleUnconfirmedExpiry(ctx, r); err != nil {
+		return Registration{}, err
 	}
 	if _, err := s.regs.Create(ctx, regKey(eid, r.ID), mustJSON(r)); err != nil {
 		return Registration{}, fmt.Errorf("save registration: %w", err)
@@ -569,7 +611,8 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 		return Registration{}, fmt.Errorf("index registration: %w", err)
 	}
 	// Failing here fails the request: the pending registration stays
-	// unconfirmed and holds no seat, and the participant registers again.
+	// unconfirmed, holds no seat, is not shown to the organiser and expires;
+	// the participant registers again.
 	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventRegistered, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: t.ID}, "registered:"+r.ID); err != nil {
 		return Registration{}, err
 	}
@@ -664,6 +707,9 @@ func (s *Service) Confirm(ctx context.Context, email, eid, rid string) (Registra
 		}
 		r.SeatHeld = true
 		r.Confirmed = now
+		// The participant, signed in as the registered address, agrees
+		// now: the form's ticks were required, this records them as theirs.
+		r.Consent = Consent{Terms: true, DataSharing: true, Version: ConsentVersion, At: now}
 		if r.AmountMinor == 0 {
 			r.Status = Confirmed
 		} else {
@@ -868,7 +914,7 @@ func (s *Service) mailTicket(ctx context.Context, r Registration, e Event) {
 		t.Name, t.Price(), strings.TrimRight(s.cfg.BaseURL, "/"))
 	err := s.cfg.Mail(ctx, subjects.Mail{
 		ID: "events-" + string(r.Status) + ":" + r.ID, To: r.Email,
-		Subject: what + ": " + strings.ReplaceAll(e.Title, "\n", " "), Text: text,
+		Subject: what + ": " + OneLine(e.Title), Text: text,
 	})
 	if err != nil {
 		// The registration stands; only the mail is missing, and "my

@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/events"
+	"jetfleet/internal/ids"
 	"jetfleet/internal/mail"
 	"jetfleet/internal/payments"
 	"jetfleet/subjects"
@@ -44,15 +45,17 @@ type Deps struct {
 
 // Handler serves the Events pages.
 type Handler struct {
-	d        Deps
-	byClient *ratelimit.Keyed
-	byEmail  *ratelimit.Keyed
+	d Deps
+	// Registration limits, shared by every edge (counted in JetStream): per
+	// client address, and per inbox a confirmation mail would go to.
+	byClient *ratelimit.Shared
+	byEmail  *ratelimit.Shared
 	// protect is the site's sign-in gate, given to Routes.
 	protect func(http.Handler) http.Handler
 }
 
 // New returns the handler.
-func New(d Deps) *Handler {
+func New(d Deps) (*Handler, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -60,10 +63,15 @@ func New(d Deps) *Handler {
 		d.Now = time.Now
 	}
 	d.BaseURL = strings.TrimRight(d.BaseURL, "/")
-	return &Handler{d: d,
-		byClient: ratelimit.New(6*time.Second, 10), // registrations per client address
-		byEmail:  ratelimit.New(time.Minute, 5),    // magic-link mails per inbox
+	byClient, err := ratelimit.NewShared(d.JS, "events-register-client", 10, time.Minute) // registrations per client address
+	if err != nil {
+		return nil, err
 	}
+	byEmail, err := ratelimit.NewShared(d.JS, "events-register-inbox", 5, 10*time.Minute) // confirmation mails per inbox
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, byClient: byClient, byEmail: byEmail}, nil
 }
 
 // Routes registers the pages on mux, those for signed-in people behind
@@ -72,8 +80,8 @@ func New(d Deps) *Handler {
 func (h *Handler) Routes(mux, api *http.ServeMux, protect func(http.Handler) http.Handler) {
 	h.protect = protect
 	mux.HandleFunc("GET /events", h.browse)
-	mux.HandleFunc("GET /events/e/{id}", h.eventPage)
-	mux.HandleFunc("POST /events/e/{id}/register", h.register)
+	mux.Handle("GET /events/e/{id}", h.validIDs(http.HandlerFunc(h.eventPage)))
+	mux.Handle("POST /events/e/{id}/register", h.validIDs(http.HandlerFunc(h.register)))
 	mux.Handle("GET /events/e/{id}/r/{rid}", h.signedIn(h.registration))
 	mux.Handle("POST /events/e/{id}/r/{rid}/confirm", h.signedIn(h.confirm))
 	mux.Handle("POST /events/e/{id}/r/{rid}/cancel", h.signedIn(h.cancel))
@@ -94,12 +102,34 @@ func (h *Handler) Routes(mux, api *http.ServeMux, protect func(http.Handler) htt
 
 type user struct{ ID, Email string }
 
-// signedIn hands a page the user the gate let through.
+// pathIDs are the path wildcards of the Events routes that hold record ids.
+var pathIDs = []string{"id", "rid", "tid"}
+
+// validIDs answers 404 when an id in the path (event, registration,
+// ticket type) could not have been made by ids.New, before the handler
+// runs: an id becomes part of a KV key, where '.' or '*' would change its
+// meaning. A route without one of the wildcards has it empty.
+func (h *Handler) validIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range pathIDs {
+			if v := r.PathValue(name); v != "" && !ids.Valid(v) {
+				h.notFound(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// signedIn hands a page the user the gate let through, once the ids in its
+// path are well formed.
 func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, u user)) http.Handler {
-	return h.protect(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The gate first: a signed-out visitor is sent to sign in whatever the
+	// path holds.
+	return h.protect(h.validIDs(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, _ := session.UserFrom(r.Context())
 		next(w, r, user{ID: u.ID, Email: u.Email})
-	}))
+	})))
 }
 
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
@@ -191,8 +221,19 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		Ticket: r.PostFormValue("ticket"), Name: r.PostFormValue("name"), Email: r.PostFormValue("email"),
 		Terms: r.PostFormValue("terms") == "yes", DataSharing: r.PostFormValue("data_sharing") == "yes",
 	}
-	if !h.byClient.Allow(clientIP(r)) || !h.byEmail.Allow(strings.ToLower(strings.TrimSpace(form.Email))) {
-		form.Problems = map[string]string{"form": "Too many registrations from here. Wait a few minutes, then try again."}
+	// The inbox limit keys on the normalised address (display names and
+	// case stripped), the one a mail would go to; an address that does not
+	// parse gets no mail, and Register says what is wrong with it.
+	ok, err := h.byClient.Allow(ctx, clientIP(r))
+	if email, perr := accounts.NormaliseEmail(form.Email); err == nil && ok && perr == nil {
+		ok, err = h.byEmail.Allow(ctx, email)
+	}
+	if err != nil {
+		h.fail(w, r, "rate limit registration", err)
+		return
+	}
+	if !ok {
+		form.Problems = map[string]string{"form": "Too many registrations from here or for this address. Wait a few minutes, then try again."}
 		h.showEvent(w, r, http.StatusTooManyRequests, form)
 		return
 	}
@@ -220,6 +261,9 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// From here on the registration is saved. A failure below answers 500
+	// and is safe to retry: the registration left behind is unconfirmed,
+	// holds no seat, is not shown to the organiser, and expires.
 	next := "/events/e/" + eid + "/r/" + reg.ID
 	token, err := h.d.Accounts.IssueLink(ctx, reg.Email, next)
 	if err != nil {
@@ -230,7 +274,9 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	link := h.d.BaseURL + "/signin/verify?token=" + url.QueryEscape(token)
 	err = mail.Enqueue(ctx, h.d.JS, subjects.Mail{
 		ID: "events-register:" + accounts.LinkID(token), To: reg.Email,
-		Subject: "Confirm your registration: " + strings.ReplaceAll(e.Title, "\n", " "),
+		// The title may predate the one-line rule: a line break in a
+		// header would make the mail invalid.
+		Subject: "Confirm your registration: " + events.OneLine(e.Title),
 		Text: "Hello " + reg.Name + ",\n\nOpen this link to confirm your registration for " + e.Title + ":\n\n" + link +
 			"\n\nIt works once, for 15 minutes, and signs you in to see your events. If you did not register, ignore this mail.\n",
 	})
@@ -316,7 +362,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 	t, _ := e.Ticket(reg.TicketTypeID)
 	co, err := h.d.Payments.CreateCheckout(ctx, payments.CheckoutRequest{
 		Account: org.StripeAccountID, Reference: eid + "." + rid, Email: reg.Email,
-		ProductName: e.Title + " · " + t.Name, AmountMinor: reg.AmountMinor, Currency: reg.Currency,
+		ProductName: events.OneLine(e.Title + " · " + t.Name), AmountMinor: reg.AmountMinor, Currency: reg.Currency,
 		SuccessURL: h.d.BaseURL + self + "?paid=1", CancelURL: h.d.BaseURL + self,
 		// One session per registration, even for two clicks at once.
 		IdempotencyKey: "jetfleet-checkout-" + rid,

@@ -76,7 +76,7 @@ func (h *Handler) manageData(w http.ResponseWriter, r *http.Request, u user) (ma
 		h.fail(w, r, "seats", err)
 		return manageData{}, false
 	}
-	if d.Regs, err = h.d.Events.EventRegistrations(ctx, u.ID, e.ID); err != nil {
+	if d.Roster, err = h.d.Events.EventRegistrations(ctx, u.ID, e.ID); err != nil {
 		h.fail(w, r, "registrations", err)
 		return manageData{}, false
 	}

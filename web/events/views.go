@@ -53,7 +53,7 @@ type manageData struct {
 	Ticket          events.TicketInput
 	TicketProblems  map[string]string
 	Avail           events.Availability
-	Regs            []events.Registration
+	Roster          events.Roster
 	Organiser       events.Organiser
 	StripeAvailable bool
 	Notice, Problem string

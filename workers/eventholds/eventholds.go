@@ -1,6 +1,8 @@
 // Package eventholds is the event-holds worker role: it consumes what the
 // one-shot schedules on subjects.EventHoldsStream fire when a paid ticket's
-// seat hold runs out, and releases the seat if the payment never came.
+// seat hold runs out, and releases the seat if the payment never came; and
+// what they fire when a registration waited a day for its participant to
+// confirm it, and deletes it if they never did.
 package eventholds
 
 import (
@@ -15,12 +17,19 @@ import (
 	"jetfleet/workers/consume"
 )
 
-// Handler releases expired holds through svc.
+// Handler releases expired holds and expires unconfirmed registrations
+// through svc.
 func Handler(svc *events.Service) consume.Handler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
 		var h subjects.EventHoldExpiry
 		if err := json.Unmarshal(msg.Data(), &h); err != nil {
 			return consume.Permanentf("decode hold expiry: %v", err)
+		}
+		if h.Unconfirmed {
+			// Nothing left to expire (confirmed, cancelled, gone) is not an
+			// error; before its time (a clock ahead of ours) it is retried.
+			_, err := svc.ExpireUnconfirmed(ctx, h.EventID, h.RegistrationID)
+			return err
 		}
 		_, err := svc.ReleaseHold(ctx, events.HoldRelease{EventID: h.EventID, RegID: h.RegistrationID})
 		if errors.Is(err, events.ErrNotFound) {

@@ -2,7 +2,9 @@ package eventholds_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 )
 
 // start runs the event-holds role against a fresh JetStream, with seat
-// holds of two seconds.
+// holds of two seconds and unconfirmed registrations kept three.
 func start(t *testing.T) (*events.Service, jetstream.JetStream) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
@@ -26,7 +28,7 @@ func start(t *testing.T) (*events.Service, jetstream.JetStream) {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := events.Open(ctx, js, events.Config{BaseURL: "http://site", HoldTTL: 2 * time.Second})
+	svc, err := events.Open(ctx, js, events.Config{BaseURL: "http://site", HoldTTL: 2 * time.Second, UnconfirmedTTL: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +130,12 @@ func TestPaymentAfterReleaseWhenTheSeatIsGoneIsMarkedRefundDue(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	regs, err := svc.EventRegistrations(ctx, "org1", e.ID)
+	roster, err := svc.EventRegistrations(ctx, "org1", e.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	statuses := map[string]events.RegStatus{}
-	for _, x := range regs {
+	for _, x := range roster.Registrations {
 		statuses[x.ID] = x.Status
 	}
 	if statuses[r.ID] != events.RefundDue || statuses[other.ID] != events.Confirmed {
@@ -160,5 +162,99 @@ func TestStripeExpiryReleasesOnlyTheRegistrationsOwnSession(t *testing.T) {
 	}
 	if n := seatsLeft(t, svc, e); n != 1 {
 		t.Fatalf("seats left = %d, want 1 (released once)", n)
+	}
+}
+
+// A registration its participant never confirms is deleted when its
+// schedule fires, with their name and address (earlier revisions too). It
+// held no seat — Confirm takes one — so the seat counts stay exact: the
+// seat is there for the next participant, and a late confirmation of the
+// expired registration takes none.
+func TestUnconfirmedRegistrationExpiresAndItsSeatStaysAvailable(t *testing.T) {
+	svc, js := start(t)
+	ctx := context.Background()
+	e := paidAndFree(t, svc)
+	freeTicket := e.Tickets[1].ID
+	left := func() int {
+		av, err := svc.Available(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return av[freeTicket]
+	}
+	r, err := svc.Register(ctx, e.ID, events.RegistrationInput{TicketTypeID: freeTicket, Name: "Pat Typed-By-Someone", Email: "pat@example.com", Terms: true, DataSharing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if roster, _ := svc.EventRegistrations(ctx, "org1", e.ID); roster.Awaiting != 1 || len(roster.Registrations) != 0 {
+		t.Fatalf("roster before expiry %+v", roster)
+	}
+	var last error
+	testenv.Eventually(t, 20*time.Second, "unconfirmed registration expires", func() bool {
+		_, _, last = svc.RegistrationFor(ctx, "pat@example.com", e.ID, r.ID)
+		return errors.Is(last, events.ErrNotFound)
+	})
+	if mine, _ := svc.MyRegistrations(ctx, "pat@example.com"); len(mine) != 0 {
+		t.Errorf("pat's events still list the expired registration: %+v", mine)
+	}
+	if roster, _ := svc.EventRegistrations(ctx, "org1", e.ID); roster.Awaiting != 0 || len(roster.Registrations) != 0 {
+		t.Errorf("roster after expiry %+v", roster)
+	}
+	kv, err := js.KeyValue(ctx, subjects.EventsRegistrationsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, _ := kv.History(ctx, "reg."+e.ID+"."+r.ID)
+	for _, h := range hist {
+		if strings.Contains(string(h.Value()), "pat@example.com") {
+			t.Errorf("revision %d still holds the address", h.Revision())
+		}
+	}
+	if _, err := svc.Confirm(ctx, "pat@example.com", e.ID, r.ID); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("confirming the expired registration: %v, want ErrNotFound", err)
+	}
+	if n := left(); n != 1 {
+		t.Fatalf("free seats after expiry and a late confirm = %d, want 1", n)
+	}
+	other, err := svc.Register(ctx, e.ID, events.RegistrationInput{TicketTypeID: freeTicket, Name: "Sam", Email: "sam@example.com", Terms: true, DataSharing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc.Confirm(ctx, "sam@example.com", e.ID, other.ID); err != nil || got.Status != events.Confirmed {
+		t.Fatalf("the next participant confirms: %+v %v", got, err)
+	}
+	if n := left(); n != 0 {
+		t.Fatalf("free seats after sam confirmed = %d, want 0", n)
+	}
+}
+
+// A confirmed registration outlives the expiry scheduled when it was
+// submitted: the firing finds it confirmed and changes nothing.
+func TestConfirmedRegistrationIsKeptWhenItsExpiryFires(t *testing.T) {
+	svc, js := start(t)
+	ctx := context.Background()
+	e := paidAndFree(t, svc)
+	r, err := svc.Register(ctx, e.ID, events.RegistrationInput{TicketTypeID: e.Tickets[1].ID, Name: "Pat", Email: "pat@example.com", Terms: true, DataSharing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Confirm(ctx, "pat@example.com", e.ID, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, subjects.EventHoldsStream, subjects.EventHoldsConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *jetstream.ConsumerInfo
+	testenv.Eventually(t, 20*time.Second, "the expiry fired and was handled", func() bool {
+		info, err = cons.Info(ctx)
+		return err == nil && info.AckFloor.Consumer >= 1 && info.NumAckPending == 0
+	})
+	got, _, err := svc.RegistrationFor(ctx, "pat@example.com", e.ID, r.ID)
+	if err != nil || got.Status != events.Confirmed || !got.SeatHeld {
+		t.Fatalf("after the expiry fired: %+v %v", got, err)
+	}
+	if roster, _ := svc.EventRegistrations(ctx, "org1", e.ID); len(roster.Registrations) != 1 {
+		t.Fatalf("roster %+v", roster)
 	}
 }

@@ -266,7 +266,8 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 		t.Errorf("sam's session ended too: %v", err)
 	}
 	org, _ := s.users.UserByEmail(ctx, "org@example.com")
-	regs, err := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
+	roster, err := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
+	regs := roster.Registrations
 	if err != nil || len(regs) != 2 {
 		t.Fatalf("organiser's list %+v %v", regs, err)
 	}
@@ -322,9 +323,9 @@ func TestDeletionPseudonymisesRegistrationsDeletesTheAccountAndEndsSessions(t *t
 	if i, err := dlq.Info(ctx); err != nil || i.State.Msgs != 0 {
 		t.Errorf("redelivery dead-lettered (%v)", err)
 	}
-	regs2, _ := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
-	if len(regs2) != 2 {
-		t.Errorf("after redelivery %d registrations", len(regs2))
+	roster2, _ := s.svc.EventRegistrations(ctx, org.ID, s.event.ID)
+	if len(roster2.Registrations) != 2 {
+		t.Errorf("after redelivery %d registrations", len(roster2.Registrations))
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"jetfleet/internal/jsmetrics"
 	"jetfleet/internal/natsserver"
 	"jetfleet/subjects"
-	"jetfleet/web"
 	"jetfleet/workers/consume"
 )
 
@@ -88,11 +87,6 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}
 	reg := newRegistry()
-	yt, err := newYouTube(cfg, reg)
-	if err != nil {
-		return err
-	}
-
 	chDesc := cfg.ClickHouseURL
 	if cfg.ClickHouseURL == "" {
 		chPassword, err := dataDirSecret(cfg.DataDir, "clickhouse.password")
@@ -136,19 +130,15 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		blobDesc = "S3 " + cfg.S3Endpoint + "/" + cfg.S3Bucket
 	}
 
-	pay, closePay, err := openPayments(cfg, true, log)
-	if err != nil {
-		return err
-	}
-	defer closePay()
 	reg.MustRegister(jsmetrics.New(js, log))
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{ServeMetrics: true, SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
-		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
+	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: chConn, blobs: blobs, blobHandler: blobHandler, reg: reg},
+		keys.CSRF, edgeMode{dev: true}, log.With("component", "edge"))
 	if err != nil {
 		return err
 	}
+	defer closeSite()
 	roles, err := roleNames(cfg.Roles, allRoles())
 	if err != nil {
 		return err

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"net"
-	"strings"
 
 	"golang.org/x/sync/errgroup"
 
 	"jetfleet/analytics"
-	"jetfleet/web"
 )
 
 func runEdge(ctx context.Context, args []string, getenv func(string) string) error {
@@ -46,20 +43,11 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	if err != nil {
 		return err
 	}
-	yt, err := newYouTube(cfg, reg)
+	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: ch, blobs: blobs, blobHandler: blobHandler, reg: reg}, keys.CSRF, edgeMode{}, log)
 	if err != nil {
 		return err
 	}
-	pay, closePay, err := openPayments(cfg, false, log)
-	if err != nil {
-		return err
-	}
-	defer closePay()
-	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
-		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
-	if err != nil {
-		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
-	}
+	defer closeSite()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg, log) })
 	g.Go(func() error {

@@ -19,10 +19,12 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
 	"jetfleet/subjects"
+	"jetfleet/web"
 )
 
 // connectNATS connects with the configured credentials and TLS and keeps
@@ -217,4 +219,46 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 		log.Warn("http shutdown", "addr", addr, "err", err)
 	}
 	return nil
+}
+
+// backbone is what a process holds open: NATS and JetStream, ClickHouse
+// (inserts counted in reg), blob storage, and the process's metrics.
+type backbone struct {
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	ch          driver.Conn
+	blobs       blob.Store
+	blobHandler http.Handler // non-nil when the edge serves blobs itself
+	reg         *prometheus.Registry
+}
+
+// edgeMode is what differs between a production edge and `jetfleet dev`'s.
+type edgeMode struct {
+	dev bool // metrics and the outbox on the site, the Stripe stand-in
+}
+
+// buildSite builds the site every process that serves users runs (the
+// edge, and dev): its outside clients (YouTube, Stripe) and web.New. close
+// stops what it started.
+func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mode edgeMode, log *slog.Logger) (site http.Handler, close func(), err error) {
+	yt, err := newYouTube(cfg, b.reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	pay, closePay, err := openPayments(cfg, mode.dev, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := web.New(ctx, web.Config{
+		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
+		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
+	}, web.Deps{
+		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
+		BlobStore: b.blobs, YouTube: yt, Payments: pay,
+	})
+	if err != nil {
+		closePay()
+		return nil, nil, fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
+	}
+	return h, closePay, nil
 }

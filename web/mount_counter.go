@@ -26,8 +26,12 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	api := counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log)
 	api.BodyTimeout = s.cfg.CounterBodyTimeout
 	api.Routes(s.api)
-	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
+	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
 		return productPage("Counter API", body)
-	}).Routes(mux, s.signedIn)
+	})
+	if err != nil {
+		return err
+	}
+	page.Routes(mux, s.signedIn)
 	return nil
 }

@@ -46,6 +46,7 @@ func runCounterKey(ctx context.Context, args []string, getenv func(string) strin
 	tenant := fs.String("tenant", "", "tenant the key counts and reads for (required)")
 	name := fs.String("name", "", "a label to recognise the key")
 	rate := fs.Float64("rate", 0, "events per second allowed to this key (0: the edge default, 200000)")
+	readRate := fs.Float64("read-rate", 0, "reads per second allowed to this key, shared by all edges (0: the edge default, 100)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func runCounterKey(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	key, rec, err := keys.Create(ctx, *tenant, *name, *rate)
+	key, rec, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: *tenant, Name: *name, RateLimit: *rate, ReadLimit: *readRate})
 	if err != nil {
 		return err
 	}

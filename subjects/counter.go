@@ -71,12 +71,18 @@ func CounterConsumer(p int) string { return fmt.Sprintf("counter-%02d", p) }
 // CounterLeaseKey is the owners-bucket key of partition p's lease.
 func CounterLeaseKey(p int) string { return "owner." + strconv.Itoa(p) }
 
+// CounterOwnerPrefix starts every owner-index key of the API keys bucket;
+// no key hash (hex) does.
+const CounterOwnerPrefix = "owner."
+
 // CounterOwnerKey is the API-keys-bucket key of index slot n of user uid:
 // owner.<uid>.<n>. Its value names the hash of one key of theirs.
-func CounterOwnerKey(uid string, n int) string { return "owner." + uid + "." + strconv.Itoa(n) }
+func CounterOwnerKey(uid string, n int) string {
+	return CounterOwnerPrefix + uid + "." + strconv.Itoa(n)
+}
 
 // CounterOwnerKeys matches every index slot of user uid.
-func CounterOwnerKeys(uid string) string { return "owner." + uid + ".*" }
+func CounterOwnerKeys(uid string) string { return CounterOwnerPrefix + uid + ".*" }
 
 // CounterMemberKey is the owners-bucket key of a live worker's heartbeat.
 func CounterMemberKey(id string) string { return "member." + id }

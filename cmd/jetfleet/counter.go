@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"jetfleet/internal/counterkeys"
 	"jetfleet/workers/counter"
 )
@@ -185,4 +187,22 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither a duration (24h) nor RFC 3339", s)
 	}
 	return t, nil
+}
+
+// indexCounterOwners gives the Counter API keys people created before the
+// owner index existed their index slots (a scan of the keys bucket: run at
+// migrate, not per request).
+func indexCounterOwners(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
+	keys, err := counterkeys.Open(ctx, js)
+	if err != nil {
+		return err
+	}
+	n, err := keys.IndexOwners(ctx)
+	if err != nil {
+		return fmt.Errorf("index counter api keys by owner: %w", err)
+	}
+	if n > 0 {
+		fmt.Fprintf(stdout, "counter: %d api keys indexed by owner\n", n)
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -399,4 +400,83 @@ func (s *Store) eachOwned(ctx context.Context, uid string, f func(slot, hash str
 		}
 		return f(slot, ie.Hash, rec, e.Revision())
 	})
+}
+
+// IndexOwners indexes the keys that people created before the owner index
+// existed (records whose tenant is TenantOf a user id, without a slot) and
+// returns how many it indexed. It reads the whole bucket, so it runs once
+// per `jetfleet migrate`, never on a request; running it again indexes
+// nothing. Such keys may take slots past MaxKeysPerUser: they are listed,
+// exported and forgotten, and their owner creates no more until below it.
+func (s *Store) IndexOwners(ctx context.Context) (int, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list api keys: %w", err)
+	}
+	var hashes []string
+	for k := range lister.Keys() {
+		if !strings.HasPrefix(k, subjects.CounterOwnerPrefix) {
+			hashes = append(hashes, k)
+		}
+	}
+	n := 0
+	for _, h := range hashes {
+		e, err := s.kv.Get(ctx, h)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("read api key: %w", err)
+		}
+		var rec subjects.CounterAPIKey
+		if json.Unmarshal(e.Value(), &rec) != nil {
+			continue
+		}
+		uid, _, ok := strings.Cut(rec.Tenant, ".")
+		if !ok || !ids.Valid(uid) {
+			continue // an operator's key: nobody's
+		}
+		added, err := s.indexExisting(ctx, uid, h, rec)
+		if err != nil {
+			return n, err
+		}
+		if added {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// indexExisting gives the existing key hash of uid a slot unless one names
+// it already.
+func (s *Store) indexExisting(ctx context.Context, uid, hash string, rec subjects.CounterAPIKey) (bool, error) {
+	taken := map[string]bool{}
+	err := s.eachSlot(ctx, uid, func(slot string, e indexEntry) error {
+		taken[slot] = true
+		if e.Hash == hash {
+			taken[""] = true // already indexed
+		}
+		return nil
+	})
+	if err != nil || taken[""] {
+		return false, err
+	}
+	data, err := json.Marshal(indexEntry{Hash: hash, Tenant: rec.Tenant, Name: rec.Name, Created: rec.Created})
+	if err != nil {
+		return false, err
+	}
+	for i := 0; ; i++ {
+		slot := subjects.CounterOwnerKey(uid, i)
+		if taken[slot] {
+			continue
+		}
+		_, err := s.kv.Create(ctx, slot, data)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("index api key of %s: %w", rec.Tenant, err)
+		}
+		return true, nil
+	}
 }

@@ -31,7 +31,8 @@ const (
 	// idempotency key is recognised and counted once.
 	CounterDedupeWindow = time.Hour
 	// CounterAPIKeysBucket maps the SHA-256 of an API key (hex) to its
-	// CounterAPIKey record. The key itself is never stored.
+	// CounterAPIKey record. The key itself is never stored. It also holds
+	// the index of the keys a person created (CounterOwnerKey).
 	CounterAPIKeysBucket = "COUNTER_APIKEYS"
 	// CounterOwnersBucket holds partition leases (owner.<p>) and worker
 	// heartbeats (member.<id>); every key lives CounterLeaseTTL after its
@@ -69,6 +70,19 @@ func CounterConsumer(p int) string { return fmt.Sprintf("counter-%02d", p) }
 
 // CounterLeaseKey is the owners-bucket key of partition p's lease.
 func CounterLeaseKey(p int) string { return "owner." + strconv.Itoa(p) }
+
+// CounterOwnerPrefix starts every owner-index key of the API keys bucket;
+// no key hash (hex) does.
+const CounterOwnerPrefix = "owner."
+
+// CounterOwnerKey is the API-keys-bucket key of index slot n of user uid:
+// owner.<uid>.<n>. Its value names the hash of one key of theirs.
+func CounterOwnerKey(uid string, n int) string {
+	return CounterOwnerPrefix + uid + "." + strconv.Itoa(n)
+}
+
+// CounterOwnerKeys matches every index slot of user uid.
+func CounterOwnerKeys(uid string) string { return CounterOwnerPrefix + uid + ".*" }
 
 // CounterMemberKey is the owners-bucket key of a live worker's heartbeat.
 func CounterMemberKey(id string) string { return "member." + id }
@@ -301,8 +315,9 @@ func (b CounterBatch) Validate(p int) error {
 type CounterAPIKey struct {
 	Tenant    string    `json:"tenant"`
 	Name      string    `json:"name,omitempty"`
-	Prefix    string    `json:"prefix"`     // the first characters of the key, to recognise it
-	RateLimit float64   `json:"rate_limit"` // events per second; 0 means the edge default
+	Prefix    string    `json:"prefix"`               // the first characters of the key, to recognise it
+	RateLimit float64   `json:"rate_limit"`           // events per second; 0 means the edge default
+	ReadLimit float64   `json:"read_limit,omitempty"` // reads per second; 0 means the edge default
 	Created   time.Time `json:"created"`
 	Disabled  bool      `json:"disabled,omitempty"`
 }

@@ -36,6 +36,9 @@ func rateLimitAssets(o Options) assetSet {
 		Storage:         jetstream.FileStorage,
 		Replicas:        o.replicas(),
 		AllowMsgCounter: true,
-		AllowDirect:     true,
+		// Only the latest total of a counter matters: one message per
+		// subject keeps the stream small under hot limits (counter reads).
+		MaxMsgsPerSubject: 1,
+		AllowDirect:       true,
 	}}}
 }

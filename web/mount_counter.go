@@ -23,11 +23,18 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	log := s.deps.Log.With("product", "counter")
 	ingest := counter.NewIngest(ctx, s.deps.JS, counter.IngestConfig{}, log)
-	api := counter.NewAPI(ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log)
+	api, err := counter.NewAPI(s.deps.JS, ingest, keys, s.deps.ClickHouse, fresh, s.cfg.CounterRetention, log)
+	if err != nil {
+		return err
+	}
 	api.BodyTimeout = s.cfg.CounterBodyTimeout
 	api.Routes(s.api)
-	counter.NewPage(keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
+	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
 		return productPage("Counter API", body)
-	}).Routes(mux, s.signedIn)
+	})
+	if err != nil {
+		return err
+	}
+	page.Routes(mux, s.signedIn)
 	return nil
 }

@@ -30,8 +30,8 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			return err
 		}
 	}
-	tracker.New(tracker.Deps{
-		Store: store, YouTube: yt, ClickHouse: s.deps.ClickHouse, Blobs: s.deps.BlobStore,
+	h, err := tracker.New(tracker.Deps{
+		JS: s.deps.JS, Store: store, YouTube: yt, ClickHouse: s.deps.ClickHouse, Blobs: s.deps.BlobStore,
 		Premium: func(ctx context.Context, uid string) (bool, error) {
 			u, err := users.User(ctx, uid)
 			if errors.Is(err, accounts.ErrNotFound) {
@@ -45,6 +45,10 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			})
 		},
 		Log: s.deps.Log.With("product", "tracker"),
-	}).Routes(mux, s.signedIn)
+	})
+	if err != nil {
+		return err
+	}
+	h.Routes(mux, s.signedIn)
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"jetfleet/internal/counterkeys"
 	"jetfleet/workers/counter"
 )
@@ -46,6 +48,7 @@ func runCounterKey(ctx context.Context, args []string, getenv func(string) strin
 	tenant := fs.String("tenant", "", "tenant the key counts and reads for (required)")
 	name := fs.String("name", "", "a label to recognise the key")
 	rate := fs.Float64("rate", 0, "events per second allowed to this key (0: the edge default, 200000)")
+	readRate := fs.Float64("read-rate", 0, "reads per second allowed to this key, shared by all edges (0: the edge default, 100)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -62,7 +65,7 @@ func runCounterKey(ctx context.Context, args []string, getenv func(string) strin
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	key, rec, err := keys.Create(ctx, *tenant, *name, *rate)
+	key, rec, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: *tenant, Name: *name, RateLimit: *rate, ReadLimit: *readRate})
 	if err != nil {
 		return err
 	}
@@ -184,4 +187,22 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither a duration (24h) nor RFC 3339", s)
 	}
 	return t, nil
+}
+
+// indexCounterOwners gives the Counter API keys people created before the
+// owner index existed their index slots (a scan of the keys bucket: run at
+// migrate, not per request).
+func indexCounterOwners(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
+	keys, err := counterkeys.Open(ctx, js)
+	if err != nil {
+		return err
+	}
+	n, err := keys.IndexOwners(ctx)
+	if err != nil {
+		return fmt.Errorf("index counter api keys by owner: %w", err)
+	}
+	if n > 0 {
+		fmt.Fprintf(stdout, "counter: %d api keys indexed by owner\n", n)
+	}
+	return nil
 }

@@ -125,7 +125,7 @@ func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	key, _, err := keys.Create(ctx, "bench", "bench", 1e9)
+	key, _, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: "bench", Name: "bench", RateLimit: 1e9, ReadLimit: 1e9})
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := subjects.Provision(ctx, js, provisionOptions(cfg)); err != nil {
 		return err
 	}
+	if err := indexCounterOwners(ctx, js, stdout); err != nil {
+		return err
+	}
 	var demoText string
 	if *demo {
 		if demoText, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {

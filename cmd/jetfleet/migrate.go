@@ -26,6 +26,9 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := subjects.Provision(ctx, js, provisionOptions(cfg)); err != nil {
 		return err
 	}
+	if err := indexCounterOwners(ctx, js, stdout); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "jetstream: %d streams, %d kv buckets, %d object stores, %d schedules provisioned (replicas %d)\n",
 		len(subjects.Streams(provisionOptions(cfg))), len(subjects.KeyValues(provisionOptions(cfg))),
 		len(subjects.ObjectStores(provisionOptions(cfg))), len(subjects.Schedules()), cfg.Replicas)

@@ -2,6 +2,11 @@
 // under /api/counter/v1 (authenticated by API key, rate limited per key) and
 // the /counter page.
 //
+// Read limits: each key may read its read_limit per second (default
+// defaultReadRate) counted over readWindow on all edges together; the
+// edges reserve the count in chunks (ratelimit.Chunked), so a read costs no
+// NATS round trip except once per chunk. Past it: 429, Retry-After.
+//
 // Batch semantics (POST /api/counter/v1/batch): every item is validated on
 // its own. Valid items are accepted and invalid ones are reported in
 // "rejected" with their index and the reason; the answer is 202 when at least
@@ -39,11 +44,13 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
 	"jetfleet/analytics/counterdb"
 	"jetfleet/internal/counterkeys"
 	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
 )
 
 // statsPattern is the read route; a video id is accepted on write only when
@@ -57,8 +64,13 @@ const (
 	// defaultBodyTimeout bounds the reading of one body: 8 MiB at 1 MB/s.
 	defaultBodyTimeout = 10 * time.Second
 	defaultRate        = 200_000 // events/s per key when its record sets none
-	maxRange           = 5 * 366 * 24 * time.Hour
-	APIKeyHeader       = "X-API-Key"
+	// defaultReadRate is the reads/s of a key whose record sets none.
+	defaultReadRate = 100
+	// readWindow is what read limits are counted over, shared by the edges
+	// (ratelimit.Chunked): a key may spend its rate × 10 s in a burst.
+	readWindow   = 10 * time.Second
+	maxRange     = 5 * 366 * 24 * time.Hour
+	APIKeyHeader = "X-API-Key"
 	// IdempotencyKeyHeader makes a whole write request idempotent: a retry
 	// with the same key within the dedupe window is counted once.
 	IdempotencyKeyHeader = "Idempotency-Key"
@@ -83,19 +95,24 @@ type API struct {
 	now       func() time.Time
 	cache     *readCache
 	ids       readableIDs
+	reads     *ratelimit.Chunked
 
 	mu       sync.Mutex
 	limiters map[string]*rate.Limiter // by tenant+key prefix
 }
 
-// NewAPI wires the API.
-func NewAPI(ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) *API {
+// NewAPI wires the API; js counts the read limits every edge shares.
+func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) (*API, error) {
 	if retention <= 0 {
 		retention = subjects.CounterDefaultRetention
 	}
+	reads, err := ratelimit.NewChunked(js, "counter-reads", readWindow)
+	if err != nil {
+		return nil, err
+	}
 	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
 		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge),
-		ids: newReadableIDs()}
+		ids: newReadableIDs(), reads: reads}, nil
 }
 
 // Routes registers the API on mux.
@@ -126,6 +143,7 @@ type keyCtx struct{}
 
 type caller struct {
 	rec     subjects.CounterAPIKey
+	hash    string // of the API key
 	limiter *rate.Limiter
 }
 
@@ -151,7 +169,8 @@ func (a *API) auth(next func(http.ResponseWriter, *http.Request, caller)) http.H
 			fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
 			return
 		}
-		next(w, r, caller{rec: rec, limiter: a.limiter(rec, counterkeys.Hash(key))})
+		hash := counterkeys.Hash(key)
+		next(w, r, caller{rec: rec, hash: hash, limiter: a.limiter(rec, hash)})
 	}
 }
 
@@ -380,7 +399,33 @@ func (a *API) getStats(w http.ResponseWriter, r *http.Request, c caller) {
 	a.read(w, r, c, "", "")
 }
 
+// allowRead spends one read of the caller's key, shared by every edge; past
+// the limit it answers 429 with Retry-After and returns false.
+func (a *API) allowRead(w http.ResponseWriter, r *http.Request, c caller) bool {
+	perSec := c.rec.ReadLimit
+	if perSec <= 0 {
+		perSec = defaultReadRate
+	}
+	limit := int(math.Ceil(perSec * readWindow.Seconds()))
+	ok, retry, err := a.reads.Allow(r.Context(), c.hash, limit)
+	if err != nil {
+		a.log.Error("count counter read", "tenant", c.rec.Tenant, "err", err)
+		fail(w, http.StatusServiceUnavailable, "cannot check the read limit right now; retry shortly")
+		return false
+	}
+	if !ok {
+		secs := int(math.Ceil(retry.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+		fail(w, http.StatusTooManyRequests, "read limit of this API key exceeded (%d reads per %v); retry after %d s", limit, readWindow, max(secs, 1))
+		return false
+	}
+	return true
+}
+
 func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subjects.CounterType, fn subjects.CounterFunction) {
+	if !a.allowRead(w, r, c) {
+		return
+	}
 	q := r.URL.Query()
 	video := r.PathValue("video")
 	if err := subjects.ValidVideoID(video); err != nil {

@@ -2,19 +2,23 @@ package counter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics/counterdb"
 	"jetfleet/internal/counterkeys"
 	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
 )
 
@@ -24,16 +28,25 @@ import (
 // The page is for signed-in people (the site's sign-in gate) and shows only
 // the tenants the signed-in user created.
 type Page struct {
-	keys  *counterkeys.Store
-	ch    driver.Conn
-	fresh *Freshness
-	log   *slog.Logger
-	wrap  func(templ.Component) templ.Component // the site layout
+	keys *counterkeys.Store
+	// creations limits key creation per user, counted across edges.
+	creations *ratelimit.Shared
+	ch        driver.Conn
+	fresh     *Freshness
+	log       *slog.Logger
+	wrap      func(templ.Component) templ.Component // the site layout
 }
 
+// Key creations a user may make per hour, on all edges together.
+const creationsPerHour = 10
+
 // NewPage wires the page; wrap puts a body into the site layout.
-func NewPage(keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger, wrap func(templ.Component) templ.Component) *Page {
-	return &Page{keys: keys, ch: ch, fresh: fresh, log: log, wrap: wrap}
+func NewPage(js jetstream.JetStream, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger, wrap func(templ.Component) templ.Component) (*Page, error) {
+	creations, err := ratelimit.NewShared(js, "counter-keys", creationsPerHour, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &Page{keys: keys, creations: creations, ch: ch, fresh: fresh, log: log, wrap: wrap}, nil
 }
 
 // Routes registers the page and its form on mux (behind sessions and CSRF),
@@ -90,15 +103,42 @@ func (p *Page) createKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant := strings.TrimSpace(r.PostFormValue("tenant"))
-	if tenant == "" || strings.ContainsAny(tenant, ". \t") {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	problem := ""
+	if err := counterkeys.ValidName("Tenant", tenant, false); err != nil {
+		problem = err.Error() + ". Give a short name such as acme-prod."
+	} else if strings.ContainsAny(tenant, ". \t") {
+		problem = "Tenant: give a name without spaces or dots, e.g. acme-prod."
+	} else if err := counterkeys.ValidName("Key name", name, true); err != nil {
+		problem = err.Error() + "."
+	}
+	if problem != "" {
 		w.WriteHeader(http.StatusBadRequest)
-		p.render(w, r, user, "", "", "Tenant: give a name without spaces or dots, e.g. acme-prod.")
+		p.render(w, r, user, "", "", problem)
 		return
 	}
-	key, _, err := p.keys.Create(r.Context(), ownedTenant(user, tenant), r.PostFormValue("name"), 0)
+	ok, err := p.creations.Allow(r.Context(), user)
 	if err != nil {
-		w.WriteHeader(http.StatusBadRequest)
-		p.render(w, r, user, "", "", err.Error())
+		p.log.Warn("count counter key creation", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		p.render(w, r, user, "", "", "Keys cannot be created right now; try again in a minute.")
+		return
+	}
+	if !ok {
+		w.WriteHeader(http.StatusTooManyRequests)
+		p.render(w, r, user, "", "", fmt.Sprintf("You have created %d keys within the hour, the most allowed; try again later.", creationsPerHour))
+		return
+	}
+	key, _, err := p.keys.Issue(r.Context(), counterkeys.NewKey{Owner: user, Tenant: ownedTenant(user, tenant), Name: name})
+	if errors.Is(err, counterkeys.ErrTooManyKeys) {
+		w.WriteHeader(http.StatusConflict)
+		p.render(w, r, user, "", "", "You already have "+strconv.Itoa(counterkeys.MaxKeysPerUser)+" API keys, the most one account may hold.")
+		return
+	}
+	if err != nil {
+		p.log.Warn("create counter key", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		p.render(w, r, user, "", "", "The key could not be created; try again shortly.")
 		return
 	}
 	p.render(w, r, user, tenant, key, "")
@@ -109,17 +149,18 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, user, tenant, newK
 	defer cancel()
 	d := pageData{Tenant: tenant, NewKey: newKey, Problem: problem,
 		Base: "http://" + r.Host, Sample: "demo-video-1"}
-	all, err := p.keys.Tenants(ctx)
+	// One filtered listing of this user's index: other users' keys are
+	// never read.
+	owned, err := p.keys.Owned(ctx, user)
 	if err != nil {
 		p.log.Warn("list counter tenants", "err", err)
 	}
 	var tenants []string
-	for _, t := range all {
-		if name, mine := strings.CutPrefix(t, ownedTenant(user, "")); mine {
-			tenants = append(tenants, name)
-		}
+	for _, k := range owned {
+		tenants = append(tenants, k.Tenant)
 	}
 	slices.Sort(tenants)
+	tenants = slices.Compact(tenants)
 	d.Tenants = tenants
 	if d.Tenant != "" && slices.Contains(tenants, d.Tenant) && p.ch != nil {
 		tenant := ownedTenant(user, d.Tenant)

@@ -50,18 +50,28 @@ func NewShared(js jetstream.JetStream, scope string, limit int, window time.Dura
 // limit. An error means the count could not be taken (NATS unreachable):
 // callers refuse the action rather than let it through unlimited.
 func (s *Shared) Allow(ctx context.Context, key string) (bool, error) {
-	start := s.now().Truncate(s.window).Unix()
-	sum := sha256.Sum256([]byte(key))
-	subj := subjects.RateLimitSubject(s.scope, hex.EncodeToString(sum[:12]), start)
-	msg := nats.NewMsg(subj)
-	msg.Header.Set("Nats-Incr", "+1")
-	ack, err := s.js.PublishMsg(ctx, msg)
+	n, err := incr(ctx, s.js, s.scope, key, s.now().Truncate(s.window).Unix(), 1)
 	if err != nil {
-		return false, fmt.Errorf("count %s: %w", s.scope, err)
-	}
-	n, err := strconv.ParseInt(ack.Value, 10, 64)
-	if err != nil {
-		return false, errors.New("count " + s.scope + ": the server returned no counter total (is RATELIMITS a counter stream? run jetfleet migrate)")
+		return false, err
 	}
 	return n <= int64(s.limit), nil
+}
+
+// incr adds n to the count of key in scope for the window starting at
+// start and returns the new total: one publish, whose acknowledgement
+// carries the total.
+func incr(ctx context.Context, js jetstream.JetStream, scope, key string, start int64, n int) (int64, error) {
+	sum := sha256.Sum256([]byte(key))
+	subj := subjects.RateLimitSubject(scope, hex.EncodeToString(sum[:12]), start)
+	msg := nats.NewMsg(subj)
+	msg.Header.Set("Nats-Incr", "+"+strconv.Itoa(n))
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("count %s: %w", scope, err)
+	}
+	total, err := strconv.ParseInt(ack.Value, 10, 64)
+	if err != nil {
+		return 0, errors.New("count " + scope + ": the server returned no counter total (is RATELIMITS a counter stream? run jetfleet migrate)")
+	}
+	return total, nil
 }

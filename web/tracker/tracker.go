@@ -17,6 +17,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
@@ -29,6 +30,8 @@ import (
 
 // Deps are what the pages use.
 type Deps struct {
+	// JS counts each user's track actions, shared by every edge.
+	JS         jetstream.JetStream
 	Store      *tracking.Store
 	YouTube    *youtube.Client
 	ClickHouse driver.Conn
@@ -44,20 +47,25 @@ type Deps struct {
 // Handler serves the Tracker's pages.
 type Handler struct {
 	d       Deps
-	limiter *ratelimit.Keyed
+	limiter *ratelimit.Shared
 }
 
 // New returns the pages' handler.
-func New(d Deps) *Handler {
+func New(d Deps) (*Handler, error) {
 	if d.Premium == nil {
 		d.Premium = func(context.Context, string) (bool, error) { return false, nil }
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	// Tracking asks YouTube; a user gets a burst of 10 and then one every
-	// 3 seconds.
-	return &Handler{d: d, limiter: ratelimit.New(3*time.Second, 10)}
+	// Tracking asks YouTube; a user gets 10 actions per 30 seconds (one
+	// every 3 s on average), counted across edges so that a load balancer
+	// spreading their requests does not multiply the allowance.
+	limiter, err := ratelimit.NewShared(d.JS, "tracker-actions", 10, 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, limiter: limiter}, nil
 }
 
 // Routes registers the pages on mux, each behind protect, the site's
@@ -131,7 +139,13 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 	ctx := r.Context()
 	input := r.PostFormValue("ref")
-	if !h.limiter.Allow(uid) {
+	allowed, err := h.limiter.Allow(ctx, uid)
+	if err != nil {
+		h.d.Log.Warn("count track action", "err", err)
+		h.showDashboard(w, r, uid, http.StatusServiceUnavailable, "Tracking is unavailable for a moment. Try again shortly.", "", input)
+		return
+	}
+	if !allowed {
 		h.showDashboard(w, r, uid, http.StatusTooManyRequests, "You are tracking things very quickly. Wait a few seconds, then try again.", "", input)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
@@ -41,6 +42,9 @@ type site struct {
 	yt    *youtubetest.Server
 	conn  driver.Conn
 	ctx   context.Context
+	// edge starts another edge on its own NATS connection to the same
+	// server and returns its URL.
+	edge func() string
 }
 
 var (
@@ -51,21 +55,13 @@ var (
 func newSite(t *testing.T) *site {
 	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
-	_, js := testenv.JetStream(t)
+	nats := testenv.StartNATS(t)
+	_, js := nats.Connect(t)
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	conn, _ := ch.Database(t)
 	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), quiet); err != nil {
-		t.Fatal(err)
-	}
-	kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
-	sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := tracking.Open(ctx, js, tracking.Options{})
-	if err != nil {
 		t.Fatal(err)
 	}
 	yts := youtubetest.New(youtubetest.Options{})
@@ -77,35 +73,60 @@ func newSite(t *testing.T) *site {
 	yts.AddVideo(chanB, "betavideo01", "Beta video", time.Now().Add(-time.Hour), 700)
 	client, _ := youtube.New(youtube.Config{BaseURL: yts.URL(), ThumbnailURL: yts.URL(), RetryMin: time.Millisecond})
 	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
-	blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://edge.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	mux := http.NewServeMux()
-	tracker.New(tracker.Deps{
-		Store: store, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
-		Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
-		Layout: func(title string, body templ.Component) templ.Component {
-			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-				io.WriteString(w, "<title>"+title+"</title>")
-				return body.Render(ctx, w)
-			})
-		},
-	}).Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))
-	// Test-only helpers: sign in as ?user=, show the form token.
-	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
-		u := r.URL.Query().Get("user")
-		if _, err := sessions.SignIn(r.Context(), w, r, u, u+"@example.com"); err != nil {
-			http.Error(w, err.Error(), 500)
+	var store *tracking.Store
+	edge := func(js jetstream.JetStream) string {
+		kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
+		sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
-	mux.HandleFunc("GET /test/csrf", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, session.From(r.Context()).CSRFToken())
-	})
-	srv := httptest.NewServer(sessions.Middleware(mux))
-	t.Cleanup(srv.Close)
-	return &site{t: t, url: srv.URL, store: store, yt: yts, conn: conn, ctx: ctx}
+		st, err := tracking.Open(ctx, js, tracking.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store == nil {
+			store = st
+		}
+		blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://edge.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		mux := http.NewServeMux()
+		h, err := tracker.New(tracker.Deps{
+			JS: js, Store: st, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
+			Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
+			Layout: func(title string, body templ.Component) templ.Component {
+				return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
+					io.WriteString(w, "<title>"+title+"</title>")
+					return body.Render(ctx, w)
+				})
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))
+		// Test-only helpers: sign in as ?user=, show the form token.
+		mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {
+			u := r.URL.Query().Get("user")
+			if _, err := sessions.SignIn(r.Context(), w, r, u, u+"@example.com"); err != nil {
+				http.Error(w, err.Error(), 500)
+			}
+		})
+		mux.HandleFunc("GET /test/csrf", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, session.From(r.Context()).CSRFToken())
+		})
+		srv := httptest.NewServer(sessions.Middleware(mux))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	first := edge(js)
+	second := func() string {
+		_, js := nats.Connect(t)
+		return edge(js)
+	}
+	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second}
 }
 
 type browser struct {
@@ -474,5 +495,24 @@ func TestParallelTrackRequestsOnAFreeAccountTrackExactlyTheLimit(t *testing.T) {
 	}
 	if _, body, _ := alice.get("/tracker"); !strings.Contains(body, "3 of 3 channels") {
 		t.Errorf("dashboard does not count 3 of 3 channels:\n%s", body)
+	}
+}
+
+func TestTrackLimitIsSharedByEveryEdge(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	// Ten attempts on the first edge spend alice's allowance; refused
+	// input counts too, as it still costs a look at YouTube's rules.
+	for i := range 10 {
+		if code, body, _ := alice.post("/tracker/track", url.Values{"ref": {"not a channel"}}); code != http.StatusUnprocessableEntity {
+			t.Fatalf("attempt %d: %d, want 422\n%s", i+1, code, body)
+		}
+	}
+	other := *s
+	other.url = s.edge()
+	onSecond := &browser{s: &other, c: alice.c}
+	code, body, _ := onSecond.post("/tracker/track", url.Values{"ref": {"@alphas"}})
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "very quickly") {
+		t.Fatalf("11th attempt, on another edge: %d, want 429 saying to wait", code)
 	}
 }

@@ -360,7 +360,7 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 		if _, err := tracker.TrackVideo(ctx, u.ID, false, subjects.TrackedVideo{ID: strings.Repeat(name[:1], 11), Title: name + "'s video"}); err != nil {
 			t.Fatal(err)
 		}
-		ck, _, err := counter.Create(ctx, counterkeys.TenantOf(u.ID, name+"-prod"), "web", 0)
+		ck, _, err := counter.Issue(ctx, counterkeys.NewKey{Owner: u.ID, Tenant: counterkeys.TenantOf(u.ID, name+"-prod"), Name: "web"})
 		if err != nil {
 			t.Fatal(err)
 		}

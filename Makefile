@@ -76,14 +76,15 @@ nats-cli:
 clean:
 	rm -rf bin
 
-# Benchmarks print figures; they never run in `make test`.
+# Benchmarks print figures; they never run in `make test`. Each is a main
+# package beside the role it measures (workers/<role>/<role>bench), sharing
+# its setup through internal/benchenv.
 .PHONY: bench bench-counter bench-enricher bench-tracker
 bench: bench-counter bench-enricher bench-tracker
 
 ## bench-counter: Counter API ingest and read figures (issue: Counter API)
 bench-counter:
-	$(GO) build -o $(BIN) ./cmd/jetfleet
-	./$(BIN) counter bench
+	$(GO) run ./workers/counter/counterbench
 
 ## bench-enricher: Enricher throughput and latency figures
 bench-enricher:
@@ -93,4 +94,4 @@ bench-enricher:
 ## bench-tracker: one hourly tick over 90,000 videos
 bench-tracker:
 	$(GO) build -o $(BIN) ./cmd/jetfleet
-	./$(BIN) tracker bench
+	$(GO) run ./workers/tracker/trackerbench -jetfleet $(BIN)

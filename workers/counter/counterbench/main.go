@@ -262,8 +262,19 @@ func (b *bench) ingest(ctx context.Context, bodies [][]byte, clients, batch int,
 	return res
 }
 
+// get reads the stats of video over [start, end).
 func (b *bench) get(ctx context.Context, video string, start, end time.Time) (float64, error) {
-	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/stats?start=%d&end=%d", b.base, video, start.Unix(), end.Unix())
+	return b.read(ctx, "stats", video, start, end)
+}
+
+// count reads the views of video around now (a probe's single event).
+func (b *bench) count(ctx context.Context, video string) (float64, error) {
+	now := time.Now()
+	return b.read(ctx, "views", video, now.Add(-time.Hour), now.Add(time.Hour))
+}
+
+func (b *bench) read(ctx context.Context, kind, video string, start, end time.Time) (float64, error) {
+	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/%s?start=%d&end=%d", b.base, video, kind, start.Unix(), end.Unix())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("X-API-Key", b.key)
 	resp, err := b.hc.Do(req)
@@ -275,24 +286,7 @@ func (b *bench) get(ctx context.Context, video string, start, end time.Time) (fl
 		Value float64 `json:"value"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("read %s: %d", video, resp.StatusCode)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&out)
-	return out.Value, err
-}
-
-func (b *bench) count(ctx context.Context, video string) (float64, error) {
-	now := time.Now()
-	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/views?start=%d&end=%d", b.base, video, now.Add(-time.Hour).Unix(), now.Add(time.Hour).Unix())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header.Set("X-API-Key", b.key)
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Value float64 `json:"value"`
+		return 0, fmt.Errorf("read %s of %s: %d", kind, video, resp.StatusCode)
 	}
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out.Value, err

@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli chromium nats-cli clean
+.PHONY: run test test-race lint build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli chromium nats-cli cc clean
 
 # `make run` starts the demo world (a local YouTube stand-in: this machine may have no
 # internet). `make run RUN_FLAGS=` tracks real YouTube instead.
@@ -18,9 +18,26 @@ RUN_FLAGS ?= --demo
 run: deps-run build
 	./$(BIN) dev $(RUN_FLAGS)
 
-## test: install what is missing, check formatting and vet, run every test
-test: deps-test fmt-check vet
+## test: install what is missing, run the checks (make lint), run every test
+test: deps-test lint
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The packages whose code runs goroutines against shared state; .ci/run runs
+# them under the race detector (~3 min on 2 cores).
+RACE_PKGS := ./workers/consume/... ./workers/enricher/... ./workers/counter/... ./web/counter/... ./web/ratelimit/...
+
+## test-race: the concurrent packages under the race detector
+test-race: deps-test cc
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+
+## lint: what review misses: gofmt, go vet, staticcheck, go.mod tidy, templ output in sync
+lint: fmt-check vet
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
+	$(GO) tool templ generate
+	@git diff --exit-code -- '*_templ.go' || { echo "templ output out of date: commit the regenerated *_templ.go files"; exit 1; }
+	@out=$$(git ls-files --others --exclude-standard -- '*_templ.go'); \
+	if [ -n "$$out" ]; then echo "generated templ files not committed:"; echo "$$out"; exit 1; fi
 
 build:
 	$(GO) build -o $(BIN) ./cmd/jetfleet
@@ -73,17 +90,25 @@ compose-cli:
 nats-cli:
 	@command -v nats >/dev/null 2>&1 || [ -x "$(GOBIN)/nats" ] || $(GO) install github.com/nats-io/natscli/nats@v0.5.0
 
+# -race needs cgo, so a C compiler (a fresh Debian with only Go has none).
+cc:
+	@if command -v gcc >/dev/null 2>&1; then :; else \
+		echo "installing gcc (apt; the race detector needs cgo)"; \
+		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends gcc libc6-dev; \
+	fi
+
 clean:
 	rm -rf bin
 
-# Benchmarks print figures; they never run in `make test`.
+# Benchmarks print figures; they never run in `make test`. Each is a main
+# package beside the role it measures (workers/<role>/<role>bench), sharing
+# its setup through internal/benchenv.
 .PHONY: bench bench-counter bench-enricher bench-tracker
 bench: bench-counter bench-enricher bench-tracker
 
 ## bench-counter: Counter API ingest and read figures (issue: Counter API)
 bench-counter:
-	$(GO) build -o $(BIN) ./cmd/jetfleet
-	./$(BIN) counter bench
+	$(GO) run ./workers/counter/counterbench
 
 ## bench-enricher: Enricher throughput and latency figures
 bench-enricher:
@@ -93,4 +118,4 @@ bench-enricher:
 ## bench-tracker: one hourly tick over 90,000 videos
 bench-tracker:
 	$(GO) build -o $(BIN) ./cmd/jetfleet
-	./$(BIN) tracker bench
+	$(GO) run ./workers/tracker/trackerbench -jetfleet $(BIN)

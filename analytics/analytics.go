@@ -1,7 +1,15 @@
-// Package analytics is jetfleet's connection to ClickHouse, where the
-// Tracker's time series (video samples and title/thumbnail changes) live. It
-// opens connections (creating the database on a fresh server), applies the
-// embedded schema migrations, and batches inserts with BatchWriter.
+// Package analytics is jetfleet's connection to ClickHouse, where every
+// product's figures live: the Tracker's time series (video samples and
+// title/thumbnail changes), the Counter API's rollups, the Enricher's lesson
+// counts. It opens connections (creating the database on a fresh server),
+// applies the embedded schema migrations (migrations/, one numbered file a
+// change, for every product), and batches inserts with BatchWriter.
+//
+// A product's queries live in one file here named for it (tracker.go,
+// enricher.go), except the Counter API's: analytics/counterdb is a package
+// of its own because it is that product's whole storage layer (a replay-safe
+// write path with partition watermarks, and its reads), with names of its
+// own (Row, Query, Flush, Stats) that would need a Counter prefix here.
 //
 // It speaks the native protocol through clickhouse-go/v2. All SQL here runs
 // on ClickHouse 18.16 (the Debian package used for development and tests) as

@@ -100,15 +100,15 @@ func NewBatchWriter(conn driver.Conn, cfg WriterConfig, logger *slog.Logger) (*B
 func (c *WriterConfig) validate() error {
 	for _, part := range strings.Split(c.Table, ".") {
 		if !isIdent(part) {
-			return fmt.Errorf("Table %q is not a plain [db.]table name", c.Table)
+			return fmt.Errorf("invalid Table %q: not a plain [db.]table name", c.Table)
 		}
 	}
 	if len(c.Columns) == 0 {
-		return errors.New("Columns is empty")
+		return errors.New("no Columns")
 	}
 	for _, col := range c.Columns {
 		if !isIdent(col) {
-			return fmt.Errorf("Columns: %q is not a plain column name", col)
+			return fmt.Errorf("invalid Columns entry %q: not a plain column name", col)
 		}
 	}
 	if c.MaxRows < 0 || c.MaxBuffered < 0 || c.MaxAge < 0 || c.RetryMin < 0 || c.RetryMax < 0 {

@@ -52,15 +52,6 @@ func (s *Server) mountProducts(ctx context.Context, mux *http.ServeMux) error {
 	return nil
 }
 
-func productNamed(path string) product {
-	for _, p := range allProducts() {
-		if p.Path == "/"+path {
-			return p
-		}
-	}
-	panic("web: no product at /" + path)
-}
-
 // joinList writes "a, b and c".
 func joinList(items []string) string {
 	switch len(items) {

@@ -21,9 +21,7 @@ const counterUsage = `usage:
                                  issue an API key (printed once; only its hash is stored)
   jetfleet counter rebuild --since TIME
                                  recompute rollups from the raw events kept in VIEWS
-                                 (stop the counter workers first; TIME is RFC 3339 or a duration like 24h)
-  jetfleet counter bench [--duration 10s] [--clients 8] [--batch 1000]
-                                 co-located load test printing throughput, latency and freshness figures`
+                                 (stop the counter workers first; TIME is RFC 3339 or a duration like 24h)`
 
 func runCounter(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -37,8 +35,6 @@ func runCounter(ctx context.Context, args []string, getenv func(string) string, 
 		return runCounterKey(ctx, args[2:], getenv, stdout)
 	case "rebuild":
 		return runCounterRebuild(ctx, args[1:], getenv, stdout)
-	case "bench":
-		return runCounterBench(ctx, args[1:], stdout)
 	}
 	return fmt.Errorf("unknown counter verb %q\n%s", args[0], counterUsage)
 }

@@ -30,9 +30,8 @@ Usage:
   jetfleet users premium [--off] EMAIL  lift (or restore) a user's free-plan limits
   jetfleet users operator [--off] EMAIL let a user see every product's operator figures (or stop)
   jetfleet users show EMAIL            one user's account
-  jetfleet counter apikey create --tenant T | rebuild --since T | bench
-                                       Counter API keys, rollup rebuild, co-located benchmark
-  jetfleet tracker bench [flags]       tracker benchmark: one hourly tick over 90,000 videos
+  jetfleet counter apikey create --tenant T | rebuild --since T
+                                       Counter API keys, rollup rebuild
   jetfleet config [flags]              print the effective configuration, secrets masked
   jetfleet health URL                  exit 0 when URL answers 200 (container healthchecks)
 
@@ -73,8 +72,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runEnricher(ctx, rest, getenv, stdout)
 	case "counter":
 		return runCounter(ctx, rest, getenv, stdout)
-	case "tracker":
-		return runTracker(ctx, rest, stdout)
 	case "health":
 		return runHealth(ctx, rest)
 	case "help", "-h", "--help":

@@ -74,13 +74,30 @@ func Context(t testing.TB, d time.Duration) context.Context {
 }
 
 // Eventually polls cond every 10ms until it is true or d passes, then fails
-// the test with msg. Tests use it instead of sleeping.
+// the test with msg. Tests use it instead of sleeping. Where msg alone would
+// not tell what went wrong, use EventuallyState.
 func Eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	EventuallyState(t, d, msg, func() (bool, any) { return cond(), nil })
+}
+
+// EventuallyState is Eventually for a condition that also returns what it
+// observed: on timeout the test fails with msg and the last state observed
+// (printed with %+v), as nats-server's checkFor does, so a failure says how
+// far things got.
+func EventuallyState(t testing.TB, d time.Duration, msg string, cond func() (done bool, observed any)) {
+	t.Helper()
 	deadline := time.Now().Add(d)
-	for !cond() {
+	for {
+		done, observed := cond()
+		if done {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, msg)
+			if observed == nil {
+				t.Fatalf("not within %v: %s", d, msg)
+			}
+			t.Fatalf("not within %v: %s; last observed: %+v", d, msg, observed)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

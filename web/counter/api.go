@@ -139,8 +139,6 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...)})
 }
 
-type keyCtx struct{}
-
 type caller struct {
 	rec     subjects.CounterAPIKey
 	hash    string // of the API key

@@ -76,7 +76,7 @@ func TestClusterLosesNothingWhenANodeAndAWorkerDie(t *testing.T) {
 		}
 	}()
 
-	testenv.Eventually(t, 30*time.Second, "a third handled before the failures", func() bool { return got.distinct() >= n/3 })
+	testenv.EventuallyState(t, 30*time.Second, "a third handled before the failures", func() (bool, any) { seen := got.distinct(); return seen >= n/3, seen })
 	info, err := admin.Stream(ctx, testStream)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestClusterLosesNothingWhenANodeAndAWorkerDie(t *testing.T) {
 	ncA.Close() // worker A dies holding whatever it fetched
 
 	pubWG.Wait()
-	testenv.Eventually(t, 90*time.Second, fmt.Sprintf("all %d messages handled", n), func() bool { return got.distinct() == n })
+	testenv.EventuallyState(t, 90*time.Second, fmt.Sprintf("all %d messages handled", n), func() (bool, any) { seen := got.distinct(); return seen == n, seen })
 	for i := range n {
 		if got.count(fmt.Sprint(i)) == 0 {
 			t.Fatalf("message %d lost", i)

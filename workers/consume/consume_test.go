@@ -303,7 +303,7 @@ func TestTwoInstancesShareTheWork(t *testing.T) {
 		})
 	}
 	publish(t, admin, seq(400)...)
-	testenv.Eventually(t, 30*time.Second, "all 400 handled", func() bool { return all.distinct() == 400 })
+	testenv.EventuallyState(t, 30*time.Second, "all 400 handled", func() (bool, any) { seen := all.distinct(); return seen == 400, seen })
 	mu.Lock()
 	defer mu.Unlock()
 	if perInstance["a"] == 0 || perInstance["b"] == 0 {
@@ -335,7 +335,7 @@ func TestShutdownFinishesInFlightAndLosesNothing(t *testing.T) {
 	}
 	_, js1 := srv.Connect(t)
 	w1 := start(t, js1, consume.Config{Batch: 16, Concurrency: 8}, slow)
-	testenv.Eventually(t, 10*time.Second, "first worker made progress", func() bool { return got.distinct() >= 20 })
+	testenv.EventuallyState(t, 10*time.Second, "first worker made progress", func() (bool, any) { seen := got.distinct(); return seen >= 20, seen })
 	w1.stop(t)
 	handledByFirst := got.distinct()
 	if acked := testutil.ToFloat64(w1.metrics.Processed("test")); int(acked) != handledByFirst {
@@ -347,7 +347,7 @@ func TestShutdownFinishesInFlightAndLosesNothing(t *testing.T) {
 
 	_, js2 := srv.Connect(t)
 	start(t, js2, consume.Config{Batch: 16, Concurrency: 8}, slow)
-	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("all %d handled after restart", n), func() bool { return got.distinct() == n })
+	testenv.EventuallyState(t, 30*time.Second, fmt.Sprintf("all %d handled after restart", n), func() (bool, any) { seen := got.distinct(); return seen == n, seen })
 	for _, id := range seq(n) {
 		if c := got.count(id); c != 1 {
 			t.Errorf("message %s handled %d times", id, c)

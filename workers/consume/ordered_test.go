@@ -113,7 +113,7 @@ func TestOrderedPartitionsStayInOrderWithTwoWorkers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 20*time.Second, "every message handled", func() bool { return r.count() >= n })
+	testenv.EventuallyState(t, 20*time.Second, "every message handled", func() (bool, any) { seen := r.count(); return seen >= n, seen })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p := range 2 {
@@ -149,7 +149,7 @@ func TestOrderedPermanentFailureIsDeadLetteredWithoutBlocking(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the messages behind the poison handled", func() bool { return r.count() == 3 })
+	testenv.EventuallyState(t, 10*time.Second, "the messages behind the poison handled", func() (bool, any) { seen := r.count(); return seen == 3, seen })
 	dlq, err := js.Stream(ctx, subjects.DLQStream)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +258,7 @@ func TestOrderedTakeoverWaitsForTheDeadOwnersMessages(t *testing.T) {
 
 	r := &recorder{seen: map[int][]int{}, by: map[int]map[string]int{}}
 	runOrdered(t, js, cfg, r.handler("next", func(int) error { return nil }))
-	testenv.Eventually(t, 20*time.Second, "every message handled", func() bool { return r.count() >= n })
+	testenv.EventuallyState(t, 20*time.Second, "every message handled", func() (bool, any) { seen := r.count(); return seen >= n, seen })
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, v := range r.seen[0] {

@@ -280,13 +280,12 @@ func (r *runner) acquire(ctx context.Context) {
 		// Each take has its own time: it reads the watermark from
 		// ClickHouse, which may be slow.
 		tctx, cancel := context.WithTimeout(ctx, subjects.CounterLeaseTTL/2)
-		start := time.Now()
 		rev, err := r.owners.Create(tctx, subjects.CounterLeaseKey(n), []byte(w.cfg.WorkerID))
 		if err != nil {
 			cancel()
 			continue // owned by someone else
 		}
-		if err := r.take(tctx, n, rev, start); err != nil {
+		if err := r.take(tctx, n, rev); err != nil {
 			w.log.Warn("take partition failed", "partition", n, "err", err)
 			_ = r.owners.Delete(tctx, subjects.CounterLeaseKey(n), jetstream.LastRevision(rev))
 		}
@@ -332,7 +331,7 @@ func (r *runner) share(ctx context.Context) int {
 
 // take starts owning partition n: read its watermark, rewind its consumer
 // to the first sequence not in ClickHouse, start fetching.
-func (r *runner) take(ctx context.Context, n int, rev uint64, renewed time.Time) error {
+func (r *runner) take(ctx context.Context, n int, rev uint64) error {
 	w := r.w
 	wm, err := counterdb.PartitionWatermark(ctx, w.ch, w.cfg.Table, n)
 	if err != nil {
@@ -347,7 +346,7 @@ func (r *runner) take(ctx context.Context, n int, rev uint64, renewed time.Time)
 	}
 	// Renew once before going live: the steps above may have taken a while
 	// (a slow ClickHouse), and the fence counts from the last renewal.
-	renewed = time.Now()
+	renewed := time.Now()
 	if rev, err = r.owners.Update(ctx, subjects.CounterLeaseKey(n), []byte(w.cfg.WorkerID), rev); err != nil {
 		return fmt.Errorf("renew lease of partition %d after taking it: %w", n, err)
 	}

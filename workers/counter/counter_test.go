@@ -144,7 +144,10 @@ func TestTwoWorkersSplitPartitionsWithOneOwnerEach(t *testing.T) {
 	done := make(chan error, 2)
 	go func() { done <- a.Run(ctx) }()
 	owners, _ := js.KeyValue(ctx, subjects.CounterOwnersBucket)
-	testenv.Eventually(t, 10*time.Second, "worker a owns every partition", func() bool { return countOwned(ctx, owners, "a") == subjects.CounterPartitions })
+	testenv.EventuallyState(t, 10*time.Second, "worker a owns every partition", func() (bool, any) {
+		seen := countOwned(ctx, owners, "a")
+		return seen == subjects.CounterPartitions, seen
+	})
 	go func() { done <- b.Run(ctx) }()
 	testenv.Eventually(t, 15*time.Second, "the partitions are split 8/8", func() bool {
 		return countOwned(ctx, owners, "a") == subjects.CounterPartitions/2 && countOwned(ctx, owners, "b") == subjects.CounterPartitions/2

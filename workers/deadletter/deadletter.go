@@ -1,6 +1,9 @@
-// Package deadletter reads and replays the DLQ stream for operators
-// (`jetfleet dlq ls|show|replay`). The consumer runtime (workers/consume)
-// writes the entries; this package never handles them itself.
+// Package deadletter is the DLQ stream's one gateway: Write copies a message
+// being given up on into it (the consumer runtime, workers/consume, calls it
+// when a message fails permanently or exhausts MaxDeliver), Sweep does the
+// same for messages the server stopped redelivering by itself (advisories),
+// and List, Get, Replay and ReplayAll read and replay the entries for
+// operators (`jetfleet dlq ls|show|replay`). It handles no message itself.
 package deadletter
 
 import (

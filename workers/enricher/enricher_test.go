@@ -233,7 +233,7 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 		return outputCount(t, js) == uint64(len(script)-invalid)
 	})
 	// Give a wrong duplicate the chance to show up before we count.
-	testenv.Eventually(t, 5*time.Second, "DLQ holds every invalid event", func() bool { return len(dlqEntries(t, js)) == invalid })
+	testenv.EventuallyState(t, 5*time.Second, "DLQ holds every invalid event", func() (bool, any) { d := dlqEntries(t, js); return len(d) == invalid, d })
 
 	out := readOutput(t, js)
 	byUser := map[string][]emitted{}
@@ -371,7 +371,7 @@ func TestRestartMidStreamEmitsEveryEventOnce(t *testing.T) {
 			}
 		}
 		if n == lessonsPerUser/3 {
-			testenv.Eventually(t, 20*time.Second, "some output before the restart", func() bool { return outputCount(t, js) > 200 })
+			testenv.EventuallyState(t, 20*time.Second, "some output before the restart", func() (bool, any) { seen := outputCount(t, js); return seen > 200, seen })
 			a.stop() // graceful: finishes its batch and unpins its partitions
 		}
 		if n == 2*lessonsPerUser/3 {
@@ -380,7 +380,7 @@ func TestRestartMidStreamEmitsEveryEventOnce(t *testing.T) {
 		}
 	}
 	<-async.PublishAsyncComplete()
-	testenv.Eventually(t, 30*time.Second, "every event emitted", func() bool { return outputCount(t, js) >= uint64(total) })
+	testenv.EventuallyState(t, 30*time.Second, "every event emitted", func() (bool, any) { seen := outputCount(t, js); return seen >= uint64(total), seen })
 
 	out := readOutput(t, js)
 	if len(out) != total {
@@ -438,12 +438,12 @@ func TestStateWriteFailuresHoldEventsUntilKVRecovers(t *testing.T) {
 
 	inst := startEnricher(t, js, enricher.Config{})
 	// The worker keeps retrying; nothing comes out while writes fail.
-	testenv.Eventually(t, 10*time.Second, "several failed attempts to store the user", func() bool { return inst.failures() >= 3 })
+	testenv.EventuallyState(t, 10*time.Second, "several failed attempts to store the user", func() (bool, any) { seen := inst.failures(); return seen >= 3, seen })
 	if n := outputCount(t, js); n != 0 {
 		t.Fatalf("%d events emitted while the state store refused writes", n)
 	}
 	setMaxMsgSize(-1)
-	testenv.Eventually(t, 15*time.Second, "all events emitted after recovery", func() bool { return outputCount(t, js) == 3 })
+	testenv.EventuallyState(t, 15*time.Second, "all events emitted after recovery", func() (bool, any) { seen := outputCount(t, js); return seen == 3, seen })
 	out := readOutput(t, js)
 	if out[0].Kind != "user" || out[1].Kind != "subscription" || out[2].Kind != "lesson" {
 		t.Fatalf("order after recovery: %s %s %s", out[0].Kind, out[1].Kind, out[2].Kind)
@@ -485,7 +485,7 @@ func TestLoadSeedsStateAndReportsBadLinesByNumber(t *testing.T) {
 	// A lesson for the loaded user is enriched from the snapshot.
 	publish(t, js, "lesson", "s1", `{"user_uuid":"s1","language":"en"}`)
 	startEnricher(t, js, enricher.Config{})
-	testenv.Eventually(t, 10*time.Second, "lesson emitted", func() bool { return outputCount(t, js) == 1 })
+	testenv.EventuallyState(t, 10*time.Second, "lesson emitted", func() (bool, any) { seen := outputCount(t, js); return seen == 1, seen })
 	l := readOutput(t, js)[0].Body
 	if str(l, "country") != "PT" || str(l, "subscription_type") != "pro" || str(l, "enrichment") != "complete" {
 		t.Errorf("lesson %v", l)
@@ -498,7 +498,7 @@ func TestLessonCarryingEnrichmentFieldsGetsThemReplacedNotRepeated(t *testing.T)
 	publish(t, js, "subscription", "w1", `{"operation":"create","user_uuid":"w1","language":"sv","subscription_type":"pro","subscription_status":"active"}`)
 	publish(t, js, "lesson", "w1", `{"user_uuid":"w1","language":"sv","country":"forged","enrichment":"x"}`)
 	startEnricher(t, js, enricher.Config{})
-	testenv.Eventually(t, 10*time.Second, "three events out", func() bool { return outputCount(t, js) == 3 })
+	testenv.EventuallyState(t, 10*time.Second, "three events out", func() (bool, any) { seen := outputCount(t, js); return seen == 3, seen })
 	ctx := testenv.Context(t, 5*time.Second)
 	s, _ := js.Stream(ctx, subjects.EnricherOutputStream)
 	m, err := s.GetLastMsgForSubject(ctx, subjects.EnricherOutput(subjects.EnricherKindLesson))
@@ -559,7 +559,7 @@ func TestCrashBetweenPublishAndAckEmitsEachEventOnce(t *testing.T) {
 	before := outputCount(t, js)
 	t.Logf("%d events emitted before the crash", before)
 	startEnricher(t, connect(t, srv), enricher.Config{})
-	testenv.Eventually(t, 20*time.Second, "every event emitted", func() bool { return outputCount(t, js) >= 2+lessons })
+	testenv.EventuallyState(t, 20*time.Second, "every event emitted", func() (bool, any) { seen := outputCount(t, js); return seen >= 2+lessons, seen })
 
 	out := readOutput(t, js)
 	if len(out) != 2+lessons {
@@ -742,7 +742,7 @@ func TestLessonIsEnrichedAsOfItsPlaceNeverWithLaterEvents(t *testing.T) {
 	inst := startEnricher(t, js, enricher.Config{})
 	// No hold: everything is out well within a second on a quiet machine;
 	// the deadline only guards a slow one.
-	testenv.Eventually(t, 10*time.Second, "all 8 events emitted", func() bool { return outputCount(t, js) == 8 })
+	testenv.EventuallyState(t, 10*time.Second, "all 8 events emitted", func() (bool, any) { seen := outputCount(t, js); return seen == 8, seen })
 	out := readOutput(t, js)
 	want := map[string][]string{
 		"a1": {"user",
@@ -784,7 +784,7 @@ func TestHoldFreezesKnownValuesFillsOnlyTheMissingOneAndKeepsUserOrder(t *testin
 
 	hold := 2 * time.Second
 	inst := startEnricher(t, js, enricher.Config{Hold: hold, ParkRetry: 100 * time.Millisecond})
-	testenv.Eventually(t, 20*time.Second, "all 9 events emitted", func() bool { return outputCount(t, js) == 9 })
+	testenv.EventuallyState(t, 20*time.Second, "all 9 events emitted", func() (bool, any) { seen := outputCount(t, js); return seen == 9, seen })
 	out := readOutput(t, js)
 	want := map[string][]string{
 		"h1": {"user", "subscription",
@@ -865,7 +865,7 @@ func TestHoldSurvivesATakeoverWithItsFrozenValues(t *testing.T) {
 	a.stop() // graceful: its partitions are unpinned, the parked events are outstanding
 	publish(t, js, "subscription", "t1", `{"operation":"create","user_uuid":"t1","language":"es","subscription_status":"trial","subscription_type":"free"}`)
 	startEnricher(t, connect(t, srv), cfg)
-	testenv.Eventually(t, 20*time.Second, "all 4 events out", func() bool { return outputCount(t, js) == 4 })
+	testenv.EventuallyState(t, 20*time.Second, "all 4 events out", func() (bool, any) { seen := outputCount(t, js); return seen == 4, seen })
 	want := []string{"user", "lesson{n:1 status:trial typ:free country:DE enrichment:complete}", "user", "subscription"}
 	if got := kindsAndLessons(readOutput(t, js), "t1"); !slices.Equal(got, want) {
 		t.Errorf("out:\n got  %q\n want %q", got, want)

@@ -376,23 +376,6 @@ func msgTime(t *testing.T, m jetstream.Msg) time.Time {
 	return md.Timestamp
 }
 
-// waitFor polls cond until it holds or d passes; on timeout it prints the
-// last state cond observed.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, any)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s; last seen: %+v", d, what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // deadLettered returns the reason of the last video or channel job in the
 // DLQ, or "".
 func (e *env) deadLettered(consumer string) string {
@@ -416,7 +399,7 @@ func TestBotCheckIsRetriedAndShownNotDeadLetteredAsNotFound(t *testing.T) {
 	e.start("videos")
 	e.job(subjects.TrackKindHourly, "refused0000", time.Now().Truncate(time.Second))
 
-	waitFor(t, 20*time.Second, "the refusal recorded for the pages", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "the refusal recorded for the pages", func() (bool, any) {
 		st, err := e.store.YouTubeStatus(e.ctx)
 		return err == nil && st.Kind == string(youtube.RefusedBotCheck), st
 	})
@@ -425,7 +408,7 @@ func TestBotCheckIsRetriedAndShownNotDeadLetteredAsNotFound(t *testing.T) {
 	}
 	// YouTube lets us in again: the retried job stores its sample.
 	e.yt.Refuse(youtubetest.RefuseNone)
-	waitFor(t, 20*time.Second, "sample stored once YouTube stops refusing", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "sample stored once YouTube stops refusing", func() (bool, any) {
 		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'refused0000'")
 		return n == 1, fmt.Sprintf("%d samples, DLQ %q", n, e.deadLettered(subjects.TrackVideoConsumer))
 	})
@@ -440,7 +423,7 @@ func TestHiddenVideoStateIsShownNotDeadLettered(t *testing.T) {
 	e.start("videos")
 	t0 := time.Now().Truncate(time.Second)
 	e.job(subjects.TrackKindHourly, "private0000", t0)
-	waitFor(t, 20*time.Second, "the video's state recorded", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "the video's state recorded", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "private0000")
 		return r.State == "private", r
 	})
@@ -453,7 +436,7 @@ func TestHiddenVideoStateIsShownNotDeadLettered(t *testing.T) {
 	// Public again: the next sample clears the state.
 	e.yt.SetState("private0000", youtubetest.StatePublic)
 	e.job(subjects.TrackKindHourly, "private0000", t0.Add(time.Hour))
-	waitFor(t, 20*time.Second, "state cleared by the next sample", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "state cleared by the next sample", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "private0000")
 		return r.State == "" && !r.Sampled.IsZero(), r
 	})
@@ -467,7 +450,7 @@ func TestLikesAreStoredWithTheSample(t *testing.T) {
 	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "liked000000", ChannelID: chanA}, time.Now())
 	e.start("videos")
 	e.job(subjects.TrackKindHourly, "liked000000", time.Now().Truncate(time.Second))
-	waitFor(t, 20*time.Second, "sample with likes", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "sample with likes", func() (bool, any) {
 		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'liked000000' AND likes = 77")
 		return n == 1, n
 	})
@@ -486,7 +469,7 @@ func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testin
 	e.yt.FailFeeds(true)
 	e.start("channels")
 	e.job(subjects.TrackKindChannel, chanA, time.Now().Truncate(time.Second))
-	waitFor(t, 20*time.Second, "failed check recorded", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "failed check recorded", func() (bool, any) {
 		c, _ := e.store.Channel(e.ctx, chanA)
 		return !c.Failed.IsZero(), c
 	})
@@ -498,7 +481,7 @@ func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testin
 		t.Fatalf("feed outage dead-lettered the check: %q", reason)
 	}
 	e.yt.FailFeeds(false)
-	waitFor(t, 20*time.Second, "the retried check succeeds", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "the retried check succeeds", func() (bool, any) {
 		c, _ := e.store.Channel(e.ctx, chanA)
 		return !c.Checked.IsZero() && c.Failed.IsZero() && c.LatestVideoID == "upload00000", c
 	})
@@ -517,7 +500,7 @@ func TestTickLogsOneInfoSummaryAndJobsLogAtDebug(t *testing.T) {
 	}
 	e.start("ticks", "channels")
 	e.tick(subjects.ChannelTick)
-	waitFor(t, 20*time.Second, "channel checked", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "channel checked", func() (bool, any) {
 		c, _ := e.store.Channel(e.ctx, chanA)
 		return !c.Checked.IsZero(), c
 	})
@@ -551,7 +534,7 @@ func TestAgeGatedVideoIsSampledAndItsStateShown(t *testing.T) {
 	e.yt.SetState("agegated000", youtubetest.StateAgeRestricted)
 	e.start("videos")
 	e.job(subjects.TrackKindHourly, "agegated000", time.Now().Truncate(time.Second))
-	waitFor(t, 20*time.Second, "age-gated video sampled with its state", func() (bool, any) {
+	testenv.EventuallyState(t, 20*time.Second, "age-gated video sampled with its state", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "agegated000")
 		return r.State == "age_restricted" && r.StateReason == "Sign in to confirm your age" && r.Views == 300, r
 	})

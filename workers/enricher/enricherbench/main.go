@@ -39,6 +39,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/benchenv"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/enricher"
@@ -168,7 +169,7 @@ func run(o options) error {
 	memPerRow := float64(rssAfter-rssBefore) / float64(rows)
 	diskPerRow := float64(diskAfter-diskBefore) / float64(rows)
 	fmt.Printf("load:        %d rows in %v = %.0f rows/s (%d rejected)\n", rows, loadTime.Round(time.Millisecond), float64(rows)/loadTime.Seconds(), st.RejectedTotal)
-	fmt.Printf("state store: server RSS %s → %s, disk %s → %s\n", mib(rssBefore), mib(rssAfter), mib(diskBefore), mib(diskAfter))
+	fmt.Printf("state store: server RSS %s → %s, disk %s → %s\n", benchenv.MiB(rssBefore), benchenv.MiB(rssAfter), benchenv.MiB(diskBefore), benchenv.MiB(diskAfter))
 	fmt.Printf("             %.0f bytes of server memory and %.0f bytes of disk per row (R1)\n", memPerRow, diskPerRow)
 
 	// 2. The Enricher, in this process, on its own connection.
@@ -269,7 +270,7 @@ func run(o options) error {
 		100*hitRate, o.cache, 90.0, 100*o.hotShare)
 	fmt.Printf("enrichment:  %v; state updates applied %d, dead-lettered %v\n", s.Lessons, s.Emitted["user"]+s.Emitted["subscription"], s.Invalid)
 	fmt.Printf("memory:      this process (enricher + load generator) RSS %s, Go heap %s; nats-server RSS %s\n",
-		mib(encRSS), mib(int64(ms.HeapAlloc)), mib(rssOf(srv.Process.Pid)))
+		benchenv.MiB(encRSS), benchenv.MiB(int64(ms.HeapAlloc)), benchenv.MiB(rssOf(srv.Process.Pid)))
 	extrapolate(memPerRow, diskPerRow)
 	stopEnricher()
 	if o.bare {
@@ -730,17 +731,8 @@ func freePort() (int, error) {
 
 // rssOf is the resident memory of process pid, in bytes.
 func rssOf(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	rss, _ := benchenv.ProcMemory(pid)
+	return rss
 }
 
 // cpuOf is the CPU time process pid used so far (user + system).
@@ -772,5 +764,3 @@ func diskOf(dir string) int64 {
 	})
 	return n
 }
-
-func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -1,7 +1,15 @@
+// Command trackerbench is the Tracker's benchmark (`make bench-tracker`): an
+// embedded NATS server, a local ClickHouse and the YouTube stand-in (with
+// latency) in this process, the state of channels × videos tracked hourly
+// seeded in KV, and ONE worker process (`jetfleet worker --roles
+// tracker-ticks,tracker-videos`) started beside it, so its memory is its own.
+// One hourly tick is fired; the figures are the time from the tick to each
+// sample being stored (a job is acked only after its sample is in
+// ClickHouse, so TRACK's acked count over time is the stored-samples curve),
+// jobs/s and the worker's memory. It prints figures; it asserts nothing.
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,111 +19,74 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"jetfleet/analytics"
-	"jetfleet/analytics/localserver"
-	"jetfleet/internal/natsserver"
+	"jetfleet/internal/benchenv"
 	"jetfleet/internal/youtube/youtubetest"
 	"jetfleet/subjects"
 	"jetfleet/workers/tracker"
 )
 
-// runTracker dispatches `jetfleet tracker …`.
-func runTracker(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "bench" {
-		return runTrackerBench(ctx, args[1:], stdout)
+func main() {
+	var o options
+	flag.StringVar(&o.jetfleet, "jetfleet", "bin/jetfleet", "the jetfleet binary the worker runs from (go build -o bin/jetfleet ./cmd/jetfleet)")
+	flag.IntVar(&o.channels, "channels", 10_000, "tracked channels")
+	flag.IntVar(&o.videos, "videos", 90_000, "videos tracked hourly")
+	flag.DurationVar(&o.latency, "latency", 100*time.Millisecond, "stand-in YouTube response latency")
+	flag.IntVar(&o.concurrency, "concurrency", 512, "video jobs in flight in the worker (TRACKER_CONCURRENCY)")
+	flag.IntVar(&o.rate, "rate", 4000, "requests/s the worker may make to YouTube (YOUTUBE_RATE)")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "trackerbench:", err)
+		os.Exit(1)
 	}
-	return errors.New("usage: jetfleet tracker bench [flags]")
 }
 
-// runTrackerBench is `make bench-tracker`: an embedded NATS server, a local
-// ClickHouse and the YouTube stand-in (with latency) in this process, the
-// state of channels × videos tracked hourly seeded in KV, and ONE worker
-// process (`jetfleet worker --roles tracker-ticks,tracker-videos`) started
-// beside it, so its memory is its own. One hourly tick is fired; the figures
-// are the time from the tick to each sample being stored (a job is acked
-// only after its sample is in ClickHouse, so TRACK's acked count over time
-// is the stored-samples curve), jobs/s and the worker's memory.
-func runTrackerBench(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("tracker bench", flag.ContinueOnError)
-	channels := fs.Int("channels", 10_000, "tracked channels")
-	videos := fs.Int("videos", 90_000, "videos tracked hourly")
-	latency := fs.Duration("latency", 100*time.Millisecond, "stand-in YouTube response latency")
-	concurrency := fs.Int("concurrency", 512, "video jobs in flight in the worker (TRACKER_CONCURRENCY)")
-	rate := fs.Int("rate", 4000, "requests/s the worker may make to YouTube (YOUTUBE_RATE)")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "jetfleet-tracker-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+type options struct {
+	jetfleet          string
+	channels, videos  int
+	latency, timeout  time.Duration
+	concurrency, rate int
+}
 
-	ns, err := natsserver.Start(natsserver.Config{Name: "bench", StoreDir: filepath.Join(dir, "nats"), Host: "127.0.0.1", Port: -1})
+func run(ctx context.Context, o options, stdout io.Writer) error {
+	env, err := benchenv.Start(ctx, "tracker-bench")
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	chs, err := localserver.Start(ctx, localserver.Config{Dir: filepath.Join(dir, "clickhouse")})
-	if err != nil {
-		return fmt.Errorf("start clickhouse: %w", err)
-	}
-	defer chs.Stop()
-	ch, err := analytics.Open(ctx, analytics.Config{URL: chs.DSN()})
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	if _, err := analytics.Migrate(ctx, ch, analytics.Schema(), nil); err != nil {
-		return err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		return err
-	}
+	defer env.Close()
+	js, ch := env.JS, env.CH
 
 	fmt.Fprintf(stdout, "tracker bench: %d channels, %d videos tracked hourly, YouTube stand-in latency %v, 1 worker (concurrency %d, %d req/s)\n",
-		*channels, *videos, *latency, *concurrency, *rate)
+		o.channels, o.videos, o.latency, o.concurrency, o.rate)
 	yt := youtubetest.New(youtubetest.Options{})
 	srv := httptest.NewServer(yt.Handler())
 	defer srv.Close()
 	start := time.Now()
-	if err := seedTrackerBench(ctx, js, yt, *channels, *videos); err != nil {
+	if err := seedTrackerBench(ctx, js, yt, o.channels, o.videos); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded stand-in and KV in %v\n", time.Since(start).Round(time.Millisecond))
-	yt.SetLatency(*latency)
+	yt.SetLatency(o.latency)
 
 	// The worker: a separate process, so its memory is measured alone.
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, self, "worker", "--roles", "tracker-ticks,tracker-videos")
+	cmd := exec.CommandContext(ctx, o.jetfleet, "worker", "--roles", "tracker-ticks,tracker-videos")
 	cmd.Env = append(os.Environ(),
-		"NATS_URL="+ns.ClientURL(), "CLICKHOUSE_URL="+chs.DSN(), "YOUTUBE_URL="+srv.URL, "YOUTUBE_THUMB_URL="+srv.URL,
-		"YOUTUBE_RATE="+strconv.Itoa(*rate), "TRACKER_CONCURRENCY="+strconv.Itoa(*concurrency),
+		"NATS_URL="+env.NATS.ClientURL(), "CLICKHOUSE_URL="+env.ClickHouse.DSN(), "YOUTUBE_URL="+srv.URL, "YOUTUBE_THUMB_URL="+srv.URL,
+		"YOUTUBE_RATE="+strconv.Itoa(o.rate), "TRACKER_CONCURRENCY="+strconv.Itoa(o.concurrency),
 		"SESSION_SECRET="+strings.Repeat("b", 32), "METRICS_ADDR=127.0.0.1:0", "LOG_LEVEL=warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start worker: %w", err)
+		return fmt.Errorf("start worker %s: %w (build it: go build -o bin/jetfleet ./cmd/jetfleet)", o.jetfleet, err)
 	}
 	defer func() {
 		cmd.Process.Signal(os.Interrupt)
@@ -136,7 +107,7 @@ func runTrackerBench(ctx context.Context, args []string, stdout io.Writer) error
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rssBefore, _ := procMemory(cmd.Process.Pid)
+	rssBefore, _ := benchenv.ProcMemory(cmd.Process.Pid)
 
 	stream, err := js.Stream(ctx, subjects.TrackStream)
 	if err != nil {
@@ -149,14 +120,14 @@ func runTrackerBench(ctx context.Context, args []string, stdout io.Writer) error
 	}
 	// stored[i] is when the i-th sample was stored, from the acked-count
 	// curve sampled every 20 ms.
-	total := *videos
+	total := o.videos
 	stored := make([]time.Duration, 0, total)
 	var enqueued time.Duration
 	var peakRSS int64
-	deadline := tick.Add(*timeout)
+	deadline := tick.Add(o.timeout)
 	for len(stored) < total {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d samples stored after %v", len(stored), total, *timeout)
+			return fmt.Errorf("only %d of %d samples stored after %v", len(stored), total, o.timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 		info, err := stream.Info(ctx)
@@ -172,7 +143,7 @@ func runTrackerBench(ctx context.Context, args []string, stdout io.Writer) error
 		for len(stored) < acked && len(stored) < total {
 			stored = append(stored, at)
 		}
-		if _, hwm := procMemory(cmd.Process.Pid); hwm > peakRSS {
+		if _, hwm := benchenv.ProcMemory(cmd.Process.Pid); hwm > peakRSS {
 			peakRSS = hwm
 		}
 	}
@@ -191,7 +162,7 @@ func runTrackerBench(ctx context.Context, args []string, stdout io.Writer) error
 		pct(0.50).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), last.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "throughput: %.0f jobs/s (%d YouTube requests/s)\n", float64(total)/last.Seconds(), int(2*float64(total)/last.Seconds()))
 	fmt.Fprintf(stdout, "video_samples rows: %d   dead-lettered: %d\n", rows, dead)
-	fmt.Fprintf(stdout, "worker memory: RSS %s idle before the tick, peak %s\n", mib(rssBefore), mib(peakRSS))
+	fmt.Fprintf(stdout, "worker memory: RSS %s idle before the tick, peak %s\n", benchenv.MiB(rssBefore), benchenv.MiB(peakRSS))
 	return nil
 }
 
@@ -262,30 +233,3 @@ func drain(ctx context.Context, futures *[]jetstream.PubAckFuture) error {
 	*futures = (*futures)[:0]
 	return nil
 }
-
-// procMemory reads a process's resident set size and its peak (VmHWM), in
-// bytes, from /proc.
-func procMemory(pid int) (rss, hwm int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(fields[1], 10, 64)
-		switch fields[0] {
-		case "VmRSS:":
-			rss = kb * 1024
-		case "VmHWM:":
-			hwm = kb * 1024
-		}
-	}
-	return rss, hwm
-}
-
-func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }

@@ -1,3 +1,7 @@
+// Command counterbench is the Counter API's benchmark (`make bench-counter`):
+// an embedded NATS server, a local ClickHouse, the edge and one counter
+// worker in this process, loaded over loopback HTTP. It prints figures; it
+// asserts nothing.
 package main
 
 import (
@@ -12,11 +16,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"os/signal"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -24,79 +29,50 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"jetfleet/analytics"
 	"jetfleet/analytics/counterdb"
-	"jetfleet/analytics/localserver"
+	"jetfleet/internal/benchenv"
 	"jetfleet/internal/counterkeys"
-	"jetfleet/internal/natsserver"
 	"jetfleet/subjects"
 	"jetfleet/web"
 	"jetfleet/workers/counter"
 )
 
-// runCounterBench is `make bench-counter`: an embedded NATS server, a local
-// ClickHouse, the edge and one counter worker in this process, loaded over
-// loopback HTTP. It prints figures; it asserts nothing.
-func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("counter bench", flag.ContinueOnError)
-	duration := fs.Duration("duration", 10*time.Second, "ingest time per popularity distribution")
-	clients := fs.Int("clients", 8, "concurrent HTTP clients")
-	batch := fs.Int("batch", 1000, "events per request")
-	videos := fs.Int("videos", 100_000, "distinct videos")
-	reads := fs.Int("reads", 500, "reads per measured read kind")
-	ceilingMsgs := fs.Int("ceiling-msgs", 200_000, "messages for the raw async-publish ceiling")
-	if err := fs.Parse(args); err != nil {
-		return err
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "ingest time per popularity distribution")
+	clients := flag.Int("clients", 8, "concurrent HTTP clients")
+	batch := flag.Int("batch", 1000, "events per request")
+	videos := flag.Int("videos", 100_000, "distinct videos")
+	reads := flag.Int("reads", 500, "reads per measured read kind")
+	ceilingMsgs := flag.Int("ceiling-msgs", 200_000, "messages for the raw async-publish ceiling")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *duration, *clients, *batch, *videos, *reads, *ceilingMsgs, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "counterbench:", err)
+		os.Exit(1)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dir, err := os.MkdirTemp("", "jetfleet-counter-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+}
 
-	ns, err := natsserver.Start(natsserver.Config{Name: "bench", StoreDir: filepath.Join(dir, "nats"), Port: -1})
+func run(ctx context.Context, duration time.Duration, clients, batch, videos, reads, ceilingMsgs int, stdout io.Writer) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	env, err := benchenv.Start(ctx, "counter-bench", jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	chs, err := localserver.Start(ctx, localserver.Config{Dir: filepath.Join(dir, "clickhouse")})
-	if err != nil {
-		return fmt.Errorf("start clickhouse: %w", err)
-	}
-	defer chs.Stop()
-	ch, err := analytics.Open(ctx, analytics.Config{URL: chs.DSN()})
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	if _, err := analytics.Migrate(ctx, ch, analytics.Schema(), nil); err != nil {
-		return err
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if err != nil {
-		return err
-	}
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		return err
-	}
+	defer env.Close()
+	nc, js, ch := env.NC, env.JS, env.CH
 	fmt.Fprintf(stdout, "counter bench: %d clients × %d events/request, %d videos, %v per distribution, GOMAXPROCS=%d\n",
-		*clients, *batch, *videos, *duration, runtimeProcs())
+		clients, batch, videos, duration, runtime.GOMAXPROCS(0))
 
 	// 1. The ceiling: raw async publishes of one-row batches.
-	ceiling, err := rawPublishRate(ctx, js, *ceilingMsgs)
+	ceiling, err := rawPublishRate(ctx, js, ceilingMsgs)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "raw JetStream async publish (ceiling): %.0f msg/s (%d messages of one row, R1 file storage)\n", ceiling, *ceilingMsgs)
+	fmt.Fprintf(stdout, "raw JetStream async publish (ceiling): %.0f msg/s (%d messages of one row, R1 file storage)\n", ceiling, ceilingMsgs)
 
 	// 2. The fleet: a worker and the edge.
-	wnc, err := nats.Connect(ns.ClientURL())
+	wnc, err := nats.Connect(env.NATS.ClientURL())
 	if err != nil {
 		return err
 	}
@@ -129,16 +105,16 @@ func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients + 4}}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients + 4}}
 	b := &bench{hc: hc, base: base, key: key}
 
 	// Let the worker absorb the ceiling messages first.
-	waitFor(ctx, func() bool { return worker.Stats.Events.Load() >= uint64(*ceilingMsgs) }, time.Minute)
+	waitFor(ctx, func() bool { return worker.Stats.Events.Load() >= uint64(ceilingMsgs) }, time.Minute)
 
 	for _, dist := range []string{"uniform", "zipf"} {
-		bodies := makeBodies(dist, *videos, *batch, 32)
+		bodies := makeBodies(dist, videos, batch, 32)
 		before := worker.Stats.Events.Load()
-		r := b.ingest(ctx, bodies, *clients, *batch, *duration)
+		r := b.ingest(ctx, bodies, clients, batch, duration)
 		start := time.Now()
 		waitFor(ctx, func() bool { return worker.Stats.Events.Load() >= before+uint64(r.accepted)+uint64(r.probes) }, 2*time.Minute)
 		drain := time.Since(start)
@@ -149,7 +125,7 @@ func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error
 		fmt.Fprintf(stdout, "  counted             %.0f events/s (all %d counted %v after the ingest ended)\n",
 			float64(counted)/(r.elapsed+drain).Seconds(), counted, drain.Round(time.Millisecond))
 		fmt.Fprintf(stdout, "  202 latency         p50 %v  p99 %v  (request of %d events, includes the JetStream publish ack)\n",
-			pct(r.latencies, 50), pct(r.latencies, 99), *batch)
+			pct(r.latencies, 50), pct(r.latencies, 99), batch)
 		fmt.Fprintf(stdout, "  freshness           p50 %v  p99 %v  (%d probes: 202 → visible in a read)\n",
 			pct(r.freshness, 50), pct(r.freshness, 99), len(r.freshness))
 		fmt.Fprintf(stdout, "  worker              %d flushes, %d rollup rows (%.1f events per row after collapse)\n",
@@ -163,13 +139,13 @@ func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error
 	}
 	now := time.Now().UTC()
 	for _, v := range []string{"year-hot", "year-cold"} {
-		lat, err := b.reads(ctx, v, now.Add(-365*24*time.Hour), now, *reads)
+		lat, err := b.reads(ctx, v, now.Add(-365*24*time.Hour), now, reads)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "\nread 1-year COUNT of %s: p50 %v  p99 %v  (%d reads over HTTP, the same range: the edge's read cache answers while no flush is reported)\n", v, pct(lat, 50), pct(lat, 99), len(lat))
 		var uncached []time.Duration
-		for i := range *reads {
+		for i := range reads {
 			// A range a minute longer each time: never in the cache.
 			t0 := time.Now()
 			if _, err := b.get(ctx, v, now.Add(-365*24*time.Hour-time.Duration(i+1)*time.Minute), now); err != nil {
@@ -179,7 +155,7 @@ func runCounterBench(ctx context.Context, args []string, stdout io.Writer) error
 		}
 		fmt.Fprintf(stdout, "  distinct ranges (no cache hit):  p50 %v  p99 %v\n", pct(uncached, 50), pct(uncached, 99))
 		var direct []time.Duration
-		for range *reads {
+		for range reads {
 			t0 := time.Now()
 			if _, _, err := counterdb.Stats(ctx, ch, counterdb.Query{Tenant: "bench", VideoID: v, Type: subjects.CounterView, Start: now.Add(-365 * 24 * time.Hour), End: now}); err != nil {
 				return err
@@ -286,8 +262,19 @@ func (b *bench) ingest(ctx context.Context, bodies [][]byte, clients, batch int,
 	return res
 }
 
+// get reads the stats of video over [start, end).
 func (b *bench) get(ctx context.Context, video string, start, end time.Time) (float64, error) {
-	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/stats?start=%d&end=%d", b.base, video, start.Unix(), end.Unix())
+	return b.read(ctx, "stats", video, start, end)
+}
+
+// count reads the views of video around now (a probe's single event).
+func (b *bench) count(ctx context.Context, video string) (float64, error) {
+	now := time.Now()
+	return b.read(ctx, "views", video, now.Add(-time.Hour), now.Add(time.Hour))
+}
+
+func (b *bench) read(ctx context.Context, kind, video string, start, end time.Time) (float64, error) {
+	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/%s?start=%d&end=%d", b.base, video, kind, start.Unix(), end.Unix())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("X-API-Key", b.key)
 	resp, err := b.hc.Do(req)
@@ -299,24 +286,7 @@ func (b *bench) get(ctx context.Context, video string, start, end time.Time) (fl
 		Value float64 `json:"value"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("read %s: %d", video, resp.StatusCode)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&out)
-	return out.Value, err
-}
-
-func (b *bench) count(ctx context.Context, video string) (float64, error) {
-	now := time.Now()
-	url := fmt.Sprintf("%s/api/counter/v1/videos/%s/views?start=%d&end=%d", b.base, video, now.Add(-time.Hour).Unix(), now.Add(time.Hour).Unix())
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header.Set("X-API-Key", b.key)
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Value float64 `json:"value"`
+		return 0, fmt.Errorf("read %s of %s: %d", kind, video, resp.StatusCode)
 	}
 	err = json.NewDecoder(resp.Body).Decode(&out)
 	return out.Value, err
@@ -425,5 +395,3 @@ func waitFor(ctx context.Context, cond func() bool, d time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

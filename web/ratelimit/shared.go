@@ -1,3 +1,9 @@
+// Package ratelimit limits how often one key (a client address, an inbox,
+// a user, an API key) may do something, counted in JetStream so that every
+// edge shares one count: a client cannot multiply its allowance by the
+// number of edges behind the load balancer. Shared takes one publish per
+// action (sign-in, registration, key creation); Chunked reserves the count
+// in chunks for hot paths (Counter API reads).
 package ratelimit
 
 import (

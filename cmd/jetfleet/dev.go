@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -45,11 +46,16 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if *expose {
 		log.Warn("--expose: the site, including /outbox with everyone's sign-in links, is reachable from other machines")
 	}
+	// The site's port is taken first, so links in mail (and the Stripe
+	// stand-in's return and webhook URLs) name the port dev really serves,
+	// also when the kernel picks it (":0").
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
 	if getenv("BASE_URL") == "" && !flagSet(fs, "base-url") {
-		// Links in mail must point at the port dev really serves.
-		if _, port, err := net.SplitHostPort(cfg.HTTPAddr); err == nil && port != "0" {
-			cfg.BaseURL = "http://localhost:" + port
-		}
+		cfg.BaseURL = "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("DATA_DIR: %w", err)
@@ -149,7 +155,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return serveHTTP(gctx, cfg.HTTPAddr, edge, log, func(a net.Addr) {
+		return serveListener(gctx, ln, edge, log, func(a net.Addr) {
 			printDevSummary(stdout, cfg, siteURL(cfg, a), ns.ClientURL(), host, *monitorPort, chDesc, blobDesc, roles)
 			writeDemo(stdout, demoText)
 		})

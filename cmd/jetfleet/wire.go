@@ -194,6 +194,12 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
+	return serveListener(ctx, ln, h, log, ready)
+}
+
+// serveListener is serveHTTP on a listener already bound.
+func serveListener(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
+	addr := ln.Addr().String()
 	// No whole-request ReadTimeout: it would cut WebSockets and large
 	// uploads. Page forms get their own body deadline and size limit
 	// (web.limitForms) and the APIs theirs; headers are bounded here.

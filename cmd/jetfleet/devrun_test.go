@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -15,12 +17,15 @@ import (
 // devRun is a `jetfleet dev` a test started on a fresh data dir, as a
 // newcomer's `make run` would, with what its summary printed.
 type devRun struct {
+	// Site is http://localhost:<port>, the host dev's mail links name, so a
+	// browser's cookies carry from a magic link to the rest of the site.
 	Site, NATSURL, NATSUser, NATSPassword string
+	DataDir                               string
 	Out                                   *testenv.Buffer
 }
 
 var (
-	devSite    = regexp.MustCompile(`site\s+(http://\S+)`)
+	devSite    = regexp.MustCompile(`site\s+http://[^:\s]+:(\d+)`)
 	devContext = regexp.MustCompile(`nats context save \S+ --server (\S+) --user (\S+) --password (\S+) --select`)
 )
 
@@ -29,13 +34,20 @@ var (
 func startDev(t *testing.T, args ...string) *devRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &devRun{Out: &testenv.Buffer{}}
+	d := &devRun{Out: &testenv.Buffer{}, DataDir: t.TempDir()}
 	done := make(chan error, 1)
 	all := append([]string{"dev", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"}, args...)
 	go func() {
-		done <- run(ctx, all, env(map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn"}), d.Out)
+		done <- run(ctx, all, env(map[string]string{"DATA_DIR": d.DataDir, "LOG_LEVEL": "warn"}), d.Out)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Error("dev did not stop within 30s")
+		}
+	})
 	testenv.Eventually(t, 60*time.Second, "dev prints its summary", func() bool {
 		select {
 		case err := <-done:
@@ -44,7 +56,7 @@ func startDev(t *testing.T, args ...string) *devRun {
 		}
 		return devSite.MatchString(d.Out.String()) && devContext.MatchString(d.Out.String())
 	})
-	d.Site = devSite.FindStringSubmatch(d.Out.String())[1]
+	d.Site = "http://localhost:" + devSite.FindStringSubmatch(d.Out.String())[1]
 	m := devContext.FindStringSubmatch(d.Out.String())
 	d.NATSURL, d.NATSUser, d.NATSPassword = m[1], m[2], m[3]
 	return d
@@ -58,4 +70,24 @@ func (d *devRun) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 // vars is the environment an operator's jetfleet command needs against it.
 func (d *devRun) vars() map[string]string {
 	return map[string]string{"NATS_URL": d.NATSURL, "NATS_USER": d.NATSUser, "NATS_PASSWORD": d.NATSPassword, "LOG_LEVEL": "warn"}
+}
+
+// startBrowser starts headless Chromium (Debian's, from `make deps-test`)
+// for the rest of the test, its window width×height, against dev's site.
+func startBrowser(t *testing.T, dev *devRun, width, height int) *browser {
+	t.Helper()
+	chromium := chromiumPath(t)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")), chromedp.WindowSize(width, height),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() })
+	if err := chromedp.Run(bctx); err != nil {
+		t.Fatalf("start headless Chromium (%s): %v", chromium, err)
+	}
+	return &browser{t: t, ctx: bctx, base: dev.Site, used: map[string]bool{}}
 }

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,49 +96,9 @@ func (b *browser) followMagicLink(email, landing string) {
 // registers for the free ticket through the outbox magic link, and buys the
 // paid one through Checkout.
 func TestEventsAcceptanceFlowInHeadlessChromium(t *testing.T) {
-	chromium := chromiumPath(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop")
-		}
-	}()
-	base := fmt.Sprintf("http://localhost:%d", port)
-	testenv.Eventually(t, 60*time.Second, "dev serves the site", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "jetfleet dev is running")
-	})
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1200, 1600),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatalf("start headless Chromium (%s): %v", chromium, err)
-	}
-	b := &browser{t: t, ctx: bctx, base: base, used: map[string]bool{}}
+	dev := startDev(t)
+	base := dev.Site
+	b := startBrowser(t, dev, 1200, 1600)
 
 	// --- organiser ---
 	b.run("request sign-in", chromedp.Navigate(base+"/signin"), chromedp.SendKeys(`#email`, "org@example.com", chromedp.ByQuery),

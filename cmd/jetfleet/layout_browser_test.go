@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -25,49 +24,9 @@ var layoutWidths = []int{1280, 390}
 // page takes its styles from the one stylesheet, so tables look the same
 // on every product. LAYOUT_SCREENSHOTS=dir keeps a PNG of each page.
 func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
-	chromium := chromiumPath(t)
-	dir := t.TempDir()
-	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--demo", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop")
-		}
-	}()
-	base := fmt.Sprintf("http://localhost:%d", port)
-	testenv.Eventually(t, 60*time.Second, "dev serves the site", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "Ctrl-C stops everything")
-	})
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1280, 900),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatalf("start headless Chromium (%s): %v", chromium, err)
-	}
-	b := &browser{t: t, ctx: bctx, base: base, used: map[string]bool{}}
+	dev := startDev(t, "--demo")
+	base := dev.Site
+	b := startBrowser(t, dev, 1280, 900)
 	const email = "layout@example.com"
 	b.run("request sign-in", chromedp.Navigate(base+"/signin"), chromedp.SendKeys(`#email`, email, chromedp.ByQuery),
 		chromedp.Click(`main form[action="/signin"] button`, chromedp.ByQuery), chromedp.WaitVisible(`//h1[text()="Check your email"]`))
@@ -123,8 +82,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	}
 	// Enricher: users with subscriptions in a few languages and countries,
 	// then their lessons, so the completions table has rows and columns.
-	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
-	enricherKey := regexp.MustCompile(`jfe_\S+`).FindString(runCmd(t, devNATSVars(t, dir, natsURL), "enricher", "key", "--user", email, "layout"))
+	enricherKey := regexp.MustCompile(`jfe_\S+`).FindString(runCmd(t, dev.vars(), "enricher", "key", "--user", email, "layout"))
 	var users, subs, lessons strings.Builder
 	for i, c := range []string{"ES", "DE", "FR", "BR", "JP"} {
 		for _, lang := range []string{"es", "de", "pt"} {

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
@@ -177,7 +176,6 @@ func newPageSite(t *testing.T) *pageSite {
 	page := enricher.NewPage(enricher.PageDeps{
 		ClickHouse: conn, Rates: rates, Keys: keys, Log: quiet(),
 		Operator: func(_ context.Context, uid string) (bool, error) { return uid == "olga", nil },
-		Wrap:     func(c templ.Component) templ.Component { return c },
 	})
 	mux := http.NewServeMux()
 	page.Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))

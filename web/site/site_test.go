@@ -1,7 +1,6 @@
 package site_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -125,24 +123,6 @@ func TestRenderFramesTheBodyInTheLayoutWithTheNavigationAndStatus(t *testing.T) 
 	}
 }
 
-// lockedBuffer collects log output written from the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestFailAnswers500AndLogsThePathAndUserIDButNotTheEmail(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	ctx := testenv.Context(t, 10*time.Second)
@@ -157,7 +137,7 @@ func TestFailAnswers500AndLogsThePathAndUserIDButNotTheEmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	pages := site.Pages{Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	mux := http.NewServeMux()
 	mux.Handle("GET /broken", m.Gate(func(context.Context, string) error { return nil })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

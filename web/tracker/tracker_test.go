@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
@@ -86,12 +85,6 @@ func newSite(t *testing.T) *site {
 	tracker.New(tracker.Deps{
 		Store: store, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
 		Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
-		Layout: func(title string, body templ.Component) templ.Component {
-			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-				io.WriteString(w, "<title>"+title+"</title>")
-				return body.Render(ctx, w)
-			})
-		},
 	}).Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))
 	// Test-only helpers: sign in as ?user=, show the form token.
 	mux.HandleFunc("GET /test/signin", func(w http.ResponseWriter, r *http.Request) {

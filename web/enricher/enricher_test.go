@@ -20,6 +20,7 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/enricher"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 var ch *testenv.ClickHouse
@@ -118,6 +119,23 @@ func TestIngestRejectsMissingKeysUnknownKindsAndAllBadBatches(t *testing.T) {
 	}
 	if status, resp := post(t, srv.URL+"/api/enricher/v1/events/user", key, `{"operation":"create"}`); status != http.StatusUnprocessableEntity || resp.Rejected[0].Line != 1 {
 		t.Errorf("all bad: %d %+v", status, resp)
+	}
+}
+
+func TestIngestErrorsCarryTheStableCodeOfTheirStatus(t *testing.T) {
+	_, srv, key := setup(t)
+	for _, c := range []struct {
+		name, kind, key, body string
+		code                  site.Code
+	}{
+		{"no key", "user", "", `{}`, site.CodeUnauthorized},
+		{"unknown kind", "course", key, `{}`, site.CodeNotFound},
+		{"every line rejected", "user", key, `{"operation":"create"}`, site.CodeInvalid},
+	} {
+		status, resp := post(t, srv.URL+"/api/enricher/v1/events/"+c.kind, c.key, c.body)
+		if status != c.code.Status() || resp.Code != c.code || resp.Error == "" {
+			t.Errorf("%s: %d %+v, want %d with code %q and a message", c.name, status, resp, c.code.Status(), c.code)
+		}
 	}
 }
 

@@ -41,7 +41,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	h.Routes(mux, s.api, s.signedIn)
+	h.Routes(mux, s.api, s.signedIn, s.identify)
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)

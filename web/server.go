@@ -87,6 +87,9 @@ type Server struct {
 	// signedIn is the one sign-in gate every product's signed-in pages
 	// pass through (session.Manager.Gate).
 	signedIn func(http.Handler) http.Handler
+	// identify is the same check for public pages that do more for a
+	// signed-in person (session.Manager.Identify).
+	identify func(http.Handler) http.Handler
 	// pages renders the edge's own pages (home, sign-in).
 	pages site.Pages
 }
@@ -106,13 +109,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.signedIn = sessions.Gate(func(ctx context.Context, id string) error {
+	exists := func(ctx context.Context, id string) error {
 		_, err := store.User(ctx, id)
 		if errors.Is(err, accounts.ErrNotFound) {
 			return session.ErrNoAccount
 		}
 		return err
-	})
+	}
+	s.signedIn = sessions.Gate(exists)
+	s.identify = sessions.Identify(exists)
 
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -75,13 +75,14 @@ func New(d Deps) (*Handler, error) {
 }
 
 // Routes registers the pages on mux, those for signed-in people behind
-// protect (the site's sign-in gate), and the Stripe webhook on api (outside
+// protect (the site's sign-in gate), registration behind identify (the same
+// check, letting visitors through), and the Stripe webhook on api (outside
 // the session and CSRF middleware: Stripe signs it instead).
-func (h *Handler) Routes(mux, api *http.ServeMux, protect func(http.Handler) http.Handler) {
+func (h *Handler) Routes(mux, api *http.ServeMux, protect, identify func(http.Handler) http.Handler) {
 	h.protect = protect
 	mux.HandleFunc("GET /events", h.browse)
 	mux.Handle("GET /events/e/{id}", h.validIDs(http.HandlerFunc(h.eventPage)))
-	mux.Handle("POST /events/e/{id}/register", h.validIDs(http.HandlerFunc(h.register)))
+	mux.Handle("POST /events/e/{id}/register", identify(h.validIDs(http.HandlerFunc(h.register))))
 	mux.Handle("GET /events/e/{id}/r/{rid}", h.signedIn(h.registration))
 	mux.Handle("POST /events/e/{id}/r/{rid}/confirm", h.signedIn(h.confirm))
 	mux.Handle("POST /events/e/{id}/r/{rid}/cancel", h.signedIn(h.cancel))
@@ -241,12 +242,10 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	// A signed-in person registering their own address has proved it with
 	// their session already: confirm at once (a paid ticket goes straight
 	// on to Checkout) instead of mailing a link to confirm the same thing.
-	if s := session.From(ctx); s.SignedIn() && strings.EqualFold(s.Email, reg.Email) {
-		if _, err := h.d.Accounts.User(ctx, s.UserID); err == nil {
-			r.SetPathValue("rid", reg.ID)
-			h.confirm(w, r, user{ID: s.UserID, Email: s.Email})
-			return
-		}
+	if u, ok := session.UserFrom(ctx); ok && strings.EqualFold(u.Email, reg.Email) {
+		r.SetPathValue("rid", reg.ID)
+		h.confirm(w, r, user{ID: u.ID, Email: u.Email})
+		return
 	}
 	// From here on the registration is saved. A failure below answers 500
 	// and is safe to retry: the registration left behind is unconfirmed,

@@ -405,17 +405,17 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
 	if err != nil {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		site.JSONError(w, site.CodeTooLarge, "body too large")
 		return
 	}
 	if h.d.Payments == nil {
-		http.Error(w, "payments are not configured", http.StatusServiceUnavailable)
+		site.JSONError(w, site.CodeUnavailable, "payments are not configured")
 		return
 	}
 	cc, ok, err := h.d.Payments.ParseWebhook(body, r.Header.Get("Stripe-Signature"))
 	if err != nil {
 		h.d.Log.Warn("stripe webhook refused", "err", err)
-		http.Error(w, "invalid signature", http.StatusBadRequest)
+		site.JSONError(w, site.CodeBadRequest, "invalid signature")
 		return
 	}
 	eid, rid, _ := strings.Cut(cc.Reference, ".")
@@ -436,7 +436,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case err != nil:
 		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
-		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+		site.JSONError(w, site.CodeInternal, "try again") // Stripe retries
 	default:
 		h.d.Log.Info("stripe payment", "event", cc.EventID, "registration", rid, "applied", changed)
 		w.WriteHeader(http.StatusOK)
@@ -453,7 +453,7 @@ func (h *Handler) expired(w http.ResponseWriter, r *http.Request, cc payments.Ch
 		w.WriteHeader(http.StatusOK)
 	case err != nil:
 		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
-		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+		site.JSONError(w, site.CodeInternal, "try again") // Stripe retries
 	default:
 		h.d.Log.Info("stripe checkout expired", "event", cc.EventID, "registration", rid, "released", released)
 		w.WriteHeader(http.StatusOK)

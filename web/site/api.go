@@ -19,7 +19,7 @@ const (
 	CodeNotFound     Code = "not_found"    // 404: no such resource or route value
 	CodeTimeout      Code = "timeout"      // 408: the body did not arrive in time
 	CodeTooLarge     Code = "too_large"    // 413: body, line or batch over its limit
-	CodeInvalid      Code = "invalid"      // 422: well formed, but every item was rejected
+	CodeInvalid      Code = "invalid"      // 422: well formed, but nothing in it can be taken (every item rejected)
 	CodeRateLimited  Code = "rate_limited" // 429: the key's rate limit; see Retry-After
 	CodeInternal     Code = "internal"     // 500: a failure on our side
 	CodeUnavailable  Code = "unavailable"  // 503: a dependency is down; retry later

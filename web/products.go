@@ -3,9 +3,10 @@ package web
 import (
 	"context"
 	"fmt"
-	"jetfleet/web/site"
 	"net/http"
 	"strings"
+
+	"jetfleet/web/site"
 )
 
 // product is one entry of the home page and the navigation.

@@ -1,8 +1,9 @@
 // Package web is the edge: the router, the middleware (sessions, CSRF,
-// security headers, panic recovery), the page layout and the health and
-// metrics endpoints. Each product adds its handlers and templ components in
-// its own sub-package; this package wires them. What every product shares
-// (the layout, page and error answers, API keys) is in web/site.
+// security headers, panic recovery), the site's own pages and navigation,
+// and the health and metrics endpoints. Each product adds its handlers and
+// templ components in its own sub-package; this package wires them. What
+// every product shares (the layout, page and error answers, API keys) is in
+// web/site.
 package web
 
 import (

@@ -2,19 +2,17 @@ package web
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/a-h/templ"
-
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
+	"jetfleet/web/site"
 )
 
 // authHandlers serve magic-link sign-in for every product: a person enters
@@ -40,7 +38,7 @@ func (a *authHandlers) mount(mux *http.ServeMux) {
 }
 
 func (a *authHandlers) form(w http.ResponseWriter, r *http.Request) {
-	render(w, r, http.StatusOK, signInPage(localPath(r.URL.Query().Get("next")), "", ""))
+	a.s.pages.Render(w, r, http.StatusOK, "Sign in", signInPage(localPath(r.URL.Query().Get("next")), "", ""))
 }
 
 func (a *authHandlers) request(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +46,7 @@ func (a *authHandlers) request(w http.ResponseWriter, r *http.Request) {
 	typed := r.PostFormValue("email")
 	email, err := accounts.NormaliseEmail(typed)
 	if err != nil {
-		render(w, r, http.StatusUnprocessableEntity, signInPage(next, typed, "That does not look like an email address. Check it and try again."))
+		a.s.pages.Render(w, r, http.StatusUnprocessableEntity, "Sign in", signInPage(next, typed, "That does not look like an email address. Check it and try again."))
 		return
 	}
 	// Both limits are shared by every edge, and keyed on the normalised
@@ -56,20 +54,20 @@ func (a *authHandlers) request(w http.ResponseWriter, r *http.Request) {
 	for _, l := range []struct {
 		lim *ratelimit.Shared
 		key string
-	}{{a.byClient, clientIP(r)}, {a.byEmail, email}} {
+	}{{a.byClient, site.ClientIP(r)}, {a.byEmail, email}} {
 		ok, err := l.lim.Allow(r.Context(), l.key)
 		if err != nil {
-			a.fail(w, r, "rate limit sign-in", err)
+			a.s.pages.Fail(w, r, "rate limit sign-in", err)
 			return
 		}
 		if !ok {
-			render(w, r, http.StatusTooManyRequests, signInPage(next, typed, "Too many sign-in requests. Wait a few minutes, then try again."))
+			a.s.pages.Render(w, r, http.StatusTooManyRequests, "Sign in", signInPage(next, typed, "Too many sign-in requests. Wait a few minutes, then try again."))
 			return
 		}
 	}
 	token, err := a.accounts.IssueLink(r.Context(), email, next)
 	if err != nil {
-		a.fail(w, r, "issue sign-in link", err)
+		a.s.pages.Fail(w, r, "issue sign-in link", err)
 		return
 	}
 	link := strings.TrimRight(a.s.cfg.BaseURL, "/") + "/signin/verify?token=" + url.QueryEscape(token)
@@ -81,47 +79,47 @@ func (a *authHandlers) request(w http.ResponseWriter, r *http.Request) {
 			"\n\nIt works once, for 15 minutes. If you did not ask for it, ignore this mail.\n",
 	})
 	if err != nil {
-		a.fail(w, r, "enqueue sign-in mail", err)
+		a.s.pages.Fail(w, r, "enqueue sign-in mail", err)
 		return
 	}
-	render(w, r, http.StatusOK, checkMailPage(email, a.s.cfg.Outbox))
+	a.s.pages.Render(w, r, http.StatusOK, "Check your email", checkMailPage(email, a.s.cfg.Outbox))
 }
 
 func (a *authHandlers) confirm(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
 	if token == "" {
-		render(w, r, http.StatusBadRequest, linkProblemPage("The link is missing its token. Copy the whole link from the mail."))
+		a.s.pages.Render(w, r, http.StatusBadRequest, "Sign-in link", linkProblemPage("The link is missing its token. Copy the whole link from the mail."))
 		return
 	}
 	link, err := a.accounts.PeekLink(r.Context(), token)
 	if errors.Is(err, accounts.ErrInvalidLink) {
-		render(w, r, http.StatusBadRequest, linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
+		a.s.pages.Render(w, r, http.StatusBadRequest, "Sign-in link", linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
 		return
 	}
 	if err != nil {
-		a.fail(w, r, "look up sign-in link", err)
+		a.s.pages.Fail(w, r, "look up sign-in link", err)
 		return
 	}
-	render(w, r, http.StatusOK, confirmSignInPage(token, link.Email))
+	a.s.pages.Render(w, r, http.StatusOK, "Sign in", confirmSignInPage(token, link.Email))
 }
 
 func (a *authHandlers) verify(w http.ResponseWriter, r *http.Request) {
 	link, err := a.accounts.RedeemLink(r.Context(), r.PostFormValue("token"))
 	if errors.Is(err, accounts.ErrInvalidLink) {
-		render(w, r, http.StatusBadRequest, linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
+		a.s.pages.Render(w, r, http.StatusBadRequest, "Sign-in link", linkProblemPage("This sign-in link is invalid, expired or was already used. Links work once, for 15 minutes."))
 		return
 	}
 	if err != nil {
-		a.fail(w, r, "redeem sign-in link", err)
+		a.s.pages.Fail(w, r, "redeem sign-in link", err)
 		return
 	}
 	user, err := a.accounts.EnsureUser(r.Context(), link.Email)
 	if err != nil {
-		a.fail(w, r, "load user", err)
+		a.s.pages.Fail(w, r, "load user", err)
 		return
 	}
 	if _, err := a.s.sessions.SignIn(r.Context(), w, r, user.ID, user.Email); err != nil {
-		a.fail(w, r, "start session", err)
+		a.s.pages.Fail(w, r, "start session", err)
 		return
 	}
 	http.Redirect(w, r, localPath(link.Next), http.StatusSeeOther)
@@ -129,7 +127,7 @@ func (a *authHandlers) verify(w http.ResponseWriter, r *http.Request) {
 
 func (a *authHandlers) signOut(w http.ResponseWriter, r *http.Request) {
 	if err := a.s.sessions.SignOut(r.Context(), w, r); err != nil {
-		a.fail(w, r, "sign out", err)
+		a.s.pages.Fail(w, r, "sign out", err)
 		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
@@ -138,27 +136,15 @@ func (a *authHandlers) signOut(w http.ResponseWriter, r *http.Request) {
 func (a *authHandlers) outbox(w http.ResponseWriter, r *http.Request) {
 	kv, err := a.s.deps.JS.KeyValue(r.Context(), subjects.OutboxBucket)
 	if err != nil {
-		a.fail(w, r, "open outbox", err)
+		a.s.pages.Fail(w, r, "open outbox", err)
 		return
 	}
 	entries, err := mail.NewOutbox(kv).List(r.Context(), 50)
 	if err != nil {
-		a.fail(w, r, "list outbox", err)
+		a.s.pages.Fail(w, r, "list outbox", err)
 		return
 	}
-	render(w, r, http.StatusOK, outboxPage(entries))
-}
-
-func (a *authHandlers) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	a.s.deps.Log.Error(what, "path", r.URL.Path, "err", err)
-	http.Error(w, "Something went wrong on our side; try again in a moment.", http.StatusInternalServerError)
-}
-
-// render writes a component with a status code.
-func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_ = c.Render(r.Context(), w)
+	a.s.pages.Render(w, r, http.StatusOK, "Outbox", outboxPage(entries))
 }
 
 // localPath keeps redirects on this site. It accepts only a path that
@@ -205,17 +191,6 @@ func unsafeInPath(s string) bool {
 		return unsafeInPath(d) || strings.HasPrefix(d, "//") || strings.HasPrefix(d, "/\\")
 	}
 	return false
-}
-
-// clientIP is the peer address. Behind a proxy every client shares the
-// proxy's address; limits then apply to it as a whole (the per-email limit
-// still protects each inbox).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 var urlPattern = regexp.MustCompile(`https?://[^\s<>"]+`)

@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
+	"jetfleet/web/site"
 )
 
 type eventsEdge struct {
@@ -327,7 +329,9 @@ func TestTicketsFromPublishToPaidOverHTTP(t *testing.T) {
 		t.Error("organiser does not see the registrations")
 	}
 	forged, _ := http.Post(e.URL+"/api/events/stripe/webhook", "application/json", strings.NewReader(`{"id":"evt_x","type":"checkout.session.completed"}`))
-	if forged.StatusCode != http.StatusBadRequest {
-		t.Errorf("unsigned webhook = %d, want 400", forged.StatusCode)
+	var refusal site.ErrorBody
+	if err := json.NewDecoder(forged.Body).Decode(&refusal); err != nil || forged.StatusCode != http.StatusBadRequest || refusal.Code != site.CodeBadRequest {
+		t.Errorf("unsigned webhook = %d %+v (%v), want 400 with code %q", forged.StatusCode, refusal, err, site.CodeBadRequest)
 	}
+	forged.Body.Close()
 }

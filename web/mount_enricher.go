@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/a-h/templ"
-
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/web/enricher"
@@ -39,7 +37,6 @@ func mountEnricher(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			}
 			return u.Operator, err
 		},
-		Wrap: func(body templ.Component) templ.Component { return productPage("Enricher", body) },
 	}).Routes(mux, s.signedIn)
 	return nil
 }

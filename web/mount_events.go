@@ -2,10 +2,7 @@ package web
 
 import (
 	"context"
-	"io"
 	"net/http"
-
-	"github.com/a-h/templ"
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/events"
@@ -37,19 +34,14 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	layout := func(title string, body templ.Component) templ.Component {
-		return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-			return Page(title).Render(templ.WithChildren(ctx, body), w)
-		})
-	}
 	h, err := webevents.New(webevents.Deps{
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
-		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log, Layout: layout,
+		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log,
 	})
 	if err != nil {
 		return err
 	}
-	h.Routes(mux, s.api, s.signedIn)
+	h.Routes(mux, s.api, s.signedIn, s.identify)
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)
@@ -58,7 +50,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	gdprPages, err := webgdpr.New(webgdpr.Deps{
 		Requests: reqs, Accounts: users, JS: s.deps.JS, BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox,
-		Layout: layout, Log: log.With("part", "gdpr"),
+		Log: log.With("part", "gdpr"),
 	})
 	if err != nil {
 		return err

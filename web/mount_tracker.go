@@ -3,10 +3,7 @@ package web
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
-
-	"github.com/a-h/templ"
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/tracking"
@@ -38,11 +35,6 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 				return false, nil
 			}
 			return u.Premium, err
-		},
-		Layout: func(title string, body templ.Component) templ.Component {
-			return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-				return Page(title).Render(templ.WithChildren(ctx, body), w)
-			})
 		},
 		Log: s.deps.Log.With("product", "tracker"),
 	})

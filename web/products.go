@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/a-h/templ"
+	"jetfleet/web/site"
 )
 
 // product is one entry of the home page and the navigation.
@@ -42,7 +42,9 @@ func allProducts() []product {
 func (s *Server) mountProducts(ctx context.Context, mux *http.ServeMux) error {
 	for _, p := range allProducts() {
 		if !p.Ready() {
-			mux.Handle("GET "+p.Path, templ.Handler(comingSoon(p)))
+			mux.HandleFunc("GET "+p.Path, func(w http.ResponseWriter, r *http.Request) {
+				s.pages.Render(w, r, http.StatusOK, p.Name, comingSoon(p))
+			})
 			continue
 		}
 		if err := p.Mount(ctx, s, mux); err != nil {
@@ -50,6 +52,16 @@ func (s *Server) mountProducts(ctx context.Context, mux *http.ServeMux) error {
 		}
 	}
 	return nil
+}
+
+// navigation is the header's list of products, which the layout shows on
+// every page.
+func navigation() []site.Link {
+	var links []site.Link
+	for _, p := range allProducts() {
+		links = append(links, site.Link{Name: p.Name, Path: p.Path})
+	}
+	return links
 }
 
 // joinList writes "a, b and c".

@@ -1,7 +1,9 @@
 // Package web is the edge: the router, the middleware (sessions, CSRF,
-// security headers, panic recovery), the page layout and the health and
-// metrics endpoints. Each product adds its handlers and templ components in
-// its own sub-package; this package wires them.
+// security headers, panic recovery), the site's own pages and navigation,
+// and the health and metrics endpoints. Each product adds its handlers and
+// templ components in its own sub-package; this package wires them. What
+// every product shares (the layout, page and error answers, API keys) is in
+// web/site.
 package web
 
 import (
@@ -17,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,7 @@ import (
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 //go:embed static
@@ -86,6 +88,11 @@ type Server struct {
 	// signedIn is the one sign-in gate every product's signed-in pages
 	// pass through (session.Manager.Gate).
 	signedIn func(http.Handler) http.Handler
+	// identify is the same check for public pages that do more for a
+	// signed-in person (session.Manager.Identify).
+	identify func(http.Handler) http.Handler
+	// pages renders the edge's own pages (home, sign-in).
+	pages site.Pages
 }
 
 // New builds the edge. The SESSIONS bucket must exist (subjects.Provision).
@@ -98,21 +105,25 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, deps: deps, sessions: sessions, api: http.NewServeMux()}
+	s := &Server{cfg: cfg, deps: deps, sessions: sessions, api: http.NewServeMux(), pages: site.Pages{Log: deps.Log}}
 	store, err := accounts.Open(ctx, deps.JS, accounts.Config{})
 	if err != nil {
 		return nil, err
 	}
-	s.signedIn = sessions.Gate(func(ctx context.Context, id string) error {
+	exists := func(ctx context.Context, id string) error {
 		_, err := store.User(ctx, id)
 		if errors.Is(err, accounts.ErrNotFound) {
 			return session.ErrNoAccount
 		}
 		return err
-	})
+	}
+	s.signedIn = sessions.Gate(exists)
+	s.identify = sessions.Identify(exists)
 
 	pages := http.NewServeMux()
-	pages.Handle("GET /{$}", templ.Handler(home()))
+	pages.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		s.pages.Render(w, r, http.StatusOK, "Home", home())
+	})
 	auth, err := newAuthHandlers(s, store)
 	if err != nil {
 		return nil, err
@@ -134,7 +145,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	root.Handle("/api/", s.api)
 	root.Handle("/", limitForms(sessions.Middleware(pages)))
-	s.handler = s.recoverer(securityHeaders(root))
+	s.handler = s.recoverer(securityHeaders(site.WithNav(navigation())(root)))
 	return s, nil
 }
 

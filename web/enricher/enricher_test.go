@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
@@ -21,6 +20,7 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/enricher"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 var ch *testenv.ClickHouse
@@ -122,6 +122,23 @@ func TestIngestRejectsMissingKeysUnknownKindsAndAllBadBatches(t *testing.T) {
 	}
 }
 
+func TestIngestErrorsCarryTheStableCodeOfTheirStatus(t *testing.T) {
+	_, srv, key := setup(t)
+	for _, c := range []struct {
+		name, kind, key, body string
+		code                  site.Code
+	}{
+		{"no key", "user", "", `{}`, site.CodeUnauthorized},
+		{"unknown kind", "course", key, `{}`, site.CodeNotFound},
+		{"every line rejected", "user", key, `{"operation":"create"}`, site.CodeInvalid},
+	} {
+		status, resp := post(t, srv.URL+"/api/enricher/v1/events/"+c.kind, c.key, c.body)
+		if status != c.code.Status() || resp.Code != c.code || resp.Error == "" {
+			t.Errorf("%s: %d %+v, want %d with code %q and a message", c.name, status, resp, c.code.Status(), c.code)
+		}
+	}
+}
+
 // pageSite serves /enricher behind the site's sign-in gate, over a
 // ClickHouse database holding lessons of alice (es/premium/DE ×2), bob
 // (fr/basic/FR ×3) and nobody (it, unknown type and country ×1). alice and
@@ -177,7 +194,6 @@ func newPageSite(t *testing.T) *pageSite {
 	page := enricher.NewPage(enricher.PageDeps{
 		ClickHouse: conn, Rates: rates, Keys: keys, Log: quiet(),
 		Operator: func(_ context.Context, uid string) (bool, error) { return uid == "olga", nil },
-		Wrap:     func(c templ.Component) templ.Component { return c },
 	})
 	mux := http.NewServeMux()
 	page.Routes(mux, sessions.Gate(func(context.Context, string) error { return nil }))

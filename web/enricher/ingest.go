@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,11 +26,12 @@ import (
 	"jetfleet/internal/enricherevents"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/subjects"
+	"jetfleet/web/site"
 )
 
 // Ingest limits.
 const (
-	APIKeyHeader = "X-API-Key"
+	APIKeyHeader = site.APIKeyHeader
 	// MaxLines is the most events one request may carry.
 	MaxLines = 10000
 	// MaxBody bounds a request body.
@@ -79,17 +79,10 @@ type LineError struct {
 type IngestResponse struct {
 	Accepted int         `json:"accepted"`
 	Rejected []LineError `json:"rejected,omitempty"`
-	Error    string      `json:"error,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func fail(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, IngestResponse{Error: fmt.Sprintf(format, args...)})
+	// Code and Error are set when every line was rejected (422); a
+	// request refused as a whole is answered with a site.ErrorBody.
+	Code  site.Code `json:"code,omitempty"`
+	Error string    `json:"error,omitempty"`
 }
 
 // post validates each line of an NDJSON body of events of one kind, publishes
@@ -99,30 +92,27 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	if kind != subjects.EnricherKindUser && kind != subjects.EnricherKindSubscription && kind != subjects.EnricherKindLesson {
-		fail(w, http.StatusNotFound, "unknown event kind %q: use user, subscription or lesson", kind)
+		site.JSONError(w, site.CodeNotFound, "unknown event kind %q: use user, subscription or lesson", kind)
 		return
 	}
-	key := r.Header.Get(APIKeyHeader)
+	key := site.APIKey(r)
 	if key == "" {
-		key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	}
-	if key == "" {
-		fail(w, http.StatusUnauthorized, "missing API key: send it in the %s header (issue one with `jetfleet enricher key NAME`)", APIKeyHeader)
+		site.JSONError(w, site.CodeUnauthorized, "missing API key: send it in the %s header (issue one with `jetfleet enricher key NAME`)", APIKeyHeader)
 		return
 	}
 	rec, err := in.keys.Lookup(r.Context(), key)
 	if errors.Is(err, enricherkeys.ErrUnknownKey) {
-		fail(w, http.StatusUnauthorized, "unknown or disabled API key")
+		site.JSONError(w, site.CodeUnauthorized, "unknown or disabled API key")
 		return
 	}
 	if err != nil {
 		in.log.Error("api key lookup failed", "err", err)
-		fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
+		site.JSONError(w, site.CodeUnavailable, "cannot check API keys right now; retry shortly")
 		return
 	}
 	idem := r.Header.Get(IdempotencyHeader)
 	if len(idem) > 128 {
-		fail(w, http.StatusBadRequest, "%s: at most 128 characters", IdempotencyHeader)
+		site.JSONError(w, site.CodeBadRequest, "%s: at most 128 characters", IdempotencyHeader)
 		return
 	}
 
@@ -139,7 +129,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 	for sc.Scan() {
 		line++
 		if line > MaxLines {
-			fail(w, http.StatusRequestEntityTooLarge, "more than %d lines: split the batch", MaxLines)
+			site.JSONError(w, site.CodeTooLarge, "more than %d lines: split the batch", MaxLines)
 			return
 		}
 		raw := sc.Bytes()
@@ -157,17 +147,17 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
-			fail(w, http.StatusRequestEntityTooLarge, "body over %d bytes: split the batch", MaxBody)
+			site.JSONError(w, site.CodeTooLarge, "body over %d bytes: split the batch", MaxBody)
 		case errors.Is(err, bufio.ErrTooLong):
-			fail(w, http.StatusRequestEntityTooLarge, "line %d is over %d bytes", line+1, MaxLine)
+			site.JSONError(w, site.CodeTooLarge, "line %d is over %d bytes", line+1, MaxLine)
 		default:
-			fail(w, http.StatusBadRequest, "reading the body failed at line %d: %v", line+1, err)
+			site.JSONError(w, site.CodeBadRequest, "reading the body failed at line %d: %v", line+1, err)
 		}
 		return
 	}
 	if len(ok) > 0 && !in.limiter(key, rec).AllowN(time.Now(), len(ok)) {
 		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusTooManyRequests, "rate limit of this key exceeded; retry after a second or send smaller batches")
+		site.JSONError(w, site.CodeRateLimited, "rate limit of this key exceeded; retry after a second or send smaller batches")
 		return
 	}
 
@@ -195,7 +185,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			in.log.Error("publish ingest line", "err", err)
-			fail(w, http.StatusServiceUnavailable, "cannot accept events right now; retry the request (set %s to make retries safe)", IdempotencyHeader)
+			site.JSONError(w, site.CodeUnavailable, "cannot accept events right now; retry the request (set %s to make retries safe)", IdempotencyHeader)
 			return
 		}
 		futures = append(futures, f)
@@ -208,19 +198,19 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 			resp.Accepted++
 		case err := <-f.Err():
 			in.log.Error("ingest publish not confirmed", "err", err)
-			fail(w, http.StatusServiceUnavailable, "events not stored (%d of %d confirmed); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
+			site.JSONError(w, site.CodeUnavailable, "events not stored (%d of %d confirmed); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
 			return
 		case <-ctx.Done():
-			fail(w, http.StatusServiceUnavailable, "events not confirmed in time (%d of %d); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
+			site.JSONError(w, site.CodeUnavailable, "events not confirmed in time (%d of %d); retry the request (set %s to make retries safe)", resp.Accepted, len(futures), IdempotencyHeader)
 			return
 		}
 	}
 	status := http.StatusOK
 	if resp.Accepted == 0 && len(resp.Rejected) > 0 {
-		status = http.StatusUnprocessableEntity
-		resp.Error = "every line was rejected"
+		resp.Code, resp.Error = site.CodeInvalid, "every line was rejected"
+		status = resp.Code.Status()
 	}
-	writeJSON(w, status, resp)
+	site.WriteJSON(w, status, resp)
 }
 
 // idempotencyMsgID is the Nats-Msg-Id of one line of a request sent with an

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 // PageDeps are what the page uses.
@@ -27,21 +27,20 @@ type PageDeps struct {
 	// Operator tells whether an account sees every producer's figures.
 	Operator func(ctx context.Context, uid string) (bool, error)
 	Log      *slog.Logger
-	// Wrap puts the body into the site layout.
-	Wrap func(templ.Component) templ.Component
 }
 
 // Page serves GET /enricher: to an operator, every lesson and the live
 // stream rates; to anyone else, only the lessons sent with their own API
 // keys.
 type Page struct {
-	d   PageDeps
-	now func() time.Time
+	d     PageDeps
+	pages site.Pages
+	now   func() time.Time
 }
 
 // NewPage wires the page.
 func NewPage(d PageDeps) *Page {
-	return &Page{d: d, now: time.Now}
+	return &Page{d: d, pages: site.Pages{Log: d.Log}, now: time.Now}
 }
 
 // Routes registers the page on mux; protect wraps it in the sign-in check.
@@ -143,8 +142,7 @@ func (p *Page) show(w http.ResponseWriter, r *http.Request) {
 		}
 		pivot(&d, counts, start, end, sp)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	p.d.Wrap(pageBody(d)).Render(r.Context(), w)
+	p.pages.Render(w, r, http.StatusOK, "Enricher", pageBody(d))
 }
 
 // pivot turns counts into rows of (language, type, country) × buckets, the

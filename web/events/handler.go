@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/accounts"
@@ -25,6 +24,7 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 // Deps are what the pages use.
@@ -38,14 +38,14 @@ type Deps struct {
 	JS       jetstream.JetStream // for queuing mail
 	BaseURL  string
 	Outbox   bool // development install: point people at /outbox
-	Layout   func(title string, body templ.Component) templ.Component
 	Log      *slog.Logger
 	Now      func() time.Time
 }
 
 // Handler serves the Events pages.
 type Handler struct {
-	d Deps
+	d     Deps
+	pages site.Pages
 	// Registration limits, shared by every edge (counted in JetStream): per
 	// client address, and per inbox a confirmation mail would go to.
 	byClient *ratelimit.Shared
@@ -71,17 +71,18 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{d: d, byClient: byClient, byEmail: byEmail}, nil
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, byClient: byClient, byEmail: byEmail}, nil
 }
 
 // Routes registers the pages on mux, those for signed-in people behind
-// protect (the site's sign-in gate), and the Stripe webhook on api (outside
+// protect (the site's sign-in gate), registration behind identify (the same
+// check, letting visitors through), and the Stripe webhook on api (outside
 // the session and CSRF middleware: Stripe signs it instead).
-func (h *Handler) Routes(mux, api *http.ServeMux, protect func(http.Handler) http.Handler) {
+func (h *Handler) Routes(mux, api *http.ServeMux, protect, identify func(http.Handler) http.Handler) {
 	h.protect = protect
 	mux.HandleFunc("GET /events", h.browse)
 	mux.Handle("GET /events/e/{id}", h.validIDs(http.HandlerFunc(h.eventPage)))
-	mux.Handle("POST /events/e/{id}/register", h.validIDs(http.HandlerFunc(h.register)))
+	mux.Handle("POST /events/e/{id}/register", identify(h.validIDs(http.HandlerFunc(h.register))))
 	mux.Handle("GET /events/e/{id}/r/{rid}", h.signedIn(h.registration))
 	mux.Handle("POST /events/e/{id}/r/{rid}/confirm", h.signedIn(h.confirm))
 	mux.Handle("POST /events/e/{id}/r/{rid}/cancel", h.signedIn(h.cancel))
@@ -132,21 +133,8 @@ func (h *Handler) signedIn(next func(w http.ResponseWriter, r *http.Request, u u
 	})))
 }
 
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := h.d.Layout(title, body).Render(r.Context(), w); err != nil {
-		h.d.Log.Warn("render", "path", r.URL.Path, "err", err)
-	}
-}
-
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.d.Log.Error(what, "path", r.URL.Path, "err", err)
-	http.Error(w, "Something went wrong on our side; it has been logged. Try again in a moment.", http.StatusInternalServerError)
-}
-
 func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
-	h.render(w, r, http.StatusNotFound, "Not found", messagePage("Not found", "There is no such event or registration, or it is not yours."))
+	h.pages.Render(w, r, http.StatusNotFound, "Not found", messagePage("Not found", "There is no such event or registration, or it is not yours."))
 }
 
 // ---- public ----
@@ -186,7 +174,7 @@ func (h *Handler) browse(w http.ResponseWriter, r *http.Request) {
 	} else {
 		d.Events = h.d.Catalog.Upcoming(h.d.Now(), f)
 	}
-	h.render(w, r, status, "Events", browsePage(d))
+	h.pages.Render(w, r, status, "Events", browsePage(d))
 }
 
 func (h *Handler) eventPage(w http.ResponseWriter, r *http.Request) {
@@ -200,18 +188,18 @@ func (h *Handler) showEvent(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "load event", err)
+		h.pages.Fail(w, r, "load event", err)
 		return
 	}
 	av, err := h.d.Events.Available(r.Context(), e)
 	if err != nil {
-		h.fail(w, r, "seats", err)
+		h.pages.Fail(w, r, "seats", err)
 		return
 	}
 	if form.Email == "" {
 		form.Email = session.From(r.Context()).Email
 	}
-	h.render(w, r, status, e.Title, eventPageView(eventData{Event: e, Avail: av, Now: h.d.Now(), Form: form, ConsentVersion: events.ConsentVersion}))
+	h.pages.Render(w, r, status, e.Title, eventPageView(eventData{Event: e, Avail: av, Now: h.d.Now(), Form: form, ConsentVersion: events.ConsentVersion}))
 }
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
@@ -224,12 +212,12 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	// The inbox limit keys on the normalised address (display names and
 	// case stripped), the one a mail would go to; an address that does not
 	// parse gets no mail, and Register says what is wrong with it.
-	ok, err := h.byClient.Allow(ctx, clientIP(r))
+	ok, err := h.byClient.Allow(ctx, site.ClientIP(r))
 	if email, perr := accounts.NormaliseEmail(form.Email); err == nil && ok && perr == nil {
 		ok, err = h.byEmail.Allow(ctx, email)
 	}
 	if err != nil {
-		h.fail(w, r, "rate limit registration", err)
+		h.pages.Fail(w, r, "rate limit registration", err)
 		return
 	}
 	if !ok {
@@ -248,18 +236,16 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)
 		return
 	case err != nil:
-		h.fail(w, r, "register", err)
+		h.pages.Fail(w, r, "register", err)
 		return
 	}
 	// A signed-in person registering their own address has proved it with
 	// their session already: confirm at once (a paid ticket goes straight
 	// on to Checkout) instead of mailing a link to confirm the same thing.
-	if s := session.From(ctx); s.SignedIn() && strings.EqualFold(s.Email, reg.Email) {
-		if _, err := h.d.Accounts.User(ctx, s.UserID); err == nil {
-			r.SetPathValue("rid", reg.ID)
-			h.confirm(w, r, user{ID: s.UserID, Email: s.Email})
-			return
-		}
+	if u, ok := session.UserFrom(ctx); ok && strings.EqualFold(u.Email, reg.Email) {
+		r.SetPathValue("rid", reg.ID)
+		h.confirm(w, r, user{ID: u.ID, Email: u.Email})
+		return
 	}
 	// From here on the registration is saved. A failure below answers 500
 	// and is safe to retry: the registration left behind is unconfirmed,
@@ -267,7 +253,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 	next := "/events/e/" + eid + "/r/" + reg.ID
 	token, err := h.d.Accounts.IssueLink(ctx, reg.Email, next)
 	if err != nil {
-		h.fail(w, r, "issue registration link", err)
+		h.pages.Fail(w, r, "issue registration link", err)
 		return
 	}
 	e, _ := h.d.Events.PublicEvent(ctx, eid)
@@ -281,10 +267,10 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) {
 			"\n\nIt works once, for 15 minutes, and signs you in to see your events. If you did not register, ignore this mail.\n",
 	})
 	if err != nil {
-		h.fail(w, r, "enqueue registration mail", err)
+		h.pages.Fail(w, r, "enqueue registration mail", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "Check your email", checkMailView(reg.Email, h.d.Outbox))
+	h.pages.Render(w, r, http.StatusOK, "Check your email", checkMailView(reg.Email, h.d.Outbox))
 }
 
 // ---- participant ----
@@ -296,10 +282,10 @@ func (h *Handler) registration(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "load registration", err)
+		h.pages.Fail(w, r, "load registration", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "Your registration", registrationPage(regData{Reg: reg, Event: e, Notice: r.URL.Query().Get("ok"), Returned: r.URL.Query().Get("paid") != ""}))
+	h.pages.Render(w, r, http.StatusOK, "Your registration", registrationPage(regData{Reg: reg, Event: e, Notice: r.URL.Query().Get("ok"), Returned: r.URL.Query().Get("paid") != ""}))
 }
 
 func (h *Handler) regProblem(w http.ResponseWriter, r *http.Request, u user, status int, problem string) {
@@ -308,7 +294,7 @@ func (h *Handler) regProblem(w http.ResponseWriter, r *http.Request, u user, sta
 		h.notFound(w, r)
 		return
 	}
-	h.render(w, r, status, "Your registration", registrationPage(regData{Reg: reg, Event: e, Problem: problem}))
+	h.pages.Render(w, r, status, "Your registration", registrationPage(regData{Reg: reg, Event: e, Problem: problem}))
 }
 
 func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
@@ -326,7 +312,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		h.regProblem(w, r, u, http.StatusConflict, "This event has already ended.")
 		return
 	case err != nil:
-		h.fail(w, r, "confirm registration", err)
+		h.pages.Fail(w, r, "confirm registration", err)
 		return
 	}
 	self := "/events/e/" + eid + "/r/" + rid
@@ -351,12 +337,12 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	_, e, err := h.d.Events.RegistrationFor(ctx, u.Email, eid, rid)
 	if err != nil {
-		h.fail(w, r, "load event", err)
+		h.pages.Fail(w, r, "load event", err)
 		return
 	}
 	org, err := h.d.Events.Organiser(ctx, e.OrganiserID)
 	if err != nil {
-		h.fail(w, r, "load organiser", err)
+		h.pages.Fail(w, r, "load organiser", err)
 		return
 	}
 	t, _ := e.Ticket(reg.TicketTypeID)
@@ -376,7 +362,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	if err := h.d.Events.AttachCheckout(ctx, u.Email, eid, rid, co.ID, co.URL); err != nil {
-		h.fail(w, r, "attach checkout", err)
+		h.pages.Fail(w, r, "attach checkout", err)
 		return
 	}
 	http.Redirect(w, r, co.URL, http.StatusSeeOther)
@@ -390,7 +376,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, u user) {
 	case errors.Is(err, events.ErrWrongState):
 		h.regProblem(w, r, u, http.StatusConflict, "Paid tickets cannot be cancelled here; contact the organiser for a refund.")
 	case err != nil:
-		h.fail(w, r, "cancel registration", err)
+		h.pages.Fail(w, r, "cancel registration", err)
 	default:
 		http.Redirect(w, r, "/events/e/"+r.PathValue("id")+"/r/"+r.PathValue("rid")+"?ok=cancelled", http.StatusSeeOther)
 	}
@@ -399,7 +385,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request, u user) {
 func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 	regs, err := h.d.Events.MyRegistrations(r.Context(), u.Email)
 	if err != nil {
-		h.fail(w, r, "my registrations", err)
+		h.pages.Fail(w, r, "my registrations", err)
 		return
 	}
 	now := h.d.Now()
@@ -411,7 +397,7 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 			d.Upcoming = append(d.Upcoming, x)
 		}
 	}
-	h.render(w, r, http.StatusOK, "My events", minePage(d))
+	h.pages.Render(w, r, http.StatusOK, "My events", minePage(d))
 }
 
 // ---- Stripe webhook ----
@@ -419,17 +405,17 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 256<<10))
 	if err != nil {
-		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		site.JSONError(w, site.CodeTooLarge, "body too large")
 		return
 	}
 	if h.d.Payments == nil {
-		http.Error(w, "payments are not configured", http.StatusServiceUnavailable)
+		site.JSONError(w, site.CodeUnavailable, "payments are not configured")
 		return
 	}
 	cc, ok, err := h.d.Payments.ParseWebhook(body, r.Header.Get("Stripe-Signature"))
 	if err != nil {
 		h.d.Log.Warn("stripe webhook refused", "err", err)
-		http.Error(w, "invalid signature", http.StatusBadRequest)
+		site.JSONError(w, site.CodeBadRequest, "invalid signature")
 		return
 	}
 	eid, rid, _ := strings.Cut(cc.Reference, ".")
@@ -450,7 +436,7 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	case err != nil:
 		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
-		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+		site.JSONError(w, site.CodeInternal, "try again") // Stripe retries
 	default:
 		h.d.Log.Info("stripe payment", "event", cc.EventID, "registration", rid, "applied", changed)
 		w.WriteHeader(http.StatusOK)
@@ -467,7 +453,7 @@ func (h *Handler) expired(w http.ResponseWriter, r *http.Request, cc payments.Ch
 		w.WriteHeader(http.StatusOK)
 	case err != nil:
 		h.d.Log.Error("stripe webhook", "event", cc.EventID, "err", err)
-		http.Error(w, "try again", http.StatusInternalServerError) // Stripe retries
+		site.JSONError(w, site.CodeInternal, "try again") // Stripe retries
 	default:
 		h.d.Log.Info("stripe checkout expired", "event", cc.EventID, "registration", rid, "released", released)
 		w.WriteHeader(http.StatusOK)
@@ -481,12 +467,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
-	return host
 }

@@ -12,12 +12,12 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, u user) {
 	ctx := r.Context()
 	list, err := h.d.Events.OrganiserEvents(ctx, u.ID)
 	if err != nil {
-		h.fail(w, r, "organiser events", err)
+		h.pages.Fail(w, r, "organiser events", err)
 		return
 	}
 	org, err := h.d.Events.Organiser(ctx, u.ID)
 	if err != nil {
-		h.fail(w, r, "organiser", err)
+		h.pages.Fail(w, r, "organiser", err)
 		return
 	}
 	d := dashboardData{Organiser: org, StripeAvailable: h.d.Payments != nil, Notice: r.URL.Query().Get("ok")}
@@ -29,7 +29,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, u user) {
 			d.Current = append(d.Current, e)
 		}
 	}
-	h.render(w, r, http.StatusOK, "Organise events", dashboardPage(d))
+	h.pages.Render(w, r, http.StatusOK, "Organise events", dashboardPage(d))
 }
 
 func eventInput(r *http.Request) events.EventInput {
@@ -41,7 +41,7 @@ func eventInput(r *http.Request) events.EventInput {
 }
 
 func (h *Handler) newForm(w http.ResponseWriter, r *http.Request, u user) {
-	h.render(w, r, http.StatusOK, "New event", newEventPage(events.EventInput{TimeZone: "Europe/Berlin", Capacity: "100"}, nil))
+	h.pages.Render(w, r, http.StatusOK, "New event", newEventPage(events.EventInput{TimeZone: "Europe/Berlin", Capacity: "100"}, nil))
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request, u user) {
@@ -49,11 +49,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, u user) {
 	e, err := h.d.Events.CreateEvent(r.Context(), u.ID, in)
 	var v *events.ValidationError
 	if errors.As(err, &v) {
-		h.render(w, r, http.StatusUnprocessableEntity, "New event", newEventPage(in, v.Fields))
+		h.pages.Render(w, r, http.StatusUnprocessableEntity, "New event", newEventPage(in, v.Fields))
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "create event", err)
+		h.pages.Fail(w, r, "create event", err)
 		return
 	}
 	http.Redirect(w, r, "/events/organise/"+e.ID+"?ok=created", http.StatusSeeOther)
@@ -68,20 +68,20 @@ func (h *Handler) manageData(w http.ResponseWriter, r *http.Request, u user) (ma
 		return manageData{}, false
 	}
 	if err != nil {
-		h.fail(w, r, "load event", err)
+		h.pages.Fail(w, r, "load event", err)
 		return manageData{}, false
 	}
 	d := manageData{Event: e, Input: events.InputOf(e), Ticket: events.TicketInput{Price: "0", Quantity: "50", Currency: "eur"}}
 	if d.Avail, err = h.d.Events.Available(ctx, e); err != nil {
-		h.fail(w, r, "seats", err)
+		h.pages.Fail(w, r, "seats", err)
 		return manageData{}, false
 	}
 	if d.Roster, err = h.d.Events.EventRegistrations(ctx, u.ID, e.ID); err != nil {
-		h.fail(w, r, "registrations", err)
+		h.pages.Fail(w, r, "registrations", err)
 		return manageData{}, false
 	}
 	if d.Organiser, err = h.d.Events.Organiser(ctx, u.ID); err != nil {
-		h.fail(w, r, "organiser", err)
+		h.pages.Fail(w, r, "organiser", err)
 		return manageData{}, false
 	}
 	d.StripeAvailable = h.d.Payments != nil
@@ -94,7 +94,7 @@ func (h *Handler) manage(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	d.Notice = r.URL.Query().Get("ok")
-	h.render(w, r, http.StatusOK, d.Event.Title, managePage(d))
+	h.pages.Render(w, r, http.StatusOK, d.Event.Title, managePage(d))
 }
 
 func (h *Handler) edit(w http.ResponseWriter, r *http.Request, u user) {
@@ -148,7 +148,7 @@ func (h *Handler) afterChange(w http.ResponseWriter, r *http.Request, u user, er
 	rule := errors.Is(err, events.ErrStripeRequired) || errors.Is(err, events.ErrNoTickets) || errors.Is(err, events.ErrAlreadyLive) ||
 		errors.Is(err, events.ErrTicketsSold) || errors.Is(err, events.ErrEventOver)
 	if !errors.As(err, &v) && !rule {
-		h.fail(w, r, "change event", err)
+		h.pages.Fail(w, r, "change event", err)
 		return
 	}
 	d, loaded := h.manageData(w, r, u)
@@ -160,7 +160,7 @@ func (h *Handler) afterChange(w http.ResponseWriter, r *http.Request, u user, er
 	} else {
 		d.Problem = err.Error()
 	}
-	h.render(w, r, http.StatusUnprocessableEntity, d.Event.Title, managePage(d))
+	h.pages.Render(w, r, http.StatusUnprocessableEntity, d.Event.Title, managePage(d))
 }
 
 // ---- Stripe Connect ----
@@ -173,7 +173,7 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, u user) {
 	}
 	org, err := h.d.Events.Organiser(ctx, u.ID)
 	if err != nil {
-		h.fail(w, r, "organiser", err)
+		h.pages.Fail(w, r, "organiser", err)
 		return
 	}
 	if org.StripeAccountID == "" {
@@ -184,7 +184,7 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, u user) {
 			return
 		}
 		if org, err = h.d.Events.SetStripeAccount(ctx, u.ID, u.Email, acct, false); err != nil {
-			h.fail(w, r, "save stripe account", err)
+			h.pages.Fail(w, r, "save stripe account", err)
 			return
 		}
 	}
@@ -216,7 +216,7 @@ func (h *Handler) stripeReturn(w http.ResponseWriter, r *http.Request, u user) {
 	ctx := r.Context()
 	org, err := h.d.Events.Organiser(ctx, u.ID)
 	if err != nil {
-		h.fail(w, r, "organiser", err)
+		h.pages.Fail(w, r, "organiser", err)
 		return
 	}
 	if h.d.Payments == nil || org.StripeAccountID == "" {
@@ -230,7 +230,7 @@ func (h *Handler) stripeReturn(w http.ResponseWriter, r *http.Request, u user) {
 		return
 	}
 	if _, err := h.d.Events.SetStripeAccount(ctx, u.ID, u.Email, org.StripeAccountID, ready); err != nil {
-		h.fail(w, r, "save stripe account", err)
+		h.pages.Fail(w, r, "save stripe account", err)
 		return
 	}
 	ok := "stripe-pending"

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/accounts"
@@ -22,6 +21,7 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 // Deps are what the pages use.
@@ -31,13 +31,13 @@ type Deps struct {
 	JS       jetstream.JetStream // for queuing mail
 	BaseURL  string
 	Outbox   bool
-	Layout   func(title string, body templ.Component) templ.Component
 	Log      *slog.Logger
 }
 
 // Handler serves the pages.
 type Handler struct {
 	d      Deps
+	pages  site.Pages
 	byUser *ratelimit.Shared
 }
 
@@ -52,7 +52,7 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{d: d, byUser: byUser}, nil
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, byUser: byUser}, nil
 }
 
 // Routes registers the pages, each behind protect, the site's sign-in
@@ -70,49 +70,36 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /account/data/confirm/{id}", signedIn(h.confirm))
 }
 
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := h.d.Layout(title, body).Render(r.Context(), w); err != nil {
-		h.d.Log.Warn("render", "path", r.URL.Path, "err", err)
-	}
-}
-
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.d.Log.Error(what, "path", r.URL.Path, "err", err)
-	http.Error(w, "Something went wrong on our side; it has been logged. Try again in a moment.", http.StatusInternalServerError)
-}
-
 func (h *Handler) page(w http.ResponseWriter, r *http.Request, _, email string) {
-	h.render(w, r, http.StatusOK, "Your data", dataPage(email, ""))
+	h.pages.Render(w, r, http.StatusOK, "Your data", dataPage(email, ""))
 }
 
 func (h *Handler) request(w http.ResponseWriter, r *http.Request, uid, email string) {
 	kind := r.PostFormValue("kind")
 	switch {
 	case kind != subjects.GDPRKindExport && kind != subjects.GDPRKindDelete:
-		h.render(w, r, http.StatusUnprocessableEntity, "Your data", dataPage(email, "Choose one of the two requests below."))
+		h.pages.Render(w, r, http.StatusUnprocessableEntity, "Your data", dataPage(email, "Choose one of the two requests below."))
 		return
 	case kind == subjects.GDPRKindDelete && r.PostFormValue("understood") != "yes":
-		h.render(w, r, http.StatusUnprocessableEntity, "Your data", dataPage(email, "Tick the box to confirm you understand that deletion is for good."))
+		h.pages.Render(w, r, http.StatusUnprocessableEntity, "Your data", dataPage(email, "Tick the box to confirm you understand that deletion is for good."))
 		return
 	}
 	if ok, err := h.byUser.Allow(r.Context(), uid); err != nil {
-		h.fail(w, r, "rate limit GDPR request", err)
+		h.pages.Fail(w, r, "rate limit GDPR request", err)
 		return
 	} else if !ok {
-		h.render(w, r, http.StatusTooManyRequests, "Your data", dataPage(email, "Too many requests. Wait a few minutes, then try again."))
+		h.pages.Render(w, r, http.StatusTooManyRequests, "Your data", dataPage(email, "Too many requests. Wait a few minutes, then try again."))
 		return
 	}
 	req, nonce, err := h.d.Requests.Create(r.Context(), kind, uid, email)
 	if err != nil {
-		h.fail(w, r, "create GDPR request", err)
+		h.pages.Fail(w, r, "create GDPR request", err)
 		return
 	}
 	next := "/account/data/confirm/" + req.ID + "?n=" + url.QueryEscape(nonce)
 	token, err := h.d.Accounts.IssueLink(r.Context(), email, next)
 	if err != nil {
-		h.fail(w, r, "issue GDPR link", err)
+		h.pages.Fail(w, r, "issue GDPR link", err)
 		return
 	}
 	what := "send you a copy of your data"
@@ -126,35 +113,35 @@ func (h *Handler) request(w http.ResponseWriter, r *http.Request, uid, email str
 			"\n\nIt works once, for 15 minutes. If it was not you, ignore this mail and nothing happens.\n",
 	})
 	if err != nil {
-		h.fail(w, r, "enqueue GDPR confirmation mail", err)
+		h.pages.Fail(w, r, "enqueue GDPR confirmation mail", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "Check your email", checkMailPage(email, h.d.Outbox))
+	h.pages.Render(w, r, http.StatusOK, "Check your email", checkMailPage(email, h.d.Outbox))
 }
 
 func (h *Handler) confirmForm(w http.ResponseWriter, r *http.Request, uid, _ string) {
 	nonce := r.URL.Query().Get("n")
 	req, err := h.d.Requests.For(r.Context(), r.PathValue("id"), uid, nonce)
 	if errors.Is(err, gdpr.ErrNotFound) {
-		h.render(w, r, http.StatusNotFound, "Request not found", problemPage("There is no such request for your account, or it expired. Make a new one."))
+		h.pages.Render(w, r, http.StatusNotFound, "Request not found", problemPage("There is no such request for your account, or it expired. Make a new one."))
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "load GDPR request", err)
+		h.pages.Fail(w, r, "load GDPR request", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "Confirm your request", confirmPage(req, nonce))
+	h.pages.Render(w, r, http.StatusOK, "Confirm your request", confirmPage(req, nonce))
 }
 
 func (h *Handler) confirm(w http.ResponseWriter, r *http.Request, uid, _ string) {
 	req, err := h.d.Requests.Confirm(r.Context(), r.PathValue("id"), uid, r.PostFormValue("n"))
 	if errors.Is(err, gdpr.ErrNotFound) {
-		h.render(w, r, http.StatusNotFound, "Request not found", problemPage("There is no such request for your account, or it expired. Make a new one."))
+		h.pages.Render(w, r, http.StatusNotFound, "Request not found", problemPage("There is no such request for your account, or it expired. Make a new one."))
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "confirm GDPR request", err)
+		h.pages.Fail(w, r, "confirm GDPR request", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "Request confirmed", queuedPage(req))
+	h.pages.Render(w, r, http.StatusOK, "Request confirmed", queuedPage(req))
 }

@@ -17,7 +17,8 @@ import (
 )
 
 // gated serves GET /page and POST /form behind the gate, answering with
-// the user it put in the context, and POST /in to sign in as ?user=.
+// the user it put in the context, GET /open through Identify (answering
+// "visitor" when it put no user there), and GET /in to sign in as ?user=.
 func gated(t *testing.T, exists session.AccountCheck) *httptest.Server {
 	t.Helper()
 	_, js := testenv.JetStream(t)
@@ -45,6 +46,13 @@ func gated(t *testing.T, exists session.AccountCheck) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.Handle("GET /page", gate(me))
 	mux.Handle("POST /form", gate(me))
+	mux.Handle("GET /open", m.Identify(exists)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := session.UserFrom(r.Context()); ok {
+			io.WriteString(w, u.ID+" "+u.Email)
+			return
+		}
+		io.WriteString(w, "visitor")
+	})))
 	mux.HandleFunc("GET /token", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, session.From(r.Context()).CSRFToken()) })
 	mux.HandleFunc("GET /in", func(w http.ResponseWriter, r *http.Request) {
 		u := r.URL.Query().Get("user")
@@ -116,5 +124,39 @@ func TestGatePutsTheSignedInUserInTheContextAndSendsOthersToSignIn(t *testing.T)
 	resp = b.post("/form", nil, http.Header{session.HeaderName: {string(token)}, "Referer": {srv.URL + "/page?tab=2"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin?next=%2Fpage%3Ftab%3D2" {
 		t.Errorf("form of a deleted account: %d → %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestIdentifyPutsAnExistingSignedInUserInTheContextAndServesEveryoneElseAsAVisitor(t *testing.T) {
+	srv := gated(t, func(_ context.Context, id string) error {
+		switch id {
+		case "pat":
+			return nil
+		case "gone":
+			return session.ErrNoAccount
+		}
+		return errors.New("accounts unavailable")
+	})
+	for _, c := range []struct{ user, want string }{
+		{"", "visitor"},
+		{"pat", "pat pat@example.com"},
+		{"gone", "visitor"},
+		{"unknown", "visitor"},
+	} {
+		b := newBrowser(t, srv.URL)
+		if c.user != "" {
+			if resp, err := b.c.Get(srv.URL + "/in?user=" + c.user); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("sign in as %s: %v %v", c.user, resp, err)
+			}
+		}
+		resp, err := b.c.Get(srv.URL + "/open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != c.want {
+			t.Errorf("%q: GET /open = %d %q, want 200 %q", c.user, resp.StatusCode, body, c.want)
+		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
@@ -26,6 +25,7 @@ import (
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 // Deps are what the pages use.
@@ -39,14 +39,13 @@ type Deps struct {
 	Blobs blob.Store
 	// Premium tells whether a user's plan lifts the free limits.
 	Premium func(ctx context.Context, userID string) (bool, error)
-	// Layout puts a page body into the site's frame.
-	Layout func(title string, body templ.Component) templ.Component
-	Log    *slog.Logger
+	Log     *slog.Logger
 }
 
 // Handler serves the Tracker's pages.
 type Handler struct {
 	d       Deps
+	pages   site.Pages
 	limiter *ratelimit.Shared
 }
 
@@ -65,7 +64,7 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{d: d, limiter: limiter}, nil
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, limiter: limiter}, nil
 }
 
 // Routes registers the pages on mux, each behind protect, the site's
@@ -86,19 +85,6 @@ func (h *Handler) signedIn(protect func(http.Handler) http.Handler, next func(w 
 	}))
 }
 
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, title string, body templ.Component) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	if err := h.d.Layout(title, body).Render(r.Context(), w); err != nil {
-		h.d.Log.Warn("render", "path", r.URL.Path, "err", err)
-	}
-}
-
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	h.d.Log.Error(what, "path", r.URL.Path, "err", err)
-	http.Error(w, "Something went wrong on our side loading this page; it has been logged. Try again in a moment.", http.StatusInternalServerError)
-}
-
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, uid string) {
 	h.showDashboard(w, r, uid, http.StatusOK, "", notice(r), "")
 }
@@ -107,31 +93,31 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 	ctx := r.Context()
 	premium, err := h.d.Premium(ctx, uid)
 	if err != nil {
-		h.fail(w, r, "plan", err)
+		h.pages.Fail(w, r, "plan", err)
 		return
 	}
 	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx)}
 	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
-		h.fail(w, r, "limits", err)
+		h.pages.Fail(w, r, "limits", err)
 		return
 	}
 	if data.Channels, err = h.d.Store.UserChannels(ctx, uid); err != nil {
-		h.fail(w, r, "channels", err)
+		h.pages.Fail(w, r, "channels", err)
 		return
 	}
 	if data.Videos, err = h.d.Store.UserVideos(ctx, uid); err != nil {
-		h.fail(w, r, "videos", err)
+		h.pages.Fail(w, r, "videos", err)
 		return
 	}
 	for _, c := range data.Channels {
 		vs, err := h.d.Store.ChannelVideos(ctx, c.ID)
 		if err != nil {
-			h.fail(w, r, "channel videos", err)
+			h.pages.Fail(w, r, "channel videos", err)
 			return
 		}
 		data.ChannelVideos = append(data.ChannelVideos, vs...)
 	}
-	h.render(w, r, status, "Tracker", dashboardPage(data))
+	h.pages.Render(w, r, status, "Tracker", dashboardPage(data))
 }
 
 // track starts tracking what the user typed: a channel (URL, @handle, id)
@@ -157,7 +143,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 	}
 	premium, err := h.d.Premium(ctx, uid)
 	if err != nil {
-		h.fail(w, r, "plan", err)
+		h.pages.Fail(w, r, "plan", err)
 		return
 	}
 	var done, page string
@@ -325,7 +311,7 @@ func (h *Handler) untrack(w http.ResponseWriter, r *http.Request, uid string) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, "untrack", err)
+		h.pages.Fail(w, r, "untrack", err)
 		return
 	}
 	http.Redirect(w, r, "/tracker?ok="+noticeUntracked, http.StatusSeeOther)
@@ -336,27 +322,27 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 	id := r.PathValue("id")
 	ok, err := h.d.Store.CanSeeVideo(ctx, uid, id)
 	if err != nil {
-		h.fail(w, r, "authorize video", err)
+		h.pages.Fail(w, r, "authorize video", err)
 		return
 	}
 	if !ok {
 		// The seed: a video outside the user's channels costs a credit.
-		h.render(w, r, http.StatusForbidden, "Not tracked", notTrackedPage(id, youtube.ValidVideoID(id)))
+		h.pages.Render(w, r, http.StatusForbidden, "Not tracked", notTrackedPage(id, youtube.ValidVideoID(id)))
 		return
 	}
 	v, err := h.d.Store.Video(ctx, id)
 	if err != nil {
-		h.fail(w, r, "video", err)
+		h.pages.Fail(w, r, "video", err)
 		return
 	}
 	samples, err := analytics.VideoSamples(ctx, h.d.ClickHouse, id, time.Now().Add(-subjects.TrackDailyWindow-24*time.Hour), 5000)
 	if err != nil {
-		h.fail(w, r, "samples", err)
+		h.pages.Fail(w, r, "samples", err)
 		return
 	}
 	changes, err := analytics.VideoChanges(ctx, h.d.ClickHouse, id, 500)
 	if err != nil {
-		h.fail(w, r, "changes", err)
+		h.pages.Fail(w, r, "changes", err)
 		return
 	}
 	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
@@ -377,7 +363,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 			data.Channel = c
 		}
 	}
-	h.render(w, r, http.StatusOK, v.Title, videoPage(data))
+	h.pages.Render(w, r, http.StatusOK, v.Title, videoPage(data))
 }
 
 func (h *Handler) thumbURL(ctx context.Context, vid, hash string, high bool) string {
@@ -397,24 +383,24 @@ func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
 	id := r.PathValue("id")
 	ok, err := h.d.Store.CanSeeChannel(ctx, uid, id)
 	if err != nil {
-		h.fail(w, r, "authorize channel", err)
+		h.pages.Fail(w, r, "authorize channel", err)
 		return
 	}
 	if !ok {
-		h.render(w, r, http.StatusNotFound, "Not tracked", notTrackedChannelPage())
+		h.pages.Render(w, r, http.StatusNotFound, "Not tracked", notTrackedChannelPage())
 		return
 	}
 	c, err := h.d.Store.Channel(ctx, id)
 	if err != nil {
-		h.fail(w, r, "channel", err)
+		h.pages.Fail(w, r, "channel", err)
 		return
 	}
 	vs, err := h.d.Store.ChannelVideos(ctx, id)
 	if err != nil {
-		h.fail(w, r, "channel videos", err)
+		h.pages.Fail(w, r, "channel videos", err)
 		return
 	}
-	h.render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: notice(r), Refusal: h.refusal(ctx)}))
+	h.pages.Render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: notice(r), Refusal: h.refusal(ctx)}))
 }
 
 type dashboardData struct {

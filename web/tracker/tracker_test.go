@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
@@ -96,12 +95,6 @@ func newSite(t *testing.T) *site {
 		h, err := tracker.New(tracker.Deps{
 			JS: js, Store: st, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
 			Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
-			Layout: func(title string, body templ.Component) templ.Component {
-				return templ.ComponentFunc(func(ctx context.Context, w io.Writer) error {
-					io.WriteString(w, "<title>"+title+"</title>")
-					return body.Render(ctx, w)
-				})
-			},
 		})
 		if err != nil {
 			t.Fatal(err)

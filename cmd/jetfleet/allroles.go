@@ -1,62 +1,45 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"slices"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	mailer "jetfleet/internal/mail"
-	"jetfleet/subjects"
+	"jetfleet/internal/youtube"
 	"jetfleet/workers/consume"
-	"jetfleet/workers/deadletter"
+	"jetfleet/workers/counter"
+	"jetfleet/workers/enricher"
+	"jetfleet/workers/eventholds"
+	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
+	"jetfleet/workers/tracker"
 )
 
-// allRoles lists every worker role this binary can run. Each product lists
-// its roles in its own roles_<product>.go.
-func allRoles() []role {
-	return slices.Concat(coreRoles(), counterRoles(), enricherRoles(), trackerRoles(), eventsRoles())
+// allRoles lists every worker role this binary can run. Each role is
+// declared in its own package (workers/<role>, Roles); cmd only passes it
+// its settings from cfg.
+func allRoles(cfg *config) []consume.Role {
+	return slices.Concat(
+		consume.Roles(),
+		mail.Roles(mailer.SMTPConfig{
+			Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+			From: cfg.SMTPFrom, TLS: cfg.SMTPTLS,
+		}),
+		counter.Roles(),
+		enricher.Roles(enricher.Config{Hold: cfg.enricherHold()}),
+		tracker.Roles(trackerConfig(cfg)),
+		gdpr.Roles(cfg.BaseURL),
+		eventholds.Roles(cfg.BaseURL),
+	)
 }
 
-// coreRoles serve every product.
-func coreRoles() []role {
-	return []role{{
-		// Dead-letters messages the server stopped redelivering because the
-		// worker holding them died every time (see deadletter.Sweep).
-		name: "dlq-sweeper",
-		run: func(ctx context.Context, d roleDeps, _ *consume.Metrics) error {
-			return deadletter.Sweep(ctx, d.js.Conn(), d.js, d.log.With("role", "dlq-sweeper"))
-		},
-	}, {
-		name: "mail",
-		consumer: consume.Config{
-			Role: "mail", Stream: subjects.MailStream, Consumer: subjects.MailConsumer,
-			Batch: 32, Concurrency: 8, BackoffMin: time.Second, BackoffMax: 5 * time.Minute,
-		},
-		build: func(ctx context.Context, d roleDeps) (consume.Handler, error) {
-			sender, err := mailSender(ctx, d)
-			if err != nil {
-				return nil, err
-			}
-			return mail.New(sender, d.log.With("role", "mail")).Handle, nil
-		},
-	}}
-}
-
-// mailSender is SMTP when SMTP_HOST is set, else the development outbox.
-func mailSender(ctx context.Context, d roleDeps) (mailer.Sender, error) {
-	c := d.cfg
-	if c.SMTPHost == "" {
-		kv, err := d.js.KeyValue(ctx, subjects.OutboxBucket)
-		if err != nil {
-			return nil, fmt.Errorf("open outbox: %w", err)
-		}
-		d.log.Info("no SMTP_HOST: mail is kept in the outbox, not sent")
-		return mailer.NewOutbox(kv), nil
+// trackerConfig is the tracker roles' configuration.
+func trackerConfig(cfg *config) tracker.Config {
+	s := cfg.TrackerSlot
+	return tracker.Config{
+		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
+		VideoConcurrency: cfg.TrackerConcurrency,
+		YouTube:          func(reg prometheus.Registerer) (*youtube.Client, error) { return newYouTube(cfg, reg) },
 	}
-	return mailer.NewSMTP(mailer.SMTPConfig{
-		Host: c.SMTPHost, Port: c.SMTPPort, Username: c.SMTPUsername, Password: c.SMTPPassword,
-		From: c.SMTPFrom, TLS: c.SMTPTLS,
-	})
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"jetfleet/workers/consume"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -81,15 +83,34 @@ func TestConfigPrintMasksSecrets(t *testing.T) {
 }
 
 func TestRoleNamesRejectsUnknownRole(t *testing.T) {
-	known := []role{{name: "a"}, {name: "b"}}
+	known := []consume.Role{{Name: "a"}, {Name: "b"}}
 	if got, err := roleNames("all", known); err != nil || len(got) != 2 {
 		t.Fatalf("all = %v, %v", got, err)
 	}
-	if got, err := roleNames("b", known); err != nil || len(got) != 1 || got[0].name != "b" {
+	if got, err := roleNames("b", known); err != nil || len(got) != 1 || got[0].Name != "b" {
 		t.Fatalf("b = %v, %v", got, err)
 	}
 	if _, err := roleNames("a,nope", known); err == nil || !strings.Contains(err.Error(), `"nope"`) {
 		t.Fatalf("unknown role error %v", err)
+	}
+}
+
+func TestTwoRolesWithOneNameFailAtStart(t *testing.T) {
+	known := []consume.Role{{Name: "mail"}, {Name: "counter"}, {Name: "mail"}}
+	for _, spec := range []string{"all", "counter"} {
+		if _, err := roleNames(spec, known); err == nil || !strings.Contains(err.Error(), `worker role "mail" is declared twice`) {
+			t.Errorf("roleNames(%q) with mail declared twice: error %v", spec, err)
+		}
+	}
+}
+
+func TestEveryRoleOfTheBinaryHasItsOwnName(t *testing.T) {
+	cfg, err := loadConfig(flag.NewFlagSet("worker", flag.ContinueOnError), nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := roleNames("all", allRoles(cfg)); err != nil {
+		t.Fatal(err)
 	}
 }
 

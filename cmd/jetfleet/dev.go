@@ -148,7 +148,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closeSite()
-	roles, err := roleNames(cfg.Roles, allRoles())
+	roles, err := roleNames(cfg.Roles, allRoles(cfg))
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		})
 	})
 	g.Go(func() error {
-		return runRoles(gctx, roles, roleDeps{cfg: cfg, js: js, ch: chConn, blobs: blobs, log: log, reg: reg}, metrics)
+		return consume.RunRoles(gctx, roles, consume.Deps{JS: js, ClickHouse: chConn, Blobs: blobs, Log: log, Registerer: reg}, metrics)
 	})
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil {
@@ -197,10 +197,10 @@ func devHTTPAddr(addr string, explicit, expose bool) string {
 // generated into DATA_DIR/nats.password.
 const devNATSUser = "jetfleet"
 
-func printDevSummary(w io.Writer, cfg *config, site, natsURL, monitorHost string, monitorPort int, ch, blobs string, roles []role) {
+func printDevSummary(w io.Writer, cfg *config, site, natsURL, monitorHost string, monitorPort int, ch, blobs string, roles []consume.Role) {
 	var names []string
 	for _, r := range roles {
-		names = append(names, r.name)
+		names = append(names, r.Name)
 	}
 	monitor := "off"
 	if monitorPort > 0 {

@@ -27,7 +27,7 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		return err
 	}
 	log := newLogger(cfg.LogLevel).With("process", "worker")
-	roles, err := roleNames(cfg.Roles, allRoles())
+	roles, err := roleNames(cfg.Roles, allRoles(cfg))
 	if err != nil {
 		return err
 	}
@@ -40,14 +40,14 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	// Every worker exports the streams' and consumers' state; dashboards
 	// take one value per stream (max by stream) whatever the worker count.
 	reg.MustRegister(jsmetrics.New(js, log))
-	deps := roleDeps{cfg: cfg, js: js, log: log}
+	deps := consume.Deps{JS: js, Log: log}
 	if cfg.ClickHouseURL != "" {
 		ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
 		if err != nil {
 			return err
 		}
 		defer ch.Close()
-		deps.ch = analytics.InstrumentInserts(ch, analytics.NewInsertMetrics(reg))
+		deps.ClickHouse = analytics.InstrumentInserts(ch, analytics.NewInsertMetrics(reg))
 	}
 	secret := []byte(cfg.SessionSecret)
 	if len(secret) == 0 && cfg.S3Endpoint == "" {
@@ -61,15 +61,15 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 		}
 		urlKey = keys.BlobURL
 	}
-	if deps.blobs, _, err = openBlobs(ctx, cfg, js, urlKey); err != nil {
+	if deps.Blobs, _, err = openBlobs(ctx, cfg, js, urlKey); err != nil {
 		return err
 	}
 
 	metrics := consume.NewMetrics(reg)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveMetrics(gctx, cfg.MetricsAddr, reg, log) })
-	deps.reg = reg
-	g.Go(func() error { return runRoles(gctx, roles, deps, metrics) })
+	deps.Registerer = reg
+	g.Go(func() error { return consume.RunRoles(gctx, roles, deps, metrics) })
 	return g.Wait()
 }
 

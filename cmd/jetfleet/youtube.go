@@ -6,7 +6,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/internal/youtube"
-	"jetfleet/workers/tracker"
 )
 
 // newYouTube builds the YouTube client from YOUTUBE_URL, YOUTUBE_THUMB_URL
@@ -19,13 +18,4 @@ func newYouTube(cfg *config, reg prometheus.Registerer) (*youtube.Client, error)
 		return nil, fmt.Errorf("YOUTUBE_URL / YOUTUBE_THUMB_URL: %w", err)
 	}
 	return c, nil
-}
-
-// trackerConfig is the tracker roles' configuration.
-func trackerConfig(cfg *config) tracker.Config {
-	s := cfg.TrackerSlot
-	return tracker.Config{
-		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
-		VideoConcurrency: cfg.TrackerConcurrency,
-	}
 }

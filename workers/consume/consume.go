@@ -4,7 +4,8 @@
 // with exponential backoff and jitter, and dead-letters what cannot succeed so
 // the messages behind it keep flowing. Retry classification, dead-lettering,
 // metrics, panic recovery and graceful shutdown live here once, so a role
-// package holds only its domain logic.
+// package holds only its domain logic and declares its roles as Role values
+// (role.go); cmd/jetfleet lists them and runs the chosen ones with RunRoles.
 package consume
 
 import (

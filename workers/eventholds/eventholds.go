@@ -9,10 +9,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/events"
+	mailer "jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 )
@@ -38,4 +40,26 @@ func Handler(svc *events.Service) consume.Handler {
 		// ErrHoldNotDue (a clock ahead of ours) is retried with backoff.
 		return err
 	}
+}
+
+// Roles is the event-holds role. baseURL is the site's, for the links in
+// the mail a released hold sends.
+func Roles(baseURL string) []consume.Role {
+	return []consume.Role{{
+		Name: "event-holds",
+		Consumer: consume.Config{
+			Role: "event-holds", Stream: subjects.EventHoldsStream, Consumer: subjects.EventHoldsConsumer,
+			Batch: 32, Concurrency: 4, BackoffMin: time.Second, BackoffMax: time.Minute,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			svc, err := events.Open(ctx, d.JS, events.Config{
+				BaseURL: baseURL, Log: d.Log.With("role", "event-holds"),
+				Mail: mailer.Enqueuer(d.JS),
+			})
+			if err != nil {
+				return nil, err
+			}
+			return Handler(svc), nil
+		},
+	}}
 }

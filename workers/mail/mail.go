@@ -10,7 +10,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -50,4 +52,36 @@ func (r *Role) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	r.log.Info("mail sent", "id", m.ID, "to", mailer.MaskAddress(m.To))
 	return nil
+}
+
+// Roles is the mail role. smtp is where mail goes; with no Host the mail is
+// kept in the development outbox (subjects.OutboxBucket) instead.
+func Roles(smtp mailer.SMTPConfig) []consume.Role {
+	return []consume.Role{{
+		Name: "mail",
+		Consumer: consume.Config{
+			Role: "mail", Stream: subjects.MailStream, Consumer: subjects.MailConsumer,
+			Batch: 32, Concurrency: 8, BackoffMin: time.Second, BackoffMax: 5 * time.Minute,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			sender, err := newSender(ctx, d, smtp)
+			if err != nil {
+				return nil, err
+			}
+			return New(sender, d.Log.With("role", "mail")).Handle, nil
+		},
+	}}
+}
+
+// newSender is SMTP when smtp has a Host, else the development outbox.
+func newSender(ctx context.Context, d consume.Deps, smtp mailer.SMTPConfig) (mailer.Sender, error) {
+	if smtp.Host == "" {
+		kv, err := d.JS.KeyValue(ctx, subjects.OutboxBucket)
+		if err != nil {
+			return nil, fmt.Errorf("open outbox: %w", err)
+		}
+		d.Log.Info("no SMTP_HOST: mail is kept in the outbox, not sent")
+		return mailer.NewOutbox(kv), nil
+	}
+	return mailer.NewSMTP(smtp)
 }

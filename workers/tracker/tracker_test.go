@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,39 +69,39 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, ctx: ctx, js: js, conn: conn, yt: yt, store: store, blobs: blobs, log: quiet}
 }
 
-// start runs the given roles ("ticks", "channels", "videos") until the test
-// ends.
+// start runs the given tracker roles ("ticks", "channels", "videos") as
+// Roles declares them until the test ends.
 func (e *env) start(roles ...string) {
 	client, err := youtube.New(youtube.Config{BaseURL: e.yt.URL(), ThumbnailURL: e.yt.URL(), RetryMin: time.Millisecond, Attempts: 2})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cfg := tracker.Config{Slots: tracker.Slots{Channel: time.Second, Hourly: time.Second, Daily: time.Second}, VideoConcurrency: 32}
+	cfg := tracker.Config{
+		Slots: tracker.Slots{Channel: time.Second, Hourly: time.Second, Daily: time.Second}, VideoConcurrency: 32,
+		YouTube: func(prometheus.Registerer) (*youtube.Client, error) { return client, nil },
+	}
+	var run []consume.Role
+	for _, r := range tracker.Roles(cfg) {
+		if slices.Contains(roles, strings.TrimPrefix(r.Name, "tracker-")) {
+			run = append(run, r)
+		}
+	}
+	if len(run) != len(roles) {
+		e.t.Fatalf("roles %v: tracker.Roles has %d of them", roles, len(run))
+	}
 	m := consume.NewMetrics(prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{}, len(roles))
-	for _, r := range roles {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			var err error
-			switch r {
-			case "ticks":
-				err = tracker.RunTicks(ctx, e.js, e.store, cfg, m, e.log)
-			case "channels":
-				err = tracker.RunChannels(ctx, e.js, e.store, client, cfg, m, e.log)
-			case "videos":
-				err = tracker.RunVideos(ctx, e.js, e.store, client, e.blobs, e.conn, cfg, m, e.log)
-			}
-			if err != nil {
-				e.t.Errorf("role %s: %v", r, err)
-			}
-		}()
-	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d := consume.Deps{JS: e.js, ClickHouse: e.conn, Blobs: e.blobs, Log: e.log}
+		if err := consume.RunRoles(ctx, run, d, m); err != nil {
+			e.t.Errorf("roles %v: %v", roles, err)
+		}
+	}()
 	e.t.Cleanup(func() {
 		cancel()
-		for range roles {
-			<-done
-		}
+		<-done
 	})
 }
 

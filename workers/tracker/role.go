@@ -1,0 +1,111 @@
+package tracker
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/internal/tracking"
+	"jetfleet/internal/youtube"
+	"jetfleet/subjects"
+	"jetfleet/workers/consume"
+)
+
+// Config tunes the tracker roles.
+type Config struct {
+	Slots Slots
+	// VideoConcurrency is how many video jobs one worker runs at once: the
+	// seed's batching pattern, so waiting on YouTube overlaps. Default 256.
+	VideoConcurrency int
+	// ChannelConcurrency likewise for RSS checks; default 64.
+	ChannelConcurrency int
+	Videos             VideosConfig
+	// Now is the clock of channel checks; default time.Now.
+	Now func() time.Time
+	// YouTube builds the client of the channel and video roles, its
+	// metrics registered with reg (nil: not exported). cmd builds it from
+	// the same settings as the edge's.
+	YouTube func(reg prometheus.Registerer) (*youtube.Client, error)
+}
+
+// Roles are the tracker's roles: schedule ticks to jobs, channel RSS
+// checks, video samples.
+func Roles(cfg Config) []consume.Role {
+	if cfg.ChannelConcurrency <= 0 {
+		cfg.ChannelConcurrency = 64
+	}
+	if cfg.VideoConcurrency <= 0 {
+		cfg.VideoConcurrency = 256
+	}
+	return []consume.Role{{
+		Name: "tracker-ticks",
+		Consumer: consume.Config{
+			Role: "tracker-ticks", Stream: subjects.SchedulesStream, Consumer: subjects.TrackerTickConsumer,
+			Batch: 4, Concurrency: 4,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			store, err := tracking.Open(ctx, d.JS, tracking.Options{})
+			if err != nil {
+				return nil, err
+			}
+			return NewTicks(d.JS, store, cfg.Slots, 0, d.Log.With("role", "tracker-ticks")).Handle, nil
+		},
+	}, {
+		Name: "tracker-channels",
+		Consumer: consume.Config{
+			Role: "tracker-channels", Stream: subjects.TrackStream, Consumer: subjects.TrackChannelConsumer,
+			Batch: cfg.ChannelConcurrency, Concurrency: cfg.ChannelConcurrency,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			store, err := tracking.Open(ctx, d.JS, tracking.Options{})
+			if err != nil {
+				return nil, err
+			}
+			yt, err := cfg.YouTube(d.Registerer)
+			if err != nil {
+				return nil, err
+			}
+			return NewChannels(store, yt, cfg.Now, d.Log.With("role", "tracker-channels")).Handle, nil
+		},
+	}, {
+		Name: "tracker-videos",
+		Run: func(ctx context.Context, d consume.Deps, m *consume.Metrics) error {
+			return runVideos(ctx, d, m, cfg)
+		},
+	}}
+}
+
+// runVideos runs the tracker-videos role until ctx ends. It runs its own
+// loop because its ClickHouse writers outlive the consumer, so the jobs in
+// flight at shutdown finish.
+func runVideos(ctx context.Context, d consume.Deps, m *consume.Metrics, cfg Config) error {
+	ch, err := d.RequireClickHouse("tracker-videos")
+	if err != nil {
+		return err
+	}
+	store, err := tracking.Open(ctx, d.JS, tracking.Options{})
+	if err != nil {
+		return err
+	}
+	yt, err := cfg.YouTube(d.Registerer)
+	if err != nil {
+		return err
+	}
+	v, err := NewVideos(store, yt, d.Blobs, ch, cfg.Videos, d.Log.With("role", "tracker-videos"))
+	if err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- v.Run(wctx) }()
+	err = consume.New(d.JS, consume.Config{
+		Role: "tracker-videos", Stream: subjects.TrackStream, Consumer: subjects.TrackVideoConsumer,
+		Batch: cfg.VideoConcurrency, Concurrency: cfg.VideoConcurrency,
+	}, v.Handle, m, d.Log).Run(ctx)
+	stop()
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	return err
+}

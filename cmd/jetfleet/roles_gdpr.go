@@ -41,7 +41,7 @@ func eventsRoles() []role {
 			if err != nil {
 				return nil, err
 			}
-			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.js, Events: svc})
+			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.js, Events: svc, Blobs: d.blobs})
 			if err != nil {
 				return nil, err
 			}

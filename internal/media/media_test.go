@@ -1,0 +1,91 @@
+package media_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"jetfleet/internal/blob"
+	"jetfleet/internal/media"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+)
+
+func open(t *testing.T) (*media.Service, blob.Store) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := blob.NewURLSigner([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := media.Open(ctx, js, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, blobs
+}
+
+func TestSameContentIsOneItemPerOwnerButEachOwnerHasTheirOwn(t *testing.T) {
+	svc, _ := open(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	a1, created1, err1 := svc.Upload(ctx, "alice", "a.mp4", strings.NewReader("same bytes"))
+	a2, created2, err2 := svc.Upload(ctx, "alice", "again.mp4", strings.NewReader("same bytes"))
+	b, createdB, errB := svc.Upload(ctx, "bob", "b.mp4", strings.NewReader("same bytes"))
+	if err1 != nil || err2 != nil || errB != nil {
+		t.Fatal(err1, err2, errB)
+	}
+	if !created1 || created2 || a1.ID != a2.ID || a2.Name != "a.mp4" {
+		t.Errorf("alice twice: created %v/%v ids %s/%s name %q; want one item named a.mp4", created1, created2, a1.ID, a2.ID, a2.Name)
+	}
+	if !createdB || b.ID == a1.ID {
+		t.Errorf("bob's upload of the same bytes: created %v id %s; want his own item", createdB, b.ID)
+	}
+}
+
+func TestEmptyUploadIsRefused(t *testing.T) {
+	svc, _ := open(t)
+	if _, _, err := svc.Upload(testenv.Context(t, 5*time.Second), "alice", "empty.mp4", strings.NewReader("")); err == nil {
+		t.Error("an empty file was accepted")
+	}
+}
+
+func TestForgetRemovesEveryUploadOfThePersonWithItsFilesAndOnlyTheirs(t *testing.T) {
+	svc, blobs := open(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	it, _, err := svc.Upload(ctx, "alice", "a.mp4", strings.NewReader("alice's video"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := media.RenditionPrefix("alice", it.ID, "480p") + "seg_0000.ts"
+	if err := blobs.Put(ctx, seg, strings.NewReader("x"), 1, "video/mp2t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Upload(ctx, "bob", "b.mp4", strings.NewReader("bob's video")); err != nil {
+		t.Fatal(err)
+	}
+	if items, err := svc.List(ctx, "alice"); err != nil || len(items) != 1 {
+		t.Fatalf("alice's uploads before: %d (err %v), want 1", len(items), err)
+	}
+	for range 2 { // a second run is harmless
+		if err := svc.Forget(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if items, _ := svc.List(ctx, "alice"); len(items) != 0 {
+		t.Errorf("alice still has %d uploads", len(items))
+	}
+	if left, _ := blobs.List(ctx, "media/alice/"); len(left) != 0 {
+		t.Errorf("alice's files left: %v", left)
+	}
+	if items, _ := svc.List(ctx, "bob"); len(items) != 1 {
+		t.Errorf("bob has %d uploads after alice was forgotten, want 1", len(items))
+	}
+}

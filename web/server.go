@@ -28,6 +28,7 @@ import (
 	"jetfleet/internal/payments"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
+	"jetfleet/web/media"
 	"jetfleet/web/session"
 )
 
@@ -174,7 +175,7 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		if !strings.HasPrefix(r.URL.Path, "/blobs/") {
-			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'")
+			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob:; frame-ancestors 'none'")
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -195,6 +196,12 @@ func limitForms(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path == media.UploadPath {
+			// The video upload takes the file as its body, with its own
+			// limit and deadline (web/media).
 			next.ServeHTTP(w, r)
 			return
 		}

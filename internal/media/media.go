@@ -155,6 +155,9 @@ func MasterKey(owner, id string) string { return itemPrefix(owner, id) + "master
 // not the caller's.
 var ErrNotFound = errors.New("media: no such item")
 
+// ErrEmpty is returned for an upload without content.
+var ErrEmpty = errors.New("media: the file is empty")
+
 // ErrNotRetryable is returned when a retry is asked for a rendition that
 // has not failed.
 var ErrNotRetryable = errors.New("media: only a failed rendition can be retried")
@@ -202,7 +205,7 @@ func (s *Service) Upload(ctx context.Context, owner, name string, r io.Reader) (
 		return Item{}, false, fmt.Errorf("read upload: %w", err)
 	}
 	if size == 0 {
-		return Item{}, false, errors.New("the file is empty")
+		return Item{}, false, ErrEmpty
 	}
 	sha := hex.EncodeToString(h.Sum(nil))
 	id := ItemID(owner, sha)

@@ -1,0 +1,205 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/blob"
+	domain "jetfleet/internal/media"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+	"jetfleet/web"
+	"jetfleet/web/webtest"
+)
+
+type mediaEdge struct {
+	*httptest.Server
+	js    jetstream.JetStream
+	items *domain.Service
+	blobs blob.Store
+}
+
+// startMediaEdge runs the edge with blobs in the JetStream object store,
+// served under /blobs/ as `jetfleet dev` does.
+func startMediaEdge(t *testing.T) *mediaEdge {
+	t.Helper()
+	srv := testenv.StartNATS(t)
+	nc, js := srv.Connect(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := blob.NewURLSigner([]byte(strings.Repeat("b", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	base := "http://" + hs.Listener.Addr().String()
+	store, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
+		NATS: nc, JS: js, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BlobStore: store, Blobs: blob.Handler(store, signer),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = h
+	hs.Start()
+	t.Cleanup(hs.Close)
+	items, err := domain.Open(ctx, js, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mediaEdge{Server: hs, js: js, items: items, blobs: store}
+}
+
+var csrfToken = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// uploadFile posts body to the upload route as the page's script does.
+func uploadFile(t *testing.T, b *webtest.Browser, name, body string) (int, string) {
+	t.Helper()
+	_, page := b.Get("/media")
+	m := csrfToken.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on /media: %.300s", page)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b.Base+"/media/upload", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-CSRF-Token", m[1])
+	req.Header.Set("X-File-Name", name)
+	resp, err := b.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+func TestMediaUploadTakesTheFileAsBodyAndTheSameFileTwiceIsOneVideo(t *testing.T) {
+	e := startMediaEdge(t)
+	pat := webtest.NewBrowser(t, e.URL)
+	if code, _ := pat.Get("/media"); code != http.StatusSeeOther {
+		t.Errorf("anonymous /media = %d, want a redirect to sign in", code)
+	}
+	pat.SignIn(e.js, "pat@example.com")
+	if code, page := pat.Get("/media"); code != http.StatusOK || !strings.Contains(page, "Upload a video") || !strings.Contains(page, "hls.light.min.js") {
+		t.Fatalf("/media = %d %.300s", code, page)
+	}
+	if code, msg := uploadFile(t, pat, "talk%20one.mp4", "pretend video bytes"); code != http.StatusCreated || !strings.Contains(msg, "talk one.mp4") {
+		t.Errorf("first upload = %d %q, want 201 naming the file", code, msg)
+	}
+	if code, msg := uploadFile(t, pat, "again.mp4", "pretend video bytes"); code != http.StatusOK || !strings.Contains(msg, "uploaded this file before") {
+		t.Errorf("second upload of the same bytes = %d %q, want 200 saying it is the same video", code, msg)
+	}
+	if code, msg := uploadFile(t, pat, "empty.mp4", ""); code != http.StatusBadRequest || !strings.Contains(msg, "empty") {
+		t.Errorf("empty upload = %d %q, want 400 saying it is empty", code, msg)
+	}
+	_, list := pat.Get("/media/items")
+	if strings.Count(list, `class="media-item"`) != 1 || !strings.Contains(list, "talk one.mp4") {
+		t.Errorf("/media/items lists %d videos, want the one: %.500s", strings.Count(list, `class="media-item"`), list)
+	}
+
+	// A form post without the script, and a post without the token.
+	resp, body := pat.Submit("/media", "/media/upload", nil)
+	if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(body, "JavaScript") {
+		t.Errorf("plain form post = %d %q, want 415 asking for JavaScript", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/media/upload", strings.NewReader("x"))
+	if resp, err := pat.HTTP.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("upload without CSRF token: %v %v, want 403", resp.StatusCode, err)
+	}
+}
+
+func TestMediaPlaylistsAreServedToTheirOwnerWithSignedSegmentURLs(t *testing.T) {
+	e := startMediaEdge(t)
+	pat := webtest.NewBrowser(t, e.URL)
+	pat.SignIn(e.js, "pat@example.com")
+	uploadFile(t, pat, "clip.mp4", "pretend video")
+	ctx := context.Background()
+	_, page := pat.Get("/media/items")
+	id := regexp.MustCompile(`id="item-([0-9a-f]+)"`).FindStringSubmatch(page)
+	if id == nil {
+		t.Fatalf("no item on the page: %.300s", page)
+	}
+	// Finish the item as the roles would: a rendition, its playlist and
+	// segment, the master playlist.
+	var owner string
+	for _, k := range mustKeys(t, e) {
+		if strings.HasSuffix(k, "."+id[1]) {
+			owner = strings.Split(k, ".")[1]
+		}
+	}
+	if code, _ := pat.Get("/media/" + id[1] + "/master.m3u8"); code != http.StatusConflict {
+		t.Errorf("master playlist of an unfinished video = %d, want 409", code)
+	}
+	prefix := domain.RenditionPrefix(owner, id[1], "480p")
+	put := func(key, body string) {
+		if err := e.blobs.Put(ctx, key, strings.NewReader(body), int64(len(body)), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(prefix+"seg_0000.ts", "SEGMENT")
+	put(prefix+domain.PlaylistName, "#EXTM3U\n#EXTINF:2.0,\nseg_0000.ts\n#EXT-X-ENDLIST\n")
+	put(domain.MasterKey(owner, id[1]), "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=640x480\n480p/index.m3u8\n")
+	if _, err := e.items.Update(ctx, owner, id[1], func(it *domain.Item) error {
+		it.State = domain.StateReady
+		it.Renditions = []domain.RenditionState{{Name: "480p", Height: 480, State: domain.StateDone, Percent: 100}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, master := pat.Get("/media/" + id[1] + "/master.m3u8")
+	if code != http.StatusOK || !strings.Contains(master, "\n/media/"+id[1]+"/480p/index.m3u8\n") {
+		t.Fatalf("master = %d %q, want the variant behind the edge", code, master)
+	}
+	code, variant := pat.Get("/media/" + id[1] + "/480p/index.m3u8")
+	seg := regexp.MustCompile(`(?m)^(http\S+/blobs/\S+seg_0000\.ts\?\S*sig=\S+)$`).FindStringSubmatch(variant)
+	if code != http.StatusOK || seg == nil {
+		t.Fatalf("variant = %d %q, want the segment as a signed blob URL", code, variant)
+	}
+	resp, err := http.Get(seg[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != "SEGMENT" {
+		t.Errorf("signed segment URL = %d %q", resp.StatusCode, got)
+	}
+	if resp, _ := http.Get(strings.Replace(seg[1], "sig=", "sig=00", 1)); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("tampered segment URL = %d, want 403", resp.StatusCode)
+	}
+
+	sam := webtest.NewBrowser(t, e.URL)
+	sam.SignIn(e.js, "sam@example.com")
+	if code, _ := sam.Get("/media/" + id[1] + "/master.m3u8"); code != http.StatusNotFound {
+		t.Errorf("another user's master playlist = %d, want 404", code)
+	}
+}
+
+func mustKeys(t *testing.T, e *mediaEdge) []string {
+	t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), subjects.MediaBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}

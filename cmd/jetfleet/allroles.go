@@ -16,7 +16,7 @@ import (
 // allRoles lists every worker role this binary can run. Each product lists
 // its roles in its own roles_<product>.go.
 func allRoles() []role {
-	return slices.Concat(coreRoles(), counterRoles(), enricherRoles(), trackerRoles(), eventsRoles())
+	return slices.Concat(coreRoles(), counterRoles(), enricherRoles(), trackerRoles(), eventsRoles(), mediaRoles())
 }
 
 // coreRoles serve every product.

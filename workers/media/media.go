@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -415,6 +416,11 @@ func (ro *Roles) setProgress(ctx context.Context, job subjects.MediaRendition, s
 	_, err := ro.d.Items.Update(ctx, job.Owner, job.ID, func(it *domain.Item) error {
 		if r := it.Rendition(job.Rendition); r != nil {
 			r.State, r.Percent, r.Reason = state, pct, ""
+		}
+		// A rendition replayed from the DLQ by an operator: the item is
+		// under way again unless another rendition is still failed.
+		if it.State == domain.StateFailed && !slices.ContainsFunc(it.Renditions, func(r domain.RenditionState) bool { return r.State == domain.StateFailed }) {
+			it.State, it.Reason = domain.StateProcessing, ""
 		}
 		return nil
 	})

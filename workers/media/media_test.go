@@ -331,3 +331,25 @@ func TestFailedRenditionShowsItsReasonAndItsOwnerCanRetryIt(t *testing.T) {
 		t.Error("retrying a done rendition was accepted")
 	}
 }
+
+func TestFailedRenditionReplayedFromTheDLQByAnOperatorFinishesTheItem(t *testing.T) {
+	p := startPipeline(t)
+	if err := os.WriteFile(p.failFlag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	it, _ := p.upload(t, video(t, 640, 480))
+	p.waitState(t, it.ID, domain.StateFailed)
+	testenv.Eventually(t, 10*time.Second, "the job is dead-lettered", func() bool {
+		entries, _ := deadletter.List(context.Background(), p.js, subjects.MediaStream, 10)
+		return len(entries) == 1
+	})
+	os.Remove(p.failFlag)
+	// What `jetfleet dlq replay --all --stream MEDIA` does.
+	if n, err := deadletter.ReplayAll(context.Background(), p.js, subjects.MediaStream, ""); err != nil || n != 1 {
+		t.Fatalf("replayed %d (err %v), want 1", n, err)
+	}
+	it = p.waitState(t, it.ID, domain.StateReady)
+	if r := it.Rendition("480p"); r.State != domain.StateDone || r.Reason != "" {
+		t.Errorf("480p after the replay: %+v; want done without a reason", r)
+	}
+}

@@ -2,10 +2,12 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,6 +34,11 @@ type mediaEdge struct {
 // served under /blobs/ as `jetfleet dev` does.
 func startMediaEdge(t *testing.T) *mediaEdge {
 	t.Helper()
+	return startMediaEdgeWith(t, web.Config{})
+}
+
+func startMediaEdgeWith(t *testing.T, cfg web.Config) *mediaEdge {
+	t.Helper()
 	srv := testenv.StartNATS(t)
 	nc, js := srv.Connect(t)
 	ctx := testenv.Context(t, 10*time.Second)
@@ -48,7 +55,8 @@ func startMediaEdge(t *testing.T) *mediaEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
+	cfg.SessionSecret, cfg.BaseURL = []byte(strings.Repeat("s", 32)), base
+	h, err := web.New(ctx, cfg, web.Deps{
 		NATS: nc, JS: js, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BlobStore: store, Blobs: blob.Handler(store, signer),
 	})
@@ -198,8 +206,84 @@ func mustKeys(t *testing.T, e *mediaEdge) []string {
 		t.Fatal(err)
 	}
 	keys, err := kv.Keys(context.Background())
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+func TestMediaUploadOverTheLimitIsRefusedAndNothingIsStored(t *testing.T) {
+	e := startMediaEdgeWith(t, web.Config{MediaMaxUploadBytes: 1 << 20})
+	pat := webtest.NewBrowser(t, e.URL)
+	pat.SignIn(e.js, "pat@example.com")
+	big := strings.Repeat("v", 2<<20)
+	if code, msg := uploadFile(t, pat, "big.mp4", big); code != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "at most 1 MB") {
+		t.Errorf("2 MB upload with a 1 MB limit = %d %q, want 413 naming the limit", code, msg)
+	}
+	// Without a declared length (chunked): cut off at the limit.
+	_, page := pat.Get("/media")
+	req, _ := http.NewRequest(http.MethodPost, e.URL+"/media/upload", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	req.Header.Set("X-CSRF-Token", csrfToken.FindStringSubmatch(page)[1])
+	resp, err := pat.HTTP.Do(req)
+	if err == nil {
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("chunked 2 MB upload = %d %q, want 413", resp.StatusCode, msg)
+		}
+	}
+	if keys := mustKeys(t, e); len(keys) != 0 {
+		t.Errorf("items recorded for refused uploads: %v", keys)
+	}
+	if left, _ := e.blobs.List(context.Background(), "media/"); len(left) != 0 {
+		t.Errorf("files stored for refused uploads: %v", left)
+	}
+}
+
+func TestMediaPageShowsAFailedRenditionsReasonAndItsOwnerRetriesIt(t *testing.T) {
+	e := startMediaEdge(t)
+	pat := webtest.NewBrowser(t, e.URL)
+	pat.SignIn(e.js, "pat@example.com")
+	uploadFile(t, pat, "clip.mp4", "pretend video")
+	keys := mustKeys(t, e)
+	if len(keys) != 1 {
+		t.Fatalf("items: %v", keys)
+	}
+	parts := strings.Split(keys[0], ".") // owner.<user>.<item>
+	owner, id := parts[1], parts[2]
+	if _, err := e.items.Update(context.Background(), owner, id, func(it *domain.Item) error {
+		it.State, it.Reason = domain.StateFailed, "480p failed"
+		it.Renditions = []domain.RenditionState{{Name: "480p", Height: 480, State: domain.StateFailed, Reason: "ffmpeg 480p: encoder crashed"}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, page := pat.Get("/media")
+	if !strings.Contains(page, "encoder crashed") || !strings.Contains(page, `action="/media/`+id+`/retry"`) {
+		t.Fatalf("the page does not show the reason and a retry: %.2000s", page)
+	}
+	sam := webtest.NewBrowser(t, e.URL)
+	sam.SignIn(e.js, "sam@example.com")
+	if resp, _ := sam.Submit("/media", "/media/"+id+"/retry", url.Values{"rendition": {"480p"}}); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another user's retry = %d, want 404", resp.StatusCode)
+	}
+	resp, _ := pat.Submit("/media", "/media/"+id+"/retry", url.Values{"rendition": {"480p"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("retry = %d, want 303 back to /media", resp.StatusCode)
+	}
+	it, err := e.items.Get(context.Background(), owner, id)
+	if r := it.Rendition("480p"); err != nil || r.State != domain.StateQueued || r.Attempt != 1 || it.State != domain.StateProcessing {
+		t.Errorf("after retry: %+v (err %v); want 480p queued, attempt 1, item processing", it, err)
+	}
+	if resp, body := pat.Submit("/media", "/media/"+id+"/retry", url.Values{"rendition": {"480p"}}); resp.StatusCode != http.StatusConflict || !strings.Contains(body, "Only a failed rendition") {
+		t.Errorf("retry of a queued rendition = %d %q, want 409", resp.StatusCode, body)
+	}
+	stream, _ := e.js.Stream(context.Background(), subjects.MediaStream)
+	if m, err := stream.GetLastMsgForSubject(context.Background(), subjects.MediaJobs("480p")); err != nil || !strings.Contains(string(m.Data), `"attempt":1`) {
+		t.Errorf("retry job on %s: %v %v", subjects.MediaJobs("480p"), m, err)
+	}
 }

@@ -25,7 +25,8 @@ func mountMedia(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	media.New(media.Deps{
 		Items: items, Blobs: s.deps.BlobStore, Log: s.deps.Log.With("product", "media"),
-		Wrap: func(body templ.Component) templ.Component { return productPage("Media", body) },
+		MaxUploadBytes: s.cfg.MediaMaxUploadBytes,
+		Wrap:           func(body templ.Component) templ.Component { return productPage("Media", body) },
 	}).Routes(mux, s.signedIn)
 	return nil
 }

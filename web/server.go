@@ -54,6 +54,8 @@ type Config struct {
 	// CounterBodyTimeout bounds the reading of one Counter API request
 	// body (a slow client is cut off with 408); 0 means 10s.
 	CounterBodyTimeout time.Duration
+	// MediaMaxUploadBytes bounds one video upload; 0 means 2 GiB.
+	MediaMaxUploadBytes int64
 }
 
 // Deps are the outside parts the edge uses.

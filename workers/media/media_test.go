@@ -46,6 +46,12 @@ type pipeline struct {
 // against an in-process JetStream server and its object store.
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startRoles(t, "media-probe", "media-transcode", "media-publish")
+}
+
+// startRoles runs only the named roles.
+func startRoles(t *testing.T, only ...string) *pipeline {
+	t.Helper()
 	for _, prog := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Fatalf("%s is needed (make deps-test installs it): %v", prog, err)
@@ -88,6 +94,9 @@ func startPipeline(t *testing.T) *pipeline {
 		{"media-transcode", subjects.MediaTranscodeConsumer, roles.Transcode},
 		{"media-publish", subjects.MediaPublishConsumer, roles.Publish},
 	} {
+		if !slices.Contains(only, c.name) {
+			continue
+		}
 		cons := consume.New(js, consume.Config{Role: c.name, Stream: subjects.MediaStream, Consumer: c.consumer,
 			Batch: 4, Concurrency: 2, FetchWait: 200 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}, c.h, p.metrics, log)
 		wg.Add(1)
@@ -351,5 +360,32 @@ func TestFailedRenditionReplayedFromTheDLQByAnOperatorFinishesTheItem(t *testing
 	it = p.waitState(t, it.ID, domain.StateReady)
 	if r := it.Rendition("480p"); r.State != domain.StateDone || r.Reason != "" {
 		t.Errorf("480p after the replay: %+v; want done without a reason", r)
+	}
+}
+
+func TestRetriedProbePublishesEachRenditionJobOnce(t *testing.T) {
+	p := startRoles(t, "media-probe") // no transcoder: the jobs stay in the stream
+	it, _ := p.upload(t, video(t, 1280, 720))
+	testenv.Eventually(t, 30*time.Second, "the upload is probed", func() bool {
+		return testutil.ToFloat64(p.metrics.Processed("media-probe")) == 1
+	})
+	// The same upload again, as when a probe's ack is lost.
+	data, _ := json.Marshal(subjects.MediaUpload{ID: it.ID, Owner: owner})
+	if _, err := p.js.Publish(context.Background(), subjects.MediaUploaded, data); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the repeated upload is probed", func() bool {
+		return testutil.ToFloat64(p.metrics.Processed("media-probe")) == 2
+	})
+	stream, err := p.js.Stream(context.Background(), subjects.MediaStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background(), jetstream.WithSubjectFilter(subjects.MediaJobs("*")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.State.Subjects; got[subjects.MediaJobs("480p")] != 1 || got[subjects.MediaJobs("720p")] != 1 || len(got) != 2 {
+		t.Errorf("jobs waiting by subject: %v; want one 480p and one 720p", got)
 	}
 }

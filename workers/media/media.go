@@ -317,16 +317,29 @@ func (ro *Roles) ffmpeg(ctx context.Context, msg jetstream.Msg, job subjects.Med
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start ffmpeg: %w", err)
 	}
-	keepAlive := time.NewTicker(ro.d.KeepAlive)
-	defer keepAlive.Stop()
+	// Tell the server the job is being worked on for as long as ffmpeg
+	// runs, output or not, so it is not redelivered to another worker.
+	stopKeepAlive := make(chan struct{})
+	keepAliveDone := make(chan struct{})
+	go func() {
+		defer close(keepAliveDone)
+		tick := time.NewTicker(ro.d.KeepAlive)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if err := msg.InProgress(); err != nil {
+					ro.d.Log.Warn("media: in-progress ack failed", "item", job.ID, "rendition", job.Rendition, "err", err)
+				}
+			case <-stopKeepAlive:
+				return
+			}
+		}
+	}()
+	defer func() { close(stopKeepAlive); <-keepAliveDone }()
 	lastPct := 0
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		select {
-		case <-keepAlive.C:
-			_ = msg.InProgress()
-		default:
-		}
 		v, ok := strings.CutPrefix(sc.Text(), "out_time_us=")
 		if !ok || duration <= 0 {
 			continue

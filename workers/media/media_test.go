@@ -38,8 +38,9 @@ type pipeline struct {
 	blobs   blob.Store
 	metrics *consume.Metrics
 	// failFlag, while the file exists, makes the ffmpeg the roles run
-	// fail as an encoder crash would.
-	failFlag string
+	// fail as an encoder crash would; slowFlag makes it wait 3 s first,
+	// as a long transcode would.
+	failFlag, slowFlag string
 }
 
 // startPipeline runs the three Media roles on the shared consumer runtime
@@ -75,14 +76,14 @@ func startRoles(t *testing.T, only ...string) *pipeline {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	p := &pipeline{js: js, items: items, blobs: blobs, failFlag: filepath.Join(dir, "fail")}
+	p := &pipeline{js: js, items: items, blobs: blobs, failFlag: filepath.Join(dir, "fail"), slowFlag: filepath.Join(dir, "slow")}
 	wrapper := filepath.Join(dir, "ffmpeg")
-	script := fmt.Sprintf("#!/bin/sh\nif [ -e %q ]; then echo 'simulated encoder crash' >&2; exit 1; fi\nexec ffmpeg \"$@\"\n", p.failFlag)
+	script := fmt.Sprintf("#!/bin/sh\nif [ -e %q ]; then echo 'simulated encoder crash' >&2; exit 1; fi\nif [ -e %q ]; then sleep 3; fi\nexec ffmpeg \"$@\"\n", p.failFlag, p.slowFlag)
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	roles := workermedia.New(workermedia.Deps{JS: js, Items: items, Blobs: blobs, Log: log, FFmpeg: wrapper, Preset: "ultrafast"})
+	roles := workermedia.New(workermedia.Deps{JS: js, Items: items, Blobs: blobs, Log: log, FFmpeg: wrapper, Preset: "ultrafast", KeepAlive: 200 * time.Millisecond})
 	p.metrics = consume.NewMetrics(prometheus.NewRegistry())
 	runCtx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -387,5 +388,78 @@ func TestRetriedProbePublishesEachRenditionJobOnce(t *testing.T) {
 	}
 	if got := info.State.Subjects; got[subjects.MediaJobs("480p")] != 1 || got[subjects.MediaJobs("720p")] != 1 || len(got) != 2 {
 		t.Errorf("jobs waiting by subject: %v; want one 480p and one 720p", got)
+	}
+}
+
+func TestLongTranscodeKeepsItsJobWithInProgressAcks(t *testing.T) {
+	p := startPipeline(t)
+	// An ack wait far shorter than the transcode: without InProgress the
+	// job would be redelivered while ffmpeg still works.
+	ctx := context.Background()
+	cons, err := p.js.Consumer(ctx, subjects.MediaStream, subjects.MediaTranscodeConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	cfg.AckWait = time.Second
+	if _, err := p.js.UpdateConsumer(ctx, subjects.MediaStream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.slowFlag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	it, _ := p.upload(t, video(t, 640, 480))
+	p.waitState(t, it.ID, domain.StateReady)
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+		t.Errorf("transcode consumer delivered %d, redelivered %d; want the one job delivered once", info.Delivered.Consumer, info.NumRedelivered)
+	}
+}
+
+func TestTranscodeReportsProgressBetweenQueuedAndDone(t *testing.T) {
+	p := startPipeline(t)
+	kv, err := p.js.KeyValue(context.Background(), subjects.MediaBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.WatchAll(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	it, _ := p.upload(t, video(t, 640, 480))
+	p.waitState(t, it.ID, domain.StateReady)
+	// Every write to the record, in order, until the one marking it ready.
+	var seen []string
+	timeout := time.After(30 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				continue // end of the initial values
+			}
+			var rec domain.Item
+			if json.Unmarshal(e.Value(), &rec) != nil {
+				continue
+			}
+			if r := rec.Rendition("480p"); r != nil {
+				seen = append(seen, fmt.Sprintf("%s %d", r.State, r.Percent))
+			}
+			ready = rec.State == domain.StateReady
+		case <-timeout:
+			t.Fatalf("the watch did not reach the ready record; 480p states seen: %v", seen)
+		}
+	}
+	between := slices.ContainsFunc(seen, func(s string) bool {
+		var state string
+		var pct int
+		fmt.Sscanf(s, "%s %d", &state, &pct)
+		return state == domain.StateTranscoding && pct > 0 && pct < 100
+	})
+	if !between {
+		t.Errorf("480p states seen: %v; want a transcoding percent between 0 and 100", seen)
 	}
 }

@@ -210,6 +210,14 @@ func (s *Service) Upload(ctx context.Context, owner, name string, r io.Reader) (
 	sha := hex.EncodeToString(h.Sum(nil))
 	id := ItemID(owner, sha)
 	if existing, err := s.Get(ctx, owner, id); err == nil {
+		if existing.State == StateUploaded {
+			// An earlier upload may have been recorded but not announced
+			// (the publish failed): announce it now; the message id makes
+			// this harmless when it was.
+			if err := s.announce(ctx, existing); err != nil {
+				return Item{}, false, err
+			}
+		}
 		return existing, false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return Item{}, false, err

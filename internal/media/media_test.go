@@ -1,9 +1,12 @@
 package media_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/blob"
 	"jetfleet/internal/media"
@@ -12,6 +15,12 @@ import (
 )
 
 func open(t *testing.T) (*media.Service, blob.Store) {
+	t.Helper()
+	svc, blobs, _ := openJS(t)
+	return svc, blobs
+}
+
+func openJS(t *testing.T) (*media.Service, blob.Store, jetstream.JetStream) {
 	t.Helper()
 	_, js := testenv.JetStream(t)
 	ctx := testenv.Context(t, 10*time.Second)
@@ -30,7 +39,7 @@ func open(t *testing.T) (*media.Service, blob.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return svc, blobs
+	return svc, blobs, js
 }
 
 func TestSameContentIsOneItemPerOwnerButEachOwnerHasTheirOwn(t *testing.T) {
@@ -87,5 +96,30 @@ func TestForgetRemovesEveryUploadOfThePersonWithItsFilesAndOnlyTheirs(t *testing
 	}
 	if items, _ := svc.List(ctx, "bob"); len(items) != 1 {
 		t.Errorf("bob has %d uploads after alice was forgotten, want 1", len(items))
+	}
+}
+
+// An upload recorded while its announcement failed is announced when the
+// user uploads the file again, instead of staying unprocessed for ever.
+func TestUploadNotAnnouncedIsAnnouncedWhenUploadedAgain(t *testing.T) {
+	svc, _, js := openJS(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := js.DeleteStream(ctx, subjects.MediaStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Upload(ctx, "alice", "a.mp4", strings.NewReader("video")); err == nil {
+		t.Fatal("upload reported success although its announcement failed")
+	}
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	it, created, err := svc.Upload(ctx, "alice", "a.mp4", strings.NewReader("video"))
+	if err != nil || created {
+		t.Fatalf("upload again: created %v err %v; want the existing item", created, err)
+	}
+	stream, _ := js.Stream(ctx, subjects.MediaStream)
+	m, err := stream.GetLastMsgForSubject(context.Background(), subjects.MediaUploaded)
+	if err != nil || !strings.Contains(string(m.Data), it.ID) {
+		t.Errorf("no announcement of %s: %v", it.ID, err)
 	}
 }

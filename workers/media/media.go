@@ -272,12 +272,18 @@ func (ro *Roles) transcode(ctx context.Context, msg jetstream.Msg, job subjects.
 	if err := ro.store(ctx, job, dir); err != nil {
 		return err
 	}
-	if _, err := ro.d.Items.Update(ctx, job.Owner, job.ID, func(it *domain.Item) error {
+	_, err = ro.d.Items.Update(ctx, job.Owner, job.ID, func(it *domain.Item) error {
 		if r := it.Rendition(job.Rendition); r != nil {
 			r.State, r.Percent, r.Reason = domain.StateDone, 100, ""
 		}
 		return nil
-	}); err != nil {
+	})
+	if errors.Is(err, domain.ErrNotFound) {
+		// Its owner deleted the item while ffmpeg ran: take back what
+		// this job stored.
+		return ro.removeAll(ctx, domain.RenditionPrefix(job.Owner, job.ID, job.Rendition))
+	}
+	if err != nil {
 		return err
 	}
 	data, _ := json.Marshal(job)
@@ -402,6 +408,19 @@ func (ro *Roles) store(ctx context.Context, job subjects.MediaRendition, dir str
 			if err := ro.d.Blobs.Delete(ctx, o.Key); err != nil {
 				return fmt.Errorf("remove leftover %s: %w", o.Key, err)
 			}
+		}
+	}
+	return nil
+}
+
+func (ro *Roles) removeAll(ctx context.Context, prefix string) error {
+	objs, err := ro.d.Blobs.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	for _, o := range objs {
+		if err := ro.d.Blobs.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("delete %s: %w", o.Key, err)
 		}
 	}
 	return nil

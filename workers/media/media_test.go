@@ -463,3 +463,26 @@ func TestTranscodeReportsProgressBetweenQueuedAndDone(t *testing.T) {
 		t.Errorf("480p states seen: %v; want a transcoding percent between 0 and 100", seen)
 	}
 }
+
+func TestItemDeletedWhileTranscodingLeavesNoFilesBehind(t *testing.T) {
+	p := startPipeline(t)
+	if err := os.WriteFile(p.slowFlag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	it, _ := p.upload(t, video(t, 640, 480))
+	testenv.Eventually(t, 30*time.Second, "480p transcoding", func() bool {
+		got, err := p.items.Get(context.Background(), owner, it.ID)
+		r := got.Rendition("480p")
+		return err == nil && r != nil && r.State == domain.StateTranscoding
+	})
+	// The owner's data is deleted while ffmpeg runs (3 s here).
+	if err := p.items.Forget(context.Background(), owner); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the transcode job finishes", func() bool {
+		return testutil.ToFloat64(p.metrics.Processed("media-transcode")) == 1
+	})
+	if left := p.blobKeys(t, "media/"+owner+"/"); len(left) != 0 {
+		t.Errorf("files left after the item was deleted: %v", left)
+	}
+}

@@ -151,6 +151,11 @@ func (ro *Roles) Probe(ctx context.Context, msg jetstream.Msg) error {
 	if err := up.Validate(); err != nil {
 		return consume.Permanentf("upload: %w", err)
 	}
+	if _, err := ro.d.Items.Get(ctx, up.Owner, up.ID); errors.Is(err, domain.ErrNotFound) {
+		return nil // deleted by its owner before it was probed
+	} else if err != nil {
+		return err
+	}
 	path, err := ro.fetchSource(ctx, up.Owner, up.ID)
 	if err != nil {
 		return err

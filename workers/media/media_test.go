@@ -486,3 +486,17 @@ func TestItemDeletedWhileTranscodingLeavesNoFilesBehind(t *testing.T) {
 		t.Errorf("files left after the item was deleted: %v", left)
 	}
 }
+
+func TestUploadOfADeletedItemIsDroppedWithoutADeadLetter(t *testing.T) {
+	p := startRoles(t, "media-probe")
+	data, _ := json.Marshal(subjects.MediaUpload{ID: "0123456789abcdef01234567", Owner: owner})
+	if _, err := p.js.Publish(context.Background(), subjects.MediaUploaded, data); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the upload is handled", func() bool {
+		return testutil.ToFloat64(p.metrics.Processed("media-probe"))+testutil.ToFloat64(p.metrics.DeadLettered("media-probe")) == 1
+	})
+	if n := testutil.ToFloat64(p.metrics.DeadLettered("media-probe")); n != 0 {
+		t.Errorf("%v dead letters for an item its owner deleted, want none", n)
+	}
+}

@@ -244,7 +244,7 @@ func (ro *Roles) transcode(ctx context.Context, msg jetstream.Msg, job subjects.
 	}
 	it, err := ro.d.Items.Get(ctx, job.Owner, job.ID)
 	if errors.Is(err, domain.ErrNotFound) {
-		return consume.Permanent(err) // deleted by its owner meanwhile
+		return nil // deleted by its owner meanwhile: nothing to make
 	}
 	if err != nil {
 		return err

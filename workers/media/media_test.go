@@ -500,3 +500,17 @@ func TestUploadOfADeletedItemIsDroppedWithoutADeadLetter(t *testing.T) {
 		t.Errorf("%v dead letters for an item its owner deleted, want none", n)
 	}
 }
+
+func TestJobOfADeletedItemIsDroppedWithoutADeadLetter(t *testing.T) {
+	p := startRoles(t, "media-transcode")
+	data, _ := json.Marshal(subjects.MediaRendition{ID: "0123456789abcdef01234567", Owner: owner, Rendition: "480p"})
+	if _, err := p.js.Publish(context.Background(), subjects.MediaJobs("480p"), data); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the job is handled", func() bool {
+		return testutil.ToFloat64(p.metrics.Processed("media-transcode"))+testutil.ToFloat64(p.metrics.DeadLettered("media-transcode")) == 1
+	})
+	if n := testutil.ToFloat64(p.metrics.DeadLettered("media-transcode")); n != 0 {
+		t.Errorf("%v dead letters for an item its owner deleted, want none", n)
+	}
+}

@@ -287,3 +287,21 @@ func TestMediaPageShowsAFailedRenditionsReasonAndItsOwnerRetriesIt(t *testing.T)
 		t.Errorf("retry job on %s: %v %v", subjects.MediaJobs("480p"), m, err)
 	}
 }
+
+func TestPagesMayFetchVideoFromTheS3OriginOnlyWhenBlobsAreOnS3(t *testing.T) {
+	for _, c := range []struct{ origin, want, not string }{
+		{"", "media-src 'self' blob:;", "connect-src"},
+		{"https://s3.example.com", "connect-src 'self' https://s3.example.com", ""},
+	} {
+		e := startMediaEdgeWith(t, web.Config{BlobOrigin: c.origin})
+		resp, err := http.Get(e.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, c.want) || (c.not != "" && strings.Contains(csp, c.not)) {
+			t.Errorf("blob origin %q: CSP %q, want %q and not %q", c.origin, csp, c.want, c.not)
+		}
+	}
+}

@@ -56,6 +56,10 @@ type Config struct {
 	CounterBodyTimeout time.Duration
 	// MediaMaxUploadBytes bounds one video upload; 0 means 2 GiB.
 	MediaMaxUploadBytes int64
+	// BlobOrigin is the origin of presigned blob URLs ("https://s3.host")
+	// when blobs are on S3: pages may fetch video segments from it. Empty
+	// when the edge serves blobs itself.
+	BlobOrigin string
 }
 
 // Deps are the outside parts the edge uses.
@@ -137,7 +141,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	root.Handle("/api/", s.api)
 	root.Handle("/", limitForms(sessions.Middleware(pages)))
-	s.handler = s.recoverer(securityHeaders(root))
+	s.handler = s.recoverer(securityHeaders(root, cfg.BlobOrigin))
 	return s, nil
 }
 
@@ -170,14 +174,20 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(checks)
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(next http.Handler, blobOrigin string) http.Handler {
+	// Video players fetch segments with XHR and play them from blob: URLs
+	// (MediaSource); segments come from the edge or from S3.
+	csp := "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob:; frame-ancestors 'none'"
+	if blobOrigin != "" {
+		csp = "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob: " + blobOrigin + "; connect-src 'self' " + blobOrigin + "; frame-ancestors 'none'"
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		if !strings.HasPrefix(r.URL.Path, "/blobs/") {
-			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob:; frame-ancestors 'none'")
+			h.Set("Content-Security-Policy", csp)
 		}
 		next.ServeHTTP(w, r)
 	})

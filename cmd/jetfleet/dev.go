@@ -144,7 +144,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	reg.MustRegister(jsmetrics.New(js, log))
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
-	edge, err := web.New(ctx, web.Config{ServeMetrics: true, SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), Outbox: cfg.SMTPHost == ""},
+	edge, err := web.New(ctx, web.Config{ServeMetrics: true, SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), BlobOrigin: cfg.blobOrigin(), Outbox: cfg.SMTPHost == ""},
 		web.Deps{NATS: nc, JS: js, ClickHouse: chConn, Blobs: blobHandler, Gatherer: reg, Log: log.With("component", "edge"), BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 		return err
 	}
 	defer closePay()
-	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention()},
+	edge, err := web.New(ctx, web.Config{SessionSecret: keys.CSRF, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL, CounterRetention: cfg.counterRetention(), BlobOrigin: cfg.blobOrigin()},
 		web.Deps{NATS: nc, JS: js, ClickHouse: ch, Blobs: blobHandler, Gatherer: reg, Log: log, BlobStore: blobs, YouTube: yt, Payments: pay})
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)

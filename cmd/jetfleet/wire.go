@@ -122,6 +122,18 @@ func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, urlKey 
 	return store, blob.Handler(store, signer), nil
 }
 
+// blobOrigin is the origin of presigned S3 URLs, which pages fetch video
+// segments from; empty when the edge serves blobs itself.
+func (c *config) blobOrigin() string {
+	if c.S3Endpoint == "" {
+		return ""
+	}
+	if c.S3UseSSL {
+		return "https://" + c.S3Endpoint
+	}
+	return "http://" + c.S3Endpoint
+}
+
 // requireSecret returns SESSION_SECRET for processes that serve users.
 func requireSecret(cfg *config) ([]byte, error) {
 	if cfg.SessionSecret == "" {

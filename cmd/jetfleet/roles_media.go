@@ -32,11 +32,17 @@ func mediaRoles() []role {
 					}
 				}
 				items, err := domain.Open(ctx, d.js, d.blobs)
+				if err == nil {
+					roles := media.New(media.Deps{JS: d.js, Items: items, Blobs: d.blobs, Log: log})
+					err = consume.New(d.js, cfg, pick(roles), m, d.log).Run(ctx)
+				}
+				if err != nil && ctx.Err() != nil {
+					return nil // stopped while starting: a shutdown, not a failure
+				}
 				if err != nil {
 					return fmt.Errorf("role %s: %w", cfg.Role, err)
 				}
-				roles := media.New(media.Deps{JS: d.js, Items: items, Blobs: d.blobs, Log: log})
-				return consume.New(d.js, cfg, pick(roles), m, d.log).Run(ctx)
+				return nil
 			},
 		}
 	}

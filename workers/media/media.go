@@ -105,7 +105,9 @@ func (ro *Roles) probe(ctx context.Context, path string) (probeResult, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return probeResult{}, fmt.Errorf("ffprobe: %s", firstLine(stderr.String(), err.Error()))
+		// ffprobe names the file: our temporary path, not the user's.
+		msg := strings.ReplaceAll(firstLine(stderr.String(), err.Error()), path, "the file")
+		return probeResult{}, fmt.Errorf("ffprobe: %s", msg)
 	}
 	var v struct {
 		Streams []struct {
@@ -370,7 +372,8 @@ func (ro *Roles) ffmpeg(ctx context.Context, msg jetstream.Msg, job subjects.Med
 		if ctx.Err() != nil {
 			return fmt.Errorf("ffmpeg %s of %s stopped: %w", job.Rendition, job.ID, ctx.Err())
 		}
-		return consume.Permanentf("ffmpeg %s: %s", job.Rendition, firstLine(stderr.String(), err.Error()))
+		msg := strings.NewReplacer(src, "the source", dir+"/", "").Replace(firstLine(stderr.String(), err.Error()))
+		return consume.Permanentf("ffmpeg %s: %s", job.Rendition, msg)
 	}
 	return nil
 }

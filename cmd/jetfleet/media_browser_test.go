@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -111,6 +112,23 @@ func TestMediaUploadPlaysInHeadlessChromium(t *testing.T) {
 			t.Fatalf("the video does not play: readyState currentTime = %s", playing)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+	// A file that is no video: its card says so, with ffprobe's words.
+	junk := filepath.Join(dir, "notes-not-a-video-with-a-rather-long-file-name.mp4")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a video ", 500)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.run("upload a non-video", chromedp.SetUploadFiles(`#media-upload input[type=file]`, []string{junk}, chromedp.ByQuery),
+		chromedp.Click(`#media-upload button`, chromedp.ByQuery))
+	var failed string
+	deadline = time.Now().Add(60 * time.Second)
+	for !strings.Contains(failed, "this file is not a video we can read") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the non-video is not shown as such; its card: %q", failed)
+		}
+		time.Sleep(250 * time.Millisecond)
+		b.run("read the non-video's card", chromedp.Evaluate(`(() => { const a = document.querySelector('.media-item[data-state="failed"]');
+			return a ? a.textContent.replace(/\s+/g, " ") : ""; })()`, &failed))
 	}
 	for _, width := range []int64{1280, 390} {
 		var wide []string

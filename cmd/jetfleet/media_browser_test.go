@@ -18,7 +18,7 @@ import (
 // The Media pipeline in a real browser against `jetfleet dev`: a signed-in
 // user uploads a tiny video from /media, watches its renditions progress
 // without reloading, and plays it with hls.js; the page fits 1280 and 390
-// px windows.
+// px windows. LAYOUT_SCREENSHOTS=dir keeps a PNG of /media at each width.
 func TestMediaUploadPlaysInHeadlessChromium(t *testing.T) {
 	chromium := chromiumPath(t)
 	dir := t.TempDir()
@@ -136,6 +136,11 @@ func TestMediaUploadPlaysInHeadlessChromium(t *testing.T) {
 			chromedp.WaitVisible(`video.media-player`, chromedp.ByQuery), chromedp.Evaluate(wideInMain, &wide))
 		if len(wide) > 0 {
 			t.Errorf("/media at %d px: wider than the window: %v", width, wide)
+		}
+		if shots := os.Getenv("LAYOUT_SCREENSHOTS"); shots != "" { // a PNG to look at
+			var png []byte
+			b.run("screenshot", chromedp.FullScreenshot(&png, 100))
+			os.WriteFile(filepath.Join(shots, fmt.Sprintf("%d_media.png", width)), png, 0o644)
 		}
 	}
 }

@@ -8,7 +8,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT     := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: run test test-race lint build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli chromium nats-cli cc clean
+.PHONY: run test test-race lint build generate vet fmt-check deps-run deps-test clickhouse minio compose-cli chromium nats-cli cc ffmpeg clean
 
 # `make run` starts the demo world (a local YouTube stand-in: this machine may have no
 # internet). `make run RUN_FLAGS=` tracks real YouTube instead.
@@ -53,8 +53,8 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-deps-run: clickhouse
-deps-test: clickhouse minio compose-cli chromium nats-cli
+deps-run: clickhouse ffmpeg
+deps-test: clickhouse minio compose-cli chromium nats-cli ffmpeg
 
 # ClickHouse server from Debian's archive (18.16 on bookworm); started by
 # `jetfleet dev` and by the tests themselves, never as a system service.
@@ -77,6 +77,14 @@ chromium:
 	@if command -v chromium >/dev/null 2>&1; then :; else \
 		echo "installing chromium (apt)"; \
 		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium; \
+	fi
+
+# ffmpeg and ffprobe from Debian's archive: the Media roles probe uploads
+# and transcode them into HLS renditions; the Media tests generate videos.
+ffmpeg:
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then :; else \
+		echo "installing ffmpeg (apt)"; \
+		$(APT) update -qq && $(APT) install -y -qq --no-install-recommends ffmpeg; \
 	fi
 
 # Validates docker-compose.yml in the tests when no `docker compose` plugin exists.

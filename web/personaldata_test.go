@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/blob"
 	"jetfleet/internal/events"
 	"jetfleet/internal/personaldata"
 	"jetfleet/internal/testenv"
@@ -25,7 +28,7 @@ func TestEverySiteProductHasAPersonalDataEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc})
+	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc, Blobs: testBlobs(t, js)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,4 +38,18 @@ func TestEverySiteProductHasAPersonalDataEntry(t *testing.T) {
 			t.Errorf("site product %s (%s) has no entry in personaldata.Registry: declare its data, or None with why", p.Name, p.Path)
 		}
 	}
+}
+
+// testBlobs is the JetStream object store, as a one-process install has.
+func testBlobs(t *testing.T, js jetstream.JetStream) blob.Store {
+	t.Helper()
+	signer, err := blob.NewURLSigner([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := blob.NewObjectStore(testenv.Context(t, 10*time.Second), js, subjects.BlobStore, signer, "http://site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -35,7 +35,7 @@ func allProducts() []product {
 			Coming: []string{"live stream", "main and team chat", "teams", "engagement analytics", "fees", "exports"}},
 		{Name: "Counter API", Path: "/counter", Mount: mountCounter, Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},
 		{Name: "Enricher", Path: "/enricher", Mount: mountEnricher, Summary: "User, subscription and lesson events in; every event out, lessons enriched with subscription and country."},
-		{Name: "Media", Path: "/media", Summary: "Upload a video; queue-driven workers fan out one job per rendition into HLS."},
+		{Name: "Media", Path: "/media", Mount: mountMedia, Summary: "Upload a video; queue-driven workers fan out one job per rendition (480p, 720p, 1080p) into HLS, with progress, retries and playback."},
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"jetfleet/internal/payments"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
+	"jetfleet/web/media"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
 )
@@ -55,6 +56,12 @@ type Config struct {
 	// CounterBodyTimeout bounds the reading of one Counter API request
 	// body (a slow client is cut off with 408); 0 means 10s.
 	CounterBodyTimeout time.Duration
+	// MediaMaxUploadBytes bounds one video upload; 0 means 2 GiB.
+	MediaMaxUploadBytes int64
+	// BlobOrigin is the origin of presigned blob URLs ("https://s3.host")
+	// when blobs are on S3: pages may fetch video segments from it. Empty
+	// when the edge serves blobs itself.
+	BlobOrigin string
 }
 
 // Deps are the outside parts the edge uses.
@@ -145,7 +152,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	root.Handle("/api/", s.api)
 	root.Handle("/", limitForms(sessions.Middleware(pages)))
-	s.handler = s.recoverer(securityHeaders(site.WithNav(navigation())(root)))
+	s.handler = s.recoverer(securityHeaders(site.WithNav(navigation())(root), cfg.BlobOrigin))
 	return s, nil
 }
 
@@ -178,14 +185,20 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(checks)
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(next http.Handler, blobOrigin string) http.Handler {
+	// Video players fetch segments with XHR and play them from blob: URLs
+	// (MediaSource); segments come from the edge or from S3.
+	csp := "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob:; frame-ancestors 'none'"
+	if blobOrigin != "" {
+		csp = "default-src 'self'; img-src 'self' data: https:; media-src 'self' blob: " + blobOrigin + "; connect-src 'self' " + blobOrigin + "; frame-ancestors 'none'"
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("X-Frame-Options", "DENY")
 		if !strings.HasPrefix(r.URL.Path, "/blobs/") {
-			h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data: https:; frame-ancestors 'none'")
+			h.Set("Content-Security-Policy", csp)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -206,6 +219,12 @@ func limitForms(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path == media.UploadPath {
+			// The video upload takes the file as its body, with its own
+			// limit and deadline (web/media).
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"jetfleet/workers/eventholds"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
+	"jetfleet/workers/media"
 	"jetfleet/workers/tracker"
 )
 
@@ -31,6 +32,7 @@ func allRoles(cfg *config) []consume.Role {
 		tracker.Roles(trackerConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
+		media.Roles(),
 	)
 }
 

@@ -124,6 +124,18 @@ func openBlobs(ctx context.Context, cfg *config, js jetstream.JetStream, urlKey 
 	return store, blob.Handler(store, signer), nil
 }
 
+// blobOrigin is the origin of presigned S3 URLs, which pages fetch video
+// segments from; empty when the edge serves blobs itself.
+func (c *config) blobOrigin() string {
+	if c.S3Endpoint == "" {
+		return ""
+	}
+	if c.S3UseSSL {
+		return "https://" + c.S3Endpoint
+	}
+	return "http://" + c.S3Endpoint
+}
+
 // requireSecret returns SESSION_SECRET for processes that serve users.
 func requireSecret(cfg *config) ([]byte, error) {
 	if cfg.SessionSecret == "" {
@@ -258,6 +270,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
+		BlobOrigin: cfg.blobOrigin(),
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay,

@@ -17,9 +17,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/blob"
 	"jetfleet/internal/counterkeys"
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/internal/events"
+	"jetfleet/internal/media"
 	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
 )
@@ -57,6 +59,8 @@ type Entry struct {
 type Deps struct {
 	JS     jetstream.JetStream
 	Events *events.Service
+	// Blobs holds the files of media uploads, which Forget deletes.
+	Blobs blob.Store
 }
 
 // Registry opens what each product needs and returns every entry, one per
@@ -71,6 +75,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		return nil, err
 	}
 	enricher, err := enricherkeys.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
+	if d.Blobs == nil {
+		return nil, fmt.Errorf("personaldata: Deps.Blobs is required (media uploads are files)")
+	}
+	mediaItems, err := media.Open(ctx, d.JS, d.Blobs)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +128,15 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		},
 	}, {
 		Product: "media",
-		None:    "not built yet; its uploads will be their uploader's data and need an entry here",
+		Buckets: []string{subjects.MediaBucket},
+		// The export lists the uploads (name, size, hash, state); the
+		// videos themselves are the person's own files.
+		Export: func(ctx context.Context, p Person) (any, error) {
+			items, err := mediaItems.List(ctx, p.ID)
+			return map[string]any{"uploads": items}, err
+		},
+		// Deletion removes each upload's source, renditions and record.
+		Forget: func(ctx context.Context, p Person) error { return mediaItems.Forget(ctx, p.ID) },
 	}}, nil
 }
 
@@ -131,7 +150,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.MagicLinksBucket:       "sign-in links: single use, each expires within 15 minutes",
 		subjects.GDPRRequestsBucket:     "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
 		subjects.OutboxBucket:           "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
-		subjects.BlobStore:              "blobs: thumbnails (about videos) and GDPR exports, which the gdpr role deletes",
+		subjects.BlobStore:              "blobs: thumbnails (about videos), GDPR exports, which the gdpr role deletes, and media uploads, which the media entry deletes",
 		subjects.CounterOwnersBucket:    "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket: "counter freshness per partition: no personal data",
 		subjects.EnricherHeldBucket:     "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",

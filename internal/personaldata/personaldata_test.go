@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/blob"
 	"jetfleet/internal/events"
 	"jetfleet/internal/personaldata"
 	"jetfleet/internal/testenv"
@@ -24,7 +27,7 @@ func registry(t *testing.T) []personaldata.Entry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc})
+	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc, Blobs: testBlobs(t, js)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,4 +88,18 @@ func TestEntriesOfAnEmptyPersonExportNothingAndForgetHarmlessly(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testBlobs is the JetStream object store, as a one-process install has.
+func testBlobs(t *testing.T, js jetstream.JetStream) blob.Store {
+	t.Helper()
+	signer, err := blob.NewURLSigner([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := blob.NewObjectStore(testenv.Context(t, 10*time.Second), js, subjects.BlobStore, signer, "http://site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }

@@ -21,6 +21,7 @@ import (
 	"jetfleet/internal/enricherkeys"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
+	"jetfleet/internal/media"
 	"jetfleet/internal/personaldata"
 	"jetfleet/internal/testenv"
 	"jetfleet/internal/tracking"
@@ -92,7 +93,7 @@ func setUp(t *testing.T, exportTTL time.Duration) *site {
 	if s.blobs, err = blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site"); err != nil {
 		t.Fatal(err)
 	}
-	registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: s.svc})
+	registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: s.svc, Blobs: s.blobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +173,9 @@ type exportDoc struct {
 		Enricher struct {
 			APIKeys []enricherkeys.OwnedKey `json:"api_keys"`
 		} `json:"enricher"`
+		Media struct {
+			Uploads []media.Item `json:"uploads"`
+		} `json:"media"`
 	} `json:"products"`
 	NotKept []string `json:"not_kept"`
 }
@@ -350,9 +354,16 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uploads, err := media.Open(ctx, s.js, s.blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := map[string]map[string]string{} // user → product → key
 	for _, u := range []accounts.User{pat, sam} {
 		name := strings.Split(u.Email, "@")[0]
+		if _, _, err := uploads.Upload(ctx, u.ID, name+"'s talk.mp4", strings.NewReader(name+"'s recording")); err != nil {
+			t.Fatal(err)
+		}
 		ch := "UC" + strings.Repeat(name[:1], 22)
 		if err := tracker.TrackChannel(ctx, u.ID, false, subjects.TrackedChannel{ID: ch, Title: name + "'s channel"}); err != nil {
 			t.Fatal(err)
@@ -396,8 +407,8 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	if k := doc.Products.Enricher.APIKeys; len(k) != 1 || k[0].Name != "pat's pipeline" || k[0].Created.IsZero() {
 		t.Errorf("enricher part %+v", k)
 	}
-	if !slices.ContainsFunc(doc.NotKept, func(s string) bool { return strings.HasPrefix(s, "media: ") }) {
-		t.Errorf("not kept %v: the media entry's reason is missing", doc.NotKept)
+	if u := doc.Products.Media.Uploads; len(u) != 1 || u[0].Name != "pat's talk.mp4" || u[0].SHA256 == "" {
+		t.Errorf("media part %+v", u)
 	}
 	for _, k := range keys[pat.ID] {
 		if strings.Contains(string(raw), k) || strings.Contains(string(raw), k[:8]) || strings.Contains(string(raw), counterkeys.Hash(k)) {
@@ -446,6 +457,15 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	}
 	if d, _ := tracker.PersonalDataOf(ctx, sam.ID); len(d.Channels) != 1 || len(d.Videos) != 1 {
 		t.Errorf("sam's tracker data changed: %+v", d)
+	}
+	if items, err := uploads.List(ctx, pat.ID); err != nil || len(items) != 0 {
+		t.Errorf("pat's uploads left: %+v %v", items, err)
+	}
+	if left, err := s.blobs.List(ctx, "media/"+pat.ID+"/"); err != nil || len(left) != 0 {
+		t.Errorf("pat's video files left: %v %v", left, err)
+	}
+	if items, _ := uploads.List(ctx, sam.ID); len(items) != 1 {
+		t.Errorf("sam's uploads: %+v, want 1", items)
 	}
 }
 

@@ -8,26 +8,26 @@ import (
 
 // KV buckets of accounts, shared by every product (one sign-in for the site).
 const (
-	// UsersBucket holds users under id.<user-id> and an index
+	// AccountsUsersBucket holds users under id.<user-id> and an index
 	// email.<sha256-of-normalised-email> → user id.
-	UsersBucket = "USERS"
-	// MagicLinksBucket holds sign-in links under the SHA-256 of their token,
+	AccountsUsersBucket = "USERS"
+	// AccountsMagicLinksBucket holds sign-in links under the SHA-256 of their token,
 	// each key with its own short TTL; redeeming deletes the key.
-	MagicLinksBucket = "MAGICLINKS"
+	AccountsMagicLinksBucket = "MAGICLINKS"
 )
 
 func accountAssets(o Options) assetSet {
 	r := o.replicas()
 	return assetSet{KeyValues: []jetstream.KeyValueConfig{
 		{
-			Bucket:      UsersBucket,
+			Bucket:      AccountsUsersBucket,
 			Description: "Users by id, and the email → id index",
 			History:     1,
 			Storage:     jetstream.FileStorage,
 			Replicas:    r,
 		},
 		{
-			Bucket:         MagicLinksBucket,
+			Bucket:         AccountsMagicLinksBucket,
 			Description:    "Single-use sign-in links by token hash; each expires on its own",
 			History:        1,
 			Storage:        jetstream.FileStorage,
@@ -35,4 +35,13 @@ func accountAssets(o Options) assetSet {
 			LimitMarkerTTL: time.Minute,
 		},
 	}}
+}
+
+// SessionRecord is the value of a signed-in session in SessionsBucket
+// (keyed by the SHA-256 of the cookie's id): written by the edge, read by
+// the edge and by the gdpr role, which ends a deleted user's sessions.
+type SessionRecord struct {
+	UserID  string    `json:"user_id"`
+	Email   string    `json:"email"`
+	Created time.Time `json:"created"`
 }

@@ -322,5 +322,5 @@ type CounterAPIKey struct {
 	Disabled  bool      `json:"disabled,omitempty"`
 }
 
-// ValidVideoID reports why id cannot be a video id, or nil.
-func ValidVideoID(id string) error { return validID("video_id", id, CounterMaxVideoID) }
+// CounterValidVideoID reports why id cannot be a video id, or nil.
+func CounterValidVideoID(id string) error { return validID("video_id", id, CounterMaxVideoID) }

@@ -30,29 +30,29 @@ const (
 
 	eventsSubjectPrefix = "events."
 
-	// EventHoldsStream holds one-shot message schedules (@at) that release
+	// EventsHoldsStream holds one-shot message schedules (@at) that release
 	// a paid ticket's seat when its checkout never completes, and that
 	// expire a registration its participant never confirmed (the hold's
 	// schedule replaces that one on confirmation: one per registration):
 	//   eventholds.at.<registration-id>       the schedule (Nats-Schedule: @at …)
 	//   eventholds.release.<registration-id>  what it fires, consumed by the
 	//                                          event-holds role
-	EventHoldsStream = "EVENT_HOLDS"
-	// EventHoldsConsumer is the durable consumer of the event-holds role.
-	EventHoldsConsumer = "event-holds"
+	EventsHoldsStream = "EVENT_HOLDS"
+	// EventsHoldsConsumer is the durable consumer of the event-holds role.
+	EventsHoldsConsumer = "event-holds"
 
 	eventHoldAt      = "eventholds.at."
 	eventHoldRelease = "eventholds.release."
 )
 
-// EventHoldSchedule is the subject of the schedule of registration rid's hold.
-func EventHoldSchedule(rid string) string { return eventHoldAt + rid }
+// EventsHoldSchedule is the subject of the schedule of registration rid's hold.
+func EventsHoldSchedule(rid string) string { return eventHoldAt + rid }
 
-// EventHoldRelease is the subject the schedule fires on.
-func EventHoldRelease(rid string) string { return eventHoldRelease + rid }
+// EventsHoldRelease is the subject the schedule fires on.
+func EventsHoldRelease(rid string) string { return eventHoldRelease + rid }
 
-// EventHoldExpiry is the payload of a hold's schedule and of what it fires.
-type EventHoldExpiry struct {
+// EventsHoldExpiry is the payload of a hold's schedule and of what it fires.
+type EventsHoldExpiry struct {
 	EventID        string    `json:"event_id"`
 	RegistrationID string    `json:"registration_id"`
 	Until          time.Time `json:"until"`
@@ -63,23 +63,23 @@ type EventHoldExpiry struct {
 
 // Kinds of domain events on EventsStream.
 const (
-	EventCreated       = "created"
-	EventUpdated       = "updated"
-	EventPublished     = "published"
-	EventRegistered    = "registered" // a registration was submitted (email not yet confirmed)
-	EventConfirmed     = "confirmed"  // the participant confirmed by magic link; free ticket granted
-	EventSeatHeld      = "seatheld"   // paid ticket: seat held, checkout started
-	EventPaid          = "paid"
-	EventCancelled     = "cancelled"
-	EventStripeLinked  = "stripelinked"  // organiser connected a Stripe account
-	EventHoldReleased  = "holdreleased"  // an unpaid seat hold expired and the seat is free again
-	EventUnconfirmed   = "unconfirmed"   // a registration nobody confirmed expired and was deleted
-	EventLatePayment   = "latepayment"   // a payment arrived after its hold was released and no seat was left: refund due
-	EventPseudonymised = "pseudonymised" // a participant's name and email were replaced (GDPR deletion)
+	EventsKindCreated       = "created"
+	EventsKindUpdated       = "updated"
+	EventsKindPublished     = "published"
+	EventsKindRegistered    = "registered" // a registration was submitted (email not yet confirmed)
+	EventsKindConfirmed     = "confirmed"  // the participant confirmed by magic link; free ticket granted
+	EventsKindSeatHeld      = "seatheld"   // paid ticket: seat held, checkout started
+	EventsKindPaid          = "paid"
+	EventsKindCancelled     = "cancelled"
+	EventsKindStripeLinked  = "stripelinked"  // organiser connected a Stripe account
+	EventsKindHoldReleased  = "holdreleased"  // an unpaid seat hold expired and the seat is free again
+	EventsKindUnconfirmed   = "unconfirmed"   // a registration nobody confirmed expired and was deleted
+	EventsKindLatePayment   = "latepayment"   // a payment arrived after its hold was released and no seat was left: refund due
+	EventsKindPseudonymised = "pseudonymised" // a participant's name and email were replaced (GDPR deletion)
 )
 
-// EventSubject is the subject of a domain event of kind about event id.
-func EventSubject(kind, eventID string) string {
+// EventsSubject is the subject of a domain event of kind about event id.
+func EventsSubject(kind, eventID string) string {
 	return eventsSubjectPrefix + kind + "." + eventID
 }
 
@@ -110,7 +110,7 @@ func eventsAssets(o Options) assetSet {
 			Duplicates:  time.Hour,
 			AllowDirect: true,
 		}, {
-			Name:              EventHoldsStream,
+			Name:              EventsHoldsStream,
 			Description:       "One-shot schedules releasing unpaid seat holds (eventholds.at.*) and their firings (eventholds.release.*)",
 			Subjects:          []string{eventHoldAt + "*", eventHoldRelease + "*"},
 			Retention:         jetstream.LimitsPolicy,
@@ -122,8 +122,8 @@ func eventsAssets(o Options) assetSet {
 			// One schedule and one firing per registration.
 			MaxMsgsPerSubject: 1,
 		}},
-		Consumers: map[string][]jetstream.ConsumerConfig{EventHoldsStream: {{
-			Durable:       EventHoldsConsumer,
+		Consumers: map[string][]jetstream.ConsumerConfig{EventsHoldsStream: {{
+			Durable:       EventsHoldsConsumer,
 			Description:   "event-holds role: release a paid ticket's seat when its checkout was never completed",
 			FilterSubject: eventHoldRelease + "*",
 			AckPolicy:     jetstream.AckExplicitPolicy,

@@ -14,25 +14,25 @@ type Schedule struct {
 
 // Schedule names.
 const (
-	// ChannelTick checks every tracked channel for new uploads, ten minutes
+	// TrackerChannelTick checks every tracked channel for new uploads, ten minutes
 	// before the hourly video tick so a new upload is sampled in its first
 	// hour.
-	ChannelTick = "channel-hourly"
-	// VideoHourlyTick samples every video in its first 7 days.
-	VideoHourlyTick = "video-hourly"
-	// VideoDailyTick samples every video up to 60 days old.
-	VideoDailyTick = "video-daily"
-	// OutlierWeeklyTick runs the outlier analysis and sends the digest.
-	OutlierWeeklyTick = "outliers-weekly"
+	TrackerChannelTick = "channel-hourly"
+	// TrackerVideoHourlyTick samples every video in its first 7 days.
+	TrackerVideoHourlyTick = "video-hourly"
+	// TrackerVideoDailyTick samples every video up to 60 days old.
+	TrackerVideoDailyTick = "video-daily"
+	// TrackerOutliersWeeklyTick runs the outlier analysis and sends the digest.
+	TrackerOutliersWeeklyTick = "outliers-weekly"
 )
 
 // Schedules returns every periodic schedule jetfleet runs.
 func Schedules() []Schedule {
 	return []Schedule{
-		{Name: ChannelTick, Cron: "0 50 * * * *", Description: "check tracked channels for new uploads"},
-		{Name: VideoHourlyTick, Cron: "0 0 * * * *", Description: "sample videos tracked hourly"},
-		{Name: VideoDailyTick, Cron: "0 10 0 * * *", Description: "sample videos tracked daily"},
-		{Name: OutlierWeeklyTick, Cron: "0 0 6 * * 1", Description: "weekly outlier analysis and digest"},
+		{Name: TrackerChannelTick, Cron: "0 50 * * * *", Description: "check tracked channels for new uploads"},
+		{Name: TrackerVideoHourlyTick, Cron: "0 0 * * * *", Description: "sample videos tracked hourly"},
+		{Name: TrackerVideoDailyTick, Cron: "0 10 0 * * *", Description: "sample videos tracked daily"},
+		{Name: TrackerOutliersWeeklyTick, Cron: "0 0 6 * * 1", Description: "weekly outlier analysis and digest"},
 	}
 }
 

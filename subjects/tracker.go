@@ -28,29 +28,29 @@ import (
 //
 // Schedule ticks (ChannelTick, VideoHourlyTick, VideoDailyTick) are consumed
 // by TrackerTickConsumer, which lists the live records and enqueues one
-// TrackJob per item on TRACK (TrackChannelJob / TrackVideoJob) with
+// TrackerJob per item on TRACK (TrackChannelJob / TrackVideoJob) with
 // Nats-Msg-Id TrackJobID(kind, id, slot): a tick handled twice enqueues
 // nothing twice within TrackDedupeWindow.
 const (
 	// TrackerBucket is the tracking state described above.
 	TrackerBucket = "TRACKER"
-	// TrackStream is the work queue of tracking jobs.
-	TrackStream = "TRACK"
-	// TrackDedupeWindow is how long TRACK remembers a job id.
-	TrackDedupeWindow = 2 * time.Hour
+	// TrackerStream is the work queue of tracking jobs.
+	TrackerStream = "TRACK"
+	// TrackerDedupeWindow is how long TRACK remembers a job id.
+	TrackerDedupeWindow = 2 * time.Hour
 
 	// TrackerTickConsumer consumes the tracker's schedule ticks on
 	// SCHEDULES.
 	TrackerTickConsumer = "tracker-ticks"
-	// TrackChannelConsumer runs channel jobs (RSS checks).
-	TrackChannelConsumer = "tracker-channels"
-	// TrackVideoConsumer runs video jobs (watch page, thumbnail, sample).
-	TrackVideoConsumer = "tracker-videos"
+	// TrackerChannelConsumer runs channel jobs (RSS checks).
+	TrackerChannelConsumer = "tracker-channels"
+	// TrackerVideoConsumer runs video jobs (watch page, thumbnail, sample).
+	TrackerVideoConsumer = "tracker-videos"
 
-	// TrackHourlyWindow and TrackDailyWindow are how long a video is
+	// TrackerHourlyWindow and TrackDailyWindow are how long a video is
 	// sampled hourly and daily after it is first seen.
-	TrackHourlyWindow = 7 * 24 * time.Hour
-	TrackDailyWindow  = 60 * 24 * time.Hour
+	TrackerHourlyWindow = 7 * 24 * time.Hour
+	TrackerDailyWindow  = 60 * 24 * time.Hour
 
 	trackChannelPrefix = "track.channel."
 	trackVideoPrefix   = "track.video."
@@ -58,32 +58,32 @@ const (
 
 // Tracker job kinds, the first token of a job id.
 const (
-	TrackKindChannel = "channel"
-	TrackKindHourly  = "hourly"
-	TrackKindDaily   = "daily"
+	TrackerKindChannel = "channel"
+	TrackerKindHourly  = "hourly"
+	TrackerKindDaily   = "daily"
 )
 
-// TrackChannelJob is the subject of the job checking channel id.
-func TrackChannelJob(id string) string { return trackChannelPrefix + id }
+// TrackerChannelJob is the subject of the job checking channel id.
+func TrackerChannelJob(id string) string { return trackChannelPrefix + id }
 
-// TrackVideoJob is the subject of the job sampling video id.
-func TrackVideoJob(id string) string { return trackVideoPrefix + id }
+// TrackerVideoJob is the subject of the job sampling video id.
+func TrackerVideoJob(id string) string { return trackVideoPrefix + id }
 
-// TrackJobID is the Nats-Msg-Id of a job: kind:id:slot, slot in Unix
+// TrackerJobID is the Nats-Msg-Id of a job: kind:id:slot, slot in Unix
 // seconds.
-func TrackJobID(kind, id string, slot time.Time) string {
+func TrackerJobID(kind, id string, slot time.Time) string {
 	return kind + ":" + id + ":" + strconv.FormatInt(slot.Unix(), 10)
 }
 
-// TrackJob is the payload of a job on TRACK.
-type TrackJob struct {
+// TrackerJob is the payload of a job on TRACK.
+type TrackerJob struct {
 	Kind string    `json:"kind"` // TrackKindChannel, TrackKindHourly or TrackKindDaily
 	ID   string    `json:"id"`   // channel or video id
 	Slot time.Time `json:"slot"` // the sampling slot the tick stands for
 }
 
-// TrackedChannel is a channel's tracking record.
-type TrackedChannel struct {
+// TrackerChannel is a channel's tracking record.
+type TrackerChannel struct {
 	ID            string    `json:"id"`
 	Title         string    `json:"title"`
 	Handle        string    `json:"handle,omitempty"`
@@ -96,9 +96,9 @@ type TrackedChannel struct {
 	Failure string    `json:"failure,omitempty"`
 }
 
-// TrackedVideo is a video's tracking record: what the last sample saw, so
+// TrackerVideo is a video's tracking record: what the last sample saw, so
 // the next one can tell a thumbnail or title change.
-type TrackedVideo struct {
+type TrackerVideo struct {
 	ID          string    `json:"id"`
 	ChannelID   string    `json:"channel_id,omitempty"`
 	Title       string    `json:"title,omitempty"`
@@ -119,31 +119,31 @@ type TrackedVideo struct {
 // refused the tracker workers, for the pages to say so.
 const TrackerYouTubeStatusKey = "youtube.status"
 
-// YouTubeStatus is the last refusal of us by YouTube (bot check, consent
+// TrackerYouTubeStatus is the last refusal of us by YouTube (bot check, consent
 // wall, rate limit, sign-in wall) a tracker worker saw.
-type YouTubeStatus struct {
+type TrackerYouTubeStatus struct {
 	RefusedAt time.Time `json:"refused_at"`
 	Kind      string    `json:"kind"`
 	Reason    string    `json:"reason,omitempty"`
 }
 
-// TrackLink is a mapping record (user↔channel, user↔video, channel→video,
+// TrackerLink is a mapping record (user↔channel, user↔video, channel→video,
 // credits).
-type TrackLink struct {
+type TrackerLink struct {
 	Since time.Time `json:"since"`
 }
 
-// TrackClaims is the set of ids a user's plan counts: the channels they
+// TrackerClaims is the set of ids a user's plan counts: the channels they
 // track, or the videos that spent a credit in one month. It is written only
 // with compare-and-set, so parallel requests cannot both take the last
 // place under a limit.
-type TrackClaims struct {
+type TrackerClaims struct {
 	IDs []string `json:"ids"`
 }
 
-// TrackWindow is an hourly or daily sampling record; it lives until Until
+// TrackerWindow is an hourly or daily sampling record; it lives until Until
 // (its per-key TTL).
-type TrackWindow struct {
+type TrackerWindow struct {
 	Until time.Time `json:"until"`
 }
 
@@ -199,7 +199,7 @@ func TrackerUserAllClaims(uid string) string { return "user." + uid + ".claims.>
 func LastToken(s string) string { return s[strings.LastIndexByte(s, '.')+1:] }
 
 // trackerTicks are the schedules the tracker consumes.
-var trackerTicks = []string{ChannelTick, VideoHourlyTick, VideoDailyTick}
+var trackerTicks = []string{TrackerChannelTick, TrackerVideoHourlyTick, TrackerVideoDailyTick}
 
 // trackerAssets declares the Tracker's streams, consumers and buckets
 // (seed 000).
@@ -218,7 +218,7 @@ func trackerAssets(o Options) assetSet {
 	}
 	return assetSet{
 		Streams: []jetstream.StreamConfig{{
-			Name:        TrackStream,
+			Name:        TrackerStream,
 			Description: "Tracker jobs: track.channel.<cid> (RSS check), track.video.<vid> (sample)",
 			Subjects:    []string{trackChannelPrefix + "*", trackVideoPrefix + "*"},
 			Retention:   jetstream.WorkQueuePolicy,
@@ -226,7 +226,7 @@ func trackerAssets(o Options) assetSet {
 			MaxAge:     24 * time.Hour,
 			Storage:    jetstream.FileStorage,
 			Replicas:   r,
-			Duplicates: TrackDedupeWindow,
+			Duplicates: TrackerDedupeWindow,
 		}},
 		Consumers: map[string][]jetstream.ConsumerConfig{
 			SchedulesStream: {{
@@ -241,9 +241,9 @@ func trackerAssets(o Options) assetSet {
 				MaxAckPending: 16,
 				Replicas:      r,
 			}},
-			TrackStream: {
-				job(TrackChannelConsumer, "tracker-channels role: read channel RSS feeds", trackChannelPrefix+"*", 2*time.Minute),
-				job(TrackVideoConsumer, "tracker-videos role: scrape watch pages, hash thumbnails, store samples", trackVideoPrefix+"*", 2*time.Minute),
+			TrackerStream: {
+				job(TrackerChannelConsumer, "tracker-channels role: read channel RSS feeds", trackChannelPrefix+"*", 2*time.Minute),
+				job(TrackerVideoConsumer, "tracker-videos role: scrape watch pages, hash thumbnails, store samples", trackVideoPrefix+"*", 2*time.Minute),
 			},
 		},
 		KeyValues: []jetstream.KeyValueConfig{{

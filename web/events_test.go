@@ -313,8 +313,8 @@ func TestTicketsFromPublishToPaidOverHTTP(t *testing.T) {
 		}
 	}
 	str, _ := e.js.Stream(context.Background(), subjects.EventsStream)
-	info, _ := str.Info(context.Background(), jetstream.WithSubjectFilter(subjects.EventSubject(subjects.EventPaid, id)))
-	if n := info.State.Subjects[subjects.EventSubject(subjects.EventPaid, id)]; n != 1 {
+	info, _ := str.Info(context.Background(), jetstream.WithSubjectFilter(subjects.EventsSubject(subjects.EventsKindPaid, id)))
+	if n := info.State.Subjects[subjects.EventsSubject(subjects.EventsKindPaid, id)]; n != 1 {
 		t.Errorf("%d paid domain events after a redelivery, want 1", n)
 	}
 	if m := lastMail(t, e.js); m.ID != paidMail.ID {

@@ -53,7 +53,7 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 	cfg.TrackerSlot = time.Second
 
 	for name, every := range map[string]time.Duration{
-		subjects.ChannelTick: demoChannelEvery, subjects.VideoHourlyTick: demoHourlyEvery, subjects.VideoDailyTick: demoDailyEvery,
+		subjects.TrackerChannelTick: demoChannelEvery, subjects.TrackerVideoHourlyTick: demoHourlyEvery, subjects.TrackerVideoDailyTick: demoDailyEvery,
 	} {
 		go demoTicks(ctx, js, name, every, log)
 	}

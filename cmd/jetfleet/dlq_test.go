@@ -25,10 +25,10 @@ func TestDLQReplayOfEachWorkStreamIsHandledAgain(t *testing.T) {
 		subjects.EnricherInputStream:  subjects.EnricherInput(subjects.EnricherKindLesson, "u1"),
 		subjects.EnricherOutputStream: subjects.EnricherOutput(subjects.EnricherKindLesson),
 		subjects.MailStream:           subjects.MailSend,
-		subjects.TrackStream:          subjects.TrackChannelJob("UCgarbage"),
+		subjects.TrackerStream:        subjects.TrackerChannelJob("UCgarbage"),
 		subjects.CounterStream:        subjects.CounterSubject(0),
 		subjects.GDPRStream:           subjects.GDPRSubject("export"),
-		subjects.EventHoldsStream:     subjects.EventHoldRelease("garbage"),
+		subjects.EventsHoldsStream:    subjects.EventsHoldRelease("garbage"),
 	}
 	for stream, subj := range streams {
 		if _, err := js.Publish(tctx, subj, []byte("garbage, not an event")); err != nil {

@@ -61,11 +61,11 @@ type Config struct {
 
 // Open binds to the USERS and MAGICLINKS buckets (see subjects.Provision).
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Store, error) {
-	users, err := js.KeyValue(ctx, subjects.UsersBucket)
+	users, err := js.KeyValue(ctx, subjects.AccountsUsersBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open users bucket: %w", err)
 	}
-	links, err := js.KeyValue(ctx, subjects.MagicLinksBucket)
+	links, err := js.KeyValue(ctx, subjects.AccountsMagicLinksBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open magic links bucket: %w", err)
 	}

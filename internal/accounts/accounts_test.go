@@ -101,7 +101,7 @@ func TestMagicLinkWorksOnceAndOnlyForItsLifetime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The bucket never holds the token itself.
-	kv, _ := js.KeyValue(ctx, subjects.MagicLinksBucket)
+	kv, _ := js.KeyValue(ctx, subjects.AccountsMagicLinksBucket)
 	keys, _ := kv.Keys(ctx)
 	for _, k := range keys {
 		if strings.Contains(k, token) {

@@ -32,7 +32,7 @@ func (s *Service) CreateEvent(ctx context.Context, uid string, in EventInput) (E
 	if _, err := s.catalog.Put(ctx, orgIndexKey(uid, e.ID), nil); err != nil {
 		return Event{}, fmt.Errorf("index event: %w", err)
 	}
-	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCreated, EventID: e.ID, OrganiserID: uid}, "created:"+e.ID); err != nil {
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindCreated, EventID: e.ID, OrganiserID: uid}, "created:"+e.ID); err != nil {
 		return Event{}, err
 	}
 	return e, nil
@@ -100,7 +100,7 @@ func (s *Service) UpdateEvent(ctx context.Context, uid, eid string, in EventInpu
 		return nil
 	})
 	if err == nil {
-		err = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventUpdated, EventID: eid, OrganiserID: uid}, "updated:"+eid+":"+e.Updated.Format(time.RFC3339Nano))
+		err = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindUpdated, EventID: eid, OrganiserID: uid}, "updated:"+eid+":"+e.Updated.Format(time.RFC3339Nano))
 	}
 	return e, err
 }
@@ -166,7 +166,7 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 		case e.Status == Live:
 			// Publishing again re-publishes the domain event (deduplicated),
 			// in case the first one was not acknowledged.
-			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
+			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
 				return err
 			}
 			return ErrAlreadyLive
@@ -184,7 +184,7 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 	if err != nil {
 		return Event{}, err
 	}
-	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
 		return Event{}, err
 	}
 	return e, nil

@@ -408,7 +408,7 @@ func TestPaymentDeliveredTwiceMarksPaidOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := info.GetLastMsgForSubject(ctx, subjects.EventSubject(subjects.EventPaid, e.ID))
+	msg, err := info.GetLastMsgForSubject(ctx, subjects.EventsSubject(subjects.EventsKindPaid, e.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,8 +417,8 @@ func TestPaymentDeliveredTwiceMarksPaidOnce(t *testing.T) {
 	if de.RegistrationID != r.ID || de.AmountMinor != 2000 || de.Currency != "eur" {
 		t.Errorf("paid event %+v", de)
 	}
-	st, _ := info.Info(ctx, jetstream.WithSubjectFilter(subjects.EventSubject(subjects.EventPaid, "*")))
-	if n := st.State.Subjects[subjects.EventSubject(subjects.EventPaid, e.ID)]; n != 1 {
+	st, _ := info.Info(ctx, jetstream.WithSubjectFilter(subjects.EventsSubject(subjects.EventsKindPaid, "*")))
+	if n := st.State.Subjects[subjects.EventsSubject(subjects.EventsKindPaid, e.ID)]; n != 1 {
 		t.Errorf("%d paid events, want 1", n)
 	}
 }

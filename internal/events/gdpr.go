@@ -97,7 +97,7 @@ func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, err
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					return n, err
 				}
-				if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPseudonymised, EventID: ref.eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "pseudonymised:"+r.ID); err != nil {
+				if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPseudonymised, EventID: ref.eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "pseudonymised:"+r.ID); err != nil {
 					return n, err
 				}
 			}

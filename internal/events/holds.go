@@ -24,9 +24,9 @@ import (
 // one message per subject and the publish is deduplicated, so scheduling
 // again (a repeated confirmation) is harmless.
 func (s *Service) scheduleHoldRelease(ctx context.Context, r Registration) error {
-	b, _ := json.Marshal(subjects.EventHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: r.HoldUntil})
-	err := s.publishRetrying(ctx, subjects.EventHoldSchedule(r.ID), b,
-		jetstream.WithScheduleAt(r.HoldUntil), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
+	b, _ := json.Marshal(subjects.EventsHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: r.HoldUntil})
+	err := s.publishRetrying(ctx, subjects.EventsHoldSchedule(r.ID), b,
+		jetstream.WithScheduleAt(r.HoldUntil), jetstream.WithScheduleTarget(subjects.EventsHoldRelease(r.ID)),
 		jetstream.WithMsgID("hold:"+r.ID))
 	if err != nil {
 		return fmt.Errorf("schedule release of hold %s: %w", r.ID, err)
@@ -80,7 +80,7 @@ func (s *Service) ReleaseHold(ctx context.Context, h HoldRelease) (bool, error) 
 		by = "stripe"
 	}
 	s.cfg.Log.Info("seat hold released", "event", h.EventID, "registration", h.RegID, "by", by)
-	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventHoldReleased, EventID: h.EventID, OrganiserID: e.OrganiserID, RegistrationID: h.RegID, TicketTypeID: r.TicketTypeID}, "holdreleased:"+h.RegID)
+	return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindHoldReleased, EventID: h.EventID, OrganiserID: e.OrganiserID, RegistrationID: h.RegID, TicketTypeID: r.TicketTypeID}, "holdreleased:"+h.RegID)
 }
 
 // errHoldReleased tells MarkPaid that the registration's hold was released:
@@ -107,7 +107,7 @@ func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
 	if cur.Status == RefundDue {
 		// Delivered again: publish again (deduplicated) in case the first
 		// delivery's event was not acknowledged.
-		return false, s.publish(ctx, lateEvent(subjects.EventLatePayment, cur, e), subjects.EventLatePayment+":"+p.RegID)
+		return false, s.publish(ctx, lateEvent(subjects.EventsKindLatePayment, cur, e), subjects.EventsKindLatePayment+":"+p.RegID)
 	}
 	now := s.now()
 	seatErr := s.adjustSeats(ctx, e, cur.TicketTypeID, 1)
@@ -136,9 +136,9 @@ func (s *Service) latePayment(ctx context.Context, p Payment) (bool, error) {
 	if err != nil || !changed {
 		return false, err
 	}
-	kind := subjects.EventPaid
+	kind := subjects.EventsKindPaid
 	if !gotSeat {
-		kind = subjects.EventLatePayment
+		kind = subjects.EventsKindLatePayment
 		s.cfg.Log.Warn("payment after seat hold released, no seat left: refund due", "event", p.EventID, "registration", p.RegID, "session", p.SessionID)
 	}
 	s.mailTicket(ctx, r, e)
@@ -158,9 +158,9 @@ func lateEvent(kind string, r Registration, e Event) subjects.EventsDomainEvent 
 // confirmed registration and changes nothing.
 func (s *Service) scheduleUnconfirmedExpiry(ctx context.Context, r Registration) error {
 	until := r.Created.Add(s.cfg.UnconfirmedTTL)
-	b, _ := json.Marshal(subjects.EventHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: until, Unconfirmed: true})
-	err := s.publishRetrying(ctx, subjects.EventHoldSchedule(r.ID), b,
-		jetstream.WithScheduleAt(until), jetstream.WithScheduleTarget(subjects.EventHoldRelease(r.ID)),
+	b, _ := json.Marshal(subjects.EventsHoldExpiry{EventID: r.EventID, RegistrationID: r.ID, Until: until, Unconfirmed: true})
+	err := s.publishRetrying(ctx, subjects.EventsHoldSchedule(r.ID), b,
+		jetstream.WithScheduleAt(until), jetstream.WithScheduleTarget(subjects.EventsHoldRelease(r.ID)),
 		jetstream.WithMsgID("unconfirmed:"+r.ID))
 	if err != nil {
 		return fmt.Errorf("schedule expiry of registration %s: %w", r.ID, err)
@@ -208,6 +208,6 @@ func (s *Service) ExpireUnconfirmed(ctx context.Context, eid, rid string) (bool,
 			s.cfg.Log.Warn("unindex expired registration", "event", eid, "registration", rid, "err", err)
 		}
 		s.cfg.Log.Info("unconfirmed registration expired", "event", eid, "registration", rid)
-		return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventUnconfirmed, EventID: eid, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "unconfirmed:"+rid)
+		return true, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindUnconfirmed, EventID: eid, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "unconfirmed:"+rid)
 	}
 }

@@ -48,7 +48,7 @@ func (s *Service) SetStripeAccount(ctx context.Context, uid, email, account stri
 		if ready {
 			// Published again on every ready return from Stripe (deduplicated
 			// by its id), so one that failed is made up for.
-			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventStripeLinked, EventID: "-", OrganiserID: uid}, "stripelinked:"+uid+":"+account); err != nil && !wasReady {
+			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindStripeLinked, EventID: "-", OrganiserID: uid}, "stripelinked:"+uid+":"+account); err != nil && !wasReady {
 				return o, err
 			}
 		}

@@ -75,12 +75,12 @@ func (s *Service) MarkPaid(ctx context.Context, p Payment) (bool, error) {
 	if !changed {
 		// Delivered again: publish again (deduplicated) in case the first
 		// delivery's event was not acknowledged; mail nothing.
-		return false, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID)
+		return false, s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID)
 	}
 	// The ticket mail first: when the publish fails, Stripe delivers again
 	// and the branch above publishes without mailing a second time.
 	s.mailTicket(ctx, r, e)
-	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID); err != nil {
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPaid, EventID: p.EventID, OrganiserID: e.OrganiserID, RegistrationID: p.RegID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "paid:"+p.RegID); err != nil {
 		return true, err
 	}
 	return true, nil

@@ -91,7 +91,7 @@ func (s *Service) Register(ctx context.Context, eid string, in RegistrationInput
 	// Failing here fails the request: the pending registration stays
 	// unconfirmed, holds no seat, is not shown to the organiser and expires;
 	// the participant registers again.
-	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventRegistered, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: t.ID}, "registered:"+r.ID); err != nil {
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindRegistered, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: t.ID}, "registered:"+r.ID); err != nil {
 		return Registration{}, err
 	}
 	return r, nil
@@ -222,12 +222,12 @@ func (s *Service) afterConfirm(ctx context.Context, r Registration, first bool) 
 		if first {
 			s.mailTicket(ctx, r, e)
 		}
-		return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventConfirmed, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "confirmed:"+r.ID)
+		return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindConfirmed, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID}, "confirmed:"+r.ID)
 	}
 	if err := s.scheduleHoldRelease(ctx, r); err != nil {
 		return err
 	}
-	return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventSeatHeld, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "seatheld:"+r.ID)
+	return s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindSeatHeld, EventID: r.EventID, OrganiserID: e.OrganiserID, RegistrationID: r.ID, TicketTypeID: r.TicketTypeID, AmountMinor: r.AmountMinor, Currency: r.Currency}, "seatheld:"+r.ID)
 }
 
 // Cancel is the participant giving up a registration; a held seat is freed.
@@ -260,7 +260,7 @@ func (s *Service) Cancel(ctx context.Context, email, eid, rid string) (Registrat
 			return r, err
 		}
 	}
-	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventCancelled, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "cancelled:"+rid); err != nil {
+	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindCancelled, EventID: eid, OrganiserID: e.OrganiserID, RegistrationID: rid, TicketTypeID: r.TicketTypeID}, "cancelled:"+rid); err != nil {
 		return r, err
 	}
 	return r, nil

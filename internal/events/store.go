@@ -57,7 +57,7 @@ func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (T, 
 func (s *Service) publish(ctx context.Context, ev subjects.EventsDomainEvent, msgID string) error {
 	ev.At = s.now()
 	b, _ := json.Marshal(ev)
-	if err := s.publishRetrying(ctx, subjects.EventSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err != nil {
+	if err := s.publishRetrying(ctx, subjects.EventsSubject(ev.Kind, ev.EventID), b, jetstream.WithMsgID(msgID)); err != nil {
 		s.cfg.Log.Error("publish domain event", "kind", ev.Kind, "event", ev.EventID, "msg_id", msgID, "err", err)
 		return fmt.Errorf("publish %s event: %w", ev.Kind, err)
 	}

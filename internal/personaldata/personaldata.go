@@ -145,15 +145,15 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 // or it holds nothing about people.
 func Unclaimed(o subjects.Options) map[string]string {
 	m := map[string]string{
-		subjects.UsersBucket:            "the account: exported, and deleted last, by the gdpr role",
-		subjects.SessionsBucket:         "sessions: ended by the gdpr role",
-		subjects.MagicLinksBucket:       "sign-in links: single use, each expires within 15 minutes",
-		subjects.GDPRRequestsBucket:     "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
-		subjects.OutboxBucket:           "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
-		subjects.BlobStore:              "blobs: thumbnails (about videos), GDPR exports, which the gdpr role deletes, and media uploads, which the media entry deletes",
-		subjects.CounterOwnersBucket:    "counter partition leases: no personal data",
-		subjects.CounterFreshnessBucket: "counter freshness per partition: no personal data",
-		subjects.EnricherHeldBucket:     "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",
+		subjects.AccountsUsersBucket:      "the account: exported, and deleted last, by the gdpr role",
+		subjects.SessionsBucket:           "sessions: ended by the gdpr role",
+		subjects.AccountsMagicLinksBucket: "sign-in links: single use, each expires within 15 minutes",
+		subjects.GDPRRequestsBucket:       "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
+		subjects.OutboxBucket:             "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
+		subjects.BlobStore:                "blobs: thumbnails (about videos), GDPR exports, which the gdpr role deletes, and media uploads, which the media entry deletes",
+		subjects.CounterOwnersBucket:      "counter partition leases: no personal data",
+		subjects.CounterFreshnessBucket:   "counter freshness per partition: no personal data",
+		subjects.EnricherHeldBucket:       "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",
 	}
 	// The Enricher's state is its customers' end users', streamed in by
 	// the customer, who decides about it: nothing of our account holders.

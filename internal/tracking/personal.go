@@ -62,7 +62,7 @@ func (s *Store) PersonalDataOf(ctx context.Context, uid string) (PersonalData, e
 	}
 	for _, k := range keys {
 		parts := strings.Split(k, ".") // user.<uid>.credit.<month>.<vid>
-		var l subjects.TrackLink
+		var l subjects.TrackerLink
 		if _, err := s.get(ctx, k, &l); errors.Is(err, ErrNotFound) {
 			continue
 		} else if err != nil {
@@ -82,7 +82,7 @@ func (s *Store) tracked(ctx context.Context, filter string, title func(context.C
 	}
 	out := []Tracked{}
 	for _, k := range keys {
-		var l subjects.TrackLink
+		var l subjects.TrackerLink
 		if _, err := s.get(ctx, k, &l); errors.Is(err, ErrNotFound) {
 			continue
 		} else if err != nil {

@@ -42,18 +42,18 @@ func TestWhatNobodyTracksAnyMoreStopsBeingSampled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(s.TrackChannel(ctx, "alice", true, subjects.TrackedChannel{ID: chanA, Title: "A"}))
-	must(s.TrackChannel(ctx, "dave", true, subjects.TrackedChannel{ID: chanB, Title: "B"}))
-	for _, v := range []subjects.TrackedVideo{{ID: "aaaaaaaaaa1", ChannelID: chanA}, {ID: "aaaaaaaaaa2", ChannelID: chanA}} {
+	must(s.TrackChannel(ctx, "alice", true, subjects.TrackerChannel{ID: chanA, Title: "A"}))
+	must(s.TrackChannel(ctx, "dave", true, subjects.TrackerChannel{ID: chanB, Title: "B"}))
+	for _, v := range []subjects.TrackerVideo{{ID: "aaaaaaaaaa1", ChannelID: chanA}, {ID: "aaaaaaaaaa2", ChannelID: chanA}} {
 		if _, err := s.SeeVideo(ctx, v, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// bob tracks one of A's videos himself; carol one of B's.
-	if _, err := s.TrackVideo(ctx, "bob", true, subjects.TrackedVideo{ID: "aaaaaaaaaa2", ChannelID: chanA}); err != nil {
+	if _, err := s.TrackVideo(ctx, "bob", true, subjects.TrackerVideo{ID: "aaaaaaaaaa2", ChannelID: chanA}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.TrackVideo(ctx, "carol", true, subjects.TrackedVideo{ID: "bbbbbbbbbb1", ChannelID: chanB}); err != nil {
+	if _, err := s.TrackVideo(ctx, "carol", true, subjects.TrackerVideo{ID: "bbbbbbbbbb1", ChannelID: chanB}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -85,18 +85,18 @@ func TestForgetUserExportsThenRemovesEveryMappingAndSparesOthers(t *testing.T) {
 	kv := bucket(t)
 	s := tracking.New(kv, tracking.Options{})
 	ctx := context.Background()
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA, Title: "Alpha"}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA, Title: "Alpha"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TrackChannel(ctx, "bob", false, subjects.TrackedChannel{ID: chanB, Title: "Beta"}); err != nil {
+	if err := s.TrackChannel(ctx, "bob", false, subjects.TrackerChannel{ID: chanB, Title: "Beta"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"alice", "bob"} {
-		if _, err := s.TrackVideo(ctx, u, false, subjects.TrackedVideo{ID: "vvvvvvvvvv1", Title: "Shared"}); err != nil {
+		if _, err := s.TrackVideo(ctx, u, false, subjects.TrackerVideo{ID: "vvvvvvvvvv1", Title: "Shared"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: "vvvvvvvvvv2", Title: "Alone"}); err != nil {
+	if _, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: "vvvvvvvvvv2", Title: "Alone"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -61,10 +61,10 @@ func New(kv jetstream.KeyValue, o Options) *Store {
 		o.FreeVideosPerMonth = 10
 	}
 	if o.HourlyWindow <= 0 {
-		o.HourlyWindow = subjects.TrackHourlyWindow
+		o.HourlyWindow = subjects.TrackerHourlyWindow
 	}
 	if o.DailyWindow <= 0 {
-		o.DailyWindow = subjects.TrackDailyWindow
+		o.DailyWindow = subjects.TrackerDailyWindow
 	}
 	return &Store{kv: kv, o: o}
 }
@@ -117,7 +117,7 @@ func (s *Store) Limits(ctx context.Context, uid string, premium bool) (Limits, e
 // the first time anyone tracks it. A free user is limited to FreeChannels,
 // however many requests race (the channel is claimed with compare-and-set
 // first). Tracking a channel twice is not an error.
-func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch subjects.TrackedChannel) error {
+func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch subjects.TrackerChannel) error {
 	if err := errors.Join(checkID("user", uid), checkID("channel", ch.ID)); err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func (s *Store) TrackChannel(ctx context.Context, uid string, premium bool, ch s
 	if err := s.create(ctx, subjects.TrackerChannelKey(ch.ID), ch, 0); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("create channel record %s: %w", ch.ID, err)
 	}
-	link := subjects.TrackLink{Since: now}
+	link := subjects.TrackerLink{Since: now}
 	// The channel→user side first: were the second write lost, the channel
 	// would still be checked, and tracking again repairs the user side.
 	if err := s.put(ctx, subjects.TrackerChannelUserKey(ch.ID, uid), link); err != nil {
@@ -197,7 +197,7 @@ func (s *Store) UntrackChannel(ctx context.Context, uid, cid string) error {
 // free; any other costs a free user one of FreeVideosPerMonth monthly
 // credits (usedCredit reports it). The video's tracking record and its
 // hourly and daily windows are created from now if it was never seen.
-func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subjects.TrackedVideo) (usedCredit bool, err error) {
+func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subjects.TrackerVideo) (usedCredit bool, err error) {
 	if err := errors.Join(checkID("user", uid), checkID("video", v.ID)); err != nil {
 		return false, err
 	}
@@ -222,7 +222,7 @@ func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subj
 			return false, err
 		}
 		// Kept ~6 months, as the seed's monthly index, then gone.
-		err := s.create(ctx, subjects.TrackerCreditKey(uid, month, v.ID), subjects.TrackLink{Since: now}, 190*24*time.Hour)
+		err := s.create(ctx, subjects.TrackerCreditKey(uid, month, v.ID), subjects.TrackerLink{Since: now}, 190*24*time.Hour)
 		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			return false, fmt.Errorf("spend credit: %w", err)
 		}
@@ -230,7 +230,7 @@ func (s *Store) TrackVideo(ctx context.Context, uid string, premium bool, v subj
 	if _, err := s.SeeVideo(ctx, v, now); err != nil {
 		return false, err
 	}
-	link := subjects.TrackLink{Since: now}
+	link := subjects.TrackerLink{Since: now}
 	if err := s.put(ctx, subjects.TrackerVideoUserKey(v.ID, uid), link); err != nil {
 		return false, err
 	}
@@ -301,7 +301,7 @@ func (s *Store) dropVideo(ctx context.Context, vid, cid string) error {
 // now for a video a user tracks), its place in its channel's list, and its
 // tracking record. A window already over is not created. created is false
 // when the video was known already; calling it again is harmless.
-func (s *Store) SeeVideo(ctx context.Context, v subjects.TrackedVideo, anchor time.Time) (created bool, err error) {
+func (s *Store) SeeVideo(ctx context.Context, v subjects.TrackerVideo, anchor time.Time) (created bool, err error) {
 	if err := checkID("video", v.ID); err != nil {
 		return false, err
 	}
@@ -317,12 +317,12 @@ func (s *Store) SeeVideo(ctx context.Context, v subjects.TrackedVideo, anchor ti
 		if ttl < time.Second {
 			continue
 		}
-		if err := s.create(ctx, w.key, subjects.TrackWindow{Until: until.UTC()}, ttl); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		if err := s.create(ctx, w.key, subjects.TrackerWindow{Until: until.UTC()}, ttl); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			return false, fmt.Errorf("create window %s: %w", w.key, err)
 		}
 	}
 	if v.ChannelID != "" {
-		if err := s.put(ctx, subjects.TrackerChannelVideoKey(v.ChannelID, v.ID), subjects.TrackLink{Since: now}); err != nil {
+		if err := s.put(ctx, subjects.TrackerChannelVideoKey(v.ChannelID, v.ID), subjects.TrackerLink{Since: now}); err != nil {
 			return false, err
 		}
 	}
@@ -338,27 +338,27 @@ func (s *Store) SeeVideo(ctx context.Context, v subjects.TrackedVideo, anchor ti
 }
 
 // Channel returns a channel's tracking record.
-func (s *Store) Channel(ctx context.Context, cid string) (subjects.TrackedChannel, error) {
-	var ch subjects.TrackedChannel
+func (s *Store) Channel(ctx context.Context, cid string) (subjects.TrackerChannel, error) {
+	var ch subjects.TrackerChannel
 	_, err := s.get(ctx, subjects.TrackerChannelKey(cid), &ch)
 	return ch, err
 }
 
 // Video returns a video's tracking record.
-func (s *Store) Video(ctx context.Context, vid string) (subjects.TrackedVideo, error) {
-	var v subjects.TrackedVideo
+func (s *Store) Video(ctx context.Context, vid string) (subjects.TrackerVideo, error) {
+	var v subjects.TrackerVideo
 	_, err := s.get(ctx, subjects.TrackerVideoKey(vid), &v)
 	return v, err
 }
 
 // UpdateChannel applies f to a channel's record with compare-and-set,
 // retrying when another writer got there first.
-func (s *Store) UpdateChannel(ctx context.Context, cid string, f func(*subjects.TrackedChannel)) error {
+func (s *Store) UpdateChannel(ctx context.Context, cid string, f func(*subjects.TrackerChannel)) error {
 	return update(ctx, s, subjects.TrackerChannelKey(cid), f)
 }
 
 // UpdateVideo applies f to a video's record with compare-and-set.
-func (s *Store) UpdateVideo(ctx context.Context, vid string, f func(*subjects.TrackedVideo)) error {
+func (s *Store) UpdateVideo(ctx context.Context, vid string, f func(*subjects.TrackerVideo)) error {
 	return update(ctx, s, subjects.TrackerVideoKey(vid), f)
 }
 
@@ -403,7 +403,7 @@ func (s *Store) creditClaims(uid, month string) claimSet {
 // claims returns the ids claimed in c and the record's revision, 0 when the
 // record does not exist yet (the ids then come from its seed keys).
 func (s *Store) claims(ctx context.Context, c claimSet) ([]string, uint64, error) {
-	var rec subjects.TrackClaims
+	var rec subjects.TrackerClaims
 	rev, err := s.get(ctx, c.key, &rec)
 	if errors.Is(err, ErrNotFound) {
 		ids, err := s.keys(ctx, c.seed)
@@ -454,7 +454,7 @@ func (s *Store) changeClaims(ctx context.Context, c claimSet, f func([]string) (
 		if err != nil || next == nil {
 			return false, err
 		}
-		b, err := json.Marshal(subjects.TrackClaims{IDs: next})
+		b, err := json.Marshal(subjects.TrackerClaims{IDs: next})
 		if err != nil {
 			return false, err
 		}
@@ -494,7 +494,7 @@ func (s *Store) ChannelUsers(ctx context.Context, cid string) ([]string, error) 
 }
 
 // UserChannels returns the channels uid tracks.
-func (s *Store) UserChannels(ctx context.Context, uid string) ([]subjects.TrackedChannel, error) {
+func (s *Store) UserChannels(ctx context.Context, uid string) ([]subjects.TrackerChannel, error) {
 	if err := checkID("user", uid); err != nil {
 		return nil, err
 	}
@@ -506,7 +506,7 @@ func (s *Store) UserChannels(ctx context.Context, uid string) ([]subjects.Tracke
 }
 
 // UserVideos returns the videos uid tracks individually.
-func (s *Store) UserVideos(ctx context.Context, uid string) ([]subjects.TrackedVideo, error) {
+func (s *Store) UserVideos(ctx context.Context, uid string) ([]subjects.TrackerVideo, error) {
 	if err := checkID("user", uid); err != nil {
 		return nil, err
 	}
@@ -518,7 +518,7 @@ func (s *Store) UserVideos(ctx context.Context, uid string) ([]subjects.TrackedV
 }
 
 // ChannelVideos returns the videos seen on a channel, newest first.
-func (s *Store) ChannelVideos(ctx context.Context, cid string) ([]subjects.TrackedVideo, error) {
+func (s *Store) ChannelVideos(ctx context.Context, cid string) ([]subjects.TrackerVideo, error) {
 	if err := checkID("channel", cid); err != nil {
 		return nil, err
 	}
@@ -527,7 +527,7 @@ func (s *Store) ChannelVideos(ctx context.Context, cid string) ([]subjects.Track
 		return nil, err
 	}
 	vs, err := loadAll(ctx, ids, s.Video)
-	slices.SortFunc(vs, func(a, b subjects.TrackedVideo) int { return b.PublishedAt.Compare(a.PublishedAt) })
+	slices.SortFunc(vs, func(a, b subjects.TrackerVideo) int { return b.PublishedAt.Compare(a.PublishedAt) })
 	return vs, err
 }
 
@@ -658,16 +658,16 @@ func (s *Store) TracksVideo(ctx context.Context, uid, vid string) (bool, error) 
 // NoteRefusal records that YouTube refused us just now (kind as
 // youtube.Refusal, reason in YouTube's words), for the pages to say so.
 func (s *Store) NoteRefusal(ctx context.Context, kind, reason string) error {
-	return s.put(ctx, subjects.TrackerYouTubeStatusKey, subjects.YouTubeStatus{RefusedAt: s.o.Now().UTC(), Kind: kind, Reason: reason})
+	return s.put(ctx, subjects.TrackerYouTubeStatusKey, subjects.TrackerYouTubeStatus{RefusedAt: s.o.Now().UTC(), Kind: kind, Reason: reason})
 }
 
 // YouTubeStatus returns the last refusal recorded; zero when there was
 // none.
-func (s *Store) YouTubeStatus(ctx context.Context) (subjects.YouTubeStatus, error) {
-	var st subjects.YouTubeStatus
+func (s *Store) YouTubeStatus(ctx context.Context) (subjects.TrackerYouTubeStatus, error) {
+	var st subjects.TrackerYouTubeStatus
 	_, err := s.get(ctx, subjects.TrackerYouTubeStatusKey, &st)
 	if errors.Is(err, ErrNotFound) {
-		return subjects.YouTubeStatus{}, nil
+		return subjects.TrackerYouTubeStatus{}, nil
 	}
 	return st, err
 }

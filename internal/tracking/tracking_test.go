@@ -54,7 +54,7 @@ func TestTwoUsersTrackingAChannelShareOneRecord(t *testing.T) {
 	s := tracking.New(kv, tracking.Options{})
 	ctx := context.Background()
 	for _, u := range []string{"alice", "bob"} {
-		if err := s.TrackChannel(ctx, u, false, subjects.TrackedChannel{ID: chanA, Title: "A"}); err != nil {
+		if err := s.TrackChannel(ctx, u, false, subjects.TrackerChannel{ID: chanA, Title: "A"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -82,16 +82,16 @@ func TestTwoUsersTrackingAChannelShareOneRecord(t *testing.T) {
 func TestFreePlanCapsChannelsAndPremiumLiftsIt(t *testing.T) {
 	s := tracking.New(bucket(t), tracking.Options{FreeChannels: 1})
 	ctx := context.Background()
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA}); err != nil {
 		t.Fatalf("tracking the same channel again: %v", err)
 	}
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
 		t.Fatalf("second channel on free plan: %v, want ErrLimitReached", err)
 	}
-	if err := s.TrackChannel(ctx, "alice", true, subjects.TrackedChannel{ID: chanB}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", true, subjects.TrackerChannel{ID: chanB}); err != nil {
 		t.Fatalf("premium: %v", err)
 	}
 }
@@ -100,25 +100,25 @@ func TestTenVideoCreditsPerMonthOutsideOwnChannels(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC)}
 	s := tracking.New(bucket(t), tracking.Options{Now: clk.now})
 	ctx := context.Background()
-	s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA})
+	s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA})
 	vid := func(i int) string { return "video" + string(rune('a'+i)) + "00000" }
 	for i := range 10 {
-		used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: vid(i), ChannelID: chanB})
+		used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: vid(i), ChannelID: chanB})
 		if err != nil || !used {
 			t.Fatalf("video %d: used=%v err=%v", i, used, err)
 		}
 	}
-	if _, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: vid(10), ChannelID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
+	if _, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: vid(10), ChannelID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
 		t.Fatalf("11th video in a month: %v, want ErrLimitReached", err)
 	}
-	if used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: vid(11), ChannelID: chanA}); err != nil || used {
+	if used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: vid(11), ChannelID: chanA}); err != nil || used {
 		t.Fatalf("video of own channel: used=%v err=%v, want free", used, err)
 	}
-	if _, err := s.TrackVideo(ctx, "alice", true, subjects.TrackedVideo{ID: vid(12), ChannelID: chanB}); err != nil {
+	if _, err := s.TrackVideo(ctx, "alice", true, subjects.TrackerVideo{ID: vid(12), ChannelID: chanB}); err != nil {
 		t.Fatalf("premium: %v", err)
 	}
 	clk.set(time.Date(2026, 4, 1, 0, 0, 1, 0, time.UTC))
-	if used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: vid(10), ChannelID: chanB}); err != nil || !used {
+	if used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: vid(10), ChannelID: chanB}); err != nil || !used {
 		t.Fatalf("first video of a new month: used=%v err=%v", used, err)
 	}
 	lim, _ := s.Limits(ctx, "alice", false)
@@ -130,9 +130,9 @@ func TestTenVideoCreditsPerMonthOutsideOwnChannels(t *testing.T) {
 func TestReadAuthorization(t *testing.T) {
 	s := tracking.New(bucket(t), tracking.Options{})
 	ctx := context.Background()
-	s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA})
-	s.SeeVideo(ctx, subjects.TrackedVideo{ID: "inchannelAA", ChannelID: chanA}, time.Now())
-	s.TrackVideo(ctx, "bob", false, subjects.TrackedVideo{ID: "bobsvideo00", ChannelID: chanB})
+	s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA})
+	s.SeeVideo(ctx, subjects.TrackerVideo{ID: "inchannelAA", ChannelID: chanA}, time.Now())
+	s.TrackVideo(ctx, "bob", false, subjects.TrackerVideo{ID: "bobsvideo00", ChannelID: chanB})
 	cases := []struct {
 		user, video string
 		want        bool
@@ -164,14 +164,14 @@ func TestWindowsExpireMeasuredFromAnchor(t *testing.T) {
 	ctx := context.Background()
 	// Published almost 7 days ago: two seconds of hourly sampling left,
 	// 53 days of daily sampling.
-	anchor := now.Add(-subjects.TrackHourlyWindow + 2*time.Second)
-	created, err := s.SeeVideo(ctx, subjects.TrackedVideo{ID: "oldvideo000", ChannelID: chanA}, anchor)
+	anchor := now.Add(-subjects.TrackerHourlyWindow + 2*time.Second)
+	created, err := s.SeeVideo(ctx, subjects.TrackerVideo{ID: "oldvideo000", ChannelID: chanA}, anchor)
 	if err != nil || !created {
 		t.Fatalf("see: %v %v", created, err)
 	}
 	// Published 61 days ago: no window at all.
-	s.SeeVideo(ctx, subjects.TrackedVideo{ID: "ancient0000", ChannelID: chanA}, now.Add(-61*24*time.Hour))
-	if created, _ := s.SeeVideo(ctx, subjects.TrackedVideo{ID: "oldvideo000"}, anchor); created {
+	s.SeeVideo(ctx, subjects.TrackerVideo{ID: "ancient0000", ChannelID: chanA}, now.Add(-61*24*time.Hour))
+	if created, _ := s.SeeVideo(ctx, subjects.TrackerVideo{ID: "oldvideo000"}, anchor); created {
 		t.Fatal("second sighting created the record again")
 	}
 	hourly, _ := s.LiveHourly(ctx)
@@ -191,7 +191,7 @@ func TestWindowsExpireMeasuredFromAnchor(t *testing.T) {
 func TestDailyWindowExpires(t *testing.T) {
 	s := tracking.New(bucket(t), tracking.Options{HourlyWindow: time.Second, DailyWindow: 2 * time.Second})
 	ctx := context.Background()
-	s.SeeVideo(ctx, subjects.TrackedVideo{ID: "shortlived0"}, time.Now())
+	s.SeeVideo(ctx, subjects.TrackerVideo{ID: "shortlived0"}, time.Now())
 	testenv.Eventually(t, 10*time.Second, "daily window expires", func() bool {
 		d, _ := s.LiveDaily(ctx)
 		return len(d) == 0
@@ -255,7 +255,7 @@ func TestParallelChannelTracksOnAFreeAccountStopAtTheLimit(t *testing.T) {
 	s := tracking.New(bucket(t), tracking.Options{})
 	ctx := testenv.Context(t, 30*time.Second)
 	refused := trackInParallel(t, 20, func(i int) error {
-		return s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: fmt.Sprintf("UC%022d", i)})
+		return s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: fmt.Sprintf("UC%022d", i)})
 	})
 	chans, err := s.UserChannels(ctx, "alice")
 	if err != nil {
@@ -276,7 +276,7 @@ func TestParallelVideoTracksOnAFreeAccountSpendExactlyTheMonthlyCredits(t *testi
 	var mu sync.Mutex
 	credits := 0
 	refused := trackInParallel(t, 20, func(i int) error {
-		used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackedVideo{ID: fmt.Sprintf("video%06d", i), ChannelID: chanA})
+		used, err := s.TrackVideo(ctx, "alice", false, subjects.TrackerVideo{ID: fmt.Sprintf("video%06d", i), ChannelID: chanA})
 		if used {
 			mu.Lock()
 			credits++
@@ -301,19 +301,19 @@ func TestParallelVideoTracksOnAFreeAccountSpendExactlyTheMonthlyCredits(t *testi
 func TestUntrackingAChannelFreesItsPlaceAndPremiumChannelsCountAfterADowngrade(t *testing.T) {
 	s := tracking.New(bucket(t), tracking.Options{FreeChannels: 1})
 	ctx := context.Background()
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanA}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.UntrackChannel(ctx, "alice", chanA); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackedChannel{ID: chanB}); err != nil {
+	if err := s.TrackChannel(ctx, "alice", false, subjects.TrackerChannel{ID: chanB}); err != nil {
 		t.Fatalf("after untracking the only channel: %v", err)
 	}
-	if err := s.TrackChannel(ctx, "bob", true, subjects.TrackedChannel{ID: chanA}); err != nil {
+	if err := s.TrackChannel(ctx, "bob", true, subjects.TrackerChannel{ID: chanA}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.TrackChannel(ctx, "bob", false, subjects.TrackedChannel{ID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
+	if err := s.TrackChannel(ctx, "bob", false, subjects.TrackerChannel{ID: chanB}); !errors.Is(err, tracking.ErrLimitReached) {
 		t.Fatalf("free again with a channel tracked while premium: %v, want ErrLimitReached", err)
 	}
 }

@@ -291,7 +291,7 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	defer cancel()
 	reqKey := r.Header.Get(IdempotencyKeyHeader)
 	if reqKey != "" {
-		if err := subjects.ValidVideoID(reqKey); err != nil {
+		if err := subjects.CounterValidVideoID(reqKey); err != nil {
 			fail(w, http.StatusBadRequest, "%s header: must be 1-%d printable characters without spaces", IdempotencyKeyHeader, subjects.CounterMaxKey)
 			return
 		}
@@ -426,7 +426,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 	}
 	q := r.URL.Query()
 	video := r.PathValue("video")
-	if err := subjects.ValidVideoID(video); err != nil {
+	if err := subjects.CounterValidVideoID(video); err != nil {
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}

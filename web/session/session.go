@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/subjects"
 )
 
 const (
@@ -54,12 +56,6 @@ func (s *Session) CSRFToken() string { return s.csrf }
 
 // SignedIn reports whether a user is signed in.
 func (s *Session) SignedIn() bool { return s.UserID != "" }
-
-type record struct {
-	UserID  string    `json:"user_id"`
-	Email   string    `json:"email"`
-	Created time.Time `json:"created"`
-}
 
 // Config tunes the manager.
 type Config struct {
@@ -132,7 +128,7 @@ func (m *Manager) SignIn(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	s := m.fresh()
 	s.UserID, s.Email = userID, email
-	rec, err := json.Marshal(record{UserID: userID, Email: email, Created: time.Now().UTC()})
+	rec, err := json.Marshal(subjects.SessionRecord{UserID: userID, Email: email, Created: time.Now().UTC()})
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +164,7 @@ func (m *Manager) load(r *http.Request) (*Session, error) {
 	case err != nil:
 		return nil, fmt.Errorf("get session: %w", err)
 	}
-	var rec record
+	var rec subjects.SessionRecord
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return s, nil // unreadable record: treat as signed out
 	}

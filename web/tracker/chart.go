@@ -124,14 +124,14 @@ func markerColor(kind string) string {
 	return "#7a2ff0"
 }
 
-func channelName(c subjects.TrackedChannel) string {
+func channelName(c subjects.TrackerChannel) string {
 	if c.Title != "" {
 		return c.Title
 	}
 	return c.ID
 }
 
-func videoName(v subjects.TrackedVideo) string {
+func videoName(v subjects.TrackerVideo) string {
 	if v.Title != "" {
 		return v.Title
 	}

@@ -152,7 +152,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		var ch youtube.Channel
 		ch, err = h.d.YouTube.Resolve(ctx, ref)
 		if err == nil {
-			err = h.d.Store.TrackChannel(ctx, uid, premium, subjects.TrackedChannel{ID: ch.ID, Title: ch.Title, Handle: ch.Handle})
+			err = h.d.Store.TrackChannel(ctx, uid, premium, subjects.TrackerChannel{ID: ch.ID, Title: ch.Title, Handle: ch.Handle})
 		}
 		done, page = noticeChannel, "/tracker/channels/"+ch.ID
 	case youtube.KindVideo:
@@ -160,7 +160,7 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 		v, err = h.d.YouTube.Video(ctx, ref.ID)
 		var credit bool
 		if err == nil {
-			credit, err = h.d.Store.TrackVideo(ctx, uid, premium, subjects.TrackedVideo{ID: v.ID, ChannelID: v.ChannelID, Title: v.Title, PublishedAt: v.PublishedAt, Views: v.Views})
+			credit, err = h.d.Store.TrackVideo(ctx, uid, premium, subjects.TrackerVideo{ID: v.ID, ChannelID: v.ChannelID, Title: v.Title, PublishedAt: v.PublishedAt, Views: v.Views})
 		}
 		done, page = noticeVideo, "/tracker/videos/"+v.ID
 		if credit {
@@ -335,7 +335,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 		h.pages.Fail(w, r, "video", err)
 		return
 	}
-	samples, err := analytics.VideoSamples(ctx, h.d.ClickHouse, id, time.Now().Add(-subjects.TrackDailyWindow-24*time.Hour), 5000)
+	samples, err := analytics.VideoSamples(ctx, h.d.ClickHouse, id, time.Now().Add(-subjects.TrackerDailyWindow-24*time.Hour), 5000)
 	if err != nil {
 		h.pages.Fail(w, r, "samples", err)
 		return
@@ -407,14 +407,14 @@ type dashboardData struct {
 	Problem, Notice, Input string
 	Refusal                string // YouTube refuses our workers; "" when not
 	Limits                 tracking.Limits
-	Channels               []subjects.TrackedChannel
-	Videos                 []subjects.TrackedVideo // tracked individually
-	ChannelVideos          []subjects.TrackedVideo // of the tracked channels
+	Channels               []subjects.TrackerChannel
+	Videos                 []subjects.TrackerVideo // tracked individually
+	ChannelVideos          []subjects.TrackerVideo // of the tracked channels
 }
 
 type videoData struct {
-	Video        subjects.TrackedVideo
-	Channel      subjects.TrackedChannel // zero unless the user tracks it
+	Video        subjects.TrackerVideo
+	Channel      subjects.TrackerChannel // zero unless the user tracks it
 	Chart        chart
 	Samples      int
 	ThumbURL     string
@@ -430,8 +430,8 @@ type changeView struct {
 }
 
 type channelData struct {
-	Channel subjects.TrackedChannel
-	Videos  []subjects.TrackedVideo
+	Channel subjects.TrackerChannel
+	Videos  []subjects.TrackerVideo
 	Notice  string
 	Refusal string
 }

@@ -250,7 +250,7 @@ func TestUsersSeeOnlyWhatTheyTrack(t *testing.T) {
 		t.Fatal("alice could not track her channel")
 	}
 	// The channel check found its upload.
-	s.store.SeeVideo(s.ctx, subjects.TrackedVideo{ID: "alphavideo1", ChannelID: chanA, Title: "Alpha video"}, time.Now())
+	s.store.SeeVideo(s.ctx, subjects.TrackerVideo{ID: "alphavideo1", ChannelID: chanA, Title: "Alpha video"}, time.Now())
 	if code, _, _ := bob.post("/tracker/track", url.Values{"ref": {"https://www.youtube.com/watch?v=betavideo01"}}); code != http.StatusSeeOther {
 		t.Fatal("bob could not track his video")
 	}
@@ -386,12 +386,12 @@ func TestPagesShowRefusalsVideoStatesFailedChecksAndLikes(t *testing.T) {
 	alice := s.as("alice")
 	alice.post("/tracker/track", url.Values{"ref": {"@alphas"}})
 	alice.post("/tracker/track", url.Values{"ref": {"betavideo01"}})
-	if err := s.store.UpdateVideo(s.ctx, "betavideo01", func(v *subjects.TrackedVideo) {
+	if err := s.store.UpdateVideo(s.ctx, "betavideo01", func(v *subjects.TrackerVideo) {
 		v.Likes, v.State, v.StateReason = 4321, "private", "This video is private"
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.store.UpdateChannel(s.ctx, chanA, func(c *subjects.TrackedChannel) {
+	if err := s.store.UpdateChannel(s.ctx, chanA, func(c *subjects.TrackerChannel) {
 		c.Failed, c.Failure = time.Now(), "YouTube's feed answered 404"
 	}); err != nil {
 		t.Fatal(err)

@@ -23,7 +23,7 @@ import (
 // through svc.
 func Handler(svc *events.Service) consume.Handler {
 	return func(ctx context.Context, msg jetstream.Msg) error {
-		var h subjects.EventHoldExpiry
+		var h subjects.EventsHoldExpiry
 		if err := json.Unmarshal(msg.Data(), &h); err != nil {
 			return consume.Permanentf("decode hold expiry: %v", err)
 		}
@@ -48,7 +48,7 @@ func Roles(baseURL string) []consume.Role {
 	return []consume.Role{{
 		Name: "event-holds",
 		Consumer: consume.Config{
-			Role: "event-holds", Stream: subjects.EventHoldsStream, Consumer: subjects.EventHoldsConsumer,
+			Role: "event-holds", Stream: subjects.EventsHoldsStream, Consumer: subjects.EventsHoldsConsumer,
 			Batch: 32, Concurrency: 4, BackoffMin: time.Second, BackoffMax: time.Minute,
 		},
 		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {

@@ -32,7 +32,7 @@ func start(t *testing.T) (*events.Service, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := consume.New(js, consume.Config{Role: "event-holds", Stream: subjects.EventHoldsStream, Consumer: subjects.EventHoldsConsumer, BackoffMin: 200 * time.Millisecond},
+	c := consume.New(js, consume.Config{Role: "event-holds", Stream: subjects.EventsHoldsStream, Consumer: subjects.EventsHoldsConsumer, BackoffMin: 200 * time.Millisecond},
 		eventholds.Handler(svc), consume.NewMetrics(prometheus.NewRegistry()), slog.New(slog.DiscardHandler))
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -241,7 +241,7 @@ func TestConfirmedRegistrationIsKeptWhenItsExpiryFires(t *testing.T) {
 	if _, err := svc.Confirm(ctx, "pat@example.com", e.ID, r.ID); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(ctx, subjects.EventHoldsStream, subjects.EventHoldsConsumer)
+	cons, err := js.Consumer(ctx, subjects.EventsHoldsStream, subjects.EventsHoldsConsumer)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,13 +270,6 @@ func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
 	return len(infos), nil
 }
 
-// sessionOwner is the part of a SESSIONS value (web/session's record) that
-// names its user. Workers do not import web, so the field is read here by
-// its JSON name.
-type sessionOwner struct {
-	UserID string `json:"user_id"`
-}
-
 // endSessions purges every session of user uid. Sessions are keyed by
 // the hash of their random id, so this reads them all, in one watch of the bucket's
 // current values: a cost paid once per deletion.
@@ -298,7 +291,7 @@ read:
 			if e == nil {
 				break read // every current value seen
 			}
-			var o sessionOwner
+			var o subjects.SessionRecord
 			if json.Unmarshal(e.Value(), &o) == nil && o.UserID == uid {
 				mine = append(mine, e.Key())
 			}

@@ -365,10 +365,10 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch := "UC" + strings.Repeat(name[:1], 22)
-		if err := tracker.TrackChannel(ctx, u.ID, false, subjects.TrackedChannel{ID: ch, Title: name + "'s channel"}); err != nil {
+		if err := tracker.TrackChannel(ctx, u.ID, false, subjects.TrackerChannel{ID: ch, Title: name + "'s channel"}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tracker.TrackVideo(ctx, u.ID, false, subjects.TrackedVideo{ID: strings.Repeat(name[:1], 11), Title: name + "'s video"}); err != nil {
+		if _, err := tracker.TrackVideo(ctx, u.ID, false, subjects.TrackerVideo{ID: strings.Repeat(name[:1], 11), Title: name + "'s video"}); err != nil {
 			t.Fatal(err)
 		}
 		ck, _, err := counter.Issue(ctx, counterkeys.NewKey{Owner: u.ID, Tenant: counterkeys.TenantOf(u.ID, name+"-prod"), Name: "web"})

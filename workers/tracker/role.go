@@ -54,7 +54,7 @@ func Roles(cfg Config) []consume.Role {
 	}, {
 		Name: "tracker-channels",
 		Consumer: consume.Config{
-			Role: "tracker-channels", Stream: subjects.TrackStream, Consumer: subjects.TrackChannelConsumer,
+			Role: "tracker-channels", Stream: subjects.TrackerStream, Consumer: subjects.TrackerChannelConsumer,
 			Batch: cfg.ChannelConcurrency, Concurrency: cfg.ChannelConcurrency,
 		},
 		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
@@ -100,7 +100,7 @@ func runVideos(ctx context.Context, d consume.Deps, m *consume.Metrics, cfg Conf
 	done := make(chan error, 1)
 	go func() { done <- v.Run(wctx) }()
 	err = consume.New(d.JS, consume.Config{
-		Role: "tracker-videos", Stream: subjects.TrackStream, Consumer: subjects.TrackVideoConsumer,
+		Role: "tracker-videos", Stream: subjects.TrackerStream, Consumer: subjects.TrackerVideoConsumer,
 		Batch: cfg.VideoConcurrency, Concurrency: cfg.VideoConcurrency,
 	}, v.Handle, m, d.Log).Run(ctx)
 	stop()

@@ -85,14 +85,14 @@ func (t *Ticks) Handle(ctx context.Context, msg jetstream.Msg) error {
 		slot time.Time
 	)
 	switch name {
-	case subjects.ChannelTick:
-		kind, slot = subjects.TrackKindChannel, md.Timestamp.Truncate(t.slots.Channel)
+	case subjects.TrackerChannelTick:
+		kind, slot = subjects.TrackerKindChannel, md.Timestamp.Truncate(t.slots.Channel)
 		ids, err = t.store.LiveChannels(ctx)
-	case subjects.VideoHourlyTick:
-		kind, slot = subjects.TrackKindHourly, md.Timestamp.Truncate(t.slots.Hourly)
+	case subjects.TrackerVideoHourlyTick:
+		kind, slot = subjects.TrackerKindHourly, md.Timestamp.Truncate(t.slots.Hourly)
 		ids, err = t.store.LiveHourly(ctx)
-	case subjects.VideoDailyTick:
-		kind, slot = subjects.TrackKindDaily, md.Timestamp.Truncate(t.slots.Daily)
+	case subjects.TrackerVideoDailyTick:
+		kind, slot = subjects.TrackerKindDaily, md.Timestamp.Truncate(t.slots.Daily)
 		ids, err = t.dailyOnly(ctx)
 	default:
 		return consume.Permanentf("tick on %s: not a tracker schedule", msg.Subject())
@@ -161,13 +161,13 @@ func (t *Ticks) enqueue(ctx context.Context, tick jetstream.Msg, kind string, id
 	lastProgress := time.Now()
 	var err error
 	for _, id := range ids {
-		subject := subjects.TrackVideoJob(id)
-		if kind == subjects.TrackKindChannel {
-			subject = subjects.TrackChannelJob(id)
+		subject := subjects.TrackerVideoJob(id)
+		if kind == subjects.TrackerKindChannel {
+			subject = subjects.TrackerChannelJob(id)
 		}
-		data, _ := json.Marshal(subjects.TrackJob{Kind: kind, ID: id, Slot: slot})
+		data, _ := json.Marshal(subjects.TrackerJob{Kind: kind, ID: id, Slot: slot})
 		m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
-		m.Header.Set(jetstream.MsgIDHeader, subjects.TrackJobID(kind, id, slot))
+		m.Header.Set(jetstream.MsgIDHeader, subjects.TrackerJobID(kind, id, slot))
 		var f jetstream.PubAckFuture
 		if f, err = t.js.PublishMsgAsync(m); err != nil {
 			err = fmt.Errorf("enqueue %s: %w", subject, err)
@@ -203,8 +203,8 @@ func NewChannels(store *tracking.Store, yt *youtube.Client, now func() time.Time
 }
 
 // decodeJob reads a job; one that cannot be read is dead-lettered.
-func decodeJob(msg jetstream.Msg) (subjects.TrackJob, error) {
-	var job subjects.TrackJob
+func decodeJob(msg jetstream.Msg) (subjects.TrackerJob, error) {
+	var job subjects.TrackerJob
 	if err := json.Unmarshal(msg.Data(), &job); err != nil {
 		return job, consume.Permanentf("job on %s: not JSON: %v", msg.Subject(), err)
 	}
@@ -293,7 +293,7 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	for i := len(fresh) - 1; i >= 0; i-- {
 		e := fresh[i]
-		created, err := c.store.SeeVideo(ctx, subjects.TrackedVideo{ID: e.VideoID, ChannelID: job.ID, Title: e.Title, PublishedAt: e.Published}, e.Published)
+		created, err := c.store.SeeVideo(ctx, subjects.TrackerVideo{ID: e.VideoID, ChannelID: job.ID, Title: e.Title, PublishedAt: e.Published}, e.Published)
 		if err != nil {
 			return fmt.Errorf("channel %s: %w", job.ID, err)
 		}
@@ -302,7 +302,7 @@ func (c *Channels) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 	}
 	now := c.now().UTC()
-	return c.store.UpdateChannel(ctx, job.ID, func(r *subjects.TrackedChannel) {
+	return c.store.UpdateChannel(ctx, job.ID, func(r *subjects.TrackerChannel) {
 		if len(feed.Entries) > 0 {
 			r.LatestVideoID = feed.Entries[0].VideoID
 		}
@@ -325,7 +325,7 @@ func (c *Channels) feedFailed(ctx context.Context, id string, err error) error {
 	}
 	c.refusals.note(ctx, err)
 	now := c.now().UTC()
-	if uerr := c.store.UpdateChannel(ctx, id, func(r *subjects.TrackedChannel) {
+	if uerr := c.store.UpdateChannel(ctx, id, func(r *subjects.TrackerChannel) {
 		r.Failed, r.Failure = now, failure(err)
 	}); uerr != nil && !errors.Is(uerr, tracking.ErrNotFound) {
 		c.log.Warn("record failed check", "channel", id, "err", uerr)

@@ -115,13 +115,13 @@ func (e *env) tick(schedule string) {
 
 func (e *env) job(kind, id string, slot time.Time) {
 	e.t.Helper()
-	b, _ := json.Marshal(subjects.TrackJob{Kind: kind, ID: id, Slot: slot})
-	subject := subjects.TrackVideoJob(id)
-	if kind == subjects.TrackKindChannel {
-		subject = subjects.TrackChannelJob(id)
+	b, _ := json.Marshal(subjects.TrackerJob{Kind: kind, ID: id, Slot: slot})
+	subject := subjects.TrackerVideoJob(id)
+	if kind == subjects.TrackerKindChannel {
+		subject = subjects.TrackerChannelJob(id)
 	}
 	m := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
-	m.Header.Set(jetstream.MsgIDHeader, subjects.TrackJobID(kind, id, slot))
+	m.Header.Set(jetstream.MsgIDHeader, subjects.TrackerJobID(kind, id, slot))
 	if _, err := e.js.PublishMsg(e.ctx, m); err != nil {
 		e.t.Fatal(err)
 	}
@@ -148,12 +148,12 @@ func TestTwoUsersTrackingAChannelCauseOneFeedFetchPerTick(t *testing.T) {
 	e.yt.AddVideo(chanA, "old00000000", "Old upload", now.Add(-90*24*time.Hour), 10)
 	e.yt.AddVideo(chanA, "recent00000", "Recent upload", now.Add(-2*24*time.Hour), 10)
 	for _, u := range []string{"alice", "bob"} {
-		if err := e.store.TrackChannel(e.ctx, u, false, subjects.TrackedChannel{ID: chanA, Title: "Channel A"}); err != nil {
+		if err := e.store.TrackChannel(e.ctx, u, false, subjects.TrackerChannel{ID: chanA, Title: "Channel A"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.start("ticks", "channels")
-	e.tick(subjects.ChannelTick)
+	e.tick(subjects.TrackerChannelTick)
 	testenv.Eventually(t, 20*time.Second, "channel checked", func() bool {
 		c, err := e.store.Channel(e.ctx, chanA)
 		return err == nil && !c.Checked.IsZero()
@@ -174,7 +174,7 @@ func TestTwoUsersTrackingAChannelCauseOneFeedFetchPerTick(t *testing.T) {
 	e.yt.AddVideo(chanA, "brandnew000", "Brand new", time.Now(), 0)
 	checked := c.Checked
 	// The next hour's check (a tick in the same slot would be a duplicate).
-	e.job(subjects.TrackKindChannel, chanA, time.Now().Add(time.Hour))
+	e.job(subjects.TrackerKindChannel, chanA, time.Now().Add(time.Hour))
 	testenv.Eventually(t, 20*time.Second, "channel checked again", func() bool {
 		c, err := e.store.Channel(e.ctx, chanA)
 		return err == nil && c.Checked.After(checked)
@@ -194,14 +194,14 @@ func TestTickHandledTwiceStoresNoDuplicateSamples(t *testing.T) {
 	ids := []string{"vid00000001", "vid00000002", "vid00000003"}
 	for _, id := range ids {
 		e.yt.AddVideo(chanA, id, "Video "+id, time.Now().Add(-time.Hour), 100)
-		if _, err := e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: id, ChannelID: chanA}, time.Now()); err != nil {
+		if _, err := e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: id, ChannelID: chanA}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	e.tick(subjects.VideoHourlyTick)
+	e.tick(subjects.TrackerVideoHourlyTick)
 
 	// Handle the same tick message twice, as a redelivery would.
-	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.VideoHourlyTick)}})
+	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.TrackerVideoHourlyTick)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestTickHandledTwiceStoresNoDuplicateSamples(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, _ := e.js.Stream(e.ctx, subjects.TrackStream)
+	info, _ := e.js.Stream(e.ctx, subjects.TrackerStream)
 	if n := info.CachedInfo().State.Msgs; n != uint64(len(ids)) {
 		t.Fatalf("TRACK holds %d jobs after the tick was handled twice, want %d", n, len(ids))
 	}
@@ -226,7 +226,7 @@ func TestTickHandledTwiceStoresNoDuplicateSamples(t *testing.T) {
 	})
 	// Give a duplicate the chance to show up: wait for the queue to drain.
 	testenv.Eventually(t, 10*time.Second, "queue drained", func() bool {
-		s, _ := e.js.Stream(e.ctx, subjects.TrackStream)
+		s, _ := e.js.Stream(e.ctx, subjects.TrackerStream)
 		i, _ := s.Info(e.ctx)
 		return i.State.Msgs == 0
 	})
@@ -244,13 +244,13 @@ func TestUnparseableWatchPageIsDeadLetteredNotZero(t *testing.T) {
 	e.yt.AddVideo(chanA, "broken00000", "Broken", time.Now(), 100)
 	e.yt.AddVideo(chanA, "healthy0000", "Healthy", time.Now(), 100)
 	for _, id := range []string{"broken00000", "healthy0000"} {
-		e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: id, ChannelID: chanA}, time.Now())
+		e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: id, ChannelID: chanA}, time.Now())
 	}
 	e.yt.BreakWatchPage("broken00000", true)
 	e.start("videos")
 	slot := time.Now().Truncate(time.Second)
-	e.job(subjects.TrackKindHourly, "broken00000", slot)
-	e.job(subjects.TrackKindHourly, "healthy0000", slot)
+	e.job(subjects.TrackerKindHourly, "broken00000", slot)
+	e.job(subjects.TrackerKindHourly, "healthy0000", slot)
 
 	var dead *jetstream.RawStreamMsg
 	testenv.Eventually(t, 20*time.Second, "broken page dead-lettered", func() bool {
@@ -258,13 +258,13 @@ func TestUnparseableWatchPageIsDeadLetteredNotZero(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		dead, err = s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, subjects.TrackVideoConsumer))
+		dead, err = s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackerStream, subjects.TrackerVideoConsumer))
 		return err == nil
 	})
 	if reason := dead.Header.Get(subjects.HeaderDLQError); !strings.Contains(reason, "not understood") {
 		t.Fatalf("DLQ reason = %q", reason)
 	}
-	if dead.Header.Get(subjects.HeaderDLQSubject) != subjects.TrackVideoJob("broken00000") {
+	if dead.Header.Get(subjects.HeaderDLQSubject) != subjects.TrackerVideoJob("broken00000") {
 		t.Fatalf("DLQ subject header = %q", dead.Header.Get(subjects.HeaderDLQSubject))
 	}
 	testenv.Eventually(t, 20*time.Second, "healthy video sampled", func() bool {
@@ -279,12 +279,12 @@ func TestThumbnailAndTitleChangesAreStoredAndRecorded(t *testing.T) {
 	e := newEnv(t)
 	e.yt.AddChannel(chanB, "", "Channel B")
 	e.yt.AddVideo(chanB, "changing000", "Before", time.Now(), 100)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "changing000", ChannelID: chanB}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "changing000", ChannelID: chanB}, time.Now())
 	e.start("videos")
 
 	t0 := time.Now().Truncate(time.Second)
-	e.job(subjects.TrackKindHourly, "changing000", t0)
-	var first subjects.TrackedVideo
+	e.job(subjects.TrackerKindHourly, "changing000", t0)
+	var first subjects.TrackerVideo
 	testenv.Eventually(t, 20*time.Second, "first sample", func() bool {
 		first, _ = e.store.Video(e.ctx, "changing000")
 		return first.ThumbHash != ""
@@ -298,8 +298,8 @@ func TestThumbnailAndTitleChangesAreStoredAndRecorded(t *testing.T) {
 	e.yt.ChangeThumbnail("changing000")
 	e.yt.SetTitle("changing000", "After")
 	e.yt.AddViews("changing000", 50)
-	e.job(subjects.TrackKindHourly, "changing000", t0.Add(time.Hour))
-	var second subjects.TrackedVideo
+	e.job(subjects.TrackerKindHourly, "changing000", t0.Add(time.Hour))
+	var second subjects.TrackerVideo
 	testenv.Eventually(t, 20*time.Second, "second sample", func() bool {
 		second, _ = e.store.Video(e.ctx, "changing000")
 		return second.Title == "After"
@@ -323,15 +323,15 @@ func TestThumbnailAndTitleChangesAreStoredAndRecorded(t *testing.T) {
 
 func TestUnknownVideoIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "gone0000000"}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "gone0000000"}, time.Now())
 	e.start("videos")
-	e.job(subjects.TrackKindHourly, "gone0000000", time.Now())
+	e.job(subjects.TrackerKindHourly, "gone0000000", time.Now())
 	testenv.Eventually(t, 20*time.Second, "unknown video dead-lettered", func() bool {
 		s, err := e.js.Stream(e.ctx, subjects.DLQStream)
 		if err != nil {
 			return false
 		}
-		m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, subjects.TrackVideoConsumer))
+		m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackerStream, subjects.TrackerVideoConsumer))
 		return err == nil && strings.Contains(m.Header.Get(subjects.HeaderDLQError), "not found")
 	})
 }
@@ -341,10 +341,10 @@ func TestDailyTickSkipsVideosStillSampledHourly(t *testing.T) {
 	now := time.Now()
 	// One video in its first week (hourly and daily windows), one older
 	// (daily window only).
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "youngvideo0"}, now)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "oldervideo0"}, now.Add(-10*24*time.Hour))
-	e.tick(subjects.VideoDailyTick)
-	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.VideoDailyTick)}})
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "youngvideo0"}, now)
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "oldervideo0"}, now.Add(-10*24*time.Hour))
+	e.tick(subjects.TrackerVideoDailyTick)
+	cons, err := e.js.OrderedConsumer(e.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subjects.ScheduleTick(subjects.TrackerVideoDailyTick)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,15 +355,15 @@ func TestDailyTickSkipsVideosStillSampledHourly(t *testing.T) {
 	if err := tracker.NewTicks(e.js, e.store, tracker.Slots{}, 0, quiet).Handle(e.ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := e.js.Stream(e.ctx, subjects.TrackStream)
-	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("oldervideo0")); err != nil {
+	s, _ := e.js.Stream(e.ctx, subjects.TrackerStream)
+	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackerVideoJob("oldervideo0")); err != nil {
 		t.Fatalf("older video not enqueued by the daily tick: %v", err)
 	}
-	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("youngvideo0")); err == nil {
+	if _, err := s.GetLastMsgForSubject(e.ctx, subjects.TrackerVideoJob("youngvideo0")); err == nil {
 		t.Fatal("video still in its hourly window enqueued by the daily tick")
 	}
-	m, _ := s.GetLastMsgForSubject(e.ctx, subjects.TrackVideoJob("oldervideo0"))
-	want := subjects.TrackJobID(subjects.TrackKindDaily, "oldervideo0", msgTime(t, msg).Truncate(24*time.Hour))
+	m, _ := s.GetLastMsgForSubject(e.ctx, subjects.TrackerVideoJob("oldervideo0"))
+	want := subjects.TrackerJobID(subjects.TrackerKindDaily, "oldervideo0", msgTime(t, msg).Truncate(24*time.Hour))
 	if got := m.Header.Get(jetstream.MsgIDHeader); got != want {
 		t.Fatalf("job id %q, want %q", got, want)
 	}
@@ -384,7 +384,7 @@ func (e *env) deadLettered(consumer string) string {
 	if err != nil {
 		return ""
 	}
-	m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackStream, consumer))
+	m, err := s.GetLastMsgForSubject(e.ctx, subjects.DLQ(subjects.TrackerStream, consumer))
 	if err != nil {
 		return ""
 	}
@@ -395,23 +395,23 @@ func TestBotCheckIsRetriedAndShownNotDeadLetteredAsNotFound(t *testing.T) {
 	e := newEnv(t)
 	e.yt.AddChannel(chanA, "", "Channel A")
 	e.yt.AddVideo(chanA, "refused0000", "Refused", time.Now(), 100)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "refused0000", ChannelID: chanA}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "refused0000", ChannelID: chanA}, time.Now())
 	e.yt.Refuse(youtubetest.RefuseBotCheck)
 	e.start("videos")
-	e.job(subjects.TrackKindHourly, "refused0000", time.Now().Truncate(time.Second))
+	e.job(subjects.TrackerKindHourly, "refused0000", time.Now().Truncate(time.Second))
 
 	testenv.EventuallyState(t, 20*time.Second, "the refusal recorded for the pages", func() (bool, any) {
 		st, err := e.store.YouTubeStatus(e.ctx)
 		return err == nil && st.Kind == string(youtube.RefusedBotCheck), st
 	})
-	if reason := e.deadLettered(subjects.TrackVideoConsumer); reason != "" {
+	if reason := e.deadLettered(subjects.TrackerVideoConsumer); reason != "" {
 		t.Fatalf("bot check dead-lettered the job: %q", reason)
 	}
 	// YouTube lets us in again: the retried job stores its sample.
 	e.yt.Refuse(youtubetest.RefuseNone)
 	testenv.EventuallyState(t, 20*time.Second, "sample stored once YouTube stops refusing", func() (bool, any) {
 		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'refused0000'")
-		return n == 1, fmt.Sprintf("%d samples, DLQ %q", n, e.deadLettered(subjects.TrackVideoConsumer))
+		return n == 1, fmt.Sprintf("%d samples, DLQ %q", n, e.deadLettered(subjects.TrackerVideoConsumer))
 	})
 }
 
@@ -419,16 +419,16 @@ func TestHiddenVideoStateIsShownNotDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	e.yt.AddChannel(chanA, "", "Channel A")
 	e.yt.AddVideo(chanA, "private0000", "Private", time.Now(), 100)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "private0000", ChannelID: chanA}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "private0000", ChannelID: chanA}, time.Now())
 	e.yt.SetState("private0000", youtubetest.StatePrivate)
 	e.start("videos")
 	t0 := time.Now().Truncate(time.Second)
-	e.job(subjects.TrackKindHourly, "private0000", t0)
+	e.job(subjects.TrackerKindHourly, "private0000", t0)
 	testenv.EventuallyState(t, 20*time.Second, "the video's state recorded", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "private0000")
 		return r.State == "private", r
 	})
-	if reason := e.deadLettered(subjects.TrackVideoConsumer); reason != "" {
+	if reason := e.deadLettered(subjects.TrackerVideoConsumer); reason != "" {
 		t.Fatalf("private video dead-lettered: %q", reason)
 	}
 	if n := e.count("SELECT count() FROM video_samples WHERE video_id = 'private0000'"); n != 0 {
@@ -436,7 +436,7 @@ func TestHiddenVideoStateIsShownNotDeadLettered(t *testing.T) {
 	}
 	// Public again: the next sample clears the state.
 	e.yt.SetState("private0000", youtubetest.StatePublic)
-	e.job(subjects.TrackKindHourly, "private0000", t0.Add(time.Hour))
+	e.job(subjects.TrackerKindHourly, "private0000", t0.Add(time.Hour))
 	testenv.EventuallyState(t, 20*time.Second, "state cleared by the next sample", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "private0000")
 		return r.State == "" && !r.Sampled.IsZero(), r
@@ -448,9 +448,9 @@ func TestLikesAreStoredWithTheSample(t *testing.T) {
 	e.yt.AddChannel(chanA, "", "Channel A")
 	e.yt.AddVideo(chanA, "liked000000", "Liked", time.Now(), 1000)
 	e.yt.SetLikes("liked000000", 77)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "liked000000", ChannelID: chanA}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "liked000000", ChannelID: chanA}, time.Now())
 	e.start("videos")
-	e.job(subjects.TrackKindHourly, "liked000000", time.Now().Truncate(time.Second))
+	e.job(subjects.TrackerKindHourly, "liked000000", time.Now().Truncate(time.Second))
 	testenv.EventuallyState(t, 20*time.Second, "sample with likes", func() (bool, any) {
 		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'liked000000' AND likes = 77")
 		return n == 1, n
@@ -464,12 +464,12 @@ func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testin
 	e := newEnv(t)
 	e.yt.AddChannel(chanA, "", "Channel A")
 	e.yt.AddVideo(chanA, "upload00000", "Upload", time.Now().Add(-time.Hour), 10)
-	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackedChannel{ID: chanA, Title: "Channel A"}); err != nil {
+	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackerChannel{ID: chanA, Title: "Channel A"}); err != nil {
 		t.Fatal(err)
 	}
 	e.yt.FailFeeds(true)
 	e.start("channels")
-	e.job(subjects.TrackKindChannel, chanA, time.Now().Truncate(time.Second))
+	e.job(subjects.TrackerKindChannel, chanA, time.Now().Truncate(time.Second))
 	testenv.EventuallyState(t, 20*time.Second, "failed check recorded", func() (bool, any) {
 		c, _ := e.store.Channel(e.ctx, chanA)
 		return !c.Failed.IsZero(), c
@@ -478,7 +478,7 @@ func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testin
 	if !c.Checked.IsZero() || c.Failure == "" {
 		t.Fatalf("channel after a failed check = %+v; want no last check and a failure", c)
 	}
-	if reason := e.deadLettered(subjects.TrackChannelConsumer); reason != "" {
+	if reason := e.deadLettered(subjects.TrackerChannelConsumer); reason != "" {
 		t.Fatalf("feed outage dead-lettered the check: %q", reason)
 	}
 	e.yt.FailFeeds(false)
@@ -496,11 +496,11 @@ func TestTickLogsOneInfoSummaryAndJobsLogAtDebug(t *testing.T) {
 	for i := range 3 {
 		e.yt.AddVideo(chanA, youtubetest.VideoID(i), "Upload", time.Now().Add(-time.Hour), 10)
 	}
-	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackedChannel{ID: chanA}); err != nil {
+	if err := e.store.TrackChannel(e.ctx, "alice", false, subjects.TrackerChannel{ID: chanA}); err != nil {
 		t.Fatal(err)
 	}
 	e.start("ticks", "channels")
-	e.tick(subjects.ChannelTick)
+	e.tick(subjects.TrackerChannelTick)
 	testenv.EventuallyState(t, 20*time.Second, "channel checked", func() (bool, any) {
 		c, _ := e.store.Channel(e.ctx, chanA)
 		return !c.Checked.IsZero(), c
@@ -531,10 +531,10 @@ func TestAgeGatedVideoIsSampledAndItsStateShown(t *testing.T) {
 	e := newEnv(t)
 	e.yt.AddChannel(chanA, "", "Channel A")
 	e.yt.AddVideo(chanA, "agegated000", "Age-gated", time.Now(), 300)
-	e.store.SeeVideo(e.ctx, subjects.TrackedVideo{ID: "agegated000", ChannelID: chanA}, time.Now())
+	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "agegated000", ChannelID: chanA}, time.Now())
 	e.yt.SetState("agegated000", youtubetest.StateAgeRestricted)
 	e.start("videos")
-	e.job(subjects.TrackKindHourly, "agegated000", time.Now().Truncate(time.Second))
+	e.job(subjects.TrackerKindHourly, "agegated000", time.Now().Truncate(time.Second))
 	testenv.EventuallyState(t, 20*time.Second, "age-gated video sampled with its state", func() (bool, any) {
 		r, _ := e.store.Video(e.ctx, "agegated000")
 		return r.State == "age_restricted" && r.StateReason == "Sign in to confirm your age" && r.Views == 300, r

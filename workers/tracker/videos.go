@@ -137,7 +137,7 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return err
 	}
 	if !stale {
-		err = v.store.UpdateVideo(ctx, job.ID, func(r *subjects.TrackedVideo) {
+		err = v.store.UpdateVideo(ctx, job.ID, func(r *subjects.TrackerVideo) {
 			r.Title, r.ThumbHash, r.Views, r.Likes, r.Sampled = page.Title, hash, page.Views, page.Likes, slot
 			// An age-gated page still gives the counts; its state is shown.
 			r.State, r.StateReason = string(page.State), page.StateReason
@@ -161,11 +161,11 @@ func (v *Videos) Handle(ctx context.Context, msg jetstream.Msg) error {
 // hidden records that YouTube hides the video (private, removed,
 // age-gated…): a state of the video, not a failure, so the job is done and
 // the pages show the state. The next sample that gets counts clears it.
-func (v *Videos) hidden(ctx context.Context, rec subjects.TrackedVideo, state *youtube.StateError) error {
+func (v *Videos) hidden(ctx context.Context, rec subjects.TrackerVideo, state *youtube.StateError) error {
 	if rec.State != string(state.State) {
 		v.log.Info("YouTube hides the video", "video", rec.ID, "state", state.State, "reason", state.Reason)
 	}
-	return v.store.UpdateVideo(ctx, rec.ID, func(r *subjects.TrackedVideo) {
+	return v.store.UpdateVideo(ctx, rec.ID, func(r *subjects.TrackerVideo) {
 		r.State, r.StateReason = string(state.State), state.Reason
 	})
 }

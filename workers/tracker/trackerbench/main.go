@@ -109,13 +109,13 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	rssBefore, _ := benchenv.ProcMemory(cmd.Process.Pid)
 
-	stream, err := js.Stream(ctx, subjects.TrackStream)
+	stream, err := js.Stream(ctx, subjects.TrackerStream)
 	if err != nil {
 		return err
 	}
-	payload, _ := json.Marshal(subjects.Tick{Schedule: subjects.VideoHourlyTick})
+	payload, _ := json.Marshal(subjects.Tick{Schedule: subjects.TrackerVideoHourlyTick})
 	tick := time.Now()
-	if _, err := js.Publish(ctx, subjects.ScheduleTick(subjects.VideoHourlyTick), payload); err != nil {
+	if _, err := js.Publish(ctx, subjects.ScheduleTick(subjects.TrackerVideoHourlyTick), payload); err != nil {
 		return err
 	}
 	// stored[i] is when the i-th sample was stored, from the acked-count
@@ -192,7 +192,7 @@ func seedTrackerBench(ctx context.Context, js jetstream.JetStream, yt *youtubete
 	for c := range channels {
 		cid := youtubetest.ChannelID(c)
 		yt.AddChannel(cid, "", fmt.Sprintf("Channel %d", c))
-		if err := put(subjects.TrackerChannelKey(cid), subjects.TrackedChannel{ID: cid, Title: fmt.Sprintf("Channel %d", c), Created: now}, 0); err != nil {
+		if err := put(subjects.TrackerChannelKey(cid), subjects.TrackerChannel{ID: cid, Title: fmt.Sprintf("Channel %d", c), Created: now}, 0); err != nil {
 			return err
 		}
 	}
@@ -206,14 +206,14 @@ func seedTrackerBench(ctx context.Context, js jetstream.JetStream, yt *youtubete
 		if err != nil {
 			return err
 		}
-		rec := subjects.TrackedVideo{ID: vid, ChannelID: cid, Title: title, ThumbHash: tracker.ThumbHash(small), FirstSeen: now}
+		rec := subjects.TrackerVideo{ID: vid, ChannelID: cid, Title: title, ThumbHash: tracker.ThumbHash(small), FirstSeen: now}
 		if err := put(subjects.TrackerVideoKey(vid), rec, 0); err != nil {
 			return err
 		}
-		if err := put(subjects.TrackerChannelVideoKey(cid, vid), subjects.TrackLink{Since: now}, 0); err != nil {
+		if err := put(subjects.TrackerChannelVideoKey(cid, vid), subjects.TrackerLink{Since: now}, 0); err != nil {
 			return err
 		}
-		if err := put(subjects.TrackerHourlyKey(vid), subjects.TrackWindow{Until: now.Add(subjects.TrackHourlyWindow)}, subjects.TrackHourlyWindow); err != nil {
+		if err := put(subjects.TrackerHourlyKey(vid), subjects.TrackerWindow{Until: now.Add(subjects.TrackerHourlyWindow)}, subjects.TrackerHourlyWindow); err != nil {
 			return err
 		}
 	}

@@ -61,7 +61,7 @@ func refusalBanner(text string) templ.Component {
 }
 
 // videoState names what YouTube says hides a video.
-func videoState(v subjects.TrackedVideo) templ.Component {
+func videoState(v subjects.TrackerVideo) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -119,7 +119,7 @@ func videoState(v subjects.TrackedVideo) templ.Component {
 }
 
 // checkFailure says when and why a channel's last check failed.
-func checkFailure(c subjects.TrackedChannel) templ.Component {
+func checkFailure(c subjects.TrackerChannel) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {
@@ -487,7 +487,7 @@ func dashboardPage(d dashboardData) templ.Component {
 	})
 }
 
-func videoTable(vs []subjects.TrackedVideo, individually bool) templ.Component {
+func videoTable(vs []subjects.TrackerVideo, individually bool) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

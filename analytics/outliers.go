@@ -168,26 +168,16 @@ func SnapshotOutliers(ctx context.Context, conn driver.Conn, week time.Time) err
 	return nil
 }
 
-// WeekOutliers returns the week's outliers among the given channels (all of
-// their videos) and videos, highest score first. Nil slices select nothing.
-func WeekOutliers(ctx context.Context, conn driver.Conn, week time.Time, channels, videos []string) ([]Outlier, error) {
+// WeekOutliers returns all of the week's outliers, highest score first.
+// A week has few: the digest and the pages hold them in memory and pick each
+// user's (the seed's "outliers in global variables", minus the globals).
+func WeekOutliers(ctx context.Context, conn driver.Conn, week time.Time) ([]Outlier, error) {
 	start := WeekStart(week)
-	if len(channels) == 0 && len(videos) == 0 {
-		return nil, nil
-	}
-	// An empty array literal has no element type; an id no channel or
-	// video has selects nothing.
-	if len(channels) == 0 {
-		channels = []string{""}
-	}
-	if len(videos) == 0 {
-		videos = []string{""}
-	}
 	rows, err := conn.Query(ctx, `
 		SELECT week, channel_id, video_id, kind, score, views, expected, low, high, at
 		FROM outliers FINAL
-		WHERE week = toDateTime(?) AND (has(?, channel_id) OR has(?, video_id))
-		ORDER BY score DESC, video_id, kind`, start.Unix(), channels, videos)
+		WHERE week = toDateTime(?)
+		ORDER BY score DESC, video_id, kind`, start.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("outliers of week %s: %w", start.Format(time.DateOnly), err)
 	}

@@ -125,7 +125,7 @@ func TestSnapshotOutliersFindsTheKnownOutliersOfASyntheticWeek(t *testing.T) {
 	if err := analytics.SnapshotOutliers(ctx, conn, week.Add(3*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	got, err := analytics.WeekOutliers(ctx, conn, week, []string{"big", "thin", "changes"}, nil)
+	got, err := analytics.WeekOutliers(ctx, conn, week)
 	if err != nil {
 		t.Fatal(err)
 	}

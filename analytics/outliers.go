@@ -3,6 +3,9 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -215,4 +218,44 @@ func ChannelBand(ctx context.Context, conn driver.Conn, channelID string, week t
 		out = append(out, b)
 	}
 	return out, rows.Err()
+}
+
+// PickOutliers returns the outliers of the given channels (any of their
+// videos) and videos, in all's order.
+func PickOutliers(all []Outlier, channels, videos map[string]bool) []Outlier {
+	var out []Outlier
+	for _, x := range all {
+		if channels[x.ChannelID] || videos[x.VideoID] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Describe says in one line why o is an outlier, with the figures.
+func (o Outlier) Describe() string {
+	if o.Kind == OutlierChannel {
+		return fmt.Sprintf("%.1f× the channel's median at this age: %s views where its videos typically have %s–%s",
+			o.Score, groupThousands(float64(o.Views)), groupThousands(o.Low), groupThousands(o.High))
+	}
+	return fmt.Sprintf("%.1f× the views per hour after the %s change of %s (%s an hour before)",
+		o.Score, strings.ReplaceAll(o.Kind, "+", " and "), o.At.UTC().Format("Mon 2 Jan 15:04 UTC"), groupThousands(o.Expected))
+}
+
+// groupThousands rounds v and writes it with thousands separators.
+func groupThousands(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }

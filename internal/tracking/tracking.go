@@ -736,3 +736,26 @@ func (s *Store) MarkDigestSent(ctx context.Context, uid, week string) error {
 	}
 	return nil
 }
+
+// TrackedIDs returns the ids of the channels and videos uid tracks, as sets.
+func (s *Store) TrackedIDs(ctx context.Context, uid string) (channels, videos map[string]bool, err error) {
+	if err := checkID("user", uid); err != nil {
+		return nil, nil, err
+	}
+	channels, videos = map[string]bool{}, map[string]bool{}
+	cs, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+	if err != nil {
+		return nil, nil, err
+	}
+	vs, err := s.keys(ctx, subjects.TrackerUserVideos(uid))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range cs {
+		channels[c] = true
+	}
+	for _, v := range vs {
+		videos[v] = true
+	}
+	return channels, videos, nil
+}

@@ -109,9 +109,13 @@ func (o *Outliers) digest(ctx context.Context, uid string, week time.Time, all [
 	if done, err := o.d.Store.DigestSent(ctx, uid, key); err != nil || done {
 		return false, err
 	}
-	mine, err := UserOutliers(ctx, o.d.Store, uid, all)
-	if err != nil || len(mine) == 0 {
+	chans, vids, err := o.d.Store.TrackedIDs(ctx, uid)
+	if err != nil {
 		return false, err
+	}
+	mine := analytics.PickOutliers(all, chans, vids)
+	if len(mine) == 0 {
+		return false, nil
 	}
 	user, err := o.d.Users.User(ctx, uid)
 	if errors.Is(err, accounts.ErrNotFound) {
@@ -132,33 +136,6 @@ func (o *Outliers) digest(ctx context.Context, uid string, week time.Time, all [
 	return true, o.d.Store.MarkDigestSent(ctx, uid, key)
 }
 
-// UserOutliers picks from a week's outliers those of the channels and videos
-// uid tracks.
-func UserOutliers(ctx context.Context, store *tracking.Store, uid string, all []analytics.Outlier) ([]analytics.Outlier, error) {
-	chans, err := store.UserChannels(ctx, uid)
-	if err != nil {
-		return nil, fmt.Errorf("outliers of %s: %w", uid, err)
-	}
-	vids, err := store.UserVideos(ctx, uid)
-	if err != nil {
-		return nil, fmt.Errorf("outliers of %s: %w", uid, err)
-	}
-	tracked := map[string]bool{}
-	for _, c := range chans {
-		tracked["c:"+c.ID] = true
-	}
-	for _, v := range vids {
-		tracked["v:"+v.ID] = true
-	}
-	var out []analytics.Outlier
-	for _, x := range all {
-		if tracked["c:"+x.ChannelID] || tracked["v:"+x.VideoID] {
-			out = append(out, x)
-		}
-	}
-	return out, nil
-}
-
 // digestText is the mail's body: one paragraph per outlier, each with the
 // figures that made it one and a link to its curve.
 func (o *Outliers) digestText(ctx context.Context, week time.Time, mine []analytics.Outlier) string {
@@ -169,19 +146,9 @@ func (o *Outliers) digestText(ctx context.Context, week time.Time, mine []analyt
 		if v, err := o.d.Store.Video(ctx, x.VideoID); err == nil && v.Title != "" {
 			title = v.Title
 		}
-		fmt.Fprintf(&b, "- %s\n  %s\n  %s/tracker/videos/%s\n\n", title, Describe(x), o.d.BaseURL, x.VideoID)
+		fmt.Fprintf(&b, "- %s\n  %s\n  %s/tracker/videos/%s\n\n", title, x.Describe(), o.d.BaseURL, x.VideoID)
 	}
 	fmt.Fprintf(&b, "All of this week's outliers: %s/tracker/outliers\n", o.d.BaseURL)
 	fmt.Fprintf(&b, "Stop these emails or turn them back on: %s/tracker/digest\n", o.d.BaseURL)
 	return b.String()
-}
-
-// Describe says in one line why x is an outlier.
-func Describe(x analytics.Outlier) string {
-	if x.Kind == analytics.OutlierChannel {
-		return fmt.Sprintf("%.1f× the channel's median at this age: %d views where its videos typically have %.0f–%.0f",
-			x.Score, x.Views, x.Low, x.High)
-	}
-	return fmt.Sprintf("%.1f× the views per hour after the %s change of %s (%.0f an hour before)",
-		x.Score, strings.ReplaceAll(x.Kind, "+", " and "), x.At.UTC().Format("Mon 2 Jan 15:04 UTC"), x.Expected)
 }

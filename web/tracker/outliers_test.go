@@ -90,3 +90,25 @@ func TestDigestCanBeTurnedOffAndOnAndExplainsBadInput(t *testing.T) {
 		t.Errorf("bad value: %d %q", code, body)
 	}
 }
+
+func TestVideoPageOverlaysItsChannelsBandAndBadgesAnOutlier(t *testing.T) {
+	s := newSite(t)
+	alice := s.as("alice")
+	if code, _, _ := alice.post("/tracker/track", url.Values{"ref": {"betavideo01"}}); code != http.StatusSeeOther {
+		t.Fatalf("track: %d", code)
+	}
+	s.snapshot(chanB, "betavideo01")
+	code, body, _ := alice.get("/tracker/videos/betavideo01")
+	if code != 200 {
+		t.Fatalf("video page: %d", code)
+	}
+	for _, want := range []string{`<polygon class="band"`, `class="band-median"`, "outlier 9.1×", "expected range at the same age (dashed: its median)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("video page lacks %q", want)
+		}
+	}
+	// The band is drawn behind the curve.
+	if strings.Index(body, `<polygon class="band"`) > strings.Index(body, `stroke="#2f6fed"`) {
+		t.Errorf("band drawn over the views curve")
+	}
+}

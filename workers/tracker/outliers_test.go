@@ -2,19 +2,18 @@ package tracker_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
+	workermail "jetfleet/workers/mail"
 	"jetfleet/workers/tracker"
 )
 
@@ -44,45 +43,76 @@ func (e *env) outlierWeek(week time.Time) {
 	}
 }
 
-// mails returns the mails enqueued on MAIL (no mail role runs here).
-func (e *env) mails() []subjects.Mail {
+// outbox runs the mail role with the development outbox as its sender and
+// returns a function listing what it delivered.
+func (e *env) outbox() func() []subjects.Mail {
 	e.t.Helper()
-	info, err := e.js.Stream(e.ctx, subjects.MailStream)
+	kv, err := e.js.KeyValue(e.ctx, subjects.OutboxBucket)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	var out []subjects.Mail
-	for seq := uint64(1); seq <= info.CachedInfo().State.LastSeq; seq++ {
-		raw, err := info.GetMsg(e.ctx, seq)
+	box := mail.NewOutbox(kv)
+	e.run("mail", consume.Config{Role: "mail", Stream: subjects.MailStream, Consumer: subjects.MailConsumer},
+		workermail.New(box, quiet).Handle)
+	return func() []subjects.Mail {
+		entries, err := box.List(e.ctx, 0)
 		if err != nil {
-			continue
-		}
-		var m subjects.Mail
-		if err := json.Unmarshal(raw.Data, &m); err != nil {
 			e.t.Fatal(err)
 		}
-		out = append(out, m)
+		var out []subjects.Mail
+		for _, x := range entries {
+			out = append(out, x.Mail)
+		}
+		return out
 	}
-	return out
+}
+
+// run runs a consume.Handler until the test ends.
+func (e *env) run(role string, cfg consume.Config, h consume.Handler) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- consume.New(e.js, cfg, h, consume.NewMetrics(prometheus.NewRegistry()), quiet).Run(ctx)
+	}()
+	e.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			e.t.Errorf("role %s: %v", role, err)
+		}
+	})
+}
+
+// eventually polls cond until it holds or 30 s pass, then fails with what
+// it last saw.
+func (e *env) eventually(what string, cond func() (bool, any)) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last any
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("%s: not within 30 s; last seen %+v", what, last)
 }
 
 // outlierTickDone waits until the tracker-outliers consumer has acknowledged
 // n ticks.
 func (e *env) outlierTickDone(n uint64) {
 	e.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var last *jetstream.ConsumerInfo
-	for time.Now().Before(deadline) {
+	e.eventually(fmt.Sprintf("tracker-outliers acknowledges %d ticks", n), func() (bool, any) {
 		c, err := e.js.Consumer(e.ctx, subjects.SchedulesStream, subjects.TrackerOutliersConsumer)
 		if err != nil {
-			e.t.Fatal(err)
+			return false, err
 		}
-		if last, err = c.Info(e.ctx); err == nil && last.AckFloor.Consumer >= n && last.NumAckPending == 0 {
-			return
+		info, err := c.Info(e.ctx)
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	e.t.Fatalf("tracker-outliers did not acknowledge %d ticks; last consumer state %+v", n, last)
+		return info.AckFloor.Consumer >= n && info.NumAckPending == 0, info
+	})
 }
 
 func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *testing.T) {
@@ -117,18 +147,25 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 		ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
 		BaseURL: "https://jetfleet.example", Log: quiet,
 	})
-	r := consume.New(e.js, consume.Config{
+	e.run("tracker-outliers", consume.Config{
 		Role: "tracker-outliers", Stream: subjects.SchedulesStream, Consumer: subjects.TrackerOutliersConsumer, Batch: 1, Concurrency: 1,
-	}, h.Handle, consume.NewMetrics(prometheus.NewRegistry()), quiet)
-	ctx, cancel := context.WithCancel(e.ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	}, h.Handle)
+	delivered := e.outbox()
 
 	e.tick(subjects.OutlierWeeklyTick)
 	e.outlierTickDone(1)
-	got := e.mails()
-	if len(got) != 1 {
+	var got []subjects.Mail
+	e.eventually("the digest delivered", func() (bool, any) { got = delivered(); return len(got) > 0, got })
+	mailDone := func() (bool, any) {
+		info, err := e.js.Stream(e.ctx, subjects.MailStream)
+		if err != nil {
+			return false, err
+		}
+		st := info.CachedInfo().State
+		return st.Msgs == 0, st
+	}
+	e.eventually("MAIL drained", mailDone)
+	if got = delivered(); len(got) != 1 {
 		t.Fatalf("mails after the tick: %+v, want one, to fan@example.com", got)
 	}
 	m := got[0]
@@ -144,10 +181,16 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 		t.Errorf("digest names an ordinary video:\n%s", m.Text)
 	}
 
+	// The sent mark outlives MAIL's duplicate window.
+	if sent, err := e.store.DigestSent(e.ctx, fan.ID, week.Format("20060102")); err != nil || !sent {
+		t.Errorf("digest of %s not marked sent: %v %v", week.Format("20060102"), sent, err)
+	}
+
 	// A tick fired again for the same week sends nothing more.
 	e.tick(subjects.OutlierWeeklyTick)
 	e.outlierTickDone(2)
-	if got := e.mails(); len(got) != 1 {
+	e.eventually("MAIL drained", mailDone)
+	if got := delivered(); len(got) != 1 {
 		t.Fatalf("mails after the tick fired twice: %d, want 1: %+v", len(got), got)
 	}
 }

@@ -87,7 +87,7 @@ const (
 	consumerFmt     = "enricher-p%d"
 )
 
-// Event kinds, the second token of input and output subjects.
+// EnricherEvent kinds, the second token of input and output subjects.
 const (
 	EnricherKindUser         = "user"
 	EnricherKindSubscription = "subscription"

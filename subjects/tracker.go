@@ -23,6 +23,8 @@ import (
 //	user.<uid>.credit.<yyyymm>.<vid>  TrackLink (a free-plan credit spent)
 //	user.<uid>.claims.channels        TrackClaims (channels the plan counts)
 //	user.<uid>.claims.credits.<yyyymm> TrackClaims (videos that spent a credit)
+//	user.<uid>.digest.off         present when the user turned the weekly digest off
+//	user.<uid>.digest.<yyyymmdd>  the week's digest was enqueued (per-key TTL, 5 weeks)
 //	hourly.<vid>                  TrackWindow, per-key TTL: sampled hourly until it expires (7 days)
 //	daily.<vid>                   TrackWindow, per-key TTL: sampled daily until it expires (60 days)
 //
@@ -42,6 +44,12 @@ const (
 	// TrackerTickConsumer consumes the tracker's schedule ticks on
 	// SCHEDULES.
 	TrackerTickConsumer = "tracker-ticks"
+	// TrackerOutliersConsumer consumes the OutlierWeeklyTick: the week's
+	// outlier snapshot, then one digest mail per user.
+	TrackerOutliersConsumer = "tracker-outliers"
+	// TrackerDigestTTL is how long a digest's sent mark is kept: longer
+	// than any re-fire of its week's tick.
+	TrackerDigestTTL = 35 * 24 * time.Hour
 	// TrackerChannelConsumer runs channel jobs (RSS checks).
 	TrackerChannelConsumer = "tracker-channels"
 	// TrackerVideoConsumer runs video jobs (watch page, thumbnail, sample).
@@ -166,6 +174,10 @@ func TrackerUserChannelClaimsKey(uid string) string { return "user." + uid + ".c
 func TrackerUserCreditClaimsKey(uid, month string) string {
 	return "user." + uid + ".claims.credits." + month
 }
+func TrackerDigestOffKey(uid string) string { return "user." + uid + ".digest.off" }
+func TrackerDigestSentKey(uid, week string) string {
+	return "user." + uid + ".digest." + week
+}
 func TrackerHourlyKey(vid string) string { return "hourly." + vid }
 func TrackerDailyKey(vid string) string  { return "daily." + vid }
 
@@ -191,6 +203,16 @@ func TrackerChannelVideos(cid string) string { return "channel." + cid + ".video
 // TrackerUserAllCredits every credit user uid spent, all months.
 func TrackerVideoUsers(vid string) string     { return "video." + vid + ".user.*" }
 func TrackerUserAllCredits(uid string) string { return "user." + uid + ".credit.*.*" }
+
+// TrackerAllUserChannels and TrackerAllUserVideos filter everyone's
+// mappings (the digest lists its recipients from them);
+// TrackerUserDigest every digest key of uid.
+const (
+	TrackerAllUserChannels = "user.*.channel.*"
+	TrackerAllUserVideos   = "user.*.video.*"
+)
+
+func TrackerUserDigest(uid string) string { return "user." + uid + ".digest.*" }
 
 // TrackerUserAllClaims filters every TrackClaims record of user uid.
 func TrackerUserAllClaims(uid string) string { return "user." + uid + ".claims.>" }
@@ -239,6 +261,18 @@ func trackerAssets(o Options) assetSet {
 				AckWait:       5 * time.Minute,
 				MaxDeliver:    5,
 				MaxAckPending: 16,
+				Replicas:      r,
+			}, {
+				// The outlier tick has its own role: its work is ClickHouse
+				// and mail, not tracking jobs.
+				Durable:       TrackerOutliersConsumer,
+				Description:   "tracker-outliers role: weekly outlier snapshot and digest mails",
+				FilterSubject: ScheduleTick(TrackerOutliersWeeklyTick),
+				DeliverPolicy: jetstream.DeliverNewPolicy,
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       10 * time.Minute,
+				MaxDeliver:    5,
+				MaxAckPending: 1,
 				Replicas:      r,
 			}},
 			TrackerStream: {

@@ -42,6 +42,7 @@ func trackerConfig(cfg *config) tracker.Config {
 	return tracker.Config{
 		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
 		VideoConcurrency: cfg.TrackerConcurrency,
+		BaseURL:          cfg.BaseURL,
 		YouTube:          func(reg prometheus.Registerer) (*youtube.Client, error) { return newYouTube(cfg, reg) },
 	}
 }

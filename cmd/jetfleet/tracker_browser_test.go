@@ -49,7 +49,7 @@ func TestTrackerPagesInHeadlessChromium(t *testing.T) {
 	for _, width := range []int64{1280, 390} {
 		// /enricher as a user with no Enricher key: the page saying how
 		// to get one.
-		for _, page := range []string{"/tracker", "/tracker/channels/" + demo.ID, video, "/enricher"} {
+		for _, page := range []string{"/tracker", "/tracker/channels/" + demo.ID, video, "/tracker/outliers", "/tracker/digest", "/enricher"} {
 			// The Tracker's own content; the site header is the layout's.
 			var wide []string
 			b.run(fmt.Sprintf("%s at %d px", page, width), chromedp.EmulateViewport(width, 900), chromedp.Navigate(base+page),

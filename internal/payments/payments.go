@@ -205,6 +205,10 @@ func (c *Client) ParseWebhook(body []byte, signature string) (CheckoutCompleted,
 	if err := s.UnmarshalJSON(ev.Data.Raw); err != nil {
 		return CheckoutCompleted{}, false, fmt.Errorf("decode checkout session of event %s: %w", ev.ID, err)
 	}
+	if s.Mode == stripe.CheckoutSessionModeSubscription {
+		// A subscription (ParseSubscriptionWebhook), not a ticket payment.
+		return CheckoutCompleted{}, false, nil
+	}
 	return CheckoutCompleted{
 		EventID: ev.ID, SessionID: s.ID, Reference: s.ClientReferenceID,
 		Expired:     ev.Type == stripe.EventTypeCheckoutSessionExpired,

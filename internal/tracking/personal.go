@@ -132,6 +132,15 @@ func (s *Store) ForgetUser(ctx context.Context, uid string) error {
 			return fmt.Errorf("forget credit %s: %w", k, err)
 		}
 	}
+	digest, err := s.fullKeys(ctx, subjects.TrackerUserDigest(uid))
+	if err != nil {
+		return err
+	}
+	for _, k := range digest {
+		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("forget digest %s: %w", k, err)
+		}
+	}
 	// The plan's counts last: what they count is gone by now.
 	claims, err := s.fullKeys(ctx, subjects.TrackerUserAllClaims(uid))
 	if err != nil {

@@ -119,6 +119,14 @@ func TestForgetUserExportsThenRemovesEveryMappingAndSparesOthers(t *testing.T) {
 		t.Errorf("exported credits %+v", d.Credits)
 	}
 
+	// The weekly digest's preference and sent marks are the user's too.
+	if err := s.SetDigest(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkDigestSent(ctx, "alice", "20241202"); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := s.ForgetUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -670,4 +671,91 @@ func (s *Store) YouTubeStatus(ctx context.Context) (subjects.TrackerYouTubeStatu
 		return subjects.TrackerYouTubeStatus{}, nil
 	}
 	return st, err
+}
+
+// Users lists everyone who tracks a channel or a video: the weekly digest's
+// possible recipients.
+func (s *Store) Users(ctx context.Context) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, filter := range []string{subjects.TrackerAllUserChannels, subjects.TrackerAllUserVideos} {
+		keys, err := s.fullKeys(ctx, filter)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			// user.<uid>.channel.<cid>
+			parts := strings.SplitN(k, ".", 3)
+			if len(parts) == 3 && !seen[parts[1]] {
+				seen[parts[1]] = true
+				out = append(out, parts[1])
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// DigestOff reports whether uid turned the weekly outlier digest off.
+func (s *Store) DigestOff(ctx context.Context, uid string) (bool, error) {
+	if err := checkID("user", uid); err != nil {
+		return false, err
+	}
+	return s.exists(ctx, subjects.TrackerDigestOffKey(uid))
+}
+
+// SetDigest turns uid's weekly outlier digest on or off.
+func (s *Store) SetDigest(ctx context.Context, uid string, on bool) error {
+	if err := checkID("user", uid); err != nil {
+		return err
+	}
+	key := subjects.TrackerDigestOffKey(uid)
+	if on {
+		if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("digest on for %s: %w", uid, err)
+		}
+		return nil
+	}
+	if _, err := s.kv.Put(ctx, key, []byte("off")); err != nil {
+		return fmt.Errorf("digest off for %s: %w", uid, err)
+	}
+	return nil
+}
+
+// DigestSent reports whether week's digest (yyyymmdd) was enqueued for uid.
+func (s *Store) DigestSent(ctx context.Context, uid, week string) (bool, error) {
+	return s.exists(ctx, subjects.TrackerDigestSentKey(uid, week))
+}
+
+// MarkDigestSent records that week's digest was enqueued for uid; the mark
+// expires after subjects.TrackerDigestTTL.
+func (s *Store) MarkDigestSent(ctx context.Context, uid, week string) error {
+	_, err := s.kv.Create(ctx, subjects.TrackerDigestSentKey(uid, week), []byte("sent"), jetstream.KeyTTL(subjects.TrackerDigestTTL))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("mark digest %s sent for %s: %w", week, uid, err)
+	}
+	return nil
+}
+
+// TrackedIDs returns the ids of the channels and videos uid tracks, as sets.
+func (s *Store) TrackedIDs(ctx context.Context, uid string) (channels, videos map[string]bool, err error) {
+	if err := checkID("user", uid); err != nil {
+		return nil, nil, err
+	}
+	channels, videos = map[string]bool{}, map[string]bool{}
+	cs, err := s.keys(ctx, subjects.TrackerUserChannels(uid))
+	if err != nil {
+		return nil, nil, err
+	}
+	vs, err := s.keys(ctx, subjects.TrackerUserVideos(uid))
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, c := range cs {
+		channels[c] = true
+	}
+	for _, v := range vs {
+		videos[v] = true
+	}
+	return channels, videos, nil
 }

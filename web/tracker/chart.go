@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -16,6 +17,8 @@ type chart struct {
 	Left, Right    int // plot area, x
 	Top, Bottom    int // plot area, y
 	Line           string
+	Band           string // polygon of the channel's expected band; "" for none
+	Median         string // polyline of the band's median
 	Dots           []chartDot
 	Markers        []chartMarker
 	YMin, YMax     string
@@ -41,8 +44,11 @@ const (
 )
 
 // layoutChart maps samples to the plot area: time on x, views on y (the
-// range padded so a flat line is visible), changes as vertical markers.
-func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChange) chart {
+// range padded so a flat line is visible), changes as vertical markers, and
+// the channel's expected band (YouTube Studio's "typical performance") at
+// the video's ages, counted from its first sample as the snapshot counts
+// them.
+func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChange, band []analytics.BandPoint) chart {
 	c := chart{W: chartW, H: chartH, Left: 70, Right: chartW - 15, Top: 12, Bottom: chartH - 32}
 	if len(samples) == 0 {
 		c.Empty = true
@@ -65,6 +71,14 @@ func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChang
 	for _, s := range samples {
 		lo, hi = min(lo, s.Views), max(hi, s.Views)
 	}
+	origin := samples[0].At
+	var inRange []analytics.BandPoint
+	for _, b := range band {
+		if !origin.Add(time.Duration(b.AgeHours) * time.Hour).After(t1) {
+			inRange = append(inRange, b)
+			lo, hi = min(lo, uint64(b.P25)), max(hi, uint64(math.Ceil(b.P75)))
+		}
+	}
 	if hi == lo {
 		hi = lo + 10
 		if lo >= 10 {
@@ -85,6 +99,10 @@ func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChang
 			Label: fmt.Sprintf("%s UTC: %s views", s.At.UTC().Format("2006-01-02 15:04:05"), groupDigits(s.Views))})
 	}
 	c.Line = strings.Join(pts, " ")
+	if len(inRange) > 0 {
+		at := func(b analytics.BandPoint) float64 { return x(origin.Add(time.Duration(b.AgeHours) * time.Hour)) }
+		c.Band, c.Median = bandShapes(inRange, at, func(v float64) float64 { return y(uint64(math.Round(v))) })
+	}
 	for _, ch := range changes {
 		label, dx := "thumbnail changed", 0.0
 		if ch.Kind == "title" {
@@ -95,7 +113,7 @@ func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChang
 			Label: ch.At.UTC().Format("2006-01-02 15:04:05") + " UTC: " + label})
 	}
 	c.YMin, c.YMax = groupDigits(lo), groupDigits(hi)
-	c.XStart, c.XEnd = t0.UTC().Format("Jan 2 15:04:05"), t1.UTC().Format("Jan 2 15:04:05")
+	c.XStart, c.XEnd = t0.UTC().Format("Jan 2 15:04:05"), t1.UTC().Format("Jan 2 15:04:05")+" UTC"
 	return c
 }
 

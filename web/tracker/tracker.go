@@ -75,6 +75,9 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /tracker/untrack", h.signedIn(protect, h.untrack))
 	mux.Handle("GET /tracker/videos/{id}", h.signedIn(protect, h.video))
 	mux.Handle("GET /tracker/channels/{id}", h.signedIn(protect, h.channel))
+	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
+	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
+	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
 }
 
 // signedIn hands a page the user the gate let through.
@@ -345,7 +348,8 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 		h.pages.Fail(w, r, "changes", err)
 		return
 	}
-	data := videoData{Video: v, Chart: layoutChart(samples, changes), Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
+	band, outliers := h.weekBand(ctx, v.ChannelID), h.weekOutliers(ctx, nil, map[string]bool{id: true})
+	data := videoData{Video: v, Chart: layoutChart(samples, changes, band), Outliers: outliers, Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -400,7 +404,8 @@ func (h *Handler) channel(w http.ResponseWriter, r *http.Request, uid string) {
 		h.pages.Fail(w, r, "channel videos", err)
 		return
 	}
-	h.pages.Render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: notice(r), Refusal: h.refusal(ctx)}))
+	h.pages.Render(w, r, http.StatusOK, c.Title, channelPage(channelData{Channel: c, Videos: vs, Notice: notice(r), Refusal: h.refusal(ctx),
+		Band: layoutBand(h.weekBand(ctx, id)), Outliers: h.weekOutliers(ctx, map[string]bool{id: true}, nil)}))
 }
 
 type dashboardData struct {
@@ -422,6 +427,7 @@ type videoData struct {
 	Notice       string
 	Refusal      string
 	Individually bool
+	Outliers     []analytics.Outlier // this video's, in the latest weekly snapshot
 }
 
 type changeView struct {
@@ -430,10 +436,12 @@ type changeView struct {
 }
 
 type channelData struct {
-	Channel subjects.TrackerChannel
-	Videos  []subjects.TrackerVideo
-	Notice  string
-	Refusal string
+	Channel  subjects.TrackerChannel
+	Videos   []subjects.TrackerVideo
+	Notice   string
+	Refusal  string
+	Band     chart               // the expected band by age; Empty when no snapshot has one
+	Outliers []analytics.Outlier // the channel's, in the latest weekly snapshot
 }
 
 func views(n int64) string { return groupDigits(n) }

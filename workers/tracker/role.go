@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/accounts"
+	mailer "jetfleet/internal/mail"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
@@ -23,6 +25,8 @@ type Config struct {
 	Videos             VideosConfig
 	// Now is the clock of channel checks; default time.Now.
 	Now func() time.Time
+	// BaseURL is the site's public URL, for links in the weekly digest.
+	BaseURL string
 	// YouTube builds the client of the channel and video roles, its
 	// metrics registered with reg (nil: not exported). cmd builds it from
 	// the same settings as the edge's.
@@ -30,7 +34,7 @@ type Config struct {
 }
 
 // Roles are the tracker's roles: schedule ticks to jobs, channel RSS
-// checks, video samples.
+// checks, video samples, the weekly outliers and digest.
 func Roles(cfg Config) []consume.Role {
 	if cfg.ChannelConcurrency <= 0 {
 		cfg.ChannelConcurrency = 64
@@ -72,6 +76,30 @@ func Roles(cfg Config) []consume.Role {
 		Name: "tracker-videos",
 		Run: func(ctx context.Context, d consume.Deps, m *consume.Metrics) error {
 			return runVideos(ctx, d, m, cfg)
+		},
+	}, {
+		Name: "tracker-outliers",
+		Consumer: consume.Config{
+			Role: "tracker-outliers", Stream: subjects.SchedulesStream, Consumer: subjects.TrackerOutliersConsumer,
+			Batch: 1, Concurrency: 1, BackoffMin: time.Minute, BackoffMax: 30 * time.Minute,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			ch, err := d.RequireClickHouse("tracker-outliers")
+			if err != nil {
+				return nil, err
+			}
+			store, err := tracking.Open(ctx, d.JS, tracking.Options{})
+			if err != nil {
+				return nil, err
+			}
+			users, err := accounts.Open(ctx, d.JS, accounts.Config{})
+			if err != nil {
+				return nil, err
+			}
+			return NewOutliers(OutliersDeps{
+				ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
+				BaseURL: cfg.BaseURL, Log: d.Log.With("role", "tracker-outliers"),
+			}).Handle, nil
 		},
 	}}
 }

@@ -6,7 +6,9 @@
 //     id kind:id:slot so a tick handled twice enqueues nothing twice;
 //   - Channels reads a channel's RSS feed and starts tracking new uploads;
 //   - Videos scrapes a video's watch page, hashes its smallest thumbnail,
-//     stores thumbnails and title/thumbnail changes, and writes the sample.
+//     stores thumbnails and title/thumbnail changes, and writes the sample;
+//   - Outliers turns the weekly tick into last week's outlier snapshot
+//     (computed in ClickHouse) and one digest mail per user.
 //
 // Each is a consume.Handler; the shared runtime runs them with bounded
 // concurrency, so waiting on YouTube overlaps.

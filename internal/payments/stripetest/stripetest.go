@@ -73,11 +73,27 @@ type Session struct {
 	Livemode          bool              `json:"livemode"`
 	Created           int64             `json:"created"`
 	ExpiresAt         int64             `json:"expires_at"`
+	Customer          string            `json:"customer,omitempty"`     // set when a subscription session completes
+	Subscription      string            `json:"subscription,omitempty"` // likewise
 	// Not part of Stripe's session object: the destination charge as
 	// requested, so tests can check where the money goes.
 	Destination          string `json:"-"`
 	ApplicationFeeAmount int64  `json:"-"`
 	ProductName          string `json:"-"`
+	// subscription_data[metadata], given to the subscription on payment.
+	SubscriptionMetadata map[string]string `json:"-"`
+}
+
+// Subscription is a subscription a completed subscription-mode session
+// started.
+type Subscription struct {
+	ID       string            `json:"id"`
+	Object   string            `json:"object"`
+	Status   string            `json:"status"` // active, canceled
+	Customer string            `json:"customer"`
+	Metadata map[string]string `json:"metadata"`
+	Livemode bool              `json:"livemode"`
+	Created  int64             `json:"created"`
 }
 
 type link struct {
@@ -94,6 +110,7 @@ type Server struct {
 	mu       sync.Mutex
 	accounts map[string]*Account
 	sessions map[string]*Session
+	subs     map[string]*Subscription
 	links    map[string]link
 	idem     map[string]idemEntry
 	events   map[string][]byte // delivered event bodies by id
@@ -117,7 +134,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		URL: "http://" + ln.Addr().String(), cfg: cfg,
-		accounts: map[string]*Account{}, sessions: map[string]*Session{}, links: map[string]link{},
+		accounts: map[string]*Account{}, sessions: map[string]*Session{}, subs: map[string]*Subscription{}, links: map[string]link{},
 		idem: map[string]idemEntry{}, events: map[string][]byte{},
 		client: &http.Client{Timeout: 15 * time.Second},
 	}
@@ -310,8 +327,21 @@ var supported = map[string]bool{"eur": true, "usd": true, "gbp": true, "chf": tr
 
 func (s *Server) createSession(r *http.Request) (any, *apiError) {
 	f := r.PostForm
-	if f.Get("mode") != "payment" {
-		return nil, invalid("mode", "this stand-in supports mode=payment only")
+	mode := f.Get("mode")
+	switch mode {
+	case "payment":
+	case "subscription":
+		// Stripe's refusals for a subscription session.
+		if f.Get("payment_intent_data[transfer_data][destination]") != "" {
+			return nil, invalid("payment_intent_data", "You can not pass `payment_intent_data` in `subscription` mode.")
+		}
+		switch f.Get("line_items[0][price_data][recurring][interval]") {
+		case "day", "week", "month", "year":
+		default:
+			return nil, invalid("line_items[0][price_data][recurring][interval]", "You must provide at least one recurring price in `subscription` mode when using prices.")
+		}
+	default:
+		return nil, invalid("mode", "this stand-in supports mode=payment and mode=subscription only")
 	}
 	for _, p := range []string{"success_url", "cancel_url"} {
 		if v := f.Get(p); v != "" {
@@ -352,10 +382,13 @@ func (s *Server) createSession(r *http.Request) (any, *apiError) {
 			return nil, invalid("payment_intent_data[transfer_data][destination]", "Your destination account needs to have at least one of the following capabilities enabled: transfers, crypto_transfers, legacy_payments")
 		}
 	}
-	meta := map[string]string{}
+	meta, subMeta := map[string]string{}, map[string]string{}
 	for k, v := range f {
 		if strings.HasPrefix(k, "metadata[") && strings.HasSuffix(k, "]") {
 			meta[k[len("metadata["):len(k)-1]] = v[0]
+		}
+		if strings.HasPrefix(k, "subscription_data[metadata][") && strings.HasSuffix(k, "]") {
+			subMeta[k[len("subscription_data[metadata]["):len(k)-1]] = v[0]
 		}
 	}
 	now := time.Now()
@@ -369,12 +402,12 @@ func (s *Server) createSession(r *http.Request) (any, *apiError) {
 		expires = at
 	}
 	cs := &Session{
-		ID: "cs_test_" + randomID(24), Object: "checkout.session", Mode: "payment", Status: "open", PaymentStatus: "unpaid",
+		ID: "cs_test_" + randomID(24), Object: "checkout.session", Mode: mode, Status: "open", PaymentStatus: "unpaid",
 		AmountTotal: amount * qty, AmountSubtotal: amount * qty, Currency: cur,
 		ClientReferenceID: f.Get("client_reference_id"), CustomerEmail: f.Get("customer_email"),
 		SuccessURL: f.Get("success_url"), CancelURL: f.Get("cancel_url"), Metadata: meta,
 		Created: now.Unix(), ExpiresAt: expires,
-		Destination: dest, ApplicationFeeAmount: fee, ProductName: name,
+		Destination: dest, ApplicationFeeAmount: fee, ProductName: name, SubscriptionMetadata: subMeta,
 	}
 	cs.URL = s.URL + "/pay/" + cs.ID
 	s.sessions[cs.ID] = cs
@@ -476,6 +509,12 @@ func (s *Server) Complete(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("checkout session %s is %s", id, cs.Status)
 	}
 	cs.Status, cs.PaymentStatus = "complete", "paid"
+	if cs.Mode == "subscription" {
+		sub := &Subscription{ID: "sub_" + randomID(24), Object: "subscription", Status: "active",
+			Customer: "cus_" + randomID(14), Metadata: cs.SubscriptionMetadata, Created: time.Now().Unix()}
+		s.subs[sub.ID] = sub
+		cs.Customer, cs.Subscription = sub.Customer, sub.ID
+	}
 	snapshot := *cs
 	s.mu.Unlock()
 	evID, err := s.emit(ctx, "checkout.session.completed", snapshot)
@@ -507,6 +546,26 @@ func (s *Server) Expire(ctx context.Context, id string) (eventID string, err err
 		return evID, fmt.Errorf("deliver %s: %w", evID, err)
 	}
 	return evID, nil
+}
+
+// CancelSubscription cancels an active subscription, as the customer or
+// Stripe (after failed renewals) does, and delivers
+// customer.subscription.deleted.
+func (s *Server) CancelSubscription(ctx context.Context, id string) (eventID string, err error) {
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	if !ok {
+		s.mu.Unlock()
+		return "", fmt.Errorf("no such subscription %s", id)
+	}
+	if sub.Status != "active" {
+		s.mu.Unlock()
+		return "", fmt.Errorf("subscription %s is %s", id, sub.Status)
+	}
+	sub.Status = "canceled"
+	snapshot := *sub
+	s.mu.Unlock()
+	return s.emit(ctx, "customer.subscription.deleted", snapshot)
 }
 
 // emit records an event and delivers it.

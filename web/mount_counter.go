@@ -6,14 +6,14 @@ import (
 
 	"github.com/a-h/templ"
 
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/web/counter"
 )
 
 // mountCounter serves the Counter API under /api/counter/v1 (API keys, no
 // session) and its page at /counter.
 func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
-	keys, err := counterkeys.Open(ctx, s.deps.JS)
+	keys, err := apikeys.OpenCounter(ctx, s.deps.JS)
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"jetfleet/analytics/counterdb"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 )
@@ -87,7 +87,7 @@ type API struct {
 	BodyTimeout time.Duration
 
 	ingest    *Ingest
-	keys      *counterkeys.Store
+	keys      *apikeys.Store
 	ch        driver.Conn
 	fresh     *Freshness
 	retention time.Duration
@@ -102,7 +102,7 @@ type API struct {
 }
 
 // NewAPI wires the API; js counts the read limits every edge shares.
-func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) (*API, error) {
+func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *apikeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) (*API, error) {
 	if retention <= 0 {
 		retention = subjects.CounterDefaultRetention
 	}
@@ -140,7 +140,7 @@ func fail(w http.ResponseWriter, status int, format string, args ...any) {
 }
 
 type caller struct {
-	rec     subjects.CounterAPIKey
+	rec     apikeys.Record
 	hash    string // of the API key
 	limiter *rate.Limiter
 }
@@ -158,7 +158,7 @@ func (a *API) auth(next func(http.ResponseWriter, *http.Request, caller)) http.H
 			return
 		}
 		rec, err := a.keys.Lookup(r.Context(), key)
-		if errors.Is(err, counterkeys.ErrUnknownKey) {
+		if errors.Is(err, apikeys.ErrUnknownKey) {
 			fail(w, http.StatusUnauthorized, "unknown or disabled API key")
 			return
 		}
@@ -167,12 +167,12 @@ func (a *API) auth(next func(http.ResponseWriter, *http.Request, caller)) http.H
 			fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
 			return
 		}
-		hash := counterkeys.Hash(key)
+		hash := apikeys.Hash(key)
 		next(w, r, caller{rec: rec, hash: hash, limiter: a.limiter(rec, hash)})
 	}
 }
 
-func (a *API) limiter(rec subjects.CounterAPIKey, hash string) *rate.Limiter {
+func (a *API) limiter(rec apikeys.Record, hash string) *rate.Limiter {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := a.limiters[hash]

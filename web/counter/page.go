@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics/counterdb"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
@@ -28,7 +28,7 @@ import (
 // The page is for signed-in people (the site's sign-in gate) and shows only
 // the tenants the signed-in user created.
 type Page struct {
-	keys *counterkeys.Store
+	keys *apikeys.Store
 	// creations limits key creation per user, counted across edges.
 	creations *ratelimit.Shared
 	ch        driver.Conn
@@ -41,7 +41,7 @@ type Page struct {
 const creationsPerHour = 10
 
 // NewPage wires the page; wrap puts a body into the site layout.
-func NewPage(js jetstream.JetStream, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger, wrap func(templ.Component) templ.Component) (*Page, error) {
+func NewPage(js jetstream.JetStream, keys *apikeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger, wrap func(templ.Component) templ.Component) (*Page, error) {
 	creations, err := ratelimit.NewShared(js, "counter-keys", creationsPerHour, time.Hour)
 	if err != nil {
 		return nil, err
@@ -75,10 +75,10 @@ type bar struct {
 	Label      string
 }
 
-// A tenant belongs to the user who created it (counterkeys.TenantOf), so a
+// A tenant belongs to the user who created it (apikeys.TenantOf), so a
 // user's page lists, and reads the figures of, only their own tenants. API
 // requests carry only the key, whose record holds the full id.
-func ownedTenant(user, name string) string { return counterkeys.TenantOf(user, name) }
+func ownedTenant(user, name string) string { return apikeys.TenantOf(user, name) }
 
 // signedIn returns the user the sign-in gate let through.
 func signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -105,11 +105,11 @@ func (p *Page) createKey(w http.ResponseWriter, r *http.Request) {
 	tenant := strings.TrimSpace(r.PostFormValue("tenant"))
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	problem := ""
-	if err := counterkeys.ValidName("Tenant", tenant, false); err != nil {
+	if err := apikeys.ValidName("Tenant", tenant, false); err != nil {
 		problem = err.Error() + ". Give a short name such as acme-prod."
 	} else if strings.ContainsAny(tenant, ". \t") {
 		problem = "Tenant: give a name without spaces or dots, e.g. acme-prod."
-	} else if err := counterkeys.ValidName("Key name", name, true); err != nil {
+	} else if err := apikeys.ValidName("Key name", name, true); err != nil {
 		problem = err.Error() + "."
 	}
 	if problem != "" {
@@ -129,10 +129,10 @@ func (p *Page) createKey(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, user, "", "", fmt.Sprintf("You have created %d keys within the hour, the most allowed; try again later.", creationsPerHour))
 		return
 	}
-	key, _, err := p.keys.Issue(r.Context(), counterkeys.NewKey{Owner: user, Tenant: ownedTenant(user, tenant), Name: name})
-	if errors.Is(err, counterkeys.ErrTooManyKeys) {
+	key, _, err := p.keys.Issue(r.Context(), apikeys.NewKey{Owner: user, Tenant: ownedTenant(user, tenant), Name: name})
+	if errors.Is(err, apikeys.ErrTooManyKeys) {
 		w.WriteHeader(http.StatusConflict)
-		p.render(w, r, user, "", "", "You already have "+strconv.Itoa(counterkeys.MaxKeysPerUser)+" API keys, the most one account may hold.")
+		p.render(w, r, user, "", "", "You already have "+strconv.Itoa(apikeys.MaxKeysPerUser)+" API keys, the most one account may hold.")
 		return
 	}
 	if err != nil {

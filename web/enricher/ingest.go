@@ -23,8 +23,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/enricherevents"
-	"jetfleet/internal/enricherkeys"
 	"jetfleet/subjects"
 	"jetfleet/web/site"
 )
@@ -51,7 +51,7 @@ const (
 // Ingest serves POST /api/enricher/v1/events/{kind}.
 type Ingest struct {
 	js   jetstream.JetStream
-	keys *enricherkeys.Store
+	keys *apikeys.Store
 	log  *slog.Logger
 
 	mu       sync.Mutex
@@ -59,7 +59,7 @@ type Ingest struct {
 }
 
 // NewIngest wires the ingest API.
-func NewIngest(js jetstream.JetStream, keys *enricherkeys.Store, log *slog.Logger) *Ingest {
+func NewIngest(js jetstream.JetStream, keys *apikeys.Store, log *slog.Logger) *Ingest {
 	return &Ingest{js: js, keys: keys, log: log, limiters: map[string]*rate.Limiter{}}
 }
 
@@ -101,7 +101,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := in.keys.Lookup(r.Context(), key)
-	if errors.Is(err, enricherkeys.ErrUnknownKey) {
+	if errors.Is(err, apikeys.ErrUnknownKey) {
 		site.JSONError(w, site.CodeUnauthorized, "unknown or disabled API key")
 		return
 	}
@@ -225,8 +225,8 @@ func idempotencyMsgID(owner, idem, kind string, line int) string {
 	return "http:" + hex.EncodeToString(h.Sum(nil)) + ":" + kind + ":" + strconv.Itoa(line)
 }
 
-func (in *Ingest) limiter(key string, rec subjects.EnricherAPIKey) *rate.Limiter {
-	h := enricherkeys.Hash(key)
+func (in *Ingest) limiter(key string, rec apikeys.Record) *rate.Limiter {
+	h := apikeys.Hash(key)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	l := in.limiters[h]

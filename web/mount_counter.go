@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/a-h/templ"
-
 	"jetfleet/internal/apikeys"
 	"jetfleet/web/counter"
 )
@@ -29,9 +27,7 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	api.BodyTimeout = s.cfg.CounterBodyTimeout
 	api.Routes(s.api)
-	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
-		return productPage("Counter API", body)
-	})
+	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package apikeys
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -14,15 +15,7 @@ import (
 )
 
 func TestKeysCreatedBeforeTheIndexAreIndexedOnceThenExportedAndForgotten(t *testing.T) {
-	_, js := testenv.JetStream(t)
-	ctx := testenv.Context(t, 20*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := OpenCounter(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, _ := openBoth(t)
 	// What the page stored before the index: a record only.
 	ada := ids.New()
 	legacy := "jfc_legacy-key"
@@ -58,15 +51,7 @@ func TestKeysCreatedBeforeTheIndexAreIndexedOnceThenExportedAndForgotten(t *test
 }
 
 func TestAPersonsKeysStopAtTheCapEvenWhenCreatedAtOnce(t *testing.T) {
-	_, js := testenv.JetStream(t)
-	ctx := testenv.Context(t, 20*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := OpenCounter(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, s, _ := openBoth(t)
 	uid := ids.New()
 	errs := make(chan error, 30)
 	for range 30 {
@@ -94,19 +79,7 @@ func TestAPersonsKeysStopAtTheCapEvenWhenCreatedAtOnce(t *testing.T) {
 // The records below are byte for byte what the two products stored before
 // they shared this package: keys issued then keep authenticating.
 func TestKeysStoredInTodaysJSONStillAuthenticate(t *testing.T) {
-	_, js := testenv.JetStream(t)
-	ctx := testenv.Context(t, 20*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	counter, err := OpenCounter(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enricher, err := OpenEnricher(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, counter, enricher := openBoth(t)
 	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		name  string
@@ -137,19 +110,7 @@ func TestKeysStoredInTodaysJSONStillAuthenticate(t *testing.T) {
 // A record written now has the JSON fields each product wrote before, and
 // no field of the other product.
 func TestIssuedRecordsKeepEachProductsJSONFields(t *testing.T) {
-	_, js := testenv.JetStream(t)
-	ctx := testenv.Context(t, 20*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	counter, err := OpenCounter(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	enricher, err := OpenEnricher(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, counter, enricher := openBoth(t)
 	for _, c := range []struct {
 		name  string
 		store *Store
@@ -183,15 +144,7 @@ func TestIssuedRecordsKeepEachProductsJSONFields(t *testing.T) {
 }
 
 func TestAnEnricherKeyIsExportedAndForgottenWithItsOwner(t *testing.T) {
-	_, js := testenv.JetStream(t)
-	ctx := testenv.Context(t, 20*time.Second)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := OpenEnricher(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, _, s := openBoth(t)
 	alices, _, err := s.Issue(ctx, NewKey{Owner: "alice", Name: "alice's app"})
 	if err != nil {
 		t.Fatal(err)
@@ -212,4 +165,23 @@ func TestAnEnricherKeyIsExportedAndForgottenWithItsOwner(t *testing.T) {
 	if _, err := s.Lookup(ctx, bobs); err != nil {
 		t.Fatalf("bob's key stopped working when alice was forgotten: %v", err)
 	}
+}
+
+// openBoth provisions a fresh JetStream and opens the stores of both
+// products on it.
+func openBoth(t *testing.T) (ctx context.Context, counter, enricher *Store) {
+	t.Helper()
+	_, js := testenv.JetStream(t)
+	ctx = testenv.Context(t, 20*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	counter, err := OpenCounter(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enricher, err = OpenEnricher(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, counter, enricher
 }

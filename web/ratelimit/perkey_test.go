@@ -23,7 +23,7 @@ func TestPerKeyLimiterUsesTheKeysRateOrTheDefaultAndBurstsAtLeastABatch(t *testi
 			t.Errorf("%s: rate %v burst %d, want %v and %d", c.name, l.Limit(), l.Burst(), c.wantRate, c.wantBurst)
 		}
 	}
-	if p.For("b", 5) != p.For("b", 5) {
+	if first := p.For("b", 5); p.For("b", 5) != first {
 		t.Error("a key got a second limiter: its allowance would restart")
 	}
 	if !p.For("d", 1).AllowN(time.Now(), 1000) || p.For("d", 1).Allow() {

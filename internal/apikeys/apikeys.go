@@ -382,8 +382,12 @@ type Owned struct {
 	Created time.Time
 }
 
-// Owned lists the keys user uid created, from their index alone.
+// Owned lists the Counter keys user uid created, from their index alone.
+// The Enricher's store keeps no index; OwnedBy lists its keys.
 func (s *Store) Owned(ctx context.Context, uid string) ([]Owned, error) {
+	if !s.cfg.indexed {
+		return nil, fmt.Errorf("%s has no owner index", s.cfg.bucket)
+	}
 	var out []Owned
 	err := s.eachSlot(ctx, uid, func(_ string, e indexEntry) error {
 		out = append(out, Owned{Tenant: strings.TrimPrefix(e.Tenant, TenantOf(uid, "")), Name: e.Name, Created: e.Created})

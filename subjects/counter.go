@@ -31,7 +31,7 @@ const (
 	// idempotency key is recognised and counted once.
 	CounterDedupeWindow = time.Hour
 	// CounterAPIKeysBucket maps the SHA-256 of an API key (hex) to its
-	// CounterAPIKey record. The key itself is never stored. It also holds
+	// apikeys.Record. The key itself is never stored. It also holds
 	// the index of the keys a person created (CounterOwnerKey).
 	CounterAPIKeysBucket = "COUNTER_APIKEYS"
 	// CounterOwnersBucket holds partition leases (owner.<p>) and worker
@@ -309,17 +309,6 @@ func (b CounterBatch) Validate(p int) error {
 		}
 	}
 	return nil
-}
-
-// CounterAPIKey is the record of an API key, stored under the key's SHA-256.
-type CounterAPIKey struct {
-	Tenant    string    `json:"tenant"`
-	Name      string    `json:"name,omitempty"`
-	Prefix    string    `json:"prefix"`               // the first characters of the key, to recognise it
-	RateLimit float64   `json:"rate_limit"`           // events per second; 0 means the edge default
-	ReadLimit float64   `json:"read_limit,omitempty"` // reads per second; 0 means the edge default
-	Created   time.Time `json:"created"`
-	Disabled  bool      `json:"disabled,omitempty"`
 }
 
 // CounterValidVideoID reports why id cannot be a video id, or nil.

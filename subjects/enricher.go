@@ -370,15 +370,3 @@ func enricherAssets(o Options) assetSet {
 // lessons. Events published straight to NATS carry it only if their
 // producer sets it: NATS credentials are an operator's.
 const EnricherOwnerHeader = "Jetfleet-Owner"
-
-// EnricherAPIKey is the stored record of one ingest API key.
-type EnricherAPIKey struct {
-	Name      string    `json:"name"`       // who it was issued to
-	Created   time.Time `json:"created"`    // when
-	RateLimit float64   `json:"rate_limit"` // events per second; 0 means the default
-	Disabled  bool      `json:"disabled,omitempty"`
-
-	// UserID is the account the key belongs to, if any: the person's
-	// GDPR export lists the key and their deletion removes it.
-	UserID string `json:"user,omitempty"`
-}

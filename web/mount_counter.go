@@ -4,16 +4,14 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/a-h/templ"
-
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/web/counter"
 )
 
 // mountCounter serves the Counter API under /api/counter/v1 (API keys, no
 // session) and its page at /counter.
 func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
-	keys, err := counterkeys.Open(ctx, s.deps.JS)
+	keys, err := apikeys.OpenCounter(ctx, s.deps.JS)
 	if err != nil {
 		return err
 	}
@@ -29,9 +27,7 @@ func mountCounter(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	api.BodyTimeout = s.cfg.CounterBodyTimeout
 	api.Routes(s.api)
-	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log, func(body templ.Component) templ.Component {
-		return productPage("Counter API", body)
-	})
+	page, err := counter.NewPage(s.deps.JS, keys, s.deps.ClickHouse, fresh, log)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"jetfleet/internal/accounts"
-	"jetfleet/internal/enricherkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/web/enricher"
 )
 
@@ -16,7 +16,7 @@ import (
 // in: a user sees the lessons of their own keys, an operator everything).
 // The rate sampler lives as long as ctx.
 func mountEnricher(ctx context.Context, s *Server, mux *http.ServeMux) error {
-	keys, err := enricherkeys.Open(ctx, s.deps.JS)
+	keys, err := apikeys.OpenEnricher(ctx, s.deps.JS)
 	if err != nil {
 		return err
 	}

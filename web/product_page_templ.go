@@ -10,7 +10,7 @@ import templruntime "github.com/a-h/templ/runtime"
 
 import "jetfleet/web/site"
 
-// productPage puts web/counter's page body into the site layout, until that
+// productPage puts web/media's page body into the site layout, until that
 // package renders through site.Pages like the other products.
 func productPage(title string, body templ.Component) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/workers/counter"
 )
 
@@ -57,11 +57,11 @@ func runCounterKey(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer nc.Close()
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		return fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	key, rec, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: *tenant, Name: *name, RateLimit: *rate, ReadLimit: *readRate})
+	key, rec, err := keys.Issue(ctx, apikeys.NewKey{Tenant: *tenant, Name: *name, RateLimit: *rate, ReadLimit: *readRate})
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 // owner index existed their index slots (a scan of the keys bucket: run at
 // migrate, not per request).
 func indexCounterOwners(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		return err
 	}

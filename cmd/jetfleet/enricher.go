@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"jetfleet/internal/accounts"
-	"jetfleet/internal/enricherkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
 	"jetfleet/workers/enricher"
 )
@@ -192,7 +192,7 @@ func runEnricherKey(ctx context.Context, args []string, getenv func(string) stri
 		return err
 	}
 	defer nc.Drain()
-	keys, err := enricherkeys.Open(ctx, js)
+	keys, err := apikeys.OpenEnricher(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func runEnricherKey(ctx context.Context, args []string, getenv func(string) stri
 		}
 		uid = u.ID
 	}
-	key, err := keys.IssueFor(ctx, uid, fs.Arg(0), *rateLimit)
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Owner: uid, Name: fs.Arg(0), RateLimit: *rateLimit})
 	if err != nil {
 		return fmt.Errorf("enricher key: %w", err)
 	}

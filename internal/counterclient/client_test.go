@@ -18,8 +18,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/counterclient"
-	"jetfleet/internal/counterkeys"
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -60,11 +60,11 @@ func edge(t *testing.T) (string, string) {
 		counter.New(js, conn, counter.Config{FlushEvery: 100 * time.Millisecond}, log).Run(wctx)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _, err := keys.Create(ctx, "acme", "client test", 0)
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "acme", Name: "client test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,9 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
-	"jetfleet/internal/counterkeys"
-	"jetfleet/internal/enricherkeys"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
 	"jetfleet/internal/tracking"
@@ -70,11 +69,11 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	counter, err := counterkeys.Open(ctx, d.JS)
+	counter, err := apikeys.OpenCounter(ctx, d.JS)
 	if err != nil {
 		return nil, err
 	}
-	enricher, err := enricherkeys.Open(ctx, d.JS)
+	enricher, err := apikeys.OpenEnricher(ctx, d.JS)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -48,9 +47,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"jetfleet/analytics/counterdb"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
+	"jetfleet/web/site"
 )
 
 // statsPattern is the read route; a video id is accepted on write only when
@@ -87,7 +87,7 @@ type API struct {
 	BodyTimeout time.Duration
 
 	ingest    *Ingest
-	keys      *counterkeys.Store
+	keys      *apikeys.Store
 	ch        driver.Conn
 	fresh     *Freshness
 	retention time.Duration
@@ -97,12 +97,11 @@ type API struct {
 	ids       readableIDs
 	reads     *ratelimit.Chunked
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter // by tenant+key prefix
+	limiters *ratelimit.PerKey
 }
 
 // NewAPI wires the API; js counts the read limits every edge shares.
-func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) (*API, error) {
+func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *apikeys.Store, ch driver.Conn, fresh *Freshness, retention time.Duration, log *slog.Logger) (*API, error) {
 	if retention <= 0 {
 		retention = subjects.CounterDefaultRetention
 	}
@@ -111,7 +110,7 @@ func NewAPI(js jetstream.JetStream, ingest *Ingest, keys *counterkeys.Store, ch 
 		return nil, err
 	}
 	return &API{ingest: ingest, keys: keys, ch: ch, fresh: fresh, retention: retention, log: log,
-		now: time.Now, limiters: map[string]*rate.Limiter{}, cache: newReadCache(readCacheEntries, readCacheMaxAge),
+		now: time.Now, limiters: ratelimit.NewPerKey(defaultRate, MaxBatch), cache: newReadCache(readCacheEntries, readCacheMaxAge),
 		ids: newReadableIDs(), reads: reads}, nil
 }
 
@@ -124,23 +123,15 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc(statsPattern, a.auth(a.getStats))
 }
 
+// apiError is the answer to a refused request: the site's error body, and
+// for a batch with no valid item the reason of each.
 type apiError struct {
-	Error    string       `json:"error"`
+	site.ErrorBody
 	Rejected []itemStatus `json:"rejected,omitempty"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func fail(w http.ResponseWriter, status int, format string, args ...any) {
-	writeJSON(w, status, apiError{Error: fmt.Sprintf(format, args...)})
-}
-
 type caller struct {
-	rec     subjects.CounterAPIKey
+	rec     apikeys.Record
 	hash    string // of the API key
 	limiter *rate.Limiter
 }
@@ -149,42 +140,24 @@ type caller struct {
 // tenant. The key itself is never logged.
 func (a *API) auth(next func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get(APIKeyHeader)
+		key := site.APIKey(r)
 		if key == "" {
-			key, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		}
-		if key == "" {
-			fail(w, http.StatusUnauthorized, "missing API key: send it in the %s header", APIKeyHeader)
+			site.JSONError(w, site.CodeUnauthorized, "missing API key: send it in the %s header", APIKeyHeader)
 			return
 		}
 		rec, err := a.keys.Lookup(r.Context(), key)
-		if errors.Is(err, counterkeys.ErrUnknownKey) {
-			fail(w, http.StatusUnauthorized, "unknown or disabled API key")
+		if errors.Is(err, apikeys.ErrUnknownKey) {
+			site.JSONError(w, site.CodeUnauthorized, "unknown or disabled API key")
 			return
 		}
 		if err != nil {
 			a.log.Error("api key lookup failed", "err", err)
-			fail(w, http.StatusServiceUnavailable, "cannot check API keys right now; retry shortly")
+			site.JSONError(w, site.CodeUnavailable, "cannot check API keys right now; retry shortly")
 			return
 		}
-		hash := counterkeys.Hash(key)
-		next(w, r, caller{rec: rec, hash: hash, limiter: a.limiter(rec, hash)})
+		hash := apikeys.Hash(key)
+		next(w, r, caller{rec: rec, hash: hash, limiter: a.limiters.For(hash, rec.RateLimit)})
 	}
-}
-
-func (a *API) limiter(rec subjects.CounterAPIKey, hash string) *rate.Limiter {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	l := a.limiters[hash]
-	if l == nil {
-		lim := rec.RateLimit
-		if lim <= 0 {
-			lim = defaultRate
-		}
-		l = rate.NewLimiter(rate.Limit(lim), int(max(lim, MaxBatch)))
-		a.limiters[hash] = l
-	}
-	return l
 }
 
 // itemStatus reports one rejected or duplicate item of a batch.
@@ -221,11 +194,11 @@ func (a *API) postBatch(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	if len(b.Events) == 0 {
-		fail(w, http.StatusBadRequest, "events: empty batch")
+		site.JSONError(w, site.CodeBadRequest, "events: empty batch")
 		return
 	}
 	if len(b.Events) > MaxBatch {
-		fail(w, http.StatusRequestEntityTooLarge, "events: %d items, at most %d per batch", len(b.Events), MaxBatch)
+		site.JSONError(w, site.CodeTooLarge, "events: %d items, at most %d per batch", len(b.Events), MaxBatch)
 		return
 	}
 	events := make([]subjects.CounterEvent, len(b.Events))
@@ -276,15 +249,15 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	}
 	if accepted == 0 {
 		if !batch && len(rejected) == 1 {
-			fail(w, http.StatusBadRequest, "%s", rejected[0].Error)
+			site.JSONError(w, site.CodeBadRequest, "%s", rejected[0].Error)
 			return
 		}
-		writeJSON(w, http.StatusBadRequest, apiError{Error: "no valid event in the batch", Rejected: rejected})
+		site.WriteJSON(w, http.StatusBadRequest, apiError{site.Errorf(site.CodeBadRequest, "no valid event in the batch"), rejected})
 		return
 	}
 	if !c.limiter.AllowN(now, accepted) {
 		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusTooManyRequests, "rate limit of this API key exceeded (%.0f events/s); retry after a second", float64(c.limiter.Limit()))
+		site.JSONError(w, site.CodeRateLimited, "rate limit of this API key exceeded (%.0f events/s); retry after a second", float64(c.limiter.Limit()))
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -292,7 +265,7 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	reqKey := r.Header.Get(IdempotencyKeyHeader)
 	if reqKey != "" {
 		if err := subjects.CounterValidVideoID(reqKey); err != nil {
-			fail(w, http.StatusBadRequest, "%s header: must be 1-%d printable characters without spaces", IdempotencyKeyHeader, subjects.CounterMaxKey)
+			site.JSONError(w, site.CodeBadRequest, "%s header: must be 1-%d printable characters without spaces", IdempotencyKeyHeader, subjects.CounterMaxKey)
 			return
 		}
 	}
@@ -302,14 +275,14 @@ func (a *API) writeItems(w http.ResponseWriter, r *http.Request, c caller, event
 	}
 	if err != nil {
 		a.log.Warn("counter publish failed", "tenant", c.rec.Tenant, "err", err)
-		fail(w, http.StatusServiceUnavailable, "events not accepted, the event stream did not acknowledge in time; retry (idempotency keys make retries safe)")
+		site.JSONError(w, site.CodeUnavailable, "events not accepted, the event stream did not acknowledge in time; retry (idempotency keys make retries safe)")
 		return
 	}
 	out := IngestResponse{Accepted: accepted, Rejected: rejected, RequestDuplicate: res.RequestDuplicate}
 	for _, d := range res.Duplicates {
 		out.Duplicates = append(out.Duplicates, keyedIdx[d])
 	}
-	writeJSON(w, http.StatusAccepted, out)
+	site.WriteJSON(w, http.StatusAccepted, out)
 }
 
 // decode reads the JSON body into v within the body size and time limits.
@@ -345,12 +318,12 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any, hint string)
 		}
 		return true
 	case errors.As(err, &tooLarge):
-		fail(w, http.StatusRequestEntityTooLarge, "request body larger than %d MiB; split the batch", maxBody>>20)
+		site.JSONError(w, site.CodeTooLarge, "request body larger than %d MiB; split the batch", maxBody>>20)
 	case errors.As(err, &netErr) && netErr.Timeout():
 		w.Header().Set("Connection", "close")
-		fail(w, http.StatusRequestTimeout, "request body not received within %v", timeout)
+		site.JSONError(w, site.CodeTimeout, "request body not received within %v", timeout)
 	default:
-		fail(w, http.StatusBadRequest, "malformed JSON: %v%s", err, hint)
+		site.JSONError(w, site.CodeBadRequest, "malformed JSON: %v%s", err, hint)
 	}
 	return false
 }
@@ -408,13 +381,13 @@ func (a *API) allowRead(w http.ResponseWriter, r *http.Request, c caller) bool {
 	ok, retry, err := a.reads.Allow(r.Context(), c.hash, limit)
 	if err != nil {
 		a.log.Error("count counter read", "tenant", c.rec.Tenant, "err", err)
-		fail(w, http.StatusServiceUnavailable, "cannot check the read limit right now; retry shortly")
+		site.JSONError(w, site.CodeUnavailable, "cannot check the read limit right now; retry shortly")
 		return false
 	}
 	if !ok {
 		secs := int(math.Ceil(retry.Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		fail(w, http.StatusTooManyRequests, "read limit of this API key exceeded (%d reads per %v); retry after %d s", limit, readWindow, max(secs, 1))
+		site.JSONError(w, site.CodeRateLimited, "read limit of this API key exceeded (%d reads per %v); retry after %d s", limit, readWindow, max(secs, 1))
 		return false
 	}
 	return true
@@ -427,7 +400,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 	q := r.URL.Query()
 	video := r.PathValue("video")
 	if err := subjects.CounterValidVideoID(video); err != nil {
-		fail(w, http.StatusBadRequest, "%v", err)
+		site.JSONError(w, site.CodeBadRequest, "%v", err)
 		return
 	}
 	if typ == "" {
@@ -436,7 +409,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 			typ = subjects.CounterView
 		}
 		if !typ.Valid() {
-			fail(w, http.StatusBadRequest, "type: %q is not one of VIEW, LIKE, SHARE", q.Get("type"))
+			site.JSONError(w, site.CodeBadRequest, "type: %q is not one of VIEW, LIKE, SHARE", q.Get("type"))
 			return
 		}
 	}
@@ -449,27 +422,27 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 			fn = subjects.CounterAvg
 		}
 		if !fn.Valid() {
-			fail(w, http.StatusBadRequest, "function: %q is not one of COUNT, SUM, AVG", q.Get("function"))
+			site.JSONError(w, site.CodeBadRequest, "function: %q is not one of COUNT, SUM, AVG", q.Get("function"))
 			return
 		}
 	}
 	now := a.now()
 	end, err := parseTime(q.Get("end"), now)
 	if err != nil {
-		fail(w, http.StatusBadRequest, "end: %v", err)
+		site.JSONError(w, site.CodeBadRequest, "end: %v", err)
 		return
 	}
 	start, err := parseTime(q.Get("start"), end.Add(-defaultReadSpan))
 	if err != nil {
-		fail(w, http.StatusBadRequest, "start: %v", err)
+		site.JSONError(w, site.CodeBadRequest, "start: %v", err)
 		return
 	}
 	if !end.After(start) {
-		fail(w, http.StatusBadRequest, "end must be after start")
+		site.JSONError(w, site.CodeBadRequest, "end must be after start")
 		return
 	}
 	if end.Sub(start) > maxRange {
-		fail(w, http.StatusBadRequest, "range longer than %d days", int(maxRange.Hours()/24))
+		site.JSONError(w, site.CodeBadRequest, "range longer than %d days", int(maxRange.Hours()/24))
 		return
 	}
 	step := counterdb.Step(strings.ToLower(q.Get("step")))
@@ -489,12 +462,12 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 		tot, series, err = counterdb.Stats(r.Context(), a.ch, counterdb.Query{
 			Tenant: c.rec.Tenant, VideoID: video, Type: typ, Start: start, End: end, Step: step})
 		if errors.Is(err, counterdb.ErrBadQuery) {
-			fail(w, http.StatusBadRequest, "%v", strings.TrimPrefix(err.Error(), "bad query: "))
+			site.JSONError(w, site.CodeBadRequest, "%v", strings.TrimPrefix(err.Error(), "bad query: "))
 			return
 		}
 		if err != nil {
 			a.log.Error("counter read failed", "tenant", c.rec.Tenant, "err", err)
-			fail(w, http.StatusServiceUnavailable, "counts are unavailable right now; retry shortly")
+			site.JSONError(w, site.CodeUnavailable, "counts are unavailable right now; retry shortly")
 			return
 		}
 		if known {
@@ -506,7 +479,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 		overflow = overflow || p.SumOverflow
 	}
 	if overflow && fn != subjects.CounterCount {
-		fail(w, http.StatusUnprocessableEntity, "the sum of the values in this range leaves the 64-bit integer range (beyond ±9.2e18); read shorter ranges or steps")
+		site.JSONError(w, site.CodeOutOfRange, "the sum of the values in this range leaves the 64-bit integer range (beyond ±9.2e18); read shorter ranges or steps")
 		return
 	}
 	out := StatsResponse{VideoID: video, Type: typ, Function: fn, Start: start.UTC().Truncate(time.Minute), End: end.UTC().Truncate(time.Minute),
@@ -521,7 +494,7 @@ func (a *API) read(w http.ResponseWriter, r *http.Request, c caller, typ subject
 	if known {
 		out.FreshUntil = &fresh
 	}
-	writeJSON(w, http.StatusOK, out)
+	site.WriteJSON(w, http.StatusOK, out)
 }
 
 // value is fn's result as an exact JSON number: integers for COUNT and SUM,

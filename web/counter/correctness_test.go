@@ -163,8 +163,8 @@ func TestSumIsExactOrRefusedNeverWrapped(t *testing.T) {
 		len(series) != 1 || fmt.Sprint(series[0].(map[string]any)["value"]) != "9007199254740993" {
 		t.Errorf("SUM of 2^53+1: %d %v, want value, sum and the point exactly 9007199254740993", status, out)
 	}
-	if status, out := read("huge", "SUM"); status != http.StatusUnprocessableEntity || !strings.Contains(fmt.Sprint(out["error"]), "64-bit") {
-		t.Errorf("SUM past 2^63: %d %v, want 422 saying the sum leaves the 64-bit range", status, out)
+	if status, out := read("huge", "SUM"); status != http.StatusUnprocessableEntity || out["code"] != "out_of_range" || !strings.Contains(fmt.Sprint(out["error"]), "64-bit") {
+		t.Errorf("SUM past 2^63: %d %v, want 422 out_of_range saying the sum leaves the 64-bit range", status, out)
 	}
 	if status, out := read("huge", "AVG"); status != http.StatusUnprocessableEntity {
 		t.Errorf("AVG over a sum past 2^63: %d %v, want 422", status, out)

@@ -210,7 +210,7 @@ func TestRepeatedIdempotencyKeyCountsOnce(t *testing.T) {
 	})
 }
 
-func TestBadRequestsAreRefusedWithAReason(t *testing.T) {
+func TestBadRequestsAreRefusedWithAReasonAndAStableCode(t *testing.T) {
 	e := newEnv(t)
 	key := e.key("acme", 0)
 	big := make([]any, 10_001)
@@ -221,27 +221,31 @@ func TestBadRequestsAreRefusedWithAReason(t *testing.T) {
 		name, key, path string
 		body            any
 		status          int
+		code            string
 		reason          string
 	}{
-		{"no key", "", "/api/counter/v1/events", `{"video_id":"v"}`, 401, "missing API key"},
-		{"unknown key", "jfc_nope", "/api/counter/v1/events", `{"video_id":"v"}`, 401, "unknown"},
-		{"malformed json", key, "/api/counter/v1/events", `{"video_id":`, 400, "malformed JSON"},
-		{"unknown type", key, "/api/counter/v1/events", `{"video_id":"v","type":"DISLIKE"}`, 400, "type"},
-		{"missing id", key, "/api/counter/v1/events", `{"type":"VIEW"}`, 400, "video_id: required"},
-		{"too old", key, "/api/counter/v1/events", `{"video_id":"v","timestamp":"2001-01-01T00:00:00Z"}`, 400, "retention"},
-		{"batch too large", key, "/api/counter/v1/batch", map[string]any{"events": big}, 413, "at most 10000"},
-		{"all invalid", key, "/api/counter/v1/batch", `{"events":[{"type":"X"},3]}`, 400, "no valid event"},
+		{"no key", "", "/api/counter/v1/events", `{"video_id":"v"}`, 401, "unauthorized", "missing API key"},
+		{"unknown key", "jfc_nope", "/api/counter/v1/events", `{"video_id":"v"}`, 401, "unauthorized", "unknown"},
+		{"malformed json", key, "/api/counter/v1/events", `{"video_id":`, 400, "bad_request", "malformed JSON"},
+		{"unknown type", key, "/api/counter/v1/events", `{"video_id":"v","type":"DISLIKE"}`, 400, "bad_request", "type"},
+		{"missing id", key, "/api/counter/v1/events", `{"type":"VIEW"}`, 400, "bad_request", "video_id: required"},
+		{"too old", key, "/api/counter/v1/events", `{"video_id":"v","timestamp":"2001-01-01T00:00:00Z"}`, 400, "bad_request", "retention"},
+		{"batch too large", key, "/api/counter/v1/batch", map[string]any{"events": big}, 413, "too_large", "at most 10000"},
+		{"all invalid", key, "/api/counter/v1/batch", `{"events":[{"type":"X"},3]}`, 400, "bad_request", "no valid event"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			status, out := e.post(c.key, c.path, c.body)
-			if status != c.status || !strings.Contains(fmt.Sprint(out["error"]), c.reason) {
-				t.Errorf("%d %v, want %d with %q", status, out, c.status, c.reason)
+			if status != c.status || out["code"] != c.code || !strings.Contains(fmt.Sprint(out["error"]), c.reason) {
+				t.Errorf("%d %v, want %d with code %q and %q", status, out, c.status, c.code, c.reason)
 			}
 		})
 	}
+	if _, out := e.post(key, "/api/counter/v1/batch", `{"events":[{"type":"X"},3]}`); len(out["rejected"].([]any)) != 2 {
+		t.Errorf("a batch with no valid event lists %v as rejected, want both items", out["rejected"])
+	}
 	status, out := e.get(key, "/api/counter/v1/videos/v/stats", url.Values{"function": {"MEDIAN"}})
-	if status != 400 || !strings.Contains(fmt.Sprint(out["error"]), "function") {
+	if status != 400 || out["code"] != "bad_request" || !strings.Contains(fmt.Sprint(out["error"]), "function") {
 		t.Errorf("bad function: %d %v", status, out)
 	}
 }
@@ -257,8 +261,8 @@ func TestRateLimitPerKeyAnswers429(t *testing.T) {
 		t.Fatalf("first batch: %d %v", status, out)
 	}
 	status, out := e.post(key, "/api/counter/v1/batch", map[string]any{"events": big})
-	if status != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(out["error"]), "rate limit") {
-		t.Errorf("second batch: %d %v, want 429", status, out)
+	if status != http.StatusTooManyRequests || out["code"] != "rate_limited" || !strings.Contains(fmt.Sprint(out["error"]), "rate limit") {
+		t.Errorf("second batch: %d %v, want 429 rate_limited", status, out)
 	}
 	if status, _ := e.post(e.key("acme", 1), "/api/counter/v1/events", `{"video_id":"v"}`); status != http.StatusAccepted {
 		t.Errorf("another key of the tenant is limited too: %d", status)

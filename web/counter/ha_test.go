@@ -17,7 +17,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/analytics/counterdb"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -52,8 +52,8 @@ func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
 	}
 	srv := httptest.NewServer(edge)
 	defer srv.Close()
-	keys, _ := counterkeys.Open(ctx, ejs)
-	key, _, err := keys.Create(ctx, "acme", "ha", 0)
+	keys, _ := apikeys.OpenCounter(ctx, ejs)
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "acme", Name: "ha"})
 	if err != nil {
 		t.Fatal(err)
 	}

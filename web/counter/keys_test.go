@@ -19,7 +19,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/accounts"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/ids"
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
@@ -94,9 +94,9 @@ func TestAnotherUsersManyLargeKeysDoNotChangeWhatMyCounterPageReads(t *testing.T
 	eve := ids.New()
 	big := strings.Repeat("x", 100<<10)
 	for i := range 40 {
-		tenant := counterkeys.TenantOf(eve, fmt.Sprintf("t%d", i))
-		hash := counterkeys.Hash(fmt.Sprintf("jfc_eve%d", i))
-		rec, _ := json.Marshal(subjects.CounterAPIKey{Tenant: tenant, Name: big, Prefix: "jfc_eve", Created: time.Now()})
+		tenant := apikeys.TenantOf(eve, fmt.Sprintf("t%d", i))
+		hash := apikeys.Hash(fmt.Sprintf("jfc_eve%d", i))
+		rec, _ := json.Marshal(apikeys.Record{Tenant: tenant, Name: big, Prefix: "jfc_eve", Created: time.Now()})
 		idx, _ := json.Marshal(map[string]any{"hash": hash, "tenant": tenant, "name": big})
 		if _, err := kv.Put(ctx, hash, rec); err != nil {
 			t.Fatal(err)
@@ -162,8 +162,8 @@ func TestAUserHoldsAtMostTwentyKeys(t *testing.T) {
 	ada.SignIn(e.js, "ada@example.com")
 	uid := userID(t, e.js, "ada@example.com")
 	ctx := testenv.Context(t, 30*time.Second)
-	for i := range counterkeys.MaxKeysPerUser {
-		if _, _, err := e.keys.Issue(ctx, counterkeys.NewKey{Owner: uid, Tenant: counterkeys.TenantOf(uid, fmt.Sprintf("t%d", i))}); err != nil {
+	for i := range apikeys.MaxKeysPerUser {
+		if _, _, err := e.keys.Issue(ctx, apikeys.NewKey{Owner: uid, Tenant: apikeys.TenantOf(uid, fmt.Sprintf("t%d", i))}); err != nil {
 			t.Fatalf("key %d: %v", i+1, err)
 		}
 	}
@@ -171,8 +171,8 @@ func TestAUserHoldsAtMostTwentyKeys(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "already have 20 API keys") {
 		t.Fatalf("21st key: %d, want 409 saying she already has 20", resp.StatusCode)
 	}
-	if owned, _ := e.keys.Owned(ctx, uid); len(owned) != counterkeys.MaxKeysPerUser {
-		t.Fatalf("%d keys listed, want %d", len(owned), counterkeys.MaxKeysPerUser)
+	if owned, _ := e.keys.Owned(ctx, uid); len(owned) != apikeys.MaxKeysPerUser {
+		t.Fatalf("%d keys listed, want %d", len(owned), apikeys.MaxKeysPerUser)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/analytics"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -44,7 +44,7 @@ type env struct {
 	js   jetstream.JetStream
 	ch   driver.Conn
 	srv  *httptest.Server
-	keys *counterkeys.Store
+	keys *apikeys.Store
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -80,7 +80,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}
 	srv := httptest.NewServer(edge)
 	t.Cleanup(srv.Close)
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 
 func (e *env) key(tenant string, rate float64) string {
 	e.t.Helper()
-	k, _, err := e.keys.Create(context.Background(), tenant, "test", rate)
+	k, _, err := e.keys.Issue(context.Background(), apikeys.NewKey{Tenant: tenant, Name: "test", RateLimit: rate})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/a-h/templ"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics/counterdb"
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
+	"jetfleet/web/site"
 )
 
 // Page serves /counter: a tenant's top videos, its events/s over the last
@@ -28,25 +28,25 @@ import (
 // The page is for signed-in people (the site's sign-in gate) and shows only
 // the tenants the signed-in user created.
 type Page struct {
-	keys *counterkeys.Store
+	keys *apikeys.Store
 	// creations limits key creation per user, counted across edges.
 	creations *ratelimit.Shared
 	ch        driver.Conn
 	fresh     *Freshness
 	log       *slog.Logger
-	wrap      func(templ.Component) templ.Component // the site layout
+	pages     site.Pages
 }
 
 // Key creations a user may make per hour, on all edges together.
 const creationsPerHour = 10
 
-// NewPage wires the page; wrap puts a body into the site layout.
-func NewPage(js jetstream.JetStream, keys *counterkeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger, wrap func(templ.Component) templ.Component) (*Page, error) {
+// NewPage wires the page.
+func NewPage(js jetstream.JetStream, keys *apikeys.Store, ch driver.Conn, fresh *Freshness, log *slog.Logger) (*Page, error) {
 	creations, err := ratelimit.NewShared(js, "counter-keys", creationsPerHour, time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	return &Page{keys: keys, creations: creations, ch: ch, fresh: fresh, log: log, wrap: wrap}, nil
+	return &Page{keys: keys, creations: creations, ch: ch, fresh: fresh, log: log, pages: site.Pages{Log: log}}, nil
 }
 
 // Routes registers the page and its form on mux (behind sessions and CSRF),
@@ -75,76 +75,62 @@ type bar struct {
 	Label      string
 }
 
-// A tenant belongs to the user who created it (counterkeys.TenantOf), so a
+// A tenant belongs to the user who created it (apikeys.TenantOf), so a
 // user's page lists, and reads the figures of, only their own tenants. API
 // requests carry only the key, whose record holds the full id.
-func ownedTenant(user, name string) string { return counterkeys.TenantOf(user, name) }
+func ownedTenant(user, name string) string { return apikeys.TenantOf(user, name) }
 
-// signedIn returns the user the sign-in gate let through.
-func signedIn(w http.ResponseWriter, r *http.Request) (string, bool) {
-	u, ok := session.UserFrom(r.Context())
-	if !ok {
-		http.Error(w, "Sign in first.", http.StatusUnauthorized)
-	}
-	return u.ID, ok
+// signedIn is the user the sign-in gate let through: Routes puts every
+// handler behind it, so there is always one.
+func signedIn(r *http.Request) string {
+	u, _ := session.UserFrom(r.Context())
+	return u.ID
 }
 
 func (p *Page) show(w http.ResponseWriter, r *http.Request) {
-	user, ok := signedIn(w, r)
-	if !ok {
-		return
-	}
-	p.render(w, r, user, r.URL.Query().Get("tenant"), "", "")
+	p.render(w, r, http.StatusOK, signedIn(r), r.URL.Query().Get("tenant"), "", "")
 }
 
 func (p *Page) createKey(w http.ResponseWriter, r *http.Request) {
-	user, ok := signedIn(w, r)
-	if !ok {
-		return
-	}
+	user := signedIn(r)
 	tenant := strings.TrimSpace(r.PostFormValue("tenant"))
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	problem := ""
-	if err := counterkeys.ValidName("Tenant", tenant, false); err != nil {
+	if err := apikeys.ValidName("Tenant", tenant, false); err != nil {
 		problem = err.Error() + ". Give a short name such as acme-prod."
 	} else if strings.ContainsAny(tenant, ". \t") {
 		problem = "Tenant: give a name without spaces or dots, e.g. acme-prod."
-	} else if err := counterkeys.ValidName("Key name", name, true); err != nil {
+	} else if err := apikeys.ValidName("Key name", name, true); err != nil {
 		problem = err.Error() + "."
 	}
 	if problem != "" {
-		w.WriteHeader(http.StatusBadRequest)
-		p.render(w, r, user, "", "", problem)
+		p.render(w, r, http.StatusBadRequest, user, "", "", problem)
 		return
 	}
 	ok, err := p.creations.Allow(r.Context(), user)
 	if err != nil {
 		p.log.Warn("count counter key creation", "err", err)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		p.render(w, r, user, "", "", "Keys cannot be created right now; try again in a minute.")
+		p.render(w, r, http.StatusServiceUnavailable, user, "", "", "Keys cannot be created right now; try again in a minute.")
 		return
 	}
 	if !ok {
-		w.WriteHeader(http.StatusTooManyRequests)
-		p.render(w, r, user, "", "", fmt.Sprintf("You have created %d keys within the hour, the most allowed; try again later.", creationsPerHour))
+		p.render(w, r, http.StatusTooManyRequests, user, "", "", fmt.Sprintf("You have created %d keys within the hour, the most allowed; try again later.", creationsPerHour))
 		return
 	}
-	key, _, err := p.keys.Issue(r.Context(), counterkeys.NewKey{Owner: user, Tenant: ownedTenant(user, tenant), Name: name})
-	if errors.Is(err, counterkeys.ErrTooManyKeys) {
-		w.WriteHeader(http.StatusConflict)
-		p.render(w, r, user, "", "", "You already have "+strconv.Itoa(counterkeys.MaxKeysPerUser)+" API keys, the most one account may hold.")
+	key, _, err := p.keys.Issue(r.Context(), apikeys.NewKey{Owner: user, Tenant: ownedTenant(user, tenant), Name: name})
+	if errors.Is(err, apikeys.ErrTooManyKeys) {
+		p.render(w, r, http.StatusConflict, user, "", "", "You already have "+strconv.Itoa(apikeys.MaxKeysPerUser)+" API keys, the most one account may hold.")
 		return
 	}
 	if err != nil {
 		p.log.Warn("create counter key", "err", err)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		p.render(w, r, user, "", "", "The key could not be created; try again shortly.")
+		p.render(w, r, http.StatusServiceUnavailable, user, "", "", "The key could not be created; try again shortly.")
 		return
 	}
-	p.render(w, r, user, tenant, key, "")
+	p.render(w, r, http.StatusOK, user, tenant, key, "")
 }
 
-func (p *Page) render(w http.ResponseWriter, r *http.Request, user, tenant, newKey, problem string) {
+func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, user, tenant, newKey, problem string) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	d := pageData{Tenant: tenant, NewKey: newKey, Problem: problem,
@@ -184,7 +170,7 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, user, tenant, newK
 		d.Fresh = f.UTC().Format("15:04:05")
 	}
 	d.Interval = time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
-	p.wrap(pageBody(d)).Render(r.Context(), w)
+	p.pages.Render(w, r, status, "Counter API", pageBody(d))
 }
 
 // bars draws events/s per minute for the 30 minutes before now (the current,

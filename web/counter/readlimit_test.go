@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"jetfleet/internal/counterkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/testenv"
 	wcounter "jetfleet/web/counter"
 )
@@ -22,7 +22,7 @@ func TestAKeyPastItsReadLimitGets429OnEveryEdge(t *testing.T) {
 		edges = append(edges, hs)
 	}
 	ctx := testenv.Context(t, time.Minute)
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestAKeyPastItsReadLimitGets429OnEveryEdge(t *testing.T) {
 	// boundary is run again with a fresh key.
 	for attempt := 1; ; attempt++ {
 		window := time.Now().Truncate(10 * time.Second)
-		key, _, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: "acme", Name: fmt.Sprint("reads ", attempt), ReadLimit: 0.5})
+		key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "acme", Name: fmt.Sprint("reads ", attempt), ReadLimit: 0.5})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
-	"jetfleet/internal/enricherkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web/enricher"
@@ -36,11 +36,11 @@ func setup(t *testing.T) (jetstream.JetStream, *httptest.Server, string) {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := enricherkeys.Open(ctx, js)
+	keys, err := apikeys.OpenEnricher(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := keys.Issue(ctx, "test producer", 0)
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Name: "test producer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,12 +176,12 @@ func newPageSite(t *testing.T) *pageSite {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := enricherkeys.Open(ctx, js)
+	keys, err := apikeys.OpenEnricher(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []struct{ uid, name string }{{"alice", "alice's app"}, {"bob", "bob's app"}, {"", "an operator's script"}} {
-		if _, err := keys.IssueFor(ctx, k.uid, k.name, 0); err != nil {
+		if _, _, err := keys.Issue(ctx, apikeys.NewKey{Owner: k.uid, Name: k.name}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -287,11 +287,11 @@ func TestAnOperatorSeesEveryLessonAndTheStreamRates(t *testing.T) {
 func TestIngestStampsEventsWithTheKeysOwner(t *testing.T) {
 	js, srv, ownerless := setup(t)
 	ctx := testenv.Context(t, 10*time.Second)
-	keys, err := enricherkeys.Open(ctx, js)
+	keys, err := apikeys.OpenEnricher(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	alices, err := keys.IssueFor(ctx, "alice", "alice's app", 0)
+	alices, _, err := keys.Issue(ctx, apikeys.NewKey{Owner: "alice", Name: "alice's app"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,12 +350,12 @@ func postIdem(t *testing.T, url, key, idem, body string) {
 func TestIdempotencyKeyIsScopedToTheAPIKeysOwner(t *testing.T) {
 	js, srv, key := setup(t)
 	ctx := testenv.Context(t, 10*time.Second)
-	keys, err := enricherkeys.Open(ctx, js)
+	keys, err := apikeys.OpenEnricher(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	issue := func(name string) string {
-		k, err := keys.Issue(ctx, name, 0)
+		k, _, err := keys.Issue(ctx, apikeys.NewKey{Name: name})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,16 +16,15 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/time/rate"
 
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/enricherevents"
-	"jetfleet/internal/enricherkeys"
 	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
 	"jetfleet/web/site"
 )
 
@@ -51,16 +50,15 @@ const (
 // Ingest serves POST /api/enricher/v1/events/{kind}.
 type Ingest struct {
 	js   jetstream.JetStream
-	keys *enricherkeys.Store
+	keys *apikeys.Store
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter // by key hash
+	limiters *ratelimit.PerKey
 }
 
 // NewIngest wires the ingest API.
-func NewIngest(js jetstream.JetStream, keys *enricherkeys.Store, log *slog.Logger) *Ingest {
-	return &Ingest{js: js, keys: keys, log: log, limiters: map[string]*rate.Limiter{}}
+func NewIngest(js jetstream.JetStream, keys *apikeys.Store, log *slog.Logger) *Ingest {
+	return &Ingest{js: js, keys: keys, log: log, limiters: ratelimit.NewPerKey(DefaultRate, MaxLines)}
 }
 
 // Routes registers the API on mux (outside the session middleware: callers
@@ -101,7 +99,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := in.keys.Lookup(r.Context(), key)
-	if errors.Is(err, enricherkeys.ErrUnknownKey) {
+	if errors.Is(err, apikeys.ErrUnknownKey) {
 		site.JSONError(w, site.CodeUnauthorized, "unknown or disabled API key")
 		return
 	}
@@ -155,7 +153,7 @@ func (in *Ingest) post(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if len(ok) > 0 && !in.limiter(key, rec).AllowN(time.Now(), len(ok)) {
+	if len(ok) > 0 && !in.limiters.For(apikeys.Hash(key), rec.RateLimit).AllowN(time.Now(), len(ok)) {
 		w.Header().Set("Retry-After", "1")
 		site.JSONError(w, site.CodeRateLimited, "rate limit of this key exceeded; retry after a second or send smaller batches")
 		return
@@ -223,20 +221,4 @@ func idempotencyMsgID(owner, idem, kind string, line int) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%d:%s%d:%s", len(owner), owner, len(idem), idem)
 	return "http:" + hex.EncodeToString(h.Sum(nil)) + ":" + kind + ":" + strconv.Itoa(line)
-}
-
-func (in *Ingest) limiter(key string, rec subjects.EnricherAPIKey) *rate.Limiter {
-	h := enricherkeys.Hash(key)
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	l := in.limiters[h]
-	if l == nil {
-		lim := rec.RateLimit
-		if lim <= 0 {
-			lim = DefaultRate
-		}
-		l = rate.NewLimiter(rate.Limit(lim), int(max(lim, MaxLines)))
-		in.limiters[h] = l
-	}
-	return l
 }

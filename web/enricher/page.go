@@ -11,7 +11,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"jetfleet/analytics"
-	"jetfleet/internal/enricherkeys"
+	"jetfleet/internal/apikeys"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
 )
@@ -23,7 +23,7 @@ type PageDeps struct {
 	// every producer's events.
 	Rates *Rates
 	// Keys tells which ingest API keys belong to the signed-in account.
-	Keys *enricherkeys.Store
+	Keys *apikeys.Store
 	// Operator tells whether an account sees every producer's figures.
 	Operator func(ctx context.Context, uid string) (bool, error)
 	Log      *slog.Logger

@@ -20,6 +20,7 @@ const (
 	CodeTimeout      Code = "timeout"      // 408: the body did not arrive in time
 	CodeTooLarge     Code = "too_large"    // 413: body, line or batch over its limit
 	CodeInvalid      Code = "invalid"      // 422: well formed, but nothing in it can be taken (every item rejected)
+	CodeOutOfRange   Code = "out_of_range" // 422: the answer does not fit its type (a sum past 64 bits); ask for less
 	CodeRateLimited  Code = "rate_limited" // 429: the key's rate limit; see Retry-After
 	CodeInternal     Code = "internal"     // 500: a failure on our side
 	CodeUnavailable  Code = "unavailable"  // 503: a dependency is down; retry later
@@ -38,7 +39,7 @@ func (c Code) Status() int {
 		return http.StatusRequestTimeout
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
-	case CodeInvalid:
+	case CodeInvalid, CodeOutOfRange:
 		return http.StatusUnprocessableEntity
 	case CodeRateLimited:
 		return http.StatusTooManyRequests

@@ -32,6 +32,7 @@ func TestJSONErrorAnswersEachCodeWithItsStatusTheCodeAndTheMessage(t *testing.T)
 		{site.CodeTimeout, 408},
 		{site.CodeTooLarge, 413},
 		{site.CodeInvalid, 422},
+		{site.CodeOutOfRange, 422},
 		{site.CodeRateLimited, 429},
 		{site.CodeInternal, 500},
 		{site.CodeUnavailable, 503},

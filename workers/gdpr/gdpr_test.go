@@ -16,9 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
-	"jetfleet/internal/counterkeys"
-	"jetfleet/internal/enricherkeys"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
 	"jetfleet/internal/media"
@@ -168,10 +167,10 @@ type exportDoc struct {
 		Events  events.PersonalData   `json:"events"`
 		Tracker tracking.PersonalData `json:"tracker"`
 		Counter struct {
-			APIKeys []counterkeys.OwnedKey `json:"api_keys"`
+			APIKeys []apikeys.OwnedKey `json:"api_keys"`
 		} `json:"counter"`
 		Enricher struct {
-			APIKeys []enricherkeys.OwnedKey `json:"api_keys"`
+			APIKeys []apikeys.OwnedKey `json:"api_keys"`
 		} `json:"enricher"`
 		Media struct {
 			Uploads []media.Item `json:"uploads"`
@@ -346,11 +345,11 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter, err := counterkeys.Open(ctx, s.js)
+	counter, err := apikeys.OpenCounter(ctx, s.js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	enricher, err := enricherkeys.Open(ctx, s.js)
+	enricher, err := apikeys.OpenEnricher(ctx, s.js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,11 +370,11 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 		if _, err := tracker.TrackVideo(ctx, u.ID, false, subjects.TrackerVideo{ID: strings.Repeat(name[:1], 11), Title: name + "'s video"}); err != nil {
 			t.Fatal(err)
 		}
-		ck, _, err := counter.Issue(ctx, counterkeys.NewKey{Owner: u.ID, Tenant: counterkeys.TenantOf(u.ID, name+"-prod"), Name: "web"})
+		ck, _, err := counter.Issue(ctx, apikeys.NewKey{Owner: u.ID, Tenant: apikeys.TenantOf(u.ID, name+"-prod"), Name: "web"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ek, err := enricher.IssueFor(ctx, u.ID, name+"'s pipeline", 0)
+		ek, _, err := enricher.Issue(ctx, apikeys.NewKey{Owner: u.ID, Name: name + "'s pipeline"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +410,7 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 		t.Errorf("media part %+v", u)
 	}
 	for _, k := range keys[pat.ID] {
-		if strings.Contains(string(raw), k) || strings.Contains(string(raw), k[:8]) || strings.Contains(string(raw), counterkeys.Hash(k)) {
+		if strings.Contains(string(raw), k) || strings.Contains(string(raw), k[:8]) || strings.Contains(string(raw), apikeys.Hash(k)) {
 			t.Errorf("export shows an API key, its prefix or its hash")
 		}
 	}
@@ -434,9 +433,9 @@ func TestExportAndDeletionCoverEveryProduct(t *testing.T) {
 	})
 	testenv.Eventually(t, 5*time.Second, "pat's counter key refused", func() bool {
 		_, last = counter.Lookup(ctx, keys[pat.ID]["counter"])
-		return errors.Is(last, counterkeys.ErrUnknownKey)
+		return errors.Is(last, apikeys.ErrUnknownKey)
 	})
-	if _, err := enricher.Lookup(ctx, keys[pat.ID]["enricher"]); !errors.Is(err, enricherkeys.ErrUnknownKey) {
+	if _, err := enricher.Lookup(ctx, keys[pat.ID]["enricher"]); !errors.Is(err, apikeys.ErrUnknownKey) {
 		t.Errorf("pat's enricher key: %v", err)
 	}
 	if _, err := counter.Lookup(ctx, keys[sam.ID]["counter"]); err != nil {

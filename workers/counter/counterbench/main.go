@@ -30,8 +30,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/analytics/counterdb"
+	"jetfleet/internal/apikeys"
 	"jetfleet/internal/benchenv"
-	"jetfleet/internal/counterkeys"
 	"jetfleet/subjects"
 	"jetfleet/web"
 	"jetfleet/workers/counter"
@@ -97,11 +97,11 @@ func run(ctx context.Context, duration time.Duration, clients, batch, videos, re
 	go srv.Serve(ln)
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
-	keys, err := counterkeys.Open(ctx, js)
+	keys, err := apikeys.OpenCounter(ctx, js)
 	if err != nil {
 		return err
 	}
-	key, _, err := keys.Issue(ctx, counterkeys.NewKey{Tenant: "bench", Name: "bench", RateLimit: 1e9, ReadLimit: 1e9})
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "bench", Name: "bench", RateLimit: 1e9, ReadLimit: 1e9})
 	if err != nil {
 		return err
 	}

@@ -106,15 +106,17 @@ func TestAnotherUsersManyLargeKeysDoNotChangeWhatMyCounterPageReads(t *testing.T
 		}
 	}
 
-	// A second edge, started after them, renders ada's page: the same
-	// messages, and bytes within a few hundred (reply ids and times vary).
+	// A second edge, started after them, renders ada's page and reads no
+	// more than before: one of eve's records alone is 100 KB, so reading
+	// any of them shows. (The message count is not compared: the edge's
+	// background watches may deliver a heartbeat during the render.)
 	edge2, nc2 := startEdge(t, srv, conn)
 	ada.Base = edge2.URL
 	msgs1, bytes1, body := readOfCounterPage(t, ada, nc2)
 	if !strings.Contains(body, "acme") || strings.Contains(body, "t39") {
 		t.Errorf("ada's page does not list exactly her tenant acme")
 	}
-	if msgs1 != msgs0 || bytes1 > bytes0+1024 {
+	if bytes1 > bytes0+32<<10 {
 		t.Fatalf("ada's /counter read %d messages, %d bytes with only her key; %d messages, %d bytes after another user's 40 large keys", msgs0, bytes0, msgs1, bytes1)
 	}
 }

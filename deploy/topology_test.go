@@ -333,6 +333,29 @@ func (top *topology) startNATS() {
 		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 		top.nats[n] = ns
 	}
+	// What compose waits for before `migrate` (depends_on: service_healthy):
+	// each node's healthcheck, its /healthz answering 200 once it sees a
+	// JetStream meta leader.
+	for _, n := range names {
+		hc := strings.Join(top.compose.Services[n].Healthcheck.Test, " ")
+		m := regexp.MustCompile(`http://127\.0\.0\.1:8222(/\S*)`).FindStringSubmatch(hc)
+		if m == nil {
+			t.Fatalf("%s: healthcheck %q does not ask the monitoring port's /healthz", n, hc)
+		}
+		u := "http://" + top.nats[n].MonitorAddr().String() + m[1]
+		var last string
+		testenv.EventuallyState(t, 60*time.Second, n+" healthy as compose checks it", func() (bool, any) {
+			resp, err := http.Get(u)
+			if err != nil {
+				last = err.Error()
+				return false, last
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			return resp.StatusCode == http.StatusOK, last
+		})
+	}
 }
 
 func (top *topology) startClickHouse() {

@@ -53,7 +53,7 @@ func TestStoppingANodeDuringIngestLosesNoAcknowledgedEvent(t *testing.T) {
 	srv := httptest.NewServer(edge)
 	defer srv.Close()
 	keys, _ := apikeys.OpenCounter(ctx, ejs)
-	key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "acme", Name: "ha"})
+	key, _, err := keys.Issue(ctx, apikeys.NewKey{Tenant: "acme", Name: "ha", ReadLimit: 1e9}) // it polls stats
 	if err != nil {
 		t.Fatal(err)
 	}

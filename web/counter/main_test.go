@@ -87,9 +87,12 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	return &env{t: t, nc: nc, js: js, ch: conn, srv: srv, keys: keys}
 }
 
+// key issues an API key of tenant. Its reads are not limited: tests poll
+// stats until ingest is visible, many reads a second on a slow machine;
+// the read limit has tests of its own (readlimit_test.go).
 func (e *env) key(tenant string, rate float64) string {
 	e.t.Helper()
-	k, _, err := e.keys.Issue(context.Background(), apikeys.NewKey{Tenant: tenant, Name: "test", RateLimit: rate})
+	k, _, err := e.keys.Issue(context.Background(), apikeys.NewKey{Tenant: tenant, Name: "test", RateLimit: rate, ReadLimit: 1e9})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"jetfleet/internal/payments"
 	"jetfleet/internal/payments/stripetest"
 	"jetfleet/internal/testenv"
+	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
 	"jetfleet/web"
 	"jetfleet/web/site"
@@ -35,6 +36,13 @@ type eventsEdge struct {
 // startEventsEdge runs an edge with Stripe pointed at the local stand-in,
 // whose webhooks come back to the edge.
 func startEventsEdge(t *testing.T) *eventsEdge {
+	t.Helper()
+	return startStripeEdge(t, nil)
+}
+
+// startStripeEdge is startEventsEdge with YouTube at yt (nil: the default
+// client), for the Tracker's premium plan.
+func startStripeEdge(t *testing.T, yt *youtube.Client) *eventsEdge {
 	t.Helper()
 	srv := testenv.StartNATS(t)
 	nc, js := srv.Connect(t)
@@ -57,6 +65,7 @@ func startEventsEdge(t *testing.T) *eventsEdge {
 	conn, _ := ch.Database(t)
 	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
 		NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Payments: pay,
+		YouTube: yt,
 	})
 	if err != nil {
 		t.Fatal(err)

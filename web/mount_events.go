@@ -10,6 +10,7 @@ import (
 	"jetfleet/internal/mail"
 	webevents "jetfleet/web/events"
 	webgdpr "jetfleet/web/gdpr"
+	"jetfleet/web/tracker"
 )
 
 // mountEvents serves the Events product under /events (browsing is public;
@@ -34,9 +35,13 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	// The site has one Stripe webhook (one endpoint URL, one secret): the
+	// Tracker's premium subscriptions arrive through it too.
+	plans := tracker.Plans{Accounts: users, Log: s.deps.Log.With("product", "tracker")}
 	h, err := webevents.New(webevents.Deps{
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
-		BaseURL: s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log,
+		Subscriptions: plans.Apply,
+		BaseURL:       s.cfg.BaseURL, Outbox: s.cfg.Outbox, Log: log,
 	})
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			}
 			return u.Premium, err
 		},
+		Payments: s.deps.Payments, BaseURL: s.cfg.BaseURL,
 		Log: s.deps.Log.With("product", "tracker"),
 	})
 	if err != nil {

@@ -6,6 +6,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -35,11 +36,15 @@ type Deps struct {
 	// Payments is Stripe; nil means paid tickets cannot be sold here (the
 	// organiser is told so, and publishing with paid tickets is refused).
 	Payments *payments.Client
-	JS       jetstream.JetStream // for queuing mail
-	BaseURL  string
-	Outbox   bool // development install: point people at /outbox
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Subscriptions takes the webhook's subscription events (the Tracker's
+	// premium plan): Stripe has one endpoint URL and one secret for the
+	// site, so the ticket webhook hands these on. nil acknowledges them.
+	Subscriptions func(ctx context.Context, ev payments.SubscriptionEvent) error
+	JS            jetstream.JetStream // for queuing mail
+	BaseURL       string
+	Outbox        bool // development install: point people at /outbox
+	Log           *slog.Logger
+	Now           func() time.Time
 }
 
 // Handler serves the Events pages.
@@ -412,11 +417,18 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		site.JSONError(w, site.CodeUnavailable, "payments are not configured")
 		return
 	}
-	cc, ok, err := h.d.Payments.ParseWebhook(body, r.Header.Get("Stripe-Signature"))
+	sig := r.Header.Get("Stripe-Signature")
+	cc, ok, err := h.d.Payments.ParseWebhook(body, sig)
 	if err != nil {
 		h.d.Log.Warn("stripe webhook refused", "err", err)
 		site.JSONError(w, site.CodeBadRequest, "invalid signature")
 		return
+	}
+	if !ok && h.d.Subscriptions != nil {
+		if sub, isSub, err := h.d.Payments.ParseSubscriptionWebhook(body, sig); err != nil || isSub {
+			h.subscription(w, r, sub, err)
+			return
+		}
 	}
 	eid, rid, _ := strings.Cut(cc.Reference, ".")
 	if ok && cc.Expired {
@@ -441,6 +453,22 @@ func (h *Handler) webhook(w http.ResponseWriter, r *http.Request) {
 		h.d.Log.Info("stripe payment", "event", cc.EventID, "registration", rid, "applied", changed)
 		w.WriteHeader(http.StatusOK)
 	}
+}
+
+// subscription hands a subscription event to its owner; a failure there is
+// answered 500 so that Stripe delivers the event again.
+func (h *Handler) subscription(w http.ResponseWriter, r *http.Request, ev payments.SubscriptionEvent, parseErr error) {
+	if parseErr != nil {
+		h.d.Log.Error("stripe subscription event undecodable", "err", parseErr)
+		site.JSONError(w, site.CodeBadRequest, "undecodable event")
+		return
+	}
+	if err := h.d.Subscriptions(r.Context(), ev); err != nil {
+		h.d.Log.Error("stripe subscription webhook", "event", ev.EventID, "err", err)
+		site.JSONError(w, site.CodeInternal, "try again") // Stripe retries
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // expired releases the seat held for a Checkout Session that Stripe

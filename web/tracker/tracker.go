@@ -20,6 +20,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/payments"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
@@ -39,6 +40,10 @@ type Deps struct {
 	Blobs blob.Store
 	// Premium tells whether a user's plan lifts the free limits.
 	Premium func(ctx context.Context, userID string) (bool, error)
+	// Payments sells the premium subscription; nil offers no upgrade.
+	Payments *payments.Client
+	// BaseURL is where Stripe sends the user back.
+	BaseURL string
 	Log     *slog.Logger
 }
 
@@ -78,6 +83,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
+	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
 }
 
 // signedIn hands a page the user the gate let through.
@@ -99,7 +105,14 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 		h.pages.Fail(w, r, "plan", err)
 		return
 	}
-	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx)}
+	if notice == noticePremium {
+		// Stripe's webhook, not the return from Checkout, turns premium on.
+		notice = "Payment received: premium is processing and turns on as soon as Stripe confirms it. Reload in a moment."
+		if premium {
+			notice = "Premium is active: the free plan's limits are lifted."
+		}
+	}
+	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx), CanUpgrade: h.d.Payments != nil}
 	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
 		h.pages.Fail(w, r, "limits", err)
 		return
@@ -187,6 +200,7 @@ const (
 	noticeVideo       = "video"
 	noticeVideoCredit = "video-credit"
 	noticeUntracked   = "untracked"
+	noticePremium     = "premium" // back from the premium Checkout
 )
 
 // notice returns the message named by the request's ?ok= code, "" for no
@@ -203,6 +217,8 @@ func notice(r *http.Request) string {
 		return "Now tracking this video. It is sampled every hour for 7 days, then daily for 60 days. This used one of your monthly video credits."
 	case noticeUntracked:
 		return "Stopped tracking it."
+	case noticePremium:
+		return noticePremium // worded by showDashboard, which knows the plan
 	}
 	return ""
 }
@@ -412,6 +428,7 @@ type dashboardData struct {
 	Problem, Notice, Input string
 	Refusal                string // YouTube refuses our workers; "" when not
 	Limits                 tracking.Limits
+	CanUpgrade             bool // premium can be bought here
 	Channels               []subjects.TrackerChannel
 	Videos                 []subjects.TrackerVideo // tracked individually
 	ChannelVideos          []subjects.TrackerVideo // of the tracked channels

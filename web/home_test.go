@@ -17,7 +17,7 @@ func TestHomeMarksUnbuiltFeaturesAsComing(t *testing.T) {
 	coming := regexp.MustCompile(`(?s)<li class="[^"]*\bcoming\b[^"]*">.*?</li>|<p class="coming">.*?</p>`)
 	marked := strings.Join(coming.FindAllString(main, -1), "\n")
 	rest := coming.ReplaceAllString(main, "")
-	for _, f := range []string{"live stream", "chat", "teams", "analytics", "fees", "exports", "A/B tests", "premium"} {
+	for _, f := range []string{"live stream", "chat", "teams", "analytics", "fees", "exports", "A/B tests"} {
 		if strings.Contains(strings.ToLower(rest), strings.ToLower(f)) {
 			t.Errorf("home page advertises %q outside a coming mark", f)
 		}

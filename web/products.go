@@ -30,7 +30,7 @@ func (p product) Ready() bool { return p.Mount != nil }
 func allProducts() []product {
 	return []product{
 		{Name: "Tracker", Path: "/tracker", Mount: mountTracker, Summary: "Track YouTube channels and videos: view curves with thumbnail and title changes marked, weekly outliers against each channel's expected views, mailed as one digest.",
-			Coming: []string{"thumbnail and title A/B tests", "premium through Stripe"}},
+			Coming: []string{"thumbnail and title A/B tests"}},
 		{Name: "Events", Path: "/events", Mount: mountEvents, Summary: "Virtual community events and hackathons: free and paid tickets through Stripe, registration by magic link, your data on request.",
 			Coming: []string{"live stream", "main and team chat", "teams", "engagement analytics", "fees", "exports"}},
 		{Name: "Counter API", Path: "/counter", Mount: mountCounter, Summary: "Count VIEW, LIKE and SHARE per video at 100K events/s and read COUNT, SUM, AVG over any range in milliseconds."},

@@ -37,7 +37,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	}
 	// The site has one Stripe webhook (one endpoint URL, one secret): the
 	// Tracker's premium subscriptions arrive through it too.
-	plans := tracker.Plans{Accounts: users, Log: s.deps.Log.With("product", "tracker")}
+	plans := tracker.Plans{Accounts: users, Payments: s.deps.Payments, Log: s.deps.Log.With("product", "tracker")}
 	h, err := webevents.New(webevents.Deps{
 		Events: svc, Catalog: catalog, Accounts: users, Payments: s.deps.Payments, JS: s.deps.JS,
 		Subscriptions: plans.Apply,

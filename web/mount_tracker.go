@@ -27,6 +27,11 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			return err
 		}
 	}
+	log := s.deps.Log.With("product", "tracker")
+	var plans *tracker.Plans
+	if s.deps.Payments != nil {
+		plans = &tracker.Plans{Accounts: users, Payments: s.deps.Payments, Log: log}
+	}
 	h, err := tracker.New(tracker.Deps{
 		JS: s.deps.JS, Store: store, YouTube: yt, ClickHouse: s.deps.ClickHouse, Blobs: s.deps.BlobStore,
 		Premium: func(ctx context.Context, uid string) (bool, error) {
@@ -36,7 +41,7 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			}
 			return u.Premium, err
 		},
-		Payments: s.deps.Payments, BaseURL: s.cfg.BaseURL,
+		Plans: plans, BaseURL: s.cfg.BaseURL,
 		Log: s.deps.Log.With("product", "tracker"),
 	})
 	if err != nil {

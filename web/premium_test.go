@@ -104,21 +104,35 @@ func TestPremiumIsSetByTheSubscriptionWebhookAndClearedByItsCancellation(t *test
 		t.Fatal("redelivery changed the plan")
 	}
 
-	// Cancelling delivers customer.subscription.deleted: the free plan's
-	// limits are back (the four tracked channels stay tracked).
-	cs, _ = e.stripe.Session(cs.ID)
-	ended, err := e.stripe.CancelSubscription(ctx, cs.Subscription)
-	if err != nil {
-		t.Fatalf("cancel: %v", err)
+	// Premium users see "Premium" and a way to cancel. Cancelling asks
+	// Stripe, whose customer.subscription.deleted brings the free plan's
+	// limits back (the four tracked channels stay tracked).
+	if _, body := v.get("/tracker"); !strings.Contains(body, "Cancel premium") {
+		t.Fatalf("premium dashboard offers no way to cancel:\n%s", body)
 	}
-	if _, body := v.get("/tracker"); !strings.Contains(body, "Free plan: 4 of 3 channels") || !strings.Contains(body, "Go premium") {
+	before := len(e.stripe.Events())
+	resp = v.post("/tracker", "/tracker/premium/cancel", url.Values{})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("cancel premium = %d, want 303", resp.StatusCode)
+	}
+	if len(e.stripe.Events()) != before+1 {
+		t.Fatalf("cancelling sent %d events, want the one customer.subscription.deleted", len(e.stripe.Events())-before)
+	}
+	_, body = v.get("/tracker?ok=premium-cancelled")
+	if !strings.Contains(body, "Premium is cancelled") || !strings.Contains(body, "Free plan: 4 of 3 channels") || !strings.Contains(body, "Go premium") {
 		t.Fatalf("after cancelling the dashboard is not on the free plan:\n%s", body)
 	}
-	if err := e.stripe.Deliver(ctx, ended); err != nil {
-		t.Fatalf("redelivered end: %v", err)
+
+	// Every event delivered again, the start after the end included,
+	// leaves the plan free: the start of a cancelled subscription is not a
+	// start.
+	for _, id := range e.stripe.Events() {
+		if err := e.stripe.Deliver(ctx, id); err != nil {
+			t.Fatalf("redelivered %s: %v", id, err)
+		}
 	}
-	if _, body := v.get("/tracker"); !strings.Contains(body, "Go premium") {
-		t.Fatal("redelivered cancellation changed the plan")
+	if _, body := v.get("/tracker"); !strings.Contains(body, "Go premium") || strings.Contains(body, "Premium: no limits.") {
+		t.Fatal("redelivered events turned premium back on")
 	}
 }
 

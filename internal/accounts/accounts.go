@@ -32,6 +32,9 @@ type User struct {
 	ID      string `json:"id"`
 	Email   string `json:"email"`
 	Premium bool   `json:"premium"`
+	// Subscription is the Stripe subscription (sub_…) that pays for
+	// Premium; empty when premium was granted by an operator or ended.
+	Subscription string `json:"subscription,omitempty"`
 	// Operator accounts run the deployment: their pages show every
 	// customer's figures (jetfleet users operator EMAIL).
 	Operator bool      `json:"operator,omitempty"`
@@ -156,6 +159,12 @@ func (s *Store) EnsureUser(ctx context.Context, email string) (User, error) {
 // SetPremium lifts (or restores) the free plan's limits for a user.
 func (s *Store) SetPremium(ctx context.Context, email string, premium bool) (User, error) {
 	return s.change(ctx, email, func(u *User) { u.Premium = premium })
+}
+
+// SetSubscription records the Stripe subscription that pays for premium
+// (sub non-empty: premium on) or its end (sub empty: premium off).
+func (s *Store) SetSubscription(ctx context.Context, email, sub string) (User, error) {
+	return s.change(ctx, email, func(u *User) { u.Subscription, u.Premium = sub, sub != "" })
 }
 
 // SetOperator makes a user an operator (or takes the role away).

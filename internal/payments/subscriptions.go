@@ -101,3 +101,23 @@ func (c *Client) ParseSubscriptionWebhook(body []byte, signature string) (Subscr
 	}
 	return SubscriptionEvent{}, false, nil
 }
+
+// SubscriptionActive reports whether a subscription is still active (or
+// trialing): a redelivered start event of a subscription since cancelled
+// must not start it again.
+func (c *Client) SubscriptionActive(ctx context.Context, id string) (bool, error) {
+	s, err := c.sc.V1Subscriptions.Retrieve(ctx, id, nil)
+	if err != nil {
+		return false, fmt.Errorf("retrieve Stripe subscription %s: %w", id, err)
+	}
+	return s.Status == stripe.SubscriptionStatusActive || s.Status == stripe.SubscriptionStatusTrialing, nil
+}
+
+// CancelSubscription cancels a subscription at once; Stripe then sends
+// customer.subscription.deleted, which is what ends the plan.
+func (c *Client) CancelSubscription(ctx context.Context, id string) error {
+	if _, err := c.sc.V1Subscriptions.Cancel(ctx, id, nil); err != nil {
+		return fmt.Errorf("cancel Stripe subscription %s: %w", id, err)
+	}
+	return nil
+}

@@ -20,10 +20,12 @@ const (
 	premiumMinor    = 900
 )
 
-// Plans applies Stripe's subscription events to the users' premium flag.
-// The site's one Stripe webhook hands it the subscription events.
+// Plans sells the premium plan through Stripe and applies Stripe's
+// subscription events to the users' premium flag. The site's one Stripe
+// webhook hands it the subscription events.
 type Plans struct {
 	Accounts *accounts.Store
+	Payments *payments.Client
 	Log      *slog.Logger
 }
 
@@ -40,11 +42,28 @@ func (p Plans) Apply(ctx context.Context, ev payments.SubscriptionEvent) error {
 	if err != nil {
 		return fmt.Errorf("load user %s: %w", ev.User, err)
 	}
-	if u.Premium == ev.Active {
-		p.Log.Info("stripe subscription already applied", "event", ev.EventID, "user", u.ID, "premium", ev.Active)
+	sub := ev.Subscription
+	switch {
+	case ev.Active && u.Premium && u.Subscription == sub,
+		!ev.Active && u.Subscription != sub:
+		// Delivered again, or the end of a subscription that no longer
+		// pays for this user's premium.
+		p.Log.Info("stripe subscription event changes nothing", "event", ev.EventID, "user", u.ID, "subscription", sub, "active", ev.Active)
 		return nil
+	case ev.Active:
+		// Stripe may deliver the start again after the end: ask it.
+		active, err := p.Payments.SubscriptionActive(ctx, sub)
+		if err != nil {
+			return err
+		}
+		if !active {
+			p.Log.Info("stripe subscription start of an ended subscription", "event", ev.EventID, "user", u.ID, "subscription", sub)
+			return nil
+		}
+	default:
+		sub = ""
 	}
-	if _, err := p.Accounts.SetPremium(ctx, u.Email, ev.Active); err != nil {
+	if _, err := p.Accounts.SetSubscription(ctx, u.Email, sub); err != nil {
 		return fmt.Errorf("set premium of user %s: %w", u.ID, err)
 	}
 	p.Log.Info("premium changed", "event", ev.EventID, "user", u.ID, "premium", ev.Active, "subscription", ev.Subscription)
@@ -55,13 +74,13 @@ func (p Plans) Apply(ctx context.Context, ev payments.SubscriptionEvent) error {
 // to it; Stripe sends them back to the dashboard, which says whether the
 // webhook has turned premium on yet.
 func (h *Handler) goPremium(w http.ResponseWriter, r *http.Request, uid string) {
-	if h.d.Payments == nil {
+	if h.d.Plans == nil {
 		h.showDashboard(w, r, uid, http.StatusServiceUnavailable, "Premium cannot be bought on this site: payments are not configured.", "", "")
 		return
 	}
 	u, _ := session.UserFrom(r.Context())
 	back := h.d.BaseURL + "/tracker?ok=" + noticePremium
-	co, err := h.d.Payments.CreateSubscriptionCheckout(r.Context(), payments.SubscriptionRequest{
+	co, err := h.d.Plans.Payments.CreateSubscriptionCheckout(r.Context(), payments.SubscriptionRequest{
 		User: uid, Email: u.Email, ProductName: premiumName, Currency: premiumCurrency, AmountMinor: premiumMinor,
 		SuccessURL: back, CancelURL: h.d.BaseURL + "/tracker",
 	})
@@ -70,4 +89,40 @@ func (h *Handler) goPremium(w http.ResponseWriter, r *http.Request, uid string) 
 		return
 	}
 	http.Redirect(w, r, co.URL, http.StatusSeeOther)
+}
+
+// cancelPremium cancels the user's subscription at Stripe; Stripe's
+// customer.subscription.deleted, through the webhook, is what clears the
+// flag, so there is one way premium ends.
+func (h *Handler) cancelPremium(w http.ResponseWriter, r *http.Request, uid string) {
+	sub, err := h.subscription(r.Context(), uid)
+	if err != nil {
+		h.pages.Fail(w, r, "plan", err)
+		return
+	}
+	if sub == "" {
+		h.showDashboard(w, r, uid, http.StatusConflict, "There is no premium subscription to cancel.", "", "")
+		return
+	}
+	if err := h.d.Plans.Payments.CancelSubscription(r.Context(), sub); err != nil {
+		h.pages.Fail(w, r, "cancel premium", err)
+		return
+	}
+	http.Redirect(w, r, "/tracker?ok="+noticePremiumCancelled, http.StatusSeeOther)
+}
+
+// subscription is the Stripe subscription paying for uid's premium, "" for
+// none (or no payments on this site).
+func (h *Handler) subscription(ctx context.Context, uid string) (string, error) {
+	if h.d.Plans == nil {
+		return "", nil
+	}
+	u, err := h.d.Plans.Accounts.User(ctx, uid)
+	if errors.Is(err, accounts.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("load user %s: %w", uid, err)
+	}
+	return u.Subscription, nil
 }

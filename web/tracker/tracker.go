@@ -20,7 +20,6 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
-	"jetfleet/internal/payments"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
@@ -40,8 +39,8 @@ type Deps struct {
 	Blobs blob.Store
 	// Premium tells whether a user's plan lifts the free limits.
 	Premium func(ctx context.Context, userID string) (bool, error)
-	// Payments sells the premium subscription; nil offers no upgrade.
-	Payments *payments.Client
+	// Plans sells the premium subscription; nil offers no upgrade.
+	Plans *Plans
 	// BaseURL is where Stripe sends the user back.
 	BaseURL string
 	Log     *slog.Logger
@@ -84,6 +83,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
 	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
+	mux.Handle("POST /tracker/premium/cancel", h.signedIn(protect, h.cancelPremium))
 }
 
 // signedIn hands a page the user the gate let through.
@@ -112,7 +112,13 @@ func (h *Handler) showDashboard(w http.ResponseWriter, r *http.Request, uid stri
 			notice = "Premium is active: the free plan's limits are lifted."
 		}
 	}
-	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx), CanUpgrade: h.d.Payments != nil}
+	data := dashboardData{Problem: problem, Notice: notice, Input: input, Refusal: h.refusal(ctx), CanUpgrade: h.d.Plans != nil}
+	if premium {
+		if data.Subscription, err = h.subscription(ctx, uid); err != nil {
+			h.pages.Fail(w, r, "plan", err)
+			return
+		}
+	}
 	if data.Limits, err = h.d.Store.Limits(ctx, uid, premium); err != nil {
 		h.pages.Fail(w, r, "limits", err)
 		return
@@ -196,11 +202,12 @@ func (h *Handler) track(w http.ResponseWriter, r *http.Request, uid string) {
 
 // Codes of the notices a redirect asks the next page to show (?ok=CODE).
 const (
-	noticeChannel     = "channel"
-	noticeVideo       = "video"
-	noticeVideoCredit = "video-credit"
-	noticeUntracked   = "untracked"
-	noticePremium     = "premium" // back from the premium Checkout
+	noticeChannel          = "channel"
+	noticeVideo            = "video"
+	noticeVideoCredit      = "video-credit"
+	noticeUntracked        = "untracked"
+	noticePremium          = "premium" // back from the premium Checkout
+	noticePremiumCancelled = "premium-cancelled"
 )
 
 // notice returns the message named by the request's ?ok= code, "" for no
@@ -219,6 +226,8 @@ func notice(r *http.Request) string {
 		return "Stopped tracking it."
 	case noticePremium:
 		return noticePremium // worded by showDashboard, which knows the plan
+	case noticePremiumCancelled:
+		return "Premium is cancelled: the free plan's limits apply again. Everything you track stays tracked."
 	}
 	return ""
 }
@@ -428,7 +437,8 @@ type dashboardData struct {
 	Problem, Notice, Input string
 	Refusal                string // YouTube refuses our workers; "" when not
 	Limits                 tracking.Limits
-	CanUpgrade             bool // premium can be bought here
+	CanUpgrade             bool   // premium can be bought here
+	Subscription           string // the Stripe subscription paying for premium, which can be cancelled here
 	Channels               []subjects.TrackerChannel
 	Videos                 []subjects.TrackerVideo // tracked individually
 	ChannelVideos          []subjects.TrackerVideo // of the tracked channels

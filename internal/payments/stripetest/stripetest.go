@@ -173,6 +173,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/account_links", s.api(s.createLink))
 	mux.HandleFunc("POST /v1/checkout/sessions", s.api(s.createSession))
 	mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.api(s.getSession))
+	mux.HandleFunc("GET /v1/subscriptions/{id}", s.api(s.getSubscription))
+	mux.HandleFunc("DELETE /v1/subscriptions/{id}", s.api(s.cancelSubscription))
 	mux.HandleFunc("GET /connect/onboarding/{link}", s.onboardingPage)
 	mux.HandleFunc("POST /connect/onboarding/{link}", s.onboardingSubmit)
 	mux.HandleFunc("GET /pay/{id}", s.payPage)
@@ -422,6 +424,41 @@ func (s *Server) getSession(r *http.Request) (any, *apiError) {
 		return nil, missing("checkout.session", r.PathValue("id"))
 	}
 	return cs, nil
+}
+
+func (s *Server) getSubscription(r *http.Request) (any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub, ok := s.subs[r.PathValue("id")]
+	if !ok {
+		return nil, missing("subscription", r.PathValue("id"))
+	}
+	return sub, nil
+}
+
+// cancelSubscription is DELETE /v1/subscriptions/{id}: cancelled at once,
+// then customer.subscription.deleted. As at Stripe, a failed webhook
+// delivery does not fail the API call (Stripe retries it later).
+func (s *Server) cancelSubscription(r *http.Request) (any, *apiError) {
+	id := r.PathValue("id")
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	status := ""
+	if ok {
+		status = sub.Status
+	}
+	s.mu.Unlock()
+	if !ok {
+		return nil, missing("subscription", id)
+	}
+	if status != "active" {
+		return nil, invalid("id", "A canceled subscription can not be canceled again: %s is %s.", id, status)
+	}
+	_, _ = s.CancelSubscription(r.Context(), id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snapshot := *s.subs[id]
+	return snapshot, nil
 }
 
 var pages = template.Must(template.New("").Parse(`

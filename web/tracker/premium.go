@@ -35,7 +35,8 @@ type Plans struct {
 // acknowledged, since delivering it again cannot help.
 func (p Plans) Apply(ctx context.Context, ev payments.SubscriptionEvent) error {
 	u, err := p.Accounts.User(ctx, ev.User)
-	if errors.Is(err, accounts.ErrNotFound) {
+	if ev.User == "" || errors.Is(err, accounts.ErrNotFound) {
+		// A subscription sold elsewhere names no user of ours.
 		p.Log.Warn("stripe subscription for an unknown user", "event", ev.EventID, "user", ev.User, "subscription", ev.Subscription)
 		return nil
 	}

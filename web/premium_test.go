@@ -67,6 +67,10 @@ func TestPremiumIsSetByTheSubscriptionWebhookAndClearedByItsCancellation(t *test
 	if cs.Mode != "subscription" || cs.CustomerEmail != "pat@example.com" {
 		t.Fatalf("checkout session %+v, want a subscription for pat", cs)
 	}
+	// A second click goes to the same Checkout, not a second subscription.
+	if again := v.post("/tracker", "/tracker/premium", url.Values{}).Header.Get("Location"); again != checkout {
+		t.Fatalf("second go premium → %q, want the same Checkout %q", again, checkout)
+	}
 	// Back from Checkout before the webhook: processing.
 	if _, body := v.get("/tracker?ok=premium"); !strings.Contains(body, "processing") {
 		t.Fatalf("return page before the webhook does not say processing:\n%s", body)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/payments"
@@ -84,6 +85,9 @@ func (h *Handler) goPremium(w http.ResponseWriter, r *http.Request, uid string) 
 	co, err := h.d.Plans.Payments.CreateSubscriptionCheckout(r.Context(), payments.SubscriptionRequest{
 		User: uid, Email: u.Email, ProductName: premiumName, Currency: premiumCurrency, AmountMinor: premiumMinor,
 		SuccessURL: back, CancelURL: h.d.BaseURL + "/tracker",
+		// A second click within the window returns the same session
+		// instead of opening a second subscription checkout.
+		IdempotencyKey: fmt.Sprintf("premium:%s:%d", uid, time.Now().Unix()/600),
 	})
 	if err != nil {
 		h.pages.Fail(w, r, "premium checkout", err)

@@ -246,8 +246,12 @@ func (o Outlier) Describe() string {
 }
 
 // groupThousands rounds v and writes it with thousands separators.
-func groupThousands(v float64) string {
-	s := strconv.FormatInt(int64(math.Round(v)), 10)
+func groupThousands(v float64) string { return GroupDigits(int64(math.Round(v))) }
+
+// GroupDigits writes n with thousands separators ("1,234,567"), as the
+// digest mails and the Tracker's pages show counts.
+func GroupDigits(n int64) string {
+	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
 	var b strings.Builder

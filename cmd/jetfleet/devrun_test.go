@@ -30,11 +30,18 @@ var (
 )
 
 // startDev runs `jetfleet dev` with args (free ports unless args say
-// otherwise) until the test ends, and waits for its summary.
+// otherwise) on a fresh data dir until the test ends, and waits for its
+// summary.
 func startDev(t *testing.T, args ...string) *devRun {
 	t.Helper()
+	return startDevIn(t, t.TempDir(), args...)
+}
+
+// startDevIn is startDev on dataDir.
+func startDevIn(t *testing.T, dataDir string, args ...string) *devRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &devRun{Out: &testenv.Buffer{}, DataDir: t.TempDir()}
+	d := &devRun{Out: &testenv.Buffer{}, DataDir: dataDir}
 	done := make(chan error, 1)
 	all := append([]string{"dev", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"}, args...)
 	go func() {
@@ -82,6 +89,7 @@ func startBrowser(t *testing.T, dev *devRun, width, height int) *browser {
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), // the media test plays video
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium")), chromedp.WindowSize(width, height),
 	)
 	bctx, cancelBrowser := chromedp.NewContext(alloc)

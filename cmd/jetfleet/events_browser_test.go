@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,16 +24,6 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Fatal("headless Chromium is required for the browser test and was not found on PATH: run `make deps-test` (apt-get install chromium)")
 	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // browser drives one headless Chromium against base.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"jetfleet/internal/testenv"
 )
 
 // The Media pipeline in a real browser against `jetfleet dev`: a signed-in
@@ -20,54 +17,15 @@ import (
 // without reloading, and plays it with hls.js; the page fits 1280 and 390
 // px windows. LAYOUT_SCREENSHOTS=dir keeps a PNG of /media at each width.
 func TestMediaUploadPlaysInHeadlessChromium(t *testing.T) {
-	chromium := chromiumPath(t)
 	dir := t.TempDir()
 	clip := filepath.Join(dir, "clip.mp4")
 	if b, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=12:duration=3",
 		"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", clip).CombinedOutput(); err != nil {
 		t.Fatalf("make test video (ffmpeg from `make deps-test`): %v: %s", err, b)
 	}
-	port := freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"dev", "--http-addr", fmt.Sprintf("127.0.0.1:%d", port), "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop")
-		}
-	}()
-	base := fmt.Sprintf("http://localhost:%d", port)
-	testenv.Eventually(t, 60*time.Second, "dev serves the site", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "jetfleet dev is running")
-	})
-	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.UserDataDir(filepath.Join(dir, "chromium")), chromedp.WindowSize(1280, 1000),
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Run(bctx); err != nil {
-		t.Fatalf("start headless Chromium (%s): %v", chromium, err)
-	}
-	b := &browser{t: t, ctx: bctx, base: base, used: map[string]bool{}}
+	dev := startDev(t)
+	base := dev.Site
+	b := startBrowser(t, dev, 1280, 1000)
 	b.run("request sign-in", chromedp.Navigate(base+"/signin"), chromedp.SendKeys(`#email`, "media@example.com", chromedp.ByQuery),
 		chromedp.Click(`main form[action="/signin"] button`, chromedp.ByQuery), chromedp.WaitVisible(`//h1[text()="Check your email"]`))
 	b.followMagicLink("media@example.com", `header form[action="/signout"] button`)
@@ -91,7 +49,7 @@ func TestMediaUploadPlaysInHeadlessChromium(t *testing.T) {
 			break
 		}
 		if strings.HasPrefix(state, "failed") || time.Now().After(deadline) {
-			t.Fatalf("video not ready; the page shows: %s\n%s", state, out.String())
+			t.Fatalf("video not ready; the page shows: %s\n%s", state, dev.Out.String())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -158,40 +158,13 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 	// The recipes run from the directory `make run` runs in: data is ./data.
 	root := t.TempDir()
 	dir := filepath.Join(root, "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out testenv.Buffer
-	done := make(chan error, 1)
-	go func() {
-		// Port 0: the kernel picks a free port at bind time (a port probed
-		// free beforehand can be taken by a parallel test before dev binds it).
-		done <- run(ctx, []string{"dev", "--demo", "--http-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:-1", "--nats-monitor-port", "0"},
-			env(map[string]string{"DATA_DIR": dir, "LOG_LEVEL": "warn"}), &out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("dev did not stop")
-		}
-	}()
-	testenv.Eventually(t, 60*time.Second, "dev prints its summary", func() bool {
-		select {
-		case err := <-done:
-			t.Fatalf("dev exited early: %v\n%s", err, out.String())
-		default:
-		}
-		return strings.Contains(out.String(), "Ctrl-C stops everything")
-	})
-	site := regexp.MustCompile(`site\s+http://127\.0\.0\.1:(\d+)`).FindStringSubmatch(out.String())
-	if site == nil {
-		t.Fatalf("no site address in dev's summary:\n%s", out.String())
-	}
-	port := site[1]
-	base := "http://localhost:" + port
-	natsURL := regexp.MustCompile(`NATS\s+(nats://\S+)`).FindStringSubmatch(out.String())[1]
-	natsVars := devNATSVars(t, dir, natsURL)
+	ctx := t.Context()
+	dev := startDevIn(t, dir, "--demo")
+	out := dev.Out
+	port := strings.TrimPrefix(dev.Site, "http://localhost:")
+	base := dev.Site
+	natsURL := dev.NATSURL
+	natsVars := dev.vars()
 	natsPassword := natsVars["NATS_PASSWORD"]
 	chPassword, err := os.ReadFile(filepath.Join(dir, "clickhouse.password"))
 	if err != nil {
@@ -389,17 +362,6 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 			t.Logf("ok %q", line)
 		}
 	}
-}
-
-// devNATSVars is the environment of a jetfleet verb run against the
-// jetfleet dev on dataDir: its NATS URL and generated user.
-func devNATSVars(t *testing.T, dataDir, natsURL string) map[string]string {
-	t.Helper()
-	password, err := os.ReadFile(filepath.Join(dataDir, "nats.password"))
-	if err != nil {
-		t.Fatalf("jetfleet dev's NATS password: %v", err)
-	}
-	return map[string]string{"NATS_URL": natsURL, "NATS_USER": devNATSUser, "NATS_PASSWORD": string(password), "LOG_LEVEL": "warn"}
 }
 
 // findNATSCLI finds the nats CLI on PATH or where `make nats-cli` (go

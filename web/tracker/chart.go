@@ -118,22 +118,7 @@ func layoutChart(samples []analytics.VideoSample, changes []analytics.VideoChang
 }
 
 // groupDigits writes n with thousands separators.
-func groupDigits[T int64 | uint64](n T) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func groupDigits[T int64 | uint64](n T) string { return analytics.GroupDigits(int64(n)) }
 
 func markerColor(kind string) string {
 	if kind == "title" {

@@ -451,13 +451,13 @@ func TestLikesAreStoredWithTheSample(t *testing.T) {
 	e.store.SeeVideo(e.ctx, subjects.TrackerVideo{ID: "liked000000", ChannelID: chanA}, time.Now())
 	e.start("videos")
 	e.job(subjects.TrackerKindHourly, "liked000000", time.Now().Truncate(time.Second))
-	testenv.EventuallyState(t, 20*time.Second, "sample with likes", func() (bool, any) {
+	// The sample (ClickHouse) and the record (KV) are written by different
+	// paths, in no promised order: wait for both.
+	testenv.EventuallyState(t, 20*time.Second, "sample and record with likes", func() (bool, any) {
 		n := e.count("SELECT count() FROM video_samples WHERE video_id = 'liked000000' AND likes = 77")
-		return n == 1, n
+		r, _ := e.store.Video(e.ctx, "liked000000")
+		return n == 1 && r.Likes == 77, fmt.Sprintf("samples with likes %d, record likes %d", n, r.Likes)
 	})
-	if r, _ := e.store.Video(e.ctx, "liked000000"); r.Likes != 77 {
-		t.Fatalf("record likes = %d, want 77", r.Likes)
-	}
 }
 
 func TestFeedOutageOfATrackedChannelIsRetriedAndKeepsLastCheckedHonest(t *testing.T) {

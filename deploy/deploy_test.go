@@ -90,7 +90,7 @@ func generatedEnv() string {
 		return hex.EncodeToString(b)
 	}
 	var b strings.Builder
-	for _, v := range []string{"SESSION_SECRET", "CLICKHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "NATS_ROUTE_PASSWORD",
+	for _, v := range []string{"SESSION_SECRET", "TOKEN_KEY", "CLICKHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "NATS_ROUTE_PASSWORD",
 		"NATS_EDGE_PASSWORD", "NATS_WORKER_PASSWORD", "NATS_MIGRATE_PASSWORD", "NATS_OPERATOR_PASSWORD", "GRAFANA_ADMIN_PASSWORD"} {
 		fmt.Fprintf(&b, "%s=%s\n", v, secret())
 	}

@@ -52,6 +52,7 @@ func products(o Options) []assetSet {
 		enricherAssets(o),
 		trackerAssets(o),
 		eventsAssets(o),
+		eventsEngagementAssets(o),
 		gdprAssets(o),
 		rateLimitAssets(o),
 		mediaAssets(o),

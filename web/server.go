@@ -27,6 +27,7 @@ import (
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/payments"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
 	"jetfleet/web/media"
@@ -81,6 +82,8 @@ type Deps struct {
 	YouTube *youtube.Client
 	// Payments is Stripe for event tickets; nil sells free tickets only.
 	Payments *payments.Client
+	// Tokens encrypts OAuth and CRM tokens kept at rest (TOKEN_KEY).
+	Tokens *sealed.Box
 }
 
 // Server is the edge's HTTP handler.

@@ -52,6 +52,9 @@ type config struct {
 	MetricsAddr   string
 	BaseURL       string
 	SessionSecret string
+	// TokenKey encrypts secrets kept at rest (OAuth and CRM tokens); see
+	// internal/sealed.
+	TokenKey string
 
 	SMTPHost     string
 	SMTPPort     int
@@ -116,6 +119,7 @@ func (c *config) settings() []setting {
 		{env: "METRICS_ADDR", flag: "metrics-addr", def: ":9090", usage: "edge and worker /metrics and /healthz listen address (never the public site)", str: &c.MetricsAddr},
 		{env: "BASE_URL", flag: "base-url", def: "http://localhost:8080", usage: "public URL of the site (links in mail, cookie security)", str: &c.BaseURL},
 		{env: "SESSION_SECRET", flag: "session-secret", usage: "32+ byte secret for sessions, CSRF and signed URLs (dev: generated under DATA_DIR)", str: &c.SessionSecret, secret: true},
+		{env: "TOKEN_KEY", flag: "token-key", usage: "32+ byte secret that encrypts OAuth and CRM tokens at rest (AES-GCM), the same on every edge and worker; changing it makes stored tokens unreadable (dev: generated under DATA_DIR)", str: &c.TokenKey, secret: true},
 		{env: "SMTP_HOST", flag: "smtp-host", usage: "SMTP server for outgoing mail (empty: mail kept in the development outbox)", str: &c.SMTPHost},
 		{env: "SMTP_PORT", flag: "smtp-port", def: "0", usage: "SMTP port (0: the usual port of SMTP_TLS)", num: &c.SMTPPort},
 		{env: "SMTP_USERNAME", flag: "smtp-username", usage: "SMTP user (AUTH PLAIN)", str: &c.SMTPUsername},
@@ -279,6 +283,7 @@ func (c *config) refusePublishedDefaults() error {
 		}
 	}
 	published("SESSION_SECRET", c.SessionSecret)
+	published("TOKEN_KEY", c.TokenKey)
 	published("S3_SECRET_KEY", c.S3SecretKey)
 	published("NATS_PASSWORD", c.NATSPassword)
 	if c.ClickHouseURL != "" {

@@ -130,6 +130,10 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	tokens, err := tokenBox(cfg, true)
+	if err != nil {
+		return err
+	}
 	blobs, blobHandler, err := openBlobs(ctx, cfg, js, keys.BlobURL)
 	if err != nil {
 		return err
@@ -142,7 +146,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	reg.MustRegister(jsmetrics.New(js, log))
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
-	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: chConn, blobs: blobs, blobHandler: blobHandler, reg: reg},
+	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: chConn, blobs: blobs, blobHandler: blobHandler, reg: reg, tokens: tokens},
 		keys.CSRF, edgeMode{dev: true}, log.With("component", "edge"))
 	if err != nil {
 		return err
@@ -161,7 +165,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		})
 	})
 	g.Go(func() error {
-		return consume.RunRoles(gctx, roles, consume.Deps{JS: js, ClickHouse: chConn, Blobs: blobs, Log: log, Registerer: reg}, metrics)
+		return consume.RunRoles(gctx, roles, consume.Deps{JS: js, ClickHouse: chConn, Blobs: blobs, Log: log, Registerer: reg, Tokens: tokens}, metrics)
 	})
 	err = g.Wait()
 	if derr := nc.Drain(); derr != nil {

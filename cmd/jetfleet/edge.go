@@ -27,6 +27,10 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	if err != nil {
 		return err
 	}
+	tokens, err := tokenBox(cfg, false)
+	if err != nil {
+		return err
+	}
 	nc, js, err := connectNATS(cfg, "edge", log)
 	if err != nil {
 		return err
@@ -43,7 +47,7 @@ func runEdge(ctx context.Context, args []string, getenv func(string) string) err
 	if err != nil {
 		return err
 	}
-	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: ch, blobs: blobs, blobHandler: blobHandler, reg: reg}, keys.CSRF, edgeMode{}, log)
+	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: ch, blobs: blobs, blobHandler: blobHandler, reg: reg, tokens: tokens}, keys.CSRF, edgeMode{}, log)
 	if err != nil {
 		return err
 	}

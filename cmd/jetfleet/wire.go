@@ -23,6 +23,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/subjects"
 	"jetfleet/web"
 )
@@ -144,6 +145,23 @@ func requireSecret(cfg *config) ([]byte, error) {
 	return []byte(cfg.SessionSecret), nil
 }
 
+// tokenBox is the sealed.Box of TOKEN_KEY, for processes that keep or use
+// OAuth and CRM tokens (edge and worker); dev generates the key under
+// DATA_DIR when it is not set.
+func tokenBox(cfg *config, dev bool) (*sealed.Box, error) {
+	key := cfg.TokenKey
+	if key == "" && dev {
+		var err error
+		if key, err = dataDirSecret(cfg.DataDir, "token.key"); err != nil {
+			return nil, err
+		}
+	}
+	if key == "" {
+		return nil, errors.New("TOKEN_KEY: required (32+ random characters, the same on every edge and worker; openssl rand -hex 32)")
+	}
+	return sealed.New([]byte(key))
+}
+
 // siteKeys are the keys each purpose uses, derived from SESSION_SECRET with
 // HKDF so that a value learnt in one place (a blob URL's signature) says
 // nothing about another (CSRF tokens), and one secret is all an operator
@@ -247,6 +265,7 @@ type backbone struct {
 	ch          driver.Conn
 	blobs       blob.Store
 	blobHandler http.Handler // non-nil when the edge serves blobs itself
+	tokens      *sealed.Box  // TOKEN_KEY: OAuth and CRM tokens at rest
 	reg         *prometheus.Registry
 }
 
@@ -273,7 +292,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 		BlobOrigin: cfg.blobOrigin(),
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
-		BlobStore: b.blobs, YouTube: yt, Payments: pay,
+		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens,
 	})
 	if err != nil {
 		closePay()

@@ -40,7 +40,11 @@ func runWorker(ctx context.Context, args []string, getenv func(string) string) e
 	// Every worker exports the streams' and consumers' state; dashboards
 	// take one value per stream (max by stream) whatever the worker count.
 	reg.MustRegister(jsmetrics.New(js, log))
-	deps := consume.Deps{JS: js, Log: log}
+	tokens, err := tokenBox(cfg, false)
+	if err != nil {
+		return err
+	}
+	deps := consume.Deps{JS: js, Log: log, Tokens: tokens}
 	if cfg.ClickHouseURL != "" {
 		ch, err := openClickHouse(ctx, cfg.ClickHouseURL, false, log)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/workers/deadletter"
 )
 
@@ -38,6 +39,7 @@ type Deps struct {
 	Blobs      blob.Store
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: role metrics beyond the runtime's are not exported
+	Tokens     *sealed.Box           // TOKEN_KEY: OAuth and CRM tokens at rest
 }
 
 // RequireClickHouse returns the ClickHouse connection, or an error naming

@@ -539,3 +539,30 @@ func TestMalformedIdsAreNotFound(t *testing.T) {
 		}
 	}
 }
+
+func TestLiveAppMembersAreConfirmedParticipantsAndTheOrganiser(t *testing.T) {
+	s, _, _ := open(t)
+	ctx := context.Background()
+	e := liveEvent(t, s, "org1", 10, free(10))
+	confirmed := register(t, s, e, "Ada@Example.com")
+	if _, err := s.Confirm(ctx, "ada@example.com", e.ID, confirmed.ID); err != nil {
+		t.Fatal(err)
+	}
+	register(t, s, e, "bob@example.com") // never confirmed
+
+	m, _, err := s.Member(ctx, e.ID, "u-ada", "ADA@example.com")
+	if err != nil || m.Admin || m.RegistrationID != confirmed.ID || m.Name != confirmed.Name {
+		t.Fatalf("confirmed participant: %+v, %v; want a participant with registration %s", m, err, confirmed.ID)
+	}
+	if m, _, err := s.Member(ctx, e.ID, "org1", "org@example.com"); err != nil || !m.Admin {
+		t.Fatalf("organiser: %+v, %v; want an admin", m, err)
+	}
+	for _, who := range []struct{ uid, email string }{{"u-bob", "bob@example.com"}, {"u-eve", "eve@example.com"}, {"", ""}} {
+		if _, _, err := s.Member(ctx, e.ID, who.uid, who.email); !errors.Is(err, events.ErrNotMember) {
+			t.Errorf("%s: err = %v; want ErrNotMember", who.email, err)
+		}
+	}
+	if _, _, err := s.Member(ctx, "nosuchevent", "org1", ""); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("unknown event: err = %v; want ErrNotFound", err)
+	}
+}

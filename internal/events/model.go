@@ -124,21 +124,24 @@ const (
 
 // Event is one virtual event.
 type Event struct {
-	ID           string       `json:"id"`
-	OrganiserID  string       `json:"organiser_id"`
-	Title        string       `json:"title"`
-	Description  string       `json:"description"`
-	BusinessType string       `json:"business_type"`
-	Start        time.Time    `json:"start"` // instant (UTC)
-	End          time.Time    `json:"end"`
-	TimeZone     string       `json:"time_zone"` // IANA name the organiser chose
-	Capacity     int          `json:"capacity"`  // seats over all ticket types
-	StreamURL    string       `json:"stream_url,omitempty"`
-	Status       Status       `json:"status"`
-	Tickets      []TicketType `json:"tickets"`
-	Created      time.Time    `json:"created"`
-	Updated      time.Time    `json:"updated"`
-	Published    time.Time    `json:"published,omitzero"`
+	ID           string    `json:"id"`
+	OrganiserID  string    `json:"organiser_id"`
+	Title        string    `json:"title"`
+	Description  string    `json:"description"`
+	BusinessType string    `json:"business_type"`
+	Start        time.Time `json:"start"` // instant (UTC)
+	End          time.Time `json:"end"`
+	TimeZone     string    `json:"time_zone"` // IANA name the organiser chose
+	Capacity     int       `json:"capacity"`  // seats over all ticket types
+	StreamURL    string    `json:"stream_url,omitempty"`
+	// Hosts are the addresses (normalised) the organiser invited to run
+	// the live event with them: they are admins of its app.
+	Hosts     []string     `json:"hosts,omitempty"`
+	Status    Status       `json:"status"`
+	Tickets   []TicketType `json:"tickets"`
+	Created   time.Time    `json:"created"`
+	Updated   time.Time    `json:"updated"`
+	Published time.Time    `json:"published,omitzero"`
 }
 
 // Location is the event's time zone (UTC when unknown).

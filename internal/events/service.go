@@ -29,6 +29,10 @@ type Config struct {
 	// UnconfirmedTTL is how long a registration waits for its participant
 	// to confirm before it is deleted; default DefaultUnconfirmedTTL.
 	UnconfirmedTTL time.Duration
+	// PostDelay is how long after a live event's end its post-event steps
+	// run; default subjects.DefaultEventsPostDelay (tests and demos shorten
+	// it: EVENTS_POST_DELAY).
+	PostDelay time.Duration
 }
 
 // DefaultHoldTTL is how long a seat is held for a payment: a little over
@@ -74,6 +78,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	}
 	if cfg.UnconfirmedTTL <= 0 {
 		cfg.UnconfirmedTTL = DefaultUnconfirmedTTL
+	}
+	if cfg.PostDelay <= 0 {
+		cfg.PostDelay = subjects.DefaultEventsPostDelay
 	}
 	return &Service{js: js, catalog: catalog, regs: regs, cfg: cfg}, nil
 }

@@ -543,7 +543,7 @@ func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
 	}
 	pages.ExecuteTemplate(w, "pay", map[string]any{
 		"ProductName": cs.ProductName, "CustomerEmail": cs.CustomerEmail, "Status": cs.Status, "CancelURL": cs.CancelURL,
-		"Setup": cs.Mode == "setup",
+		"Setup":  cs.Mode == "setup",
 		"Amount": fmt.Sprintf("%d.%02d %s", cs.AmountTotal/100, cs.AmountTotal%100, strings.ToUpper(cs.Currency)),
 	})
 }

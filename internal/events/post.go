@@ -3,11 +3,14 @@ package events
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/ids"
 	"jetfleet/subjects"
 )
 
@@ -53,4 +56,70 @@ func (s *Service) PostSchedule(ctx context.Context, eid string) (subjects.Events
 		return f, fmt.Errorf("decode post-event schedule of %s: %w", eid, err)
 	}
 	return f, nil
+}
+
+// EventByID returns an event whatever its state, for the post-event steps
+// (workers, not people: pages use EventFor or PublicEvent).
+func (s *Service) EventByID(ctx context.Context, eid string) (Event, error) {
+	if !ids.Valid(eid) {
+		return Event{}, ErrNotFound
+	}
+	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
+	return e, err
+}
+
+// AllRegistrations returns every registration of event eid in any state,
+// oldest first, for the post-event figures.
+func (s *Service) AllRegistrations(ctx context.Context, eid string) ([]Registration, error) {
+	if !ids.Valid(eid) {
+		return nil, ErrNotFound
+	}
+	keys, err := listKeys(ctx, s.regs, "reg."+eid+".*")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Registration, 0, len(keys))
+	for _, k := range keys {
+		r, _, err := getJSON[Registration](ctx, s.regs, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+// Counts reports whether a registration counts as a participant who
+// registered, for the fee and the figures: confirmed by its participant
+// (and paid, for a paid ticket). Pending, cancelled, expired and refunded
+// registrations do not.
+func (r Registration) Counts() bool { return r.Status == Confirmed || r.Status == Paid }
+
+// SetFeePaymentMethod records the card organiser uid saved for the
+// platform fee (a Stripe customer of the platform and its payment method).
+func (s *Service) SetFeePaymentMethod(ctx context.Context, uid, customer, paymentMethod string) (Organiser, error) {
+	for {
+		o, rev, err := getJSON[Organiser](ctx, s.catalog, organiserKey(uid))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Organiser{}, err
+		}
+		o.UserID, o.FeeCustomerID, o.FeePaymentMethod, o.Updated = uid, customer, paymentMethod, s.now()
+		b, _ := json.Marshal(o)
+		if rev == 0 {
+			_, err = s.catalog.Create(ctx, organiserKey(uid), b)
+		} else {
+			_, err = s.catalog.Update(ctx, organiserKey(uid), b, rev)
+		}
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		}
+		if err != nil {
+			return Organiser{}, fmt.Errorf("save organiser %s: %w", uid, err)
+		}
+		return o, nil
+	}
 }

@@ -21,7 +21,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
 		BaseURL: s.cfg.BaseURL, Log: log,
-		Mail: mail.Enqueuer(s.deps.JS),
+		Mail: mail.Enqueuer(s.deps.JS), PostDelay: s.cfg.EventsPostDelay,
 	})
 	if err != nil {
 		return err

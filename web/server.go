@@ -63,6 +63,9 @@ type Config struct {
 	// when blobs are on S3: pages may fetch video segments from it. Empty
 	// when the edge serves blobs itself.
 	BlobOrigin string
+	// EventsPostDelay is how long after an event's end its post-event
+	// steps run (EVENTS_POST_DELAY); 0 means subjects.DefaultEventsPostDelay.
+	EventsPostDelay time.Duration
 }
 
 // Deps are the outside parts the edge uses.

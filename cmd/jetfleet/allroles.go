@@ -5,12 +5,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/eventpost"
 	mailer "jetfleet/internal/mail"
+	"jetfleet/internal/payments"
 	"jetfleet/internal/youtube"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
+	"jetfleet/workers/eventsengagement"
+	"jetfleet/workers/eventspost"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
 	"jetfleet/workers/media"
@@ -33,7 +37,26 @@ func allRoles(cfg *config) []consume.Role {
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
 		media.Roles(),
+		eventsengagement.Roles(eventsengagement.Config{}),
+		eventspost.Roles(eventsPostConfig(cfg)),
 	)
+}
+
+// eventsPostConfig is the post-event roles' configuration: the fee's price
+// table and the platform's Stripe (the stand-in's, under jetfleet dev).
+func eventsPostConfig(cfg *config) eventspost.Config {
+	return eventspost.Config{
+		BaseURL: cfg.BaseURL,
+		Prices: eventpost.Prices{
+			FreeParticipants: cfg.EventsFeeFreeParticipants, PerParticipantMinor: int64(cfg.EventsFeePerParticipant), Currency: cfg.EventsFeeCurrency,
+		},
+		Payments: func() (*payments.Client, error) {
+			if cfg.StripeSecretKey == "" {
+				return nil, nil
+			}
+			return payments.New(payments.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase})
+		},
+	}
 }
 
 // trackerConfig is the tracker roles' configuration.

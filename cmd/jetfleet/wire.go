@@ -289,7 +289,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
-		BlobOrigin: cfg.blobOrigin(),
+		BlobOrigin: cfg.blobOrigin(), EventsPostDelay: cfg.eventsPostDelay(),
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens,

@@ -15,8 +15,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/events"
@@ -60,6 +62,18 @@ type Deps struct {
 	Events *events.Service
 	// Blobs holds the files of media uploads, which Forget deletes.
 	Blobs blob.Store
+	// ClickHouse holds the live event app's engagement rows (heartbeats,
+	// messages, help flags, submissions by account id). Nil in a process
+	// without ClickHouse, where the events-engagement role cannot run
+	// either: there are then no such rows to export or delete.
+	ClickHouse driver.Conn
+}
+
+// eventsExport is the events part of an export: registrations and
+// organiser data, and the person's engagement in live events.
+type eventsExport struct {
+	events.PersonalData
+	Engagement []analytics.EngagementRecord `json:"engagement"`
 }
 
 // Registry opens what each product needs and returns every entry, one per
@@ -88,13 +102,30 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		Product: "events",
 		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
-			return d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			pd, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			if err != nil {
+				return nil, err
+			}
+			out := eventsExport{PersonalData: pd, Engagement: []analytics.EngagementRecord{}}
+			if d.ClickHouse != nil {
+				if out.Engagement, err = analytics.EngagementOf(ctx, d.ClickHouse, p.ID); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
+		// Engagement rows are deleted (the accumulated figures keep only
+		// counts).
 		Forget: func(ctx context.Context, p Person) error {
-			_, err := d.Events.ForgetPerson(ctx, p.ID, p.Email)
-			return err
+			if _, err := d.Events.ForgetPerson(ctx, p.ID, p.Email); err != nil {
+				return err
+			}
+			if d.ClickHouse != nil {
+				return analytics.ForgetEngagement(ctx, d.ClickHouse, p.ID)
+			}
+			return nil
 		},
 	}, {
 		Product: "tracker",
@@ -153,6 +184,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.CounterOwnersBucket:      "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket:   "counter freshness per partition: no personal data",
 		subjects.EnricherHeldBucket:       "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",
+		subjects.EventsPostBucket:         "per event: accumulated counts (no person named) and the organiser's fee ledger (amounts and Stripe ids, a bookkeeping record kept for accounting)",
 	}
 	// The Enricher's state is its customers' end users', streamed in by
 	// the customer, who decides about it: nothing of our account holders.

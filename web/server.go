@@ -26,6 +26,7 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/eventpost"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube"
@@ -66,6 +67,9 @@ type Config struct {
 	// EventsPostDelay is how long after an event's end its post-event
 	// steps run (EVENTS_POST_DELAY); 0 means subjects.DefaultEventsPostDelay.
 	EventsPostDelay time.Duration
+	// EventsFees is the platform fee's price table (EVENTS_FEE_*), shown
+	// to organisers.
+	EventsFees eventpost.Prices
 }
 
 // Deps are the outside parts the edge uses.

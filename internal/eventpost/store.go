@@ -187,3 +187,28 @@ func (p Prices) Fee(participants int) int64 {
 	}
 	return int64(participants-p.FreeParticipants) * p.PerParticipantMinor
 }
+
+// ErrNotFlagged is returned when a fee is retried that is not flagged.
+var ErrNotFlagged = errors.New("the fee does not need a new attempt")
+
+// ReopenFee makes a flagged fee chargeable again (the organiser saved a
+// new card): the next attempt, with its own idempotency key. The caller
+// then publishes subjects.EventsPostAccumulated for events-fee.
+func (s *Store) ReopenFee(ctx context.Context, eid string, now time.Time) (FeeRecord, error) {
+	for {
+		f, rev, err := s.Fee(ctx, eid)
+		if err != nil {
+			return f, err
+		}
+		if f.State != FeeFlagged {
+			return f, ErrNotFlagged
+		}
+		f.State, f.Attempt, f.Reason, f.DeclineCode, f.Updated = FeeRetrying, f.Attempt+1, "", "", now.UTC()
+		if _, err := s.UpdateFee(ctx, f, rev); errors.Is(err, jetstream.ErrKeyExists) {
+			continue
+		} else if err != nil {
+			return f, err
+		}
+		return f, nil
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -69,6 +70,7 @@ func New(d Deps) *Handler {
 func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
 	mux.Handle("GET /events/organise/{id}/analytics", protect(http.HandlerFunc(h.analytics)))
 	mux.Handle("POST /events/organise/{id}/analytics/accumulate", protect(http.HandlerFunc(h.accumulate)))
+	mux.Handle("POST /events/organise/{id}/analytics/fee/retry", protect(http.HandlerFunc(h.retryFee)))
 	mux.Handle("GET /events/organise/fees", protect(http.HandlerFunc(h.fees)))
 	mux.Handle("POST /events/organise/fees/card", protect(http.HandlerFunc(h.saveCard)))
 	mux.Handle("GET /events/organise/fees/card/return", protect(http.HandlerFunc(h.cardReturn)))
@@ -169,6 +171,34 @@ func (h *Handler) accumulate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/events/organise/"+e.ID+"/analytics?ok=accumulating", http.StatusSeeOther)
+}
+
+// retryFee charges a flagged fee again, once the organiser saved a card
+// that can pay it.
+func (h *Handler) retryFee(w http.ResponseWriter, r *http.Request) {
+	e, m, ok := h.admin(w, r)
+	if !ok {
+		return
+	}
+	if m.UserID != e.OrganiserID {
+		h.notFound(w, r)
+		return
+	}
+	f, err := h.d.Store.ReopenFee(r.Context(), e.ID, h.d.Now())
+	if errors.Is(err, eventpost.ErrNotFlagged) || errors.Is(err, eventpost.ErrNotFound) {
+		http.Redirect(w, r, "/events/organise/"+e.ID+"/analytics", http.StatusSeeOther)
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "reopen fee", err)
+		return
+	}
+	b, _ := json.Marshal(subjects.EventsPostFiring{EventID: e.ID, End: e.End, At: h.d.Now().UTC()})
+	if _, err := h.d.JS.Publish(r.Context(), subjects.EventsPostAccumulated(e.ID), b, jetstream.WithMsgID(fmt.Sprintf("fee-retry:%s:%d", e.ID, f.Attempt))); err != nil {
+		h.pages.Fail(w, r, "queue fee charge", err)
+		return
+	}
+	http.Redirect(w, r, "/events/organise/"+e.ID+"/analytics?ok=fee-retry", http.StatusSeeOther)
 }
 
 // LivePanelFor computes the live figures of event e at now, with the

@@ -118,6 +118,8 @@ func notice(code string) string {
 		return "Your card is saved: platform fees are charged to it after each event."
 	case "card-incomplete":
 		return "The card was not saved: Stripe's page was left before it finished."
+	case "fee-retry":
+		return "The fee is being charged to your card again; reload in a few seconds."
 	case "accumulating":
 		return "The figures are being accumulated; reload in a few seconds."
 	}

@@ -416,6 +416,25 @@ func TestAChargeNeedingAuthenticationIsFlaggedToTheOrganiser(t *testing.T) {
 	if v := counter(t, reg, "flagged"); v != 1 {
 		t.Fatalf("jetfleet_events_fee_charges_total{result=flagged} = %v, want 1", v)
 	}
+	// The organiser saves a card that works and asks for the charge again.
+	e.organiser("org@example.com", stripetest.CardSucceeds)
+	store, _ := eventpost.Open(e.ctx, e.js)
+	reopened, err := store.ReopenFee(e.ctx, ev.ID, time.Now())
+	if err != nil || reopened.Attempt != 2 {
+		t.Fatalf("reopen: %+v %v", reopened, err)
+	}
+	b, _ := json.Marshal(subjects.EventsPostFiring{EventID: ev.ID, End: ev.End})
+	if _, err := e.js.Publish(e.ctx, subjects.EventsPostAccumulated(ev.ID), b, jetstream.WithMsgID("retry-1")); err != nil {
+		t.Fatal(err)
+	}
+	rec = e.fee(ev, func(r eventpost.FeeRecord) bool { return r.State == eventpost.FeePaid })
+	pis := e.stripe.PaymentIntents()
+	if len(pis) != 2 || pis[1].Status != "succeeded" || rec.PaymentIntentID != pis[1].ID {
+		t.Fatalf("after the retry: record %+v, PaymentIntents %+v", rec, pis)
+	}
+	if _, err := store.ReopenFee(e.ctx, ev.ID, time.Now()); err != eventpost.ErrNotFlagged {
+		t.Fatalf("reopening a paid fee: %v, want ErrNotFlagged", err)
+	}
 }
 
 func TestADeclinedChargeIsRetriedWithNewKeysThenFlagged(t *testing.T) {

@@ -18,6 +18,7 @@ require (
 require (
 	github.com/BurntSushi/toml v1.6.0 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20260811152304-ee035b5b010f // indirect
+	golang.org/x/oauth2 v0.38.0 // indirect
 	honnef.co/go/tools v0.8.2 // indirect
 )
 

@@ -33,6 +33,10 @@ const (
 	//   run.<event-id>.<target>  progress, per-contact failures (JSON)
 	EventsExportRunsBucket = "EVENTS_EXPORT_RUNS"
 
+	// EventsExportsMaxDeliver is how often a job is tried before it goes
+	// to the DLQ.
+	EventsExportsMaxDeliver = 10
+
 	eventsExportRun = "eventsexport.run."
 )
 
@@ -94,7 +98,7 @@ func eventsExportsAssets(o Options) assetSet {
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			// The role reports progress (InProgress) after every batch.
 			AckWait:       2 * time.Minute,
-			MaxDeliver:    10,
+			MaxDeliver:    EventsExportsMaxDeliver,
 			MaxAckPending: 16,
 			Replicas:      r,
 		}}},

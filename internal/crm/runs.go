@@ -58,8 +58,8 @@ type Run struct {
 	// failed or was last retried.
 	Waiting string `json:"waiting,omitempty"`
 	Error   string `json:"error,omitempty"`
-	// Link is the CSV's signed link and Expires when it stops working
-	// (target csv).
+	// Expires is when the mailed link to the CSV stops working (target
+	// csv); the link itself, a bearer URL, is only in the mail.
 	Expires time.Time `json:"expires,omitzero"`
 }
 

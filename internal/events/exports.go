@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"jetfleet/internal/ids"
 )
 
 // Contact is a participant as exports see them: someone with a confirmed
@@ -32,6 +34,9 @@ type Contact struct {
 // (address email), the admins of Member. Anyone else gets ErrNotFound, so
 // an event's existence is not revealed.
 func (s *Service) ExportAdmin(ctx context.Context, eid, uid, email string) (Event, error) {
+	if !ids.Valid(eid) {
+		return Event{}, ErrNotFound
+	}
 	e, _, err := getJSON[Event](ctx, s.catalog, eventKey(eid))
 	if err != nil {
 		return Event{}, err

@@ -518,4 +518,3 @@ func TestMalformedJobGoesToTheDLQ(t *testing.T) {
 		return err == nil && info.State.Msgs == 1, info
 	})
 }
-

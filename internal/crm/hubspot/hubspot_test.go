@@ -85,7 +85,9 @@ func TestClientSendsTheDocumentedUpsertAndReadsA207PerContact(t *testing.T) {
 	if want := shape(t, golden(t, "hubspot_upsert_request.json")); !slices.Equal(shape(t, got), want) {
 		t.Fatalf("request shape %v, golden %v", shape(t, got), want)
 	}
-	var req struct{ Inputs []struct{ IDProperty, ID string } }
+	var req struct {
+		Inputs []struct{ IDProperty, ID string }
+	}
 	json.Unmarshal(got, &req)
 	if req.Inputs[0].IDProperty != "email" || req.Inputs[0].ID != "ada@example.com" {
 		t.Fatalf("inputs = %+v, want upsert by email", req.Inputs)

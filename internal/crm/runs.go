@@ -174,3 +174,11 @@ func Request(ctx context.Context, js jetstream.JetStream, runs *Runs, job subjec
 	}
 	return nil
 }
+
+// RequestPostEvent is what the post-event schedule (end + 2 h) calls for
+// event eid: one job that exports into every CRM the organiser connected.
+// Its run id is fixed per event, so however often the schedule fires (or
+// its handler is redelivered), each CRM gets one run, resumed if cut short.
+func RequestPostEvent(ctx context.Context, js jetstream.JetStream, runs *Runs, eid string) error {
+	return Request(ctx, js, runs, subjects.EventsExportJob{EventID: eid, Target: subjects.EventsExportPost, RunID: subjects.EventsExportPostRunID(eid)})
+}

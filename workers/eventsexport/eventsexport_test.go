@@ -374,8 +374,8 @@ func TestKilledMidExportAndSecondFiringLeaveOneContactPerParticipant(t *testing.
 		}
 	})
 	stop := e.start(ctx, e.worker(50))
-	post := subjects.EventsExportJob{EventID: ev.ID, Target: subjects.EventsExportPost, RunID: subjects.EventsExportPostRunID(ev.ID)}
-	if err := crm.Request(context.Background(), e.js, e.runs, post); err != nil {
+	// The post-event schedule fires.
+	if err := crm.RequestPostEvent(context.Background(), e.js, e.runs, ev.ID); err != nil {
 		t.Fatal(err)
 	}
 	<-ctx.Done()
@@ -388,8 +388,7 @@ func TestKilledMidExportAndSecondFiringLeaveOneContactPerParticipant(t *testing.
 	}
 
 	// The schedule fires again, and a new worker takes over.
-	post.At = time.Now().Add(time.Hour)
-	if err := crm.Request(context.Background(), e.js, e.runs, post); err != nil {
+	if err := crm.RequestPostEvent(context.Background(), e.js, e.runs, ev.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.start(context.Background(), e.worker(50))
@@ -408,7 +407,7 @@ func TestKilledMidExportAndSecondFiringLeaveOneContactPerParticipant(t *testing.
 	}
 	// A third firing after the run is done sends nothing.
 	before, _ := e.hs.Inputs()
-	if err := crm.Request(context.Background(), e.js, e.runs, post); err != nil {
+	if err := crm.RequestPostEvent(context.Background(), e.js, e.runs, ev.ID); err != nil {
 		t.Fatal(err)
 	}
 	e.waitRun(ev.ID, crm.HubSpot, crm.RunDone)

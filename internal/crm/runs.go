@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -181,4 +182,56 @@ func Request(ctx context.Context, js jetstream.JetStream, runs *Runs, job subjec
 // its handler is redelivered), each CRM gets one run, resumed if cut short.
 func RequestPostEvent(ctx context.Context, js jetstream.JetStream, runs *Runs, eid string) error {
 	return Request(ctx, js, runs, subjects.EventsExportJob{EventID: eid, Target: subjects.EventsExportPost, RunID: subjects.EventsExportPostRunID(eid)})
+}
+
+// ForgetEmail removes the address email from the failures listed by every
+// run record (GDPR deletion of a participant), and returns how many
+// records changed. Running it again changes nothing.
+func (r *Runs) ForgetEmail(ctx context.Context, email string) (int, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return 0, nil
+	}
+	lister, err := r.kv.ListKeysFiltered(ctx, "run.*.*")
+	if err != nil {
+		return 0, fmt.Errorf("list export runs: %w", err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	n := 0
+	for _, k := range keys {
+		parts := strings.SplitN(k, ".", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for {
+			run, rev, err := r.Get(ctx, parts[1], parts[2])
+			if errors.Is(err, ErrNoRun) {
+				break
+			}
+			if err != nil {
+				return n, err
+			}
+			kept := run.Failures[:0:0]
+			for _, f := range run.Failures {
+				if !strings.EqualFold(f.Email, email) {
+					kept = append(kept, f)
+				}
+			}
+			if len(kept) == len(run.Failures) {
+				break
+			}
+			run.Failures = kept
+			if _, err := r.Save(ctx, run, rev); errors.Is(err, ErrRunChanged) {
+				continue
+			} else if err != nil {
+				return n, err
+			}
+			n++
+			break
+		}
+	}
+	return n, nil
 }

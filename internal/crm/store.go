@@ -33,17 +33,17 @@ type Credentials struct {
 	now func() time.Time
 }
 
-// OpenCredentials binds to the bucket (see subjects.Provision).
+// OpenCredentials binds to the bucket (see subjects.Provision). Without
+// box (TOKEN_KEY) it can only list and delete, as a GDPR deletion does.
 func OpenCredentials(ctx context.Context, js jetstream.JetStream, box *sealed.Box) (*Credentials, error) {
-	if box == nil {
-		return nil, errors.New("CRM credentials: TOKEN_KEY is required to keep them")
-	}
 	kv, err := js.KeyValue(ctx, subjects.EventsCRMBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open CRM credentials bucket: %w", err)
 	}
 	return &Credentials{kv: kv, box: box, now: time.Now}, nil
 }
+
+var errNoKey = errors.New("CRM credentials: TOKEN_KEY is required to keep or use them")
 
 // Connection describes a stored credential without its secret.
 type Connection struct {
@@ -69,6 +69,9 @@ func (c *Credentials) Put(ctx context.Context, crm, uid string, secret []byte, l
 	if !validCRM(crm) || !ids.Valid(uid) {
 		return fmt.Errorf("store %s credentials of %q: invalid", crm, uid)
 	}
+	if c.box == nil {
+		return errNoKey
+	}
 	rec := record{Connection: Connection{CRM: crm, Label: label, Connected: c.now().UTC()}, Sealed: c.box.Seal(secret, SealContext(crm, uid))}
 	b, _ := json.Marshal(rec)
 	if _, err := c.kv.Put(ctx, credKey(crm, uid), b); err != nil {
@@ -83,6 +86,9 @@ func (c *Credentials) Secret(ctx context.Context, crm, uid string) ([]byte, erro
 	rec, err := c.get(ctx, crm, uid)
 	if err != nil {
 		return nil, err
+	}
+	if c.box == nil {
+		return nil, errNoKey
 	}
 	p, err := c.box.Open(rec.Sealed, SealContext(crm, uid))
 	if err != nil {
@@ -155,6 +161,9 @@ func stateKey(state string) string {
 // authorize URL and the PKCE verifier, kept (sealed, by the state's hash)
 // for OAuthTTL.
 func (c *Credentials) BeginOAuth(ctx context.Context, uid string) (state, verifier string, err error) {
+	if c.box == nil {
+		return "", "", errNoKey
+	}
 	state, verifier = ids.Token(24), ids.Token(48)
 	b, _ := json.Marshal(pending{UserID: uid, Verifier: c.box.Seal([]byte(verifier), "events-crm-oauth:"+uid)})
 	if _, err := c.kv.Create(ctx, stateKey(state), b, jetstream.KeyTTL(OAuthTTL)); err != nil {
@@ -188,9 +197,22 @@ func (c *Credentials) FinishOAuth(ctx context.Context, uid, state string) (strin
 	if json.Unmarshal(e.Value(), &p) != nil || p.UserID != uid {
 		return "", ErrBadState
 	}
+	if c.box == nil {
+		return "", errNoKey
+	}
 	v, err := c.box.Open(p.Verifier, "events-crm-oauth:"+uid)
 	if err != nil {
 		return "", ErrBadState
 	}
 	return string(v), nil
+}
+
+// Forget deletes every CRM credential of organiser uid (GDPR deletion).
+func (c *Credentials) Forget(ctx context.Context, uid string) error {
+	for _, crm := range []string{HubSpot, Salesforce} {
+		if err := c.Delete(ctx, crm, uid); err != nil {
+			return err
+		}
+	}
+	return nil
 }

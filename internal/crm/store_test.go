@@ -110,3 +110,45 @@ func TestOAuthStateIsSingleUseAndBoundToItsOrganiser(t *testing.T) {
 		t.Fatalf("state reused: %v", err)
 	}
 }
+
+func TestGDPRDeletionRemovesCredentialsAndTheAddressFromRunFailures(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := context.Background()
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	box, _ := sealed.New([]byte(strings.Repeat("k", 32)))
+	creds, _ := crm.OpenCredentials(ctx, js, box)
+	runs, err := crm.OpenRuns(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := creds.Put(ctx, crm.Salesforce, alice, []byte(`{"refresh_token":"r"}`), "https://x.my.salesforce.com"); err != nil {
+		t.Fatal(err)
+	}
+	run := crm.Run{EventID: "eventAAAAAAAAAAA", Target: crm.HubSpot, RunID: "r1", Status: crm.RunDone,
+		Failures: []crm.Failure{{Email: "gone@example.com", Message: "invalid"}, {Email: "kept@example.com", Message: "invalid"}}}
+	if _, err := runs.Save(ctx, run, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Without TOKEN_KEY, as the gdpr role opens them.
+	forgetter, err := crm.OpenCredentials(ctx, js, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a retried deletion is harmless
+		if err := forgetter.Forget(ctx, alice); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := runs.ForgetEmail(ctx, "Gone@Example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if conns, _ := creds.Connections(ctx, alice); len(conns) != 0 {
+		t.Fatalf("connections after deletion: %+v", conns)
+	}
+	got, _, err := runs.Get(ctx, run.EventID, crm.HubSpot)
+	if err != nil || len(got.Failures) != 1 || got.Failures[0].Email != "kept@example.com" {
+		t.Fatalf("run failures after deletion: %+v, %v", got.Failures, err)
+	}
+}

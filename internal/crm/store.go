@@ -28,6 +28,7 @@ const (
 // organiser's key does not open. Nothing reads a credential back out to a
 // page: only the export role opens them.
 type Credentials struct {
+	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 	box *sealed.Box
 	now func() time.Time
@@ -40,7 +41,7 @@ func OpenCredentials(ctx context.Context, js jetstream.JetStream, box *sealed.Bo
 	if err != nil {
 		return nil, fmt.Errorf("open CRM credentials bucket: %w", err)
 	}
-	return &Credentials{kv: kv, box: box, now: time.Now}, nil
+	return &Credentials{js: js, kv: kv, box: box, now: time.Now}, nil
 }
 
 var errNoKey = errors.New("CRM credentials: TOKEN_KEY is required to keep or use them")
@@ -131,13 +132,17 @@ func (c *Credentials) Connections(ctx context.Context, uid string) (map[string]C
 	return out, nil
 }
 
-// Delete removes organiser uid's credentials for crm with their history
-// (a purge, not a delete marker over the old value).
+// Delete removes organiser uid's credentials for crm from the bucket's
+// stream entirely: no revision, and no marker naming the organiser, stays.
 func (c *Credentials) Delete(ctx context.Context, crm, uid string) error {
 	if !validCRM(crm) || !ids.Valid(uid) {
 		return nil
 	}
-	if err := c.kv.Purge(ctx, credKey(crm, uid)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	st, err := c.js.Stream(ctx, "KV_"+subjects.EventsCRMBucket)
+	if err != nil {
+		return fmt.Errorf("open stream of bucket %s: %w", subjects.EventsCRMBucket, err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(subjects.KVPutSubject(subjects.EventsCRMBucket, credKey(crm, uid)))); err != nil {
 		return fmt.Errorf("delete %s credentials: %w", crm, err)
 	}
 	return nil

@@ -90,7 +90,7 @@ func TestCredentialsAreSealedInKVAndBoundToTheirOrganiser(t *testing.T) {
 func TestOAuthStateIsSingleUseAndBoundToItsOrganiser(t *testing.T) {
 	c, _, _ := open(t)
 	ctx := context.Background()
-	state, verifier, err := c.BeginOAuth(ctx, alice)
+	state, _, err := c.BeginOAuth(ctx, alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestOAuthStateIsSingleUseAndBoundToItsOrganiser(t *testing.T) {
 	if _, err := c.FinishOAuth(ctx, alice, state); !errors.Is(err, crm.ErrBadState) {
 		t.Fatalf("state reused: %v", err)
 	}
-	state, verifier, _ = c.BeginOAuth(ctx, alice)
+	state, verifier, _ := c.BeginOAuth(ctx, alice)
 	got, err := c.FinishOAuth(ctx, alice, state)
 	if err != nil || got != verifier {
 		t.Fatalf("FinishOAuth = %q, %v", got, err)

@@ -14,10 +14,11 @@ import (
 	"jetfleet/internal/crm/hubspot/hubspottest"
 )
 
-// A new organiser on `jetfleet dev` connects the HubSpot stand-in, exports
-// their event's participant into it and sees the contact there, downloads
-// the CSV and has its link mailed.
-func TestOrganiserExportsParticipantsIntoHubSpotAndAsCSV(t *testing.T) {
+// A new organiser on `jetfleet dev` connects the HubSpot stand-in (token)
+// and the Salesforce one (OAuth), exports their event's participant into
+// both and sees the contact on the HubSpot stand-in's page, downloads the
+// CSV and has its link mailed.
+func TestOrganiserExportsParticipantsIntoTheCRMStandInsAndAsCSV(t *testing.T) {
 	dev := startDev(t)
 	base := dev.Site
 	b := startBrowser(t, dev, 1280, 1000)
@@ -75,6 +76,17 @@ func TestOrganiserExportsParticipantsIntoHubSpotAndAsCSV(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(page), email) || !strings.Contains(string(page), "Lovelace") {
 		t.Fatalf("the HubSpot stand-in does not list the participant:\n%s", page)
+	}
+
+	// Salesforce: the OAuth web-server flow through the stand-in's consent
+	// page, then an export.
+	b.run("connect Salesforce", chromedp.Navigate(base+"/events/integrations"), chromedp.Click(`#connect-salesforce`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#allow`, chromedp.ByQuery), chromedp.Click(`#allow`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#disconnect-salesforce`, chromedp.ByQuery))
+	b.run("export to Salesforce", chromedp.Navigate(manage+"/exports"), chromedp.Click(`#export-salesforce`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#run-salesforce[data-status="done"]`, chromedp.ByQuery))
+	if got := b.text(`#run-salesforce`); !strings.Contains(got, "1 upserted (1 new)") {
+		t.Fatalf("Salesforce run shows %q", got)
 	}
 
 	var csv string

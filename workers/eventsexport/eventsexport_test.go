@@ -361,7 +361,8 @@ func TestKilledMidExportAndSecondFiringLeaveOneContactPerParticipant(t *testing.
 	e.connectSalesforce()
 
 	// The first worker dies right after HubSpot answered its second batch
-	// (before it could record it) and Salesforce its first.
+	// (before it could record it), while Salesforce is answering its
+	// first (held until then).
 	ctx, kill := context.WithCancel(context.Background())
 	e.hs.AfterBatch(func(b int) {
 		if b == 2 {
@@ -370,7 +371,7 @@ func TestKilledMidExportAndSecondFiringLeaveOneContactPerParticipant(t *testing.
 	})
 	e.sf.AfterBatch(func(b int) {
 		if b == 1 {
-			kill()
+			<-ctx.Done()
 		}
 	})
 	stop := e.start(ctx, e.worker(50))
@@ -516,4 +517,26 @@ func TestMalformedJobGoesToTheDLQ(t *testing.T) {
 		info, err := dlq.Info(context.Background())
 		return err == nil && info.State.Msgs == 1, info
 	})
+}
+
+func TestSalesforceRequestLimitIsRetriedWithBackoffAndResumes(t *testing.T) {
+	e := newEnv(t)
+	ev, _ := e.event(4, plainName)
+	e.connectSalesforce()
+	// The org's API limit is hit on the second request: the job goes back
+	// to the queue and the next delivery resumes after the first batch.
+	e.sf.AfterBatch(func(n int) {
+		if n == 1 {
+			e.sf.LimitNext(1)
+		}
+	})
+	e.start(context.Background(), e.worker(2))
+	e.request(ev.ID, crm.Salesforce, "run1")
+	run := e.waitRun(ev.ID, crm.Salesforce, crm.RunDone)
+	if run.Upserted != 4 || run.Batches != 2 || run.Error != "" {
+		t.Fatalf("run = %+v", run)
+	}
+	if got := len(e.sf.Contacts()); got != 4 {
+		t.Fatalf("Salesforce holds %d contacts", got)
+	}
 }

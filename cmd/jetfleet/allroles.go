@@ -14,6 +14,7 @@ import (
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
 	"jetfleet/workers/eventsengagement"
+	"jetfleet/workers/eventsexport"
 	"jetfleet/workers/eventspost"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
@@ -36,6 +37,7 @@ func allRoles(cfg *config) []consume.Role {
 		tracker.Roles(trackerConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
+		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),
 		eventsengagement.Roles(eventsengagement.Config{}),
 		eventspost.Roles(eventsPostConfig(cfg)),

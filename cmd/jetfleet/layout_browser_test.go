@@ -114,7 +114,8 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	})
 
 	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage,
-		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/analytics", "/events/organise/fees",
+		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
+		manage + "/analytics", "/events/organise/fees",
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen

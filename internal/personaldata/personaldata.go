@@ -21,6 +21,7 @@ import (
 	"jetfleet/analytics"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
 	"jetfleet/internal/tracking"
@@ -69,13 +70,6 @@ type Deps struct {
 	ClickHouse driver.Conn
 }
 
-// eventsExport is the events part of an export: registrations and
-// organiser data, and the person's engagement in live events.
-type eventsExport struct {
-	events.PersonalData
-	Engagement []analytics.EngagementRecord `json:"engagement"`
-}
-
 // Registry opens what each product needs and returns every entry, one per
 // product of the site.
 func Registry(ctx context.Context, d Deps) ([]Entry, error) {
@@ -98,15 +92,30 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Listing and deleting CRM credentials needs no TOKEN_KEY.
+	crmCreds, err := crm.OpenCredentials(ctx, d.JS, nil)
+	if err != nil {
+		return nil, err
+	}
+	exportRuns, err := crm.OpenRuns(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	return []Entry{{
 		Product: "events",
-		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket},
+		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsCRMBucket, subjects.EventsExportRunsBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
-			pd, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			data, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
 			if err != nil {
 				return nil, err
 			}
-			out := eventsExport{PersonalData: pd, Engagement: []analytics.EngagementRecord{}}
+			// Which CRMs an organiser connected, and when; never the
+			// (sealed) credentials themselves.
+			conns, err := crmCreds.Connections(ctx, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			out := eventsData{PersonalData: data, CRMConnections: conns, Engagement: []analytics.EngagementRecord{}}
 			if d.ClickHouse != nil {
 				if out.Engagement, err = analytics.EngagementOf(ctx, d.ClickHouse, p.ID); err != nil {
 					return nil, err
@@ -116,10 +125,19 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
+		// An organiser's CRM credentials are deleted; a participant's
+		// address leaves the export runs' failure lists (exports read
+		// registrations when they run, so nothing sends it again).
 		// Engagement rows are deleted (the accumulated figures keep only
 		// counts).
 		Forget: func(ctx context.Context, p Person) error {
 			if _, err := d.Events.ForgetPerson(ctx, p.ID, p.Email); err != nil {
+				return err
+			}
+			if err := crmCreds.Forget(ctx, p.ID); err != nil {
+				return err
+			}
+			if _, err := exportRuns.ForgetEmail(ctx, p.Email); err != nil {
 				return err
 			}
 			if d.ClickHouse != nil {
@@ -168,6 +186,15 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// Deletion removes each upload's source, renditions and record.
 		Forget: func(ctx context.Context, p Person) error { return mediaItems.Forget(ctx, p.ID) },
 	}}, nil
+}
+
+// eventsData is the events part of an export: the product's data, the
+// CRMs the person connected as an organiser (which and when, never the
+// sealed credentials), and their engagement in live events.
+type eventsData struct {
+	events.PersonalData
+	CRMConnections map[string]crm.Connection    `json:"crm_connections"`
+	Engagement     []analytics.EngagementRecord `json:"engagement"`
 }
 
 // Unclaimed names every bucket and object store in subjects that no entry

@@ -362,6 +362,29 @@ func TestFiguresAndFeeAreExactUnderDuplicatesTwoEdgesARestartAndTwoFirings(t *te
 	if pis := e.stripe.PaymentIntents(); len(pis) != 1 || pis[0].Amount != wantFee || pis[0].Metadata["event_id"] != ev.ID {
 		t.Fatalf("PaymentIntents %+v, want one of %d for event %s", pis, wantFee, ev.ID)
 	}
+	// The CRM exports are queued once, for the events-export role.
+	exports, err := e.js.Stream(e.ctx, subjects.EventsExportsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := subjects.EventsExportSubject(ev.ID, subjects.EventsExportPost)
+	if info, err := exports.Info(e.ctx, jetstream.WithSubjectFilter(subj)); err != nil || info.State.Subjects[subj] != 1 {
+		t.Fatalf("post-event export jobs on %s: %+v %v, want 1", subj, info, err)
+	}
+	// ClickHouse keeps the same figures.
+	rows, err := analytics.EventSummaryRows(e.ctx, e.deps.ClickHouse, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, r := range rows {
+		if r.Key == "" {
+			stored = append(stored, fmt.Sprintf("%s=%v", r.Metric, r.Value))
+		}
+	}
+	if got := strings.Join(stored, " "); !strings.Contains(got, fmt.Sprintf("attendees=%d", len(minutes))) || !strings.Contains(got, fmt.Sprintf("registrations=%d", n)) {
+		t.Fatalf("events_summary rows: %s", got)
+	}
 	mails := e.mails(eventpost.SummaryMailID(ev.ID))
 	if len(mails) != 1 || mails[0].To != "org@example.com" || !strings.Contains(mails[0].Text, "Attendees (1 minute or more): 4") ||
 		!strings.Contains(mails[0].Text, "Platform fee charged: 5.00 EUR for 7") || !strings.Contains(mails[0].HTML, "<table") {

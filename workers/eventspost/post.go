@@ -4,6 +4,8 @@
 //   - events-post accumulates the event's figures once (eventpost.Compute)
 //     into ClickHouse (events_summary) and the KV summary record, then
 //     publishes subjects.EventsPostAccumulated;
+//   - events-post also queues the event's CRM exports for the
+//     events-export role (crm.RequestPostEvent);
 //   - events-fee, on that, charges the platform fee off-session exactly
 //     once (the ledger record in KV, Stripe idempotency keys derived from
 //     the event) and mails the organiser the summary once.
@@ -37,8 +39,12 @@ type Post struct {
 	Events     *events.Service
 	Store      *eventpost.Store
 	ClickHouse driver.Conn
-	Now        func() time.Time
-	Log        *slog.Logger
+	// Exports queues the event's post-event CRM exports
+	// (crm.RequestPostEvent: one job, a run id fixed per event, so a
+	// second firing exports nothing twice); nil queues none.
+	Exports func(ctx context.Context, eventID string) error
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // Firing decodes a schedule's firing and checks its event id.
@@ -75,6 +81,11 @@ func (p *Post) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if e.Status != events.Live || !e.Past(p.Now()) {
 		p.Log.Info("post-event firing before the event is over: skipped", "event", e.ID, "status", e.Status, "end", e.End)
 		return nil
+	}
+	if p.Exports != nil {
+		if err := p.Exports(ctx, e.ID); err != nil {
+			return fmt.Errorf("queue post-event exports of %s: %w", e.ID, err)
+		}
 	}
 	sum, err := p.Store.Summary(ctx, e.ID)
 	if errors.Is(err, eventpost.ErrNotFound) {

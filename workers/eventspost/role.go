@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/crm"
 	"jetfleet/internal/eventpost"
 	"jetfleet/internal/events"
 	mailer "jetfleet/internal/mail"
@@ -57,7 +58,12 @@ func Roles(cfg Config) []consume.Role {
 			if err != nil {
 				return nil, err
 			}
-			p := &Post{JS: d.JS, Events: svc, Store: store, ClickHouse: ch, Now: cfg.Now, Log: d.Log.With("role", "events-post")}
+			runs, err := crm.OpenRuns(ctx, d.JS)
+			if err != nil {
+				return nil, err
+			}
+			p := &Post{JS: d.JS, Events: svc, Store: store, ClickHouse: ch, Now: cfg.Now, Log: d.Log.With("role", "events-post"),
+				Exports: func(ctx context.Context, eid string) error { return crm.RequestPostEvent(ctx, d.JS, runs, eid) }}
 			return p.Handle, nil
 		},
 	}, {

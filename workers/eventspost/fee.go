@@ -87,11 +87,16 @@ func (f *Fee) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return nil
 	}
 	u, err := f.Accounts.User(ctx, sum.OrganiserID)
-	if err != nil {
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		// The organiser deleted their account: nobody to mail.
+		f.Log.Info("summary mail not sent: the organiser's account is gone", "event", sum.EventID)
+	case err != nil:
 		return fmt.Errorf("organiser of %s: %w", sum.EventID, err)
-	}
-	if err := f.Mail(ctx, eventpost.SummaryMail(u.Email, f.BaseURL, sum, rec)); err != nil {
-		return err
+	default:
+		if err := f.Mail(ctx, eventpost.SummaryMail(u.Email, f.BaseURL, sum, rec)); err != nil {
+			return err
+		}
 	}
 	rec.Mailed, rec.Updated = true, f.Now().UTC()
 	if _, err := f.Store.UpdateFee(ctx, rec, rev); err != nil {

@@ -26,6 +26,9 @@ const (
 	demoChannelEvery = 20 * time.Second
 	demoHourlyEvery  = 10 * time.Second
 	demoDailyEvery   = 2 * time.Minute
+	// demoHiResEvery is premium high-resolution sampling: a fifth of the
+	// demo's "hour", so its curve is visibly finer than the hourly one.
+	demoHiResEvery = 2 * time.Second
 )
 
 // startDemo serves the YouTube stand-in's demo world on a loopback port,
@@ -54,11 +57,12 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 
 	for name, every := range map[string]time.Duration{
 		subjects.TrackerChannelTick: demoChannelEvery, subjects.TrackerVideoHourlyTick: demoHourlyEvery, subjects.TrackerVideoDailyTick: demoDailyEvery,
+		subjects.TrackerVideoHiResTick: demoHiResEvery,
 	} {
 		go demoTicks(ctx, js, name, every, log)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "  demo        YouTube stand-in at %s; ticks every %v (channels) / %v (videos); track one of:\n", url, demoChannelEvery, demoHourlyEvery)
+	fmt.Fprintf(&b, "  demo        YouTube stand-in at %s; ticks every %v (channels) / %v (videos) / %v (premium high resolution); track one of:\n", url, demoChannelEvery, demoHourlyEvery, demoHiResEvery)
 	for _, c := range chans {
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}

@@ -78,6 +78,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /tracker/track", h.signedIn(protect, h.track))
 	mux.Handle("POST /tracker/untrack", h.signedIn(protect, h.untrack))
 	mux.Handle("GET /tracker/videos/{id}", h.signedIn(protect, h.video))
+	mux.Handle("POST /tracker/videos/{id}/hires", h.signedIn(protect, h.setHiRes))
 	mux.Handle("GET /tracker/channels/{id}", h.signedIn(protect, h.channel))
 	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
@@ -208,6 +209,8 @@ const (
 	noticeUntracked        = "untracked"
 	noticePremium          = "premium" // back from the premium Checkout
 	noticePremiumCancelled = "premium-cancelled"
+	noticeHiResOn          = "hires-on"
+	noticeHiResOff         = "hires-off"
 )
 
 // notice returns the message named by the request's ?ok= code, "" for no
@@ -228,6 +231,10 @@ func notice(r *http.Request) string {
 		return noticePremium // worded by showDashboard, which knows the plan
 	case noticePremiumCancelled:
 		return "Premium is cancelled: the free plan's limits apply again. Everything you track stays tracked."
+	case noticeHiResOn:
+		return "High resolution is on: this video is sampled every 2 minutes until the end of its first 24 hours."
+	case noticeHiResOff:
+		return "High resolution is off: this video is sampled hourly again."
 	}
 	return ""
 }
@@ -346,6 +353,12 @@ func (h *Handler) untrack(w http.ResponseWriter, r *http.Request, uid string) {
 }
 
 func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
+	h.showVideo(w, r, uid, http.StatusOK, "")
+}
+
+// showVideo renders a video's page with status, and problem (the answer
+// to a form on it) beside its high-resolution form.
+func (h *Handler) showVideo(w http.ResponseWriter, r *http.Request, uid string, status int, problem string) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	ok, err := h.d.Store.CanSeeVideo(ctx, uid, id)
@@ -375,6 +388,10 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 	}
 	band, outliers := h.weekBand(ctx, v.ChannelID), h.weekOutliers(ctx, nil, map[string]bool{id: true})
 	data := videoData{Video: v, Chart: layoutChart(samples, changes, band), Outliers: outliers, Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
+	if data.HiRes, err = h.hiResView(ctx, uid, v, samples, changes, problem); err != nil {
+		h.pages.Fail(w, r, "high resolution", err)
+		return
+	}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -392,7 +409,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 			data.Channel = c
 		}
 	}
-	h.pages.Render(w, r, http.StatusOK, v.Title, videoPage(data))
+	h.pages.Render(w, r, status, v.Title, videoPage(data))
 }
 
 func (h *Handler) thumbURL(ctx context.Context, vid, hash string, high bool) string {
@@ -455,6 +472,7 @@ type videoData struct {
 	Refusal      string
 	Individually bool
 	Outliers     []analytics.Outlier // this video's, in the latest weekly snapshot
+	HiRes        hiResView
 }
 
 type changeView struct {

@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v85"
@@ -104,9 +105,14 @@ func (c *Client) ParseSubscriptionWebhook(body []byte, signature string) (Subscr
 
 // SubscriptionActive reports whether a subscription is still active (or
 // trialing): a redelivered start event of a subscription since cancelled
-// must not start it again.
+// must not start it again. One Stripe does not know (resource_missing) is
+// not active.
 func (c *Client) SubscriptionActive(ctx context.Context, id string) (bool, error) {
 	s, err := c.sc.V1Subscriptions.Retrieve(ctx, id, nil)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.Code == stripe.ErrorCodeResourceMissing {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("retrieve Stripe subscription %s: %w", id, err)
 	}

@@ -127,3 +127,23 @@ func (c *Client) CancelSubscription(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// PortalURL is a Customer Portal session of the customer paying for
+// subscription id, where they manage or cancel it; Stripe sends them back
+// to returnURL. Cancelling there sends customer.subscription.deleted.
+func (c *Client) PortalURL(ctx context.Context, id, returnURL string) (string, error) {
+	sub, err := c.sc.V1Subscriptions.Retrieve(ctx, id, nil)
+	if err != nil {
+		return "", fmt.Errorf("retrieve Stripe subscription %s: %w", id, err)
+	}
+	if sub.Customer == nil {
+		return "", fmt.Errorf("subscription %s names no Stripe customer", id)
+	}
+	ps, err := c.sc.V1BillingPortalSessions.Create(ctx, &stripe.BillingPortalSessionCreateParams{
+		Customer: stripe.String(sub.Customer.ID), ReturnURL: stripe.String(returnURL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create Stripe Customer Portal session: %w", err)
+	}
+	return ps.URL, nil
+}

@@ -85,6 +85,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
 	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
 	mux.Handle("POST /tracker/premium/cancel", h.signedIn(protect, h.cancelPremium))
+	mux.Handle("POST /tracker/premium/portal", h.signedIn(protect, h.portal))
 }
 
 // signedIn hands a page the user the gate let through.

@@ -20,6 +20,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
@@ -43,6 +44,9 @@ type Deps struct {
 	Plans *Plans
 	// BaseURL is where Stripe sends the user back.
 	BaseURL string
+	// Tokens opens the digest's unsubscribe links (TOKEN_KEY); nil: every
+	// link is refused.
+	Tokens *sealed.Box
 	Log     *slog.Logger
 }
 
@@ -83,6 +87,10 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
+	// The digest's unsubscribe link works signed out: its token is the
+	// authorization.
+	mux.HandleFunc("GET /tracker/unsubscribe/{token}", h.unsubscribeConfirm)
+	mux.HandleFunc("POST /tracker/unsubscribe/{token}", h.unsubscribeForm)
 	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
 	mux.Handle("POST /tracker/premium/cancel", h.signedIn(protect, h.cancelPremium))
 	mux.Handle("POST /tracker/premium/portal", h.signedIn(protect, h.portal))

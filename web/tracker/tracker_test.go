@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/testenv"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
@@ -41,6 +42,7 @@ type site struct {
 	yt    *youtubetest.Server
 	conn  driver.Conn
 	ctx   context.Context
+	tokens *sealed.Box // TOKEN_KEY of the edges
 	// edge starts another edge on its own NATS connection to the same
 	// server and returns its URL.
 	edge func() string
@@ -73,6 +75,10 @@ func newSite(t *testing.T) *site {
 	client, _ := youtube.New(youtube.Config{BaseURL: yts.URL(), ThumbnailURL: yts.URL(), RetryMin: time.Millisecond})
 	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
 	var store *tracking.Store
+	tokens, err := sealed.New([]byte(strings.Repeat("t", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	edge := func(js jetstream.JetStream) string {
 		kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
 		sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet)
@@ -95,6 +101,7 @@ func newSite(t *testing.T) *site {
 		h, err := tracker.New(tracker.Deps{
 			JS: js, Store: st, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
 			Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
+			Tokens:  tokens,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -110,7 +117,13 @@ func newSite(t *testing.T) *site {
 		mux.HandleFunc("GET /test/csrf", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, session.From(r.Context()).CSRFToken())
 		})
-		srv := httptest.NewServer(sessions.Middleware(mux))
+		// As the site mounts them: /api/ outside sessions and CSRF.
+		api := http.NewServeMux()
+		h.APIRoutes(api)
+		root := http.NewServeMux()
+		root.Handle("/api/", api)
+		root.Handle("/", sessions.Middleware(mux))
+		srv := httptest.NewServer(root)
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
@@ -119,7 +132,7 @@ func newSite(t *testing.T) *site {
 		_, js := nats.Connect(t)
 		return edge(js)
 	}
-	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second}
+	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second, tokens: tokens}
 }
 
 type browser struct {

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -115,9 +116,12 @@ func Roles(cfg Config) []consume.Role {
 			if err != nil {
 				return nil, err
 			}
+			if d.Tokens == nil {
+				return nil, errors.New("tracker-outliers: TOKEN_KEY is required (it seals the digest's unsubscribe links)")
+			}
 			return NewOutliers(OutliersDeps{
 				ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
-				BaseURL: cfg.BaseURL, Log: d.Log.With("role", "tracker-outliers"),
+				BaseURL: cfg.BaseURL, Tokens: d.Tokens, Log: d.Log.With("role", "tracker-outliers"),
 			}).Handle, nil
 		},
 	}}

@@ -47,7 +47,7 @@ type Deps struct {
 	// Tokens opens the digest's unsubscribe links (TOKEN_KEY); nil: every
 	// link is refused.
 	Tokens *sealed.Box
-	Log     *slog.Logger
+	Log    *slog.Logger
 }
 
 // Handler serves the Tracker's pages.

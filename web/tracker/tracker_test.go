@@ -36,12 +36,12 @@ func TestMain(m *testing.M) { testenv.ClickHouseMain(m, func(c *testenv.ClickHou
 var quiet = slog.New(slog.DiscardHandler)
 
 type site struct {
-	t     *testing.T
-	url   string
-	store *tracking.Store
-	yt    *youtubetest.Server
-	conn  driver.Conn
-	ctx   context.Context
+	t      *testing.T
+	url    string
+	store  *tracking.Store
+	yt     *youtubetest.Server
+	conn   driver.Conn
+	ctx    context.Context
 	tokens *sealed.Box // TOKEN_KEY of the edges
 	// edge starts another edge on its own NATS connection to the same
 	// server and returns its URL.

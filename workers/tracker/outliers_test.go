@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/mail"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
-	"jetfleet/internal/mail"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 	workermail "jetfleet/workers/mail"

@@ -47,6 +47,8 @@ type Deps struct {
 	// Tokens opens the digest's unsubscribe links (TOKEN_KEY); nil: every
 	// link is refused.
 	Tokens *sealed.Box
+	// Demo offers "send the digest now" (jetfleet dev --demo only).
+	Demo bool
 	Log    *slog.Logger
 }
 
@@ -87,6 +89,9 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
+	if h.d.Demo {
+		mux.Handle("POST /tracker/digest/now", h.signedIn(protect, h.digestNow))
+	}
 	// The digest's unsubscribe link works signed out: its token is the
 	// authorization.
 	mux.HandleFunc("GET /tracker/unsubscribe/{token}", h.unsubscribeConfirm)
@@ -220,6 +225,7 @@ const (
 	noticePremiumCancelled = "premium-cancelled"
 	noticeHiResOn          = "hires-on"
 	noticeHiResOff         = "hires-off"
+	noticeDigestSent       = "digest-sent"
 )
 
 // notice returns the message named by the request's ?ok= code, "" for no
@@ -244,6 +250,8 @@ func notice(r *http.Request) string {
 		return "High resolution is on: this video is sampled every 2 minutes until the end of its first 24 hours."
 	case noticeHiResOff:
 		return "High resolution is off: this video is sampled hourly again."
+	case noticeDigestSent:
+		return "The weekly run started: last week's outliers are computed and the digest goes to the outbox in a few seconds. It is sent once a week, so pressing again sends nothing new."
 	}
 	return ""
 }

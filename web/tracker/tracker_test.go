@@ -43,6 +43,7 @@ type site struct {
 	conn   driver.Conn
 	ctx    context.Context
 	tokens *sealed.Box // TOKEN_KEY of the edges
+	js     jetstream.JetStream
 	// edge starts another edge on its own NATS connection to the same
 	// server and returns its URL.
 	edge func() string
@@ -53,7 +54,8 @@ var (
 	chanB = youtubetest.ChannelID(2)
 )
 
-func newSite(t *testing.T) *site {
+// newSite starts the Tracker's pages; opts change their Deps.
+func newSite(t *testing.T, opts ...func(*tracker.Deps)) *site {
 	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
 	nats := testenv.StartNATS(t)
@@ -98,11 +100,15 @@ func newSite(t *testing.T) *site {
 		}
 
 		mux := http.NewServeMux()
-		h, err := tracker.New(tracker.Deps{
+		deps := tracker.Deps{
 			JS: js, Store: st, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
 			Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
 			Tokens:  tokens,
-		})
+		}
+		for _, o := range opts {
+			o(&deps)
+		}
+		h, err := tracker.New(deps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +138,7 @@ func newSite(t *testing.T) *site {
 		_, js := nats.Connect(t)
 		return edge(js)
 	}
-	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second, tokens: tokens}
+	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second, tokens: tokens, js: js}
 }
 
 type browser struct {

@@ -49,7 +49,7 @@ type Deps struct {
 	Tokens *sealed.Box
 	// Demo offers "send the digest now" (jetfleet dev --demo only).
 	Demo bool
-	Log    *slog.Logger
+	Log  *slog.Logger
 }
 
 // Handler serves the Tracker's pages.

@@ -42,7 +42,7 @@ func openPayments(cfg *config, standIn bool, log *slog.Logger) (client *payments
 		// Admin verbs on the same data dir (`jetfleet users premium --off`
 		// cancels the subscription) find the stand-in through this file.
 		standInFile := filepath.Join(cfg.DataDir, stripeStandInFile)
-		b, _ := json.Marshal(stripeStandIn{APIBase: srv.URL, SecretKey: srv.SecretKey()})
+		b, _ := json.Marshal(stripeStandIn{APIBase: srv.URL, SecretKey: srv.SecretKey(), WebhookSecret: srv.WebhookSecret()})
 		if err := os.WriteFile(standInFile, b, 0o600); err != nil {
 			srv.Close()
 			return nil, close, fmt.Errorf("keep the Stripe stand-in's address: %w", err)
@@ -65,8 +65,9 @@ func openPayments(cfg *config, standIn bool, log *slog.Logger) (client *payments
 const stripeStandInFile = "stripe-standin.json"
 
 type stripeStandIn struct {
-	APIBase   string `json:"api_base"`
-	SecretKey string `json:"secret_key"`
+	APIBase       string `json:"api_base"`
+	SecretKey     string `json:"secret_key"`
+	WebhookSecret string `json:"webhook_secret"`
 }
 
 // adminPayments is the Stripe client of the admin verbs: STRIPE_SECRET_KEY's,
@@ -86,7 +87,7 @@ func adminPayments(cfg *config) (*payments.Client, error) {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return nil, fmt.Errorf("dev's Stripe stand-in address %s: %w", stripeStandInFile, err)
 		}
-		pc.SecretKey, pc.APIBase = s.SecretKey, s.APIBase
+		pc.SecretKey, pc.WebhookSecret, pc.APIBase = s.SecretKey, s.WebhookSecret, s.APIBase
 	}
 	return payments.New(pc)
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,9 +69,14 @@ func TestUsersPremiumOffCancelsTheStripeSubscription(t *testing.T) {
 		t.Fatalf("refused premium --off changed the user: %+v", got)
 	}
 
-	vars := map[string]string{"NATS_URL": srv.URL, "LOG_LEVEL": "warn",
-		"STRIPE_SECRET_KEY": stripe.SecretKey(), "STRIPE_WEBHOOK_SECRET": stripe.WebhookSecret(), "STRIPE_API_BASE": stripe.URL}
-	got := runCmd(t, vars, "users", "premium", "--off", u.Email)
+	// Beside `jetfleet dev`: the stand-in's address in DATA_DIR, as dev
+	// writes it, and no Stripe settings.
+	dataDir := t.TempDir()
+	b, _ := json.Marshal(stripeStandIn{APIBase: stripe.URL, SecretKey: stripe.SecretKey(), WebhookSecret: stripe.WebhookSecret()})
+	if err := os.WriteFile(filepath.Join(dataDir, stripeStandInFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := runCmd(t, map[string]string{"NATS_URL": srv.URL, "LOG_LEVEL": "warn", "DATA_DIR": dataDir}, "users", "premium", "--off", u.Email)
 	if !strings.Contains(got, "cancelled Stripe subscription "+cs.Subscription) || !strings.Contains(got, "premium false") {
 		t.Fatalf("premium --off:\n%s", got)
 	}
@@ -77,6 +85,12 @@ func TestUsersPremiumOffCancelsTheStripeSubscription(t *testing.T) {
 	}
 	if got, _ := store.User(ctx, u.ID); got.Premium || got.Subscription != "" {
 		t.Fatalf("user after premium --off: %+v", got)
+	}
+	// With STRIPE_SECRET_KEY, again: nothing left to cancel, nothing fails.
+	vars := map[string]string{"NATS_URL": srv.URL, "LOG_LEVEL": "warn",
+		"STRIPE_SECRET_KEY": stripe.SecretKey(), "STRIPE_WEBHOOK_SECRET": stripe.WebhookSecret(), "STRIPE_API_BASE": stripe.URL}
+	if _, err := store.SetSubscription(ctx, u.Email, cs.Subscription); err != nil {
+		t.Fatal(err)
 	}
 	if again := runCmd(t, vars, "users", "premium", "--off", u.Email); strings.Contains(again, "cancelled") || !strings.Contains(again, "premium false") {
 		t.Fatalf("second premium --off:\n%s", again)

@@ -142,3 +142,12 @@ func (h *Handler) setHiRes(w http.ResponseWriter, r *http.Request, uid string) {
 	}
 	http.Redirect(w, r, "/tracker/videos/"+id+"?ok="+done, http.StatusSeeOther)
 }
+
+// samplesLine says how many samples the curve has, and how close together
+// they came in the video's first 24 hours when that was finer than hourly.
+func samplesLine(n int, spacing string) string {
+	if spacing == "" {
+		return fmt.Sprintf("%d samples.", n)
+	}
+	return fmt.Sprintf("%d samples (in its first 24 hours: %s).", n, spacing)
+}

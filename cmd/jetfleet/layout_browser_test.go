@@ -118,7 +118,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	// its badge.
 	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
 	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage, outlierPage,
-		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage,
+		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen

@@ -41,6 +41,9 @@ func (h *Handler) hiResView(ctx context.Context, uid string, v subjects.TrackerV
 	if _, hv.On, err = h.d.Store.HiRes(ctx, uid, v.ID); err != nil {
 		return hiResView{}, err
 	}
+	// Premium ended: the tracker-hires role drops the choice at its next
+	// tick, and samples no more meanwhile.
+	hv.On = hv.On && premium
 	// The first 24 hours get their own chart once they hold samples closer
 	// than hourly and the whole curve spans well beyond them.
 	var first []analytics.VideoSample

@@ -29,7 +29,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
 	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
 	expose := fs.Bool("expose", false, "serve the site on every interface (default: 127.0.0.1 only; /outbox shows everyone's sign-in links)")
-	demo := fs.Bool("demo", false, "tracker demo: a local YouTube stand-in with growing channels, ticks every few seconds")
+	demo := fs.Bool("demo", false, "demo: a local YouTube stand-in with growing channels (ticks every few seconds), and an Events event that is live now with a local HLS stream (ffmpeg)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -90,10 +90,16 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	var demoText string
+	var live *liveDemo
 	if *demo {
 		if demoText, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
 			return err
 		}
+		var liveText string
+		if live, liveText, err = startLiveDemo(ctx, cfg, js, log.With("component", "demo-live")); err != nil {
+			return err
+		}
+		demoText += liveText
 	}
 	reg := newRegistry()
 	chDesc := cfg.ClickHouseURL
@@ -152,6 +158,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closeSite()
+	if live != nil {
+		edge = live.wrap(edge)
+	}
 	roles, err := roleNames(cfg.Roles, allRoles(cfg))
 	if err != nil {
 		return err

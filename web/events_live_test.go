@@ -179,6 +179,11 @@ func TestLiveAppAdmitsParticipantsAndHostsAndTellsOthersWhatToDo(t *testing.T) {
 		t.Error("the organiser's page does not link the live app or list the host")
 	}
 
+	testenv.Eventually(t, 5*time.Second, "the host's events list the event they host", func() bool {
+		_, body := f.host.get("/events/mine")
+		return strings.Contains(body, `id="hosting"`) && strings.Contains(body, `href="`+app+`"`)
+	})
+
 	// The organiser removes the host: from then on, refused.
 	page := "/events/organise/" + f.id
 	if resp := f.org.post(page, page+"/hosts/remove", url.Values{"host_email": {"hana@example.com"}}); resp.StatusCode != http.StatusSeeOther {
@@ -303,6 +308,19 @@ func TestHeartbeatsCountOncePerMemberAndMinuteOnlyDuringTheEvent(t *testing.T) {
 		}
 	}
 	t.Errorf("host engagement %v; want a first connect as admin:<user>", got)
+}
+
+func TestAfterTheEndTheAppShowsTheHistoryAndTakesNoHeartbeats(t *testing.T) {
+	f := newLiveEvent(t)
+	f.reschedule(t, time.Now().Add(-4*time.Hour), "https://cdn.example.com/live/index.m3u8")
+	code, body := f.participant.get("/events/" + f.id + "/live")
+	if code != http.StatusOK || !strings.Contains(body, `data-phase="ended"`) || !strings.Contains(body, `id="ended"`) ||
+		!strings.Contains(body, `data-readonly="true"`) || strings.Contains(body, "live-video") {
+		t.Fatalf("participant after the end: %d; want the read-only history without the player:\n%s", code, body)
+	}
+	if resp := f.heartbeat(t, f.participant, true); resp.StatusCode != http.StatusConflict {
+		t.Errorf("heartbeat after the end = %d, want 409", resp.StatusCode)
+	}
 }
 
 func TestHeartbeatsAreRefusedToStrangersWithoutTokenAndPastTheLimit(t *testing.T) {

@@ -404,6 +404,7 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 			d.Upcoming = append(d.Upcoming, x)
 		}
 	}
+	d.Hosting = h.d.Catalog.HostedBy(u.Email, now)
 	h.pages.Render(w, r, http.StatusOK, "My events", minePage(d))
 }
 

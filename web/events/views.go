@@ -37,6 +37,7 @@ type regData struct {
 
 type mineData struct {
 	Upcoming, Past []events.MyRegistration
+	Hosting        []events.Event // events whose organiser invited this address as a host
 }
 
 type dashboardData struct {

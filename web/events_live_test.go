@@ -359,3 +359,23 @@ func TestHeartbeatsAreRefusedToStrangersWithoutTokenAndPastTheLimit(t *testing.T
 		t.Error("25 heartbeats in a row were all accepted; want 429 past the limit")
 	}
 }
+
+// Heartbeats remember who a member is for a minute, but never past a
+// change of the event: a host removed is refused at their next beat.
+func TestRemovedHostsHeartbeatIsRefusedAtOnce(t *testing.T) {
+	f := newLiveEvent(t)
+	f.reschedule(t, time.Now().Add(-5*time.Minute), "")
+	if resp := f.heartbeat(t, f.host, true); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("host heartbeat = %d", resp.StatusCode)
+	}
+	page := "/events/organise/" + f.id
+	if resp := f.org.post(page, page+"/hosts/remove", url.Values{"host_email": {"hana@example.com"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove host = %d", resp.StatusCode)
+	}
+	if resp := f.heartbeat(t, f.host, false); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("removed host's heartbeat = %d, want 403", resp.StatusCode)
+	}
+	if resp := f.heartbeat(t, f.participant, false); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("participant's heartbeat = %d, want 204", resp.StatusCode)
+	}
+}

@@ -1,8 +1,15 @@
 package events
 
 import (
+	"slices"
 	"time"
 )
+
+// IsAdmin reports whether the user (account uid, normalised address
+// email) is an admin of e's live app: its organiser or an invited host.
+func (e Event) IsAdmin(uid, email string) bool {
+	return uid != "" && e.OrganiserID == uid || email != "" && slices.Contains(e.Hosts, email)
+}
 
 // EngagementID is who the member is in engagement figures (heartbeats,
 // first connects): their registration id when they hold a ticket, so a

@@ -59,6 +59,8 @@ type Handler struct {
 	// beats bounds heartbeats per member and event, shared by every edge:
 	// the page sends one a minute, a few tabs a few.
 	beats *ratelimit.Shared
+	// members spares each heartbeat the registration lookup.
+	members *memberCache
 }
 
 // HeartbeatsPerMinute is how many heartbeats a member may post to one
@@ -77,7 +79,7 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{d: d, pages: site.Pages{Log: d.Log}, beats: beats}, nil
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, beats: beats, members: newMemberCache(d.Now)}, nil
 }
 
 // Routes registers the app on mux behind protect, the site's sign-in gate
@@ -156,7 +158,7 @@ func (h *Handler) app(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	u, _ := session.UserFrom(ctx)
-	m, e, err := h.d.Events.Member(ctx, r.PathValue("id"), u.ID, u.Email)
+	m, e, err := h.members.member(ctx, h.d.Events, r.PathValue("id"), u.ID, u.Email)
 	switch {
 	case errors.Is(err, events.ErrNotFound):
 		http.Error(w, "There is no such live event.", http.StatusNotFound)

@@ -45,6 +45,15 @@ var demoParticipants = []struct{ Name, Email string }{
 type liveDemo struct {
 	dir     string // DATA_DIR/demo-live: the playlist and its segments
 	eventID string
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when ffmpeg's supervisor has returned
+}
+
+// stop ends the stream and waits until ffmpeg has exited, so nothing
+// writes into the data dir after dev returns.
+func (d *liveDemo) stop() {
+	d.cancel()
+	<-d.done
 }
 
 // startLiveDemo makes sure the demo event exists and is live now (it is
@@ -53,7 +62,7 @@ type liveDemo struct {
 // pattern with a running clock into DATA_DIR/demo-live until ctx ends.
 // The stream is served by dev at demoStreamPath (liveDemo.wrap).
 func startLiveDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *slog.Logger) (*liveDemo, string, error) {
-	d := &liveDemo{dir: filepath.Join(cfg.DataDir, demoStreamDir)}
+	d := &liveDemo{dir: filepath.Join(cfg.DataDir, demoStreamDir), done: make(chan struct{})}
 	// Segments of an earlier run would be played as if live.
 	if err := os.RemoveAll(d.dir); err != nil {
 		return nil, "", fmt.Errorf("demo stream dir: %w", err)
@@ -75,11 +84,17 @@ func startLiveDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log
 		return nil, "", fmt.Errorf("demo event: %w", err)
 	}
 	d.eventID = e.ID
+	var streamCtx context.Context
+	streamCtx, d.cancel = context.WithCancel(ctx)
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		log.Warn("demo live stream off: ffmpeg not found (make deps-run installs it)", "err", err)
+		close(d.done)
 	} else {
-		go superviseDemoStream(ctx, ffmpeg, d.dir, log)
+		go func() {
+			defer close(d.done)
+			superviseDemoStream(streamCtx, ffmpeg, d.dir, log)
+		}()
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "  live event  %q is live now: %s%s\n", e.Title, strings.TrimRight(cfg.BaseURL, "/"), events.LivePath(e.ID))

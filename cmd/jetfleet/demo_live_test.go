@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +76,46 @@ func TestDemoStreamArgsMakeARollingLiveHLSPlaylist(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("ffmpeg args %q lack %q", joined, want)
 		}
+	}
+}
+
+// Stopping the demo stream stops ffmpeg's whole process group: nothing it
+// started outlives dev.
+func TestDemoStreamStopsFFmpegAndItsChildren(t *testing.T) {
+	dir := t.TempDir()
+	// An "ffmpeg" that starts a child of its own and waits.
+	fake := filepath.Join(dir, "ffmpeg")
+	script := "#!/bin/sh\nsleep 300 &\necho $! > child.pid\necho $$ > parent.pid\nwait\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); superviseDemoStream(ctx, fake, dir, slog.New(slog.DiscardHandler)) }()
+	var pids []int
+	testenv.Eventually(t, 10*time.Second, "the fake ffmpeg and its child run", func() bool {
+		pids = nil
+		for _, f := range []string{"parent.pid", "child.pid"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil || n == 0 {
+				return false
+			}
+			pids = append(pids, n)
+		}
+		return true
+	})
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not return within 10 s of being stopped")
+	}
+	for _, pid := range pids {
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("process %d has exited", pid), func() bool {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			// Gone, or a zombie waiting for init to reap it.
+			return err != nil || strings.Contains(string(b), ") Z ")
+		})
 	}
 }

@@ -99,6 +99,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		if live, liveText, err = startLiveDemo(ctx, cfg, js, log.With("component", "demo-live")); err != nil {
 			return err
 		}
+		defer live.stop()
 		demoText += liveText
 	}
 	reg := newRegistry()

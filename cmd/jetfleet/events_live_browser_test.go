@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -57,6 +59,21 @@ func (b *browser) signInAt(path, email, landing string) {
 	b.run("ask for a link as "+email, chromedp.SendKeys(`#email`, email, chromedp.ByQuery),
 		chromedp.Click(`main form[action="/signin"] button`, chromedp.ByQuery), chromedp.WaitVisible(`//h1[text()="Check your email"]`))
 	b.followMagicLink(email, landing)
+}
+
+// screenshot keeps a PNG of the page as name.png in LIVE_SCREENSHOTS (a
+// directory), when that is set.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("LIVE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var png []byte
+	b.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Error(err)
+	}
 }
 
 // appState is what the live app page shows of itself.
@@ -144,7 +161,9 @@ func TestEventsLiveAppInHeadlessChromium(t *testing.T) {
 	if !ada.fits(390) {
 		t.Error("the live app is wider than a 390 px phone")
 	}
+	ada.screenshot("live-390")
 	ada.run("back to laptop width", chromedp.EmulateViewport(1280, 900))
+	ada.screenshot("live-1280")
 
 	// --- a host, at the same time ---
 	host := l.person(t, "host@demo.example", "#live-app", 1280, 900)
@@ -160,4 +179,5 @@ func TestEventsLiveAppInHeadlessChromium(t *testing.T) {
 	if s := host.text("main"); !strings.Contains(s, "eve@example.com") || !strings.Contains(s, "Sign in with the address you registered") {
 		t.Fatalf("refusal page says:\n%s", s)
 	}
+	host.screenshot("live-refusal")
 }

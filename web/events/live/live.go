@@ -153,7 +153,9 @@ func (h *Handler) app(w http.ResponseWriter, r *http.Request) {
 // engagement for the member and minute — the same message id from every
 // tab, device and edge, so the minute counts once — and, at a page's first
 // one, the member's first connect (counted once per member however often
-// it is sent). It answers 204; 409 outside the event's time; 403 to a
+// it is sent). The occurrence ids name the member (events.Member.EngagementID);
+// user_id is their account, by which a GDPR deletion finds the rows.
+// It answers 204; 409 outside the event's time; 403 to a
 // non-member; 429 past the limit.
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -189,13 +191,13 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.PostFormValue("first") == "1" {
-		if err := publish(ctx, h.d.JS, subjects.EventsEngagement{Kind: subjects.EngagementConnected, EventID: e.ID, ID: who, UserID: who, At: now}); err != nil {
+		if err := publish(ctx, h.d.JS, subjects.EventsEngagement{Kind: subjects.EngagementConnected, EventID: e.ID, ID: who, UserID: m.UserID, At: now}); err != nil {
 			h.d.Log.Error("publish first connect", "event", e.ID, "err", err)
 			http.Error(w, "Something went wrong on our side; the next heartbeat will try again.", http.StatusServiceUnavailable)
 			return
 		}
 	}
-	if err := publish(ctx, h.d.JS, subjects.EventsEngagement{Kind: subjects.EngagementHeartbeat, EventID: e.ID, ID: subjects.HeartbeatID(who, now), UserID: who, At: now}); err != nil {
+	if err := publish(ctx, h.d.JS, subjects.EventsEngagement{Kind: subjects.EngagementHeartbeat, EventID: e.ID, ID: subjects.HeartbeatID(who, now), UserID: m.UserID, At: now}); err != nil {
 		h.d.Log.Error("publish heartbeat", "event", e.ID, "err", err)
 		http.Error(w, "Something went wrong on our side; the next heartbeat will try again.", http.StatusServiceUnavailable)
 		return

@@ -9,7 +9,6 @@ import (
 	"jetfleet/internal/gdpr"
 	"jetfleet/internal/mail"
 	webevents "jetfleet/web/events"
-	"jetfleet/web/events/live"
 	webgdpr "jetfleet/web/gdpr"
 	"jetfleet/web/tracker"
 )
@@ -48,12 +47,6 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	h.Routes(mux, s.api, s.signedIn, s.identify)
-	// The live event app: lobby, stream, chat slot, heartbeats.
-	app, err := live.New(live.Deps{Events: svc, JS: s.deps.JS, Log: log.With("part", "live")})
-	if err != nil {
-		return err
-	}
-	app.Routes(mux, s.signedIn)
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)
@@ -68,5 +61,5 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	gdprPages.Routes(mux, s.signedIn)
-	return nil
+	return mountEventsLive(s, mux, svc)
 }

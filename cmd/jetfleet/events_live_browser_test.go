@@ -76,6 +76,26 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
+// publishEvent creates and publishes an event with one free ticket as the
+// signed-in person (who becomes its organiser), starting at start in UTC,
+// and returns its id.
+func (b *browser) publishEvent(title string, start time.Time) string {
+	b.t.Helper()
+	var manage string
+	b.run("create "+title, chromedp.Navigate(b.base+"/events/organise/new"),
+		chromedp.SetValue(`#title`, title, chromedp.ByQuery), chromedp.SetValue(`#business_type`, "technology", chromedp.ByQuery),
+		chromedp.SetValue(`#start`, start.UTC().Format("2006-01-02T15:04"), chromedp.ByQuery),
+		chromedp.SetValue(`#end`, start.Add(2*time.Hour).UTC().Format("2006-01-02T15:04"), chromedp.ByQuery),
+		chromedp.SetValue(`#time_zone`, "UTC", chromedp.ByQuery), chromedp.SetValue(`#capacity`, "10", chromedp.ByQuery),
+		chromedp.Click(`#event-form button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#ticket-form`, chromedp.ByQuery), chromedp.Location(&manage))
+	b.run("add a ticket and publish", chromedp.SetValue(`#ticket_name`, "Community", chromedp.ByQuery), chromedp.SetValue(`#price`, "0", chromedp.ByQuery),
+		chromedp.SetValue(`#quantity`, "10", chromedp.ByQuery), chromedp.Click(`#add-ticket`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//section//ul/li[starts-with(normalize-space(.), "Community ·")]`), chromedp.Click(`#publish`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#live-app-link`, chromedp.ByQuery))
+	manage = strings.SplitN(manage, "?", 2)[0]
+	return manage[strings.LastIndex(manage, "/")+1:]
+}
+
 // appState is what the live app page shows of itself.
 type appState struct {
 	Phase, Role, Delay string
@@ -180,4 +200,17 @@ func TestEventsLiveAppInHeadlessChromium(t *testing.T) {
 		t.Fatalf("refusal page says:\n%s", s)
 	}
 	host.screenshot("live-refusal")
+
+	// --- an organiser's own event, before it starts: the lobby counts down ---
+	lobby := "/events/" + host.publishEvent("Tomorrow's hack night", time.Now().Add(26*time.Hour)) + "/live"
+	var first, later string
+	host.run("open the lobby", chromedp.Navigate(host.base+lobby), chromedp.WaitVisible(`#countdown`, chromedp.ByQuery),
+		chromedp.Text(`#countdown`, &first, chromedp.ByQuery))
+	testenv.Eventually(t, 5*time.Second, "the countdown ticks", func() bool {
+		later = host.text("#countdown")
+		return later != first
+	})
+	if !strings.HasPrefix(first, "1 d ") || host.appState().Phase != "lobby" {
+		t.Errorf("lobby countdown %q → %q; want about a day to go", first, later)
+	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube"
@@ -84,6 +85,9 @@ type Deps struct {
 	Payments *payments.Client
 	// Tokens encrypts OAuth and CRM tokens kept at rest (TOKEN_KEY).
 	Tokens *sealed.Box
+	// Salesforce connects organisers' Salesforce for event exports; nil
+	// (or without a client id) hides it.
+	Salesforce *salesforce.Client
 }
 
 // Server is the edge's HTTP handler.

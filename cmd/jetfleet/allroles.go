@@ -11,6 +11,7 @@ import (
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
+	"jetfleet/workers/eventsexport"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
 	"jetfleet/workers/media"
@@ -32,6 +33,7 @@ func allRoles(cfg *config) []consume.Role {
 		tracker.Roles(trackerConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
+		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),
 	)
 }

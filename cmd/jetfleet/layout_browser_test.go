@@ -114,7 +114,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	})
 
 	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage,
-		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage,
+		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
 		// The live app: this event's lobby; the demo event's refusal (its
 		// stage, for its participants, is measured in the live app's test).
 		"/events/" + eventID + "/live", demoLiveEvent.FindStringSubmatch(dev.Out.String())[1],

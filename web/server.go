@@ -71,6 +71,9 @@ type Config struct {
 	// EventsFees is the platform fee's price table (EVENTS_FEE_*), shown
 	// to organisers.
 	EventsFees eventpost.Prices
+	// Demo is `jetfleet dev --demo`: pages offer demo-only actions (the
+	// Tracker's "send the digest now").
+	Demo bool
 }
 
 // Deps are the outside parts the edge uses.

@@ -65,7 +65,7 @@ func eventsPostConfig(cfg *config) eventspost.Config {
 func trackerConfig(cfg *config) tracker.Config {
 	s := cfg.TrackerSlot
 	return tracker.Config{
-		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
+		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s, HiRes: s},
 		VideoConcurrency: cfg.TrackerConcurrency,
 		BaseURL:          cfg.BaseURL,
 		YouTube:          func(reg prometheus.Registerer) (*youtube.Client, error) { return newYouTube(cfg, reg) },

@@ -26,8 +26,8 @@ const demoPastTitle = "Demo: yesterday's hackathon"
 // seedPostEventDemo gives `jetfleet dev --demo` an event that is over: a
 // hackathon that ended yesterday, with registrations, heartbeats, messages,
 // a help flag and submissions, and a fee card saved at the Stripe
-// stand-in. Its post-event schedule fires a minute after start-up (the
-// engagement has reached ClickHouse by then), so a newcomer sees the
+// stand-in. Its post-event schedule fires once the engagement has reached
+// ClickHouse (a minute or so after start-up), so a newcomer sees the
 // schedule fire, the figures accumulate, the fee charged once and the
 // summary mail in the outbox. Seeded once per data dir.
 func seedPostEventDemo(ctx context.Context, js jetstream.JetStream, pay *payments.Client, log *slog.Logger) error {
@@ -43,10 +43,11 @@ func seedPostEventDemo(ctx context.Context, js jetstream.JetStream, pay *payment
 	start := now.Add(-26 * time.Hour).Truncate(time.Hour)
 	end := start.Add(3 * time.Hour)
 	// The service lives before the event, where it can still be created,
-	// published and registered for; its post-event delay puts the firing a
-	// minute from now.
+	// published and registered for. Its schedule is set far ahead while
+	// the demo is seeded, then moved to fire as soon as the engagement is
+	// stored (below).
 	clock := start.Add(-50 * time.Hour)
-	svc, err := events.Open(ctx, js, events.Config{Now: func() time.Time { return clock }, PostDelay: now.Add(time.Minute).Sub(end)})
+	svc, err := events.Open(ctx, js, events.Config{Now: func() time.Time { return clock }, PostDelay: 365 * 24 * time.Hour})
 	if err != nil {
 		return err
 	}
@@ -132,8 +133,48 @@ func seedPostEventDemo(ctx context.Context, js jetstream.JetStream, pay *payment
 			return err
 		}
 	}
-	log.Info("demo: past event seeded; its post-event steps run in a minute", "event", e.ID, "organiser", demoOrganiser)
+	// Once the events-engagement role has stored every row, the schedule
+	// is moved (an edit of the event, as when an organiser changes its
+	// end) to fire in a few seconds.
+	if err := waitEngagementStored(ctx, js); err != nil {
+		return err
+	}
+	soon, err := events.Open(ctx, js, events.Config{Now: func() time.Time { return clock }, PostDelay: time.Now().Add(5 * time.Second).Sub(end)})
+	if err != nil {
+		return err
+	}
+	if _, err := soon.UpdateEvent(ctx, org.ID, e.ID, events.InputOf(e)); err != nil {
+		return err
+	}
+	log.Info("demo: past event seeded; its post-event steps run in a few seconds", "event", e.ID, "organiser", demoOrganiser)
 	return nil
+}
+
+// waitEngagementStored waits (up to five minutes) until the
+// events-engagement role has acknowledged everything published to it.
+func waitEngagementStored(ctx context.Context, js jetstream.JetStream) error {
+	c, err := js.Consumer(ctx, subjects.EventsEngagementStream, subjects.EventsEngagementConsumer)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("engagement still waiting after 5 minutes: %d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // demoSaveCard saves the stand-in's succeeding test card for org's fees,

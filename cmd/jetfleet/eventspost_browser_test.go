@@ -35,7 +35,13 @@ func TestDemoPastEventShowsItsSummaryFeeAndMail(t *testing.T) {
 	var state string
 	testenv.EventuallyState(t, 150*time.Second, "the post-event schedule fires and the figures are final", func() (bool, any) {
 		b.run("analytics", chromedp.Navigate(base+page), chromedp.Text(`#figures-state`, &state, chromedp.ByQuery))
-		return strings.HasPrefix(state, "Final figures"), state
+		var warnings []string
+		for _, l := range strings.Split(dev.Out.String(), "\n") {
+			if strings.Contains(l, "demo") && strings.Contains(l, "level=WARN") {
+				warnings = append(warnings, l)
+			}
+		}
+		return strings.HasPrefix(state, "Final figures"), fmt.Sprintf("%s %v", state, warnings)
 	})
 	testenv.EventuallyState(t, 30*time.Second, "the fee is charged", func() (bool, any) {
 		b.run("analytics", chromedp.Navigate(base+page), chromedp.Text(`#fee-state`, &state, chromedp.ByQuery))

@@ -170,8 +170,12 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		p.read(ctx)
 	}()
 	err = sock.Run(ctx, func(ctx context.Context, frame []byte) error { return write(ctx, c, frame) })
-	if errors.Is(err, chathub.ErrBehind) {
+	switch {
+	case errors.Is(err, chathub.ErrBehind):
 		c.Close(websocket.StatusTryAgainLater, "too far behind; reconnect to resume")
+		return
+	case errors.Is(err, chathub.ErrClosing):
+		c.Close(websocket.StatusGoingAway, "edge shutting down; reconnect to resume")
 		return
 	}
 	c.Close(websocket.StatusNormalClosure, "")

@@ -102,6 +102,7 @@ type room struct {
 	name      string
 	refs      int // sockets, guarded by hub.mu
 	ready     chan struct{}
+	done      <-chan struct{} // closed when the room stops (the edge shuts down)
 	err       error // set before ready closes
 	stop      func()
 	frameMu   sync.Mutex
@@ -131,6 +132,10 @@ type Socket struct {
 // ErrBehind closes a socket whose cursor fell out of its room's window.
 var ErrBehind = errors.New("this connection fell too far behind the chat; reconnect to resume")
 
+// ErrClosing ends every socket of an edge that is shutting down; clients
+// resume on another edge.
+var ErrClosing = errors.New("this edge is shutting down; reconnect to resume")
+
 // Join places a new socket in room of event eventID. With after nil the
 // socket starts with the room's last History messages; with a sequence it
 // starts right after it (a resume: no gap, no repeat). Leave releases it.
@@ -140,7 +145,7 @@ func (h *Hub) Join(ctx context.Context, eventID, name string, after *uint64) (*S
 	r := h.rooms[key]
 	if r == nil {
 		rctx, cancel := context.WithCancel(h.ctx)
-		r = &room{hub: h, key: key, eventID: eventID, name: name, ready: make(chan struct{}), stop: cancel,
+		r = &room{hub: h, key: key, eventID: eventID, name: name, ready: make(chan struct{}), stop: cancel, done: rctx.Done(),
 			frames: map[[2]uint64][]byte{}, waiters: map[*Socket]struct{}{}}
 		h.rooms[key] = r
 		go r.run(rctx)
@@ -236,7 +241,7 @@ func (r *room) run(ctx context.Context) {
 		return
 	}
 	defer cc.Stop()
-	hist, more, err := h.store.Before(ctx, r.eventID, r.name, last+1, max(100, h.cfg.History))
+	hist, more, err := h.store.Before(ctx, r.eventID, r.name, last+1, max(h.cfg.History, min(h.cfg.Window, 100)))
 	if err != nil {
 		fail(err)
 		return
@@ -371,6 +376,8 @@ func (s *Socket) Run(ctx context.Context, send Send) error {
 				continue
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-r.done:
+				return ErrClosing
 			}
 		}
 		// One frame per slot: a socket that sent in this slot waits for
@@ -383,6 +390,8 @@ func (s *Socket) Run(ctx context.Context, send Send) error {
 			case <-timer.C:
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-r.done:
+				return ErrClosing
 			}
 			if es, err = r.pending(s, h.cfg.MaxFrameItems); err != nil {
 				return err

@@ -16,7 +16,7 @@ import (
 // (/events/{id}/live/chat); this edge's hub follows only the rooms it has
 // sockets for, for as long as the edge runs.
 func mountEventsChat(ctx context.Context, s *Server, mux *http.ServeMux, svc *events.Service) error {
-	store, err := chat.Open(ctx, s.deps.NATS, s.deps.JS)
+	store, err := chat.Open(ctx, s.deps.JS)
 	if err != nil {
 		return err
 	}

@@ -77,11 +77,11 @@ type Store struct {
 }
 
 // Open returns the store; EVENTS_CHAT must exist (subjects.Provision).
-func Open(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (*Store, error) {
+func Open(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if _, err := js.Stream(ctx, subjects.EventsChatStream); err != nil {
 		return nil, fmt.Errorf("open chat stream: %w", err)
 	}
-	return &Store{nc: nc, js: js, now: time.Now}, nil
+	return &Store{nc: js.Conn(), js: js, now: time.Now}, nil
 }
 
 // Post stores m (its text already cleaned) once per (author, clientID): a

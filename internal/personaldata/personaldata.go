@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/chat"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
 	"jetfleet/internal/tracking"
@@ -84,15 +85,28 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	chatStore, err := chat.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	return []Entry{{
 		Product: "events",
 		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
-			return d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			data, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			if err != nil {
+				return nil, err
+			}
+			msgs, err := chatStore.OfUser(ctx, p.ID)
+			return eventsExport{data, msgs}, err
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
+		// Chat messages (EVENTS_CHAT, a stream) are deleted.
 		Forget: func(ctx context.Context, p Person) error {
+			if _, err := chatStore.ForgetUser(ctx, p.ID); err != nil {
+				return err
+			}
 			_, err := d.Events.ForgetPerson(ctx, p.ID, p.Email)
 			return err
 		},
@@ -137,6 +151,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// Deletion removes each upload's source, renditions and record.
 		Forget: func(ctx context.Context, p Person) error { return mediaItems.Forget(ctx, p.ID) },
 	}}, nil
+}
+
+// eventsExport is the events part of an export: registrations, organiser
+// data and every chat message the person wrote.
+type eventsExport struct {
+	events.PersonalData
+	ChatMessages []chat.Message `json:"chat_messages"`
 }
 
 // Unclaimed names every bucket and object store in subjects that no entry

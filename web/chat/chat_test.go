@@ -84,7 +84,7 @@ func newWorld(t *testing.T) *world {
 			}
 		}
 	}
-	store, err := chat.Open(ctx, nc, js)
+	store, err := chat.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func (w *world) startEdge(o edgeOpts) *edge {
 	t := w.t
 	nc, js := w.nats.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	store, err := chat.Open(ctx, nc, js)
+	store, err := chat.Open(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}

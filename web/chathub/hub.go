@@ -103,7 +103,7 @@ type room struct {
 	refs      int // sockets, guarded by hub.mu
 	ready     chan struct{}
 	done      <-chan struct{} // closed when the room stops (the edge shuts down)
-	err       error // set before ready closes
+	err       error           // set before ready closes
 	stop      func()
 	frameMu   sync.Mutex
 	frames    map[[2]uint64][]byte

@@ -49,7 +49,7 @@ const (
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	n := testenv.StartNATS(t)
-	nc, js := n.Connect(t)
+	_, js := n.Connect(t)
 	ctx := testenv.Context(t, 20*time.Second)
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
@@ -95,6 +95,7 @@ type edgeOpts struct {
 	now      func() time.Time
 	postsMin int
 	hub      chathub.Config
+	routes   func(*http.ServeMux) // more routes on the edge (a test page)
 }
 
 // edge is one jetfleet edge serving the chat: its own NATS connection,
@@ -106,7 +107,7 @@ type edge struct {
 
 func (w *world) startEdge(o edgeOpts) *edge {
 	t := w.t
-	nc, js := w.nats.Connect(t)
+	_, js := w.nats.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	store, err := chat.Open(ctx, js)
 	if err != nil {
@@ -141,6 +142,9 @@ func (w *world) startEdge(o edgeOpts) *edge {
 			http.Error(rw, err.Error(), 500)
 		}
 	})
+	if o.routes != nil {
+		o.routes(mux)
+	}
 	srv := httptest.NewUnstartedServer(sessions.Middleware(mux))
 	// Sockets are hijacked connections, which the server no longer
 	// tracks: the listener keeps them so a kill can cut them all.

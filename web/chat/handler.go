@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"jetfleet/internal/chat"
 	"jetfleet/internal/events"
@@ -160,7 +161,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		return
 	}
 	defer sock.Leave()
-	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room}
+	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10)}
 	hello, _ := json.Marshal(map[string]any{"type": "hello", "room": room, "read_only": p.readOnly()})
 	if err := write(ctx, c, hello); err != nil {
 		return
@@ -203,6 +204,9 @@ type poster struct {
 	m    events.Member
 	ev   events.Event
 	room string
+	// earlier bounds "load earlier" requests (each reads the stream):
+	// scrolling fast asks a few a second, not hundreds.
+	earlier *rate.Limiter
 }
 
 func (p *poster) readOnly() bool { return !p.h.d.Now().Before(p.ev.End) }
@@ -234,6 +238,10 @@ func (p *poster) read(ctx context.Context) {
 		case "post":
 			p.post(ctx, req)
 		case "earlier":
+			if !p.earlier.Allow() {
+				p.reply(ctx, map[string]any{"type": "error", "error": "Too many requests for earlier messages; scroll again in a moment."})
+				continue
+			}
 			frame, err := p.sock.Earlier(ctx, req.Before)
 			if err != nil {
 				p.h.d.Log.Error("chat earlier messages", "event", p.m.EventID, "err", err)

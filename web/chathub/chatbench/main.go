@@ -253,7 +253,8 @@ func cpu(pid int) time.Duration {
 // result is one phase's figures.
 type result struct {
 	name                       string
-	clients, held              int
+	clients, held, heldEnd     int
+	load0, load1               string
 	posted, complete           int
 	deliveries, frames, errors int64
 	seconds                    float64
@@ -266,7 +267,8 @@ func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
 
 func (r result) print() {
 	fmt.Printf("\n== %s ==\n", r.name)
-	fmt.Printf("connections held       %d of %d\n", r.held, r.clients)
+	fmt.Printf("machine load average   %s at the start, %s at the end (2 cores shared with other work)\n", r.load0, r.load1)
+	fmt.Printf("connections held       %d of %d connected, %d still at the end\n", r.held, r.clients, r.heldEnd)
 	fmt.Printf("messages posted        %d (%.0f/s); delivered to every connection: %d (%.1f%%); error frames %d\n",
 		r.posted, float64(r.posted)/r.seconds, r.complete, 100*float64(r.complete)/float64(max(1, r.posted)), r.errors)
 	fmt.Printf("messages delivered     %.0f/s (message × socket)\n", r.perSec(r.deliveries))
@@ -277,6 +279,16 @@ func (r result) print() {
 		r.edgeCPU.Seconds(), float64(r.edgeCPU.Microseconds())/float64(max(1, r.deliveries)), 100*r.edgeCPU.Seconds()/r.seconds)
 	fmt.Printf("load generator CPU     %.2fs (%.0f%% of a core)\n", r.genCPU.Seconds(), 100*r.genCPU.Seconds()/r.seconds)
 	fmt.Printf("memory per connection  %.1f KiB (server RSS growth / connections)\n", r.memPerConn/1024)
+}
+
+// loadavg is the machine's 1-minute load average: figures taken while
+// other work runs are not comparable with quiet ones.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func selfCPU() time.Duration {
@@ -395,6 +407,7 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	}
 	res.memPerConn = float64(rss1-rss0) / float64(max(1, res.held))
 	gen0 := selfCPU()
+	res.load0 = loadavg()
 
 	// Post: message k from client k mod clients, at the steady rate.
 	start := time.Now()
@@ -430,6 +443,8 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.seconds = time.Since(start).Seconds()
+	res.load1 = loadavg()
+	res.heldEnd = int(held.Load())
 	for _, s := range servers {
 		res.edgeCPU += cpu(s.cmd.Process.Pid)
 	}

@@ -320,7 +320,7 @@ func (r *room) frame(es []entry) []byte {
 	if f, ok := r.frames[key]; ok {
 		return f
 	}
-	f := MessagesFrame(es)
+	f := messagesFrame(es)
 	r.frames[key] = f
 	r.frameKeys = append(r.frameKeys, key)
 	if len(r.frameKeys) > 64 {
@@ -330,8 +330,8 @@ func (r *room) frame(es []entry) []byte {
 	return f
 }
 
-// MessagesFrame is the frame carrying items: {"type":"messages","items":[…]}.
-func MessagesFrame(es []entry) []byte {
+// messagesFrame is the frame carrying items: {"type":"messages","items":[…]}.
+func messagesFrame(es []entry) []byte {
 	n := 40
 	for _, e := range es {
 		n += len(e.item) + 1
@@ -424,7 +424,7 @@ func (s *Socket) fillGap(ctx context.Context, send Send) error {
 		for i, m := range msgs {
 			es[i] = entry{seq: m.ID, item: h.render(m)}
 		}
-		if err := send(ctx, MessagesFrame(es)); err != nil {
+		if err := send(ctx, messagesFrame(es)); err != nil {
 			return err
 		}
 		s.cursor = msgs[len(msgs)-1].ID

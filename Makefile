@@ -24,7 +24,7 @@ test: deps-test lint
 
 # The packages whose code runs goroutines against shared state; .ci/run runs
 # them under the race detector (~3 min on 2 cores).
-RACE_PKGS := ./workers/consume/... ./workers/enricher/... ./workers/counter/... ./web/counter/... ./web/ratelimit/...
+RACE_PKGS := ./workers/consume/... ./workers/enricher/... ./workers/counter/... ./web/counter/... ./web/ratelimit/... ./web/chathub/... ./web/chat/...
 
 ## test-race: the concurrent packages under the race detector
 test-race: deps-test cc

@@ -236,6 +236,7 @@ type frame struct {
 	Seq      uint64 `json:"seq"`
 	Error    string `json:"error"`
 	ReadOnly bool   `json:"read_only"`
+	After    uint64 `json:"after"`
 }
 
 // client reads every frame of a socket in the background.
@@ -447,8 +448,10 @@ func TestKillingAnEdgeMidChatItsClientsResumeOnTheOtherWithoutGapOrRepeat(t *tes
 	// Each client follows the resume protocol: on a dropped connection it
 	// reconnects (to the edge still up) with after=<last seq it has>.
 	type follower struct {
-		mu   sync.Mutex
-		seqs []uint64
+		mu    sync.Mutex
+		seqs  []uint64
+		start uint64 // from the first hello: where it resumes while it has no message
+		began bool
 	}
 	fs := make([]*follower, clients)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -469,6 +472,8 @@ func TestKillingAnEdgeMidChatItsClientsResumeOnTheOtherWithoutGapOrRepeat(t *tes
 				f.mu.Lock()
 				if n := len(f.seqs); n > 0 {
 					q += fmt.Sprintf("&after=%d", f.seqs[n-1])
+				} else if f.began {
+					q += fmt.Sprintf("&after=%d", f.start)
 				}
 				f.mu.Unlock()
 				conn, _, err := pat.dial(target, q)
@@ -486,6 +491,11 @@ func TestKillingAnEdgeMidChatItsClientsResumeOnTheOtherWithoutGapOrRepeat(t *tes
 					var fr frame
 					json.Unmarshal(data, &fr)
 					if fr.Type == "hello" {
+						f.mu.Lock()
+						if !f.began {
+							f.start, f.began = fr.After, true
+						}
+						f.mu.Unlock()
 						once.Do(connected.Done)
 					}
 					f.mu.Lock()

@@ -162,7 +162,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 	}
 	defer sock.Leave()
 	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10)}
-	hello, _ := json.Marshal(map[string]any{"type": "hello", "room": room, "read_only": p.readOnly()})
+	// after: the sequence the socket starts after; a client that drops
+	// before any message arrived resumes from it.
+	hello, _ := json.Marshal(map[string]any{"type": "hello", "room": room, "read_only": p.readOnly(), "after": sock.Start()})
 	if err := write(ctx, c, hello); err != nil {
 		return
 	}

@@ -126,8 +126,15 @@ type Socket struct {
 	gap    uint64 // messages in (cursor, gap] must be read from the stream first
 	wake   chan struct{}
 	slot   int64 // the slot of the last frame
+	start  uint64
 	once   sync.Once
 }
+
+// Start is where the socket started: it is sent every message of the room
+// with a higher sequence. A client that loses the connection before it
+// has any message resumes from here (after=Start), not from "the last 20",
+// which would skip what was posted meanwhile.
+func (s *Socket) Start() uint64 { return s.start }
 
 // ErrBehind closes a socket whose cursor fell out of its room's window.
 var ErrBehind = errors.New("this connection fell too far behind the chat; reconnect to resume")
@@ -177,6 +184,7 @@ func (h *Hub) Join(ctx context.Context, eventID, name string, after *uint64) (*S
 	default:
 		s.cursor, s.gap = *after, r.from
 	}
+	s.start = s.cursor
 	return s, nil
 }
 

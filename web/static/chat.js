@@ -82,6 +82,9 @@
         switch (f.type) {
           case "hello":
             backoff = 500;
+            // Where this socket starts: resume from here if it drops
+            // before the first message arrives.
+            if (!last && f.after) last = f.after;
             status.textContent = "";
             if (f.read_only && form) form.hidden = true;
             outbox.forEach(function (p) { ws.send(JSON.stringify(p)); });

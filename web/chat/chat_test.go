@@ -637,3 +637,27 @@ func TestABurstOfMessagesArrivesInFewerFramesAllInOrder(t *testing.T) {
 	}
 	t.Logf("%d messages in %d frames", n, frames)
 }
+
+func TestResumingFromOlderThanTheEdgesWindowReadsTheGapFromTheStream(t *testing.T) {
+	w := newWorld(t)
+	seqs := w.post(events.MainRoom, "m", 60)
+	// The edge loads the last 25 (half its window): 6 is well before.
+	e := w.startEdge(edgeOpts{hub: chathub.Config{Window: 50}})
+	p := w.person(e, patID, patEmail)
+	// Another socket keeps the room open, so its window has moved on.
+	if c, _, err := p.dial(e, "/events/"+w.ev.ID+"/live/chat"); err != nil {
+		t.Fatal(err)
+	} else {
+		defer c.CloseNow()
+	}
+	conn, _, err := p.dial(e, fmt.Sprintf("/events/%s/live/chat?after=%d", w.ev.ID, seqs[5]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := open(t, conn)
+	more := w.post(events.MainRoom, "live", 3)
+	want := append(append([]uint64(nil), seqs[6:]...), more...)
+	if got := seqsOf(cl.awaitItems(t, len(want))); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("resumed with\n%v\nwant\n%v", got, want)
+	}
+}

@@ -249,7 +249,7 @@ func (r *room) run(ctx context.Context) {
 		return
 	}
 	defer cc.Stop()
-	hist, more, err := h.store.Before(ctx, r.eventID, r.name, last+1, max(h.cfg.History, min(h.cfg.Window, 100)))
+	hist, more, err := h.store.Before(ctx, r.eventID, r.name, last+1, max(h.cfg.History, min(h.cfg.Window/2, 100)))
 	if err != nil {
 		fail(err)
 		return

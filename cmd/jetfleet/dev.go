@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -89,9 +90,12 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := indexCounterOwners(ctx, js, stdout); err != nil {
 		return err
 	}
-	var demoText string
+	var (
+		demoText  string
+		demoStart time.Time
+	)
 	if *demo {
-		if demoText, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
+		if demoText, demoStart, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
 			return err
 		}
 	}
@@ -121,6 +125,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer chConn.Close()
+	if *demo {
+		if err := plantDemoHistory(ctx, chConn, demoStart, log.With("component", "demo")); err != nil {
+			return err
+		}
+	}
 
 	secret, err := devSecret(cfg)
 	if err != nil {
@@ -147,7 +156,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
 	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: chConn, blobs: blobs, blobHandler: blobHandler, reg: reg, tokens: tokens},
-		keys.CSRF, edgeMode{dev: true}, log.With("component", "edge"))
+		keys.CSRF, edgeMode{dev: true, demo: *demo}, log.With("component", "edge"))
 	if err != nil {
 		return err
 	}
@@ -217,13 +226,14 @@ jetfleet dev is running
   ClickHouse  %s
   blobs       %s
   workers     %s
+  CRMs        HubSpot %s  Salesforce %s  (stand-ins unless configured: their pages list the exported contacts)
   data        %s
 Ctrl-C stops everything.
 
 For the nats CLI (README recipes), once:
   nats context save jetfleet-dev --server %s --user %s --password %s --select
 
-`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.DataDir,
+`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.HubSpotAPIBase, cfg.SalesforceLoginURL, cfg.DataDir,
 		natsURL, devNATSUser, cfg.NATSPassword)
 }
 

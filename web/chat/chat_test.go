@@ -661,3 +661,19 @@ func TestResumingFromOlderThanTheEdgesWindowReadsTheGapFromTheStream(t *testing.
 		t.Fatalf("resumed with\n%v\nwant\n%v", got, want)
 	}
 }
+
+// A sequence the stream never reached (a client of a recreated stream)
+// is a fresh connect, not a wait for message 1000.
+func TestResumingFromBeyondTheStreamStartsFresh(t *testing.T) {
+	w := newWorld(t)
+	seqs := w.post(events.MainRoom, "m", 5)
+	e := w.startEdge(edgeOpts{})
+	conn, _, err := w.person(e, patID, patEmail).dial(e, "/events/"+w.ev.ID+"/live/chat?after=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := open(t, conn)
+	if got := seqsOf(cl.awaitItems(t, 5)); fmt.Sprint(got) != fmt.Sprint(seqs) {
+		t.Fatalf("got %v, want %v", got, seqs)
+	}
+}

@@ -115,7 +115,11 @@ type room struct {
 	entries []entry // ascending
 	// from: every message of the room with a sequence above from is in
 	// entries (or has not arrived yet).
-	from    uint64
+	from uint64
+	// high: no message of the room has a higher sequence than this yet
+	// (the stream's last sequence when the room opened, or the newest
+	// entry).
+	high    uint64
 	waiters map[*Socket]struct{}
 }
 
@@ -169,6 +173,25 @@ func (h *Hub) Join(ctx context.Context, eventID, name string, after *uint64) (*S
 	if r.err != nil {
 		s.Leave()
 		return nil, r.err
+	}
+	if after != nil {
+		r.mu.Lock()
+		ahead := *after > r.high
+		r.mu.Unlock()
+		// Beyond what this room has seen: either a message another edge
+		// delivered first (normal), or a sequence the stream never reached
+		// (it was recreated), which is treated as a fresh connect rather
+		// than waited for. Only the stream can tell.
+		if ahead {
+			last, err := h.store.LastSeq(ctx)
+			if err != nil {
+				s.Leave()
+				return nil, err
+			}
+			if *after > last {
+				after = nil
+			}
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -261,6 +284,7 @@ func (r *room) run(ctx context.Context) {
 	if more && len(hist) > 0 {
 		r.from = hist[0].ID - 1
 	}
+	r.high = max(r.high, last)
 	r.loaded = true
 	early := r.early
 	r.early = nil
@@ -284,6 +308,7 @@ func (r *room) add(e entry) {
 		return // already known (the ordered consumer restarted)
 	}
 	r.entries = append(r.entries, e)
+	r.high = max(r.high, e.seq)
 	if over := len(r.entries) - r.hub.cfg.Window; over > 0 {
 		r.from = r.entries[over-1].seq
 		// Copy rather than reslice now and then, so the dropped head

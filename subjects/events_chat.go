@@ -62,9 +62,9 @@ type EventsChatMessage struct {
 	Room    string `json:"room"`
 	// UserID is the author's account (also the subject's last token).
 	UserID string `json:"user_id"`
-	// AuthorID is the author as the event knows them: their registration
-	// id, or their account id for an admin without one (as in
-	// EventsEngagement.UserID).
+	// AuthorID is the author as the event's figures know them
+	// (events.Member.EngagementID: the registration id, or admin:<account>
+	// for an admin without a ticket).
 	AuthorID string    `json:"author_id"`
 	Name     string    `json:"name"`
 	Admin    bool      `json:"admin,omitempty"`

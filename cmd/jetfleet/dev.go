@@ -30,7 +30,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
 	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
 	expose := fs.Bool("expose", false, "serve the site on every interface (default: 127.0.0.1 only; /outbox shows everyone's sign-in links)")
-	demo := fs.Bool("demo", false, "tracker demo: a local YouTube stand-in with growing channels, ticks every few seconds")
+	demo := fs.Bool("demo", false, "demo: a local YouTube stand-in with growing channels (ticks every few seconds), and an Events event that is live now with a local HLS stream (ffmpeg)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -93,11 +93,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	var (
 		demoText  string
 		demoStart time.Time
+		live      *liveDemo
 	)
 	if *demo {
 		if demoText, demoStart, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
 			return err
 		}
+		var liveText string
+		if live, liveText, err = startLiveDemo(ctx, cfg, js, log.With("component", "demo-live")); err != nil {
+			return err
+		}
+		defer live.stop()
+		demoText += liveText
 	}
 	reg := newRegistry()
 	chDesc := cfg.ClickHouseURL
@@ -161,6 +168,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closeSite()
+	if live != nil {
+		edge = live.wrap(edge)
+	}
 	roles, err := roleNames(cfg.Roles, allRoles(cfg))
 	if err != nil {
 		return err

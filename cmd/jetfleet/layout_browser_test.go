@@ -119,6 +119,9 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
 	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage, outlierPage,
 		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
+		// The live app: this event's lobby; the demo event's refusal (its
+		// stage, for its participants, is measured in the live app's test).
+		"/events/" + eventID + "/live", demoLiveEvent.FindStringSubmatch(dev.Out.String())[1],
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen

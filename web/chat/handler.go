@@ -288,12 +288,8 @@ func (p *poster) post(ctx context.Context, req request) {
 		fail("You are sending messages too fast; wait a moment and send again.")
 		return
 	}
-	author := p.m.RegistrationID
-	if author == "" {
-		author = p.m.UserID
-	}
 	msg, _, err := p.h.d.Store.Post(ctx, chat.Message{EventID: p.m.EventID, Room: p.room, UserID: p.m.UserID,
-		AuthorID: author, Name: p.m.Name, Admin: p.m.Admin, Text: text}, req.ID)
+		AuthorID: p.m.EngagementID(), Name: p.m.Name, Admin: p.m.Admin, Text: text}, req.ID)
 	if err != nil && msg.ID == 0 {
 		p.h.d.Log.Error("post chat message", "event", p.m.EventID, "err", err)
 		fail("Your message could not be sent right now; try again in a moment.")

@@ -53,6 +53,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	if err := mountEventsAnalytics(ctx, s, mux, svc); err != nil {
 		return err
 	}
+	if err := mountEventsChat(ctx, s, mux, svc); err != nil {
+		return err
+	}
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)

@@ -21,6 +21,7 @@ import (
 	"jetfleet/analytics"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/chat"
 	"jetfleet/internal/crm"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
@@ -92,6 +93,10 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	chatStore, err := chat.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	// Listing and deleting CRM credentials needs no TOKEN_KEY.
 	crmCreds, err := crm.OpenCredentials(ctx, d.JS, nil)
 	if err != nil {
@@ -115,7 +120,11 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 			if err != nil {
 				return nil, err
 			}
-			out := eventsData{PersonalData: data, CRMConnections: conns, Engagement: []analytics.EngagementRecord{}}
+			msgs, err := chatStore.OfUser(ctx, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			out := eventsData{PersonalData: data, CRMConnections: conns, ChatMessages: msgs, Engagement: []analytics.EngagementRecord{}}
 			if d.ClickHouse != nil {
 				if out.Engagement, err = analytics.EngagementOf(ctx, d.ClickHouse, p.ID); err != nil {
 					return nil, err
@@ -128,9 +137,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// An organiser's CRM credentials are deleted; a participant's
 		// address leaves the export runs' failure lists (exports read
 		// registrations when they run, so nothing sends it again).
+		// Chat messages (EVENTS_CHAT, a stream) are deleted.
 		// Engagement rows are deleted (the accumulated figures keep only
 		// counts).
 		Forget: func(ctx context.Context, p Person) error {
+			if _, err := chatStore.ForgetUser(ctx, p.ID); err != nil {
+				return err
+			}
 			if _, err := d.Events.ForgetPerson(ctx, p.ID, p.Email); err != nil {
 				return err
 			}
@@ -190,10 +203,12 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 
 // eventsData is the events part of an export: the product's data, the
 // CRMs the person connected as an organiser (which and when, never the
-// sealed credentials), and their engagement in live events.
+// sealed credentials), every chat message they wrote, and their
+// engagement in live events.
 type eventsData struct {
 	events.PersonalData
 	CRMConnections map[string]crm.Connection    `json:"crm_connections"`
+	ChatMessages   []chat.Message               `json:"chat_messages"`
 	Engagement     []analytics.EngagementRecord `json:"engagement"`
 }
 

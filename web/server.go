@@ -152,6 +152,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	root.Handle("GET /static/", http.FileServerFS(static))
 	if deps.Blobs != nil {
 		root.Handle("GET /blobs/", deps.Blobs)
+		// Direct uploads to presigned URLs (A/B test thumbnails); the
+		// signature, not a session, authorizes them.
+		root.Handle("PUT /blobs/", deps.Blobs)
 	}
 	root.Handle("/api/", s.api)
 	root.Handle("/", limitForms(sessions.Middleware(pages)))

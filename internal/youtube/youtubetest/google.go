@@ -398,8 +398,8 @@ func (g *Google) videosList(w http.ResponseWriter, r *http.Request, _ string) {
 				"publishedAt": v.published.UTC().Format(time.RFC3339), "channelId": v.channelID, "title": v.title,
 				"description": v.description, "channelTitle": ch.title, "categoryId": cat,
 				"liveBroadcastContent": "none",
-				"thumbnails": map[string]any{"default": map[string]any{"url": "https://i.ytimg.com/vi/" + v.id + "/default.jpg", "width": 120, "height": 90}},
-				"localized":  map[string]any{"title": v.title, "description": v.description},
+				"thumbnails":           map[string]any{"default": map[string]any{"url": "https://i.ytimg.com/vi/" + v.id + "/default.jpg", "width": 120, "height": 90}},
+				"localized":            map[string]any{"title": v.title, "description": v.description},
 			},
 			"statistics": map[string]string{"viewCount": fmt.Sprint(v.currentViews(now)), "likeCount": fmt.Sprint(max(v.likes, v.currentViews(now)/40)), "favoriteCount": "0", "commentCount": "0"},
 		})

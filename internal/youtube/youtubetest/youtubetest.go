@@ -80,8 +80,8 @@ type video struct {
 	custom      []byte
 	categoryID  string
 	description string
-	broken               bool
-	state                string
+	broken      bool
+	state       string
 }
 
 // Options tune a Server.

@@ -195,4 +195,3 @@ func (s *Service) RequestWinner(ctx context.Context, t subjects.TrackerABTest) e
 	_, err := s.js.Publish(ctx, subjects.TrackerABApplySubject(t.ID, len(t.Slots)), b, jetstream.WithMsgID("abtest-winner:"+t.ID))
 	return err
 }
-

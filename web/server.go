@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/payments"
@@ -84,6 +85,8 @@ type Deps struct {
 	Payments *payments.Client
 	// Tokens encrypts OAuth and CRM tokens kept at rest (TOKEN_KEY).
 	Tokens *sealed.Box
+	// ABTests runs the Tracker's A/B tests; nil serves no A/B pages.
+	ABTests *abtest.Service
 }
 
 // Server is the edge's HTTP handler.

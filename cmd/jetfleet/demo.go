@@ -52,6 +52,11 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 	cfg.YouTubeURL, cfg.YouTubeThumbURL = url, url
 	cfg.TrackerSlot = time.Second
 
+	googleURL, err := startDemoGoogle(ctx, cfg, yt, chans[1])
+	if err != nil {
+		return "", err
+	}
+
 	for name, every := range map[string]time.Duration{
 		subjects.TrackerChannelTick: demoChannelEvery, subjects.TrackerVideoHourlyTick: demoHourlyEvery, subjects.TrackerVideoDailyTick: demoDailyEvery,
 	} {
@@ -62,7 +67,33 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 	for _, c := range chans {
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}
+	fmt.Fprintf(&b, "              Google OAuth + YouTube Data API stand-in at %s: /tracker/abtests connects %s (one-minute A/B slots offered)\n", googleURL, chans[1].Title)
 	return b.String(), nil
+}
+
+// startDemoGoogle serves the Google OAuth and YouTube Data API stand-in on
+// the demo world, as the account that owns channel ch, and points the A/B
+// tests at it: a test's thumbnails and titles then change what the demo
+// watch pages serve, and views respond to them, so a demo test has a
+// result within minutes.
+func startDemoGoogle(ctx context.Context, cfg *config, yt *youtubetest.Server, ch youtubetest.DemoChannel) (string, error) {
+	g := youtubetest.NewGoogle(yt, youtubetest.GoogleConfig{ClientID: "jetfleet-demo.apps.googleusercontent.com", ClientSecret: "demo-secret", Channel: ch.ID})
+	g.RespondToChanges(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("demo google: %w", err)
+	}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	url := "http://" + ln.Addr().String()
+	cfg.GoogleClientID, cfg.GoogleClientSecret = "jetfleet-demo.apps.googleusercontent.com", "demo-secret"
+	cfg.GoogleOAuthURL, cfg.GoogleTokenURL, cfg.GoogleAPIURL = url, url, url
+	cfg.ABTestDemo = true
+	return url, nil
 }
 
 // demoWorldFile keeps, in the data dir, when the demo world began.

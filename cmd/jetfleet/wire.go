@@ -286,13 +286,18 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	if err != nil {
 		return nil, nil, err
 	}
+	ab, err := newABTests(ctx, cfg, b.js, b.tokens, b.blobs, log.With("product", "abtests"))
+	if err != nil {
+		closePay()
+		return nil, nil, err
+	}
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
 		BlobOrigin: cfg.blobOrigin(),
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
-		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens,
+		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,
 	})
 	if err != nil {
 		closePay()

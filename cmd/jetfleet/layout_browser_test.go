@@ -113,7 +113,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 		return chart && completions
 	})
 
-	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage,
+	pages := []string{"/", "/signin", "/tracker", "/tracker/abtests", channelPage, videoPage,
 		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage,
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")

@@ -222,7 +222,6 @@ type abPageData struct {
 	Now       time.Time
 	Rotation  time.Duration
 	NextSlot  int
-	CanDirect bool
 }
 
 // abThumb is a variant's thumbnail as the page shows it.
@@ -430,5 +429,3 @@ func sizeWords(n int64) string {
 	}
 	return fmt.Sprintf("%d KB", (n+1023)/1024)
 }
-
-func pct(f float64) string { return fmt.Sprintf("%.0f%%", f*100) }

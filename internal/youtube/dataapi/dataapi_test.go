@@ -7,7 +7,10 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"net/url"
 	"strings"
 	"testing"
@@ -127,5 +130,38 @@ func TestRefusalsAreClassified(t *testing.T) {
 	w.g.RevokeAll()
 	if _, err := w.api.Video(ctx, v.ID); !errors.Is(err, dataapi.ErrUnauthorized) {
 		t.Fatalf("after revocation: %v, want ErrUnauthorized", err)
+	}
+}
+
+// Google's documented error bodies (youtubetest/testdata/google) are told
+// apart by status and reason.
+func TestDocumentedErrorBodiesAreClassified(t *testing.T) {
+	for _, c := range []struct {
+		file   string
+		status int
+		want   error
+	}{
+		{"error-quotaExceeded.json", 403, dataapi.ErrQuota},
+		{"error-authError.json", 401, dataapi.ErrUnauthorized},
+		{"error-forbidden.json", 403, dataapi.ErrForbidden},
+	} {
+		body, err := os.ReadFile(filepath.Join("..", "youtubetest", "testdata", "google", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(c.status)
+			w.Write(body)
+		}))
+		_, err = dataapi.New(dataapi.Config{BaseURL: srv.URL}, srv.Client()).MyChannel(context.Background())
+		srv.Close()
+		var apiErr *dataapi.APIError
+		if !errors.Is(err, c.want) || !errors.As(err, &apiErr) || apiErr.Message == "" {
+			t.Errorf("%s: %v, want %v with Google's message", c.file, err, c.want)
+		}
+		if c.want == dataapi.ErrQuota && errors.Is(err, dataapi.ErrForbidden) {
+			t.Errorf("%s: quota exhaustion also reads as forbidden", c.file)
+		}
 	}
 }

@@ -336,3 +336,21 @@ func TestDeleteRemovesUploadedThumbnails(t *testing.T) {
 		t.Fatalf("test after delete: %v", err)
 	}
 }
+
+func TestDeletingARunningTestGivesItsQuotaBack(t *testing.T) {
+	e := setup(t, 0)
+	e.connect(t)
+	test := e.started(t, 1, 12*time.Hour)
+	day := e.svc.Day(test.Slots[0].At)
+	booked, _ := e.svc.Quota(e.ctx, day)
+	if booked.Reserved == 0 {
+		t.Fatal("starting booked nothing")
+	}
+	if err := e.svc.Delete(e.ctx, e.uid, test.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := e.svc.Quota(e.ctx, day)
+	if after.Reserved != 0 {
+		t.Fatalf("reserved %d after delete (was %d), want 0", after.Reserved, booked.Reserved)
+	}
+}

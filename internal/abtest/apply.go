@@ -48,7 +48,11 @@ func (s *Service) ApplySlot(ctx context.Context, tid string, i int) (Applied, er
 		if t.StatusReason != "" {
 			reason = t.StatusReason
 		}
-		return Applied{Skipped: reason}, s.markSlot(ctx, tid, i, func(sl *subjects.TrackerABSlot) { sl.Skipped = reason })
+		if err := s.markSlot(ctx, tid, i, func(sl *subjects.TrackerABSlot) { sl.Skipped = reason }); err != nil {
+			return Applied{}, err
+		}
+		s.unbook(ctx, t, i, false)
+		return Applied{Skipped: reason}, nil
 	}
 	variant := 0
 	if winner {

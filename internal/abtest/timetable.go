@@ -194,6 +194,25 @@ func (s *Service) release(ctx context.Context, units map[string]int) {
 	}
 }
 
+// unbook releases the units booked for the slots of t that will not run
+// (pending ones when pending, or the one slot only), and the winner's
+// when it will not be applied.
+func (s *Service) unbook(ctx context.Context, t subjects.TrackerABTest, only int, winner bool) {
+	units := map[string]int{}
+	for i, sl := range t.Slots {
+		if (only >= 0 && i != only) || (only < 0 && (!sl.Live.IsZero() || sl.Skipped != "")) {
+			continue
+		}
+		if c := slotCost(t, t.Slots, i); c > 0 {
+			units[s.Day(sl.At)] += c
+		}
+	}
+	if c := winnerCost(t); winner && c > 0 && t.WinnerApplied.IsZero() {
+		units[s.Day(t.End)] += c
+	}
+	s.release(ctx, units)
+}
+
 // Spend records units spent now (calls made), whatever was reserved.
 func (s *Service) Spend(ctx context.Context, units int) {
 	if err := s.changeQuota(ctx, s.Day(s.cfg.Now()), func(q *subjects.TrackerABQuota) error {
@@ -362,6 +381,10 @@ func (s *Service) Resume(ctx context.Context, uid, tid string) error {
 
 // Stop ends a running or paused test now: the wrap-up runs on what ran.
 func (s *Service) Stop(ctx context.Context, uid, tid string) error {
+	before, err := s.Test(ctx, uid, tid)
+	if err != nil {
+		return err
+	}
 	t, err := s.change(ctx, uid, tid, func(t *subjects.TrackerABTest) error {
 		if t.Status != subjects.TrackerABRunning && t.Status != subjects.TrackerABPaused {
 			return ErrState
@@ -384,6 +407,12 @@ func (s *Service) Stop(ctx context.Context, uid, tid string) error {
 	if err := s.cancelSchedules(ctx, tid); err != nil {
 		return err
 	}
+	// The slots that will not run give their units back.
+	for i, sl := range t.Slots {
+		if sl.Skipped == "stopped early" && before.Slots[i].Skipped == "" {
+			s.unbook(ctx, before, i, false)
+		}
+	}
 	b, _ := json.Marshal(subjects.TrackerABWrapUpMsg{Test: t.ID})
 	_, err = s.js.Publish(ctx, subjects.TrackerABWrapUpSubject(t.ID), b, jetstream.WithMsgID("abtest-stop:"+t.ID))
 	return err
@@ -397,6 +426,9 @@ func (s *Service) Delete(ctx context.Context, uid, tid string) error {
 	}
 	if err := s.cancelSchedules(ctx, tid); err != nil {
 		return err
+	}
+	if t.Status == subjects.TrackerABRunning || t.Status == subjects.TrackerABPaused {
+		s.unbook(ctx, t, -1, true)
 	}
 	for _, v := range t.Variants {
 		if v.ThumbKey == "" {

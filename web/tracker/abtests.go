@@ -212,16 +212,16 @@ func abExplain(err error) (int, string) {
 
 // abPageData is one test's page.
 type abPageData struct {
-	Test      subjects.TrackerABTest
-	Thumbs    []abThumb
-	Problem   string
-	Problems  abtest.Problems
-	Chart     chart
-	Segments  []chartSegment
-	Summary   string
-	Now       time.Time
-	Rotation  time.Duration
-	NextSlot  int
+	Test     subjects.TrackerABTest
+	Thumbs   []abThumb
+	Problem  string
+	Problems abtest.Problems
+	Chart    chart
+	Segments []chartSegment
+	Summary  string
+	Now      time.Time
+	Rotation time.Duration
+	NextSlot int
 }
 
 // abThumb is a variant's thumbnail as the page shows it.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"image"
 	_ "image/jpeg" // thumbnail headers
 	_ "image/png"
@@ -59,6 +60,13 @@ func (s *Service) CheckThumb(ctx context.Context, key string) ThumbCheck {
 	}
 	c.Type, c.Width, c.Height = "image/"+format, cfg.Width, cfg.Height
 	return c
+}
+
+// spread is a test's offset within the first ten minutes.
+func spread(tid string) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(tid))
+	return time.Duration(h.Sum32()%600) * time.Second
 }
 
 // Timetable lays out slots from start: one per rotation for the
@@ -267,10 +275,14 @@ func (s *Service) Start(ctx context.Context, uid, tid string, hold func(ctx cont
 	}
 	rotation := time.Duration(t.RotationSeconds) * time.Second
 	now := s.cfg.Now().UTC()
-	// The first change goes out within a minute; tests started at
-	// different moments change at different minutes, which spreads the
-	// API calls.
+	// Spread the changes: each test's slots are offset by up to ten
+	// minutes (from its id), so tests started in the same minute do not
+	// all call YouTube at the same moment of every rotation. The demo's
+	// one-minute slots start at once.
 	t.Start = now.Truncate(time.Second).Add(5 * time.Second)
+	if rotation != DemoRotation {
+		t.Start = t.Start.Add(spread(t.ID))
+	}
 	t.End = t.Start.Add(duration(t))
 	t.Slots = Timetable(t.Start, rotation, duration(t), len(t.Variants))
 	need := s.plan(t)

@@ -54,6 +54,7 @@ func products(o Options) []assetSet {
 		trackerABAssets(o),
 		eventsAssets(o),
 		eventsEngagementAssets(o),
+		eventsExportsAssets(o),
 		gdprAssets(o),
 		rateLimitAssets(o),
 		mediaAssets(o),

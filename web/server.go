@@ -27,6 +27,7 @@ import (
 	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube"
@@ -87,6 +88,9 @@ type Deps struct {
 	Tokens *sealed.Box
 	// ABTests runs the Tracker's A/B tests; nil serves no A/B pages.
 	ABTests *abtest.Service
+	// Salesforce connects organisers' Salesforce for event exports; nil
+	// (or without a client id) hides it.
+	Salesforce *salesforce.Client
 }
 
 // Server is the edge's HTTP handler.

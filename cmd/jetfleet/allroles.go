@@ -12,6 +12,7 @@ import (
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
+	"jetfleet/workers/eventsexport"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
 	"jetfleet/workers/media"
@@ -34,6 +35,7 @@ func allRoles(cfg *config) []consume.Role {
 		abtests.Roles(abtestsConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
+		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),
 	)
 }

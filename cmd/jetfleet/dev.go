@@ -217,13 +217,14 @@ jetfleet dev is running
   ClickHouse  %s
   blobs       %s
   workers     %s
+  CRMs        HubSpot %s  Salesforce %s  (stand-ins unless configured: their pages list the exported contacts)
   data        %s
 Ctrl-C stops everything.
 
 For the nats CLI (README recipes), once:
   nats context save jetfleet-dev --server %s --user %s --password %s --select
 
-`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.DataDir,
+`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.HubSpotAPIBase, cfg.SalesforceLoginURL, cfg.DataDir,
 		natsURL, devNATSUser, cfg.NATSPassword)
 }
 

@@ -114,7 +114,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	})
 
 	pages := []string{"/", "/signin", "/tracker", "/tracker/abtests", channelPage, videoPage,
-		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage,
+		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen

@@ -23,6 +23,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/sealed"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -291,6 +292,13 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 		closePay()
 		return nil, nil, err
 	}
+	closeCRM := func() {}
+	if mode.dev {
+		if closeCRM, err = openCRMStandIns(cfg, log); err != nil {
+			closePay()
+			return nil, nil, err
+		}
+	}
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
@@ -298,10 +306,12 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,
+		Salesforce: salesforce.New(salesforceConfig(cfg)),
 	})
 	if err != nil {
 		closePay()
+		closeCRM()
 		return nil, nil, fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	return h, closePay, nil
+	return h, func() { closePay(); closeCRM() }, nil
 }

@@ -1,7 +1,9 @@
 // A/B test pages: show only the title fields of the chosen number of
 // variants, and upload each variant's thumbnail straight to blob storage
-// with its presigned PUT URL (never through our forms), then reload so the
-// server's checks of the stored file (type, size, dimensions) show.
+// with its presigned PUT URL (never through our forms), then load the
+// test's page again so the server's checks of the stored file (type, size,
+// dimensions) show. A plain reload would resubmit the form that rendered
+// the page (a refused start, for one).
 (function () {
   var variants = document.getElementById("variants");
   if (variants && variants.tagName === "SELECT") {
@@ -34,7 +36,7 @@
       fetch(input.dataset.upload, { method: "PUT", body: file, headers: { "Content-Type": file.type } })
         .then(function (r) {
           if (!r.ok) throw new Error("HTTP " + r.status);
-          location.reload();
+          location.assign(input.dataset.page);
         })
         .catch(function (e) {
           status.textContent = "Upload failed (" + e.message + "); try again.";

@@ -67,7 +67,7 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 	for _, c := range chans {
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}
-	fmt.Fprintf(&b, "              Google OAuth + YouTube Data API stand-in at %s: /tracker/abtests connects %s (one-minute A/B slots offered)\n", googleURL, chans[1].Title)
+	fmt.Fprintf(&b, "              Google OAuth + YouTube Data API stand-in at %s: /tracker/abtests connects %s (one-minute A/B slots offered; try its video %s)\n", googleURL, chans[1].Title, yt.ChannelVideos(chans[1].ID)[0])
 	return b.String(), nil
 }
 

@@ -46,6 +46,9 @@ type abListData struct {
 	Demo     bool
 	Quota    subjects.TrackerABQuota
 	QuotaMax int
+	// Videos are the connected channel's videos the Tracker knows, offered
+	// in the video field.
+	Videos []subjects.TrackerVideo
 }
 
 // abForm is what the creation form sent, to show it again.
@@ -78,6 +81,10 @@ func (h *Handler) showABList(w http.ResponseWriter, r *http.Request, uid string,
 	switch {
 	case err == nil:
 		d.Grant = &g
+		if d.Videos, err = h.d.Store.ChannelVideos(ctx, g.ChannelID); err != nil {
+			h.pages.Fail(w, r, "channel videos", err)
+			return
+		}
 	case !errors.Is(err, abtest.ErrNotConnected):
 		h.pages.Fail(w, r, "youtube grant", err)
 		return

@@ -199,3 +199,20 @@ func (s *Service) RequestWinner(ctx context.Context, t subjects.TrackerABTest) e
 	_, err := s.js.Publish(ctx, subjects.TrackerABApplySubject(t.ID, len(t.Slots)), b, jetstream.WithMsgID("abtest-winner:"+t.ID))
 	return err
 }
+
+// FailSlot records why slot i could not be applied (YouTube refused it
+// for good), for the test's page; the slot's message goes to the DLQ.
+func (s *Service) FailSlot(ctx context.Context, tid string, i int, reason string) error {
+	t, err := s.load(ctx, tid)
+	if errors.Is(err, ErrNotFound) || (err == nil && (i < 0 || i >= len(t.Slots))) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.markSlot(ctx, tid, i, func(sl *subjects.TrackerABSlot) {
+		if sl.Live.IsZero() && sl.Skipped == "" {
+			sl.Skipped = "YouTube refused it: " + reason
+		}
+	})
+}

@@ -52,6 +52,9 @@ func (a *Apply) Handle(ctx context.Context, msg jetstream.Msg) error {
 		a.log.Warn("a/b slot not applied: grant revoked, tests paused", "test", m.Test, "slot", m.Slot)
 		return nil
 	case errors.Is(err, dataapi.ErrForbidden), errors.Is(err, dataapi.ErrInvalid), errors.Is(err, dataapi.ErrNotFound):
+		if ferr := a.svc.FailSlot(ctx, m.Test, m.Slot, err.Error()); ferr != nil {
+			return ferr
+		}
 		return consume.Permanent(fmt.Errorf("a/b test %s slot %d: %w", m.Test, m.Slot, err))
 	case err != nil:
 		return fmt.Errorf("a/b test %s slot %d: %w", m.Test, m.Slot, err)

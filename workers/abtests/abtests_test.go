@@ -1,6 +1,7 @@
 package abtests_test
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"math"
@@ -11,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"jetfleet/analytics"
 	"jetfleet/internal/abtest"
@@ -24,6 +27,7 @@ import (
 	"jetfleet/internal/youtube/youtubetest"
 	"jetfleet/subjects"
 	"jetfleet/workers/abtests"
+	"jetfleet/workers/consume"
 )
 
 var ch *testenv.ClickHouse
@@ -41,7 +45,25 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // A title test whose variant B drew 30% more views per hour than the
 // video's decay curve predicts: the wrap-up names B with high confidence,
 // mails once however often it is replayed, and applies B when asked.
-func TestWrapUpNamesTheBetterVariantMailsOnceAndAppliesIt(t *testing.T) {
+
+type world struct {
+	ctx       context.Context
+	js        jetstream.JetStream
+	conn      driver.Conn
+	now       *clock
+	published time.Time
+	yt        *youtubetest.Server
+	svc       *abtest.Service
+	users     *accounts.Store
+	u         accounts.User
+	mine, vid string
+	quiet     *slog.Logger
+}
+
+// connected is a world whose user connected channel mine, which has
+// video vid.
+func connected(t *testing.T) *world {
+	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
 	_, js := testenv.JetStream(t)
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
@@ -83,6 +105,12 @@ func TestWrapUpNamesTheBetterVariantMailsOnceAndAppliesIt(t *testing.T) {
 	if _, err := svc.FinishConnect(ctx, u.ID, "sess", cb.Query().Get("state"), cb.Query().Get("code")); err != nil {
 		t.Fatal(err)
 	}
+	return &world{ctx: ctx, js: js, conn: conn, now: now, published: published, yt: yt, svc: svc, users: users, u: u, mine: mine, vid: vid, quiet: quiet}
+}
+
+func TestWrapUpNamesTheBetterVariantMailsOnceAndAppliesIt(t *testing.T) {
+	w := connected(t)
+	ctx, js, conn, now, published, yt, svc, users, u, mine, vid, quiet := w.ctx, w.js, w.conn, w.now, w.published, w.yt, w.svc, w.users, w.u, w.mine, w.vid, w.quiet
 	test, err := svc.Create(ctx, u.ID, abtest.Draft{VideoID: vid, Titles: []string{"Title A", "Title B"}, Days: 2, Rotation: 6 * time.Hour, AutoApply: true})
 	if err != nil {
 		t.Fatal(err)
@@ -172,5 +200,52 @@ func TestWrapUpNamesTheBetterVariantMailsOnceAndAppliesIt(t *testing.T) {
 	}
 	if got := yt.Title(vid); got != "Title B" {
 		t.Fatalf("after auto-apply the video's title is %q, want the winner's", got)
+	}
+}
+
+// A slot YouTube refuses for good (the video is no longer on the user's
+// channel) is dead-lettered with the reason by the runtime, after the
+// slot is marked with it on the test.
+func TestRefusedSlotIsDeadLetteredWithItsReason(t *testing.T) {
+	w := connected(t)
+	test, err := w.svc.Create(w.ctx, w.u.ID, abtest.Draft{VideoID: w.vid, Titles: []string{"Title A", "Title B"}, Days: 1, Rotation: 12 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, err = w.svc.Start(w.ctx, w.u.ID, test.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The video moves to a channel the user does not own.
+	w.yt.AddChannel(youtubetest.ChannelID(9), "@else", "Someone else")
+	w.yt.AddVideo(youtubetest.ChannelID(9), w.vid, "Original", w.published, 1000)
+
+	data, _ := json.Marshal(subjects.TrackerABApply{Test: test.ID, Slot: 0})
+	if _, err := w.js.Publish(w.ctx, subjects.TrackerABApplySubject(test.ID, 0), data); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(w.ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- consume.New(w.js, consume.Config{Role: "tracker-abtest-apply", Stream: subjects.TrackerABTestsStream, Consumer: subjects.TrackerABApplyConsumer},
+			abtests.NewApply(w.svc, w.quiet).Handle, consume.NewMetrics(prometheus.NewRegistry()), w.quiet).Run(runCtx)
+	}()
+	dlq, _ := w.js.Stream(w.ctx, subjects.DLQStream)
+	var reason string
+	testenv.EventuallyState(t, 20*time.Second, "the slot dead-lettered", func() (bool, any) {
+		m, err := dlq.GetLastMsgForSubject(w.ctx, subjects.DLQ(subjects.TrackerABTestsStream, subjects.TrackerABApplyConsumer))
+		if err != nil {
+			return false, err
+		}
+		reason = m.Header.Get(subjects.HeaderDLQError)
+		return true, reason
+	})
+	stop()
+	<-done
+	if !strings.Contains(reason, "forbidden") {
+		t.Fatalf("dead letter reason %q", reason)
+	}
+	got, _ := w.svc.Test(w.ctx, w.u.ID, test.ID)
+	if !strings.Contains(got.Slots[0].Skipped, "YouTube refused it") {
+		t.Fatalf("slot 0 = %+v, want marked with the refusal", got.Slots[0])
 	}
 }

@@ -106,6 +106,9 @@ func (h *Handler) abConnect(w http.ResponseWriter, r *http.Request, uid string) 
 		http.Error(w, "no session", http.StatusBadRequest)
 		return
 	}
+	if !h.abAllowed(w, r, uid, abForm{Variants: 2, Days: 7}) {
+		return
+	}
 	u, err := h.d.ABTests.BeginConnect(r.Context(), uid, s.ID)
 	if errors.Is(err, abtest.ErrDisabled) {
 		h.showABList(w, r, uid, http.StatusServiceUnavailable, abForm{Variants: 2, Days: 7}, nil, err.Error())
@@ -162,6 +165,22 @@ func (h *Handler) abDisconnect(w http.ResponseWriter, r *http.Request, uid strin
 	http.Redirect(w, r, "/tracker/abtests?ok=disconnected", http.StatusSeeOther)
 }
 
+// abAllowed counts an action that calls Google against the user's share
+// of the Tracker's action limit (shared by every edge); false has answered.
+func (h *Handler) abAllowed(w http.ResponseWriter, r *http.Request, uid string, f abForm) bool {
+	ok, err := h.limiter.Allow(r.Context(), uid)
+	if err != nil {
+		h.d.Log.Warn("count a/b action", "err", err)
+		h.showABList(w, r, uid, http.StatusServiceUnavailable, f, nil, "A/B tests are unavailable for a moment. Try again shortly.")
+		return false
+	}
+	if !ok {
+		h.showABList(w, r, uid, http.StatusTooManyRequests, f, nil, "You are going very quickly. Wait a few seconds, then try again.")
+		return false
+	}
+	return true
+}
+
 func (h *Handler) abCreate(w http.ResponseWriter, r *http.Request, uid string) {
 	f := abForm{Video: r.PostFormValue("video"), Rotation: r.PostFormValue("rotation"), AutoApply: r.PostFormValue("auto_apply") == "on"}
 	f.Variants, _ = strconv.Atoi(r.PostFormValue("variants"))
@@ -181,6 +200,9 @@ func (h *Handler) abCreate(w http.ResponseWriter, r *http.Request, uid string) {
 		rot = -1
 	}
 	d.Rotation = rot
+	if !h.abAllowed(w, r, uid, f) {
+		return
+	}
 	t, err := h.d.ABTests.Create(r.Context(), uid, d)
 	var p abtest.Problems
 	switch {

@@ -86,6 +86,7 @@ func TestABTestDemoAcceptanceInHeadlessChromium(t *testing.T) {
 	upload(1, red, "1280×720")
 	upload(2, small, "at least 640 px wide")
 	b.run("start is refused with the reason", chromedp.Click(`#ab-start`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[@class="problem" and contains(., "cannot start yet")]`),
 		chromedp.WaitVisible(`//span[@class="problem" and contains(., "640 px")]`))
 	upload(2, blue, "1280×720")
 
@@ -112,6 +113,12 @@ func TestABTestDemoAcceptanceInHeadlessChromium(t *testing.T) {
 	b.run("curve coloured by variant", chromedp.Evaluate(`new Set(Array.from(document.querySelectorAll("svg.chart line.segment")).map(l => l.getAttribute("stroke"))).size`, &segments))
 	if segments < 2 {
 		t.Fatalf("the curve has %d colours, want one per variant", segments)
+	}
+	// The Tracker's scraper saw the rotations on the demo watch page.
+	var markers int
+	b.run("changes marked", chromedp.Evaluate(`document.querySelectorAll("svg.chart line.marker").length`, &markers))
+	if markers == 0 {
+		t.Fatal("no thumbnail or title change marked on the curve: the scraper did not see the rotation")
 	}
 	testenv.EventuallyState(t, 30*time.Second, "the result mail in the outbox", func() (bool, any) {
 		var mails string

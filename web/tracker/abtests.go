@@ -304,7 +304,12 @@ func (h *Handler) showABPage(w http.ResponseWriter, r *http.Request, uid string,
 			h.pages.Fail(w, r, "samples", err)
 			return
 		}
-		d.Chart, d.Segments = variantChart(samples, t)
+		changes, err := analytics.VideoChanges(ctx, h.d.ClickHouse, t.VideoID, 1000)
+		if err != nil {
+			h.pages.Fail(w, r, "changes", err)
+			return
+		}
+		d.Chart, d.Segments = variantChart(samples, changes, t)
 	}
 	if t.Result != nil {
 		d.Summary = abSummary(t)
@@ -346,7 +351,7 @@ func (h *Handler) abAction(w http.ResponseWriter, r *http.Request, uid string) {
 		h.pages.Render(w, r, http.StatusNotFound, "Not found", abNotFound())
 		return
 	case errors.As(err, &p):
-		h.showABPage(w, r, uid, http.StatusUnprocessableEntity, p, "")
+		h.showABPage(w, r, uid, http.StatusUnprocessableEntity, p, "The test cannot start yet: fix what is marked below.")
 		return
 	case err != nil:
 		status, msg := abExplain(err)
@@ -376,9 +381,17 @@ type chartSegment struct {
 }
 
 // variantChart is the views curve with each sample interval coloured by
-// the variant live during it (grey outside the test's windows).
-func variantChart(samples []analytics.VideoSample, t subjects.TrackerABTest) (chart, []chartSegment) {
-	c := layoutChart(samples, nil, nil)
+// the variant live during it (grey outside the test's windows), and the
+// title and thumbnail changes the Tracker's scraper saw during the test
+// marked as on a video's page: each rotation shows up there too.
+func variantChart(samples []analytics.VideoSample, changes []analytics.VideoChange, t subjects.TrackerABTest) (chart, []chartSegment) {
+	var during []analytics.VideoChange
+	for _, ch := range changes {
+		if len(samples) > 0 && !ch.At.Before(samples[0].At) && !ch.At.After(samples[len(samples)-1].At) {
+			during = append(during, ch)
+		}
+	}
+	c := layoutChart(samples, during, nil)
 	windows := abtest.Windows(t)
 	var segs []chartSegment
 	for i := 1; i < len(c.Dots) && i < len(samples); i++ {

@@ -64,6 +64,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	gdprPages.Routes(mux, s.signedIn)
+	if err := mountEventsLive(s, mux, svc); err != nil {
+		return err
+	}
 	return mountEventExports(ctx, s, mux, svc, log)
 }
 

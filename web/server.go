@@ -65,6 +65,9 @@ type Config struct {
 	// when blobs are on S3: pages may fetch video segments from it. Empty
 	// when the edge serves blobs itself.
 	BlobOrigin string
+	// Demo is `jetfleet dev --demo`: pages offer demo-only actions (the
+	// Tracker's "send the digest now").
+	Demo bool
 }
 
 // Deps are the outside parts the edge uses.

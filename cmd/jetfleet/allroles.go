@@ -44,7 +44,7 @@ func allRoles(cfg *config) []consume.Role {
 func trackerConfig(cfg *config) tracker.Config {
 	s := cfg.TrackerSlot
 	return tracker.Config{
-		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
+		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s, HiRes: s},
 		VideoConcurrency: cfg.TrackerConcurrency,
 		BaseURL:          cfg.BaseURL,
 		YouTube:          func(reg prometheus.Registerer) (*youtube.Client, error) { return newYouTube(cfg, reg) },

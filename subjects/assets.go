@@ -54,6 +54,7 @@ func products(o Options) []assetSet {
 		trackerABAssets(o),
 		eventsAssets(o),
 		eventsEngagementAssets(o),
+		eventsChatAssets(o),
 		eventsExportsAssets(o),
 		gdprAssets(o),
 		rateLimitAssets(o),

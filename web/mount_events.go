@@ -50,6 +50,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	h.Routes(mux, s.api, s.signedIn, s.identify)
+	if err := mountEventsChat(ctx, s, mux, svc); err != nil {
+		return err
+	}
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)

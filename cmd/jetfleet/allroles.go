@@ -9,6 +9,7 @@ import (
 	mailer "jetfleet/internal/mail"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/youtube"
+	"jetfleet/workers/abtests"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
@@ -35,6 +36,7 @@ func allRoles(cfg *config) []consume.Role {
 		counter.Roles(),
 		enricher.Roles(enricher.Config{Hold: cfg.enricherHold()}),
 		tracker.Roles(trackerConfig(cfg)),
+		abtests.Roles(abtestsConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
 		eventsexport.Roles(exportsConfig(cfg)),

@@ -117,7 +117,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	// The demo's planted outlier: its curve with the channel's band and
 	// its badge.
 	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
-	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage, outlierPage,
+	pages := []string{"/", "/signin", "/tracker", "/tracker/abtests", channelPage, videoPage, outlierPage,
 		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
 		manage + "/analytics", "/events/organise/fees",
 		// The live app: this event's lobby; the demo event's refusal (its

@@ -31,7 +31,8 @@ func EngagementRow(e subjects.EventsEngagement) []any {
 // Engagement is what an event's participants did, counted exactly.
 type Engagement struct {
 	// Attendees are participants with at least one minute connected (a
-	// heartbeat).
+	// heartbeat). Admins without a ticket (heartbeat ids "admin:…", see
+	// events.Member.EngagementID) are not participants and never counted.
 	Attendees uint64
 	// ConnectedMinutes sums every attendee's distinct connected minutes.
 	ConnectedMinutes uint64
@@ -65,7 +66,7 @@ func EventEngagement(ctx context.Context, conn driver.Conn, eventID string) (Eng
 	rows, err := conn.Query(ctx, `
 		SELECT user_id, uniqExact(id) AS minutes
 		FROM events_engagement
-		WHERE event_id = ? AND kind = ? AND user_id != ''
+		WHERE event_id = ? AND kind = ? AND user_id != '' AND id NOT LIKE 'admin:%'
 		GROUP BY user_id
 		ORDER BY minutes DESC, user_id`, eventID, subjects.EngagementHeartbeat)
 	if err != nil {
@@ -135,7 +136,7 @@ func EventEngagement(ctx context.Context, conn driver.Conn, eventID string) (Eng
 	}
 	if g.AttendanceCurve, err = minuteCounts(ctx, conn, `
 		SELECT minute, uniqExact(user_id) FROM events_engagement
-		WHERE event_id = ? AND kind = ? GROUP BY minute ORDER BY minute`, eventID, subjects.EngagementHeartbeat); err != nil {
+		WHERE event_id = ? AND kind = ? AND id NOT LIKE 'admin:%' GROUP BY minute ORDER BY minute`, eventID, subjects.EngagementHeartbeat); err != nil {
 		return g, fmt.Errorf("attendance curve of %s: %w", eventID, err)
 	}
 	if g.MessagesCurve, err = minuteCounts(ctx, conn, `
@@ -188,7 +189,7 @@ func EventLiveFigures(ctx context.Context, conn driver.Conn, eventID string, now
 	now = now.UTC().Truncate(time.Second)
 	if err := conn.QueryRow(ctx, `
 		SELECT uniqExact(user_id) FROM events_engagement
-		WHERE event_id = ? AND kind = ? AND at >= ? AND user_id != ''`,
+		WHERE event_id = ? AND kind = ? AND at >= ? AND user_id != '' AND id NOT LIKE 'admin:%'`,
 		eventID, subjects.EngagementHeartbeat, now.Add(-2*time.Minute)).Scan(&f.ConnectedNow); err != nil {
 		return f, fmt.Errorf("connected now in %s: %w", eventID, err)
 	}

@@ -74,8 +74,10 @@ func TestLiveFiguresCountParticipantsOfTheLastTwoMinutesAndMessagesPerMinute(t *
 		hb("u2", now.Add(-90*time.Second)),
 		hb("u3", now.Add(-5*time.Minute)), // left
 		hb("u4", now.Add(-20*time.Second)),
+		hb("admin:org1", now.Add(-20*time.Second)), // a host without a ticket is no participant
 	}
 	rows[4].EventID = "ev2" // another event's
+	rows[5].UserID = "org1"
 	for i := range 3 {
 		rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: fmt.Sprint(i), UserID: "u1", Room: "main", At: now.Add(-90 * time.Second)})
 	}
@@ -93,7 +95,7 @@ func TestLiveFiguresCountParticipantsOfTheLastTwoMinutesAndMessagesPerMinute(t *
 		t.Fatal(err)
 	}
 	if f.ConnectedNow != 2 {
-		t.Errorf("connected now %d, want 2 (u1 in two tabs, u2)", f.ConnectedNow)
+		t.Errorf("connected now %d, want 2 (u1 in two tabs, u2; not the host)", f.ConnectedNow)
 	}
 	if n := len(f.MessagesPerMinute); n != 30 {
 		t.Fatalf("%d minutes of messages, want 30", n)

@@ -53,6 +53,7 @@ func products(o Options) []assetSet {
 		trackerAssets(o),
 		eventsAssets(o),
 		eventsEngagementAssets(o),
+		eventsTeamsAssets(o),
 		gdprAssets(o),
 		rateLimitAssets(o),
 		mediaAssets(o),

@@ -18,6 +18,9 @@ type PersonalData struct {
 	Registrations   []MyRegistration `json:"registrations"`
 	Organiser       *Organiser       `json:"organiser,omitempty"`
 	OrganisedEvents []Event          `json:"organised_events"`
+	// Teams: per event, their breakout team, the help flags they raised
+	// and their team's submission (teams_gdpr.go).
+	Teams []TeamData `json:"teams"`
 }
 
 // PersonalDataOf gathers the data of the person with account uid and
@@ -30,6 +33,9 @@ func (s *Service) PersonalDataOf(ctx context.Context, uid, email string) (Person
 		return d, err
 	}
 	d.Registrations = regs
+	if d.Teams, err = s.teamDataOf(ctx, regs); err != nil {
+		return d, err
+	}
 	o, _, err := getJSON[Organiser](ctx, s.catalog, organiserKey(uid))
 	switch {
 	case err == nil:

@@ -86,12 +86,14 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	}
 	return []Entry{{
 		Product: "events",
-		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket},
+		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsTeamsBucket, subjects.EventsHelpBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
 			return d.Events.PersonalDataOf(ctx, p.ID, p.Email)
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
+		// Teams, help flags and submissions name participants by
+		// registration id only, so they are pseudonymous with it.
 		Forget: func(ctx context.Context, p Person) error {
 			_, err := d.Events.ForgetPerson(ctx, p.ID, p.Email)
 			return err

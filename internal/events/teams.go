@@ -1,0 +1,364 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/ids"
+	"jetfleet/subjects"
+)
+
+// Breakout teams (seed 001, "Team Chat"): an admin splits the event's
+// confirmed participants into balanced teams, reshuffles until satisfied,
+// then publishes; publishing freezes the teams and mails every member the
+// link to their team page. Members are registration ids, never names or
+// addresses, so a GDPR deletion (which pseudonymises the registration)
+// leaves the teams pseudonymous.
+
+// Errors of the team and help desk operations.
+var (
+	ErrNotAdmin       = errors.New("only the event's organiser and hosts can do this")
+	ErrTeamsPublished = errors.New("the teams are published and can no longer be changed")
+	ErrNoTeams        = errors.New("the teams have not been split yet")
+	ErrNoParticipants = errors.New("there are no confirmed participants to split into teams yet")
+	ErrNoTeam         = errors.New("you are not in a team of this event (yet)")
+)
+
+// Team is one breakout team.
+type Team struct {
+	ID   string `json:"id"` // also its chat room's name
+	Name string `json:"name"`
+	// Members are registration ids.
+	Members []string `json:"members"`
+}
+
+// Has reports whether registration rid is a member of t.
+func (t Team) Has(rid string) bool {
+	for _, m := range t.Members {
+		if m == rid {
+			return true
+		}
+	}
+	return false
+}
+
+// Split is an event's teams: a draft the admins may re-run, or published.
+type Split struct {
+	EventID string `json:"event_id"`
+	// Version counts the splits made; a reshuffle makes the next one.
+	Version   int       `json:"version"`
+	Teams     []Team    `json:"teams"`
+	Published time.Time `json:"published,omitzero"`
+	// Mailed is set once every member's team mail is queued.
+	Mailed  bool      `json:"mailed,omitempty"`
+	Updated time.Time `json:"updated"`
+}
+
+// IsPublished reports whether the teams are frozen and visible to members.
+func (sp Split) IsPublished() bool { return !sp.Published.IsZero() }
+
+// Team returns the team with id.
+func (sp Split) Team(id string) (Team, bool) {
+	for _, t := range sp.Teams {
+		if t.ID == id {
+			return t, true
+		}
+	}
+	return Team{}, false
+}
+
+// SplitBy is how an admin asks for teams: of at most Size members each, or
+// Count teams. Exactly one is set.
+type SplitBy struct {
+	Size  int
+	Count int
+}
+
+func splitKey(eid string) string            { return "split." + eid }
+func submissionKey(eid, tid string) string  { return "submission." + eid + "." + tid }
+
+// BalancedSizes returns the sizes of the teams n participants are split
+// into: sizes differ by at most one, larger teams first. By size: as few
+// teams as keep every team at most by.Size; by count: by.Count teams (at
+// most n).
+func BalancedSizes(n int, by SplitBy) ([]int, error) {
+	if n <= 0 {
+		return nil, ErrNoParticipants
+	}
+	teams := 0
+	switch {
+	case by.Size > 0 && by.Count == 0:
+		teams = (n + by.Size - 1) / by.Size
+	case by.Count > 0 && by.Size == 0:
+		teams = min(by.Count, n)
+	default:
+		return nil, &ValidationError{Fields: map[string]string{"by": "Give either a team size or a number of teams, a whole number of at least 1."}}
+	}
+	sizes := make([]int, teams)
+	for i := range sizes {
+		sizes[i] = n / teams
+		if i < n%teams {
+			sizes[i]++
+		}
+	}
+	return sizes, nil
+}
+
+// Participants returns the ids of event eid's confirmed (or paid)
+// registrations, in a stable order.
+func (s *Service) Participants(ctx context.Context, eid string) ([]Registration, error) {
+	keys, err := listKeys(ctx, s.regs, "reg."+eid+".*")
+	if err != nil {
+		return nil, err
+	}
+	var out []Registration
+	for _, k := range keys {
+		r, _, err := getJSON[Registration](ctx, s.regs, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if r.Status == Confirmed || r.Status == Paid {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// SplitTeams (admins only) shuffles event eid's confirmed participants into
+// balanced teams, replacing an earlier unpublished split. Published teams
+// are frozen: ErrTeamsPublished.
+func (s *Service) SplitTeams(ctx context.Context, m Member, by SplitBy) (Split, error) {
+	if !m.Admin {
+		return Split{}, ErrNotAdmin
+	}
+	parts, err := s.Participants(ctx, m.EventID)
+	if err != nil {
+		return Split{}, err
+	}
+	sizes, err := BalancedSizes(len(parts), by)
+	if err != nil {
+		return Split{}, err
+	}
+	for {
+		old, rev, err := getJSON[Split](ctx, s.teams, splitKey(m.EventID))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Split{}, err
+		}
+		if old.IsPublished() {
+			return old, ErrTeamsPublished
+		}
+		order := rand.Perm(len(parts))
+		sp := Split{EventID: m.EventID, Version: old.Version + 1, Updated: s.now()}
+		next := 0
+		for i, size := range sizes {
+			t := Team{ID: ids.New(), Name: "Team " + strconv.Itoa(i+1)}
+			for range size {
+				t.Members = append(t.Members, parts[order[next]].ID)
+				next++
+			}
+			sort.Strings(t.Members)
+			sp.Teams = append(sp.Teams, t)
+		}
+		if rev == 0 {
+			_, err = s.teams.Create(ctx, splitKey(m.EventID), mustJSON(sp))
+		} else {
+			_, err = s.teams.Update(ctx, splitKey(m.EventID), mustJSON(sp), rev)
+		}
+		if isConflict(err) {
+			continue // another admin split or published meanwhile: look again
+		}
+		if err != nil {
+			return Split{}, fmt.Errorf("save teams of %s: %w", m.EventID, err)
+		}
+		return sp, nil
+	}
+}
+
+func isConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
+// PublishTeams (admins only) freezes event eid's teams and mails each
+// member the link to their team page, one mail per member. Publishing again
+// (a retry, a second admin) sends nothing new: each mail's id is the
+// member's and the split's, and once every mail is queued the split says so.
+func (s *Service) PublishTeams(ctx context.Context, m Member, e Event) (Split, error) {
+	if !m.Admin {
+		return Split{}, ErrNotAdmin
+	}
+	var sp Split
+	for {
+		cur, rev, err := getJSON[Split](ctx, s.teams, splitKey(m.EventID))
+		if errors.Is(err, ErrNotFound) {
+			return Split{}, ErrNoTeams
+		}
+		if err != nil {
+			return Split{}, err
+		}
+		if cur.IsPublished() {
+			sp = cur
+			break
+		}
+		cur.Published, cur.Updated = s.now(), s.now()
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return Split{}, fmt.Errorf("publish teams of %s: %w", m.EventID, err)
+		}
+		sp = cur
+		break
+	}
+	if sp.Mailed {
+		return sp, nil
+	}
+	for _, t := range sp.Teams {
+		for _, rid := range t.Members {
+			r, _, err := getJSON[Registration](ctx, s.regs, regKey(m.EventID, rid))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return sp, err
+			}
+			if r.Email == "" {
+				continue // pseudonymised: nobody to write to
+			}
+			id := "events-team:" + m.EventID + ":" + strconv.Itoa(sp.Version) + ":" + rid
+			if err := s.cfg.Mail(ctx, s.teamMail(id, r, t, e)); err != nil {
+				return sp, fmt.Errorf("queue team mail: %w", err)
+			}
+		}
+	}
+	for {
+		cur, rev, err := getJSON[Split](ctx, s.teams, splitKey(m.EventID))
+		if err != nil {
+			return sp, err
+		}
+		if cur.Mailed {
+			return cur, nil
+		}
+		cur.Mailed = true
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return sp, fmt.Errorf("mark team mails of %s sent: %w", m.EventID, err)
+		}
+		return cur, nil
+	}
+}
+
+// TeamPath is the path of the team page of event eid: one per event, since
+// it shows the signed-in participant's own team.
+func TeamPath(eid string) string { return "/events/" + eid + "/live/team" }
+
+func (s *Service) teamMail(id string, r Registration, t Team, e Event) subjects.Mail {
+	link := strings.TrimRight(s.cfg.BaseURL, "/") + TeamPath(e.ID)
+	text := fmt.Sprintf("Hello %s,\n\nYou are in %s at %s.\n\nYour team page, with its chat, the help button and your team's submission:\n%s\n\nSign in with this address (%s) to open it.\n",
+		r.Name, t.Name, e.Title, link, r.Email)
+	return subjects.Mail{ID: id, To: r.Email, Subject: "Your team at " + OneLine(e.Title) + ": " + t.Name, Text: text}
+}
+
+// Teams returns event eid's split; ErrNoTeams before the first split.
+// Participants see teams only once published (TeamOf); admins see drafts.
+func (s *Service) Teams(ctx context.Context, eid string) (Split, error) {
+	sp, _, err := getJSON[Split](ctx, s.teams, splitKey(eid))
+	if errors.Is(err, ErrNotFound) {
+		return Split{}, ErrNoTeams
+	}
+	return sp, err
+}
+
+// TeamOf returns the published team of registration rid in event eid, or
+// ErrNoTeam.
+func (s *Service) TeamOf(ctx context.Context, eid, rid string) (Team, error) {
+	if rid == "" {
+		return Team{}, ErrNoTeam
+	}
+	sp, err := s.Teams(ctx, eid)
+	if errors.Is(err, ErrNoTeams) || err == nil && !sp.IsPublished() {
+		return Team{}, ErrNoTeam
+	}
+	if err != nil {
+		return Team{}, err
+	}
+	for _, t := range sp.Teams {
+		if t.Has(rid) {
+			return t, nil
+		}
+	}
+	return Team{}, ErrNoTeam
+}
+
+// ResendTeamLink mails the team page link again to address email when it
+// has a confirmed registration in a published team of event eid, and
+// reports whether it did. Callers answer the same either way, so the page
+// never tells whether an address is registered. Repeats within a minute
+// send one mail.
+func (s *Service) ResendTeamLink(ctx context.Context, e Event, email string) (bool, error) {
+	email, err := normaliseEmail(email)
+	if err != nil {
+		return false, nil
+	}
+	refs, err := s.personRegs(ctx, email)
+	if err != nil {
+		return false, err
+	}
+	for _, ref := range refs {
+		if ref.eid != e.ID {
+			continue
+		}
+		r, _, err := getJSON[Registration](ctx, s.regs, regKey(ref.eid, ref.rid))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if r.Status != Confirmed && r.Status != Paid || !strings.EqualFold(r.Email, email) {
+			continue
+		}
+		t, err := s.TeamOf(ctx, e.ID, r.ID)
+		if errors.Is(err, ErrNoTeam) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		id := "events-team-resend:" + e.ID + ":" + r.ID + ":" + strconv.FormatInt(s.now().Unix()/60, 10)
+		if err := s.cfg.Mail(ctx, s.teamMail(id, r, t, e)); err != nil {
+			return false, fmt.Errorf("queue team link: %w", err)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// Names returns the names of registrations rids of event eid (pseudonyms
+// for deleted participants), for showing team members and contributors.
+func (s *Service) Names(ctx context.Context, eid string, rids []string) (map[string]string, error) {
+	out := make(map[string]string, len(rids))
+	for _, rid := range rids {
+		r, _, err := getJSON[Registration](ctx, s.regs, regKey(eid, rid))
+		switch {
+		case errors.Is(err, ErrNotFound):
+			out[rid] = Pseudonym(rid)
+		case err != nil:
+			return nil, err
+		default:
+			out[rid] = r.Name
+		}
+	}
+	return out, nil
+}

@@ -82,8 +82,8 @@ type SplitBy struct {
 	Count int
 }
 
-func splitKey(eid string) string            { return "split." + eid }
-func submissionKey(eid, tid string) string  { return "submission." + eid + "." + tid }
+func splitKey(eid string) string           { return "split." + eid }
+func submissionKey(eid, tid string) string { return "submission." + eid + "." + tid }
 
 // BalancedSizes returns the sizes of the teams n participants are split
 // into: sizes differ by at most one, larger teams first. By size: as few

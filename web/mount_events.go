@@ -21,7 +21,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
 		BaseURL: s.cfg.BaseURL, Log: log,
-		Mail: mail.Enqueuer(s.deps.JS),
+		Mail: mail.Enqueuer(s.deps.JS), Blobs: s.deps.BlobStore,
 	})
 	if err != nil {
 		return err
@@ -47,6 +47,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	h.Routes(mux, s.api, s.signedIn, s.identify)
+	if err := mountEventsDesk(ctx, s, mux, svc); err != nil {
+		return err
+	}
 	// GDPR requests (seed 001) belong to the Events product: its
 	// participants and organisers are the people whose data it keeps.
 	reqs, err := gdpr.Open(ctx, s.deps.JS, nil)

@@ -1,0 +1,181 @@
+package eventsdesk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/events"
+)
+
+// hub is this edge's side of the help desk's fan-out: for each event with
+// at least one admin socket here it watches that event's help flags (one
+// KV watch per event and edge, not per socket), keeps them in memory and
+// wakes the sockets on every change. The last socket of an event stops
+// its watch.
+type hub struct {
+	ctx context.Context // the edge's lifetime
+	svc *events.Service
+	log *slog.Logger
+
+	mu     sync.Mutex
+	events map[string]*eventFlags
+}
+
+type eventFlags struct {
+	flags map[string]events.HelpFlag // by flag id
+	ready bool                       // the watch delivered the current flags
+	subs  map[chan struct{}]struct{}
+	stop  context.CancelFunc
+}
+
+func newHub(ctx context.Context, svc *events.Service, log *slog.Logger) *hub {
+	return &hub{ctx: ctx, svc: svc, log: log, events: map[string]*eventFlags{}}
+}
+
+// subscribe registers a socket of event eid. The channel receives a token
+// (coalesced: at most one waits) whenever the flags change, and one at
+// once when they are known.
+func (h *hub) subscribe(eid string) (<-chan struct{}, func(), error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ev := h.events[eid]
+	if ev == nil {
+		ctx, cancel := context.WithCancel(h.ctx)
+		w, err := h.svc.WatchHelp(ctx, eid)
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		ev = &eventFlags{flags: map[string]events.HelpFlag{}, subs: map[chan struct{}]struct{}{}, stop: cancel}
+		h.events[eid] = ev
+		go h.follow(ctx, eid, ev, w)
+	}
+	ch := make(chan struct{}, 1)
+	ev.subs[ch] = struct{}{}
+	if ev.ready {
+		ch <- struct{}{}
+	}
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(ev.subs, ch)
+		if len(ev.subs) == 0 && h.events[eid] == ev {
+			ev.stop()
+			delete(h.events, eid)
+		}
+	}, nil
+}
+
+// follow applies the watch's entries until ctx ends.
+func (h *hub) follow(ctx context.Context, eid string, ev *eventFlags, w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			h.mu.Lock()
+			switch {
+			case e == nil:
+				ev.ready = true
+			case e.Operation() != jetstream.KeyValuePut:
+				delete(ev.flags, strings.TrimPrefix(e.Key(), eid+"."))
+			default:
+				f, err := events.DecodeHelpFlag(e)
+				if err != nil {
+					h.log.Warn("events desk: skip help flag", "key", e.Key(), "err", err)
+				} else {
+					ev.flags[f.ID] = f
+				}
+			}
+			if ev.ready {
+				for ch := range ev.subs {
+					select {
+					case ch <- struct{}{}:
+					default: // a wake-up is already waiting
+					}
+				}
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// snapshot returns event eid's flags as dashboards order them.
+func (h *hub) snapshot(eid string) []events.HelpFlag {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ev := h.events[eid]
+	if ev == nil {
+		return nil
+	}
+	out := make([]events.HelpFlag, 0, len(ev.flags))
+	for _, f := range ev.flags {
+		out = append(out, f)
+	}
+	events.SortHelpFlags(out)
+	return out
+}
+
+// writeWithin bounds one frame's write: a socket that cannot take it is
+// closed rather than holding up its goroutine.
+const writeWithin = 10 * time.Second
+
+// adminSocket is an admin's live help queue: on every change of the
+// event's flags it sends the queue, rendered as on the page, as one text
+// frame. The socket is read only for its close.
+func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	// Accept checks that the Origin is this site: another site's page
+	// cannot open an admin's socket with the admin's cookie.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept answered
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	wake, leave, err := h.hub.subscribe(e.ID)
+	if err != nil {
+		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "help flags unavailable")
+		return
+	}
+	defer leave()
+	for {
+		select {
+		case <-ctx.Done():
+			c.Close(websocket.StatusNormalClosure, "")
+			return
+		case <-wake:
+		}
+		teams := map[string]string{}
+		sp, err := h.d.Events.Teams(ctx, e.ID)
+		if err != nil && !errors.Is(err, events.ErrNoTeams) {
+			h.d.Log.Warn("events desk: teams for help queue", "event", e.ID, "err", err)
+		}
+		for _, t := range sp.Teams {
+			teams[t.ID] = t.Name
+		}
+		var b bytes.Buffer
+		if err := helpQueue(e.ID, h.hub.snapshot(e.ID), teams, m.UserID, h.d.Now()).Render(ctx, &b); err != nil {
+			return
+		}
+		wctx, cancel := context.WithTimeout(ctx, writeWithin)
+		err = c.Write(wctx, websocket.MessageText, b.Bytes())
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,25 @@
+package web
+
+import (
+	"context"
+	"net/http"
+
+	"jetfleet/internal/events"
+	"jetfleet/web/eventsdesk"
+)
+
+// mountEventsDesk serves the live event's teams, help desk, submissions
+// and admin page (web/eventsdesk) on the Events service svc.
+func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *events.Service) error {
+	h, err := eventsdesk.New(ctx, eventsdesk.Deps{
+		Events: svc, JS: s.deps.JS, Log: s.deps.Log.With("product", "events", "part", "desk"),
+		MaxFile: events.DefaultMaxSubmissionFile,
+		// ChatPanel: the team chat's component, once web chat is merged.
+		// Figures: the live analytics figures, once they are merged.
+	})
+	if err != nil {
+		return err
+	}
+	h.Routes(mux, s.signedIn)
+	return nil
+}

@@ -1,0 +1,46 @@
+// The live event's admin page: the help queue arrives over the admin's own
+// WebSocket, rendered by the server, whenever a team asks for help or a
+// flag is claimed or resolved; waiting times count up every second. The
+// socket reconnects after a drop (the server sends the whole queue on
+// connect, so nothing is missed).
+(function () {
+  "use strict";
+  var live = document.getElementById("help-live");
+  var queue = document.getElementById("help-queue");
+  if (!live || !queue) return;
+
+  function fmt(s) {
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+  function tick() {
+    var now = Math.floor(Date.now() / 1000);
+    queue.querySelectorAll(".wait[data-since]").forEach(function (el) {
+      el.textContent = fmt(Math.max(0, now - parseInt(el.dataset.since, 10)));
+    });
+  }
+  setInterval(tick, 1000);
+
+  var delay = 500;
+  function connect() {
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + live.dataset.ws;
+    var ws = new WebSocket(url);
+    ws.onopen = function () {
+      delay = 500;
+      live.textContent = "live";
+      live.className = "muted";
+    };
+    ws.onmessage = function (ev) {
+      queue.innerHTML = ev.data;
+      tick();
+    };
+    ws.onclose = function () {
+      live.textContent = "reconnecting…";
+      live.className = "problem";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  }
+  connect();
+})();

@@ -551,6 +551,15 @@ func claimer(f events.HelpFlag, viewer string) string {
 	return "another host"
 }
 
+// joinNames lists the names of registrations rids.
+func joinNames(names map[string]string, rids []string) string {
+	out := make([]string, len(rids))
+	for i, rid := range rids {
+		out[i] = names[rid]
+	}
+	return strings.Join(out, ", ")
+}
+
 func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
 
 // seconds formats a wait for people: "45 s", "3 min 5 s", "1 h 2 min".

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,8 +59,11 @@ type Split struct {
 	Teams     []Team    `json:"teams"`
 	Published time.Time `json:"published,omitzero"`
 	// Mailed is set once every member's team mail is queued.
-	Mailed  bool      `json:"mailed,omitempty"`
-	Updated time.Time `json:"updated"`
+	Mailed bool `json:"mailed,omitempty"`
+	// Unmailed are latecomers added to published teams whose team mail
+	// is not queued yet (AddLatecomers).
+	Unmailed []string  `json:"unmailed,omitempty"`
+	Updated  time.Time `json:"updated"`
 }
 
 // IsPublished reports whether the teams are frozen and visible to members.
@@ -256,6 +260,104 @@ func (s *Service) PublishTeams(ctx context.Context, m Member, e Event) (Split, e
 			return sp, fmt.Errorf("mark team mails of %s sent: %w", m.EventID, err)
 		}
 		return cur, nil
+	}
+}
+
+// AddLatecomers (admins only) puts the confirmed participants of a
+// published split who are in no team (they registered after the split)
+// into the smallest teams, one by one, so sizes stay balanced, and mails
+// each their team link. It returns the split and how many were added. A
+// repeat adds nobody twice and mails nobody twice; a run cut short after
+// saving mails the rest on the next.
+func (s *Service) AddLatecomers(ctx context.Context, m Member, e Event) (Split, int, error) {
+	if !m.Admin {
+		return Split{}, 0, ErrNotAdmin
+	}
+	parts, err := s.Participants(ctx, m.EventID)
+	if err != nil {
+		return Split{}, 0, err
+	}
+	var sp Split
+	added := 0
+	for {
+		cur, rev, err := getJSON[Split](ctx, s.teams, splitKey(m.EventID))
+		if errors.Is(err, ErrNotFound) {
+			return Split{}, 0, ErrNoTeams
+		}
+		if err != nil {
+			return Split{}, 0, err
+		}
+		if !cur.IsPublished() {
+			return cur, 0, ErrNoTeams
+		}
+		in := map[string]bool{}
+		for _, t := range cur.Teams {
+			for _, rid := range t.Members {
+				in[rid] = true
+			}
+		}
+		added = 0
+		for _, p := range parts {
+			if in[p.ID] || len(cur.Teams) == 0 {
+				continue
+			}
+			smallest := 0
+			for i, t := range cur.Teams {
+				if len(t.Members) < len(cur.Teams[smallest].Members) {
+					smallest = i
+				}
+			}
+			t := &cur.Teams[smallest]
+			t.Members = append(t.Members, p.ID)
+			sort.Strings(t.Members)
+			cur.Unmailed = append(cur.Unmailed, p.ID)
+			added++
+		}
+		if added == 0 {
+			sp = cur
+			break
+		}
+		cur.Updated = s.now()
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return Split{}, 0, fmt.Errorf("add latecomers to teams of %s: %w", m.EventID, err)
+		}
+		sp = cur
+		break
+	}
+	if len(sp.Unmailed) == 0 {
+		return sp, added, nil
+	}
+	for _, rid := range sp.Unmailed {
+		r, _, err := getJSON[Registration](ctx, s.regs, regKey(m.EventID, rid))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return sp, added, err
+		}
+		for _, t := range sp.Teams {
+			if t.Has(rid) && r.Email != "" {
+				id := "events-team:" + m.EventID + ":" + strconv.Itoa(sp.Version) + ":" + rid
+				if err := s.cfg.Mail(ctx, s.teamMail(id, r, t, e)); err != nil {
+					return sp, added, fmt.Errorf("queue team mail: %w", err)
+				}
+			}
+		}
+	}
+	for {
+		cur, rev, err := getJSON[Split](ctx, s.teams, splitKey(m.EventID))
+		if err != nil {
+			return sp, added, err
+		}
+		cur.Unmailed = slices.DeleteFunc(cur.Unmailed, func(rid string) bool { return slices.Contains(sp.Unmailed, rid) })
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+			continue
+		} else if err != nil {
+			return sp, added, fmt.Errorf("mark latecomers' mails sent: %w", err)
+		}
+		return cur, added, nil
 	}
 }
 

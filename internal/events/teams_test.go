@@ -463,3 +463,53 @@ func TestTeamDataIsExportedAndDeletionLeavesSubmissionsPseudonymous(t *testing.T
 		t.Errorf("submission still names the person: %s", b)
 	}
 }
+
+// confirmed registers and confirms email for d's event.
+func (d *desk) confirmed(t *testing.T, email string) events.Registration {
+	t.Helper()
+	r := register(t, d.s, d.e, email)
+	r, err := d.s.Confirm(context.Background(), email, d.e.ID, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// Participants who register after publishing join the smallest teams,
+// keeping sizes balanced, and get their team mail once.
+func TestLatecomersJoinTheSmallestTeamsAndAreMailedOnce(t *testing.T) {
+	d, _ := openDesk(t, 4)
+	ctx := context.Background()
+	if _, err := d.s.SplitTeams(ctx, d.org, events.SplitBy{Count: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.s.PublishTeams(ctx, d.org, d.e); err != nil {
+		t.Fatal(err)
+	}
+	var late []events.Registration
+	for i := range 3 {
+		late = append(late, d.confirmed(t, fmt.Sprintf("late%d@example.com", i)))
+	}
+	before := d.mail.count()
+	sp, added, err := d.s.AddLatecomers(ctx, d.org, d.e)
+	if err != nil || added != 3 {
+		t.Fatalf("add latecomers: %d, %v; want 3", added, err)
+	}
+	if a, b := len(sp.Teams[0].Members), len(sp.Teams[1].Members); a+b != 7 || a-b > 1 || b-a > 1 {
+		t.Errorf("team sizes %d and %d; want 7 balanced", a, b)
+	}
+	for _, r := range late {
+		if _, err := d.s.TeamOf(ctx, d.e.ID, r.ID); err != nil {
+			t.Errorf("latecomer %s has no team: %v", r.Email, err)
+		}
+	}
+	if _, added, err := d.s.AddLatecomers(ctx, d.org, d.e); added != 0 || err != nil {
+		t.Errorf("second run added %d, %v", added, err)
+	}
+	if n := d.mail.count() - before; n != 3 {
+		t.Errorf("%d mails for 3 latecomers", n)
+	}
+	if sp, _ := d.s.Teams(ctx, d.e.ID); len(sp.Unmailed) != 0 {
+		t.Errorf("latecomers left unmailed: %v", sp.Unmailed)
+	}
+}

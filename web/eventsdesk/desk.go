@@ -101,6 +101,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("GET /events/{id}/live/admin/ws", member(true, h.adminSocket))
 	mux.Handle("POST /events/{id}/live/admin/teams/split", member(true, h.split))
 	mux.Handle("POST /events/{id}/live/admin/teams/publish", member(true, h.publish))
+	mux.Handle("POST /events/{id}/live/admin/teams/latecomers", member(true, h.latecomers))
 	mux.Handle("POST /events/{id}/live/admin/help/{fid}/{action}", member(true, h.helpAction))
 }
 
@@ -337,6 +338,9 @@ type adminData struct {
 	Member       events.Member
 	Split        events.Split
 	Participants int
+	// Unassigned counts confirmed participants in no team (registered
+	// after the split).
+	Unassigned int
 	Names        map[string]string
 	TeamNames    map[string]string
 	TeamHelp     map[string]string
@@ -357,6 +361,11 @@ func (h *Handler) admin(w http.ResponseWriter, r *http.Request, m events.Member,
 		notice = "Teams split. Reshuffle until you like them, then publish."
 	case "published":
 		notice = "Teams published: every member was mailed their team page."
+	case "latecomers":
+		notice = r.URL.Query().Get("n") + " latecomer(s) added to the smallest teams and mailed their team page."
+		if _, err := strconv.Atoi(r.URL.Query().Get("n")); err != nil {
+			notice = ""
+		}
 	case "claim":
 		notice = "You claimed the request: open the team's chat."
 	case "resolve":
@@ -388,6 +397,7 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		d.TeamNames[t.ID] = t.Name
 		rids = append(rids, t.Members...)
 	}
+	d.Unassigned = max(len(parts)-len(rids), 0)
 	if d.Names, err = h.d.Events.Names(ctx, e.ID, rids); err != nil {
 		h.pages.Fail(w, r, "events desk: names", err)
 		return
@@ -453,6 +463,19 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request, m events.Membe
 		return
 	}
 	http.Redirect(w, r, adminPath(e.ID)+"?ok=published", http.StatusSeeOther)
+}
+
+func (h *Handler) latecomers(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	_, n, err := h.d.Events.AddLatecomers(r.Context(), m, e)
+	switch {
+	case errors.Is(err, events.ErrNoTeams):
+		h.renderAdmin(w, r, http.StatusConflict, m, e, adminForm{n: "4", by: "size"}, map[string]string{"by": "Publish the teams first; until then a reshuffle includes everyone."}, "")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: add latecomers", err)
+		return
+	}
+	http.Redirect(w, r, adminPath(e.ID)+"?ok=latecomers&n="+strconv.Itoa(n), http.StatusSeeOther)
 }
 
 func (h *Handler) helpAction(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {

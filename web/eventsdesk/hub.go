@@ -75,7 +75,10 @@ func (h *hub) subscribe(eid string) (<-chan struct{}, func(), error) {
 	}, nil
 }
 
-// follow applies the watch's entries until ctx ends.
+// follow applies the watch's entries until ctx ends. When the watch ends
+// on its own, the event's sockets are let go (their pages reconnect, which
+// starts a new watch) rather than left showing a queue that no longer
+// changes.
 func (h *hub) follow(ctx context.Context, eid string, ev *eventFlags, w jetstream.KeyWatcher) {
 	defer w.Stop()
 	for {
@@ -84,6 +87,17 @@ func (h *hub) follow(ctx context.Context, eid string, ev *eventFlags, w jetstrea
 			return
 		case e, ok := <-w.Updates():
 			if !ok {
+				h.log.Warn("events desk: help flag watch ended; dropping its admin sockets", "event", eid)
+				h.mu.Lock()
+				if h.events[eid] == ev {
+					delete(h.events, eid)
+				}
+				for ch := range ev.subs {
+					close(ch)
+				}
+				ev.subs = map[chan struct{}]struct{}{}
+				h.mu.Unlock()
+				ev.stop()
 				return
 			}
 			h.mu.Lock()
@@ -157,7 +171,11 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
 			return
-		case <-wake:
+		case _, ok := <-wake:
+			if !ok {
+				c.Close(websocket.StatusTryAgainLater, "reconnect")
+				return
+			}
 		}
 		teams := map[string]string{}
 		sp, err := h.d.Events.Teams(ctx, e.ID)

@@ -341,17 +341,17 @@ type adminData struct {
 	// Unassigned counts confirmed participants in no team (registered
 	// after the split).
 	Unassigned int
-	Names        map[string]string
-	TeamNames    map[string]string
-	TeamHelp     map[string]string
-	Subs         map[string]events.Submission
-	Flags        []events.HelpFlag
-	Figures      templ.Component
-	SplitN       string
-	SplitBy      string
-	Problems     map[string]string
-	Notice       string
-	Now          time.Time
+	Names      map[string]string
+	TeamNames  map[string]string
+	TeamHelp   map[string]string
+	Subs       map[string]events.Submission
+	Flags      []events.HelpFlag
+	Figures    templ.Component
+	SplitN     string
+	SplitBy    string
+	Problems   map[string]string
+	Notice     string
+	Now        time.Time
 }
 
 func (h *Handler) admin(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {

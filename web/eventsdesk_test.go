@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -315,6 +316,16 @@ func TestLostLinkAnswersTheSameAndIsLimitedPerAddress(t *testing.T) {
 	answer(newVisitor(t, d.b.URL), "ann@Example.com")
 	if code, body := answer(newVisitor(t, d.a.URL), "ann@example.com"); code != http.StatusTooManyRequests || !strings.Contains(body, "Too many") {
 		t.Errorf("fourth ask for one address = %d, want 429 with a message", code)
+	}
+	// Ten asks per client address in ten minutes, whatever the addresses
+	// asked for: this client has made five.
+	var codes []int
+	for i := range 6 {
+		code, _ := answer(newVisitor(t, d.b.URL), "someone"+strconv.Itoa(i)+"@example.com")
+		codes = append(codes, code)
+	}
+	if want := []int{200, 200, 200, 200, 200, 429}; !slices.Equal(codes, want) {
+		t.Errorf("asks 6–11 from one client = %v, want %v", codes, want)
 	}
 }
 

@@ -153,9 +153,12 @@ func (h *Handler) message(w http.ResponseWriter, r *http.Request, status int, ti
 
 // teamData is what the team page shows.
 type teamData struct {
-	Event      events.Event
-	Member     events.Member
-	Team       events.Team
+	Event  events.Event
+	Member events.Member
+	Team   events.Team
+	// InTeam: the viewer is a member (an admin may be one too, when
+	// registered), so the help button and the submission form are theirs.
+	InTeam     bool
 	Names      map[string]string
 	Help       *events.HelpFlag
 	Submission *events.Submission
@@ -224,7 +227,7 @@ func (h *Handler) visibleTeam(w http.ResponseWriter, r *http.Request, m events.M
 
 func (h *Handler) renderTeam(w http.ResponseWriter, r *http.Request, status int, m events.Member, e events.Event, t events.Team, form events.SubmissionInput, problems map[string]string) {
 	ctx := r.Context()
-	d := teamData{Event: e, Member: m, Team: t, Form: form, Problems: problems, MaxFile: h.d.MaxFile, Now: h.d.Now()}
+	d := teamData{Event: e, Member: m, Team: t, InTeam: m.RegistrationID != "" && t.Has(m.RegistrationID), Form: form, Problems: problems, MaxFile: h.d.MaxFile, Now: h.d.Now()}
 	switch r.URL.Query().Get("ok") {
 	case "help":
 		d.Notice = "Your team asked for help: every host sees it now."

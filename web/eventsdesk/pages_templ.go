@@ -238,7 +238,7 @@ func liveNav(eid string, admin bool) templ.Component {
 }
 
 // teamPage is a team's view: its members, chat, help button and
-// submission. Admins see any team's (without the participant's forms).
+// submission. Admins see any team's; the forms are for the team's members.
 func teamPage(d teamData) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
@@ -396,7 +396,7 @@ func teamPage(d teamData) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-		} else if !d.Member.Admin {
+		} else if d.InTeam {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 33, "<form method=\"post\" action=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
@@ -471,7 +471,7 @@ func teamPage(d teamData) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		if !d.Member.Admin {
+		if d.InTeam {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 42, "<form method=\"post\" action=\"")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -26,6 +26,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
+	"jetfleet/web/eventsdesk"
 	"jetfleet/web/session"
 )
 
@@ -129,8 +130,9 @@ func dialAdmin(t *testing.T, v *visitor, base, id string) (*websocket.Conn, *htt
 	return c, resp, err
 }
 
-// readUntil reads frames of c until one contains want, failing at the
-// deadline with the last frame seen.
+// readUntil reads frames of c until a help-queue frame contains want,
+// failing at the deadline with the last frame seen; it returns that
+// frame's HTML.
 func readUntil(t *testing.T, c *websocket.Conn, within time.Duration, want string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
@@ -141,9 +143,13 @@ func readUntil(t *testing.T, c *websocket.Conn, within time.Duration, want strin
 		if err != nil {
 			t.Fatalf("no frame with %q within %s (%v); last frame:\n%s", want, within, err, last)
 		}
-		last = string(b)
-		if strings.Contains(last, want) {
-			return last
+		var f eventsdesk.Frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("frame is not JSON: %v: %s", err, b)
+		}
+		last = f.HTML
+		if f.ID == eventsdesk.HelpQueueID && strings.Contains(f.HTML, want) {
+			return f.HTML
 		}
 	}
 }

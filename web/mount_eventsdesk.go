@@ -15,7 +15,8 @@ func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *ev
 		Events: svc, JS: s.deps.JS, Log: s.deps.Log.With("product", "events", "part", "desk"),
 		MaxFile: events.DefaultMaxSubmissionFile,
 		// ChatPanel: the team chat's component, once web chat is merged.
-		// Figures: the live analytics figures, once they are merged.
+		// Figures: the live analytics figures (web/eventsanalytics Live), once
+		// they are merged; the admin socket refreshes them every 10 s.
 	})
 	if err != nil {
 		return err

@@ -40,9 +40,13 @@ type Deps struct {
 	// the team page's chat slot with a placeholder.
 	ChatPanel func(eventID, room string, readOnly bool) templ.Component
 	// Figures renders the live analytics figures of an event on the admin
-	// page; nil shows none.
-	Figures func(ctx context.Context, eventID string) templ.Component
-	Now     func() time.Time
+	// page, and again every FiguresEvery over the admin socket; nil shows
+	// none, and so does a nil component.
+	Figures func(ctx context.Context, e events.Event) templ.Component
+	// FiguresEvery is how often the admin socket sends fresh figures;
+	// default 10 s.
+	FiguresEvery time.Duration
+	Now          func() time.Time
 }
 
 // Handler serves the pages.
@@ -67,6 +71,9 @@ func New(ctx context.Context, d Deps) (*Handler, error) {
 	}
 	if d.MaxFile <= 0 {
 		d.MaxFile = events.DefaultMaxSubmissionFile
+	}
+	if d.FiguresEvery <= 0 {
+		d.FiguresEvery = 10 * time.Second
 	}
 	byClient, err := ratelimit.NewShared(d.JS, "events-lostlink-client", 10, 10*time.Minute)
 	if err != nil {
@@ -423,7 +430,7 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		d.Subs[s.TeamID] = s
 	}
 	if h.d.Figures != nil {
-		d.Figures = h.d.Figures(ctx, e.ID)
+		d.Figures = h.d.Figures(ctx, e)
 	}
 	h.pages.Render(w, r, status, "Admin · "+e.Title, adminPage(d))
 }

@@ -3,6 +3,7 @@ package eventsdesk
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -147,9 +148,23 @@ func (h *hub) snapshot(eid string) []events.HelpFlag {
 // closed rather than holding up its goroutine.
 const writeWithin = 10 * time.Second
 
-// adminSocket is an admin's live help queue: on every change of the
-// event's flags it sends the queue, rendered as on the page, as one text
-// frame. The socket is read only for its close.
+// Frame is one message of the admin socket: the HTML (rendered as on the
+// page) that replaces the contents of the element with ID.
+type Frame struct {
+	ID   string `json:"id"`
+	HTML string `json:"html"`
+}
+
+// Element ids the admin socket updates.
+const (
+	HelpQueueID = "help-queue"
+	FiguresID   = "live-figures"
+)
+
+// adminSocket is an admin's live dashboard: on every change of the
+// event's help flags it sends the help queue, and every FiguresEvery the
+// analytics figures, each as one JSON Frame. The socket is read only for
+// its close.
 func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
 	// Accept checks that the Origin is this site: another site's page
 	// cannot open an admin's socket with the admin's cookie.
@@ -166,7 +181,14 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 		return
 	}
 	defer leave()
+	var figures <-chan time.Time
+	if h.d.Figures != nil {
+		t := time.NewTicker(h.d.FiguresEvery)
+		defer t.Stop()
+		figures = t.C
+	}
 	for {
+		var f Frame
 		select {
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
@@ -176,24 +198,39 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 				c.Close(websocket.StatusTryAgainLater, "reconnect")
 				return
 			}
+			f = Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}
+		case <-figures:
+			comp := h.d.Figures(ctx, e)
+			if comp == nil {
+				continue
+			}
+			var b bytes.Buffer
+			if err := comp.Render(ctx, &b); err != nil {
+				continue
+			}
+			f = Frame{ID: FiguresID, HTML: b.String()}
 		}
-		teams := map[string]string{}
-		sp, err := h.d.Events.Teams(ctx, e.ID)
-		if err != nil && !errors.Is(err, events.ErrNoTeams) {
-			h.d.Log.Warn("events desk: teams for help queue", "event", e.ID, "err", err)
-		}
-		for _, t := range sp.Teams {
-			teams[t.ID] = t.Name
-		}
-		var b bytes.Buffer
-		if err := helpQueue(e.ID, h.hub.snapshot(e.ID), teams, m.UserID, h.d.Now()).Render(ctx, &b); err != nil {
-			return
-		}
+		data, _ := json.Marshal(f)
 		wctx, cancel := context.WithTimeout(ctx, writeWithin)
-		err = c.Write(wctx, websocket.MessageText, b.Bytes())
+		err = c.Write(wctx, websocket.MessageText, data)
 		cancel()
 		if err != nil {
 			return
 		}
 	}
+}
+
+// renderQueue renders the help queue from this edge's copy of the flags.
+func (h *Handler) renderQueue(ctx context.Context, m events.Member, e events.Event) string {
+	teams := map[string]string{}
+	sp, err := h.d.Events.Teams(ctx, e.ID)
+	if err != nil && !errors.Is(err, events.ErrNoTeams) {
+		h.d.Log.Warn("events desk: teams for help queue", "event", e.ID, "err", err)
+	}
+	for _, t := range sp.Teams {
+		teams[t.ID] = t.Name
+	}
+	var b bytes.Buffer
+	_ = helpQueue(e.ID, h.hub.snapshot(e.ID), teams, m.UserID, h.d.Now()).Render(ctx, &b)
+	return b.String()
 }

@@ -1,8 +1,10 @@
-// The live event's admin page: the help queue arrives over the admin's own
-// WebSocket, rendered by the server, whenever a team asks for help or a
-// flag is claimed or resolved; waiting times count up every second. The
-// socket reconnects after a drop (the server sends the whole queue on
-// connect, so nothing is missed).
+// The live event's admin page: over the admin's own WebSocket arrive
+// frames {id, html}, rendered by the server, that replace the contents of
+// the element with that id: the help queue whenever a team asks for help
+// or a flag is claimed or resolved, the analytics figures every few
+// seconds. Waiting times count up every second. The socket reconnects
+// after a drop (the server sends the whole queue on connect, so nothing is
+// missed).
 (function () {
   "use strict";
   var live = document.getElementById("help-live");
@@ -32,7 +34,14 @@
       live.className = "muted";
     };
     ws.onmessage = function (ev) {
-      queue.innerHTML = ev.data;
+      var f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      var el = document.getElementById(f.id);
+      if (el) el.innerHTML = f.html;
       tick();
     };
     ws.onclose = function () {

@@ -137,7 +137,9 @@ func (h *Handler) member(admin bool, next func(http.ResponseWriter, *http.Reques
 			h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
 			return
 		case errors.Is(err, events.ErrNotMember):
-			h.message(w, r, http.StatusForbidden, "Not your event", events.ErrNotMember.Error()+".")
+			// Signed in with another address than the one registered: the
+			// lost-link page mails the team link to the registered one.
+			h.pages.Render(w, r, http.StatusForbidden, "Not your event", messagePage("Not your event", events.ErrNotMember.Error()+".", lostLinkPath(r.PathValue("id")), "Lost your team link? Have it sent to the address you registered"))
 			return
 		case err != nil:
 			h.pages.Fail(w, r, "events desk: member", err)

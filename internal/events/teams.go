@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -116,28 +117,56 @@ func BalancedSizes(n int, by SplitBy) ([]int, error) {
 	return sizes, nil
 }
 
-// Participants returns the ids of event eid's confirmed (or paid)
-// registrations, in a stable order.
+// Participants returns event eid's confirmed (or paid) registrations,
+// ordered by id.
 func (s *Service) Participants(ctx context.Context, eid string) ([]Registration, error) {
-	keys, err := listKeys(ctx, s.regs, "reg."+eid+".*")
+	all, err := s.eventRegs(ctx, eid)
 	if err != nil {
 		return nil, err
 	}
 	var out []Registration
-	for _, k := range keys {
-		r, _, err := getJSON[Registration](ctx, s.regs, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, r := range all {
 		if r.Status == Confirmed || r.Status == Paid {
 			out = append(out, r)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// eventRegs reads every registration of event eid in one pass (a KV watch
+// delivers each key's latest value, then a nil marker): one round trip
+// for thousands of participants instead of one get each.
+func (s *Service) eventRegs(ctx context.Context, eid string) (map[string]Registration, error) {
+	if !ids.Valid(eid) {
+		return nil, ErrNotFound
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.regs.Watch(ctx, "reg."+eid+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read registrations of %s: %w", eid, err)
+	}
+	defer w.Stop()
+	out := map[string]Registration{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read registrations of %s: %w", eid, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("read registrations of %s: watch ended", eid)
+			}
+			if e == nil {
+				return out, nil
+			}
+			var r Registration
+			if err := json.Unmarshal(e.Value(), &r); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
+			}
+			out[r.ID] = r
+		}
+	}
 }
 
 // SplitTeams (admins only) shuffles event eid's confirmed participants into
@@ -227,14 +256,15 @@ func (s *Service) PublishTeams(ctx context.Context, m Member, e Event) (Split, e
 	if sp.Mailed {
 		return sp, nil
 	}
+	regs, err := s.eventRegs(ctx, m.EventID)
+	if err != nil {
+		return sp, err
+	}
 	for _, t := range sp.Teams {
 		for _, rid := range t.Members {
-			r, _, err := getJSON[Registration](ctx, s.regs, regKey(m.EventID, rid))
-			if errors.Is(err, ErrNotFound) {
+			r, ok := regs[rid]
+			if !ok {
 				continue
-			}
-			if err != nil {
-				return sp, err
 			}
 			if r.Email == "" {
 				continue // pseudonymised: nobody to write to
@@ -451,15 +481,18 @@ func (s *Service) ResendTeamLink(ctx context.Context, e Event, email string) (bo
 // for deleted participants), for showing team members and contributors.
 func (s *Service) Names(ctx context.Context, eid string, rids []string) (map[string]string, error) {
 	out := make(map[string]string, len(rids))
+	if len(rids) == 0 {
+		return out, nil
+	}
+	all, err := s.eventRegs(ctx, eid)
+	if err != nil {
+		return nil, err
+	}
 	for _, rid := range rids {
-		r, _, err := getJSON[Registration](ctx, s.regs, regKey(eid, rid))
-		switch {
-		case errors.Is(err, ErrNotFound):
-			out[rid] = Pseudonym(rid)
-		case err != nil:
-			return nil, err
-		default:
+		if r, ok := all[rid]; ok {
 			out[rid] = r.Name
+		} else {
+			out[rid] = Pseudonym(rid)
 		}
 	}
 	return out, nil

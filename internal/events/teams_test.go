@@ -513,3 +513,14 @@ func TestLatecomersJoinTheSmallestTeamsAndAreMailedOnce(t *testing.T) {
 		t.Errorf("latecomers left unmailed: %v", sp.Unmailed)
 	}
 }
+
+func TestSplittingAnEventWithoutParticipantsSaysSo(t *testing.T) {
+	d, _ := openDesk(t, 0)
+	if _, err := d.s.SplitTeams(context.Background(), d.org, events.SplitBy{Size: 3}); !errors.Is(err, events.ErrNoParticipants) {
+		t.Fatalf("split without registrations: err = %v", err)
+	}
+	register(t, d.s, d.e, "pending@example.com") // not confirmed
+	if _, err := d.s.SplitTeams(context.Background(), d.org, events.SplitBy{Size: 3}); !errors.Is(err, events.ErrNoParticipants) {
+		t.Fatalf("split without confirmed participants: err = %v", err)
+	}
+}

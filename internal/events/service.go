@@ -55,6 +55,7 @@ type Service struct {
 	regs    jetstream.KeyValue
 	teams   jetstream.KeyValue // breakout teams and submissions
 	help    jetstream.KeyValue // help flags
+	splits  *publishedSplits   // published teams, briefly kept in memory
 	cfg     Config
 }
 
@@ -95,7 +96,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	if cfg.UnconfirmedTTL <= 0 {
 		cfg.UnconfirmedTTL = DefaultUnconfirmedTTL
 	}
-	return &Service{js: js, catalog: catalog, regs: regs, teams: teams, help: help, cfg: cfg}, nil
+	return &Service{js: js, catalog: catalog, regs: regs, teams: teams, help: help, splits: &publishedSplits{}, cfg: cfg}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -353,6 +354,7 @@ func (s *Service) AddLatecomers(ctx context.Context, m Member, e Event) (Split, 
 		} else if err != nil {
 			return Split{}, 0, fmt.Errorf("add latecomers to teams of %s: %w", m.EventID, err)
 		}
+		s.splits.drop(m.EventID)
 		sp = cur
 		break
 	}
@@ -412,13 +414,63 @@ func (s *Service) Teams(ctx context.Context, eid string) (Split, error) {
 	return sp, err
 }
 
+// publishedSplits keeps published splits in memory for a few seconds:
+// TeamOf runs for every team chat connection and team page, and a split
+// of thousands of members is a large value. Published teams change only
+// by latecomers joining, which this edge sees at once (its own writes
+// drop the entry) and other edges within publishedSplitTTL.
+type publishedSplits struct {
+	mu sync.Mutex
+	m  map[string]cachedSplit
+}
+
+type cachedSplit struct {
+	sp Split
+	at time.Time
+}
+
+const publishedSplitTTL = 5 * time.Second
+
+func (c *publishedSplits) get(eid string) (Split, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[eid]
+	if !ok || time.Since(e.at) > publishedSplitTTL {
+		delete(c.m, eid)
+		return Split{}, false
+	}
+	return e.sp, true
+}
+
+func (c *publishedSplits) put(sp Split) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedSplit{}
+	}
+	c.m[sp.EventID] = cachedSplit{sp: sp, at: time.Now()}
+}
+
+func (c *publishedSplits) drop(eid string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, eid)
+}
+
 // TeamOf returns the published team of registration rid in event eid, or
 // ErrNoTeam.
 func (s *Service) TeamOf(ctx context.Context, eid, rid string) (Team, error) {
 	if rid == "" {
 		return Team{}, ErrNoTeam
 	}
-	sp, err := s.Teams(ctx, eid)
+	sp, ok := s.splits.get(eid)
+	var err error
+	if !ok {
+		sp, err = s.Teams(ctx, eid)
+		if err == nil && sp.IsPublished() {
+			s.splits.put(sp)
+		}
+	}
 	if errors.Is(err, ErrNoTeams) || err == nil && !sp.IsPublished() {
 		return Team{}, ErrNoTeam
 	}

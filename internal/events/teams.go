@@ -88,6 +88,10 @@ type SplitBy struct {
 	Count int
 }
 
+// maxSplitBytes bounds the split record below NATS's default 1 MB
+// message size.
+const maxSplitBytes = 900 << 10
+
 func splitKey(eid string) string           { return "split." + eid }
 func submissionKey(eid, tid string) string { return "submission." + eid + "." + tid }
 
@@ -205,10 +209,16 @@ func (s *Service) SplitTeams(ctx context.Context, m Member, by SplitBy) (Split, 
 			sort.Strings(t.Members)
 			sp.Teams = append(sp.Teams, t)
 		}
+		val := mustJSON(sp)
+		if len(val) > maxSplitBytes {
+			// One record holds the whole split (one compare-and-set);
+			// about 40,000 participants fit in it.
+			return Split{}, fmt.Errorf("teams of %s: %d participants make a split record of %d bytes, more than the %d one record holds", m.EventID, len(parts), len(val), maxSplitBytes)
+		}
 		if rev == 0 {
-			_, err = s.teams.Create(ctx, splitKey(m.EventID), mustJSON(sp))
+			_, err = s.teams.Create(ctx, splitKey(m.EventID), val)
 		} else {
-			_, err = s.teams.Update(ctx, splitKey(m.EventID), mustJSON(sp), rev)
+			_, err = s.teams.Update(ctx, splitKey(m.EventID), val, rev)
 		}
 		if isConflict(err) {
 			continue // another admin split or published meanwhile: look again

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"net/url"
 	"strings"
 )
 
@@ -15,6 +16,11 @@ type Mail struct {
 	Subject string `json:"subject"` // one line
 	Text    string `json:"text"`    // plain-text body
 	HTML    string `json:"html,omitempty"`
+	// Unsubscribe, when set, is the recipient's one-click unsubscribe URL
+	// (RFC 8058): senders add List-Unsubscribe: <Unsubscribe> and
+	// List-Unsubscribe-Post: List-Unsubscribe=One-Click, so mail programs
+	// offer an unsubscribe button that POSTs to it.
+	Unsubscribe string `json:"unsubscribe,omitempty"`
 }
 
 // Validate reports every problem with m, naming the field.
@@ -34,6 +40,14 @@ func (m Mail) Validate() error {
 	}
 	if strings.TrimSpace(m.Text) == "" {
 		errs = append(errs, errors.New("text: required"))
+	}
+	if m.Unsubscribe != "" {
+		// RFC 8058 wants an https URI; plain http is for development
+		// installs. No spaces or angle brackets: it goes inside <…>.
+		u, err := url.Parse(m.Unsubscribe)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(m.Unsubscribe, "\r\n <>") {
+			errs = append(errs, fmt.Errorf("unsubscribe: %q is not an http(s) URL", m.Unsubscribe))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -24,6 +24,10 @@ const (
 	TrackerVideoDailyTick = "video-daily"
 	// TrackerOutliersWeeklyTick runs the outlier analysis and sends the digest.
 	TrackerOutliersWeeklyTick = "outliers-weekly"
+	// TrackerVideoHiResTick samples the videos a premium user chose
+	// high-resolution tracking for, every TrackerHiResEvery in their first
+	// 24 hours (seed 000's self-review: 1–2 minutes).
+	TrackerVideoHiResTick = "video-hires"
 )
 
 // Schedules returns every periodic schedule jetfleet runs.
@@ -33,6 +37,7 @@ func Schedules() []Schedule {
 		{Name: TrackerVideoHourlyTick, Cron: "0 0 * * * *", Description: "sample videos tracked hourly"},
 		{Name: TrackerVideoDailyTick, Cron: "0 10 0 * * *", Description: "sample videos tracked daily"},
 		{Name: TrackerOutliersWeeklyTick, Cron: "0 0 6 * * 1", Description: "weekly outlier analysis and digest"},
+		{Name: TrackerVideoHiResTick, Cron: "0 */2 * * * *", Description: "sample premium high-resolution videos every 2 minutes"},
 	}
 }
 

@@ -25,11 +25,14 @@ import (
 //	user.<uid>.claims.credits.<yyyymm> TrackClaims (videos that spent a credit)
 //	user.<uid>.digest.off         present when the user turned the weekly digest off
 //	user.<uid>.digest.<yyyymmdd>  the week's digest was enqueued (per-key TTL, 5 weeks)
+//	hires.<vid>.<uid>             TrackerHiRes, per-key TTL: uid (premium) has vid sampled every
+//	                              TrackerHiResEvery until the end of its first 24 hours
 //	hourly.<vid>                  TrackWindow, per-key TTL: sampled hourly until it expires (7 days)
 //	daily.<vid>                   TrackWindow, per-key TTL: sampled daily until it expires (60 days)
 //
 // Schedule ticks (ChannelTick, VideoHourlyTick, VideoDailyTick) are consumed
-// by TrackerTickConsumer, which lists the live records and enqueues one
+// by TrackerTickConsumer (the high-resolution tick, TrackerVideoHiResTick, by
+// TrackerHiResConsumer), which lists the live records and enqueues one
 // TrackerJob per item on TRACK (TrackChannelJob / TrackVideoJob) with
 // Nats-Msg-Id TrackJobID(kind, id, slot): a tick handled twice enqueues
 // nothing twice within TrackDedupeWindow.
@@ -50,6 +53,15 @@ const (
 	// TrackerDigestTTL is how long a digest's sent mark is kept: longer
 	// than any re-fire of its week's tick.
 	TrackerDigestTTL = 35 * 24 * time.Hour
+	// TrackerHiResConsumer consumes the TrackerVideoHiResTick: one job per
+	// video in a premium user's high-resolution window. Its own consumer,
+	// so a 2-minute tick never waits behind a large hourly one.
+	TrackerHiResConsumer = "tracker-hires"
+	// TrackerHiResEvery is the high-resolution sampling interval, and
+	// TrackerHiResWindow how long after its publication a video may be
+	// sampled that often.
+	TrackerHiResEvery  = 2 * time.Minute
+	TrackerHiResWindow = 24 * time.Hour
 	// TrackerChannelConsumer runs channel jobs (RSS checks).
 	TrackerChannelConsumer = "tracker-channels"
 	// TrackerVideoConsumer runs video jobs (watch page, thumbnail, sample).
@@ -69,6 +81,7 @@ const (
 	TrackerKindChannel = "channel"
 	TrackerKindHourly  = "hourly"
 	TrackerKindDaily   = "daily"
+	TrackerKindHiRes   = "hires"
 )
 
 // TrackerChannelJob is the subject of the job checking channel id.
@@ -85,7 +98,7 @@ func TrackerJobID(kind, id string, slot time.Time) string {
 
 // TrackerJob is the payload of a job on TRACK.
 type TrackerJob struct {
-	Kind string    `json:"kind"` // TrackKindChannel, TrackKindHourly or TrackKindDaily
+	Kind string    `json:"kind"` // TrackerKindChannel, TrackerKindHourly, TrackerKindDaily or TrackerKindHiRes
 	ID   string    `json:"id"`   // channel or video id
 	Slot time.Time `json:"slot"` // the sampling slot the tick stands for
 }
@@ -155,6 +168,14 @@ type TrackerWindow struct {
 	Until time.Time `json:"until"`
 }
 
+// TrackerHiRes is a premium user's choice of high-resolution sampling for
+// a video; it lives until Until (its per-key TTL), the end of the video's
+// first TrackerHiResWindow.
+type TrackerHiRes struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+}
+
 // Tracker KV keys.
 func TrackerChannelKey(cid string) string          { return "channel." + cid }
 func TrackerChannelUserKey(cid, uid string) string { return "channel." + cid + ".user." + uid }
@@ -180,6 +201,9 @@ func TrackerDigestSentKey(uid, week string) string {
 }
 func TrackerHourlyKey(vid string) string { return "hourly." + vid }
 func TrackerDailyKey(vid string) string  { return "daily." + vid }
+func TrackerHiResKey(vid, uid string) string {
+	return "hires." + vid + "." + uid
+}
 
 // Key filters for listing.
 const (
@@ -187,7 +211,13 @@ const (
 	TrackerAllVideos   = "video.*"
 	TrackerAllHourly   = "hourly.*"
 	TrackerAllDaily    = "daily.*"
+	TrackerAllHiRes    = "hires.*.*"
 )
+
+// TrackerVideoHiRes filters who chose high resolution for video vid;
+// TrackerUserHiRes the videos user uid chose it for.
+func TrackerVideoHiRes(vid string) string { return "hires." + vid + ".*" }
+func TrackerUserHiRes(uid string) string  { return "hires.*." + uid }
 
 // TrackerUserChannels, TrackerUserVideos, TrackerUserCredits,
 // TrackerChannelUsers and TrackerChannelVideos filter the mappings.
@@ -261,6 +291,19 @@ func trackerAssets(o Options) assetSet {
 				AckWait:       5 * time.Minute,
 				MaxDeliver:    5,
 				MaxAckPending: 16,
+				Replicas:      r,
+			}, {
+				// High resolution has its own role and consumer: its tick
+				// comes every 2 minutes and must not queue behind the
+				// hourly one listing every video.
+				Durable:       TrackerHiResConsumer,
+				Description:   "tracker-hires role: turn the 2-minute tick into TRACK jobs for premium high-resolution videos",
+				FilterSubject: ScheduleTick(TrackerVideoHiResTick),
+				DeliverPolicy: jetstream.DeliverNewPolicy,
+				AckPolicy:     jetstream.AckExplicitPolicy,
+				AckWait:       time.Minute,
+				MaxDeliver:    5,
+				MaxAckPending: 4,
 				Replicas:      r,
 			}, {
 				// The outlier tick has its own role: its work is ClickHouse

@@ -2,12 +2,15 @@ package web
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/crm"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
 	"jetfleet/internal/mail"
+	"jetfleet/web/eventexports"
 	webevents "jetfleet/web/events"
 	webgdpr "jetfleet/web/gdpr"
 	"jetfleet/web/tracker"
@@ -64,5 +67,27 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	gdprPages.Routes(mux, s.signedIn)
+	if err := mountEventsLive(s, mux, svc); err != nil {
+		return err
+	}
+	return mountEventExports(ctx, s, mux, svc, log)
+}
+
+// mountEventExports serves an event's exports (CSV, HubSpot, Salesforce)
+// and the organisers' integration settings.
+func mountEventExports(ctx context.Context, s *Server, mux *http.ServeMux, svc *events.Service, log *slog.Logger) error {
+	runs, err := crm.OpenRuns(ctx, s.deps.JS)
+	if err != nil {
+		return err
+	}
+	var creds *crm.Credentials
+	if s.deps.Tokens != nil {
+		if creds, err = crm.OpenCredentials(ctx, s.deps.JS, s.deps.Tokens); err != nil {
+			return err
+		}
+	}
+	eventexports.New(eventexports.Deps{
+		Events: svc, Runs: runs, Creds: creds, Salesforce: s.deps.Salesforce, JS: s.deps.JS, Log: log.With("part", "exports"),
+	}).Routes(mux, s.signedIn)
 	return nil
 }

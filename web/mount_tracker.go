@@ -41,12 +41,13 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			}
 			return u.Premium, err
 		},
-		Plans: plans, BaseURL: s.cfg.BaseURL,
+		Plans: plans, BaseURL: s.cfg.BaseURL, Tokens: s.deps.Tokens, Demo: s.cfg.Demo,
 		Log: s.deps.Log.With("product", "tracker"),
 	})
 	if err != nil {
 		return err
 	}
 	h.Routes(mux, s.signedIn)
+	h.APIRoutes(s.api)
 	return nil
 }

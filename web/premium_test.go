@@ -2,8 +2,10 @@ package web_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +180,55 @@ func TestStripeWebhookRefusesABadSignatureAndAcknowledgesAnUnknownUser(t *testin
 	}
 	if _, body := v.get("/tracker"); !strings.Contains(body, "Free plan") {
 		t.Fatal("someone else's subscription changed pat's plan")
+	}
+}
+
+// Cancelling in Stripe's Customer Portal (reached from the dashboard)
+// delivers customer.subscription.deleted, which brings the free plan's
+// limits back.
+func TestCancellingInTheCustomerPortalRestoresTheFreeLimits(t *testing.T) {
+	e, chans := startPremiumEdge(t)
+	v := newVisitor(t, e.URL)
+	signIn(t, e, v, "pat@example.com")
+	checkout := v.post("/tracker", "/tracker/premium", url.Values{}).Header.Get("Location")
+	r, err := v.c.PostForm(checkout, url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	for _, c := range chans {
+		if code := trackStatus(v, c); code != http.StatusSeeOther {
+			t.Fatalf("track %s on premium = %d", c, code)
+		}
+	}
+	if _, body := v.get("/tracker"); !strings.Contains(body, "Manage billing at Stripe") {
+		t.Fatalf("premium dashboard has no Customer Portal link:\n%s", body)
+	}
+	resp := v.post("/tracker", "/tracker/premium/portal", url.Values{})
+	portal := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(portal, e.stripe.URL+"/portal/") {
+		t.Fatalf("manage billing = %d → %q, want 303 to the stand-in's portal", resp.StatusCode, portal)
+	}
+	page, err := v.c.Get(portal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	m := regexp.MustCompile(`action="(/portal/[^"]+/cancel/sub_[^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("portal shows no active subscription to cancel:\n%s", b)
+	}
+	r, err = v.c.PostForm(e.stripe.URL+string(m[1]), url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if back := r.Header.Get("Location"); back != e.URL+"/tracker" {
+		t.Fatalf("portal returns to %q", back)
+	}
+	_, body := v.get("/tracker")
+	if !strings.Contains(body, "Free plan: 4 of 3 channels") || !strings.Contains(body, "Go premium") {
+		t.Fatalf("after cancelling in the portal the dashboard is not on the free plan:\n%s", body)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/events"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
@@ -65,6 +66,9 @@ type Config struct {
 	// when blobs are on S3: pages may fetch video segments from it. Empty
 	// when the edge serves blobs itself.
 	BlobOrigin string
+	// Demo is `jetfleet dev --demo`: pages offer demo-only actions (the
+	// Tracker's "send the digest now").
+	Demo bool
 }
 
 // Deps are the outside parts the edge uses.
@@ -86,6 +90,9 @@ type Deps struct {
 	Payments *payments.Client
 	// Tokens encrypts OAuth and CRM tokens kept at rest (TOKEN_KEY).
 	Tokens *sealed.Box
+	// Salesforce connects organisers' Salesforce for event exports; nil
+	// (or without a client id) hides it.
+	Salesforce *salesforce.Client
 }
 
 // Server is the edge's HTTP handler.

@@ -11,6 +11,7 @@ import (
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
+	"jetfleet/workers/eventsexport"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
 	"jetfleet/workers/media"
@@ -32,6 +33,7 @@ func allRoles(cfg *config) []consume.Role {
 		tracker.Roles(trackerConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
+		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),
 	)
 }
@@ -40,7 +42,7 @@ func allRoles(cfg *config) []consume.Role {
 func trackerConfig(cfg *config) tracker.Config {
 	s := cfg.TrackerSlot
 	return tracker.Config{
-		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s},
+		Slots:            tracker.Slots{Channel: s, Hourly: s, Daily: s, HiRes: s},
 		VideoConcurrency: cfg.TrackerConcurrency,
 		BaseURL:          cfg.BaseURL,
 		YouTube:          func(reg prometheus.Registerer) (*youtube.Client, error) { return newYouTube(cfg, reg) },

@@ -71,6 +71,13 @@ type config struct {
 	StripeWebhookSecret string
 	StripeAPIBase       string
 
+	// Organisers' CRMs for event exports (internal/crm).
+	HubSpotAPIBase            string
+	SalesforceLoginURL        string
+	SalesforceClientID        string
+	SalesforceClientSecret    string
+	SalesforceExternalIDField string
+
 	YouTubeURL         string
 	YouTubeThumbURL    string
 	YouTubeRate        int
@@ -129,6 +136,11 @@ func (c *config) settings() []setting {
 		{env: "STRIPE_SECRET_KEY", flag: "stripe-secret-key", usage: "Stripe secret key for event tickets (empty: edge sells free tickets only; dev runs a local Stripe stand-in)", str: &c.StripeSecretKey, secret: true},
 		{env: "STRIPE_WEBHOOK_SECRET", flag: "stripe-webhook-secret", usage: "Stripe webhook signing secret (whsec_…) of /api/events/stripe/webhook", str: &c.StripeWebhookSecret, secret: true},
 		{env: "STRIPE_API_BASE", flag: "stripe-api-base", def: "https://api.stripe.com", usage: "Stripe API base URL (tests: a local stand-in)", str: &c.StripeAPIBase},
+		{env: "HUBSPOT_API_BASE", flag: "hubspot-api-base", usage: "HubSpot API base URL for event exports (empty: https://api.hubapi.com; dev: a local HubSpot stand-in)", str: &c.HubSpotAPIBase},
+		{env: "SALESFORCE_LOGIN_URL", flag: "salesforce-login-url", def: "https://login.salesforce.com", usage: "Salesforce OAuth login URL (a sandbox: https://test.salesforce.com)", str: &c.SalesforceLoginURL},
+		{env: "SALESFORCE_CLIENT_ID", flag: "salesforce-client-id", usage: "consumer key of the Salesforce connected app for event exports (empty: Salesforce off; dev: a local Salesforce stand-in)", str: &c.SalesforceClientID},
+		{env: "SALESFORCE_CLIENT_SECRET", flag: "salesforce-client-secret", usage: "consumer secret of that connected app", str: &c.SalesforceClientSecret, secret: true},
+		{env: "SALESFORCE_EXTERNAL_ID_FIELD", flag: "salesforce-external-id-field", def: "Jetfleet_Email__c", usage: "Contact field (External ID, unique) holding the email that upserts match on", str: &c.SalesforceExternalIDField},
 		{env: "DATA_DIR", flag: "data-dir", def: "./data", usage: "where jetfleet dev keeps NATS and ClickHouse data", str: &c.DataDir},
 		{env: "LOG_LEVEL", flag: "log-level", def: "info", usage: "debug, info, warn or error", str: &c.LogLevel},
 		{env: "WORKER_ROLES", flag: "roles", def: "all", usage: "worker roles to run, comma-separated, or all", str: &c.Roles},
@@ -251,6 +263,20 @@ func (c *config) validate() error {
 	}
 	if u, err := url.Parse(c.StripeAPIBase); err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
 		bad("STRIPE_API_BASE", "%q is not an http(s) URL", c.StripeAPIBase)
+	}
+	if c.HubSpotAPIBase != "" {
+		if u, err := url.Parse(c.HubSpotAPIBase); err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+			bad("HUBSPOT_API_BASE", "%q is not an http(s) URL", c.HubSpotAPIBase)
+		}
+	}
+	if u, err := url.Parse(c.SalesforceLoginURL); err != nil || !oneOf(u.Scheme, "http", "https") || u.Host == "" {
+		bad("SALESFORCE_LOGIN_URL", "%q is not an http(s) URL", c.SalesforceLoginURL)
+	}
+	if c.SalesforceClientID != "" && c.SalesforceClientSecret == "" {
+		bad("SALESFORCE_CLIENT_SECRET", "required with SALESFORCE_CLIENT_ID (the connected app's consumer secret)")
+	}
+	if !validFieldName(c.SalesforceExternalIDField) {
+		bad("SALESFORCE_EXTERNAL_ID_FIELD", "%q is not a Salesforce field API name (letters, digits, underscores, e.g. Jetfleet_Email__c)", c.SalesforceExternalIDField)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", "%v", err)

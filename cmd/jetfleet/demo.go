@@ -14,10 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/youtube/youtubetest"
 	"jetfleet/subjects"
+	"jetfleet/workers/tracker"
 )
 
 // Demo pace: ticks far faster than production so a newcomer sees curves
@@ -26,20 +29,23 @@ const (
 	demoChannelEvery = 20 * time.Second
 	demoHourlyEvery  = 10 * time.Second
 	demoDailyEvery   = 2 * time.Minute
+	// demoHiResEvery is premium high-resolution sampling: a fifth of the
+	// demo's "hour", so its curve is visibly finer than the hourly one.
+	demoHiResEvery = 2 * time.Second
 )
 
 // startDemo serves the YouTube stand-in's demo world on a loopback port,
 // points the tracker (cfg) at it with one-second slots, and fires the
 // tracker's ticks at demo pace until ctx ends. It returns the lines to add
 // to the dev summary.
-func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *slog.Logger) (string, error) {
-	yt, chans, err := openDemoWorld(cfg.DataDir, time.Now)
+func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *slog.Logger) (string, time.Time, error) {
+	yt, chans, start, err := openDemoWorld(cfg.DataDir, time.Now)
 	if err != nil {
-		return "", err
+		return "", start, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("demo youtube: %w", err)
+		return "", start, fmt.Errorf("demo youtube: %w", err)
 	}
 	srv := &http.Server{Handler: yt.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
@@ -54,15 +60,45 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 
 	for name, every := range map[string]time.Duration{
 		subjects.TrackerChannelTick: demoChannelEvery, subjects.TrackerVideoHourlyTick: demoHourlyEvery, subjects.TrackerVideoDailyTick: demoDailyEvery,
+		subjects.TrackerVideoHiResTick: demoHiResEvery,
 	} {
 		go demoTicks(ctx, js, name, every, log)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "  demo        YouTube stand-in at %s; ticks every %v (channels) / %v (videos); track one of:\n", url, demoChannelEvery, demoHourlyEvery)
+	fmt.Fprintf(&b, "  demo        YouTube stand-in at %s; ticks every %v (channels) / %v (videos) / %v (premium high resolution); track one of:\n", url, demoChannelEvery, demoHourlyEvery, demoHiResEvery)
 	for _, c := range chans {
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}
-	return b.String(), nil
+	fmt.Fprintf(&b, "              %s has last week's history planted, with one outlier (%s); /tracker/outliers has \"send the digest now\"\n", chans[0].Handle, youtubetest.DemoOutlierID)
+	return b.String(), start, nil
+}
+
+// plantDemoHistory writes what an hourly tracker would have sampled of
+// the demo world in the week before it started (youtubetest.DemoHistory)
+// and computes that week's outliers, so a newcomer sees a band, an outlier
+// and a digest without waiting a week. Rows are keyed by video and time
+// and the snapshot by week: planting again on a restart changes nothing.
+func plantDemoHistory(ctx context.Context, ch driver.Conn, start time.Time, log *slog.Logger) error {
+	w, err := analytics.NewBatchWriter(ch, analytics.WriterConfig{Table: "video_samples",
+		Columns: []string{"video_id", "channel_id", "sampled_at", "views", "likes", "title", "thumb_hash"}}, log)
+	if err != nil {
+		return err
+	}
+	hist := youtubetest.DemoHistory(start)
+	for _, s := range hist {
+		if err := w.Append(ctx, s.VideoID, s.ChannelID, s.At.UTC(), uint64(s.Views), uint64(s.Views/40), s.Title, ""); err != nil {
+			return fmt.Errorf("plant demo history: %w", err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		return fmt.Errorf("plant demo history: %w", err)
+	}
+	week := tracker.DigestWeek(time.Now())
+	if err := analytics.SnapshotOutliers(ctx, ch, week); err != nil {
+		return fmt.Errorf("demo outliers: %w", err)
+	}
+	log.Info("demo history planted", "samples", len(hist), "week", week.Format(time.DateOnly))
+	return nil
 }
 
 // demoWorldFile keeps, in the data dir, when the demo world began.
@@ -73,7 +109,7 @@ const demoWorldFile = "demo-youtube.json"
 // is kept in the data dir, so `make run` restarted on the same data
 // continues the same world: the videos tracked before still exist with
 // the titles and thumbnails the tracker recorded.
-func openDemoWorld(dataDir string, now func() time.Time) (*youtubetest.Server, []youtubetest.DemoChannel, error) {
+func openDemoWorld(dataDir string, now func() time.Time) (*youtubetest.Server, []youtubetest.DemoChannel, time.Time, error) {
 	path := filepath.Join(dataDir, demoWorldFile)
 	var rec struct {
 		Start time.Time `json:"start"`
@@ -82,20 +118,20 @@ func openDemoWorld(dataDir string, now func() time.Time) (*youtubetest.Server, [
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &rec); err != nil || rec.Start.IsZero() {
-			return nil, nil, fmt.Errorf("demo world %s is unreadable (delete it to start a new world): %v", path, err)
+			return nil, nil, rec.Start, fmt.Errorf("demo world %s is unreadable (delete it to start a new world): %v", path, err)
 		}
 	case errors.Is(err, os.ErrNotExist):
 		rec.Start = now().UTC().Truncate(time.Second)
 		b, _ := json.Marshal(rec)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
-			return nil, nil, fmt.Errorf("keep demo world start: %w", err)
+			return nil, nil, rec.Start, fmt.Errorf("keep demo world start: %w", err)
 		}
 	default:
-		return nil, nil, fmt.Errorf("read demo world: %w", err)
+		return nil, nil, rec.Start, fmt.Errorf("read demo world: %w", err)
 	}
 	yt := youtubetest.New(youtubetest.Options{Now: now})
 	chans := yt.PopulateDemo(youtubetest.DemoConfig{Start: rec.Start})
-	return yt, chans, nil
+	return yt, chans, rec.Start, nil
 }
 
 // demoTicks publishes the schedule's tick every d, as the server-side

@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/testenv"
 	"jetfleet/internal/youtube/youtubetest"
+	"jetfleet/workers/tracker"
 )
 
 // fakeClock is the demo world's clock, moved by the test.
@@ -48,7 +51,7 @@ func TestDemoWorldContinuesAfterARestartOnTheSameDataDir(t *testing.T) {
 	dir := t.TempDir()
 	clock := &fakeClock{t: time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)}
 
-	first, chans, err := openDemoWorld(dir, clock.Now)
+	first, chans, _, err := openDemoWorld(dir, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +73,7 @@ func TestDemoWorldContinuesAfterARestartOnTheSameDataDir(t *testing.T) {
 	before := demoSnapshot(t, first)
 
 	// Restart on the same dir at the same moment: the same world.
-	second, _, err := openDemoWorld(dir, clock.Now)
+	second, _, _, err := openDemoWorld(dir, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +82,46 @@ func TestDemoWorldContinuesAfterARestartOnTheSameDataDir(t *testing.T) {
 	}
 
 	// Another data dir is another, fresh world.
-	fresh, _, err := openDemoWorld(t.TempDir(), clock.Now)
+	fresh, _, _, err := openDemoWorld(t.TempDir(), clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(fresh.ChannelVideos(chans[0].ID)) != initial {
 		t.Errorf("a new data dir starts with %d videos on %s, want %d", len(fresh.ChannelVideos(chans[0].ID)), chans[0].ID, initial)
+	}
+}
+
+// `jetfleet dev --demo` plants the week before the world began: the first
+// channel's back catalogue sampled hourly, one video five times the
+// others. That week's snapshot finds exactly that video, far above its
+// channel's band; planting again (a restart) changes nothing.
+func TestDemoHistoryPlantsOneChannelOutlier(t *testing.T) {
+	ch, err := testenv.StartClickHouse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Stop() }) // after the database's own cleanup
+	conn, _ := ch.Database(t)
+	ctx := testenv.Context(t, 60*time.Second)
+	log := slog.New(slog.DiscardHandler)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), log); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Truncate(time.Second)
+	for range 2 {
+		if err := plantDemoHistory(ctx, conn, start, log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := analytics.WeekOutliers(ctx, conn, tracker.DigestWeek(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].VideoID != youtubetest.DemoOutlierID || got[0].Kind != analytics.OutlierChannel || got[0].Score < 3 {
+		t.Fatalf("outliers of the planted week = %+v, want %s alone as a channel outlier", got, youtubetest.DemoOutlierID)
+	}
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM video_samples FINAL").Scan(&n); err != nil || n != uint64(len(youtubetest.DemoHistory(start))) {
+		t.Fatalf("%d samples after planting twice (%v), want %d", n, err, len(youtubetest.DemoHistory(start)))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -29,7 +30,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	natsAddr := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS client address (for the nats CLI)")
 	monitorPort := fs.Int("nats-monitor-port", 8222, "embedded NATS monitoring port on 127.0.0.1 (0: off)")
 	expose := fs.Bool("expose", false, "serve the site on every interface (default: 127.0.0.1 only; /outbox shows everyone's sign-in links)")
-	demo := fs.Bool("demo", false, "tracker demo: a local YouTube stand-in with growing channels, ticks every few seconds")
+	demo := fs.Bool("demo", false, "demo: a local YouTube stand-in with growing channels (ticks every few seconds), and an Events event that is live now with a local HLS stream (ffmpeg)")
 	cfg, err := loadConfig(fs, args, getenv)
 	if err != nil {
 		return err
@@ -89,11 +90,21 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := indexCounterOwners(ctx, js, stdout); err != nil {
 		return err
 	}
-	var demoText string
+	var (
+		demoText  string
+		demoStart time.Time
+		live      *liveDemo
+	)
 	if *demo {
-		if demoText, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
+		if demoText, demoStart, err = startDemo(ctx, cfg, js, log.With("component", "demo")); err != nil {
 			return err
 		}
+		var liveText string
+		if live, liveText, err = startLiveDemo(ctx, cfg, js, log.With("component", "demo-live")); err != nil {
+			return err
+		}
+		defer live.stop()
+		demoText += liveText
 	}
 	reg := newRegistry()
 	chDesc := cfg.ClickHouseURL
@@ -121,6 +132,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer chConn.Close()
+	if *demo {
+		if err := plantDemoHistory(ctx, chConn, demoStart, log.With("component", "demo")); err != nil {
+			return err
+		}
+	}
 
 	secret, err := devSecret(cfg)
 	if err != nil {
@@ -147,11 +163,14 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	chConn = analytics.InstrumentInserts(chConn, analytics.NewInsertMetrics(reg))
 	metrics := consume.NewMetrics(reg)
 	edge, closeSite, err := buildSite(ctx, cfg, backbone{nc: nc, js: js, ch: chConn, blobs: blobs, blobHandler: blobHandler, reg: reg, tokens: tokens},
-		keys.CSRF, edgeMode{dev: true}, log.With("component", "edge"))
+		keys.CSRF, edgeMode{dev: true, demo: *demo}, log.With("component", "edge"))
 	if err != nil {
 		return err
 	}
 	defer closeSite()
+	if live != nil {
+		edge = live.wrap(edge)
+	}
 	roles, err := roleNames(cfg.Roles, allRoles(cfg))
 	if err != nil {
 		return err
@@ -217,13 +236,14 @@ jetfleet dev is running
   ClickHouse  %s
   blobs       %s
   workers     %s
+  CRMs        HubSpot %s  Salesforce %s  (stand-ins unless configured: their pages list the exported contacts)
   data        %s
 Ctrl-C stops everything.
 
 For the nats CLI (README recipes), once:
   nats context save jetfleet-dev --server %s --user %s --password %s --select
 
-`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.DataDir,
+`, site, natsURL, monitor, devNATSUser, filepath.Join(cfg.DataDir, "nats.password"), ch, blobs, strings.Join(names, ", "), cfg.HubSpotAPIBase, cfg.SalesforceLoginURL, cfg.DataDir,
 		natsURL, devNATSUser, cfg.NATSPassword)
 }
 

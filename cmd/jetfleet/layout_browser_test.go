@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"jetfleet/internal/testenv"
+	"jetfleet/internal/youtube/youtubetest"
 )
 
 // layoutWidths are the viewports every page must fit: a laptop and a phone.
@@ -121,8 +122,14 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 		return chart && completions
 	})
 
-	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage,
-		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage,
+	// The demo's planted outlier: its curve with the channel's band and
+	// its badge.
+	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
+	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage, outlierPage,
+		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
+		// The live app: this event's lobby; the demo event's refusal (its
+		// stage, for its participants, is measured in the live app's test).
+		"/events/" + eventID + "/live", demoLiveEvent.FindStringSubmatch(dev.Out.String())[1],
 		live + "/admin", live + "/team", live + "/lost-link",
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")

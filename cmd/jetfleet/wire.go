@@ -23,6 +23,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/sealed"
 	"jetfleet/subjects"
 	"jetfleet/web"
@@ -271,7 +272,8 @@ type backbone struct {
 
 // edgeMode is what differs between a production edge and `jetfleet dev`'s.
 type edgeMode struct {
-	dev bool // metrics and the outbox on the site, the Stripe stand-in
+	dev  bool // metrics and the outbox on the site, the Stripe stand-in
+	demo bool // jetfleet dev --demo: the pages' demo-only actions
 }
 
 // buildSite builds the site every process that serves users runs (the
@@ -286,17 +288,26 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	if err != nil {
 		return nil, nil, err
 	}
+	closeCRM := func() {}
+	if mode.dev {
+		if closeCRM, err = openCRMStandIns(cfg, log); err != nil {
+			closePay()
+			return nil, nil, err
+		}
+	}
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
-		BlobOrigin: cfg.blobOrigin(),
+		BlobOrigin: cfg.blobOrigin(), Demo: mode.demo,
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens,
+		Salesforce: salesforce.New(salesforceConfig(cfg)),
 	})
 	if err != nil {
 		closePay()
+		closeCRM()
 		return nil, nil, fmt.Errorf("%w (has `jetfleet migrate` run?)", err)
 	}
-	return h, closePay, nil
+	return h, func() { closePay(); closeCRM() }, nil
 }

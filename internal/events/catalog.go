@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -137,4 +138,21 @@ func (c *Catalog) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.live)
+}
+
+// HostedBy lists the live events that have not ended at now and have the
+// (normalised) address email among their hosts, soonest first: the
+// events a host finds on "my events".
+func (c *Catalog) HostedBy(email string, now time.Time) []Event {
+	email = strings.ToLower(strings.TrimSpace(email))
+	c.mu.RLock()
+	var out []Event
+	for _, e := range c.live {
+		if email != "" && !e.Past(now) && slices.Contains(e.Hosts, email) {
+			out = append(out, e)
+		}
+	}
+	c.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
 }

@@ -18,6 +18,9 @@ type PersonalData struct {
 	Registrations   []MyRegistration `json:"registrations"`
 	Organiser       *Organiser       `json:"organiser,omitempty"`
 	OrganisedEvents []Event          `json:"organised_events"`
+	// HostOf lists the events whose organiser invited the person's
+	// address as a host (an admin of the live app).
+	HostOf []string `json:"host_of"`
 	// Teams: per event, their breakout team, the help flags they raised
 	// and their team's submission (teams_gdpr.go).
 	Teams []TeamData `json:"teams"`
@@ -46,6 +49,14 @@ func (s *Service) PersonalDataOf(ctx context.Context, uid, email string) (Person
 	if d.OrganisedEvents, err = s.OrganiserEvents(ctx, uid); err != nil {
 		return d, err
 	}
+	if addr, err := normaliseEmail(email); err == nil {
+		if d.HostOf, err = s.hostedEvents(ctx, addr); err != nil {
+			return d, err
+		}
+	}
+	if d.HostOf == nil {
+		d.HostOf = []string{}
+	}
 	if d.Registrations == nil {
 		d.Registrations = []MyRegistration{}
 	}
@@ -64,6 +75,7 @@ func Pseudonym(rid string) string { return "Deleted participant " + rid[:6] }
 // name and no address; the per-person index is removed; an organiser
 // profile loses its address. Earlier revisions of the changed keys are
 // purged from the buckets' streams, so no history keeps the old values.
+// The address leaves the hosts of every event it was invited to.
 // Events the person organises stay (they are the organiser's published
 // content, tied to the account id only). Running it again finds nothing
 // left to change. It returns how many registrations were pseudonymised.
@@ -115,6 +127,11 @@ func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, err
 			if err := purgeHistory(ctx, regs, subjects.EventsRegistrationsBucket, ref.indexKey, 0); err != nil {
 				return n, err
 			}
+		}
+		// An address invited as a host is the person's data in someone
+		// else's event: it leaves the event, history included.
+		if err := s.forgetHost(ctx, email); err != nil {
+			return n, err
 		}
 	}
 	for {

@@ -100,7 +100,7 @@ func (s *Service) saveNewFlag(ctx context.Context, m Member, t Team, fid string)
 	} else if err != nil {
 		return HelpFlag{}, fmt.Errorf("save help flag: %w", err)
 	}
-	if err := s.helpEngagement(ctx, f, subjects.EngagementHelpRaised, m.RegistrationID, f.Raised); err != nil {
+	if err := s.helpEngagement(ctx, f, subjects.EngagementHelpRaised, m.UserID, f.Raised); err != nil {
 		return f, err
 	}
 	return f, nil
@@ -197,6 +197,9 @@ func (s *Service) changeFlag(ctx context.Context, m Member, fid string, change f
 	}
 }
 
+// helpEngagement publishes a help step; who is the account id of the
+// participant or admin who took it (as every engagement's user_id, by
+// which a GDPR deletion finds its rows).
 func (s *Service) helpEngagement(ctx context.Context, f HelpFlag, kind, who string, at time.Time) error {
 	return s.deskEngagement(ctx, subjects.EventsEngagement{Kind: kind, EventID: f.EventID, ID: f.ID, Ref: f.ID, UserID: who, Room: f.TeamID, At: at})
 }

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 )
 
@@ -39,7 +38,7 @@ func (s *Service) Member(ctx context.Context, eid, uid, email string) (Member, E
 	}
 	email, _ = normaliseEmail(email)
 	m := Member{EventID: eid, UserID: uid, Email: email, Name: email}
-	m.Admin = uid != "" && e.OrganiserID == uid || email != "" && slices.Contains(e.Hosts, email)
+	m.Admin = e.IsAdmin(uid, email)
 	if email != "" {
 		refs, err := s.personRegs(ctx, email)
 		if err != nil {

@@ -310,9 +310,13 @@ func (s *Service) mailTicket(ctx context.Context, r Registration, e Event) {
 	}
 	t, _ := e.Ticket(r.TicketTypeID)
 	loc := e.Location()
+	base := strings.TrimRight(s.cfg.BaseURL, "/")
 	text := fmt.Sprintf("Hello %s,\n\n%s.\n\n%s\n%s – %s (%s)\nTicket: %s (%s)\n\nSee your events: %s/events/mine\n",
 		r.Name, what, e.Title, e.Start.In(loc).Format("Mon 2 Jan 2006 15:04"), e.End.In(loc).Format("Mon 2 Jan 2006 15:04"), e.TimeZone,
-		t.Name, t.Price(), strings.TrimRight(s.cfg.BaseURL, "/"))
+		t.Name, t.Price(), base)
+	if r.Status != RefundDue {
+		text += fmt.Sprintf("\nOn the day, the event runs in its live app (stream, chat, your team), signed in as %s:\n%s%s\n", r.Email, base, LivePath(e.ID))
+	}
 	err := s.cfg.Mail(ctx, subjects.Mail{
 		ID: "events-" + string(r.Status) + ":" + r.ID, To: r.Email,
 		Subject: what + ": " + OneLine(e.Title), Text: text,

@@ -196,7 +196,7 @@ func (s *Service) Submit(ctx context.Context, m Member, in SubmissionInput) (Sub
 		}
 		err = s.deskEngagement(ctx, subjects.EventsEngagement{
 			Kind: subjects.EngagementSubmitted, EventID: m.EventID, ID: sub.ID + "." + strconv.Itoa(sub.Version),
-			Ref: sub.ID, UserID: m.RegistrationID, Room: t.ID, At: now,
+			Ref: sub.ID, UserID: m.UserID, Room: t.ID, At: now,
 		})
 		return sub, err
 	}

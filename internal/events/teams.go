@@ -405,7 +405,7 @@ func (s *Service) AddLatecomers(ctx context.Context, m Member, e Event) (Split, 
 
 // TeamPath is the path of the team page of event eid: one per event, since
 // it shows the signed-in participant's own team.
-func TeamPath(eid string) string { return "/events/" + eid + "/live/team" }
+func TeamPath(eid string) string { return LivePath(eid) + "/team" }
 
 func (s *Service) teamMail(id string, r Registration, t Team, e Event) subjects.Mail {
 	link := strings.TrimRight(s.cfg.BaseURL, "/") + TeamPath(e.ID)

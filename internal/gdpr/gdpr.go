@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -195,4 +196,42 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 		}
 		return nil
 	}
+}
+
+// ScheduleExportExpiry publishes the one-shot schedule (@at at) that fires
+// subjects.GDPRExportExpire for the gdpr-exports role, which then deletes
+// the blob key: how every download mailed as a link (a person's data
+// export, an event's participant CSV) disappears when its link stops
+// working. The stream keeps one message per subject and the publish is
+// deduplicated by id, so a redelivered job schedules nothing twice.
+func ScheduleExportExpiry(ctx context.Context, js jetstream.JetStream, id, key string, at time.Time) error {
+	if !ExpirableKey(key, id) {
+		return fmt.Errorf("schedule deletion of %q: not an export", key)
+	}
+	b, _ := json.Marshal(subjects.GDPRExportExpiry{RequestID: id, Key: key, At: at.UTC()})
+	_, err := js.Publish(ctx, subjects.GDPRExportSchedule(id), b,
+		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(subjects.GDPRExportExpire(id)),
+		jetstream.WithMsgID("gdpr-expiry:"+id))
+	if err != nil {
+		return fmt.Errorf("schedule deletion of export %s: %w", key, err)
+	}
+	return nil
+}
+
+// ExpirableKey reports whether key names an export made under id that an
+// expiry may delete: a GDPR export (gdpr/<user>/<id>.json) or an event's
+// participant CSV (exports/events/<event>/<id>.csv). Anything else is
+// refused, so a malformed schedule cannot delete other blobs.
+func ExpirableKey(key, id string) bool {
+	if !ids.Valid(id) {
+		return false
+	}
+	parts := strings.Split(key, "/")
+	switch {
+	case len(parts) == 3 && parts[0] == "gdpr" && parts[2] == id+".json":
+		return parts[1] != ""
+	case len(parts) == 4 && parts[0] == "exports" && parts[1] == "events" && parts[3] == id+".csv":
+		return ids.Valid(parts[2])
+	}
+	return false
 }

@@ -284,6 +284,11 @@ func (s *SMTP) message(m subjects.Mail) (*gomail.Msg, error) {
 	msg.SetDate()
 	// Ask auto-responders (out-of-office replies) not to answer (RFC 3834).
 	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	if m.Unsubscribe != "" {
+		// One-click unsubscribe (RFC 8058); Validate checked the URL.
+		msg.SetGenHeader(gomail.Header("List-Unsubscribe"), "<"+m.Unsubscribe+">")
+		msg.SetGenHeader(gomail.Header("List-Unsubscribe-Post"), "List-Unsubscribe=One-Click")
+	}
 	msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	if m.HTML != "" {
 		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)

@@ -316,3 +316,31 @@ func TestMaskAddressKeepsFirstCharacterAndDomain(t *testing.T) {
 		}
 	}
 }
+
+// The digest's one-click unsubscribe (RFC 8058) travels as the two header
+// fields mail programs look for; a URL that would break the header is
+// refused.
+func TestSMTPCarriesOneClickUnsubscribeHeaders(t *testing.T) {
+	srv := mailtest.Start(t)
+	m := signInMail()
+	m.Unsubscribe = "https://jetfleet.example/api/tracker/unsubscribe/tok"
+	if err := smtpTo(t, srv, mail.SMTPConfig{}).Send(ctx(t), m); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := srv.Messages()[0].Header
+	if v := got.Get("List-Unsubscribe"); v != "<"+m.Unsubscribe+">" {
+		t.Errorf("List-Unsubscribe = %q", v)
+	}
+	if v := got.Get("List-Unsubscribe-Post"); v != "List-Unsubscribe=One-Click" {
+		t.Errorf("List-Unsubscribe-Post = %q", v)
+	}
+	for _, bad := range []string{"https://x>\r\nBcc: mallory@example.com", "mailto:x@example.com", "javascript:alert(1)"} {
+		m.Unsubscribe = bad
+		if err := smtpTo(t, srv, mail.SMTPConfig{}).Send(ctx(t), m); !errors.Is(err, mail.ErrInvalid) {
+			t.Errorf("unsubscribe %q: err = %v, want ErrInvalid", bad, err)
+		}
+	}
+	if n := len(srv.Messages()); n != 1 {
+		t.Fatalf("server got %d messages, want only the valid one", n)
+	}
+}

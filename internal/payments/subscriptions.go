@@ -2,6 +2,7 @@ package payments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stripe/stripe-go/v85"
@@ -104,9 +105,14 @@ func (c *Client) ParseSubscriptionWebhook(body []byte, signature string) (Subscr
 
 // SubscriptionActive reports whether a subscription is still active (or
 // trialing): a redelivered start event of a subscription since cancelled
-// must not start it again.
+// must not start it again. One Stripe does not know (resource_missing) is
+// not active.
 func (c *Client) SubscriptionActive(ctx context.Context, id string) (bool, error) {
 	s, err := c.sc.V1Subscriptions.Retrieve(ctx, id, nil)
+	var se *stripe.Error
+	if errors.As(err, &se) && se.Code == stripe.ErrorCodeResourceMissing {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("retrieve Stripe subscription %s: %w", id, err)
 	}
@@ -120,4 +126,24 @@ func (c *Client) CancelSubscription(ctx context.Context, id string) error {
 		return fmt.Errorf("cancel Stripe subscription %s: %w", id, err)
 	}
 	return nil
+}
+
+// PortalURL is a Customer Portal session of the customer paying for
+// subscription id, where they manage or cancel it; Stripe sends them back
+// to returnURL. Cancelling there sends customer.subscription.deleted.
+func (c *Client) PortalURL(ctx context.Context, id, returnURL string) (string, error) {
+	sub, err := c.sc.V1Subscriptions.Retrieve(ctx, id, nil)
+	if err != nil {
+		return "", fmt.Errorf("retrieve Stripe subscription %s: %w", id, err)
+	}
+	if sub.Customer == nil {
+		return "", fmt.Errorf("subscription %s names no Stripe customer", id)
+	}
+	ps, err := c.sc.V1BillingPortalSessions.Create(ctx, &stripe.BillingPortalSessionCreateParams{
+		Customer: stripe.String(sub.Customer.ID), ReturnURL: stripe.String(returnURL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create Stripe Customer Portal session: %w", err)
+	}
+	return ps.URL, nil
 }

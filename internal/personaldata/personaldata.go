@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
 	"jetfleet/internal/tracking"
@@ -84,18 +85,43 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Listing and deleting CRM credentials needs no TOKEN_KEY.
+	crmCreds, err := crm.OpenCredentials(ctx, d.JS, nil)
+	if err != nil {
+		return nil, err
+	}
+	exportRuns, err := crm.OpenRuns(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	return []Entry{{
 		Product: "events",
-		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsTeamsBucket, subjects.EventsHelpBucket},
+		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsCRMBucket, subjects.EventsExportRunsBucket, subjects.EventsTeamsBucket, subjects.EventsHelpBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
-			return d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			data, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
+			if err != nil {
+				return nil, err
+			}
+			// Which CRMs an organiser connected, and when; never the
+			// (sealed) credentials themselves.
+			conns, err := crmCreds.Connections(ctx, p.ID)
+			return eventsData{PersonalData: data, CRMConnections: conns}, err
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
+		// An organiser's CRM credentials are deleted; a participant's
+		// address leaves the export runs' failure lists (exports read
+		// registrations when they run, so nothing sends it again).
 		// Teams, help flags and submissions name participants by
 		// registration id only, so they are pseudonymous with it.
 		Forget: func(ctx context.Context, p Person) error {
-			_, err := d.Events.ForgetPerson(ctx, p.ID, p.Email)
+			if _, err := d.Events.ForgetPerson(ctx, p.ID, p.Email); err != nil {
+				return err
+			}
+			if err := crmCreds.Forget(ctx, p.ID); err != nil {
+				return err
+			}
+			_, err := exportRuns.ForgetEmail(ctx, p.Email)
 			return err
 		},
 	}, {
@@ -139,6 +165,14 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// Deletion removes each upload's source, renditions and record.
 		Forget: func(ctx context.Context, p Person) error { return mediaItems.Forget(ctx, p.ID) },
 	}}, nil
+}
+
+// eventsData is the events part of an export: the product's data, and
+// the CRMs the person connected as an organiser (which and when, never the
+// sealed credentials).
+type eventsData struct {
+	events.PersonalData
+	CRMConnections map[string]crm.Connection `json:"crm_connections"`
 }
 
 // Unclaimed names every bucket and object store in subjects that no entry

@@ -20,6 +20,16 @@ type PersonalData struct {
 	Channels []Tracked `json:"channels"`
 	Videos   []Tracked `json:"videos"`
 	Credits  []Credit  `json:"credits"`
+	// HiRes are the videos the user chose 2-minute sampling for, while
+	// that lasts.
+	HiRes []HiResChoice `json:"high_resolution"`
+}
+
+// HiResChoice is one video sampled at high resolution for the user.
+type HiResChoice struct {
+	VideoID string    `json:"video_id"`
+	Since   time.Time `json:"since"`
+	Until   time.Time `json:"until"`
 }
 
 // Tracked is one channel or video a user tracks, since when.
@@ -39,7 +49,7 @@ type Credit struct {
 
 // PersonalDataOf gathers the Tracker's data of user uid.
 func (s *Store) PersonalDataOf(ctx context.Context, uid string) (PersonalData, error) {
-	d := PersonalData{Channels: []Tracked{}, Videos: []Tracked{}, Credits: []Credit{}}
+	d := PersonalData{Channels: []Tracked{}, Videos: []Tracked{}, Credits: []Credit{}, HiRes: []HiResChoice{}}
 	if err := checkID("user", uid); err != nil {
 		return d, err
 	}
@@ -69,6 +79,17 @@ func (s *Store) PersonalDataOf(ctx context.Context, uid string) (PersonalData, e
 			return d, err
 		}
 		d.Credits = append(d.Credits, Credit{Month: parts[3], VideoID: parts[4], Spent: l.Since})
+	}
+	hires, err := s.UserHiRes(ctx, uid)
+	if err != nil {
+		return d, err
+	}
+	for _, vid := range hires {
+		if rec, ok, err := s.HiRes(ctx, uid, vid); err != nil {
+			return d, err
+		} else if ok {
+			d.HiRes = append(d.HiRes, HiResChoice{VideoID: vid, Since: rec.Since, Until: rec.Until})
+		}
 	}
 	return d, nil
 }
@@ -132,13 +153,17 @@ func (s *Store) ForgetUser(ctx context.Context, uid string) error {
 			return fmt.Errorf("forget credit %s: %w", k, err)
 		}
 	}
+	hires, err := s.fullKeys(ctx, subjects.TrackerUserHiRes(uid))
+	if err != nil {
+		return err
+	}
 	digest, err := s.fullKeys(ctx, subjects.TrackerUserDigest(uid))
 	if err != nil {
 		return err
 	}
-	for _, k := range digest {
+	for _, k := range append(hires, digest...) {
 		if err := s.kv.Delete(ctx, k); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("forget digest %s: %w", k, err)
+			return fmt.Errorf("forget %s: %w", k, err)
 		}
 	}
 	// The plan's counts last: what they count is gone by now.

@@ -149,3 +149,37 @@ func TestForgetUserExportsThenRemovesEveryMappingAndSparesOthers(t *testing.T) {
 		t.Errorf("bob's data changed: %+v", d)
 	}
 }
+
+// A premium user's high-resolution choices are theirs: exported with
+// their window, removed when they are forgotten, while another user's
+// choice of the same video stays.
+func TestHighResolutionChoicesAreExportedAndForgotten(t *testing.T) {
+	kv := bucket(t)
+	s := tracking.New(kv, tracking.Options{})
+	ctx := context.Background()
+	published := time.Now().Add(-time.Hour)
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := s.TrackVideo(ctx, u, true, subjects.TrackerVideo{ID: "vvvvvvvvvv1", Title: "Fresh", PublishedAt: published}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetHiRes(ctx, u, "vvvvvvvvvv1", true, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := s.PersonalDataOf(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.HiRes) != 1 || d.HiRes[0].VideoID != "vvvvvvvvvv1" || !d.HiRes[0].Until.Equal(published.Add(24*time.Hour)) {
+		t.Fatalf("exported high-resolution choices %+v", d.HiRes)
+	}
+	if err := s.ForgetUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.HiRes(ctx, "alice", "vvvvvvvvvv1"); ok {
+		t.Error("alice's high-resolution choice left after forgetting her")
+	}
+	if live, _ := s.LiveHiRes(ctx); !slices.Equal(live["vvvvvvvvvv1"], []string{"bob"}) {
+		t.Errorf("high-resolution choices after forgetting alice: %v, want bob's", live)
+	}
+}

@@ -285,6 +285,9 @@ func (s *Store) UntrackVideo(ctx context.Context, uid, vid string) error {
 // sampled: its windows, its place in its channel's list and, last, its
 // record. Its samples in ClickHouse stay; they are about the video.
 func (s *Store) dropVideo(ctx context.Context, vid, cid string) error {
+	if err := s.dropHiRes(ctx, vid); err != nil {
+		return fmt.Errorf("drop video %s: %w", vid, err)
+	}
 	keys := []string{subjects.TrackerHourlyKey(vid), subjects.TrackerDailyKey(vid)}
 	if cid != "" {
 		keys = append(keys, subjects.TrackerChannelVideoKey(cid, vid))

@@ -100,6 +100,8 @@ func (h *Handler) Routes(mux, api *http.ServeMux, protect, identify func(http.Ha
 	mux.Handle("POST /events/organise/{id}/tickets", h.signedIn(h.addTicket))
 	mux.Handle("POST /events/organise/{id}/tickets/{tid}/delete", h.signedIn(h.removeTicket))
 	mux.Handle("POST /events/organise/{id}/publish", h.signedIn(h.publish))
+	mux.Handle("POST /events/organise/{id}/hosts", h.signedIn(h.addHost))
+	mux.Handle("POST /events/organise/{id}/hosts/remove", h.signedIn(h.removeHost))
 	mux.Handle("POST /events/stripe/connect", h.signedIn(h.connect))
 	mux.Handle("GET /events/stripe/return", h.signedIn(h.stripeReturn))
 	mux.Handle("GET /events/stripe/refresh", h.signedIn(h.stripeRefresh))
@@ -402,6 +404,7 @@ func (h *Handler) mine(w http.ResponseWriter, r *http.Request, u user) {
 			d.Upcoming = append(d.Upcoming, x)
 		}
 	}
+	d.Hosting = h.d.Catalog.HostedBy(u.Email, now)
 	h.pages.Render(w, r, http.StatusOK, "My events", minePage(d))
 }
 

@@ -127,6 +127,19 @@ func (h *Handler) removeTicket(w http.ResponseWriter, r *http.Request, u user) {
 	h.afterChange(w, r, u, err, "ticket-removed", nil)
 }
 
+func (h *Handler) addHost(w http.ResponseWriter, r *http.Request, u user) {
+	email := r.PostFormValue("host_email")
+	_, err := h.d.Events.AddHost(r.Context(), u.ID, r.PathValue("id"), email)
+	h.afterChange(w, r, u, err, "host-added", func(d *manageData, fields map[string]string) {
+		d.HostEmail, d.HostProblems = email, fields
+	})
+}
+
+func (h *Handler) removeHost(w http.ResponseWriter, r *http.Request, u user) {
+	_, err := h.d.Events.RemoveHost(r.Context(), u.ID, r.PathValue("id"), r.PostFormValue("host_email"))
+	h.afterChange(w, r, u, err, "host-removed", nil)
+}
+
 func (h *Handler) publish(w http.ResponseWriter, r *http.Request, u user) {
 	_, err := h.d.Events.Publish(r.Context(), u.ID, r.PathValue("id"))
 	h.afterChange(w, r, u, err, "published", nil)

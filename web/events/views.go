@@ -37,6 +37,7 @@ type regData struct {
 
 type mineData struct {
 	Upcoming, Past []events.MyRegistration
+	Hosting        []events.Event // events whose organiser invited this address as a host
 }
 
 type dashboardData struct {
@@ -57,6 +58,14 @@ type manageData struct {
 	Organiser       events.Organiser
 	StripeAvailable bool
 	Notice, Problem string
+	HostEmail       string // the host form as typed
+	HostProblems    map[string]string
+}
+
+// canJoin reports whether a registration lets its participant into the
+// event's live app (events.Service.Member decides; this only shows the link).
+func canJoin(r events.Registration) bool {
+	return r.Status == events.Confirmed || r.Status == events.Paid
 }
 
 var notices = map[string]string{
@@ -69,6 +78,8 @@ var notices = map[string]string{
 	"stripe-pending":   "Stripe onboarding is not finished yet. Connect again to continue.",
 	"confirmed":        "Your registration is confirmed.",
 	"cancelled":        "Your registration is cancelled.",
+	"host-added":       "Host invited: we mailed them the live app's link. They sign in with that address.",
+	"host-removed":     "Host removed.",
 }
 
 func notice(key string) string { return notices[key] }

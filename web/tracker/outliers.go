@@ -2,12 +2,14 @@ package tracker
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"jetfleet/analytics"
+	"jetfleet/subjects"
 )
 
 // The outlier pages (seed 000, "Outliers Detection"): this week's outliers
@@ -54,6 +56,8 @@ type outliersData struct {
 	Week     string
 	Rows     []outlierRow
 	DigestOn bool
+	Demo     bool   // offer "send the digest now"
+	Notice   string // the answer to it
 }
 
 func (h *Handler) outliers(w http.ResponseWriter, r *http.Request, uid string) {
@@ -74,7 +78,7 @@ func (h *Handler) outliers(w http.ResponseWriter, r *http.Request, uid string) {
 		h.pages.Fail(w, r, "digest preference", err)
 		return
 	}
-	data := outliersData{Week: week.Format("2 January 2006"), DigestOn: !off}
+	data := outliersData{Week: week.Format("2 January 2006"), DigestOn: !off, Demo: h.d.Demo, Notice: notice(r)}
 	for _, o := range analytics.PickOutliers(all, chans, vids) {
 		row := outlierRow{Outlier: o, Title: o.VideoID}
 		if v, err := h.d.Store.Video(ctx, o.VideoID); err == nil && v.Title != "" {
@@ -167,4 +171,17 @@ func outlierBadge(o analytics.Outlier) string {
 		return fmt.Sprintf("outlier %.1f×", o.Score)
 	}
 	return fmt.Sprintf("%s lift %.1f×", strings.ReplaceAll(o.Kind, "+", " and "), o.Score)
+}
+
+// digestNow fires the weekly outlier tick at once (`jetfleet dev --demo`
+// only), as `nats req sched.fire.outliers-weekly` would: the
+// tracker-outliers role stores last week's snapshot and mails the digests,
+// each still at most once per user and week.
+func (h *Handler) digestNow(w http.ResponseWriter, r *http.Request, uid string) {
+	payload, _ := json.Marshal(subjects.Tick{Schedule: subjects.TrackerOutliersWeeklyTick})
+	if _, err := h.d.JS.Publish(r.Context(), subjects.ScheduleTick(subjects.TrackerOutliersWeeklyTick), payload); err != nil {
+		h.pages.Fail(w, r, "send digest now", err)
+		return
+	}
+	http.Redirect(w, r, "/tracker/outliers?ok="+noticeDigestSent, http.StatusSeeOther)
 }

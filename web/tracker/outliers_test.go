@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"jetfleet/analytics"
+	"jetfleet/subjects"
+	"jetfleet/web/tracker"
 )
 
 // snapshot stores last week's outlier snapshot over samples in which
@@ -110,5 +114,44 @@ func TestVideoPageOverlaysItsChannelsBandAndBadgesAnOutlier(t *testing.T) {
 	// The band is drawn behind the curve.
 	if strings.Index(body, `<polygon class="band"`) > strings.Index(body, `stroke="#2f6fed"`) {
 		t.Errorf("band drawn over the views curve")
+	}
+}
+
+// `jetfleet dev --demo` offers "send the digest now": it fires the weekly
+// outlier tick, as the schedule does on Mondays. Elsewhere there is no
+// such button or route.
+func TestSendDigestNowIsADemoOnlyActionThatFiresTheWeeklyTick(t *testing.T) {
+	plain := newSite(t)
+	b := plain.as("alice")
+	if _, body, _ := b.get("/tracker/outliers"); strings.Contains(body, "Send the digest now") {
+		t.Fatal("a site that is not the demo offers to send the digest now")
+	}
+	if code, _, _ := b.post("/tracker/digest/now", url.Values{}); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		t.Fatalf("send digest now outside the demo = %d, want 404/405", code)
+	}
+
+	demo := newSite(t, func(d *tracker.Deps) { d.Demo = true })
+	b = demo.as("alice")
+	if _, body, _ := b.get("/tracker/outliers"); !strings.Contains(body, "Send the digest now") {
+		t.Fatal("the demo's outliers page has no send-the-digest-now button")
+	}
+	cons, err := demo.js.OrderedConsumer(demo.ctx, subjects.SchedulesStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.ScheduleTick(subjects.TrackerOutliersWeeklyTick)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, h := b.post("/tracker/digest/now", url.Values{})
+	if code != http.StatusSeeOther || h.Get("Location") != "/tracker/outliers?ok=digest-sent" {
+		t.Fatalf("send digest now = %d → %q", code, h.Get("Location"))
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatalf("no weekly tick fired: %v", err)
+	}
+	if subjects.ScheduleName(msg.Subject()) != subjects.TrackerOutliersWeeklyTick {
+		t.Fatalf("fired %s", msg.Subject())
+	}
+	if _, body, _ := b.get("/tracker/outliers?ok=digest-sent"); !strings.Contains(body, "goes to the outbox") {
+		t.Fatal("the page does not say what happens next")
 	}
 }

@@ -131,3 +131,25 @@ func (h *Handler) subscription(ctx context.Context, uid string) (string, error) 
 	}
 	return u.Subscription, nil
 }
+
+// portal sends the premium user to Stripe's Customer Portal to manage or
+// cancel the subscription; a cancellation there reaches us as
+// customer.subscription.deleted through the webhook, like "Cancel
+// premium" here.
+func (h *Handler) portal(w http.ResponseWriter, r *http.Request, uid string) {
+	sub, err := h.subscription(r.Context(), uid)
+	if err != nil {
+		h.pages.Fail(w, r, "plan", err)
+		return
+	}
+	if sub == "" {
+		h.showDashboard(w, r, uid, http.StatusConflict, "There is no premium subscription to manage.", "", "")
+		return
+	}
+	u, err := h.d.Plans.Payments.PortalURL(r.Context(), sub, h.d.BaseURL+"/tracker")
+	if err != nil {
+		h.pages.Fail(w, r, "customer portal", err)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}

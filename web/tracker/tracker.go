@@ -20,6 +20,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
@@ -43,7 +44,12 @@ type Deps struct {
 	Plans *Plans
 	// BaseURL is where Stripe sends the user back.
 	BaseURL string
-	Log     *slog.Logger
+	// Tokens opens the digest's unsubscribe links (TOKEN_KEY); nil: every
+	// link is refused.
+	Tokens *sealed.Box
+	// Demo offers "send the digest now" (jetfleet dev --demo only).
+	Demo bool
+	Log  *slog.Logger
 }
 
 // Handler serves the Tracker's pages.
@@ -78,12 +84,21 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /tracker/track", h.signedIn(protect, h.track))
 	mux.Handle("POST /tracker/untrack", h.signedIn(protect, h.untrack))
 	mux.Handle("GET /tracker/videos/{id}", h.signedIn(protect, h.video))
+	mux.Handle("POST /tracker/videos/{id}/hires", h.signedIn(protect, h.setHiRes))
 	mux.Handle("GET /tracker/channels/{id}", h.signedIn(protect, h.channel))
 	mux.Handle("GET /tracker/outliers", h.signedIn(protect, h.outliers))
 	mux.Handle("GET /tracker/digest", h.signedIn(protect, h.digest))
 	mux.Handle("POST /tracker/digest", h.signedIn(protect, h.setDigest))
+	if h.d.Demo {
+		mux.Handle("POST /tracker/digest/now", h.signedIn(protect, h.digestNow))
+	}
+	// The digest's unsubscribe link works signed out: its token is the
+	// authorization.
+	mux.HandleFunc("GET /tracker/unsubscribe/{token}", h.unsubscribeConfirm)
+	mux.HandleFunc("POST /tracker/unsubscribe/{token}", h.unsubscribeForm)
 	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
 	mux.Handle("POST /tracker/premium/cancel", h.signedIn(protect, h.cancelPremium))
+	mux.Handle("POST /tracker/premium/portal", h.signedIn(protect, h.portal))
 }
 
 // signedIn hands a page the user the gate let through.
@@ -208,6 +223,9 @@ const (
 	noticeUntracked        = "untracked"
 	noticePremium          = "premium" // back from the premium Checkout
 	noticePremiumCancelled = "premium-cancelled"
+	noticeHiResOn          = "hires-on"
+	noticeHiResOff         = "hires-off"
+	noticeDigestSent       = "digest-sent"
 )
 
 // notice returns the message named by the request's ?ok= code, "" for no
@@ -228,6 +246,12 @@ func notice(r *http.Request) string {
 		return noticePremium // worded by showDashboard, which knows the plan
 	case noticePremiumCancelled:
 		return "Premium is cancelled: the free plan's limits apply again. Everything you track stays tracked."
+	case noticeHiResOn:
+		return "High resolution is on: this video is sampled every 2 minutes until the end of its first 24 hours."
+	case noticeHiResOff:
+		return "High resolution is off: this video is sampled hourly again."
+	case noticeDigestSent:
+		return "The weekly run started: last week's outliers are computed and the digest goes to the outbox in a few seconds. It is sent once a week, so pressing again sends nothing new."
 	}
 	return ""
 }
@@ -346,6 +370,12 @@ func (h *Handler) untrack(w http.ResponseWriter, r *http.Request, uid string) {
 }
 
 func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
+	h.showVideo(w, r, uid, http.StatusOK, "")
+}
+
+// showVideo renders a video's page with status, and problem (the answer
+// to a form on it) beside its high-resolution form.
+func (h *Handler) showVideo(w http.ResponseWriter, r *http.Request, uid string, status int, problem string) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	ok, err := h.d.Store.CanSeeVideo(ctx, uid, id)
@@ -375,6 +405,10 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 	}
 	band, outliers := h.weekBand(ctx, v.ChannelID), h.weekOutliers(ctx, nil, map[string]bool{id: true})
 	data := videoData{Video: v, Chart: layoutChart(samples, changes, band), Outliers: outliers, Notice: notice(r), Samples: len(samples), Refusal: h.refusal(ctx)}
+	if data.HiRes, err = h.hiResView(ctx, uid, v, samples, changes, problem); err != nil {
+		h.pages.Fail(w, r, "high resolution", err)
+		return
+	}
 	data.Individually, _ = h.d.Store.TracksVideo(ctx, uid, id)
 	if v.ThumbHash != "" {
 		data.ThumbURL = h.thumbURL(ctx, id, v.ThumbHash, true)
@@ -392,7 +426,7 @@ func (h *Handler) video(w http.ResponseWriter, r *http.Request, uid string) {
 			data.Channel = c
 		}
 	}
-	h.pages.Render(w, r, http.StatusOK, v.Title, videoPage(data))
+	h.pages.Render(w, r, status, v.Title, videoPage(data))
 }
 
 func (h *Handler) thumbURL(ctx context.Context, vid, hash string, high bool) string {
@@ -455,6 +489,7 @@ type videoData struct {
 	Refusal      string
 	Individually bool
 	Outliers     []analytics.Outlier // this video's, in the latest weekly snapshot
+	HiRes        hiResView
 }
 
 type changeView struct {

@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/testenv"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
@@ -35,12 +36,14 @@ func TestMain(m *testing.M) { testenv.ClickHouseMain(m, func(c *testenv.ClickHou
 var quiet = slog.New(slog.DiscardHandler)
 
 type site struct {
-	t     *testing.T
-	url   string
-	store *tracking.Store
-	yt    *youtubetest.Server
-	conn  driver.Conn
-	ctx   context.Context
+	t      *testing.T
+	url    string
+	store  *tracking.Store
+	yt     *youtubetest.Server
+	conn   driver.Conn
+	ctx    context.Context
+	tokens *sealed.Box // TOKEN_KEY of the edges
+	js     jetstream.JetStream
 	// edge starts another edge on its own NATS connection to the same
 	// server and returns its URL.
 	edge func() string
@@ -51,7 +54,8 @@ var (
 	chanB = youtubetest.ChannelID(2)
 )
 
-func newSite(t *testing.T) *site {
+// newSite starts the Tracker's pages; opts change their Deps.
+func newSite(t *testing.T, opts ...func(*tracker.Deps)) *site {
 	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
 	nats := testenv.StartNATS(t)
@@ -73,6 +77,10 @@ func newSite(t *testing.T) *site {
 	client, _ := youtube.New(youtube.Config{BaseURL: yts.URL(), ThumbnailURL: yts.URL(), RetryMin: time.Millisecond})
 	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
 	var store *tracking.Store
+	tokens, err := sealed.New([]byte(strings.Repeat("t", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	edge := func(js jetstream.JetStream) string {
 		kv, _ := js.KeyValue(ctx, subjects.SessionsBucket)
 		sessions, err := session.New(kv, session.Config{Secret: []byte(strings.Repeat("k", 32)), TTL: time.Hour}, quiet)
@@ -92,10 +100,15 @@ func newSite(t *testing.T) *site {
 		}
 
 		mux := http.NewServeMux()
-		h, err := tracker.New(tracker.Deps{
+		deps := tracker.Deps{
 			JS: js, Store: st, YouTube: client, ClickHouse: conn, Blobs: blobs, Log: quiet,
 			Premium: func(_ context.Context, uid string) (bool, error) { return uid == "premium", nil },
-		})
+			Tokens:  tokens,
+		}
+		for _, o := range opts {
+			o(&deps)
+		}
+		h, err := tracker.New(deps)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +123,13 @@ func newSite(t *testing.T) *site {
 		mux.HandleFunc("GET /test/csrf", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, session.From(r.Context()).CSRFToken())
 		})
-		srv := httptest.NewServer(sessions.Middleware(mux))
+		// As the site mounts them: /api/ outside sessions and CSRF.
+		api := http.NewServeMux()
+		h.APIRoutes(api)
+		root := http.NewServeMux()
+		root.Handle("/api/", api)
+		root.Handle("/", sessions.Middleware(mux))
+		srv := httptest.NewServer(root)
 		t.Cleanup(srv.Close)
 		return srv.URL
 	}
@@ -119,7 +138,7 @@ func newSite(t *testing.T) *site {
 		_, js := nats.Connect(t)
 		return edge(js)
 	}
-	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second}
+	return &site{t: t, url: first, store: store, yt: yts, conn: conn, ctx: ctx, edge: second, tokens: tokens, js: js}
 }
 
 type browser struct {

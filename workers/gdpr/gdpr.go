@@ -150,7 +150,7 @@ func (w *Worker) export(ctx context.Context, req subjects.GDPRRequest) error {
 	// The export goes when its link stops working. The schedule is set
 	// before the mail, so no link is sent for an export that would stay.
 	expires := w.d.Now().Add(w.d.ExportTTL)
-	if err := w.scheduleExpiry(ctx, req.ID, k, expires); err != nil {
+	if err := gdpr.ScheduleExportExpiry(ctx, w.d.JS, req.ID, k, expires); err != nil {
 		return err
 	}
 	link, err := w.d.Blobs.URL(ctx, k, w.d.ExportTTL)
@@ -165,23 +165,9 @@ func (w *Worker) export(ctx context.Context, req subjects.GDPRRequest) error {
 	})
 }
 
-// scheduleExpiry publishes the one-shot schedule (@at at) that fires
-// subjects.GDPRExportExpire for the gdpr-exports role. The stream keeps one
-// message per subject and the publish is deduplicated, so a redelivered
-// request schedules nothing twice.
-func (w *Worker) scheduleExpiry(ctx context.Context, rid, key string, at time.Time) error {
-	b, _ := json.Marshal(subjects.GDPRExportExpiry{RequestID: rid, Key: key, At: at.UTC()})
-	_, err := w.d.JS.Publish(ctx, subjects.GDPRExportSchedule(rid), b,
-		jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(subjects.GDPRExportExpire(rid)),
-		jetstream.WithMsgID("gdpr-expiry:"+rid))
-	if err != nil {
-		return fmt.Errorf("schedule deletion of export %s: %w", key, err)
-	}
-	return nil
-}
-
 // HandleExpiry is the gdpr-exports role: it deletes the export a schedule
-// set by an export request names, once its link has expired. An export
+// names (a GDPR export, or an event's participant CSV mailed by the
+// events-export role), once its link has expired. An export
 // already deleted (by the person's deletion request) is not an error.
 func (w *Worker) HandleExpiry(ctx context.Context, msg jetstream.Msg) error {
 	var x subjects.GDPRExportExpiry
@@ -189,8 +175,8 @@ func (w *Worker) HandleExpiry(ctx context.Context, msg jetstream.Msg) error {
 		return consume.Permanentf("decode export expiry: %v", err)
 	}
 	// Only ever an export: a malformed message must not delete other blobs.
-	if !strings.HasPrefix(x.Key, "gdpr/") || !strings.HasSuffix(x.Key, "/"+x.RequestID+".json") || !ids.Valid(x.RequestID) {
-		return consume.Permanentf("export expiry names %q, not a GDPR export", x.Key)
+	if !gdpr.ExpirableKey(x.Key, x.RequestID) {
+		return consume.Permanentf("export expiry names %q, not an export", x.Key)
 	}
 	if err := w.d.Blobs.Delete(ctx, x.Key); err != nil {
 		return fmt.Errorf("delete expired export %s: %w", x.Key, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
@@ -26,7 +28,10 @@ type OutliersDeps struct {
 	// Mail enqueues a mail on the MAIL work queue (mail.Enqueuer).
 	Mail    func(context.Context, subjects.Mail) error
 	BaseURL string // the site, for the links in the digest
-	Log     *slog.Logger
+	// Tokens seals the user id into the digest's unsubscribe link
+	// (TOKEN_KEY, shared with the edge that opens it).
+	Tokens *sealed.Box
+	Log    *slog.Logger
 }
 
 // Outliers handles the weekly outlier tick (seed 000, "Outliers Detection"
@@ -124,11 +129,25 @@ func (o *Outliers) digest(ctx context.Context, uid string, week time.Time, all [
 	if err != nil {
 		return false, fmt.Errorf("digest for %s: %w", uid, err)
 	}
+	items := o.digestItems(ctx, mine)
+	token := tracking.UnsubscribeToken(o.d.Tokens, uid)
+	links := digestLinks{
+		Outliers:    o.d.BaseURL + "/tracker/outliers",
+		Settings:    o.d.BaseURL + "/tracker/digest",
+		Unsubscribe: o.d.BaseURL + "/tracker/unsubscribe/" + token,
+	}
+	html, err := digestHTML(week, items, links)
+	if err != nil {
+		return false, consume.Permanent(err)
+	}
 	m := subjects.Mail{
 		ID:      DigestMailID(uid, week),
 		To:      user.Email,
 		Subject: "Your outliers for the week of " + week.Format("2 January 2006"),
-		Text:    o.digestText(ctx, week, mine),
+		Text:    digestText(week, items, links),
+		HTML:    html,
+		// Mail programs' unsubscribe button POSTs here (RFC 8058).
+		Unsubscribe: o.d.BaseURL + "/api/tracker/unsubscribe/" + token,
 	}
 	if err := o.d.Mail(ctx, m); err != nil {
 		return false, err
@@ -136,19 +155,65 @@ func (o *Outliers) digest(ctx context.Context, uid string, week time.Time, all [
 	return true, o.d.Store.MarkDigestSent(ctx, uid, key)
 }
 
-// digestText is the mail's body: one paragraph per outlier, each with the
-// figures that made it one and a link to its curve.
-func (o *Outliers) digestText(ctx context.Context, week time.Time, mine []analytics.Outlier) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Outliers among the channels and videos you track, week of %s:\n\n", week.Format("2 January 2006"))
+// digestItem is one outlier as the digest shows it.
+type digestItem struct {
+	Title, Describe, URL, Thumb string
+}
+
+// digestLinks are the digest's links beside its items.
+type digestLinks struct {
+	Outliers, Settings, Unsubscribe string
+}
+
+// digestItems gives each outlier its video's title and links: its curve
+// on the site, its thumbnail at YouTube.
+func (o *Outliers) digestItems(ctx context.Context, mine []analytics.Outlier) []digestItem {
+	var out []digestItem
 	for _, x := range mine {
 		title := x.VideoID
 		if v, err := o.d.Store.Video(ctx, x.VideoID); err == nil && v.Title != "" {
 			title = v.Title
 		}
-		fmt.Fprintf(&b, "- %s\n  %s\n  %s/tracker/videos/%s\n\n", title, x.Describe(), o.d.BaseURL, x.VideoID)
+		out = append(out, digestItem{Title: title, Describe: x.Describe(), URL: o.d.BaseURL + "/tracker/videos/" + x.VideoID,
+			Thumb: "https://i.ytimg.com/vi/" + x.VideoID + "/mqdefault.jpg"})
 	}
-	fmt.Fprintf(&b, "All of this week's outliers: %s/tracker/outliers\n", o.d.BaseURL)
-	fmt.Fprintf(&b, "Stop these emails or turn them back on: %s/tracker/digest\n", o.d.BaseURL)
+	return out
+}
+
+// digestText is the mail's plain-text body: one paragraph per outlier,
+// each with the figures that made it one and a link to its curve, then the
+// unsubscribe link.
+func digestText(week time.Time, items []digestItem, l digestLinks) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Outliers among the channels and videos you track, week of %s:\n\n", week.Format("2 January 2006"))
+	for _, x := range items {
+		fmt.Fprintf(&b, "- %s\n  %s\n  %s\n\n", x.Title, x.Describe, x.URL)
+	}
+	fmt.Fprintf(&b, "All of this week's outliers: %s\n", l.Outliers)
+	fmt.Fprintf(&b, "Mail settings: %s\n", l.Settings)
+	fmt.Fprintf(&b, "Unsubscribe from this weekly mail: %s\n", l.Unsubscribe)
 	return b.String()
+}
+
+var digestPage = template.Must(template.New("digest").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Your outliers</title></head>
+<body style="font-family:sans-serif;max-width:40rem;margin:0 auto;padding:1rem;color:#1d2430">
+<h1 style="font-size:1.3rem">Outliers, week of {{.Week}}</h1>
+<p>Among the channels and videos you track:</p>
+{{range .Items}}<table role="presentation" style="margin:0 0 1rem"><tr>
+<td style="vertical-align:top;padding-right:.75rem"><a href="{{.URL}}"><img src="{{.Thumb}}" alt="" width="160" height="90"></a></td>
+<td style="vertical-align:top"><a href="{{.URL}}"><strong>{{.Title}}</strong></a><br>{{.Describe}}</td>
+</tr></table>
+{{end}}<p><a href="{{.Links.Outliers}}">All of this week's outliers</a></p>
+<p style="color:#5b6470;font-size:.9rem">You get this mail every Monday when something stood out. <a href="{{.Links.Unsubscribe}}">Unsubscribe</a> · <a href="{{.Links.Settings}}">mail settings</a></p>
+</body></html>`))
+
+// digestHTML is the mail's HTML body: the same items with thumbnails.
+func digestHTML(week time.Time, items []digestItem, l digestLinks) (string, error) {
+	var b strings.Builder
+	err := digestPage.Execute(&b, map[string]any{"Week": week.Format("2 January 2006"), "Items": items, "Links": l})
+	if err != nil {
+		return "", fmt.Errorf("digest html: %w", err)
+	}
+	return b.String(), nil
 }

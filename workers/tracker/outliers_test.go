@@ -11,6 +11,8 @@ import (
 
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/mail"
+	"jetfleet/internal/sealed"
+	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
 	"jetfleet/workers/consume"
 	workermail "jetfleet/workers/mail"
@@ -143,9 +145,13 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	week := tracker.DigestWeek(time.Now())
 	e.outlierWeek(week)
 
+	box, err := sealed.New([]byte(strings.Repeat("t", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := tracker.NewOutliers(tracker.OutliersDeps{
 		ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
-		BaseURL: "https://jetfleet.example", Log: quiet,
+		BaseURL: "https://jetfleet.example", Tokens: box, Log: quiet,
 	})
 	e.run("tracker-outliers", consume.Config{
 		Role: "tracker-outliers", Stream: subjects.SchedulesStream, Consumer: subjects.TrackerOutliersConsumer, Batch: 1, Concurrency: 1,
@@ -179,6 +185,23 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	}
 	if strings.Contains(m.Text, "quiet") {
 		t.Errorf("digest names an ordinary video:\n%s", m.Text)
+	}
+	// One-click unsubscribe (RFC 8058) for mail programs, and a visible
+	// link in both parts, each opening only as fan's.
+	prefix := "https://jetfleet.example/api/tracker/unsubscribe/"
+	if !strings.HasPrefix(m.Unsubscribe, prefix) {
+		t.Fatalf("digest unsubscribe URL = %q", m.Unsubscribe)
+	}
+	token := strings.TrimPrefix(m.Unsubscribe, prefix)
+	if uid, err := tracking.UnsubscribeUser(box, token); err != nil || uid != fan.ID {
+		t.Errorf("unsubscribe token opens as %q (%v), want %s", uid, err, fan.ID)
+	}
+	visible := "https://jetfleet.example/tracker/unsubscribe/" + token
+	if !strings.Contains(m.Text, visible) || !strings.Contains(m.HTML, visible) {
+		t.Errorf("the text or HTML part lacks the visible unsubscribe link %s:\n%s\n%s", visible, m.Text, m.HTML)
+	}
+	if !strings.Contains(m.HTML, `href="https://jetfleet.example/tracker/videos/hitvid"`) {
+		t.Errorf("HTML part lacks the link to the curve:\n%s", m.HTML)
 	}
 
 	// The sent mark outlives MAIL's duplicate window.

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +34,9 @@ type Config struct {
 	YouTube func(reg prometheus.Registerer) (*youtube.Client, error)
 }
 
-// Roles are the tracker's roles: schedule ticks to jobs, channel RSS
-// checks, video samples, the weekly outliers and digest.
+// Roles are the tracker's roles: schedule ticks to jobs, premium
+// high-resolution ticks to jobs, channel RSS checks, video samples, the
+// weekly outliers and digest.
 func Roles(cfg Config) []consume.Role {
 	if cfg.ChannelConcurrency <= 0 {
 		cfg.ChannelConcurrency = 64
@@ -54,6 +56,24 @@ func Roles(cfg Config) []consume.Role {
 				return nil, err
 			}
 			return NewTicks(d.JS, store, cfg.Slots, 0, d.Log.With("role", "tracker-ticks")).Handle, nil
+		},
+	}, {
+		Name: "tracker-hires",
+		Consumer: consume.Config{
+			Role: "tracker-hires", Stream: subjects.SchedulesStream, Consumer: subjects.TrackerHiResConsumer,
+			Batch: 1, Concurrency: 1,
+		},
+		Build: func(ctx context.Context, d consume.Deps) (consume.Handler, error) {
+			store, err := tracking.Open(ctx, d.JS, tracking.Options{})
+			if err != nil {
+				return nil, err
+			}
+			users, err := accounts.Open(ctx, d.JS, accounts.Config{})
+			if err != nil {
+				return nil, err
+			}
+			log := d.Log.With("role", "tracker-hires")
+			return NewHiRes(NewTicks(d.JS, store, cfg.Slots, 0, log), store, users, log).Handle, nil
 		},
 	}, {
 		Name: "tracker-channels",
@@ -96,9 +116,12 @@ func Roles(cfg Config) []consume.Role {
 			if err != nil {
 				return nil, err
 			}
+			if d.Tokens == nil {
+				return nil, errors.New("tracker-outliers: TOKEN_KEY is required (it seals the digest's unsubscribe links)")
+			}
 			return NewOutliers(OutliersDeps{
 				ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
-				BaseURL: cfg.BaseURL, Log: d.Log.With("role", "tracker-outliers"),
+				BaseURL: cfg.BaseURL, Tokens: d.Tokens, Log: d.Log.With("role", "tracker-outliers"),
 			}).Handle, nil
 		},
 	}}

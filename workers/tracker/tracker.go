@@ -4,6 +4,8 @@
 //   - Ticks turns a schedule tick into one TRACK job per live tracking
 //     record (channels, hourly videos, daily videos), each with the message
 //     id kind:id:slot so a tick handled twice enqueues nothing twice;
+//   - HiRes turns the 2-minute tick into one job per video a premium user
+//     chose high-resolution sampling for (its first 24 hours);
 //   - Channels reads a channel's RSS feed and starts tracking new uploads;
 //   - Videos scrapes a video's watch page, hashes its smallest thumbnail,
 //     stores thumbnails and title/thumbnail changes, and writes the sample;
@@ -37,6 +39,7 @@ import (
 // `jetfleet dev --demo` fires them faster with smaller slots.
 type Slots struct {
 	Channel, Hourly, Daily time.Duration // defaults 1h, 1h, 24h
+	HiRes                  time.Duration // default subjects.TrackerHiResEvery (2m)
 }
 
 func (s *Slots) defaults() {
@@ -48,6 +51,9 @@ func (s *Slots) defaults() {
 	}
 	if s.Daily <= 0 {
 		s.Daily = 24 * time.Hour
+	}
+	if s.HiRes <= 0 {
+		s.HiRes = subjects.TrackerHiResEvery
 	}
 }
 

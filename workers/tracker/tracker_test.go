@@ -77,7 +77,7 @@ func (e *env) start(roles ...string) {
 		e.t.Fatal(err)
 	}
 	cfg := tracker.Config{
-		Slots: tracker.Slots{Channel: time.Second, Hourly: time.Second, Daily: time.Second}, VideoConcurrency: 32,
+		Slots: tracker.Slots{Channel: time.Second, Hourly: time.Second, Daily: time.Second, HiRes: time.Second}, VideoConcurrency: 32,
 		YouTube: func(prometheus.Registerer) (*youtube.Client, error) { return client, nil },
 	}
 	var run []consume.Role

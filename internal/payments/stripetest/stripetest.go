@@ -4,9 +4,10 @@
 // "object" fields, Stripe's error envelope, and signed webhooks
 // (Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">).
 //
-// It serves the API (/v1/accounts, /v1/account_links, /v1/checkout/sessions)
-// and the two pages a person sees at Stripe: Express onboarding and hosted
-// Checkout, each with one button, so browser tests and `jetfleet dev`
+// It serves the API (/v1/accounts, /v1/account_links, /v1/checkout/sessions,
+// /v1/subscriptions, /v1/billing_portal/sessions) and the pages a person
+// sees at Stripe: Express onboarding, hosted Checkout and the Customer
+// Portal (cancel a subscription), each with one button, so browser tests and `jetfleet dev`
 // without a Stripe key can go through the whole flow. Paying a session
 // delivers checkout.session.completed to the configured webhook URL;
 // Expire delivers checkout.session.expired. Sessions do not expire on their
@@ -96,6 +97,18 @@ type Subscription struct {
 	Created  int64             `json:"created"`
 }
 
+// PortalSession is a Billing (Customer) Portal session: a page where the
+// customer manages their subscriptions, here cancelling one.
+type PortalSession struct {
+	ID        string `json:"id"`
+	Object    string `json:"object"`
+	Customer  string `json:"customer"`
+	ReturnURL string `json:"return_url"`
+	URL       string `json:"url"`
+	Livemode  bool   `json:"livemode"`
+	Created   int64  `json:"created"`
+}
+
 type link struct {
 	account, refresh, ret string
 	expires               time.Time
@@ -112,6 +125,7 @@ type Server struct {
 	sessions map[string]*Session
 	subs     map[string]*Subscription
 	links    map[string]link
+	portals  map[string]*PortalSession
 	idem     map[string]idemEntry
 	events   map[string][]byte // delivered event bodies by id
 	client   *http.Client
@@ -134,7 +148,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		URL: "http://" + ln.Addr().String(), cfg: cfg,
-		accounts: map[string]*Account{}, sessions: map[string]*Session{}, subs: map[string]*Subscription{}, links: map[string]link{},
+		accounts: map[string]*Account{}, sessions: map[string]*Session{}, subs: map[string]*Subscription{}, links: map[string]link{}, portals: map[string]*PortalSession{},
 		idem: map[string]idemEntry{}, events: map[string][]byte{},
 		client: &http.Client{Timeout: 15 * time.Second},
 	}
@@ -175,6 +189,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.api(s.getSession))
 	mux.HandleFunc("GET /v1/subscriptions/{id}", s.api(s.getSubscription))
 	mux.HandleFunc("DELETE /v1/subscriptions/{id}", s.api(s.cancelSubscription))
+	mux.HandleFunc("POST /v1/billing_portal/sessions", s.api(s.createPortalSession))
+	mux.HandleFunc("GET /portal/{id}", s.portalPage)
+	mux.HandleFunc("POST /portal/{id}/cancel/{sub}", s.portalCancel)
 	mux.HandleFunc("GET /connect/onboarding/{link}", s.onboardingPage)
 	mux.HandleFunc("POST /connect/onboarding/{link}", s.onboardingSubmit)
 	mux.HandleFunc("GET /pay/{id}", s.payPage)
@@ -461,6 +478,69 @@ func (s *Server) cancelSubscription(r *http.Request) (any, *apiError) {
 	return snapshot, nil
 }
 
+// createPortalSession is POST /v1/billing_portal/sessions: customer
+// (required, known) and return_url.
+func (s *Server) createPortalSession(r *http.Request) (any, *apiError) {
+	cus := r.PostForm.Get("customer")
+	if cus == "" {
+		return nil, invalid("customer", "Missing required param: customer.")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	known := false
+	for _, sub := range s.subs {
+		known = known || sub.Customer == cus
+	}
+	if !known {
+		return nil, missing("customer", cus)
+	}
+	id := "bps_" + randomID(24)
+	ps := &PortalSession{ID: id, Object: "billing_portal.session", Customer: cus, ReturnURL: r.PostForm.Get("return_url"),
+		URL: s.URL + "/portal/" + id, Created: time.Now().Unix()}
+	s.portals[id] = ps
+	return ps, nil
+}
+
+// portalPage lists the customer's subscriptions, each active one with a
+// cancel button, as the Customer Portal does.
+func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ps, ok := s.portals[r.PathValue("id")]
+	var subs []Subscription
+	if ok {
+		for _, sub := range s.subs {
+			if sub.Customer == ps.Customer {
+				subs = append(subs, *sub)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		http.Error(w, "This portal session is invalid.", http.StatusNotFound)
+		return
+	}
+	pages.ExecuteTemplate(w, "portal", map[string]any{"Session": ps, "Subs": subs})
+}
+
+// portalCancel cancels one of the session customer's subscriptions (and
+// delivers customer.subscription.deleted), then returns to return_url.
+func (s *Server) portalCancel(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	ps, ok := s.portals[r.PathValue("id")]
+	sub, subOK := s.subs[r.PathValue("sub")]
+	mine := ok && subOK && sub.Customer == ps.Customer
+	s.mu.Unlock()
+	if !mine {
+		http.Error(w, "No such subscription in this portal session.", http.StatusNotFound)
+		return
+	}
+	if _, err := s.CancelSubscription(r.Context(), sub.ID); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, ps.ReturnURL, http.StatusSeeOther)
+}
+
 var pages = template.Must(template.New("").Parse(`
 {{define "onboarding"}}<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Stripe test onboarding</title></head>
 <body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">
@@ -476,6 +556,13 @@ var pages = template.Must(template.New("").Parse(`
 <p id="amount">{{.Amount}}</p><p>{{.CustomerEmail}}</p>
 {{if eq .Status "open"}}<form method="post"><p>Card: 4242 4242 4242 4242 (test)</p><button id="stripe-pay" type="submit">Pay {{.Amount}}</button></form>
 {{if .CancelURL}}<p><a href="{{.CancelURL}}">Cancel</a></p>{{end}}{{else}}<p>This checkout is {{.Status}}.</p>{{end}}
+</body></html>{{end}}
+{{define "portal"}}<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Billing · Stripe test portal</title></head>
+<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">
+<p><strong>Stripe Customer Portal (local test stand-in)</strong></p>
+<h1>Your subscriptions</h1>
+{{range .Subs}}<p>{{.ID}}: {{.Status}}</p>{{if eq .Status "active"}}<form method="post" action="/portal/{{$.Session.ID}}/cancel/{{.ID}}"><button id="stripe-cancel-{{.ID}}" type="submit">Cancel plan</button></form>{{end}}{{end}}
+{{if .Session.ReturnURL}}<p><a href="{{.Session.ReturnURL}}">Return</a></p>{{end}}
 </body></html>{{end}}`))
 
 func (s *Server) onboardingPage(w http.ResponseWriter, r *http.Request) {

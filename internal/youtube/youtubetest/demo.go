@@ -3,6 +3,7 @@ package youtubetest
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,16 @@ func (s *Server) PopulateDemo(cfg DemoConfig) []DemoChannel {
 	chans := DemoChannels()
 	for i, ch := range chans {
 		s.AddChannel(ch.ID, ch.Handle, ch.Title)
+		if i == 0 {
+			// The first channel's back catalogue: the week before Start,
+			// one video far above the others (DemoHistory is how the
+			// tracker saw it). Added first, as the oldest uploads: the
+			// channel's newest video is still the one whose thumbnail
+			// changes.
+			for _, v := range demoCatalogue(cfg.Start) {
+				s.addDemoVideo(ch.ID, v.ID, v.Title, v.Published, cfg.Start, v.viewsAt(cfg.Start), 0.02*v.factor)
+			}
+		}
 		for j, title := range demoTitles[i][:3] {
 			age := time.Duration(3-j) * 26 * time.Hour
 			s.addDemoVideo(ch.ID, demoVideoID(i, j), title, cfg.Start.Add(-age), cfg.Start,
@@ -95,6 +106,68 @@ func (s *Server) PopulateDemo(cfg DemoConfig) []DemoChannel {
 	s.mu.Unlock()
 	s.advanceDemo(s.now())
 	return chans
+}
+
+// DemoSample is one sample of the demo world's history.
+type DemoSample struct {
+	VideoID, ChannelID, Title string
+	At                        time.Time
+	Views                     int64
+}
+
+// demoPast is one video of the first channel's back catalogue.
+type demoPast struct {
+	ID, Title string
+	Published time.Time
+	factor    float64 // how well it does against the channel's usual curve
+}
+
+// DemoOutlierID is the back-catalogue video planted far above its
+// channel's band, so the weekly outliers have something to show.
+const DemoOutlierID = "demo0past07"
+
+// demoCatalogue is the first channel's back catalogue: eight videos
+// published 18 hours apart through the full week (Monday to Sunday, UTC)
+// before the one of start, the last of them five times as watched as the
+// others at the same age.
+func demoCatalogue(start time.Time) []demoPast {
+	week := start.UTC().Truncate(24*time.Hour).AddDate(0, 0, -((int(start.UTC().Weekday())+6)%7)-7)
+	titles := []string{"Engine teardown", "Test stand tour", "Nozzle machining", "Fuel pump deep dive",
+		"Avionics bench", "Launch site scouting", "Recovery drills", "We finally flew it"}
+	var out []demoPast
+	for k, t := range titles {
+		f := 0.8 + 0.06*float64(k%5)
+		id := fmt.Sprintf("demo0past%02d", k)
+		if id == DemoOutlierID {
+			f = 5
+		}
+		out = append(out, demoPast{ID: id, Title: t, Published: week.Add(time.Duration(k) * 18 * time.Hour), factor: f})
+	}
+	return out
+}
+
+// viewsAt is the video's views at t on the channel's usual curve (a few
+// hundred views in its first hour, slowing after), scaled by its factor.
+func (v demoPast) viewsAt(t time.Time) int64 {
+	h := max(t.Sub(v.Published).Hours(), 0)
+	return int64(v.factor * 400 * math.Pow(h+1, 0.6))
+}
+
+// DemoHistory is what an hourly tracker would have sampled of the first
+// channel's back catalogue before start: one sample an hour from each
+// video's publication until the end of the week before start's. jetfleet
+// dev --demo writes it to ClickHouse, so the weekly outliers (and the
+// digest) have a week to report on from the first minute.
+func DemoHistory(start time.Time) []DemoSample {
+	chans := DemoChannels()
+	var out []DemoSample
+	for _, v := range demoCatalogue(start) {
+		end := v.Published.Truncate(24*time.Hour).AddDate(0, 0, 7-((int(v.Published.Weekday())+6)%7))
+		for at := v.Published; at.Before(end) && at.Before(start); at = at.Add(time.Hour) {
+			out = append(out, DemoSample{VideoID: v.ID, ChannelID: chans[0].ID, Title: v.Title, At: at, Views: v.viewsAt(at)})
+		}
+	}
+	return out
 }
 
 func demoVideoID(channel, n int) string {

@@ -1,0 +1,199 @@
+package salesforce_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"jetfleet/internal/crm"
+	"jetfleet/internal/crm/salesforce"
+	"jetfleet/internal/crm/salesforce/salesforcetest"
+)
+
+func golden(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func shape(t *testing.T, b []byte) []string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	set := map[string]bool{}
+	var walk func(p string, v any)
+	walk = func(p string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, c := range x {
+				set[p+"."+k] = true
+				walk(p+"."+k, c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(p+"[]", c)
+			}
+		}
+	}
+	walk("", v)
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contacts() []crm.Contact {
+	return []crm.Contact{{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}, {Email: "not-an-address", LastName: "Nobody"}}
+}
+
+// fake serves golden token and upsert answers, recording the upsert body.
+func fake(t *testing.T, upsertStatus int, upsertFile string, body *[]byte) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/services/oauth2/token":
+			b := string(golden(t, "salesforce_token_refresh.json"))
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, strings.ReplaceAll(b, "https://yourInstance.my.salesforce.com", "http://"+r.Host))
+		case r.Method == http.MethodPatch && r.URL.Path == "/services/data/v62.0/composite/sobjects/Contact/Jetfleet_Email__c":
+			*body, _ = io.ReadAll(r.Body)
+			w.WriteHeader(upsertStatus)
+			w.Write(golden(t, upsertFile))
+		default:
+			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
+			w.WriteHeader(404)
+		}
+	}))
+}
+
+func TestClientSendsTheDocumentedCollectionUpsertAndReadsEachRecord(t *testing.T) {
+	var body []byte
+	srv := fake(t, 200, "salesforce_upsert_200.json", &body)
+	defer srv.Close()
+	c := salesforce.New(salesforce.Config{LoginURL: srv.URL, ClientID: "id", ClientSecret: "s"})
+	res, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), contacts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := shape(t, body), shape(t, golden(t, "salesforce_upsert_request.json")); !slices.Equal(got, want) {
+		t.Fatalf("request shape %v, golden %v", got, want)
+	}
+	if res.Upserted["ada@example.com"] != "003xx000004TmiQAAS" || res.Created != 1 || len(res.Failed) != 1 ||
+		res.Failed[0].Email != "not-an-address" || !strings.HasPrefix(res.Failed[0].Message, "INVALID_EMAIL_ADDRESS: ") {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+func TestRequestLimitExceededIsARateLimit(t *testing.T) {
+	var body []byte
+	srv := fake(t, 403, "salesforce_403_limit.json", &body)
+	defer srv.Close()
+	c := salesforce.New(salesforce.Config{LoginURL: srv.URL, ClientID: "id", ClientSecret: "s"})
+	_, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), contacts())
+	var rl *crm.RateLimitError
+	if !errors.As(err, &rl) || !strings.Contains(rl.Message, "REQUEST_LIMIT_EXCEEDED") {
+		t.Fatalf("error %v, want a rate limit", err)
+	}
+}
+
+func TestStandInWebServerFlowWithPKCEAndRevokedRefreshToken(t *testing.T) {
+	s, err := salesforcetest.Start(salesforcetest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := salesforce.New(salesforce.Config{LoginURL: s.URL, ClientID: s.ClientID(), ClientSecret: s.ClientSecret(), RedirectURL: "http://site/cb"})
+	code := func(verifier string) string {
+		u, _ := url.Parse(c.AuthCodeURL("st", verifier))
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noRedirect.PostForm(u.String(), url.Values{"q": {u.RawQuery}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		back, _ := url.Parse(resp.Header.Get("Location"))
+		if back.Query().Get("state") != "st" || !strings.HasPrefix(resp.Header.Get("Location"), "http://site/cb?") {
+			t.Fatalf("redirect %q", resp.Header.Get("Location"))
+		}
+		return back.Query().Get("code")
+	}
+	verifier := strings.Repeat("v", 43)
+	// A code redeemed with another verifier (a stolen code) is refused.
+	if _, err := c.Exchange(context.Background(), code(verifier), strings.Repeat("w", 43)); err == nil {
+		t.Fatal("exchange with the wrong PKCE verifier succeeded")
+	}
+	conn, err := c.Exchange(context.Background(), code(verifier), verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.RefreshToken == "" || conn.InstanceURL != s.URL {
+		t.Fatalf("connection %+v", conn)
+	}
+	sess := c.Session(conn)
+	if res, err := sess.UpsertContacts(context.Background(), contacts()); err != nil || len(res.Upserted) != 1 || len(res.Failed) != 1 {
+		t.Fatalf("upsert: %+v %v", res, err)
+	}
+	s.RevokeAll()
+	_, err = c.Session(conn).UpsertContacts(context.Background(), contacts())
+	if !errors.Is(err, crm.ErrUnauthorized) {
+		t.Fatalf("error after revocation %v, want ErrUnauthorized", err)
+	}
+}
+
+func TestStandInAnswersInSalesforcesShapes(t *testing.T) {
+	s, err := salesforcetest.Start(salesforcetest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	patch := func(token string) (int, []byte) {
+		req, _ := http.NewRequest(http.MethodPatch, s.URL+"/services/data/v62.0/composite/sobjects/Contact/Jetfleet_Email__c", strings.NewReader(string(golden(t, "salesforce_upsert_request.json"))))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	contains := func(got []byte, file string) {
+		t.Helper()
+		g := shape(t, got)
+		for _, k := range shape(t, golden(t, file)) {
+			if !slices.Contains(g, k) {
+				t.Fatalf("stand-in answer lacks %s of %s: %s", k, file, got)
+			}
+		}
+	}
+	st, b := patch("nope")
+	if st != 401 {
+		t.Fatalf("status %d", st)
+	}
+	contains(b, "salesforce_401.json")
+	resp, err := http.PostForm(s.URL+"/services/oauth2/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"unknown"}, "client_id": {s.ClientID()}, "client_secret": {s.ClientSecret()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	contains(b, "salesforce_token_invalid_grant.json")
+}

@@ -413,4 +413,15 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 	if _, admin := d.org.get(d.admin()); !strings.Contains(admin, "Bot, improved") {
 		t.Error("admin page does not list the submission")
 	}
+	// Each participant may submit 30 times an hour (on every edge): ann
+	// has made two attempts that reached the handler.
+	ann.base = d.b.URL
+	var last int
+	for range eventsdesk.SubmissionsPerHour - 1 {
+		resp, body = multipartSubmission(t, ann, d.team(), map[string]string{"title": "Bot"}, "", nil)
+		last = resp.StatusCode
+	}
+	if last != http.StatusTooManyRequests || !strings.Contains(body, "times this hour") {
+		t.Errorf("submission 31 = %d, want 429 with a message", last)
+	}
 }

@@ -58,6 +58,9 @@ type Handler struct {
 	// and per inbox the link would go to.
 	lostByClient *ratelimit.Shared
 	lostByInbox  *ratelimit.Shared
+	// Submissions per participant, shared by every edge: each may store a
+	// file of up to MaxFile.
+	submits *ratelimit.Shared
 }
 
 // New returns the handler; ctx bounds the help-flag watches of its
@@ -83,8 +86,16 @@ func New(ctx context.Context, d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Handler{d: d, pages: site.Pages{Log: d.Log}, hub: newHub(ctx, d.Events, d.Log), lostByClient: byClient, lostByInbox: byInbox}, nil
+	submits, err := ratelimit.NewShared(d.JS, "events-submit", SubmissionsPerHour, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, hub: newHub(ctx, d.Events, d.Log), lostByClient: byClient, lostByInbox: byInbox, submits: submits}, nil
 }
+
+// SubmissionsPerHour is how many times one participant may submit (or
+// update) their team's project in an hour.
+const SubmissionsPerHour = 30
 
 func adminPath(eid string) string     { return "/events/" + eid + "/live/admin" }
 func teamPath(eid, tid string) string { return "/events/" + eid + "/live/teams/" + tid }
@@ -300,6 +311,14 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, m events.Member
 		return
 	}
 	in := events.SubmissionInput{Title: r.FormValue("title"), Description: r.FormValue("description"), Link: r.FormValue("link")}
+	if ok, err := h.submits.Allow(r.Context(), m.RegistrationID); err != nil {
+		h.pages.Fail(w, r, "events desk: submission limit", err)
+		return
+	} else if !ok {
+		w.Header().Set("Retry-After", "3600")
+		h.renderTeam(w, r, http.StatusTooManyRequests, m, e, t, in, map[string]string{"form": fmt.Sprintf("You have submitted %d times this hour, the most we take; try again later.", SubmissionsPerHour)})
+		return
+	}
 	file, header, err := r.FormFile("file")
 	switch {
 	case err == nil:

@@ -148,6 +148,9 @@ func (h *hub) snapshot(eid string) []events.HelpFlag {
 // closed rather than holding up its goroutine.
 const writeWithin = 10 * time.Second
 
+// pingEvery is how often a quiet admin socket is pinged.
+const pingEvery = 30 * time.Second
+
 // Frame is one message of the admin socket: the HTML (rendered as on the
 // page) that replaces the contents of the element with ID.
 type Frame struct {
@@ -181,6 +184,10 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 		return
 	}
 	defer leave()
+	// A ping now and then keeps idle proxies from closing a quiet socket
+	// and finds a peer that went away without closing.
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
 	var figures <-chan time.Time
 	if h.d.Figures != nil {
 		t := time.NewTicker(h.d.FiguresEvery)
@@ -199,6 +206,14 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 				return
 			}
 			f = Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, writeWithin)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			continue
 		case <-figures:
 			comp := h.d.Figures(ctx, e)
 			if comp == nil {

@@ -55,7 +55,11 @@ func helpOpenKey(eid, tid string) string { return "open." + eid + "." + tid }
 
 // RaiseHelp raises a help flag for member m's team, or returns the team's
 // flag already open (one open flag per team: asking twice is one request).
+// After the event's end there is nobody to help: ErrEventOver.
 func (s *Service) RaiseHelp(ctx context.Context, m Member) (HelpFlag, error) {
+	if err := s.notOver(ctx, m.EventID); err != nil {
+		return HelpFlag{}, err
+	}
 	t, err := s.TeamOf(ctx, m.EventID, m.RegistrationID)
 	if err != nil {
 		return HelpFlag{}, err
@@ -89,6 +93,18 @@ func (s *Service) RaiseHelp(ctx context.Context, m Member) (HelpFlag, error) {
 		}
 		return s.saveNewFlag(ctx, m, t, fid)
 	}
+}
+
+// notOver returns ErrEventOver once event eid has ended.
+func (s *Service) notOver(ctx context.Context, eid string) error {
+	e, err := s.PublicEvent(ctx, eid)
+	if err != nil {
+		return err
+	}
+	if e.Past(s.now()) {
+		return ErrEventOver
+	}
+	return nil
 }
 
 func (s *Service) saveNewFlag(ctx context.Context, m Member, t Team, fid string) (HelpFlag, error) {

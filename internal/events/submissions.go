@@ -92,7 +92,11 @@ type SubmissionInput struct {
 // Submit saves (or updates, as the next version) the submission of member
 // m's team. The file goes to blob storage first; the record follows only
 // when it is stored, so no saved version names a missing file.
+// Submissions close at the event's end: ErrEventOver.
 func (s *Service) Submit(ctx context.Context, m Member, in SubmissionInput) (Submission, error) {
+	if err := s.notOver(ctx, m.EventID); err != nil {
+		return Submission{}, err
+	}
 	t, err := s.TeamOf(ctx, m.EventID, m.RegistrationID)
 	if err != nil {
 		return Submission{}, err

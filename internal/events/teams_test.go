@@ -524,3 +524,19 @@ func TestSplittingAnEventWithoutParticipantsSaysSo(t *testing.T) {
 		t.Fatalf("split without confirmed participants: err = %v", err)
 	}
 }
+
+func TestHelpAndSubmissionsCloseWhenTheEventEnds(t *testing.T) {
+	d, ms := openDesk(t, 2)
+	ctx := context.Background()
+	d.s.SplitTeams(ctx, d.org, events.SplitBy{Count: 1})
+	if _, err := d.s.PublishTeams(ctx, d.org, d.e); err != nil {
+		t.Fatal(err)
+	}
+	d.clock.t = d.e.End.Add(time.Minute)
+	if _, err := d.s.RaiseHelp(ctx, ms[0]); !errors.Is(err, events.ErrEventOver) {
+		t.Errorf("help after the end: err = %v; want ErrEventOver", err)
+	}
+	if _, err := d.s.Submit(ctx, ms[0], events.SubmissionInput{Title: "Late"}); !errors.Is(err, events.ErrEventOver) {
+		t.Errorf("submission after the end: err = %v; want ErrEventOver", err)
+	}
+}

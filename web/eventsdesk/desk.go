@@ -178,7 +178,9 @@ type teamData struct {
 	Team   events.Team
 	// InTeam: the viewer is a member (an admin may be one too, when
 	// registered), so the help button and the submission form are theirs.
-	InTeam     bool
+	InTeam bool
+	// Ended: the event is over; help and submissions are closed.
+	Ended      bool
 	Names      map[string]string
 	Help       *events.HelpFlag
 	Submission *events.Submission
@@ -247,7 +249,7 @@ func (h *Handler) visibleTeam(w http.ResponseWriter, r *http.Request, m events.M
 
 func (h *Handler) renderTeam(w http.ResponseWriter, r *http.Request, status int, m events.Member, e events.Event, t events.Team, form events.SubmissionInput, problems map[string]string) {
 	ctx := r.Context()
-	d := teamData{Event: e, Member: m, Team: t, InTeam: m.RegistrationID != "" && t.Has(m.RegistrationID), Form: form, Problems: problems, MaxFile: h.d.MaxFile, Now: h.d.Now()}
+	d := teamData{Event: e, Member: m, Team: t, InTeam: m.RegistrationID != "" && t.Has(m.RegistrationID), Ended: e.Past(h.d.Now()), Form: form, Problems: problems, MaxFile: h.d.MaxFile, Now: h.d.Now()}
 	switch r.URL.Query().Get("ok") {
 	case "help":
 		d.Notice = "Your team asked for help: every host sees it now."
@@ -290,6 +292,9 @@ func (h *Handler) renderTeam(w http.ResponseWriter, r *http.Request, status int,
 func (h *Handler) askHelp(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
 	_, err := h.d.Events.RaiseHelp(r.Context(), m)
 	switch {
+	case errors.Is(err, events.ErrEventOver):
+		h.message(w, r, http.StatusConflict, "The event has ended", "Help is for while the event runs; it has ended.")
+		return
 	case errors.Is(err, events.ErrNoTeam):
 		h.message(w, r, http.StatusConflict, "No team yet", "Help is asked for from a team's page; you are not in a team yet.")
 		return
@@ -334,6 +339,10 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, m events.Member
 	_, err = h.d.Events.Submit(r.Context(), m, in)
 	var v *events.ValidationError
 	switch {
+	case errors.Is(err, events.ErrEventOver):
+		in.FileBody = nil
+		h.renderTeam(w, r, http.StatusConflict, m, e, t, in, map[string]string{"form": "Submissions closed when the event ended."})
+		return
 	case errors.As(err, &v):
 		in.FileBody = nil
 		h.renderTeam(w, r, http.StatusUnprocessableEntity, m, e, t, in, v.Fields)

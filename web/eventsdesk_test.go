@@ -410,8 +410,8 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Errorf("file download = %d %q", code, got)
 	}
 	// Admins see every submission on their page.
-	if _, admin := d.org.get(d.admin()); !strings.Contains(admin, "Bot, improved") {
-		t.Error("admin page does not list the submission")
+	if _, admin := d.org.get(d.admin()); !strings.Contains(admin, `id="submissions"`) || !strings.Contains(admin, "Bot, improved") || !strings.Contains(admin, "By Ann, Bob") {
+		t.Error("admin page does not list the submission with its contributors")
 	}
 	// Each participant may submit 30 times an hour (on every edge): ann
 	// has made two attempts that reached the handler.

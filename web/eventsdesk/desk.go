@@ -380,18 +380,19 @@ type adminData struct {
 	Participants int
 	// Unassigned counts confirmed participants in no team (registered
 	// after the split).
-	Unassigned int
-	Names      map[string]string
-	TeamNames  map[string]string
-	TeamHelp   map[string]string
-	Subs       map[string]events.Submission
-	Flags      []events.HelpFlag
-	Figures    templ.Component
-	SplitN     string
-	SplitBy    string
-	Problems   map[string]string
-	Notice     string
-	Now        time.Time
+	Unassigned  int
+	Names       map[string]string
+	TeamNames   map[string]string
+	TeamHelp    map[string]string
+	Subs        map[string]events.Submission
+	Submissions []events.Submission // latest first
+	Flags       []events.HelpFlag
+	Figures     templ.Component
+	SplitN      string
+	SplitBy     string
+	Problems    map[string]string
+	Notice      string
+	Now         time.Time
 }
 
 func (h *Handler) admin(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
@@ -438,6 +439,16 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		rids = append(rids, t.Members...)
 	}
 	d.Unassigned = max(len(parts)-len(rids), 0)
+	subs, err := h.d.Events.Submissions(ctx, e.ID)
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: submissions", err)
+		return
+	}
+	for _, s := range subs {
+		d.Subs[s.TeamID] = s
+		rids = append(rids, s.Contributors...)
+	}
+	d.Submissions = subs
 	if d.Names, err = h.d.Events.Names(ctx, e.ID, rids); err != nil {
 		h.pages.Fail(w, r, "events desk: names", err)
 		return
@@ -450,14 +461,6 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		if f.State != events.HelpResolved {
 			d.TeamHelp[f.TeamID] = f.State
 		}
-	}
-	subs, err := h.d.Events.Submissions(ctx, e.ID)
-	if err != nil {
-		h.pages.Fail(w, r, "events desk: submissions", err)
-		return
-	}
-	for _, s := range subs {
-		d.Subs[s.TeamID] = s
 	}
 	if h.d.Figures != nil {
 		d.Figures = h.d.Figures(ctx, e)

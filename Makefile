@@ -24,7 +24,7 @@ test: deps-test lint
 
 # The packages whose code runs goroutines against shared state; .ci/run runs
 # them under the race detector (~3 min on 2 cores).
-RACE_PKGS := ./workers/consume/... ./workers/enricher/... ./workers/counter/... ./web/counter/... ./web/ratelimit/...
+RACE_PKGS := ./workers/consume/... ./workers/enricher/... ./workers/counter/... ./web/counter/... ./web/ratelimit/... ./web/chathub/... ./web/chat/...
 
 ## test-race: the concurrent packages under the race detector
 test-race: deps-test cc
@@ -111,8 +111,8 @@ clean:
 # Benchmarks print figures; they never run in `make test`. Each is a main
 # package beside the role it measures (workers/<role>/<role>bench), sharing
 # its setup through internal/benchenv.
-.PHONY: bench bench-counter bench-enricher bench-tracker
-bench: bench-counter bench-enricher bench-tracker
+.PHONY: bench bench-counter bench-enricher bench-tracker bench-chat
+bench: bench-counter bench-enricher bench-tracker bench-chat
 
 ## bench-counter: Counter API ingest and read figures (issue: Counter API)
 bench-counter:
@@ -122,6 +122,11 @@ bench-counter:
 bench-enricher:
 	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
 	$(GO) run ./workers/enricher/enricherbench -nats-server bin/nats-server
+
+## bench-chat: live event chat fan-out, 5,000 sockets over 2 edges vs a bare broadcaster
+## (shorter: make bench-chat CHAT_BENCH_FLAGS="-clients 500 -duration 10s")
+bench-chat:
+	ulimit -n 20000 2>/dev/null; $(GO) run ./web/chathub/chatbench $(CHAT_BENCH_FLAGS)
 
 ## bench-tracker: one hourly tick over 90,000 videos
 bench-tracker:

@@ -54,6 +54,7 @@ func products(o Options) []assetSet {
 		eventsAssets(o),
 		eventsEngagementAssets(o),
 		eventsTeamsAssets(o),
+		eventsChatAssets(o),
 		eventsExportsAssets(o),
 		gdprAssets(o),
 		rateLimitAssets(o),

@@ -231,6 +231,34 @@ func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
 			t.Errorf("%s: GET %s = %d, want %d", c.who, c.path, code, c.want)
 		}
 	}
+	// The team page embeds its team room's chat; the chat socket lets the
+	// members and admins into that room and nobody else into it.
+	own := regexp.MustCompile(`live/chat\?room=([A-Za-z0-9_-]{16})`).FindStringSubmatch(annTeam)
+	if own == nil {
+		t.Fatalf("ann's team page embeds no team chat:\n%s", annTeam)
+	}
+	otherID := other[strings.LastIndex(other, "/")+1:]
+	for _, c := range []struct {
+		who  string
+		v    *visitor
+		room string
+		want int
+	}{
+		{"member, own team room", ann, own[1], http.StatusSwitchingProtocols},
+		{"member, other team's room", ann, otherID, http.StatusForbidden},
+		{"stranger, a team room", stranger, own[1], http.StatusForbidden},
+		{"admin, any team room", d.org, otherID, http.StatusSwitchingProtocols},
+	} {
+		ctx := testenv.Context(t, 5*time.Second)
+		u := "ws" + strings.TrimPrefix(d.a.URL, "http") + "/events/" + d.id + "/live/chat?room=" + c.room
+		conn, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.v.c, HTTPHeader: http.Header{"Origin": {d.a.URL}}})
+		if err == nil {
+			conn.CloseNow()
+		}
+		if resp == nil || resp.StatusCode != c.want {
+			t.Errorf("%s: chat socket %v (%v), want %d", c.who, resp, err, c.want)
+		}
+	}
 	// Forms of the admin page, posted by a participant with a valid token.
 	for _, action := range []string{"/teams/split", "/teams/publish", "/help/AAAAAAAAAAAAAAAA/claim"} {
 		if resp := ann.post(d.team(), d.admin()+action, url.Values{"n": {"2"}, "by": {"size"}}); resp.StatusCode != http.StatusForbidden {

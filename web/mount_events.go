@@ -50,6 +50,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	h.Routes(mux, s.api, s.signedIn, s.identify)
+	if err := mountEventsChat(ctx, s, mux, svc); err != nil {
+		return err
+	}
 	if err := mountEventsDesk(ctx, s, mux, svc); err != nil {
 		return err
 	}

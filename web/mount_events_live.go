@@ -3,7 +3,10 @@ package web
 import (
 	"net/http"
 
+	"github.com/a-h/templ"
+
 	"jetfleet/internal/events"
+	webchat "jetfleet/web/chat"
 	"jetfleet/web/events/live"
 )
 
@@ -12,7 +15,9 @@ import (
 func mountEventsLive(s *Server, mux *http.ServeMux, svc *events.Service) error {
 	app, err := live.New(live.Deps{
 		Events: svc, JS: s.deps.JS, Log: s.deps.Log.With("product", "events", "part", "live"),
-		// Chat: the main room's panel (web/chat's ChatPanel) once the chat is wired.
+		Chat: func(c live.ChatSlot) templ.Component {
+			return webchat.ChatPanel(c.Event.ID, c.Room, c.ReadOnly)
+		},
 	})
 	if err != nil {
 		return err

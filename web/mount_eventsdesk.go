@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"jetfleet/internal/events"
+	webchat "jetfleet/web/chat"
 	"jetfleet/web/eventsdesk"
 )
 
@@ -14,7 +15,9 @@ func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *ev
 	h, err := eventsdesk.New(ctx, eventsdesk.Deps{
 		Events: svc, JS: s.deps.JS, Log: s.deps.Log.With("product", "events", "part", "desk"),
 		MaxFile: events.DefaultMaxSubmissionFile,
-		// ChatPanel: the team chat's component, once web chat is merged.
+		// A team's view embeds its team room's chat (the room is the
+		// team's id; CanJoinRoom admits its members and the admins).
+		ChatPanel: webchat.ChatPanel,
 		// Figures: the live analytics figures (web/eventsanalytics Live), once
 		// they are merged; the admin socket refreshes them every 10 s.
 	})

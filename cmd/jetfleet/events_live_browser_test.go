@@ -192,6 +192,18 @@ func TestEventsLiveAppInHeadlessChromium(t *testing.T) {
 	}
 	host.waitStreamPlays()
 
+	// --- the main chat: what the participant posts, the host sees (escaped) ---
+	ada.run("post in the main chat",
+		chromedp.WaitVisible(`section.chat .chat-form textarea`, chromedp.ByQuery),
+		chromedp.SendKeys(`section.chat .chat-form textarea`, "Hello from Ada <b>3</b>", chromedp.ByQuery),
+		chromedp.Click(`section.chat .chat-form button`, chromedp.ByQuery))
+	testenv.Eventually(t, 20*time.Second, "the host's chat shows the participant's message", func() bool {
+		return strings.Contains(host.text("section.chat .chat-log"), "Hello from Ada <b>3</b>")
+	})
+	testenv.Eventually(t, 20*time.Second, "the participant's own chat shows it", func() bool {
+		return strings.Contains(ada.text("section.chat .chat-log"), "Hello from Ada <b>3</b>")
+	})
+
 	// --- someone without a ticket ---
 	host.run("sign out", chromedp.Click(`header form[action="/signout"] button`, chromedp.ByQuery),
 		chromedp.WaitVisible(`header .account a[href="/signin"]`, chromedp.ByQuery))

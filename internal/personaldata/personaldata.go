@@ -19,6 +19,7 @@ import (
 
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/chat"
 	"jetfleet/internal/crm"
 	"jetfleet/internal/events"
 	"jetfleet/internal/media"
@@ -85,6 +86,10 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	chatStore, err := chat.Open(ctx, d.JS)
+	if err != nil {
+		return nil, err
+	}
 	// Listing and deleting CRM credentials needs no TOKEN_KEY.
 	crmCreds, err := crm.OpenCredentials(ctx, d.JS, nil)
 	if err != nil {
@@ -105,16 +110,24 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 			// Which CRMs an organiser connected, and when; never the
 			// (sealed) credentials themselves.
 			conns, err := crmCreds.Connections(ctx, p.ID)
-			return eventsData{PersonalData: data, CRMConnections: conns}, err
+			if err != nil {
+				return nil, err
+			}
+			msgs, err := chatStore.OfUser(ctx, p.ID)
+			return eventsData{PersonalData: data, CRMConnections: conns, ChatMessages: msgs}, err
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
 		// An organiser's CRM credentials are deleted; a participant's
 		// address leaves the export runs' failure lists (exports read
 		// registrations when they run, so nothing sends it again).
+		// Chat messages (EVENTS_CHAT, a stream) are deleted.
 		// Teams, help flags and submissions name participants by
 		// registration id only, so they are pseudonymous with it.
 		Forget: func(ctx context.Context, p Person) error {
+			if _, err := chatStore.ForgetUser(ctx, p.ID); err != nil {
+				return err
+			}
 			if _, err := d.Events.ForgetPerson(ctx, p.ID, p.Email); err != nil {
 				return err
 			}
@@ -167,12 +180,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	}}, nil
 }
 
-// eventsData is the events part of an export: the product's data, and
-// the CRMs the person connected as an organiser (which and when, never the
-// sealed credentials).
+// eventsData is the events part of an export: the product's data, the
+// CRMs the person connected as an organiser (which and when, never the
+// sealed credentials) and every chat message they wrote.
 type eventsData struct {
 	events.PersonalData
 	CRMConnections map[string]crm.Connection `json:"crm_connections"`
+	ChatMessages   []chat.Message            `json:"chat_messages"`
 }
 
 // Unclaimed names every bucket and object store in subjects that no entry

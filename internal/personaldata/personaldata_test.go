@@ -2,6 +2,7 @@ package personaldata_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/blob"
+	"jetfleet/internal/chat"
 	"jetfleet/internal/events"
 	"jetfleet/internal/personaldata"
 	"jetfleet/internal/testenv"
@@ -102,4 +104,50 @@ func testBlobs(t *testing.T, js jetstream.JetStream) blob.Store {
 		t.Fatal(err)
 	}
 	return store
+}
+
+// The events part of an export holds every chat message the person wrote;
+// deletion removes them from the chat stream and leaves others' messages.
+func TestEventsExportHoldsThePersonsChatMessagesAndDeletionRemovesThem(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := events.Open(ctx, js, events.Config{BaseURL: "http://site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: svc, Blobs: testBlobs(t, js)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := chat.Open(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, uid := range []string{"ann", "bob"} {
+		if _, _, err := store.Post(ctx, chat.Message{EventID: "ev1", Room: "main", UserID: uid, Name: uid, Text: "hello from " + uid}, "c1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := slices.IndexFunc(entries, func(e personaldata.Entry) bool { return e.Product == "events" })
+	ann := personaldata.Person{ID: "ann", Email: "ann@example.com"}
+	out, err := entries[i].Export(ctx, ann)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(out)
+	if !strings.Contains(string(b), `"chat_messages":[{`) || !strings.Contains(string(b), "hello from ann") || strings.Contains(string(b), "hello from bob") {
+		t.Errorf("export: %s", b)
+	}
+	if err := entries[i].Forget(ctx, ann); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := store.OfUser(ctx, "ann"); len(left) != 0 {
+		t.Errorf("ann's messages left: %+v", left)
+	}
+	if left, _ := store.OfUser(ctx, "bob"); len(left) != 1 {
+		t.Errorf("bob's messages: %+v", left)
+	}
 }

@@ -1,0 +1,538 @@
+// Command chatbench measures the live event chat's fan-out (make
+// bench-chat): WebSocket clients in one event's main room, spread over
+// edge processes (this binary re-run with -edge: the real web/chat socket
+// handler and web/chathub hub on one embedded JetStream), posting at a
+// steady rate. It prints connections held, messages and frames delivered
+// per second, post → socket latency, edge CPU per delivered message and
+// memory per connection, then does the same with a bare broadcaster (this
+// binary with -bare: coder/websocket writing the same frames every 100 ms,
+// no NATS, no storage) and prints the ratios. The load generator runs in
+// this process, on the same machine; nothing here asserts.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/benchenv"
+	"jetfleet/internal/chat"
+	"jetfleet/internal/events"
+	"jetfleet/internal/ids"
+	webchat "jetfleet/web/chat"
+	"jetfleet/web/chathub"
+	"jetfleet/web/ratelimit"
+)
+
+func main() {
+	var (
+		clients  = flag.Int("clients", 5000, "WebSocket clients in the room")
+		edges    = flag.Int("edges", 2, "edge processes the clients are spread over")
+		rate     = flag.Float64("rate", 167, "messages posted per second (5,000 people × 2 a minute)")
+		duration = flag.Duration("duration", 60*time.Second, "how long messages are posted")
+		skipBare = flag.Bool("skip-bare", false, "measure jetfleet only")
+		edge     = flag.Bool("edge", false, "internal: run as an edge process")
+		bare     = flag.Bool("bare", false, "internal: run as the bare broadcaster")
+		natsURL  = flag.String("nats", "", "internal: NATS URL of an edge")
+		event    = flag.String("event", "", "internal: event id of an edge")
+	)
+	flag.Parse()
+	var err error
+	switch {
+	case *edge:
+		err = runEdge(*natsURL, *event)
+	case *bare:
+		err = runBare()
+	default:
+		err = run(*clients, *edges, *rate, *duration, *skipBare)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatbench:", err)
+		os.Exit(1)
+	}
+}
+
+// listen serves h on a loopback port and prints the address as the
+// process's first line, which the orchestrator reads.
+func listen(h http.Handler) error {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr().String())
+	return (&http.Server{Handler: h}).Serve(l)
+}
+
+// runEdge is one jetfleet edge: the real socket handler after the
+// membership check (every client is a confirmed participant here; the
+// checks cost once per connection, not per message).
+func runEdge(url, eventID string) error {
+	ctx := context.Background()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	store, err := chat.Open(ctx, js)
+	if err != nil {
+		return err
+	}
+	posts, err := ratelimit.NewShared(js, "chat-post", webchat.PostsPerMinute, time.Minute)
+	if err != nil {
+		return err
+	}
+	svc, err := events.Open(ctx, js, events.Config{})
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := webchat.New(webchat.Deps{Events: svc, Store: store, Posts: posts, Log: log,
+		Hub: chathub.New(ctx, js, store, webchat.Render, chathub.Config{}, log)})
+	if err != nil {
+		return err
+	}
+	ev := events.Event{ID: eventID, End: time.Now().Add(24 * time.Hour)}
+	return listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := r.URL.Query().Get("user")
+		m := events.Member{EventID: eventID, UserID: "u" + n, RegistrationID: "r" + n, Name: "Participant " + n}
+		h.Serve(w, r, m, ev, events.MainRoom, nil)
+	}))
+}
+
+// runBare is the baseline: one process holding every socket, assigning
+// sequence numbers itself and writing each 100 ms slot's messages as one
+// frame (rendered like jetfleet's) to every socket, with nothing stored.
+func runBare() error {
+	type conn struct {
+		c     *websocket.Conn
+		frame chan []byte
+	}
+	var (
+		mu      sync.Mutex
+		conns   = map[*conn]struct{}{}
+		pending [][]byte
+		seq     uint64
+	)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		for range t.C {
+			mu.Lock()
+			if len(pending) == 0 {
+				mu.Unlock()
+				continue
+			}
+			var b bytes.Buffer
+			b.WriteString(`{"type":"messages","items":[`)
+			b.Write(bytes.Join(pending, []byte(",")))
+			b.WriteString(`]}`)
+			pending = nil
+			f := b.Bytes()
+			for c := range conns {
+				select {
+				case c.frame <- f:
+				default: // too far behind: dropped, as jetfleet closes it
+					c.c.CloseNow()
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	return listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		n := r.URL.Query().Get("user")
+		cn := &conn{c: c, frame: make(chan []byte, 64)}
+		mu.Lock()
+		conns[cn] = struct{}{}
+		mu.Unlock()
+		defer func() { mu.Lock(); delete(conns, cn); mu.Unlock() }()
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		c.Write(ctx, websocket.MessageText, []byte(`{"type":"hello"}`))
+		go func() {
+			defer cancel()
+			for {
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				var req struct{ ID, Text string }
+				if json.Unmarshal(data, &req) != nil {
+					continue
+				}
+				mu.Lock()
+				seq++
+				m := chat.Message{ID: seq, EventID: "bare", Room: "main", UserID: "u" + n, Name: "Participant " + n, Text: req.Text, At: time.Now(), ClientID: req.ID}
+				pending = append(pending, webchat.Render(m))
+				mu.Unlock()
+			}
+		}()
+		for {
+			select {
+			case f := <-cn.frame:
+				if c.Write(ctx, websocket.MessageText, f) != nil {
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}))
+}
+
+// proc is a started edge or bare process.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func start(args ...string) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("%v: no address: %w", args, err)
+	}
+	go io.Copy(io.Discard, out)
+	return &proc{cmd: cmd, addr: strings.TrimSpace(line)}, nil
+}
+
+func (p *proc) stop() { p.cmd.Process.Kill(); p.cmd.Wait() }
+
+// cpu is the process's user+system CPU time so far.
+func cpu(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// result is one phase's figures.
+type result struct {
+	name                       string
+	clients, held, heldEnd     int
+	load0, load1               string
+	posted, complete           int
+	deliveries, frames, errors int64
+	seconds                    float64
+	p50, p99, allP50, allP99   time.Duration
+	edgeCPU, genCPU            time.Duration
+	memPerConn                 float64
+}
+
+func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
+
+func (r result) print() {
+	fmt.Printf("\n== %s ==\n", r.name)
+	fmt.Printf("machine load average   %s at the start, %s at the end (2 cores shared with other work)\n", r.load0, r.load1)
+	fmt.Printf("connections held       %d of %d connected, %d still at the end\n", r.held, r.clients, r.heldEnd)
+	fmt.Printf("messages posted        %d (%.0f/s); delivered to every connection: %d (%.1f%%); error frames %d\n",
+		r.posted, float64(r.posted)/r.seconds, r.complete, 100*float64(r.complete)/float64(max(1, r.posted)), r.errors)
+	fmt.Printf("messages delivered     %.0f/s (message × socket)\n", r.perSec(r.deliveries))
+	fmt.Printf("frames delivered       %.0f/s (%.1f messages a frame)\n", r.perSec(r.frames), float64(r.deliveries)/float64(max(1, r.frames)))
+	fmt.Printf("latency post→socket    p50 %v  p99 %v (every delivery)\n", r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
+	fmt.Printf("latency post→every socket p50 %v  p99 %v (per message, its last delivery)\n", r.allP50.Round(time.Millisecond), r.allP99.Round(time.Millisecond))
+	fmt.Printf("server CPU             %.2fs = %.2f µs per delivered message (%.0f%% of a core)\n",
+		r.edgeCPU.Seconds(), float64(r.edgeCPU.Microseconds())/float64(max(1, r.deliveries)), 100*r.edgeCPU.Seconds()/r.seconds)
+	fmt.Printf("load generator CPU     %.2fs (%.0f%% of a core)\n", r.genCPU.Seconds(), 100*r.genCPU.Seconds()/r.seconds)
+	fmt.Printf("memory per connection  %.1f KiB (server RSS growth / connections)\n", r.memPerConn/1024)
+}
+
+// loadavg is the machine's 1-minute load average: figures taken while
+// other work runs are not comparable with quiet ones.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// measure connects clients round-robin to servers (path /?user=N), posts
+// rate messages a second for d, and reads every frame.
+func measure(name string, servers []*proc, clients int, rate float64, d time.Duration) (result, error) {
+	res := result{name: name, clients: clients}
+	var rss0 int64
+	for _, s := range servers {
+		r, _ := benchenv.ProcMemory(s.cmd.Process.Pid)
+		rss0 += r
+	}
+	total := int(rate*d.Seconds()) + 1
+	postAt := make([]atomic.Int64, total)
+	got := make([]atomic.Int32, total)
+	last := make([]atomic.Int64, total)
+	hist := make([]atomic.Int64, 60_000) // 1 ms buckets
+	var deliveries, frames, errs atomic.Int64
+	var held atomic.Int32
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conns := make([]*websocket.Conn, clients)
+	var hello sync.WaitGroup
+	var connWG sync.WaitGroup
+	t0 := time.Now()
+	for i := range clients {
+		hello.Add(1)
+		url := fmt.Sprintf("ws://%s/?user=%d", servers[i%len(servers)].addr, i)
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			hello.Done()
+			fmt.Fprintf(os.Stderr, "client %d: %v\n", i, err)
+			continue
+		}
+		c.SetReadLimit(16 << 20)
+		conns[i] = c
+		held.Add(1)
+		connWG.Add(1)
+		go func() {
+			defer connWG.Done()
+			first := true
+			var buf bytes.Buffer // reused: the generator must stay cheap beside the servers
+			for {
+				buf.Reset()
+				_, r, err := c.Reader(ctx)
+				if err == nil {
+					_, err = buf.ReadFrom(r)
+				}
+				data := buf.Bytes()
+				if err != nil {
+					held.Add(-1)
+					if first {
+						hello.Done()
+					}
+					return
+				}
+				now := time.Now().UnixNano()
+				if first {
+					first = false
+					hello.Done()
+					continue
+				}
+				if bytes.HasPrefix(data, []byte(`{"type":"error"`)) {
+					errs.Add(1)
+					continue
+				}
+				if !bytes.HasPrefix(data, []byte(`{"type":"messages"`)) {
+					continue
+				}
+				frames.Add(1)
+				// Items carry the client id "p<k>" of message k.
+				for rest := data; ; {
+					i := bytes.Index(rest, []byte(`"cid":"p`))
+					if i < 0 {
+						break
+					}
+					rest = rest[i+8:]
+					k := 0
+					for len(rest) > 0 && rest[0] >= '0' && rest[0] <= '9' {
+						k = k*10 + int(rest[0]-'0')
+						rest = rest[1:]
+					}
+					if k >= total {
+						continue
+					}
+					deliveries.Add(1)
+					got[k].Add(1)
+					lat := now - postAt[k].Load()
+					for {
+						old := last[k].Load()
+						if lat <= old || last[k].CompareAndSwap(old, lat) {
+							break
+						}
+					}
+					hist[min(int(lat/int64(time.Millisecond)), len(hist)-1)].Add(1)
+				}
+			}
+		}()
+	}
+	hello.Wait()
+	res.held = int(held.Load())
+	fmt.Printf("%s: %d connections in %v\n", name, res.held, time.Since(t0).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // let the servers settle before reading memory
+	var rss1 int64
+	cpu0 := time.Duration(0)
+	for _, s := range servers {
+		r, _ := benchenv.ProcMemory(s.cmd.Process.Pid)
+		rss1 += r
+		cpu0 += cpu(s.cmd.Process.Pid)
+	}
+	res.memPerConn = float64(rss1-rss0) / float64(max(1, res.held))
+	gen0 := selfCPU()
+	res.load0 = loadavg()
+
+	// Post: message k from client k mod clients, at the steady rate.
+	start := time.Now()
+	text := strings.Repeat("lorem ipsum ", 8)
+	k := 0
+	for time.Since(start) < d {
+		due := min(total, int(rate*time.Since(start).Seconds())+1)
+		for ; k < due; k++ {
+			c := conns[k%clients]
+			if c == nil {
+				continue
+			}
+			postAt[k].Store(time.Now().UnixNano())
+			b := fmt.Appendf(nil, `{"type":"post","id":"p%d","text":"%d %s"}`, k, k, text)
+			go c.Write(ctx, websocket.MessageText, b)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	res.posted = k
+	// Wait for the last deliveries (at most 10 s).
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		done := true
+		for i := range res.posted {
+			if got[i].Load() < held.Load() {
+				done = false
+				break
+			}
+		}
+		if done {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res.seconds = time.Since(start).Seconds()
+	res.load1 = loadavg()
+	res.heldEnd = int(held.Load())
+	for _, s := range servers {
+		res.edgeCPU += cpu(s.cmd.Process.Pid)
+	}
+	res.edgeCPU -= cpu0
+	res.genCPU = selfCPU() - gen0
+	res.deliveries, res.frames, res.errors = deliveries.Load(), frames.Load(), errs.Load()
+	h := int32(held.Load())
+	var alls []int64
+	for i := range res.posted {
+		if got[i].Load() >= h {
+			res.complete++
+			alls = append(alls, last[i].Load())
+		}
+	}
+	sort.Slice(alls, func(a, b int) bool { return alls[a] < alls[b] })
+	if n := len(alls); n > 0 {
+		res.allP50, res.allP99 = time.Duration(alls[n/2]), time.Duration(alls[n*99/100])
+	}
+	var sum int64
+	for i := range hist {
+		sum += hist[i].Load()
+	}
+	var acc int64
+	for i := range hist {
+		acc += hist[i].Load()
+		if res.p50 == 0 && acc*2 >= sum {
+			res.p50 = time.Duration(i+1) * time.Millisecond
+		}
+		if acc*100 >= sum*99 {
+			res.p99 = time.Duration(i+1) * time.Millisecond
+			break
+		}
+	}
+	cancel()
+	for _, c := range conns {
+		if c != nil {
+			c.CloseNow()
+		}
+	}
+	connWG.Wait()
+	return res, nil
+}
+
+func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error {
+	ctx := context.Background()
+	fmt.Printf("chatbench: %d clients over %d edge processes, %.0f messages/s for %v, one event's main room\n", clients, edges, rate, d)
+	fmt.Println("(the load generator runs on the same machine and competes with the servers for CPU)")
+	var bareRes result
+	if !skipBare {
+		b, err := start("-bare")
+		if err != nil {
+			return err
+		}
+		bareRes, err = measure("bare coder/websocket broadcaster (1 process, no NATS, no storage)", []*proc{b}, clients, rate, d)
+		b.stop()
+		if err != nil {
+			return err
+		}
+		bareRes.print()
+	}
+	env, err := benchenv.Start(ctx, "chatbench")
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	eventID := ids.New()
+	var servers []*proc
+	for range edges {
+		p, err := start("-edge", "-nats", env.NATS.ClientURL(), "-event", eventID)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		servers = append(servers, p)
+	}
+	res, err := measure(fmt.Sprintf("jetfleet: %d edge processes, web/chat + web/chathub on JetStream", edges), servers, clients, rate, d)
+	if err != nil {
+		return err
+	}
+	res.print()
+	if !skipBare {
+		fmt.Printf("\n== ratios (jetfleet / bare) ==\n")
+		fmt.Printf("messages delivered/s   %.2f× (target ≥ 0.8×)\n", res.perSec(res.deliveries)/bareRes.perSec(bareRes.deliveries))
+		fmt.Printf("CPU per delivery       %.2f×\n", (res.edgeCPU.Seconds()/float64(max(1, res.deliveries)))/(bareRes.edgeCPU.Seconds()/float64(max(1, bareRes.deliveries))))
+		fmt.Printf("memory per connection  %.2f×\n", res.memPerConn/bareRes.memPerConn)
+	}
+	perConnCPU := res.edgeCPU.Seconds() / res.seconds / float64(max(1, res.held))
+	fmt.Printf("\n15,000 participants at 2 messages a minute each (500 msg/s): fan-out grows with sockets × frames (10 a second each),\n")
+	fmt.Printf("so measured cost per connection × 15,000: %.2f cores, %.0f MiB\n", perConnCPU*15000, res.memPerConn*15000/(1<<20))
+	return nil
+}

@@ -12,8 +12,8 @@ import (
 // registered for their own event, splits and publishes the teams; in one
 // tab the admin page is open, in another the team page asks for help; the
 // flag appears on the admin page without a reload (the admin socket and
-// desk.js), the organiser claims it, joins the team's view, and the team's
-// submission shows on the admin page.
+// desk.js), the organiser claims it, joins the team's chat and writes in
+// it, the team sees it, and the team's submission shows on the admin page.
 func TestHelpDeskInHeadlessChromium(t *testing.T) {
 	dev := startDev(t)
 	base := dev.Site
@@ -72,7 +72,12 @@ func TestHelpDeskInHeadlessChromium(t *testing.T) {
 	if s := b.text(`#help-queue li[data-state="claimed"]`); !strings.Contains(s, "claimed by you") {
 		t.Errorf("claimed flag reads %q", s)
 	}
-	b.run("join the team", chromedp.Click(`#help-queue li a`, chromedp.ByQuery), chromedp.WaitVisible(`#team-chat`, chromedp.ByQuery))
+	b.run("join the team's chat", chromedp.Click(`#help-queue li a`, chromedp.ByQuery), chromedp.WaitVisible(`#team-chat .chat-form`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//p[contains(@class,"chat-status") and not(contains(., "Connecting"))]`),
+		chromedp.SendKeys(`#team-chat .chat-form textarea`, "On my way", chromedp.ByQuery), chromedp.Click(`#team-chat .chat-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`//ol[contains(@class,"chat-log")]//p[text()="On my way"]`))
+	team.run("the team sees the host in its chat", chromedp.Navigate(base+"/events/"+eventID+"/live/team"),
+		chromedp.WaitVisible(`//section[@id="team-chat"]//p[text()="On my way"]`))
 
 	team.run("submit the project", chromedp.Navigate(base+"/events/"+eventID+"/live/team"),
 		chromedp.SetValue(`#title`, "Helpdesk Bot", chromedp.ByQuery), chromedp.SetValue(`#link`, "https://example.com/bot", chromedp.ByQuery),

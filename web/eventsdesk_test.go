@@ -135,23 +135,41 @@ func dialAdmin(t *testing.T, v *visitor, base, id string) (*websocket.Conn, *htt
 // frame's HTML.
 func readUntil(t *testing.T, c *websocket.Conn, within time.Duration, want string) string {
 	t.Helper()
+	return readFrame(t, c, within, eventsdesk.HelpQueueID, want)
+}
+
+// readFrame reads frames of c until one for element id contains want.
+func readFrame(t *testing.T, c *websocket.Conn, within time.Duration, id, want string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	last := ""
 	for {
 		_, b, err := c.Read(ctx)
 		if err != nil {
-			t.Fatalf("no frame with %q within %s (%v); last frame:\n%s", want, within, err, last)
+			t.Fatalf("no %s frame with %q within %s (%v); last frame:\n%s", id, want, within, err, last)
 		}
 		var f eventsdesk.Frame
 		if err := json.Unmarshal(b, &f); err != nil {
 			t.Fatalf("frame is not JSON: %v: %s", err, b)
 		}
 		last = f.HTML
-		if f.ID == eventsdesk.HelpQueueID && strings.Contains(f.HTML, want) {
+		if f.ID == id && strings.Contains(f.HTML, want) {
 			return f.HTML
 		}
 	}
+}
+
+// dialTeam opens v's team socket of event id on edge base.
+func dialTeam(t *testing.T, v *visitor, base, id string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	ctx := testenv.Context(t, 5*time.Second)
+	u := "ws" + strings.TrimPrefix(base, "http") + "/events/" + id + "/live/team/ws"
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: v.c, HTTPHeader: http.Header{"Origin": {base}}})
+	if err == nil {
+		t.Cleanup(func() { c.CloseNow() })
+	}
+	return c, resp, err
 }
 
 // A participant asks for help through one edge; the admin, whose socket
@@ -166,6 +184,14 @@ func TestHelpFlagReachesAnAdminSocketOnAnotherEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	readUntil(t, c, 5*time.Second, "No team has asked for help")
+	// The team page of bob, on the other edge, follows the request.
+	bobSocket := newVisitor(t, d.b.URL)
+	bobSocket.c.Jar = d.parts[1].c.Jar
+	tc, _, err := dialTeam(t, bobSocket, d.b.URL, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readFrame(t, tc, 5*time.Second, eventsdesk.TeamHelpID, `id="ask-help"`)
 
 	start := time.Now()
 	if resp := d.parts[0].post(d.team(), d.team()+"/help", url.Values{}); resp.StatusCode != http.StatusSeeOther {
@@ -176,6 +202,7 @@ func TestHelpFlagReachesAnAdminSocketOnAnotherEdge(t *testing.T) {
 	if !strings.Contains(frame, "Team 1") || !strings.Contains(frame, "waiting") {
 		t.Errorf("flag frame names no team or wait:\n%s", frame)
 	}
+	readFrame(t, tc, 5*time.Second, eventsdesk.TeamHelpID, `data-state="open"`)
 	fid := regexp.MustCompile(`data-flag="([^"]+)"`).FindStringSubmatch(frame)[1]
 	// Asking again while the flag is open raises nothing new.
 	d.parts[1].post(d.team(), d.team()+"/help", url.Values{})
@@ -183,6 +210,7 @@ func TestHelpFlagReachesAnAdminSocketOnAnotherEdge(t *testing.T) {
 		t.Fatalf("claim = %d", resp.StatusCode)
 	}
 	frame = readUntil(t, c, 5*time.Second, "claimed by you")
+	readFrame(t, tc, 5*time.Second, eventsdesk.TeamHelpID, "A host is on the way")
 	if strings.Count(frame, "data-flag=") != 1 {
 		t.Errorf("want one flag for the team, got:\n%s", frame)
 	}
@@ -193,6 +221,7 @@ func TestHelpFlagReachesAnAdminSocketOnAnotherEdge(t *testing.T) {
 		t.Fatalf("resolve = %d", resp.StatusCode)
 	}
 	readUntil(t, c, 5*time.Second, "resolved after")
+	readFrame(t, tc, 5*time.Second, eventsdesk.TeamHelpID, `id="ask-help"`)
 }
 
 func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
@@ -269,6 +298,9 @@ func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
 		if _, resp, err := dialAdmin(t, v, d.a.URL, d.id); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 			t.Errorf("admin socket for a non-admin: %v, %+v; want 403", err, resp)
 		}
+	}
+	if _, resp, err := dialTeam(t, stranger, d.a.URL, d.id); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("team socket for a stranger: %v; want 403", err)
 	}
 	// Another site's page cannot open the admin's socket with their cookie.
 	evil := newVisitor(t, d.a.URL)

@@ -72,6 +72,7 @@ func TestHelpDeskInHeadlessChromium(t *testing.T) {
 	if s := b.text(`#help-queue li[data-state="claimed"]`); !strings.Contains(s, "claimed by you") {
 		t.Errorf("claimed flag reads %q", s)
 	}
+	team.run("the team page shows the claim without a reload", chromedp.WaitVisible(`#help-state[data-state="claimed"]`, chromedp.ByQuery))
 	b.run("join the team's chat", chromedp.Click(`#help-queue li a`, chromedp.ByQuery), chromedp.WaitVisible(`#team-chat .chat-form`, chromedp.ByQuery),
 		chromedp.WaitVisible(`//p[contains(@class,"chat-status") and not(contains(., "Connecting"))]`),
 		chromedp.SendKeys(`#team-chat .chat-form textarea`, "On my way", chromedp.ByQuery), chromedp.Click(`#team-chat .chat-form button`, chromedp.ByQuery),

@@ -112,6 +112,7 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	}
 	mux.Handle("GET /events/{id}/live/team", member(false, h.ownTeam))
 	mux.Handle("POST /events/{id}/live/team/help", member(false, h.askHelp))
+	mux.Handle("GET /events/{id}/live/team/ws", member(false, h.teamSocket))
 	mux.Handle("POST /events/{id}/live/team/submit", member(false, h.submit))
 	mux.Handle("GET /events/{id}/live/teams/{tid}", member(false, h.anyTeam))
 	mux.Handle("GET /events/{id}/live/teams/{tid}/file", member(false, h.file))

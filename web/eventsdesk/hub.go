@@ -18,10 +18,10 @@ import (
 )
 
 // hub is this edge's side of the help desk's fan-out: for each event with
-// at least one admin socket here it watches that event's help flags (one
-// KV watch per event and edge, not per socket), keeps them in memory and
-// wakes the sockets on every change. The last socket of an event stops
-// its watch.
+// at least one socket here (admins' dashboards, and team pages showing
+// their request's state) it watches that event's help flags (one KV watch
+// per event and edge, not per socket), keeps them in memory and wakes the
+// sockets on every change. The last socket of an event stops its watch.
 type hub struct {
 	ctx context.Context // the edge's lifetime
 	svc *events.Service
@@ -162,6 +162,7 @@ type Frame struct {
 const (
 	HelpQueueID = "help-queue"
 	FiguresID   = "live-figures"
+	TeamHelpID  = "team-help"
 )
 
 // adminSocket is an admin's live dashboard: on every change of the
@@ -248,4 +249,82 @@ func (h *Handler) renderQueue(ctx context.Context, m events.Member, e events.Eve
 	var b bytes.Buffer
 	_ = helpQueue(e.ID, h.hub.snapshot(e.ID), teams, m.UserID, h.d.Now()).Render(ctx, &b)
 	return b.String()
+}
+
+// teamSocket keeps a team page's help card live: when the team's request
+// is raised, claimed or resolved (by anyone, on any edge) it sends the
+// card again as one Frame. Only the team's members open it.
+func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
+	if errors.Is(err, events.ErrNoTeam) {
+		h.message(w, r, http.StatusForbidden, "No team", "You are not in a team of this event.")
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: team of", err)
+		return
+	}
+	c, err := websocket.Accept(w, r, nil) // same origin only
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	wake, leave, err := h.hub.subscribe(e.ID)
+	if err != nil {
+		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "help flags unavailable")
+		return
+	}
+	defer leave()
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	sent := "-" // the state last sent: flag id and state, "" for none
+	for {
+		select {
+		case <-ctx.Done():
+			c.Close(websocket.StatusNormalClosure, "")
+			return
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, writeWithin)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			continue
+		case _, ok := <-wake:
+			if !ok {
+				c.Close(websocket.StatusTryAgainLater, "reconnect")
+				return
+			}
+		}
+		var open *events.HelpFlag
+		for _, f := range h.hub.snapshot(e.ID) {
+			if f.TeamID == t.ID && f.State != events.HelpResolved {
+				open = &f
+				break
+			}
+		}
+		state := ""
+		if open != nil {
+			state = open.ID + "." + open.State
+		}
+		if state == sent {
+			continue // another team's flag changed
+		}
+		sent = state
+		var b bytes.Buffer
+		now := h.d.Now()
+		if err := teamHelp(e.ID, open, true, e.Past(now), now).Render(ctx, &b); err != nil {
+			return
+		}
+		data, _ := json.Marshal(Frame{ID: TeamHelpID, HTML: b.String()})
+		wctx, cancel := context.WithTimeout(ctx, writeWithin)
+		err = c.Write(wctx, websocket.MessageText, data)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
 }

@@ -641,7 +641,6 @@ func seconds(d time.Duration) string {
 	return fmt.Sprintf("%d h %d min", s/3600, s%3600/60)
 }
 
-
 // IsSubmitPath tells whether path is a team submission's upload
 // route, the one page route that takes a multipart body.
 func IsSubmitPath(path string) bool {

@@ -51,6 +51,7 @@ func products(o Options) []assetSet {
 		counterAssets(o),
 		enricherAssets(o),
 		trackerAssets(o),
+		trackerABAssets(o),
 		eventsAssets(o),
 		eventsEngagementAssets(o),
 		eventsTeamsAssets(o),

@@ -41,7 +41,7 @@ func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
 			}
 			return u.Premium, err
 		},
-		Plans: plans, BaseURL: s.cfg.BaseURL, Tokens: s.deps.Tokens, Demo: s.cfg.Demo,
+		Plans: plans, BaseURL: s.cfg.BaseURL, Tokens: s.deps.Tokens, Demo: s.cfg.Demo, ABTests: s.deps.ABTests,
 		Log: s.deps.Log.With("product", "tracker"),
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/crm/salesforce"
@@ -90,6 +91,8 @@ type Deps struct {
 	Payments *payments.Client
 	// Tokens encrypts OAuth and CRM tokens kept at rest (TOKEN_KEY).
 	Tokens *sealed.Box
+	// ABTests runs the Tracker's A/B tests; nil serves no A/B pages.
+	ABTests *abtest.Service
 	// Salesforce connects organisers' Salesforce for event exports; nil
 	// (or without a client id) hides it.
 	Salesforce *salesforce.Client
@@ -161,6 +164,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	root.Handle("GET /static/", http.FileServerFS(static))
 	if deps.Blobs != nil {
 		root.Handle("GET /blobs/", deps.Blobs)
+		// Direct uploads to presigned URLs (A/B test thumbnails); the
+		// signature, not a session, authorizes them.
+		root.Handle("PUT /blobs/", deps.Blobs)
 	}
 	root.Handle("/api/", s.api)
 	root.Handle("/", limitForms(sessions.Middleware(pages)))

@@ -7,6 +7,7 @@ import (
 
 	mailer "jetfleet/internal/mail"
 	"jetfleet/internal/youtube"
+	"jetfleet/workers/abtests"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
@@ -31,6 +32,7 @@ func allRoles(cfg *config) []consume.Role {
 		counter.Roles(),
 		enricher.Roles(enricher.Config{Hold: cfg.enricherHold()}),
 		tracker.Roles(trackerConfig(cfg)),
+		abtests.Roles(abtestsConfig(cfg)),
 		gdpr.Roles(cfg.BaseURL),
 		eventholds.Roles(cfg.BaseURL),
 		eventsexport.Roles(exportsConfig(cfg)),

@@ -86,6 +86,16 @@ type config struct {
 	// sampling slots so faster ticks each make a sample.
 	TrackerSlot time.Duration
 
+	// Google OAuth and the YouTube Data API, for Tracker A/B tests.
+	GoogleClientID     string
+	GoogleClientSecret string
+	GoogleOAuthURL     string
+	GoogleTokenURL     string
+	GoogleAPIURL       string
+	YouTubeQuotaPerDay int
+	// ABTestDemo (jetfleet dev --demo) offers one-minute A/B test slots.
+	ABTestDemo bool
+
 	// CounterRetention is how long VIEWS keeps raw counter events (and so
 	// how old an event's timestamp may be): a Go duration or whole days
 	// ("7d"); see counterRetention.
@@ -148,6 +158,12 @@ func (c *config) settings() []setting {
 		{env: "YOUTUBE_THUMB_URL", flag: "youtube-thumb-url", def: "https://i.ytimg.com", usage: "YouTube thumbnails (tracker)", str: &c.YouTubeThumbURL},
 		{env: "YOUTUBE_RATE", flag: "youtube-rate", def: "200", usage: "requests per second to YouTube, per process (tracker)", num: &c.YouTubeRate},
 		{env: "TRACKER_CONCURRENCY", flag: "tracker-concurrency", def: "256", usage: "video jobs in flight per tracker-videos worker", num: &c.TrackerConcurrency},
+		{env: "GOOGLE_CLIENT_ID", flag: "google-client-id", usage: "Google OAuth client id for connecting YouTube channels (Tracker A/B tests; empty: connecting is off; dev --demo uses a local stand-in)", str: &c.GoogleClientID},
+		{env: "GOOGLE_CLIENT_SECRET", flag: "google-client-secret", usage: "Google OAuth client secret of GOOGLE_CLIENT_ID", str: &c.GoogleClientSecret, secret: true},
+		{env: "GOOGLE_OAUTH_URL", flag: "google-oauth-url", def: "https://accounts.google.com", usage: "Google's OAuth consent page base (/o/oauth2/v2/auth)", str: &c.GoogleOAuthURL},
+		{env: "GOOGLE_TOKEN_URL", flag: "google-token-url", def: "https://oauth2.googleapis.com", usage: "Google's OAuth token and revoke base (/token, /revoke)", str: &c.GoogleTokenURL},
+		{env: "GOOGLE_API_URL", flag: "google-api-url", def: "https://www.googleapis.com", usage: "YouTube Data API v3 base (/youtube/v3, /upload/youtube/v3)", str: &c.GoogleAPIURL},
+		{env: "YOUTUBE_QUOTA_PER_DAY", flag: "youtube-quota-per-day", def: "10000", usage: "YouTube Data API units the Google project may spend per Pacific-time day; A/B tests that would exceed it are refused", num: &c.YouTubeQuotaPerDay},
 		{env: "COUNTER_RETENTION", flag: "counter-retention", def: "7d", usage: "how long the VIEWS stream keeps raw Counter API events for rebuilds; older event timestamps are refused (days like 7d, or a Go duration like 36h)", str: &c.CounterRetention},
 	}
 }

@@ -58,6 +58,11 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 	cfg.YouTubeURL, cfg.YouTubeThumbURL = url, url
 	cfg.TrackerSlot = time.Second
 
+	googleURL, err := startDemoGoogle(ctx, cfg, yt, chans[1])
+	if err != nil {
+		return "", start, err
+	}
+
 	for name, every := range map[string]time.Duration{
 		subjects.TrackerChannelTick: demoChannelEvery, subjects.TrackerVideoHourlyTick: demoHourlyEvery, subjects.TrackerVideoDailyTick: demoDailyEvery,
 		subjects.TrackerVideoHiResTick: demoHiResEvery,
@@ -70,6 +75,7 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 		fmt.Fprintf(&b, "                %-14s %s (%s)\n", c.Handle, c.Title, c.ID)
 	}
 	fmt.Fprintf(&b, "              %s has last week's history planted, with one outlier (%s); /tracker/outliers has \"send the digest now\"\n", chans[0].Handle, youtubetest.DemoOutlierID)
+	fmt.Fprintf(&b, "              Google OAuth + YouTube Data API stand-in at %s: /tracker/abtests connects %s (one-minute A/B slots offered; try its video %s)\n", googleURL, chans[1].Title, yt.ChannelVideos(chans[1].ID)[0])
 	return b.String(), start, nil
 }
 
@@ -99,6 +105,31 @@ func plantDemoHistory(ctx context.Context, ch driver.Conn, start time.Time, log 
 	}
 	log.Info("demo history planted", "samples", len(hist), "week", week.Format(time.DateOnly))
 	return nil
+}
+
+// startDemoGoogle serves the Google OAuth and YouTube Data API stand-in on
+// the demo world, as the account that owns channel ch, and points the A/B
+// tests at it: a test's thumbnails and titles then change what the demo
+// watch pages serve, and views respond to them, so a demo test has a
+// result within minutes.
+func startDemoGoogle(ctx context.Context, cfg *config, yt *youtubetest.Server, ch youtubetest.DemoChannel) (string, error) {
+	g := youtubetest.NewGoogle(yt, youtubetest.GoogleConfig{ClientID: "jetfleet-demo.apps.googleusercontent.com", ClientSecret: "demo-secret", Channel: ch.ID})
+	g.RespondToChanges(true)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("demo google: %w", err)
+	}
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	url := "http://" + ln.Addr().String()
+	cfg.GoogleClientID, cfg.GoogleClientSecret = "jetfleet-demo.apps.googleusercontent.com", "demo-secret"
+	cfg.GoogleOAuthURL, cfg.GoogleTokenURL, cfg.GoogleAPIURL = url, url, url
+	cfg.ABTestDemo = true
+	return url, nil
 }
 
 // demoWorldFile keeps, in the data dir, when the demo world began.

@@ -125,7 +125,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	// The demo's planted outlier: its curve with the channel's band and
 	// its badge.
 	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
-	pages := []string{"/", "/signin", "/tracker", channelPage, videoPage, outlierPage,
+	pages := []string{"/", "/signin", "/tracker", "/tracker/abtests", channelPage, videoPage, outlierPage,
 		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
 		// The live app: this event's lobby; the demo event's refusal (its
 		// stage, for its participants, is measured in the live app's test).

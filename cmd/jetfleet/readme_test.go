@@ -282,7 +282,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 
 	fill := strings.NewReplacer(
 		"TRACKER video.<id>", "TRACKER video."+videoID, "TRACKER.hourly.<id>", "TRACKER.hourly."+videoID,
-		"event.<id>", "event."+eventID, "seats.<id>", "seats."+eventID,
+		"event.<id>", "event."+eventID, "seats.<id>", "seats."+eventID, "eventschat.<event>.", "eventschat."+eventID+".",
 		"reg.<event>.<registration>", "reg."+eventID+"."+reg, "req.<id>", "req."+gdprID,
 		"OUTBOX <key>", "OUTBOX "+outboxKey, "enricher-p<p>", "enricher-p"+partition,
 		"localhost:8080", "localhost:"+port, "nats://127.0.0.1:4222", natsURL,

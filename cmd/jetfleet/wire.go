@@ -288,6 +288,11 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	if err != nil {
 		return nil, nil, err
 	}
+	ab, err := newABTests(ctx, cfg, b.js, b.tokens, b.blobs, log.With("product", "abtests"))
+	if err != nil {
+		closePay()
+		return nil, nil, err
+	}
 	closeCRM := func() {}
 	if mode.dev {
 		if closeCRM, err = openCRMStandIns(cfg, log); err != nil {
@@ -301,7 +306,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 		BlobOrigin: cfg.blobOrigin(), Demo: mode.demo,
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
-		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens,
+		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,
 		Salesforce: salesforce.New(salesforceConfig(cfg)),
 	})
 	if err != nil {

@@ -16,7 +16,10 @@ import (
 // prefix first).
 func Handler(store Store, signer *URLSigner) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /blobs/{key...}", &handler{store: store, signer: signer})
+	h := &handler{store: store, signer: signer}
+	mux.Handle("GET /blobs/{key...}", h)
+	// Uploads from browsers, signed by ObjectStore.PutURL (upload.go).
+	mux.HandleFunc("PUT /blobs/{key...}", h.servePut)
 	return mux
 }
 

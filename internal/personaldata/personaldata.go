@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/chat"
@@ -86,6 +87,12 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A/B tests are the Tracker's too. Without Google OAuth configured
+	// here, deletion deletes the tokens without revoking them at Google.
+	abtests, err := abtest.Open(ctx, d.JS, abtest.Config{Blobs: d.Blobs})
+	if err != nil {
+		return nil, err
+	}
 	chatStore, err := chat.Open(ctx, d.JS)
 	if err != nil {
 		return nil, err
@@ -139,11 +146,24 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		},
 	}, {
 		Product: "tracker",
-		Buckets: []string{subjects.TrackerBucket},
+		Buckets: []string{subjects.TrackerBucket, subjects.TrackerABTestsBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
-			return tracker.PersonalDataOf(ctx, p.ID)
+			t, err := tracker.PersonalDataOf(ctx, p.ID)
+			if err != nil {
+				return nil, err
+			}
+			ab, err := abtests.PersonalDataOf(ctx, p.ID)
+			return struct {
+				tracking.PersonalData
+				ABTests abtest.PersonalData `json:"ab_tests"`
+			}{t, ab}, err
 		},
-		Forget: func(ctx context.Context, p Person) error { return tracker.ForgetUser(ctx, p.ID) },
+		Forget: func(ctx context.Context, p Person) error {
+			if err := abtests.ForgetUser(ctx, p.ID); err != nil {
+				return err
+			}
+			return tracker.ForgetUser(ctx, p.ID)
+		},
 	}, {
 		Product: "counter",
 		Buckets: []string{subjects.CounterAPIKeysBucket},

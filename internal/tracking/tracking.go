@@ -762,3 +762,41 @@ func (s *Store) TrackedIDs(ctx context.Context, uid string) (channels, videos ma
 	}
 	return channels, videos, nil
 }
+
+// KeepHourly keeps video v sampled hourly until until, whatever its age:
+// an A/B test on it needs hourly samples for its whole run. The video's
+// record is created (windows from its publish time) if it was never seen,
+// and its hourly window is replaced by a longer one when it would end
+// sooner.
+func (s *Store) KeepHourly(ctx context.Context, v subjects.TrackerVideo, until time.Time) error {
+	if err := checkID("video", v.ID); err != nil {
+		return err
+	}
+	if _, err := s.Video(ctx, v.ID); errors.Is(err, ErrNotFound) {
+		anchor := v.PublishedAt
+		if anchor.IsZero() {
+			anchor = s.o.Now()
+		}
+		if _, err := s.SeeVideo(ctx, v, anchor); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	key := subjects.TrackerHourlyKey(v.ID)
+	var w subjects.TrackerWindow
+	if _, err := s.get(ctx, key, &w); err == nil && !w.Until.Before(until) {
+		return nil
+	}
+	ttl := until.Sub(s.o.Now()).Truncate(time.Second)
+	if ttl < time.Second {
+		return nil
+	}
+	if err := s.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("extend hourly window %s: %w", v.ID, err)
+	}
+	if err := s.create(ctx, key, subjects.TrackerWindow{Until: until.UTC()}, ttl); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("extend hourly window %s: %w", v.ID, err)
+	}
+	return nil
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
@@ -42,6 +43,8 @@ type Deps struct {
 	Premium func(ctx context.Context, userID string) (bool, error)
 	// Plans sells the premium subscription; nil offers no upgrade.
 	Plans *Plans
+	// ABTests runs the A/B tests (abtests.go); nil serves no A/B pages.
+	ABTests *abtest.Service
 	// BaseURL is where Stripe sends the user back.
 	BaseURL string
 	// Tokens opens the digest's unsubscribe links (TOKEN_KEY); nil: every
@@ -99,6 +102,9 @@ func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Han
 	mux.Handle("POST /tracker/premium", h.signedIn(protect, h.goPremium))
 	mux.Handle("POST /tracker/premium/cancel", h.signedIn(protect, h.cancelPremium))
 	mux.Handle("POST /tracker/premium/portal", h.signedIn(protect, h.portal))
+	if h.d.ABTests != nil {
+		h.abRoutes(mux, protect)
+	}
 }
 
 // signedIn hands a page the user the gate let through.

@@ -75,8 +75,13 @@ type video struct {
 	grownAt              time.Time
 	likes                int64
 	thumb                int // thumbnail version; a change bumps it
-	broken               bool
-	state                string
+	// custom is the image set through the Data API's thumbnails.set
+	// (google.go), served resized at every size until the next change.
+	custom      []byte
+	categoryID  string
+	description string
+	broken      bool
+	state       string
 }
 
 // Options tune a Server.
@@ -220,7 +225,9 @@ func (s *Server) SetGrowth(id string, perSecond float64) {
 func (s *Server) SetTitle(id, title string) { s.with(id, func(v *video) { v.title = title }) }
 
 // ChangeThumbnail replaces a video's thumbnail with a visibly different one.
-func (s *Server) ChangeThumbnail(id string) { s.with(id, func(v *video) { v.thumb++ }) }
+func (s *Server) ChangeThumbnail(id string) {
+	s.with(id, func(v *video) { v.thumb++; v.custom = nil })
+}
 
 // BreakWatchPage makes the video's watch page one the scraper cannot read
 // (its player response cut short, as a format change would), which is
@@ -622,15 +629,16 @@ func (s *Server) thumbnail(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	v, ok := s.videos[id]
 	version := 0
+	var custom []byte
 	if ok {
-		version = v.thumb
+		version, custom = v.thumb, v.custom
 	}
 	s.mu.RUnlock()
 	if !ok || !okSize {
 		http.NotFound(w, r)
 		return
 	}
-	img, err := s.jpeg(palette(id, version), size)
+	img, err := s.renderThumb(id, version, custom, size)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -709,14 +717,15 @@ func (s *Server) ThumbnailJPEG(id, file string) ([]byte, error) {
 	s.mu.RLock()
 	v, known := s.videos[id]
 	version := 0
+	var custom []byte
 	if known {
-		version = v.thumb
+		version, custom = v.thumb, v.custom
 	}
 	s.mu.RUnlock()
 	if !ok || !known {
 		return nil, fmt.Errorf("youtubetest: no thumbnail %s of %q", file, id)
 	}
-	return s.jpeg(palette(id, version), size)
+	return s.renderThumb(id, version, custom, size)
 }
 
 // Title returns a video's current title.
@@ -733,4 +742,45 @@ func palette(id string, version int) int {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	return (int(h.Sum32()%palettes) + version) % palettes
+}
+
+// renderThumb is a video's thumbnail at size: the uploaded custom image
+// scaled (as YouTube derives every rendition from the upload), or the
+// drawn palette.
+func (s *Server) renderThumb(id string, version int, custom []byte, size [2]int) ([]byte, error) {
+	if custom == nil {
+		return s.jpeg(palette(id, version), size)
+	}
+	key := fmt.Sprintf("custom:%x:%dx%d", fnvSum(custom), size[0], size[1])
+	s.thumbMu.Lock()
+	defer s.thumbMu.Unlock()
+	if b, ok := s.thumbCache[key]; ok {
+		return b, nil
+	}
+	src, _, err := image.Decode(bytes.NewReader(custom))
+	if err != nil {
+		return nil, fmt.Errorf("decode custom thumbnail: %w", err)
+	}
+	w, h := size[0], size[1]
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	b := src.Bounds()
+	// Nearest neighbour is enough: the point is a different image per
+	// variant at every size.
+	for y := range h {
+		for x := range w {
+			dst.Set(x, y, src.At(b.Min.X+x*b.Dx()/w, b.Min.Y+y*b.Dy()/h))
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 80}); err != nil {
+		return nil, err
+	}
+	s.thumbCache[key] = buf.Bytes()
+	return buf.Bytes(), nil
+}
+
+func fnvSum(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }

@@ -1,0 +1,61 @@
+package abtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"jetfleet/subjects"
+)
+
+// PersonalData is a person's A/B test data for their export: the
+// connected channel (never a token) and their tests.
+type PersonalData struct {
+	Channel *PersonalChannel         `json:"connected_channel,omitempty"`
+	Tests   []subjects.TrackerABTest `json:"tests"`
+}
+
+// PersonalChannel is the connected channel without its tokens.
+type PersonalChannel struct {
+	ID        string    `json:"id"`
+	Title     string    `json:"title"`
+	Connected time.Time `json:"connected"`
+}
+
+// PersonalDataOf returns uid's A/B test data.
+func (s *Service) PersonalDataOf(ctx context.Context, uid string) (PersonalData, error) {
+	d := PersonalData{Tests: []subjects.TrackerABTest{}}
+	g, err := s.Grant(ctx, uid)
+	switch {
+	case err == nil:
+		d.Channel = &PersonalChannel{ID: g.ChannelID, Title: g.ChannelTitle, Connected: g.Connected}
+	case !errors.Is(err, ErrNotConnected):
+		return d, err
+	}
+	tests, err := s.List(ctx, uid)
+	if err != nil {
+		return d, err
+	}
+	d.Tests = append(d.Tests, tests...)
+	return d, nil
+}
+
+// ForgetUser deletes uid's tokens (revoking them at Google when OAuth is
+// configured) and every test with its schedules and uploaded thumbnails.
+// Running it again is harmless.
+func (s *Service) ForgetUser(ctx context.Context, uid string) error {
+	if err := s.Disconnect(ctx, uid); err != nil {
+		return fmt.Errorf("forget a/b tests of %s: %w", uid, err)
+	}
+	tests, err := s.List(ctx, uid)
+	if err != nil {
+		return err
+	}
+	for _, t := range tests {
+		if err := s.Delete(ctx, uid, t.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("forget a/b tests of %s: %w", uid, err)
+		}
+	}
+	return nil
+}

@@ -55,6 +55,7 @@ func products(o Options) []assetSet {
 		eventsAssets(o),
 		eventsEngagementAssets(o),
 		eventsTeamsAssets(o),
+		eventsPostAssets(o),
 		eventsChatAssets(o),
 		eventsExportsAssets(o),
 		gdprAssets(o),

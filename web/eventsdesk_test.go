@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/events"
 	"jetfleet/internal/testenv"
@@ -49,6 +50,11 @@ func startDeskEdges(t *testing.T) *deskEdges {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One ClickHouse database with the schema, for the live figures.
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
 	edge := func() *eventsEdge {
 		hs := httptest.NewUnstartedServer(nil)
 		base := "http://" + hs.Listener.Addr().String()
@@ -56,7 +62,6 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, _ := ch.Database(t)
 		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
 			NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			BlobStore: store, Blobs: blob.Handler(store, signer),
@@ -228,6 +233,9 @@ func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
 	d := startLiveDesk(t, "ann@example.com", "bob@example.com")
 	d.splitAndPublish(t, 2)
 	_, adminPage := d.org.get(d.admin())
+	if !strings.Contains(adminPage, `id="live-figures"`) || !strings.Contains(adminPage, "connected now") {
+		t.Errorf("admin page shows no live figures")
+	}
 	teams := teamLinkPattern.FindAllStringSubmatch(adminPage, -1)
 	if len(teams) < 2 {
 		t.Fatalf("admin page links %d teams, want 2:\n%s", len(teams), adminPage)

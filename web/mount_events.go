@@ -24,7 +24,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
 		BaseURL: s.cfg.BaseURL, Log: log,
-		Mail: mail.Enqueuer(s.deps.JS), Blobs: s.deps.BlobStore,
+		Mail: mail.Enqueuer(s.deps.JS), PostDelay: s.cfg.EventsPostDelay, Blobs: s.deps.BlobStore,
 	})
 	if err != nil {
 		return err
@@ -50,6 +50,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	h.Routes(mux, s.api, s.signedIn, s.identify)
+	if err := mountEventsAnalytics(ctx, s, mux, svc); err != nil {
+		return err
+	}
 	if err := mountEventsChat(ctx, s, mux, svc); err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/crm/salesforce"
+	"jetfleet/internal/eventpost"
 	"jetfleet/internal/events"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
@@ -67,6 +68,12 @@ type Config struct {
 	// when blobs are on S3: pages may fetch video segments from it. Empty
 	// when the edge serves blobs itself.
 	BlobOrigin string
+	// EventsPostDelay is how long after an event's end its post-event
+	// steps run (EVENTS_POST_DELAY); 0 means subjects.DefaultEventsPostDelay.
+	EventsPostDelay time.Duration
+	// EventsFees is the platform fee's price table (EVENTS_FEE_*), shown
+	// to organisers.
+	EventsFees eventpost.Prices
 	// Demo is `jetfleet dev --demo`: pages offer demo-only actions (the
 	// Tracker's "send the digest now").
 	Demo bool

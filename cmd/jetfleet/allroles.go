@@ -5,14 +5,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/eventpost"
 	mailer "jetfleet/internal/mail"
+	"jetfleet/internal/payments"
 	"jetfleet/internal/youtube"
 	"jetfleet/workers/abtests"
 	"jetfleet/workers/consume"
 	"jetfleet/workers/counter"
 	"jetfleet/workers/enricher"
 	"jetfleet/workers/eventholds"
+	"jetfleet/workers/eventsengagement"
 	"jetfleet/workers/eventsexport"
+	"jetfleet/workers/eventspost"
 	"jetfleet/workers/gdpr"
 	"jetfleet/workers/mail"
 	"jetfleet/workers/media"
@@ -37,7 +41,26 @@ func allRoles(cfg *config) []consume.Role {
 		eventholds.Roles(cfg.BaseURL),
 		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),
+		eventsengagement.Roles(eventsengagement.Config{}),
+		eventspost.Roles(eventsPostConfig(cfg)),
 	)
+}
+
+// eventsPostConfig is the post-event roles' configuration: the fee's price
+// table and the platform's Stripe (the stand-in's, under jetfleet dev).
+func eventsPostConfig(cfg *config) eventspost.Config {
+	return eventspost.Config{
+		BaseURL: cfg.BaseURL,
+		Prices: eventpost.Prices{
+			FreeParticipants: cfg.EventsFeeFreeParticipants, PerParticipantMinor: int64(cfg.EventsFeePerParticipant), Currency: cfg.EventsFeeCurrency,
+		},
+		Payments: func() (*payments.Client, error) {
+			if cfg.StripeSecretKey == "" {
+				return nil, nil
+			}
+			return payments.New(payments.Config{SecretKey: cfg.StripeSecretKey, WebhookSecret: cfg.StripeWebhookSecret, APIBase: cfg.StripeAPIBase})
+		},
+	}
 }
 
 // trackerConfig is the tracker roles' configuration.

@@ -100,6 +100,13 @@ type config struct {
 	// how old an event's timestamp may be): a Go duration or whole days
 	// ("7d"); see counterRetention.
 	CounterRetention string
+
+	// EventsPostDelay is how long after an event's end its post-event
+	// steps run (a Go duration); the fee's price table follows.
+	EventsPostDelay           string
+	EventsFeeFreeParticipants int
+	EventsFeePerParticipant   int
+	EventsFeeCurrency         string
 }
 
 // setting describes one configuration value: its environment variable, its
@@ -165,6 +172,10 @@ func (c *config) settings() []setting {
 		{env: "GOOGLE_API_URL", flag: "google-api-url", def: "https://www.googleapis.com", usage: "YouTube Data API v3 base (/youtube/v3, /upload/youtube/v3)", str: &c.GoogleAPIURL},
 		{env: "YOUTUBE_QUOTA_PER_DAY", flag: "youtube-quota-per-day", def: "10000", usage: "YouTube Data API units the Google project may spend per Pacific-time day; A/B tests that would exceed it are refused", num: &c.YouTubeQuotaPerDay},
 		{env: "COUNTER_RETENTION", flag: "counter-retention", def: "7d", usage: "how long the VIEWS stream keeps raw Counter API events for rebuilds; older event timestamps are refused (days like 7d, or a Go duration like 36h)", str: &c.CounterRetention},
+		{env: "EVENTS_POST_DELAY", flag: "events-post-delay", def: "2h", usage: "how long after an event's end its figures are accumulated, its fee charged and its summary mailed (a Go duration)", str: &c.EventsPostDelay},
+		{env: "EVENTS_FEE_FREE_PARTICIPANTS", flag: "events-fee-free-participants", def: "50", usage: "registered participants per event the platform fee does not charge for", num: &c.EventsFeeFreeParticipants},
+		{env: "EVENTS_FEE_PER_PARTICIPANT_MINOR", flag: "events-fee-per-participant-minor", def: "50", usage: "platform fee per registered participant beyond the free ones, in minor units of EVENTS_FEE_CURRENCY (50 = 0.50)", num: &c.EventsFeePerParticipant},
+		{env: "EVENTS_FEE_CURRENCY", flag: "events-fee-currency", def: "eur", usage: "currency of the platform fee (ISO code: eur, usd, gbp, chf, cad, aud)", str: &c.EventsFeeCurrency},
 	}
 }
 
@@ -303,6 +314,18 @@ func (c *config) validate() error {
 	if _, err := parseRetention(c.CounterRetention); err != nil {
 		bad("COUNTER_RETENTION", "%v", err)
 	}
+	if d, err := time.ParseDuration(c.EventsPostDelay); err != nil || d < time.Second {
+		bad("EVENTS_POST_DELAY", "%q is not a duration of at least 1s (e.g. 2h)", c.EventsPostDelay)
+	}
+	if c.EventsFeeFreeParticipants < 0 {
+		bad("EVENTS_FEE_FREE_PARTICIPANTS", "must not be negative")
+	}
+	if c.EventsFeePerParticipant < 0 {
+		bad("EVENTS_FEE_PER_PARTICIPANT_MINOR", "must not be negative")
+	}
+	if !oneOf(c.EventsFeeCurrency, "eur", "usd", "gbp", "chf", "cad", "aud") {
+		bad("EVENTS_FEE_CURRENCY", "%q is not one of eur, usd, gbp, chf, cad, aud", c.EventsFeeCurrency)
+	}
 	return errors.Join(errs...)
 }
 
@@ -400,6 +423,13 @@ func newLogger(level string) *slog.Logger {
 // enricherHold is ENRICHER_HOLD as a duration (validate has checked it).
 func (c *config) enricherHold() time.Duration {
 	d, _ := time.ParseDuration(c.EnricherHold)
+	return d
+}
+
+// eventsPostDelay is EVENTS_POST_DELAY as a duration (validate has
+// checked it).
+func (c *config) eventsPostDelay() time.Duration {
+	d, _ := time.ParseDuration(c.EventsPostDelay)
 	return d
 }
 

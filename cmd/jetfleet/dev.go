@@ -177,6 +177,20 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if *demo {
+		pay, err := eventsPostConfig(cfg).Payments()
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			// A failed seed leaves the demo without its past event, not
+			// the install without its site.
+			if err := seedPostEventDemo(gctx, js, pay, log.With("component", "demo")); err != nil && gctx.Err() == nil {
+				log.Warn("demo: seed the past event", "err", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		return serveListener(gctx, ln, edge, log, func(a net.Addr) {
 			printDevSummary(stdout, cfg, siteURL(cfg, a), ns.ClientURL(), host, *monitorPort, chDesc, blobDesc, roles)

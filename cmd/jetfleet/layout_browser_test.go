@@ -127,6 +127,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 	outlierPage := "/tracker/videos/" + youtubetest.DemoOutlierID
 	pages := []string{"/", "/signin", "/tracker", "/tracker/abtests", channelPage, videoPage, outlierPage,
 		"/events", "/events/e/" + eventID, registration, "/events/mine", "/events/organise", "/events/organise/new", manage, manage + "/exports", "/events/integrations",
+		manage + "/analytics", "/events/organise/fees",
 		// The live app: this event's lobby; the demo event's refusal (its
 		// stage, for its participants, is measured in the live app's test).
 		"/events/" + eventID + "/live", demoLiveEvent.FindStringSubmatch(dev.Out.String())[1],

@@ -303,7 +303,8 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	h, err := web.New(ctx, web.Config{
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
-		BlobOrigin: cfg.blobOrigin(), Demo: mode.demo,
+		BlobOrigin: cfg.blobOrigin(), Demo: mode.demo, EventsPostDelay: cfg.eventsPostDelay(),
+		EventsFees: eventsPostConfig(cfg).Prices,
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,

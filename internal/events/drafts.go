@@ -102,6 +102,10 @@ func (s *Service) UpdateEvent(ctx context.Context, uid, eid string, in EventInpu
 	if err == nil {
 		err = s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindUpdated, EventID: eid, OrganiserID: uid}, "updated:"+eid+":"+e.Updated.Format(time.RFC3339Nano))
 	}
+	if err == nil && e.Status == Live {
+		// The end may have moved: the post-event schedule follows it.
+		err = s.schedulePost(ctx, e, e.Updated)
+	}
 	return e, err
 }
 
@@ -169,6 +173,11 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 			if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
 				return err
 			}
+			// Likewise the post-event schedule (deduplicated by the
+			// version it was set for).
+			if err := s.schedulePost(ctx, *e, e.Updated); err != nil {
+				return err
+			}
 			return ErrAlreadyLive
 		case len(e.Tickets) == 0:
 			return ErrNoTickets
@@ -185,6 +194,9 @@ func (s *Service) Publish(ctx context.Context, uid, eid string) (Event, error) {
 		return Event{}, err
 	}
 	if err := s.publish(ctx, subjects.EventsDomainEvent{Kind: subjects.EventsKindPublished, EventID: eid, OrganiserID: uid}, "published:"+eid); err != nil {
+		return Event{}, err
+	}
+	if err := s.schedulePost(ctx, e, e.Updated); err != nil {
 		return Event{}, err
 	}
 	return e, nil

@@ -256,11 +256,15 @@ type Registration struct {
 
 // Organiser is a user who runs events, with their Stripe Connect account.
 type Organiser struct {
-	UserID          string    `json:"user_id"`
-	Email           string    `json:"email"`
-	StripeAccountID string    `json:"stripe_account_id,omitempty"`
-	StripeReady     bool      `json:"stripe_ready"` // onboarding done, charges enabled
-	Updated         time.Time `json:"updated"`
+	UserID          string `json:"user_id"`
+	Email           string `json:"email"`
+	StripeAccountID string `json:"stripe_account_id,omitempty"`
+	StripeReady     bool   `json:"stripe_ready"` // onboarding done, charges enabled
+	// The card saved for the platform fee: a customer of the platform's
+	// own Stripe account and its payment method (SetupIntent).
+	FeeCustomerID    string    `json:"fee_customer_id,omitempty"`
+	FeePaymentMethod string    `json:"fee_payment_method,omitempty"`
+	Updated          time.Time `json:"updated"`
 }
 
 // EventInput is the event form as typed.

@@ -32,7 +32,8 @@ func (s *Service) SetStripeAccount(ctx context.Context, uid, email, account stri
 			return Organiser{}, err
 		}
 		wasReady := o.StripeReady && o.StripeAccountID == account
-		o = Organiser{UserID: uid, Email: email, StripeAccountID: account, StripeReady: ready, Updated: s.now()}
+		// The saved fee card stays; the rest is Stripe's answer.
+		o = Organiser{UserID: uid, Email: email, StripeAccountID: account, StripeReady: ready, FeeCustomerID: o.FeeCustomerID, FeePaymentMethod: o.FeePaymentMethod, Updated: s.now()}
 		b, _ := json.Marshal(o)
 		if rev == 0 {
 			_, err = s.catalog.Create(ctx, organiserKey(uid), b)

@@ -36,6 +36,10 @@ type Config struct {
 	// MaxSubmissionFile bounds a submission's file; default
 	// DefaultMaxSubmissionFile.
 	MaxSubmissionFile int64
+	// PostDelay is how long after a live event's end its post-event steps
+	// run; default subjects.DefaultEventsPostDelay (tests and demos shorten
+	// it: EVENTS_POST_DELAY).
+	PostDelay time.Duration
 }
 
 // DefaultHoldTTL is how long a seat is held for a payment: a little over
@@ -95,6 +99,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	}
 	if cfg.UnconfirmedTTL <= 0 {
 		cfg.UnconfirmedTTL = DefaultUnconfirmedTTL
+	}
+	if cfg.PostDelay <= 0 {
+		cfg.PostDelay = subjects.DefaultEventsPostDelay
 	}
 	return &Service{js: js, catalog: catalog, regs: regs, teams: teams, help: help, splits: &publishedSplits{}, cfg: cfg}, nil
 }

@@ -15,8 +15,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/abtest"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
@@ -63,6 +65,11 @@ type Deps struct {
 	Events *events.Service
 	// Blobs holds the files of media uploads, which Forget deletes.
 	Blobs blob.Store
+	// ClickHouse holds the live event app's engagement rows (heartbeats,
+	// messages, help flags, submissions by account id). Nil in a process
+	// without ClickHouse, where the events-engagement role cannot run
+	// either: there are then no such rows to export or delete.
+	ClickHouse driver.Conn
 }
 
 // Registry opens what each product needs and returns every entry, one per
@@ -121,7 +128,16 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 				return nil, err
 			}
 			msgs, err := chatStore.OfUser(ctx, p.ID)
-			return eventsData{PersonalData: data, CRMConnections: conns, ChatMessages: msgs}, err
+			if err != nil {
+				return nil, err
+			}
+			out := eventsData{PersonalData: data, CRMConnections: conns, ChatMessages: msgs, Engagement: []analytics.EngagementRecord{}}
+			if d.ClickHouse != nil {
+				if out.Engagement, err = analytics.EngagementOf(ctx, d.ClickHouse, p.ID); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
 		},
 		// Registrations are pseudonymised, not deleted: organisers keep
 		// that the seat was taken and the consent it was taken under.
@@ -129,6 +145,8 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// address leaves the export runs' failure lists (exports read
 		// registrations when they run, so nothing sends it again).
 		// Chat messages (EVENTS_CHAT, a stream) are deleted.
+		// Engagement rows are deleted (the accumulated figures keep only
+		// counts).
 		// Teams, help flags and submissions name participants by
 		// registration id only, so they are pseudonymous with it.
 		Forget: func(ctx context.Context, p Person) error {
@@ -141,8 +159,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 			if err := crmCreds.Forget(ctx, p.ID); err != nil {
 				return err
 			}
-			_, err := exportRuns.ForgetEmail(ctx, p.Email)
-			return err
+			if _, err := exportRuns.ForgetEmail(ctx, p.Email); err != nil {
+				return err
+			}
+			if d.ClickHouse != nil {
+				return analytics.ForgetEngagement(ctx, d.ClickHouse, p.ID)
+			}
+			return nil
 		},
 	}, {
 		Product: "tracker",
@@ -202,11 +225,13 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 
 // eventsData is the events part of an export: the product's data, the
 // CRMs the person connected as an organiser (which and when, never the
-// sealed credentials) and every chat message they wrote.
+// sealed credentials), every chat message they wrote, and their
+// engagement in live events.
 type eventsData struct {
 	events.PersonalData
-	CRMConnections map[string]crm.Connection `json:"crm_connections"`
-	ChatMessages   []chat.Message            `json:"chat_messages"`
+	CRMConnections map[string]crm.Connection    `json:"crm_connections"`
+	ChatMessages   []chat.Message               `json:"chat_messages"`
+	Engagement     []analytics.EngagementRecord `json:"engagement"`
 }
 
 // Unclaimed names every bucket and object store in subjects that no entry
@@ -223,6 +248,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.CounterOwnersBucket:      "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket:   "counter freshness per partition: no personal data",
 		subjects.EnricherHeldBucket:       "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",
+		subjects.EventsPostBucket:         "per event: accumulated counts (no person named) and the organiser's fee ledger (amounts and Stripe ids, a bookkeeping record kept for accounting)",
 	}
 	// The Enricher's state is its customers' end users', streamed in by
 	// the customer, who decides about it: nothing of our account holders.

@@ -75,6 +75,11 @@ func RunRoles(ctx context.Context, roles []Role, d Deps, m *Metrics) error {
 			continue
 		}
 		h, err := r.Build(ctx, d)
+		if err != nil && ctx.Err() != nil {
+			// Stopped while roles were still starting: a clean stop of
+			// those already running, not a failure of this one.
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("role %s: %w", r.Name, err)
 		}

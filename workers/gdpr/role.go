@@ -39,7 +39,7 @@ func Roles(baseURL string) []consume.Role {
 			if err != nil {
 				return nil, err
 			}
-			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.JS, Events: svc, Blobs: d.Blobs})
+			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.JS, Events: svc, Blobs: d.Blobs, ClickHouse: d.ClickHouse})
 			if err != nil {
 				return nil, err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/blob"
 	"jetfleet/internal/tracking"
 	"jetfleet/internal/youtube"
@@ -35,8 +36,8 @@ type Videos struct {
 	store    *tracking.Store
 	yt       *youtube.Client
 	blobs    blob.Store
-	samples  *durableWriter
-	changes  *durableWriter
+	samples  *analytics.DurableWriter
+	changes  *analytics.DurableWriter
 	cfg      VideosConfig
 	log      *slog.Logger
 	refusals *refusals
@@ -54,11 +55,11 @@ func NewVideos(store *tracking.Store, yt *youtube.Client, blobs blob.Store, ch d
 	if cfg.FlushEvery <= 0 {
 		cfg.FlushEvery = 250 * time.Millisecond
 	}
-	samples, err := newDurableWriter(ch, "video_samples", sampleColumns, cfg.FlushEvery, log)
+	samples, err := analytics.NewDurableWriter(ch, "video_samples", sampleColumns, cfg.FlushEvery, log)
 	if err != nil {
 		return nil, err
 	}
-	changes, err := newDurableWriter(ch, "video_changes", changeColumns, cfg.FlushEvery, log)
+	changes, err := analytics.NewDurableWriter(ch, "video_changes", changeColumns, cfg.FlushEvery, log)
 	if err != nil {
 		return nil, err
 	}

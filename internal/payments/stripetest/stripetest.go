@@ -74,8 +74,9 @@ type Session struct {
 	Livemode          bool              `json:"livemode"`
 	Created           int64             `json:"created"`
 	ExpiresAt         int64             `json:"expires_at"`
-	Customer          string            `json:"customer,omitempty"`     // set when a subscription session completes
+	Customer          string            `json:"customer,omitempty"`     // set when a subscription session completes, or given (setup mode)
 	Subscription      string            `json:"subscription,omitempty"` // likewise
+	SetupIntent       string            `json:"setup_intent,omitempty"` // setup mode: the SetupIntent the page confirms
 	// Not part of Stripe's session object: the destination charge as
 	// requested, so tests can check where the money goes.
 	Destination          string `json:"-"`
@@ -124,6 +125,7 @@ type Server struct {
 	accounts map[string]*Account
 	sessions map[string]*Session
 	subs     map[string]*Subscription
+	fees     feeState
 	links    map[string]link
 	portals  map[string]*PortalSession
 	idem     map[string]idemEntry
@@ -152,7 +154,8 @@ func Start(cfg Config) (*Server, error) {
 		idem: map[string]idemEntry{}, events: map[string][]byte{},
 		client: &http.Client{Timeout: 15 * time.Second},
 	}
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	s.fees = newFeeState()
+	s.srv = &http.Server{Handler: s.dropping(s.routes()), ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil
 }
@@ -189,6 +192,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/checkout/sessions/{id}", s.api(s.getSession))
 	mux.HandleFunc("GET /v1/subscriptions/{id}", s.api(s.getSubscription))
 	mux.HandleFunc("DELETE /v1/subscriptions/{id}", s.api(s.cancelSubscription))
+	s.feeRoutes(mux)
 	mux.HandleFunc("POST /v1/billing_portal/sessions", s.api(s.createPortalSession))
 	mux.HandleFunc("GET /portal/{id}", s.portalPage)
 	mux.HandleFunc("POST /portal/{id}/cancel/{sub}", s.portalCancel)
@@ -206,6 +210,9 @@ type apiError struct {
 	Code   string `json:"code,omitempty"`
 	Param  string `json:"param,omitempty"`
 	Msg    string `json:"message"`
+	// Card errors: the bank's reason and the PaymentIntent it left.
+	DeclineCode   string         `json:"decline_code,omitempty"`
+	PaymentIntent *PaymentIntent `json:"payment_intent,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Msg }
@@ -255,12 +262,23 @@ func (s *Server) api(h func(r *http.Request) (any, *apiError)) http.HandlerFunc 
 			}
 			if ok {
 				w.Header().Set("Idempotent-Replayed", "true")
+				if prev.status != 0 {
+					w.WriteHeader(prev.status)
+				}
 				w.Write(prev.body)
 				return
 			}
 		}
 		v, aerr := h(r)
 		if aerr != nil {
+			if idemKey != "" && r.Method == http.MethodPost && aerr.Type == "card_error" {
+				// Stripe saves a request's result, a decline included, for
+				// its idempotency key.
+				b, _ := json.Marshal(map[string]any{"error": aerr})
+				s.mu.Lock()
+				s.idem[r.URL.Path+" "+idemKey] = idemEntry{params: r.PostForm.Encode(), body: b, status: aerr.status}
+				s.mu.Unlock()
+			}
 			writeErr(w, aerr)
 			return
 		}
@@ -278,6 +296,7 @@ func (s *Server) api(h func(r *http.Request) (any, *apiError)) http.HandlerFunc 
 type idemEntry struct {
 	params string // the form, encoded in key order
 	body   []byte
+	status int // 0: 200
 }
 
 func writeErr(w http.ResponseWriter, e *apiError) {
@@ -348,6 +367,8 @@ func (s *Server) createSession(r *http.Request) (any, *apiError) {
 	f := r.PostForm
 	mode := f.Get("mode")
 	switch mode {
+	case "setup":
+		return s.createSetupSession(f)
 	case "payment":
 	case "subscription":
 		// Stripe's refusals for a subscription session.
@@ -554,7 +575,12 @@ var pages = template.Must(template.New("").Parse(`
 <p><strong>Stripe Checkout (local test stand-in)</strong></p>
 <h1>{{.ProductName}}</h1>
 <p id="amount">{{.Amount}}</p><p>{{.CustomerEmail}}</p>
-{{if eq .Status "open"}}<form method="post"><p>Card: 4242 4242 4242 4242 (test)</p><button id="stripe-pay" type="submit">Pay {{.Amount}}</button></form>
+{{if and (eq .Status "open") .Setup}}<form method="post"><p>Save a card for future charges.</p>
+<label><input type="radio" name="card" value="4242424242424242" checked> 4242 4242 4242 4242 (succeeds)</label><br>
+<label><input type="radio" name="card" value="4000002760003184"> 4000 0027 6000 3184 (bank asks for authentication off-session)</label><br>
+<label><input type="radio" name="card" value="4000000000009995"> 4000 0000 0000 9995 (declined: insufficient funds)</label><br>
+<button id="stripe-pay" type="submit">Save card</button></form>
+{{else if eq .Status "open"}}<form method="post"><p>Card: 4242 4242 4242 4242 (test)</p><button id="stripe-pay" type="submit">Pay {{.Amount}}</button></form>
 {{if .CancelURL}}<p><a href="{{.CancelURL}}">Cancel</a></p>{{end}}{{else}}<p>This checkout is {{.Status}}.</p>{{end}}
 </body></html>{{end}}
 {{define "portal"}}<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Billing · Stripe test portal</title></head>
@@ -604,11 +630,21 @@ func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
 	}
 	pages.ExecuteTemplate(w, "pay", map[string]any{
 		"ProductName": cs.ProductName, "CustomerEmail": cs.CustomerEmail, "Status": cs.Status, "CancelURL": cs.CancelURL,
+		"Setup":  cs.Mode == "setup",
 		"Amount": fmt.Sprintf("%d.%02d %s", cs.AmountTotal/100, cs.AmountTotal%100, strings.ToUpper(cs.Currency)),
 	})
 }
 
 func (s *Server) paySubmit(w http.ResponseWriter, r *http.Request) {
+	if cs, ok := s.Session(r.PathValue("id")); ok && cs.Mode == "setup" {
+		success, err := s.CompleteSetup(r.Context(), cs.ID, r.PostFormValue("card"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		http.Redirect(w, r, success, http.StatusSeeOther)
+		return
+	}
 	success, err := s.Complete(r.Context(), r.PathValue("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

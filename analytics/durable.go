@@ -1,4 +1,4 @@
-package tracker
+package analytics
 
 import (
 	"context"
@@ -8,17 +8,16 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"jetfleet/analytics"
 )
 
-// durableWriter is a group commit over analytics.BatchWriter: Write returns
-// only once its row is in ClickHouse, so a job is acknowledged after its
-// sample is stored (a crash before that redelivers the job, and the replayed
-// row collapses in the ReplacingMergeTree), while the rows of all jobs in
-// flight still go in one INSERT per flush interval.
-type durableWriter struct {
-	w     *analytics.BatchWriter
+// DurableWriter is a group commit over BatchWriter: Write returns only once
+// its row is in ClickHouse, so a role acknowledges a message after its row
+// is stored (a crash before that redelivers it, and the replayed row must be
+// replay-safe: collapsed by a ReplacingMergeTree or counted by distinct id),
+// while the rows of all messages in flight still go in one INSERT per flush
+// interval.
+type DurableWriter struct {
+	w     *BatchWriter
 	every time.Duration
 	log   *slog.Logger
 
@@ -30,19 +29,21 @@ type durableWriter struct {
 	maxRows  int
 }
 
-func newDurableWriter(conn driver.Conn, table string, columns []string, every time.Duration, log *slog.Logger) (*durableWriter, error) {
+// NewDurableWriter returns a DurableWriter into table's columns that
+// flushes every interval (and sooner when many rows wait) once Run runs.
+func NewDurableWriter(conn driver.Conn, table string, columns []string, every time.Duration, log *slog.Logger) (*DurableWriter, error) {
 	const maxRows = 20000
-	w, err := analytics.NewBatchWriter(conn, analytics.WriterConfig{
+	w, err := NewBatchWriter(conn, WriterConfig{
 		Table: table, Columns: columns, MaxRows: maxRows, MaxBuffered: 10 * maxRows,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
-	return &durableWriter{w: w, every: every, log: log, wake: make(chan struct{}), nudge: make(chan struct{}, 1), maxRows: maxRows}, nil
+	return &DurableWriter{w: w, every: every, log: log, wake: make(chan struct{}), nudge: make(chan struct{}, 1), maxRows: maxRows}, nil
 }
 
 // Write stores one row and waits until it is in ClickHouse or ctx ends.
-func (d *durableWriter) Write(ctx context.Context, row ...any) error {
+func (d *DurableWriter) Write(ctx context.Context, row ...any) error {
 	if err := d.w.Append(ctx, row...); err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (d *durableWriter) Write(ctx context.Context, row ...any) error {
 
 // Run flushes every interval (sooner when many rows wait) until ctx ends,
 // then once more.
-func (d *durableWriter) Run(ctx context.Context) error {
+func (d *DurableWriter) Run(ctx context.Context) error {
 	t := time.NewTicker(d.every)
 	defer t.Stop()
 	for {
@@ -91,7 +92,7 @@ func (d *durableWriter) Run(ctx context.Context) error {
 	}
 }
 
-func (d *durableWriter) flush(ctx context.Context) error {
+func (d *DurableWriter) flush(ctx context.Context) error {
 	d.mu.Lock()
 	// Every row counted in appended is already in w's buffer: Flush sends
 	// at least those.

@@ -1,0 +1,107 @@
+package analytics_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+)
+
+func TestAPersonsEngagementIsExportedOnceAndDeletedByAccount(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 18, 30, 15, 0, time.UTC)
+	w, err := analytics.NewBatchWriter(conn, analytics.WriterConfig{Table: analytics.EngagementTable, Columns: analytics.EngagementColumns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []subjects.EventsEngagement{
+		{Kind: subjects.EngagementHeartbeat, EventID: "ev1", ID: subjects.HeartbeatID("u1", at), UserID: "u1", At: at},
+		{Kind: subjects.EngagementHeartbeat, EventID: "ev1", ID: subjects.HeartbeatID("u1", at), UserID: "u1", At: at.Add(20 * time.Second)}, // second tab
+		{Kind: subjects.EngagementMessage, EventID: "ev1", ID: "7", UserID: "u1", Room: "main", At: at},
+		{Kind: subjects.EngagementMessage, EventID: "ev1", ID: "8", UserID: "u2", Room: "main", At: at},
+	}
+	for _, r := range rows {
+		if err := w.Append(ctx, analytics.EngagementRow(r)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := analytics.EngagementOf(ctx, conn, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].EventID != "ev1" || !got[0].At.Equal(at) {
+		t.Fatalf("export of u1: %+v, want one heartbeat and one message", got)
+	}
+	if err := analytics.ForgetEngagement(ctx, conn, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.EventuallyState(t, 30*time.Second, "u1's rows are deleted", func() (bool, any) {
+		got, err := analytics.EngagementOf(context.Background(), conn, "u1")
+		return err == nil && len(got) == 0, got
+	})
+	if other, err := analytics.EngagementOf(ctx, conn, "u2"); err != nil || len(other) != 1 {
+		t.Fatalf("u2's rows after deleting u1's: %+v %v", other, err)
+	}
+}
+
+func TestLiveFiguresCountParticipantsOfTheLastTwoMinutesAndMessagesPerMinute(t *testing.T) {
+	ctx := testenv.Context(t, 60*time.Second)
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 18, 30, 40, 0, time.UTC)
+	w, err := analytics.NewBatchWriter(conn, analytics.WriterConfig{Table: analytics.EngagementTable, Columns: analytics.EngagementColumns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := func(uid string, at time.Time) subjects.EventsEngagement {
+		return subjects.EventsEngagement{Kind: subjects.EngagementHeartbeat, EventID: "ev1", ID: subjects.HeartbeatID(uid, at), UserID: uid, At: at}
+	}
+	rows := []subjects.EventsEngagement{
+		hb("u1", now.Add(-30*time.Second)), hb("u1", now.Add(-10*time.Second)), // two tabs: one participant
+		hb("u2", now.Add(-90*time.Second)),
+		hb("u3", now.Add(-5*time.Minute)), // left
+		hb("u4", now.Add(-20*time.Second)),
+	}
+	rows[4].EventID = "ev2" // another event's
+	for i := range 3 {
+		rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: fmt.Sprint(i), UserID: "u1", Room: "main", At: now.Add(-90 * time.Second)})
+	}
+	rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: "9", UserID: "u2", Room: "main", At: now.Add(-3 * time.Minute)})
+	for _, r := range append(rows, rows...) { // every row written twice
+		if err := w.Append(ctx, analytics.EngagementRow(r)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := analytics.EventLiveFigures(ctx, conn, "ev1", now, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ConnectedNow != 2 {
+		t.Errorf("connected now %d, want 2 (u1 in two tabs, u2)", f.ConnectedNow)
+	}
+	if n := len(f.MessagesPerMinute); n != 30 {
+		t.Fatalf("%d minutes of messages, want 30", n)
+	}
+	if last := f.MessagesPerMinute[29]; !last.Minute.Equal(now.Truncate(time.Minute).Add(-time.Minute)) || last.Count != 3 {
+		t.Errorf("last complete minute %+v, want 3 messages at 18:29", last)
+	}
+	if len(f.Top) != 2 || f.Top[0] != (analytics.Contributor{UserID: "u1", Messages: 3}) || f.Top[1].Messages != 1 {
+		t.Errorf("top contributors %+v", f.Top)
+	}
+}

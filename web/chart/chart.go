@@ -1,0 +1,177 @@
+// Package chart lays out small server-rendered SVG charts with axes and
+// values — a line over time and labelled bars — for any product's pages
+// (templ components in chart.templ). Pages pass figures; the layout
+// (scales, axis labels, a value on every bar, a tooltip on every point) is
+// done once here.
+package chart
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"jetfleet/analytics"
+)
+
+// Point is one value at an instant.
+type Point struct {
+	At    time.Time
+	Value float64
+}
+
+// Bar is one labelled value.
+type Bar struct {
+	Label string
+	Value float64
+}
+
+// Size of every chart's viewBox; the stylesheet scales it to the page.
+const (
+	width  = 720
+	height = 240
+	left   = 56
+	right  = width - 16
+	top    = 14
+	bottom = height - 36
+)
+
+// lineLayout is a Line chart ready for its template.
+type lineLayout struct {
+	W, H, Left, Right, Top, Bottom int
+	Path                           string
+	Dots                           []dot
+	YTicks                         []tick
+	XStart, XEnd                   string
+	XLabel                         string
+	Empty                          bool
+}
+
+type dot struct{ X, Y, Label string }
+
+type tick struct {
+	Y     string
+	Label string
+}
+
+// layoutLine scales points (oldest first) into the plot area. format
+// formats a value for labels; loc is the time zone of the x axis.
+func layoutLine(points []Point, unit string, loc *time.Location) lineLayout {
+	l := lineLayout{W: width, H: height, Left: left, Right: right, Top: top, Bottom: bottom}
+	if len(points) == 0 {
+		l.Empty = true
+		return l
+	}
+	if loc == nil {
+		loc = time.UTC
+	}
+	t0, t1 := points[0].At, points[len(points)-1].At
+	if !t1.After(t0) {
+		t1 = t0.Add(time.Minute)
+	}
+	hi := 0.0
+	for _, p := range points {
+		hi = max(hi, p.Value)
+	}
+	hi = niceCeil(hi)
+	x := func(t time.Time) float64 {
+		return left + float64(right-left)*t.Sub(t0).Seconds()/t1.Sub(t0).Seconds()
+	}
+	y := func(v float64) float64 { return bottom - float64(bottom-top)*v/hi }
+	var b strings.Builder
+	for i, p := range points {
+		cmd := "L"
+		if i == 0 {
+			cmd = "M"
+		}
+		fmt.Fprintf(&b, "%s%.1f %.1f ", cmd, x(p.At), y(p.Value))
+		// Many points: dots only where a tooltip stays readable.
+		if len(points) <= 120 {
+			l.Dots = append(l.Dots, dot{X: f1(x(p.At)), Y: f1(y(p.Value)), Label: p.At.In(loc).Format("2 Jan 15:04") + ": " + Value(p.Value) + " " + unit})
+		}
+	}
+	l.Path = strings.TrimSpace(b.String())
+	for i := 0; i <= 4; i++ {
+		v := hi * float64(i) / 4
+		l.YTicks = append(l.YTicks, tick{Y: f1(y(v)), Label: Value(v)})
+	}
+	layout := "2 Jan 15:04"
+	if t1.Sub(t0) < 24*time.Hour && t0.In(loc).YearDay() == t1.In(loc).YearDay() {
+		layout = "15:04"
+	}
+	l.XStart, l.XEnd = t0.In(loc).Format(layout), t1.In(loc).Format(layout)
+	l.XLabel = loc.String()
+	return l
+}
+
+// barLayout is a Bars chart ready for its template.
+type barLayout struct {
+	W, H, Left, Right, Top, Bottom int
+	Bars                           []barBox
+	YTicks                         []tick
+	Empty                          bool
+}
+
+type barBox struct {
+	X, Y, W, H   string
+	CX, LabelY   string
+	ValueY       string
+	Label, Value string
+}
+
+func layoutBars(bars []Bar) barLayout {
+	l := barLayout{W: width, H: height, Left: left, Right: right, Top: top, Bottom: bottom}
+	if len(bars) == 0 {
+		l.Empty = true
+		return l
+	}
+	hi := 0.0
+	for _, b := range bars {
+		hi = max(hi, b.Value)
+	}
+	hi = niceCeil(hi)
+	slot := float64(right-left) / float64(len(bars))
+	for i, b := range bars {
+		h := float64(bottom-top) * b.Value / hi
+		x := left + slot*float64(i) + slot*0.15
+		l.Bars = append(l.Bars, barBox{
+			X: f1(x), Y: f1(bottom - h), W: f1(slot * 0.7), H: f1(h),
+			CX: f1(x + slot*0.35), LabelY: strconv.Itoa(bottom + 16), ValueY: f1(bottom - h - 4),
+			Label: b.Label, Value: Value(b.Value),
+		})
+	}
+	for i := 0; i <= 4; i++ {
+		v := hi * float64(i) / 4
+		l.YTicks = append(l.YTicks, tick{Y: f1(bottom - float64(bottom-top)*v/hi), Label: Value(v)})
+	}
+	return l
+}
+
+// niceCeil rounds v up to 1, 2 or 5 times a power of ten (at least 1), so
+// the y axis ends on a round number.
+func niceCeil(v float64) float64 {
+	if v <= 1 {
+		return 1
+	}
+	p := 1.0
+	for p*10 <= v {
+		p *= 10
+	}
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+// Value formats a value: whole numbers with thousands separators, others
+// with one decimal.
+func Value(v float64) string {
+	if v == float64(int64(v)) {
+		return analytics.GroupDigits(int64(v))
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }

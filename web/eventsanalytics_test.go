@@ -1,0 +1,126 @@
+package web_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"jetfleet/analytics"
+	"jetfleet/internal/eventpost"
+	"jetfleet/internal/payments"
+	"jetfleet/internal/payments/stripetest"
+	"jetfleet/internal/testenv"
+	"jetfleet/subjects"
+	"jetfleet/web"
+)
+
+// startAnalyticsEdge is startEventsEdge with the analytics tables migrated.
+func startAnalyticsEdge(t *testing.T) *eventsEdge {
+	t.Helper()
+	srv := testenv.StartNATS(t)
+	nc, js := srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := ch.Database(t)
+	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(nil)
+	base := "http://" + hs.Listener.Addr().String()
+	st, err := stripetest.Start(stripetest.Config{WebhookURL: base + "/api/events/stripe/webhook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pay, err := payments.New(payments.Config{SecretKey: st.SecretKey(), WebhookSecret: st.WebhookSecret(), APIBase: st.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsFees: eventpost.DefaultPrices}, web.Deps{
+		NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Payments: pay,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs.Config.Handler = h
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return &eventsEdge{Server: hs, nc: nc, js: js, stripe: st}
+}
+
+func TestAnalyticsPageIsForTheEventsAdminsOnly(t *testing.T) {
+	e := startAnalyticsEdge(t)
+	alice := newVisitor(t, e.URL)
+	signIn(t, e, alice, "alice@example.com")
+	id := createEvent(t, alice, "Go Hack Night")
+	addTicket(t, alice, id, "General", "0")
+	if resp := alice.post("/events/organise/"+id, "/events/organise/"+id+"/publish", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("publish = %d", resp.StatusCode)
+	}
+	_, manage := alice.get("/events/organise/" + id)
+	if !strings.Contains(manage, `/events/organise/`+id+`/analytics`) {
+		t.Fatal("the organiser's event page does not link its analytics")
+	}
+	code, page := alice.get("/events/organise/" + id + "/analytics")
+	for _, want := range []string{"Live figures, computed now", "final figures are accumulated on", `id="fig-registrations">0<`, "Registered participants", "No card is saved", "Platform fee"} {
+		if code != http.StatusOK || !strings.Contains(page, want) {
+			t.Fatalf("analytics page = %d, lacks %q:\n%s", code, want, page)
+		}
+	}
+	bob := newVisitor(t, e.URL)
+	signIn(t, e, bob, "bob@example.com")
+	if code, _ := bob.get("/events/organise/" + id + "/analytics"); code != http.StatusNotFound {
+		t.Fatalf("another user's view of the analytics = %d, want 404", code)
+	}
+	if code, _ := newVisitor(t, e.URL).get("/events/organise/" + id + "/analytics"); code != http.StatusSeeOther {
+		t.Fatalf("a signed-out view = %d, want a redirect to sign in", code)
+	}
+	if code, _ := alice.get("/events/organise/not..an..id/analytics"); code != http.StatusNotFound {
+		t.Fatalf("a malformed id = %d, want 404", code)
+	}
+}
+
+func TestOrganiserSavesAFeeCardThroughAStripeSetupSession(t *testing.T) {
+	e := startAnalyticsEdge(t)
+	alice := newVisitor(t, e.URL)
+	signIn(t, e, alice, "alice@example.com")
+	resp := alice.post("/events/organise/fees", "/events/organise/fees/card", url.Values{})
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, e.stripe.URL+"/pay/cs_test_") {
+		t.Fatalf("save card = %d → %q, want Stripe's setup page", resp.StatusCode, loc)
+	}
+	session := strings.TrimPrefix(loc, e.stripe.URL+"/pay/")
+	back, err := e.stripe.CompleteSetup(context.Background(), session, stripetest.CardSucceeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(back, e.URL)
+	// Someone else coming back with alice's session gets nothing of it.
+	bob := newVisitor(t, e.URL)
+	signIn(t, e, bob, "bob@example.com")
+	bob.post("/events/organise/fees", "/events/organise/fees/card", url.Values{})
+	if code, _ := bob.get(path); code != http.StatusNotFound {
+		t.Fatalf("bob returning with alice's setup session = %d, want 404", code)
+	}
+	if code, _ := alice.get(path); code != http.StatusSeeOther {
+		t.Fatalf("return from Stripe = %d", code)
+	}
+	_, page := alice.get("/events/organise/fees")
+	if !strings.Contains(page, "A card is saved for platform fees") || !strings.Contains(page, "The first 50 registered participants") {
+		t.Fatalf("fees page after saving:\n%s", page)
+	}
+	_, page = bob.get("/events/organise/fees")
+	if !strings.Contains(page, "No card is saved") {
+		t.Fatal("bob's fees page shows a card he never saved")
+	}
+}

@@ -54,6 +54,7 @@ func products(o Options) []assetSet {
 		trackerABAssets(o),
 		eventsAssets(o),
 		eventsEngagementAssets(o),
+		eventsTeamsAssets(o),
 		eventsPostAssets(o),
 		eventsChatAssets(o),
 		eventsExportsAssets(o),

@@ -24,7 +24,7 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 	log := s.deps.Log.With("product", "events")
 	svc, err := events.Open(ctx, s.deps.JS, events.Config{
 		BaseURL: s.cfg.BaseURL, Log: log,
-		Mail: mail.Enqueuer(s.deps.JS), PostDelay: s.cfg.EventsPostDelay,
+		Mail: mail.Enqueuer(s.deps.JS), PostDelay: s.cfg.EventsPostDelay, Blobs: s.deps.BlobStore,
 	})
 	if err != nil {
 		return err
@@ -54,6 +54,9 @@ func mountEvents(ctx context.Context, s *Server, mux *http.ServeMux) error {
 		return err
 	}
 	if err := mountEventsChat(ctx, s, mux, svc); err != nil {
+		return err
+	}
+	if err := mountEventsDesk(ctx, s, mux, svc); err != nil {
 		return err
 	}
 	// GDPR requests (seed 001) belong to the Events product: its

@@ -29,10 +29,12 @@ import (
 	"jetfleet/internal/blob"
 	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/eventpost"
+	"jetfleet/internal/events"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube"
 	"jetfleet/subjects"
+	"jetfleet/web/eventsdesk"
 	"jetfleet/web/media"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
@@ -249,6 +251,12 @@ func limitForms(next http.Handler) http.Handler {
 			// The video upload takes the file as its body, with its own
 			// limit and deadline (web/media).
 			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodPost && eventsdesk.IsSubmitPath(r.URL.Path) {
+			// A team's submission takes one file, multipart (web/eventsdesk
+			// bounds it).
+			eventsdesk.LimitUpload(events.DefaultMaxSubmissionFile, next).ServeHTTP(w, r)
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "multipart/") {

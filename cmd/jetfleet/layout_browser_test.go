@@ -65,6 +65,14 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 		chromedp.Click(`input[name=terms]`, chromedp.ByQuery), chromedp.Click(`input[name=data_sharing]`, chromedp.ByQuery),
 		chromedp.Click(`#register button[type=submit]`, chromedp.ByQuery), chromedp.WaitVisible(`#reg-status`, chromedp.ByQuery), chromedp.Location(&registration))
 
+	// The live event's desk: split the participant into a team and
+	// publish, so the admin and team pages have a team to show.
+	live := "/events/" + eventID + "/live"
+	b.run("split and publish teams", chromedp.Navigate(base+live+"/admin"),
+		chromedp.SetValue(`#split-n`, "2", chromedp.ByQuery), chromedp.Click(`#split-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#publish-form`, chromedp.ByQuery), chromedp.Click(`#publish-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#teams-state`, chromedp.ByQuery))
+
 	var key string
 	b.run("create a Counter key", chromedp.Navigate(base+"/counter"),
 		chromedp.SetValue(`form[action="/counter/keys"] input[name=tenant]`, "layout-demo", chromedp.ByQuery),
@@ -123,6 +131,7 @@ func TestEveryPageFitsLaptopAndPhoneWidths(t *testing.T) {
 		// The live app: this event's lobby; the demo event's refusal (its
 		// stage, for its participants, is measured in the live app's test).
 		"/events/" + eventID + "/live", demoLiveEvent.FindStringSubmatch(dev.Out.String())[1],
+		live + "/admin", live + "/team", live + "/lost-link",
 		"/counter", "/counter?tenant=layout-demo", "/enricher", "/media", "/account/data", "/outbox"}
 	shots := os.Getenv("LAYOUT_SCREENSHOTS")
 	var reference string // the computed style of the first table seen

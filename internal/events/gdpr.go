@@ -21,6 +21,9 @@ type PersonalData struct {
 	// HostOf lists the events whose organiser invited the person's
 	// address as a host (an admin of the live app).
 	HostOf []string `json:"host_of"`
+	// Teams: per event, their breakout team, the help flags they raised
+	// and their team's submission (teams_gdpr.go).
+	Teams []TeamData `json:"teams"`
 }
 
 // PersonalDataOf gathers the data of the person with account uid and
@@ -33,6 +36,9 @@ func (s *Service) PersonalDataOf(ctx context.Context, uid, email string) (Person
 		return d, err
 	}
 	d.Registrations = regs
+	if d.Teams, err = s.teamDataOf(ctx, regs); err != nil {
+		return d, err
+	}
 	o, _, err := getJSON[Organiser](ctx, s.catalog, organiserKey(uid))
 	switch {
 	case err == nil:

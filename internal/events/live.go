@@ -78,6 +78,15 @@ func (s *Service) CanJoinRoom(ctx context.Context, m Member, room string) (bool,
 	if room == MainRoom || m.Admin {
 		return true, nil
 	}
-	// Teams are not built yet: no participant is in any team room.
-	return false, nil
+	// A team room is named by its team's id: only the members of the
+	// published team get in (a draft split is not visible to anyone but
+	// admins).
+	t, err := s.TeamOf(ctx, m.EventID, m.RegistrationID)
+	if errors.Is(err, ErrNoTeam) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return t.ID == room, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/blob"
 	"jetfleet/subjects"
 )
 
@@ -29,6 +30,12 @@ type Config struct {
 	// UnconfirmedTTL is how long a registration waits for its participant
 	// to confirm before it is deleted; default DefaultUnconfirmedTTL.
 	UnconfirmedTTL time.Duration
+	// Blobs stores team submissions' files; nil refuses files (a
+	// submission is then title, description and link).
+	Blobs blob.Store
+	// MaxSubmissionFile bounds a submission's file; default
+	// DefaultMaxSubmissionFile.
+	MaxSubmissionFile int64
 	// PostDelay is how long after a live event's end its post-event steps
 	// run; default subjects.DefaultEventsPostDelay (tests and demos shorten
 	// it: EVENTS_POST_DELAY).
@@ -50,6 +57,9 @@ type Service struct {
 	js      jetstream.JetStream
 	catalog jetstream.KeyValue
 	regs    jetstream.KeyValue
+	teams   jetstream.KeyValue // breakout teams and submissions
+	help    jetstream.KeyValue // help flags
+	splits  *publishedSplits   // published teams, briefly kept in memory
 	cfg     Config
 }
 
@@ -63,6 +73,17 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	regs, err := js.KeyValue(ctx, subjects.EventsRegistrationsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open events registrations bucket: %w", err)
+	}
+	teams, err := js.KeyValue(ctx, subjects.EventsTeamsBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open events teams bucket: %w", err)
+	}
+	help, err := js.KeyValue(ctx, subjects.EventsHelpBucket)
+	if err != nil {
+		return nil, fmt.Errorf("open events help bucket: %w", err)
+	}
+	if cfg.MaxSubmissionFile <= 0 {
+		cfg.MaxSubmissionFile = DefaultMaxSubmissionFile
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -82,7 +103,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	if cfg.PostDelay <= 0 {
 		cfg.PostDelay = subjects.DefaultEventsPostDelay
 	}
-	return &Service{js: js, catalog: catalog, regs: regs, cfg: cfg}, nil
+	return &Service{js: js, catalog: catalog, regs: regs, teams: teams, help: help, splits: &publishedSplits{}, cfg: cfg}, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Second) }

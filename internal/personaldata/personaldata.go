@@ -115,7 +115,7 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	}
 	return []Entry{{
 		Product: "events",
-		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsCRMBucket, subjects.EventsExportRunsBucket},
+		Buckets: []string{subjects.EventsCatalogBucket, subjects.EventsRegistrationsBucket, subjects.EventsCRMBucket, subjects.EventsExportRunsBucket, subjects.EventsTeamsBucket, subjects.EventsHelpBucket},
 		Export: func(ctx context.Context, p Person) (any, error) {
 			data, err := d.Events.PersonalDataOf(ctx, p.ID, p.Email)
 			if err != nil {
@@ -147,6 +147,8 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 		// Chat messages (EVENTS_CHAT, a stream) are deleted.
 		// Engagement rows are deleted (the accumulated figures keep only
 		// counts).
+		// Teams, help flags and submissions name participants by
+		// registration id only, so they are pseudonymous with it.
 		Forget: func(ctx context.Context, p Person) error {
 			if _, err := chatStore.ForgetUser(ctx, p.ID); err != nil {
 				return err

@@ -1,0 +1,689 @@
+// Package eventsdesk serves the live event app's team and help-desk pages:
+// the admin page /events/{id}/live/admin (split and publish breakout
+// teams, the help queue kept live over the admin's own WebSocket, every
+// team's view and submission), the team page /events/{id}/live/team (its
+// members, chat, "ask for help" and the team's submission), and the public
+// "lost your link?" page. Rules live in internal/events; this package
+// parses forms, checks who may see what, and renders.
+package eventsdesk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/accounts"
+	"jetfleet/internal/events"
+	"jetfleet/internal/ids"
+	"jetfleet/web/ratelimit"
+	"jetfleet/web/session"
+	"jetfleet/web/site"
+)
+
+// Deps are what the pages use.
+type Deps struct {
+	Events *events.Service
+	JS     jetstream.JetStream // shared rate limits
+	Log    *slog.Logger
+	// MaxFile is the largest submission file (the events service's
+	// limit); the upload route's body limit follows it.
+	MaxFile int64
+	// ChatPanel renders a chat room (web chat's ChatPanel); nil leaves
+	// the team page's chat slot with a placeholder.
+	ChatPanel func(eventID, room string, readOnly bool) templ.Component
+	// Figures renders the live analytics figures of an event on the admin
+	// page, and again every FiguresEvery over the admin socket; nil shows
+	// none, and so does a nil component.
+	Figures func(ctx context.Context, e events.Event) templ.Component
+	// FiguresEvery is how often the admin socket sends fresh figures;
+	// default 10 s.
+	FiguresEvery time.Duration
+	Now          func() time.Time
+}
+
+// Handler serves the pages.
+type Handler struct {
+	d     Deps
+	pages site.Pages
+	hub   *hub
+	// "Lost your link?" limits, shared by every edge: per client address
+	// and per inbox the link would go to.
+	lostByClient *ratelimit.Shared
+	lostByInbox  *ratelimit.Shared
+	// Submissions per participant, shared by every edge: each may store a
+	// file of up to MaxFile.
+	submits *ratelimit.Shared
+}
+
+// New returns the handler; ctx bounds the help-flag watches of its
+// admin sockets (the edge's lifetime).
+func New(ctx context.Context, d Deps) (*Handler, error) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.MaxFile <= 0 {
+		d.MaxFile = events.DefaultMaxSubmissionFile
+	}
+	if d.FiguresEvery <= 0 {
+		d.FiguresEvery = 10 * time.Second
+	}
+	byClient, err := ratelimit.NewShared(d.JS, "events-lostlink-client", 10, 10*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	byInbox, err := ratelimit.NewShared(d.JS, "events-lostlink-inbox", 3, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	submits, err := ratelimit.NewShared(d.JS, "events-submit", SubmissionsPerHour, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, hub: newHub(ctx, d.Events, d.Log), lostByClient: byClient, lostByInbox: byInbox, submits: submits}, nil
+}
+
+// SubmissionsPerHour is how many times one participant may submit (or
+// update) their team's project in an hour.
+const SubmissionsPerHour = 30
+
+func adminPath(eid string) string     { return "/events/" + eid + "/live/admin" }
+func teamPath(eid, tid string) string { return "/events/" + eid + "/live/teams/" + tid }
+func submitPath(eid string) string    { return events.TeamPath(eid) + "/submit" }
+func lostLinkPath(eid string) string  { return "/events/" + eid + "/live/lost-link" }
+
+// Routes registers the pages: the lost-link page for everyone, the rest
+// behind protect (the site's sign-in gate).
+func (h *Handler) Routes(mux *http.ServeMux, protect func(http.Handler) http.Handler) {
+	mux.Handle("GET /events/{id}/live/lost-link", h.validIDs(http.HandlerFunc(h.lostLinkForm)))
+	mux.Handle("POST /events/{id}/live/lost-link", h.validIDs(http.HandlerFunc(h.lostLink)))
+	member := func(admin bool, f func(http.ResponseWriter, *http.Request, events.Member, events.Event)) http.Handler {
+		return protect(h.validIDs(h.member(admin, f)))
+	}
+	mux.Handle("GET /events/{id}/live/team", member(false, h.ownTeam))
+	mux.Handle("POST /events/{id}/live/team/help", member(false, h.askHelp))
+	mux.Handle("GET /events/{id}/live/team/ws", member(false, h.teamSocket))
+	mux.Handle("POST /events/{id}/live/team/submit", member(false, h.submit))
+	mux.Handle("GET /events/{id}/live/teams/{tid}", member(false, h.anyTeam))
+	mux.Handle("GET /events/{id}/live/teams/{tid}/file", member(false, h.file))
+	mux.Handle("GET /events/{id}/live/admin", member(true, h.admin))
+	mux.Handle("GET /events/{id}/live/admin/ws", member(true, h.adminSocket))
+	mux.Handle("POST /events/{id}/live/admin/teams/split", member(true, h.split))
+	mux.Handle("POST /events/{id}/live/admin/teams/publish", member(true, h.publish))
+	mux.Handle("POST /events/{id}/live/admin/teams/latecomers", member(true, h.latecomers))
+	mux.Handle("POST /events/{id}/live/admin/help/{fid}/{action}", member(true, h.helpAction))
+}
+
+// validIDs answers 404 for an id in the path that ids.New could not have
+// made: ids become parts of KV keys.
+func (h *Handler) validIDs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, name := range []string{"id", "tid", "fid"} {
+			if v := r.PathValue(name); v != "" && !ids.Valid(v) {
+				h.message(w, r, http.StatusNotFound, "Not found", "There is no such event or team.")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// member lets through the event's members (admins only, when admin is
+// set), refusing everyone else with a page saying why.
+func (h *Handler) member(admin bool, next func(http.ResponseWriter, *http.Request, events.Member, events.Event)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := session.UserFrom(r.Context())
+		m, e, err := h.d.Events.Member(r.Context(), r.PathValue("id"), u.ID, u.Email)
+		switch {
+		case errors.Is(err, events.ErrNotFound):
+			h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
+			return
+		case errors.Is(err, events.ErrNotMember):
+			// Signed in with another address than the one registered: the
+			// lost-link page mails the team link to the registered one.
+			h.pages.Render(w, r, http.StatusForbidden, "Not your event", messagePage("Not your event", events.ErrNotMember.Error()+".", lostLinkPath(r.PathValue("id")), "Lost your team link? Have it sent to the address you registered"))
+			return
+		case err != nil:
+			h.pages.Fail(w, r, "events desk: member", err)
+			return
+		case admin && !m.Admin:
+			h.message(w, r, http.StatusForbidden, "For the event's hosts", "This page is for the event's organiser and hosts.")
+			return
+		}
+		next(w, r, m, e)
+	})
+}
+
+func (h *Handler) message(w http.ResponseWriter, r *http.Request, status int, title, text string) {
+	back, backText := "/events", "Browse events"
+	if id := r.PathValue("id"); id != "" && status != http.StatusNotFound {
+		back, backText = "/events/e/"+id, "The event's page"
+	}
+	h.pages.Render(w, r, status, title, messagePage(title, text, back, backText))
+}
+
+// teamData is what the team page shows.
+type teamData struct {
+	Event  events.Event
+	Member events.Member
+	Team   events.Team
+	// InTeam: the viewer is a member (an admin may be one too, when
+	// registered), so the help button and the submission form are theirs.
+	InTeam bool
+	// Ended: the event is over; help and submissions are closed.
+	Ended      bool
+	Names      map[string]string
+	Help       *events.HelpFlag
+	Submission *events.Submission
+	Chat       templ.Component
+	Form       events.SubmissionInput
+	Problems   map[string]string
+	Notice     string
+	MaxFile    int64
+	Now        time.Time
+}
+
+func (h *Handler) ownTeam(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
+	switch {
+	case errors.Is(err, events.ErrNoTeam) && m.Admin:
+		http.Redirect(w, r, adminPath(e.ID), http.StatusSeeOther)
+		return
+	case errors.Is(err, events.ErrNoTeam):
+		h.message(w, r, http.StatusOK, "No team yet", "The hosts have not split the participants into teams yet, or you joined after they did. Your team's link arrives by mail when it is ready.")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: team of", err)
+		return
+	}
+	h.renderTeam(w, r, http.StatusOK, m, e, t, events.SubmissionInput{}, nil)
+}
+
+// anyTeam shows team tid: to admins any team, to a participant only their
+// own (at its own address).
+func (h *Handler) anyTeam(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, ok := h.visibleTeam(w, r, m, e)
+	if !ok {
+		return
+	}
+	h.renderTeam(w, r, http.StatusOK, m, e, t, events.SubmissionInput{}, nil)
+}
+
+// visibleTeam returns the team in the path if m may see it, answering
+// otherwise.
+func (h *Handler) visibleTeam(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) (events.Team, bool) {
+	tid := r.PathValue("tid")
+	if !m.Admin {
+		own, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
+		if err != nil && !errors.Is(err, events.ErrNoTeam) {
+			h.pages.Fail(w, r, "events desk: team of", err)
+			return events.Team{}, false
+		}
+		if err != nil || own.ID != tid {
+			h.message(w, r, http.StatusForbidden, "Not your team", "A team's page is for its members and the event's hosts.")
+			return events.Team{}, false
+		}
+		return own, true
+	}
+	sp, err := h.d.Events.Teams(r.Context(), e.ID)
+	if err != nil && !errors.Is(err, events.ErrNoTeams) {
+		h.pages.Fail(w, r, "events desk: teams", err)
+		return events.Team{}, false
+	}
+	t, ok := sp.Team(tid)
+	if !ok {
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such team.")
+		return events.Team{}, false
+	}
+	return t, true
+}
+
+func (h *Handler) renderTeam(w http.ResponseWriter, r *http.Request, status int, m events.Member, e events.Event, t events.Team, form events.SubmissionInput, problems map[string]string) {
+	ctx := r.Context()
+	d := teamData{Event: e, Member: m, Team: t, InTeam: m.RegistrationID != "" && t.Has(m.RegistrationID), Ended: e.Past(h.d.Now()), Form: form, Problems: problems, MaxFile: h.d.MaxFile, Now: h.d.Now()}
+	switch r.URL.Query().Get("ok") {
+	case "help":
+		d.Notice = "Your team asked for help: every host sees it now."
+	case "submitted":
+		d.Notice = "Your submission is saved."
+	}
+	sub, err := h.d.Events.SubmissionOf(ctx, e.ID, t.ID)
+	switch {
+	case err == nil:
+		d.Submission = &sub
+		if form.Title == "" && problems == nil {
+			d.Form = events.SubmissionInput{Title: sub.Title, Description: sub.Description, Link: sub.Link}
+		}
+	case !errors.Is(err, events.ErrNotFound):
+		h.pages.Fail(w, r, "events desk: submission", err)
+		return
+	}
+	rids := append([]string(nil), t.Members...)
+	if d.Submission != nil {
+		rids = append(rids, d.Submission.Contributors...)
+	}
+	if d.Names, err = h.d.Events.Names(ctx, e.ID, rids); err != nil {
+		h.pages.Fail(w, r, "events desk: names", err)
+		return
+	}
+	f, open, err := h.d.Events.OpenHelpOf(ctx, e.ID, t.ID)
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: open help", err)
+		return
+	}
+	if open {
+		d.Help = &f
+	}
+	if h.d.ChatPanel != nil {
+		d.Chat = h.d.ChatPanel(e.ID, t.ID, e.Past(d.Now))
+	}
+	h.pages.Render(w, r, status, t.Name+" · "+e.Title, teamPage(d))
+}
+
+func (h *Handler) askHelp(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	_, err := h.d.Events.RaiseHelp(r.Context(), m)
+	switch {
+	case errors.Is(err, events.ErrEventOver):
+		h.message(w, r, http.StatusConflict, "The event has ended", "Help is for while the event runs; it has ended.")
+		return
+	case errors.Is(err, events.ErrNoTeam):
+		h.message(w, r, http.StatusConflict, "No team yet", "Help is asked for from a team's page; you are not in a team yet.")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: raise help", err)
+		return
+	}
+	http.Redirect(w, r, events.TeamPath(e.ID)+"?ok=help", http.StatusSeeOther)
+}
+
+func (h *Handler) submit(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
+	if errors.Is(err, events.ErrNoTeam) {
+		h.message(w, r, http.StatusConflict, "No team yet", "Submissions are made by teams; you are not in a team yet.")
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: team of", err)
+		return
+	}
+	in := events.SubmissionInput{Title: r.FormValue("title"), Description: r.FormValue("description"), Link: r.FormValue("link")}
+	if ok, err := h.submits.Allow(r.Context(), m.RegistrationID); err != nil {
+		h.pages.Fail(w, r, "events desk: submission limit", err)
+		return
+	} else if !ok {
+		w.Header().Set("Retry-After", "3600")
+		h.renderTeam(w, r, http.StatusTooManyRequests, m, e, t, in, map[string]string{"form": fmt.Sprintf("You have submitted %d times this hour, the most we take; try again later.", SubmissionsPerHour)})
+		return
+	}
+	file, header, err := r.FormFile("file")
+	switch {
+	case err == nil:
+		defer file.Close()
+		if header.Size > 0 || header.Filename != "" {
+			in.FileName, in.FileSize, in.FileBody = header.Filename, header.Size, file
+		}
+	case errors.Is(err, http.ErrMissingFile), errors.Is(err, http.ErrNotMultipart):
+	default:
+		h.renderTeam(w, r, http.StatusBadRequest, m, e, t, in, map[string]string{"file": "The file could not be read; attach it again."})
+		return
+	}
+	_, err = h.d.Events.Submit(r.Context(), m, in)
+	var v *events.ValidationError
+	switch {
+	case errors.Is(err, events.ErrEventOver):
+		in.FileBody = nil
+		h.renderTeam(w, r, http.StatusConflict, m, e, t, in, map[string]string{"form": "Submissions closed when the event ended."})
+		return
+	case errors.As(err, &v):
+		in.FileBody = nil
+		h.renderTeam(w, r, http.StatusUnprocessableEntity, m, e, t, in, v.Fields)
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: submit", err)
+		return
+	}
+	http.Redirect(w, r, events.TeamPath(e.ID)+"?ok=submitted", http.StatusSeeOther)
+}
+
+// file sends a member or admin to a short-lived URL of the team's file.
+func (h *Handler) file(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, ok := h.visibleTeam(w, r, m, e)
+	if !ok {
+		return
+	}
+	u, err := h.d.Events.SubmissionFileURL(r.Context(), e.ID, t.ID)
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		h.message(w, r, http.StatusNotFound, "No file", "This team's submission has no file.")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: file URL", err)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+// adminData is what the admin page shows.
+type adminData struct {
+	Event        events.Event
+	Member       events.Member
+	Split        events.Split
+	Participants int
+	// Unassigned counts confirmed participants in no team (registered
+	// after the split).
+	Unassigned  int
+	Names       map[string]string
+	TeamNames   map[string]string
+	TeamHelp    map[string]string
+	Subs        map[string]events.Submission
+	Submissions []events.Submission // latest first
+	Flags       []events.HelpFlag
+	Figures     templ.Component
+	SplitN      string
+	SplitBy     string
+	Problems    map[string]string
+	Notice      string
+	Now         time.Time
+}
+
+func (h *Handler) admin(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	notice := ""
+	switch r.URL.Query().Get("ok") {
+	case "split":
+		notice = "Teams split. Reshuffle until you like them, then publish."
+	case "published":
+		notice = "Teams published: every member was mailed their team page."
+	case "latecomers":
+		notice = r.URL.Query().Get("n") + " latecomer(s) added to the smallest teams and mailed their team page."
+		if _, err := strconv.Atoi(r.URL.Query().Get("n")); err != nil {
+			notice = ""
+		}
+	case "claim":
+		notice = "You claimed the request: open the team's chat."
+	case "resolve":
+		notice = "Request resolved."
+	}
+	h.renderAdmin(w, r, http.StatusOK, m, e, adminForm{n: "4", by: "size"}, nil, notice)
+}
+
+type adminForm struct{ n, by string }
+
+func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, m events.Member, e events.Event, f adminForm, problems map[string]string, notice string) {
+	ctx := r.Context()
+	d := adminData{Event: e, Member: m, SplitN: f.n, SplitBy: f.by, Problems: problems, Notice: notice, Now: h.d.Now(),
+		TeamNames: map[string]string{}, TeamHelp: map[string]string{}, Subs: map[string]events.Submission{}}
+	sp, err := h.d.Events.Teams(ctx, e.ID)
+	if err != nil && !errors.Is(err, events.ErrNoTeams) {
+		h.pages.Fail(w, r, "events desk: teams", err)
+		return
+	}
+	d.Split = sp
+	parts, err := h.d.Events.Participants(ctx, e.ID)
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: participants", err)
+		return
+	}
+	d.Participants = len(parts)
+	var rids []string
+	for _, t := range sp.Teams {
+		d.TeamNames[t.ID] = t.Name
+		rids = append(rids, t.Members...)
+	}
+	d.Unassigned = max(len(parts)-len(rids), 0)
+	subs, err := h.d.Events.Submissions(ctx, e.ID)
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: submissions", err)
+		return
+	}
+	for _, s := range subs {
+		d.Subs[s.TeamID] = s
+		rids = append(rids, s.Contributors...)
+	}
+	d.Submissions = subs
+	if d.Names, err = h.d.Events.Names(ctx, e.ID, rids); err != nil {
+		h.pages.Fail(w, r, "events desk: names", err)
+		return
+	}
+	if d.Flags, err = h.d.Events.HelpFlags(ctx, e.ID); err != nil {
+		h.pages.Fail(w, r, "events desk: help flags", err)
+		return
+	}
+	for _, f := range d.Flags {
+		if f.State != events.HelpResolved {
+			d.TeamHelp[f.TeamID] = f.State
+		}
+	}
+	if h.d.Figures != nil {
+		d.Figures = h.d.Figures(ctx, e)
+	}
+	h.pages.Render(w, r, status, "Admin · "+e.Title, adminPage(d))
+}
+
+func (h *Handler) split(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	f := adminForm{n: strings.TrimSpace(r.PostFormValue("n")), by: r.PostFormValue("by")}
+	n, err := strconv.Atoi(f.n)
+	if err != nil || n < 1 || n > events.MaxCapacity {
+		h.renderAdmin(w, r, http.StatusUnprocessableEntity, m, e, f, map[string]string{"by": "Give a whole number of at least 1."}, "")
+		return
+	}
+	by := events.SplitBy{Size: n}
+	if f.by == "count" {
+		by = events.SplitBy{Count: n}
+	}
+	_, err = h.d.Events.SplitTeams(r.Context(), m, by)
+	var v *events.ValidationError
+	switch {
+	case errors.As(err, &v):
+		h.renderAdmin(w, r, http.StatusUnprocessableEntity, m, e, f, v.Fields, "")
+		return
+	case errors.Is(err, events.ErrNoParticipants), errors.Is(err, events.ErrTeamsPublished):
+		h.renderAdmin(w, r, http.StatusConflict, m, e, f, map[string]string{"by": err.Error()}, "")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: split", err)
+		return
+	}
+	http.Redirect(w, r, adminPath(e.ID)+"?ok=split", http.StatusSeeOther)
+}
+
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	_, err := h.d.Events.PublishTeams(r.Context(), m, e)
+	switch {
+	case errors.Is(err, events.ErrNoTeams):
+		h.renderAdmin(w, r, http.StatusConflict, m, e, adminForm{n: "4", by: "size"}, map[string]string{"by": "Split the participants into teams first."}, "")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: publish teams", err)
+		return
+	}
+	http.Redirect(w, r, adminPath(e.ID)+"?ok=published", http.StatusSeeOther)
+}
+
+func (h *Handler) latecomers(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	_, n, err := h.d.Events.AddLatecomers(r.Context(), m, e)
+	switch {
+	case errors.Is(err, events.ErrNoTeams):
+		h.renderAdmin(w, r, http.StatusConflict, m, e, adminForm{n: "4", by: "size"}, map[string]string{"by": "Publish the teams first; until then a reshuffle includes everyone."}, "")
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: add latecomers", err)
+		return
+	}
+	http.Redirect(w, r, adminPath(e.ID)+"?ok=latecomers&n="+strconv.Itoa(n), http.StatusSeeOther)
+}
+
+func (h *Handler) helpAction(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	fid, action := r.PathValue("fid"), r.PathValue("action")
+	var err error
+	switch action {
+	case "claim":
+		_, err = h.d.Events.ClaimHelp(r.Context(), m, fid)
+	case "resolve":
+		_, err = h.d.Events.ResolveHelp(r.Context(), m, fid)
+	default:
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such action.")
+		return
+	}
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such help request.")
+		return
+	case errors.Is(err, events.ErrFlagResolved):
+		http.Redirect(w, r, adminPath(e.ID)+"?ok=resolve", http.StatusSeeOther)
+		return
+	case err != nil:
+		h.pages.Fail(w, r, "events desk: "+action+" help", err)
+		return
+	}
+	http.Redirect(w, r, adminPath(e.ID)+"?ok="+action, http.StatusSeeOther)
+}
+
+func (h *Handler) lostLinkForm(w http.ResponseWriter, r *http.Request) {
+	e, err := h.d.Events.PublicEvent(r.Context(), r.PathValue("id"))
+	if errors.Is(err, events.ErrNotFound) {
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: event", err)
+		return
+	}
+	h.pages.Render(w, r, http.StatusOK, "Lost your team link?", lostLinkPage(e, "", nil, false))
+}
+
+// lostLink re-sends the team link to a registered address. It answers the
+// same whether or not the address is registered, in a team, or the mail
+// could be queued: the page must not tell who takes part. Limits are
+// counted before anything is looked up, so they say nothing either.
+func (h *Handler) lostLink(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	e, err := h.d.Events.PublicEvent(ctx, r.PathValue("id"))
+	if errors.Is(err, events.ErrNotFound) {
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: event", err)
+		return
+	}
+	raw := strings.TrimSpace(r.PostFormValue("email"))
+	email, err := accounts.NormaliseEmail(raw)
+	if err != nil {
+		h.pages.Render(w, r, http.StatusUnprocessableEntity, "Lost your team link?", lostLinkPage(e, raw, map[string]string{"email": "That does not look like an email address."}, false))
+		return
+	}
+	ok, err := h.lostByClient.Allow(ctx, site.ClientIP(r))
+	if err == nil && ok {
+		ok, err = h.lostByInbox.Allow(ctx, email)
+	}
+	if err != nil {
+		h.d.Log.Error("events desk: lost-link rate limit", "err", err)
+		h.message(w, r, http.StatusServiceUnavailable, "Try again", "We cannot send links just now; try again in a minute.")
+		return
+	}
+	if !ok {
+		w.Header().Set("Retry-After", "600")
+		h.message(w, r, http.StatusTooManyRequests, "Too many requests", "Too many links were asked for from here or for this address. Try again later.")
+		return
+	}
+	if _, err := h.d.Events.ResendTeamLink(ctx, e, email); err != nil {
+		h.d.Log.Error("events desk: resend team link", "event", e.ID, "err", err)
+	}
+	h.pages.Render(w, r, http.StatusOK, "Lost your team link?", lostLinkPage(e, "", nil, true))
+}
+
+// Helpers for the templates.
+
+func teamName(names map[string]string, tid string) string {
+	if n := names[tid]; n != "" {
+		return n
+	}
+	return "A team"
+}
+
+func claimer(f events.HelpFlag, viewer string) string {
+	if f.ClaimedBy == viewer {
+		return "you"
+	}
+	return "another host"
+}
+
+// joinNames lists the names of registrations rids.
+func joinNames(names map[string]string, rids []string) string {
+	out := make([]string, len(rids))
+	for i, rid := range rids {
+		out[i] = names[rid]
+	}
+	return strings.Join(out, ", ")
+}
+
+func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// seconds formats a wait for people: "45 s", "3 min 5 s", "1 h 2 min".
+func seconds(d time.Duration) string {
+	s := max(int64(d/time.Second), 0)
+	switch {
+	case s < 60:
+		return fmt.Sprintf("%d s", s)
+	case s < 3600:
+		return fmt.Sprintf("%d min %d s", s/60, s%60)
+	}
+	return fmt.Sprintf("%d h %d min", s/3600, s%3600/60)
+}
+
+// IsSubmitPath tells whether path is a team submission's upload
+// route, the one page route that takes a multipart body.
+func IsSubmitPath(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/events/")
+	if !ok {
+		return false
+	}
+	id, tail, ok := strings.Cut(rest, "/")
+	return ok && ids.Valid(id) && tail == "live/team/submit"
+}
+
+// uploadWithin bounds how long a submission's body may take to arrive.
+const uploadWithin = 5 * time.Minute
+
+// LimitUpload bounds a submission's body before anything reads it (the
+// CSRF check parses the form): the file's limit plus 1 MiB for the text
+// fields, within uploadWithin; the form is parsed here with 1 MiB in
+// memory, the rest spooled to a temporary file that ends with the request.
+func LimitUpload(maxFile int64, next http.Handler) http.Handler {
+	if maxFile <= 0 {
+		maxFile = events.DefaultMaxSubmissionFile
+	}
+	limit := maxFile + 1<<20
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tooBig := fmt.Sprintf("This submission is larger than %s; a submission's file may be up to %s.", events.MB(limit), events.MB(maxFile))
+		if r.ContentLength > limit {
+			http.Error(w, tooBig, http.StatusRequestEntityTooLarge)
+			return
+		}
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(uploadWithin))
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				http.Error(w, tooBig, http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "The form could not be read: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if r.MultipartForm != nil {
+			defer r.MultipartForm.RemoveAll()
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,330 @@
+package eventsdesk
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"jetfleet/internal/events"
+)
+
+// hub is this edge's side of the help desk's fan-out: for each event with
+// at least one socket here (admins' dashboards, and team pages showing
+// their request's state) it watches that event's help flags (one KV watch
+// per event and edge, not per socket), keeps them in memory and wakes the
+// sockets on every change. The last socket of an event stops its watch.
+type hub struct {
+	ctx context.Context // the edge's lifetime
+	svc *events.Service
+	log *slog.Logger
+
+	mu     sync.Mutex
+	events map[string]*eventFlags
+}
+
+type eventFlags struct {
+	flags map[string]events.HelpFlag // by flag id
+	ready bool                       // the watch delivered the current flags
+	subs  map[chan struct{}]struct{}
+	stop  context.CancelFunc
+}
+
+func newHub(ctx context.Context, svc *events.Service, log *slog.Logger) *hub {
+	return &hub{ctx: ctx, svc: svc, log: log, events: map[string]*eventFlags{}}
+}
+
+// subscribe registers a socket of event eid. The channel receives a token
+// (coalesced: at most one waits) whenever the flags change, and one at
+// once when they are known.
+func (h *hub) subscribe(eid string) (<-chan struct{}, func(), error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ev := h.events[eid]
+	if ev == nil {
+		ctx, cancel := context.WithCancel(h.ctx)
+		w, err := h.svc.WatchHelp(ctx, eid)
+		if err != nil {
+			cancel()
+			return nil, nil, err
+		}
+		ev = &eventFlags{flags: map[string]events.HelpFlag{}, subs: map[chan struct{}]struct{}{}, stop: cancel}
+		h.events[eid] = ev
+		go h.follow(ctx, eid, ev, w)
+	}
+	ch := make(chan struct{}, 1)
+	ev.subs[ch] = struct{}{}
+	if ev.ready {
+		ch <- struct{}{}
+	}
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(ev.subs, ch)
+		if len(ev.subs) == 0 && h.events[eid] == ev {
+			ev.stop()
+			delete(h.events, eid)
+		}
+	}, nil
+}
+
+// follow applies the watch's entries until ctx ends. When the watch ends
+// on its own, the event's sockets are let go (their pages reconnect, which
+// starts a new watch) rather than left showing a queue that no longer
+// changes.
+func (h *hub) follow(ctx context.Context, eid string, ev *eventFlags, w jetstream.KeyWatcher) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				h.log.Warn("events desk: help flag watch ended; dropping its admin sockets", "event", eid)
+				h.mu.Lock()
+				if h.events[eid] == ev {
+					delete(h.events, eid)
+				}
+				for ch := range ev.subs {
+					close(ch)
+				}
+				ev.subs = map[chan struct{}]struct{}{}
+				h.mu.Unlock()
+				ev.stop()
+				return
+			}
+			h.mu.Lock()
+			switch {
+			case e == nil:
+				ev.ready = true
+			case e.Operation() != jetstream.KeyValuePut:
+				delete(ev.flags, strings.TrimPrefix(e.Key(), eid+"."))
+			default:
+				f, err := events.DecodeHelpFlag(e)
+				if err != nil {
+					h.log.Warn("events desk: skip help flag", "key", e.Key(), "err", err)
+				} else {
+					ev.flags[f.ID] = f
+				}
+			}
+			if ev.ready {
+				for ch := range ev.subs {
+					select {
+					case ch <- struct{}{}:
+					default: // a wake-up is already waiting
+					}
+				}
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// snapshot returns event eid's flags as dashboards order them.
+func (h *hub) snapshot(eid string) []events.HelpFlag {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ev := h.events[eid]
+	if ev == nil {
+		return nil
+	}
+	out := make([]events.HelpFlag, 0, len(ev.flags))
+	for _, f := range ev.flags {
+		out = append(out, f)
+	}
+	events.SortHelpFlags(out)
+	return out
+}
+
+// writeWithin bounds one frame's write: a socket that cannot take it is
+// closed rather than holding up its goroutine.
+const writeWithin = 10 * time.Second
+
+// pingEvery is how often a quiet admin socket is pinged.
+const pingEvery = 30 * time.Second
+
+// Frame is one message of the admin socket: the HTML (rendered as on the
+// page) that replaces the contents of the element with ID.
+type Frame struct {
+	ID   string `json:"id"`
+	HTML string `json:"html"`
+}
+
+// Element ids the admin socket updates.
+const (
+	HelpQueueID = "help-queue"
+	FiguresID   = "live-figures"
+	TeamHelpID  = "team-help"
+)
+
+// adminSocket is an admin's live dashboard: on every change of the
+// event's help flags it sends the help queue, and every FiguresEvery the
+// analytics figures, each as one JSON Frame. The socket is read only for
+// its close.
+func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	// Accept checks that the Origin is this site: another site's page
+	// cannot open an admin's socket with the admin's cookie.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept answered
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	wake, leave, err := h.hub.subscribe(e.ID)
+	if err != nil {
+		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "help flags unavailable")
+		return
+	}
+	defer leave()
+	// A ping now and then keeps idle proxies from closing a quiet socket
+	// and finds a peer that went away without closing.
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	var figures <-chan time.Time
+	if h.d.Figures != nil {
+		t := time.NewTicker(h.d.FiguresEvery)
+		defer t.Stop()
+		figures = t.C
+	}
+	for {
+		var f Frame
+		select {
+		case <-ctx.Done():
+			c.Close(websocket.StatusNormalClosure, "")
+			return
+		case _, ok := <-wake:
+			if !ok {
+				c.Close(websocket.StatusTryAgainLater, "reconnect")
+				return
+			}
+			f = Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, writeWithin)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			continue
+		case <-figures:
+			comp := h.d.Figures(ctx, e)
+			if comp == nil {
+				continue
+			}
+			var b bytes.Buffer
+			if err := comp.Render(ctx, &b); err != nil {
+				continue
+			}
+			f = Frame{ID: FiguresID, HTML: b.String()}
+		}
+		data, _ := json.Marshal(f)
+		wctx, cancel := context.WithTimeout(ctx, writeWithin)
+		err = c.Write(wctx, websocket.MessageText, data)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// renderQueue renders the help queue from this edge's copy of the flags.
+func (h *Handler) renderQueue(ctx context.Context, m events.Member, e events.Event) string {
+	teams := map[string]string{}
+	sp, err := h.d.Events.Teams(ctx, e.ID)
+	if err != nil && !errors.Is(err, events.ErrNoTeams) {
+		h.d.Log.Warn("events desk: teams for help queue", "event", e.ID, "err", err)
+	}
+	for _, t := range sp.Teams {
+		teams[t.ID] = t.Name
+	}
+	var b bytes.Buffer
+	_ = helpQueue(e.ID, h.hub.snapshot(e.ID), teams, m.UserID, h.d.Now()).Render(ctx, &b)
+	return b.String()
+}
+
+// teamSocket keeps a team page's help card live: when the team's request
+// is raised, claimed or resolved (by anyone, on any edge) it sends the
+// card again as one Frame. Only the team's members open it.
+func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
+	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
+	if errors.Is(err, events.ErrNoTeam) {
+		h.message(w, r, http.StatusForbidden, "No team", "You are not in a team of this event.")
+		return
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: team of", err)
+		return
+	}
+	c, err := websocket.Accept(w, r, nil) // same origin only
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	wake, leave, err := h.hub.subscribe(e.ID)
+	if err != nil {
+		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "help flags unavailable")
+		return
+	}
+	defer leave()
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	sent := "-" // the state last sent: flag id and state, "" for none
+	for {
+		select {
+		case <-ctx.Done():
+			c.Close(websocket.StatusNormalClosure, "")
+			return
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, writeWithin)
+			err := c.Ping(pctx)
+			cancel()
+			if err != nil {
+				return
+			}
+			continue
+		case _, ok := <-wake:
+			if !ok {
+				c.Close(websocket.StatusTryAgainLater, "reconnect")
+				return
+			}
+		}
+		var open *events.HelpFlag
+		for _, f := range h.hub.snapshot(e.ID) {
+			if f.TeamID == t.ID && f.State != events.HelpResolved {
+				open = &f
+				break
+			}
+		}
+		state := ""
+		if open != nil {
+			state = open.ID + "." + open.State
+		}
+		if state == sent {
+			continue // another team's flag changed
+		}
+		sent = state
+		var b bytes.Buffer
+		now := h.d.Now()
+		if err := teamHelp(e.ID, open, true, e.Past(now), now).Render(ctx, &b); err != nil {
+			return
+		}
+		data, _ := json.Marshal(Frame{ID: TeamHelpID, HTML: b.String()})
+		wctx, cancel := context.WithTimeout(ctx, writeWithin)
+		err = c.Write(wctx, websocket.MessageText, data)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}

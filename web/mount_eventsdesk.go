@@ -1,0 +1,45 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"jetfleet/internal/events"
+	webchat "jetfleet/web/chat"
+	"jetfleet/web/eventsanalytics"
+	"jetfleet/web/eventsdesk"
+)
+
+// mountEventsDesk serves the live event's teams, help desk, submissions
+// and admin page (web/eventsdesk) on the Events service svc.
+func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *events.Service) error {
+	log := s.deps.Log.With("product", "events", "part", "desk")
+	h, err := eventsdesk.New(ctx, eventsdesk.Deps{
+		Events: svc, JS: s.deps.JS, Log: log,
+		MaxFile: events.DefaultMaxSubmissionFile,
+		// A team's view embeds its team room's chat (the room is the
+		// team's id; CanJoinRoom admits its members and the admins).
+		ChatPanel: webchat.ChatPanel,
+		// The live analytics figures (connected now, messages per minute,
+		// top contributors); the admin socket sends them again every 10 s.
+		Figures: func(ctx context.Context, e events.Event) templ.Component {
+			if s.deps.ClickHouse == nil {
+				return nil
+			}
+			p, err := eventsanalytics.LivePanelFor(ctx, s.deps.ClickHouse, svc, e, time.Now())
+			if err != nil {
+				log.Warn("live figures", "event", e.ID, "err", err)
+				return nil
+			}
+			return eventsanalytics.Live(p)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	h.Routes(mux, s.signedIn)
+	return nil
+}

@@ -173,6 +173,16 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err := ch.QueryRow(ctx, "SELECT count() FROM outliers WHERE kind = ?", analytics.OutlierChannel).Scan(&found); err != nil {
 		return err
 	}
+	// The band snapshot's size: what one channel's week of bands costs.
+	var compressed, raw uint64
+	if err := ch.QueryRow(ctx, `SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes)
+		FROM system.columns WHERE database = currentDatabase() AND table = 'channel_bands'`).Scan(&compressed, &raw); err != nil {
+		return err
+	}
+	var bandChannels uint64
+	if err := ch.QueryRow(ctx, "SELECT uniqExact(channel_id) FROM channel_bands").Scan(&bandChannels); err != nil {
+		return err
+	}
 	mails := uint64(0)
 	if s, err := env.JS.Stream(ctx, subjects.MailStream); err == nil {
 		mails = s.CachedInfo().State.Msgs
@@ -183,6 +193,10 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "  digest (%d users, %d mails enqueued): %v\n", o.users, mails, p.digest.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "rows read by the job's queries (ClickHouse progress): %d (%.1f× the %d samples)\n",
 		read, float64(read)/float64(rows), rows)
+	if bandChannels > 0 {
+		fmt.Fprintf(stdout, "band snapshot (ClickHouse channel_bands): %d channels, %.0f B compressed / %.0f B raw per channel-week (%d videos/channel, up to %d in a band)\n",
+			bandChannels, float64(compressed)/float64(bandChannels), float64(raw)/float64(bandChannels), o.videos/o.channels, analytics.BandVideos)
+	}
 	fmt.Fprintf(stdout, "band rows: %d   channel outliers: %d (planted: %d)   outliers in the digest's read: %d\n", bands, found, planted, p.outliers)
 	return nil
 }

@@ -1,11 +1,14 @@
 package tracker
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/analytics/bands"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
@@ -22,6 +26,7 @@ import (
 
 // OutliersDeps are what the tracker-outliers role needs.
 type OutliersDeps struct {
+	JS         jetstream.JetStream // enqueues the per-channel jobs on TRACK
 	ClickHouse driver.Conn
 	Store      *tracking.Store
 	Users      *accounts.Store
@@ -35,9 +40,12 @@ type OutliersDeps struct {
 }
 
 // Outliers handles the weekly outlier tick (seed 000, "Outliers Detection"
-// and "Sending the Email"): it stores the past week's snapshot in
-// ClickHouse, then sends each user one mail with all the outliers among the
-// channels and videos they track.
+// and "Sending the Email"): it reads the past week's samples in one pass
+// and fans out one job per channel on TRACK (OutlierChannels updates the
+// channel's band snapshot and writes its outliers), waits until they are
+// done, stores the week's title/thumbnail change outliers, then sends each
+// user one mail with all the outliers among the channels and videos they
+// track.
 type Outliers struct{ d OutliersDeps }
 
 // NewOutliers returns the tick handler.
@@ -68,7 +76,14 @@ func (o *Outliers) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	week := DigestWeek(md.Timestamp)
 	start := time.Now()
-	if err := analytics.SnapshotOutliers(ctx, o.d.ClickHouse, week); err != nil {
+	channels, err := o.fanOut(ctx, msg, week)
+	if err != nil {
+		return err
+	}
+	if err := o.channelsDone(ctx, msg); err != nil {
+		return err
+	}
+	if err := analytics.ChangeOutliers(ctx, o.d.ClickHouse, week); err != nil {
 		return err
 	}
 	analysed := time.Now()
@@ -79,10 +94,139 @@ func (o *Outliers) Handle(ctx context.Context, msg jetstream.Msg) error {
 	sent, err := o.digests(ctx, msg, week, all)
 	// The two phases are timed apart: the analysis grows with samples, the
 	// digest with users (make bench-outliers reads these).
-	o.d.Log.Info("outlier week done", "week", week.Format(time.DateOnly), "outliers", len(all), "digests", sent,
+	o.d.Log.Info("outlier week done", "week", week.Format(time.DateOnly), "channels", channels, "outliers", len(all), "digests", sent,
 		"analysis", analysed.Sub(start).Round(time.Millisecond), "digest", time.Since(analysed).Round(time.Millisecond),
 		"took", time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// channelBudget is how many samples an outlier job carries in full; a
+// channel past it (hundreds of uploads a week) sends only the first and
+// last sample of its videos beyond the newest bands.Videos·2 of the week,
+// which cannot rank among its newest bands.Videos anyway, and stays far
+// below the server's message size.
+const channelBudget = 20_000
+
+// fanOut reads the week's samples in one pass, a channel at a time, and
+// enqueues one job per channel (ids from channel and week: a tick handled
+// twice enqueues nothing twice). It returns the channels enqueued.
+func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time) (int, error) {
+	var (
+		job     subjects.TrackerChannelWeek
+		futures []jetstream.PubAckFuture
+		n       int
+	)
+	flush := func() error {
+		if job.Channel == "" {
+			return nil
+		}
+		trimJob(&job)
+		b, err := json.Marshal(job)
+		if err != nil {
+			return err
+		}
+		f, err := o.d.JS.PublishAsync(subjects.TrackerOutlierJob(job.Channel), b, jetstream.WithMsgID(subjects.TrackerOutlierJobID(job.Channel, week)))
+		if err != nil {
+			return fmt.Errorf("enqueue outlier job of %s: %w", job.Channel, err)
+		}
+		futures = append(futures, f)
+		n++
+		if len(futures) >= 1000 {
+			_ = msg.InProgress()
+			return awaitAcks(ctx, &futures)
+		}
+		return nil
+	}
+	err := analytics.WeekSamples(ctx, o.d.ClickHouse, week, func(v analytics.WeekCurve) error {
+		if v.Channel != job.Channel {
+			if err := flush(); err != nil {
+				return err
+			}
+			job = subjects.TrackerChannelWeek{Channel: v.Channel, Week: week}
+		}
+		job.Videos = append(job.Videos, subjects.TrackerWeekCurve{ID: v.Video, At: v.At, Views: v.Views})
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = awaitAcks(ctx, &futures)
+	}
+	return n, err
+}
+
+// trimJob keeps a job under channelBudget samples: videos ranked by their
+// first sample of the week, newest first; past the newest bands.Videos·2,
+// a video keeps its first and last sample (enough to judge it).
+func trimJob(job *subjects.TrackerChannelWeek) {
+	total := 0
+	for _, v := range job.Videos {
+		total += len(v.At)
+	}
+	if total <= channelBudget {
+		return
+	}
+	first := func(v subjects.TrackerWeekCurve) int64 { return slices.Min(v.At) }
+	slices.SortFunc(job.Videos, func(a, b subjects.TrackerWeekCurve) int { return cmp.Compare(first(b), first(a)) })
+	for i := 2 * bands.Videos; i < len(job.Videos); i++ {
+		v := &job.Videos[i]
+		lo, hi := 0, 0
+		for j := range v.At {
+			if v.At[j] < v.At[lo] {
+				lo = j
+			}
+			if v.At[j] > v.At[hi] {
+				hi = j
+			}
+		}
+		v.At, v.Views = []int64{v.At[lo], v.At[hi]}, []uint64{v.Views[lo], v.Views[hi]}
+	}
+}
+
+// awaitAcks waits for the stream to acknowledge every publish in futures.
+func awaitAcks(ctx context.Context, futures *[]jetstream.PubAckFuture) error {
+	for _, f := range *futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("enqueue %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	*futures = (*futures)[:0]
+	return nil
+}
+
+// channelsDone waits until the per-channel jobs are all done (acked or
+// dead-lettered), keeping the tick ours meanwhile.
+func (o *Outliers) channelsDone(ctx context.Context, msg jetstream.Msg) error {
+	cons, err := o.d.JS.Consumer(ctx, subjects.TrackerStream, subjects.TrackerOutlierChannelConsumer)
+	if err != nil {
+		return fmt.Errorf("outlier jobs: %w", err)
+	}
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	lastProgress := time.Now()
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("outlier jobs: %w", err)
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Since(lastProgress) > 30*time.Second {
+			_ = msg.InProgress()
+			lastProgress = time.Now()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (o *Outliers) digests(ctx context.Context, msg jetstream.Msg, week time.Time, all []analytics.Outlier) (sent int, err error) {

@@ -168,32 +168,54 @@ func ChangeOutliers(ctx context.Context, conn driver.Conn, week time.Time) error
 }
 
 // WeekCurve is one video's samples: At in Unix seconds, Views alike
-// indexed, in no particular order.
+// indexed, in no particular order; First is its first sample (Unix
+// seconds) within the 67 days before the week's end.
 type WeekCurve struct {
 	Channel, Video string
 	At             []int64
 	Views          []uint64
+	First          int64
 }
 
-// WeekSamples reads every sample of the week starting at week in one pass,
-// calling fn once per video, a channel's videos one after another. Rows a
-// replay duplicated come twice (no FINAL): the band keeps the highest
-// views at an age, so a duplicate changes nothing.
-func WeekSamples(ctx context.Context, conn driver.Conn, week time.Time, fn func(WeekCurve) error) error {
+// HistoryDays is how far back WeekSamples looks for a video's first
+// sample, and reads with full history: a video is sampled up to 60 days,
+// and the week is 7.
+const HistoryDays = 67
+
+// WeekSamples reads the samples of the week starting at week in one pass,
+// calling fn once per video with a sample in it, a channel's videos one
+// after another, each with its first sample. full also reads the videos'
+// samples before the week (the first run, when no band snapshot exists
+// yet). Rows a replay duplicated come twice (no FINAL): the band keeps the
+// highest views at an age, so a duplicate changes nothing.
+func WeekSamples(ctx context.Context, conn driver.Conn, week time.Time, full bool, fn func(WeekCurve) error) error {
 	start := WeekStart(week)
+	end := start.AddDate(0, 0, 7)
+	history := end.AddDate(0, 0, -HistoryDays)
+	from := start
+	if full {
+		from = history
+	}
 	rows, err := conn.Query(ctx, `
-		SELECT channel_id, video_id, groupArray(toInt64(toUInt32(sampled_at))), groupArray(views)
+		SELECT channel_id, video_id, groupArray(toInt64(toUInt32(sampled_at))), groupArray(views), any(first)
 		FROM video_samples
+		ANY INNER JOIN (
+			SELECT video_id, toInt64(toUInt32(min(sampled_at))) AS first
+			FROM video_samples
+			WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?)
+			GROUP BY video_id
+			HAVING max(sampled_at) >= toDateTime(?)
+		) USING video_id
 		WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?)
 		GROUP BY channel_id, video_id
-		ORDER BY channel_id, video_id`, start.Unix(), start.AddDate(0, 0, 7).Unix())
+		ORDER BY channel_id, video_id`, history.Unix(), end.Unix(), start.Unix(), from.Unix(), end.Unix())
 	if err != nil {
 		return fmt.Errorf("samples of week %s: %w", start.Format(time.DateOnly), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var v WeekCurve
-		if err := rows.Scan(&v.Channel, &v.Video, &v.At, &v.Views); err != nil {
+		if err := rows.Scan(&v.Channel, &v.Video, &v.At, &v.Views, &v.First); err != nil {
 			return fmt.Errorf("samples of week %s: scan: %w", start.Format(time.DateOnly), err)
 		}
 		if err := fn(v); err != nil {

@@ -101,11 +101,15 @@ type TrackerChannelWeek struct {
 	Channel string             `json:"channel"`
 	Week    time.Time          `json:"week"` // the week's start, Monday 00:00 UTC
 	Videos  []TrackerWeekCurve `json:"videos"`
+	// Full: the videos' samples before the week are included too (the
+	// first run, before any band snapshot exists).
+	Full bool `json:"full,omitempty"`
 }
 
 // TrackerWeekCurve is one video's samples in an outlier job.
 type TrackerWeekCurve struct {
 	ID    string   `json:"id"`
+	First int64    `json:"first"` // its first sample, Unix seconds
 	At    []int64  `json:"at"`
 	Views []uint64 `json:"views"`
 }

@@ -77,6 +77,8 @@ func (o *OutlierChannels) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	samples := map[string][]bands.Sample{}
 	last := map[string]bands.Sample{} // each video's latest sample of the week: what it is judged on
+	firsts := map[string]time.Time{}
+	var history []string // videos the snapshot has not seen, sampled before the week
 	for _, v := range job.Videos {
 		if len(v.At) != len(v.Views) {
 			return consume.Permanentf("outlier job for %s: video %s has %d times and %d views", job.Channel, v.ID, len(v.At), len(v.Views))
@@ -84,34 +86,34 @@ func (o *OutlierChannels) Handle(ctx context.Context, msg jetstream.Msg) error {
 		for i, at := range v.At {
 			x := bands.Sample{At: time.Unix(at, 0).UTC(), Views: v.Views[i]}
 			samples[v.ID] = append(samples[v.ID], x)
-			if l, ok := last[v.ID]; !ok || x.At.After(l.At) {
+			if l, ok := last[v.ID]; !x.At.Before(week) && (!ok || x.At.After(l.At)) {
 				last[v.ID] = x
 			}
 		}
-	}
-	// Videos the snapshot has not seen: new ones, or all of a channel's on
-	// its first week. Their history gives their first sample (age 0).
-	var unknown []string
-	for vid := range samples {
-		if _, ok := snap.First(vid); !ok {
-			unknown = append(unknown, vid)
+		if _, known := snap.First(v.ID); known {
+			continue
+		}
+		first := time.Unix(v.First, 0).UTC()
+		for _, x := range samples[v.ID] {
+			if v.First == 0 || x.At.Before(first) {
+				first, v.First = x.At, x.At.Unix()
+			}
+		}
+		firsts[v.ID] = first
+		if !job.Full && first.Before(week) {
+			history = append(history, v.ID)
 		}
 	}
-	firsts := map[string]time.Time{}
-	if len(unknown) > 0 {
-		history, err := analytics.SamplesBefore(ctx, o.ch, unknown, week)
+	// A video new to the snapshot but older than the week (a channel
+	// tracked since, a snapshot lost): its curve so far, by primary key.
+	if len(history) > 0 {
+		before, err := analytics.SamplesBefore(ctx, o.ch, history, week)
 		if err != nil {
 			return err
 		}
-		for _, vid := range unknown {
-			h := history[vid]
+		for vid, h := range before {
 			for i, at := range h.At {
 				samples[vid] = append(samples[vid], bands.Sample{At: time.Unix(at, 0).UTC(), Views: h.Views[i]})
-			}
-			for _, x := range samples[vid] {
-				if f, ok := firsts[vid]; !ok || x.At.Before(f) {
-					firsts[vid] = x.At
-				}
 			}
 		}
 	}

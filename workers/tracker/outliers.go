@@ -18,6 +18,7 @@ import (
 	"jetfleet/analytics"
 	"jetfleet/analytics/bands"
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/blob"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
@@ -27,6 +28,7 @@ import (
 // OutliersDeps are what the tracker-outliers role needs.
 type OutliersDeps struct {
 	JS         jetstream.JetStream // enqueues the per-channel jobs on TRACK
+	Blobs      blob.Store          // where the band snapshots are: none yet means a first run
 	ClickHouse driver.Conn
 	Store      *tracking.Store
 	Users      *accounts.Store
@@ -116,6 +118,13 @@ func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time
 		futures []jetstream.PubAckFuture
 		n       int
 	)
+	// The first run reads the history with the week, in the same pass,
+	// rather than one history query per channel.
+	snaps, err := o.d.Blobs.List(ctx, subjects.TrackerBandKey(""))
+	if err != nil {
+		return 0, fmt.Errorf("band snapshots: %w", err)
+	}
+	full := len(snaps) == 0
 	flush := func() error {
 		if job.Channel == "" {
 			return nil
@@ -137,14 +146,14 @@ func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time
 		}
 		return nil
 	}
-	err := analytics.WeekSamples(ctx, o.d.ClickHouse, week, func(v analytics.WeekCurve) error {
+	err = analytics.WeekSamples(ctx, o.d.ClickHouse, week, full, func(v analytics.WeekCurve) error {
 		if v.Channel != job.Channel {
 			if err := flush(); err != nil {
 				return err
 			}
-			job = subjects.TrackerChannelWeek{Channel: v.Channel, Week: week}
+			job = subjects.TrackerChannelWeek{Channel: v.Channel, Week: week, Full: full}
 		}
-		job.Videos = append(job.Videos, subjects.TrackerWeekCurve{ID: v.Video, At: v.At, Views: v.Views})
+		job.Videos = append(job.Videos, subjects.TrackerWeekCurve{ID: v.Video, First: v.First, At: v.At, Views: v.Views})
 		return nil
 	})
 	if err == nil {
@@ -157,8 +166,8 @@ func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time
 }
 
 // trimJob keeps a job under channelBudget samples: videos ranked by their
-// first sample of the week, newest first; past the newest bands.Videos·2,
-// a video keeps its first and last sample (enough to judge it).
+// first sample, newest first; past the newest bands.Videos·2 (which the
+// band cannot reach), a video keeps its latest sample (enough to judge it).
 func trimJob(job *subjects.TrackerChannelWeek) {
 	total := 0
 	for _, v := range job.Videos {
@@ -167,20 +176,16 @@ func trimJob(job *subjects.TrackerChannelWeek) {
 	if total <= channelBudget {
 		return
 	}
-	first := func(v subjects.TrackerWeekCurve) int64 { return slices.Min(v.At) }
-	slices.SortFunc(job.Videos, func(a, b subjects.TrackerWeekCurve) int { return cmp.Compare(first(b), first(a)) })
+	slices.SortFunc(job.Videos, func(a, b subjects.TrackerWeekCurve) int { return cmp.Compare(b.First, a.First) })
 	for i := 2 * bands.Videos; i < len(job.Videos); i++ {
 		v := &job.Videos[i]
-		lo, hi := 0, 0
+		last := 0
 		for j := range v.At {
-			if v.At[j] < v.At[lo] {
-				lo = j
-			}
-			if v.At[j] > v.At[hi] {
-				hi = j
+			if v.At[j] > v.At[last] {
+				last = j
 			}
 		}
-		v.At, v.Views = []int64{v.At[lo], v.At[hi]}, []uint64{v.Views[lo], v.Views[hi]}
+		v.At, v.Views = []int64{v.At[last]}, []uint64{v.Views[last]}
 	}
 }
 

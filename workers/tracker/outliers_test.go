@@ -172,7 +172,7 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	}
 	e.outlierChannels()
 	h := tracker.NewOutliers(tracker.OutliersDeps{
-		JS: e.js, ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
+		JS: e.js, Blobs: e.blobs, ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
 		BaseURL: "https://jetfleet.example", Tokens: box, Log: quiet,
 	})
 	e.run("tracker-outliers", consume.Config{
@@ -224,6 +224,14 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	}
 	if !strings.Contains(m.HTML, `href="https://jetfleet.example/tracker/videos/hitvid"`) {
 		t.Errorf("HTML part lacks the link to the curve:\n%s", m.HTML)
+	}
+
+	// The tick fanned out one job per channel, each leaving its band
+	// snapshot in object storage.
+	for _, cid := range []string{"bigchan", "quietchan"} {
+		if _, snap := e.snapshot(cid); len(snap.Curves) == 0 {
+			t.Errorf("band snapshot of %s is empty", cid)
+		}
 	}
 
 	// The sent mark outlives MAIL's duplicate window.

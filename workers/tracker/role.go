@@ -24,8 +24,8 @@ type Config struct {
 	// ChannelConcurrency likewise for RSS checks; default 64.
 	ChannelConcurrency int
 	// OutlierConcurrency is how many channels' weekly outlier jobs one
-	// worker runs at once (their work is ClickHouse and object storage);
-	// default 8.
+	// worker runs at once. A job mostly waits for its rows' group commit
+	// (every 250 ms), so many in flight keep ClickHouse busy; default 128.
 	OutlierConcurrency int
 	Videos             VideosConfig
 	// Now is the clock of channel checks; default time.Now.
@@ -49,7 +49,7 @@ func Roles(cfg Config) []consume.Role {
 		cfg.VideoConcurrency = 256
 	}
 	if cfg.OutlierConcurrency <= 0 {
-		cfg.OutlierConcurrency = 8
+		cfg.OutlierConcurrency = 128
 	}
 	return []consume.Role{{
 		Name: "tracker-ticks",
@@ -126,8 +126,11 @@ func Roles(cfg Config) []consume.Role {
 			if d.Tokens == nil {
 				return nil, errors.New("tracker-outliers: TOKEN_KEY is required (it seals the digest's unsubscribe links)")
 			}
+			if d.Blobs == nil {
+				return nil, errors.New("tracker-outliers: blob storage is required (it keeps the band snapshots)")
+			}
 			return NewOutliers(OutliersDeps{
-				JS: d.JS, ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
+				JS: d.JS, Blobs: d.Blobs, ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
 				BaseURL: cfg.BaseURL, Tokens: d.Tokens, Log: d.Log.With("role", "tracker-outliers"),
 			}).Handle, nil
 		},

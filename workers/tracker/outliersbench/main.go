@@ -3,8 +3,8 @@
 // process, channels × videos of synthetic view curves in video_samples
 // (hourly samples for a video's first 7 days, daily ones up to 60 days, a
 // few planted outliers), users tracking some of the channels, then ONE
-// tracker-outliers role built as the worker builds it (tracker.Roles) on
-// the outliers-weekly tick. Figures: the job's wall time (tick → acked),
+// worker's tracker-outliers and tracker-outlier-channels roles built as the
+// worker builds them (tracker.Roles) on the outliers-weekly tick. Figures: the job's wall time (tick → acked),
 // its analysis and digest phases, the rows ClickHouse read, and the ratio
 // to baselines measured in the same run (the insert of the samples, a bare
 // scan of them with and without FINAL). It prints figures; it asserts
@@ -35,6 +35,7 @@ import (
 	"jetfleet/analytics"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/benchenv"
+	"jetfleet/internal/blob"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
@@ -48,6 +49,7 @@ func main() {
 	flag.IntVar(&o.videos, "videos", 90_000, "videos, spread over the channels, published over the last 60 days")
 	flag.IntVar(&o.users, "users", 1_000, "users, each tracking -per-user channels")
 	flag.IntVar(&o.perUser, "per-user", 10, "channels each user tracks")
+	flag.IntVar(&o.concurrency, "concurrency", 128, "channel jobs in flight in the worker (tracker.Config.OutlierConcurrency)")
 	flag.IntVar(&o.plantEvery, "plant-every", 500, "one video in this many is planted far above its channel's curve")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on the weekly job after")
 	flag.Parse()
@@ -60,8 +62,8 @@ func main() {
 }
 
 type options struct {
-	channels, videos, users, perUser, plantEvery int
-	timeout                                      time.Duration
+	channels, videos, users, perUser, plantEvery, concurrency int
+	timeout                                                   time.Duration
 }
 
 func run(ctx context.Context, o options, stdout io.Writer) error {
@@ -119,20 +121,29 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var role consume.Role
-	for _, r := range tracker.Roles(tracker.Config{BaseURL: "https://jetfleet.example"}) {
-		if r.Name == "tracker-outliers" {
-			role = r
-		}
-	}
-	counted := &countingConn{Conn: ch}
-	h, err := role.Build(ctx, consume.Deps{JS: env.JS, ClickHouse: counted, Log: log, Tokens: box})
+	signer, err := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
 	if err != nil {
 		return err
 	}
+	blobs, err := blob.NewObjectStore(ctx, env.JS, subjects.BlobStore, signer, "http://localhost")
+	if err != nil {
+		return err
+	}
+	counted := &countingConn{Conn: ch}
+	deps := consume.Deps{JS: env.JS, ClickHouse: counted, Blobs: blobs, Log: log, Tokens: box}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go consume.New(env.JS, role.Consumer, h, consume.NewMetrics(prometheus.NewRegistry()), log).Run(rctx)
+	roles := map[string]consume.Role{}
+	for _, r := range tracker.Roles(tracker.Config{BaseURL: "https://jetfleet.example", OutlierConcurrency: o.concurrency}) {
+		roles[r.Name] = r
+	}
+	h, err := roles["tracker-outliers"].Build(ctx, deps)
+	if err != nil {
+		return err
+	}
+	metrics := consume.NewMetrics(prometheus.NewRegistry())
+	go consume.New(env.JS, roles["tracker-outliers"].Consumer, h, metrics, log).Run(rctx)
+	go roles["tracker-outlier-channels"].Run(rctx, deps, metrics)
 
 	payload, _ := json.Marshal(subjects.Tick{Schedule: subjects.TrackerOutliersWeeklyTick})
 	tick := time.Now()
@@ -173,15 +184,15 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	if err := ch.QueryRow(ctx, "SELECT count() FROM outliers WHERE kind = ?", analytics.OutlierChannel).Scan(&found); err != nil {
 		return err
 	}
-	// The band snapshot's size: what one channel's week of bands costs.
-	var compressed, raw uint64
-	if err := ch.QueryRow(ctx, `SELECT sum(data_compressed_bytes), sum(data_uncompressed_bytes)
-		FROM system.columns WHERE database = currentDatabase() AND table = 'channel_bands'`).Scan(&compressed, &raw); err != nil {
+	// The band snapshots' sizes, as stored.
+	snaps, err := blobs.List(ctx, "tracker/bands/")
+	if err != nil {
 		return err
 	}
-	var bandChannels uint64
-	if err := ch.QueryRow(ctx, "SELECT uniqExact(channel_id) FROM channel_bands").Scan(&bandChannels); err != nil {
-		return err
+	var snapBytes, snapMax int64
+	for _, x := range snaps {
+		snapBytes += x.Size
+		snapMax = max(snapMax, x.Size)
 	}
 	mails := uint64(0)
 	if s, err := env.JS.Stream(ctx, subjects.MailStream); err == nil {
@@ -189,13 +200,13 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "weekly job, tick → acked: %v (target ≤ 10 min)   ratio to the FINAL scan: %.1f×, to the insert: %.2f×\n",
 		wall.Round(time.Millisecond), wall.Seconds()/scanFinal.Seconds(), wall.Seconds()/insert.Seconds())
-	fmt.Fprintf(stdout, "  analysis (bands + outliers into ClickHouse): %v\n", p.analysis.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "  analysis (one pass over the week's samples, %d channel jobs, change outliers): %v\n", p.channels, p.analysis.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  digest (%d users, %d mails enqueued): %v\n", o.users, mails, p.digest.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "rows read by the job's queries (ClickHouse progress): %d (%.1f× the %d samples)\n",
 		read, float64(read)/float64(rows), rows)
-	if bandChannels > 0 {
-		fmt.Fprintf(stdout, "band snapshot (ClickHouse channel_bands): %d channels, %.0f B compressed / %.0f B raw per channel-week (%d videos/channel, up to %d in a band)\n",
-			bandChannels, float64(compressed)/float64(bandChannels), float64(raw)/float64(bandChannels), o.videos/o.channels, analytics.BandVideos)
+	if len(snaps) > 0 {
+		fmt.Fprintf(stdout, "band snapshots in object storage: %d, %.0f B average, %d B largest (%d videos/channel; 20 videos × 60 days: see analytics/bands' size test)\n",
+			len(snaps), float64(snapBytes)/float64(len(snaps)), snapMax, o.videos/o.channels)
 	}
 	fmt.Fprintf(stdout, "band rows: %d   channel outliers: %d (planted: %d)   outliers in the digest's read: %d\n", bands, found, planted, p.outliers)
 	return nil
@@ -337,8 +348,8 @@ func (c *countingConn) QueryRow(ctx context.Context, q string, args ...any) driv
 // phases are the weekly job's own timings, from its "outlier week done"
 // log line.
 type phases struct {
-	analysis, digest time.Duration
-	outliers         int64
+	analysis, digest   time.Duration
+	outliers, channels int64
 }
 
 // phaseLog passes records on to next and sends the job's phases to done.
@@ -362,6 +373,8 @@ func (l *phaseLog) Handle(ctx context.Context, r slog.Record) error {
 				p.digest = a.Value.Duration()
 			case "outliers":
 				p.outliers = a.Value.Int64()
+			case "channels":
+				p.channels = a.Value.Int64()
 			}
 			return true
 		})

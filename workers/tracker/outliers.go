@@ -78,11 +78,12 @@ func (o *Outliers) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	week := DigestWeek(md.Timestamp)
 	start := time.Now()
-	channels, err := o.fanOut(ctx, msg, week)
+	progress := func() { _ = msg.InProgress() }
+	channels, err := FanOutOutliers(ctx, o.d.JS, o.d.ClickHouse, o.d.Blobs, week, progress)
 	if err != nil {
 		return err
 	}
-	if err := o.channelsDone(ctx, msg); err != nil {
+	if err := OutlierJobsDone(ctx, o.d.JS, progress); err != nil {
 		return err
 	}
 	if err := analytics.ChangeOutliers(ctx, o.d.ClickHouse, week); err != nil {
@@ -109,10 +110,11 @@ func (o *Outliers) Handle(ctx context.Context, msg jetstream.Msg) error {
 // below the server's message size.
 const channelBudget = 20_000
 
-// fanOut reads the week's samples in one pass, a channel at a time, and
-// enqueues one job per channel (ids from channel and week: a tick handled
-// twice enqueues nothing twice). It returns the channels enqueued.
-func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time) (int, error) {
+// FanOutOutliers reads the week's samples in one pass, a channel at a
+// time, and enqueues one job per channel (ids from channel and week: a
+// tick handled twice enqueues nothing twice), calling progress now and
+// then. It returns the channels enqueued.
+func FanOutOutliers(ctx context.Context, js jetstream.JetStream, ch driver.Conn, blobs blob.Store, week time.Time, progress func()) (int, error) {
 	var (
 		job     subjects.TrackerChannelWeek
 		futures []jetstream.PubAckFuture
@@ -120,7 +122,7 @@ func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time
 	)
 	// The first run reads the history with the week, in the same pass,
 	// rather than one history query per channel.
-	snaps, err := o.d.Blobs.List(ctx, subjects.TrackerBandKey(""))
+	snaps, err := blobs.List(ctx, subjects.TrackerBandKey(""))
 	if err != nil {
 		return 0, fmt.Errorf("band snapshots: %w", err)
 	}
@@ -134,19 +136,19 @@ func (o *Outliers) fanOut(ctx context.Context, msg jetstream.Msg, week time.Time
 		if err != nil {
 			return err
 		}
-		f, err := o.d.JS.PublishAsync(subjects.TrackerOutlierJob(job.Channel), b, jetstream.WithMsgID(subjects.TrackerOutlierJobID(job.Channel, week)))
+		f, err := js.PublishAsync(subjects.TrackerOutlierJob(job.Channel), b, jetstream.WithMsgID(subjects.TrackerOutlierJobID(job.Channel, week)))
 		if err != nil {
 			return fmt.Errorf("enqueue outlier job of %s: %w", job.Channel, err)
 		}
 		futures = append(futures, f)
 		n++
 		if len(futures) >= 1000 {
-			_ = msg.InProgress()
+			progress()
 			return awaitAcks(ctx, &futures)
 		}
 		return nil
 	}
-	err = analytics.WeekSamples(ctx, o.d.ClickHouse, week, full, func(v analytics.WeekCurve) error {
+	err = analytics.WeekSamples(ctx, ch, week, full, func(v analytics.WeekCurve) error {
 		if v.Channel != job.Channel {
 			if err := flush(); err != nil {
 				return err
@@ -204,10 +206,11 @@ func awaitAcks(ctx context.Context, futures *[]jetstream.PubAckFuture) error {
 	return nil
 }
 
-// channelsDone waits until the per-channel jobs are all done (acked or
-// dead-lettered), keeping the tick ours meanwhile.
-func (o *Outliers) channelsDone(ctx context.Context, msg jetstream.Msg) error {
-	cons, err := o.d.JS.Consumer(ctx, subjects.TrackerStream, subjects.TrackerOutlierChannelConsumer)
+// OutlierJobsDone waits until the per-channel jobs are all done (acked or
+// dead-lettered), calling progress every 30 s meanwhile (keeping the tick
+// ours).
+func OutlierJobsDone(ctx context.Context, js jetstream.JetStream, progress func()) error {
+	cons, err := js.Consumer(ctx, subjects.TrackerStream, subjects.TrackerOutlierChannelConsumer)
 	if err != nil {
 		return fmt.Errorf("outlier jobs: %w", err)
 	}
@@ -223,7 +226,7 @@ func (o *Outliers) channelsDone(ctx context.Context, msg jetstream.Msg) error {
 			return nil
 		}
 		if time.Since(lastProgress) > 30*time.Second {
-			_ = msg.InProgress()
+			progress()
 			lastProgress = time.Now()
 		}
 		select {

@@ -163,7 +163,7 @@ func runOutlierChannels(ctx context.Context, d consume.Deps, m *consume.Metrics,
 	err = consume.New(d.JS, consume.Config{
 		Role: "tracker-outlier-channels", Stream: subjects.TrackerStream, Consumer: subjects.TrackerOutlierChannelConsumer,
 		Batch: cfg.OutlierConcurrency, Concurrency: cfg.OutlierConcurrency,
-	}, h.Handle, m, log).Run(ctx)
+	}, h.Handle, m, d.Log).Run(ctx)
 	stop()
 	if werr := <-done; err == nil {
 		err = werr

@@ -257,8 +257,11 @@ func SamplesBefore(ctx context.Context, conn driver.Conn, videos []string, t tim
 	return out, rows.Err()
 }
 
-// SnapshotOutliers computes and stores the week's snapshot: every active
-// channel's band, then its channel outliers and the change outliers. week
+// SnapshotOutliers computes and stores the week's snapshot in SQL from the
+// full history: every active channel's band, then its channel outliers and
+// the change outliers. The demo plants its week with it at start-up; the
+// tracker's weekly job instead updates per-channel band snapshots
+// (analytics/bands, workers/tracker FanOutOutliers) with the week alone. week
 // is a WeekStart. Every row is keyed by the week, so running it again
 // (a re-fired tick, a retry after a failure half way) rewrites the same rows.
 func SnapshotOutliers(ctx context.Context, conn driver.Conn, week time.Time) error {

@@ -319,7 +319,7 @@ func TestAfterTheEndTheAppShowsTheHistoryAndTakesNoHeartbeats(t *testing.T) {
 	f.reschedule(t, time.Now().Add(-4*time.Hour), "https://cdn.example.com/live/index.m3u8")
 	code, body := f.participant.get("/events/" + f.id + "/live")
 	if code != http.StatusOK || !strings.Contains(body, `data-phase="ended"`) || !strings.Contains(body, `id="ended"`) ||
-		!strings.Contains(body, `data-readonly="true"`) || strings.Contains(body, "live-video") {
+		!strings.Contains(body, `class="chat-readonly"`) || strings.Contains(body, "live-video") {
 		t.Fatalf("participant after the end: %d; want the read-only history without the player:\n%s", code, body)
 	}
 	if resp := f.heartbeat(t, f.participant, true); resp.StatusCode != http.StatusConflict {

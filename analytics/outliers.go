@@ -12,19 +12,9 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// Outlier rules (seed 000, "Outliers Detection"), the figures users compare
-// with YouTube Studio's "typical performance" band and vidIQ/1of10 scores.
+// Change outlier rules (seed 000, "Outliers Detection"); the channel band's
+// rules are in analytics/bands.
 const (
-	// BandVideos is how many of a channel's most recent videos make its
-	// expected band (the seed: "at least the last 10-20").
-	BandVideos = 20
-	// BandMinVideos is how many videos a band needs at an age before a
-	// video is judged against it: a median of two is no expectation.
-	BandMinVideos = 5
-	// ChannelOutlierScore is the views ÷ channel median at the same age from
-	// which a video is a channel outlier (1of10's "2x"), provided it is also
-	// above the band's upper edge.
-	ChannelOutlierScore = 2.0
 	// ChangeOutlierLift is how many times its views per hour before a
 	// title/thumbnail change a video must gain per hour after it.
 	ChangeOutlierLift = 1.5
@@ -63,64 +53,6 @@ func WeekStart(t time.Time) time.Time {
 	back := (int(d.Weekday()) + 6) % 7 // days since Monday
 	return d.AddDate(0, 0, -back)
 }
-
-// ageHours buckets the age of sampled_at since first: whole hours in the
-// first week (hourly samples), whole days after (daily samples), so videos
-// sampled at different minutes meet at the same age.
-func ageHours(col string) string {
-	return `toUInt32(if(toUInt32(` + col + `) - toUInt32(first) < 604800,
-	intDiv(toUInt32(` + col + `) - toUInt32(first), 3600),
-	intDiv(toUInt32(` + col + `) - toUInt32(first), 86400) * 24))`
-}
-
-// firstSamples is each video's first sample before ?end: its age origin.
-const firstSamples = `SELECT video_id, any(channel_id) AS channel_id, min(sampled_at) AS first
-	FROM video_samples WHERE sampled_at < toDateTime(?) GROUP BY video_id`
-
-// insertBands writes the band of every channel with a sample in the week:
-// quantiles over the views its BandVideos newest videos had at each age
-// (quantiles samples only past 8,192 values, so these are exact,
-// interpolated between neighbours). The videos' first samples are read in
-// full every week rather than patched: at 1.7M samples the whole snapshot
-// takes about a second. Arguments: week start, week end (×2), week start, week end, BandVideos.
-var insertBands = `
-INSERT INTO channel_bands (channel_id, week, age_hours, videos, p25, p50, p75)
-SELECT channel_id, toDateTime(?) AS week, age_hours, videos, q[1], q[2], q[3]
-FROM (
-	SELECT channel_id, age_hours, toUInt32(count()) AS videos, quantiles(0.25, 0.5, 0.75)(views) AS q
-	FROM (
-		SELECT video_id, any(channel_id) AS channel_id, ` + ageHours("sampled_at") + ` AS age_hours, max(views) AS views
-		FROM (SELECT video_id, sampled_at, views FROM video_samples FINAL WHERE sampled_at < toDateTime(?))
-		ANY INNER JOIN (
-			SELECT video_id, channel_id, first FROM (` + firstSamples + `)
-			WHERE channel_id IN (SELECT channel_id FROM video_samples WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?))
-			ORDER BY channel_id, first DESC
-			LIMIT ? BY channel_id
-		) USING video_id
-		GROUP BY video_id, age_hours
-	)
-	GROUP BY channel_id, age_hours
-)`
-
-// insertChannelOutliers writes the videos sampled in the week whose latest
-// views that week stand far above their channel's band at the same age.
-// Arguments: week start, week start, week end, week end, week start,
-// BandMinVideos, ChannelOutlierScore.
-var insertChannelOutliers = `
-INSERT INTO outliers (week, channel_id, video_id, kind, score, views, expected, low, high, at)
-SELECT toDateTime(?) AS week, channel_id, video_id, '` + OutlierChannel + `', views / p50, views, p50, p25, p75, at
-FROM (
-	SELECT video_id, channel_id, views, at, ` + ageHours("at") + ` AS age_hours
-	FROM (
-		SELECT video_id, max(sampled_at) AS at, argMax(views, sampled_at) AS views
-		FROM video_samples FINAL
-		WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?)
-		GROUP BY video_id
-	) ANY INNER JOIN (` + firstSamples + `) USING video_id
-) ANY INNER JOIN (
-	SELECT channel_id, age_hours, videos, p25, p50, p75 FROM channel_bands FINAL WHERE week = toDateTime(?)
-) USING channel_id, age_hours
-WHERE videos >= ? AND p50 > 0 AND views >= ? * p50 AND views > p75`
 
 // insertChangeOutliers writes the videos with exactly one title/thumbnail
 // change in the week (the seed: several changes in a week say nothing about
@@ -255,30 +187,6 @@ func SamplesBefore(ctx context.Context, conn driver.Conn, videos []string, t tim
 		out[v.Video] = v
 	}
 	return out, rows.Err()
-}
-
-// SnapshotOutliers computes and stores the week's snapshot in SQL from the
-// full history: every active channel's band, then its channel outliers and
-// the change outliers. The demo plants its week with it at start-up; the
-// tracker's weekly job instead updates per-channel band snapshots
-// (analytics/bands, workers/tracker FanOutOutliers) with the week alone. week
-// is a WeekStart. Every row is keyed by the week, so running it again
-// (a re-fired tick, a retry after a failure half way) rewrites the same rows.
-func SnapshotOutliers(ctx context.Context, conn driver.Conn, week time.Time) error {
-	start := WeekStart(week)
-	end := start.AddDate(0, 0, 7)
-	s, e := start.Unix(), end.Unix()
-	if err := conn.Exec(ctx, insertBands, s, e, e, s, e, BandVideos); err != nil {
-		return fmt.Errorf("outliers %s: channel bands: %w", start.Format(time.DateOnly), err)
-	}
-	if err := conn.Exec(ctx, insertChannelOutliers, s, s, e, e, s, BandMinVideos, ChannelOutlierScore); err != nil {
-		return fmt.Errorf("outliers %s: channel outliers: %w", start.Format(time.DateOnly), err)
-	}
-	w := int64(changeWindow / time.Second)
-	if err := conn.Exec(ctx, insertChangeOutliers, s, w, w, w, w, w, w, w, w, s, e, w, w, ChangeOutlierLift); err != nil {
-		return fmt.Errorf("outliers %s: change outliers: %w", start.Format(time.DateOnly), err)
-	}
-	return nil
 }
 
 // WeekOutliers returns all of the week's outliers, highest score first.

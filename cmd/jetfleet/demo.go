@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/blob"
 	"jetfleet/internal/youtube/youtubetest"
 	"jetfleet/subjects"
 	"jetfleet/workers/tracker"
@@ -81,10 +82,13 @@ func startDemo(ctx context.Context, cfg *config, js jetstream.JetStream, log *sl
 
 // plantDemoHistory writes what an hourly tracker would have sampled of
 // the demo world in the week before it started (youtubetest.DemoHistory)
-// and computes that week's outliers, so a newcomer sees a band, an outlier
-// and a digest without waiting a week. Rows are keyed by video and time
-// and the snapshot by week: planting again on a restart changes nothing.
-func plantDemoHistory(ctx context.Context, ch driver.Conn, start time.Time, log *slog.Logger) error {
+// and computes that week's outliers as the weekly job does
+// (tracker.OutliersOfWeek: band snapshots in blobs), so a newcomer sees a
+// band, an outlier and a digest without waiting a week. Rows are keyed by
+// video and time, the outliers by week, and merging a week into a band
+// snapshot again changes nothing: planting again on a restart changes
+// nothing.
+func plantDemoHistory(ctx context.Context, ch driver.Conn, blobs blob.Store, start time.Time, log *slog.Logger) error {
 	w, err := analytics.NewBatchWriter(ch, analytics.WriterConfig{Table: "video_samples",
 		Columns: []string{"video_id", "channel_id", "sampled_at", "views", "likes", "title", "thumb_hash"}}, log)
 	if err != nil {
@@ -100,7 +104,7 @@ func plantDemoHistory(ctx context.Context, ch driver.Conn, start time.Time, log 
 		return fmt.Errorf("plant demo history: %w", err)
 	}
 	week := tracker.DigestWeek(time.Now())
-	if err := analytics.SnapshotOutliers(ctx, ch, week); err != nil {
+	if err := tracker.OutliersOfWeek(ctx, ch, blobs, week, log); err != nil {
 		return fmt.Errorf("demo outliers: %w", err)
 	}
 	log.Info("demo history planted", "samples", len(hist), "week", week.Format(time.DateOnly))

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/blob"
 	"jetfleet/internal/testenv"
 	"jetfleet/internal/youtube/youtubetest"
+	"jetfleet/subjects"
 	"jetfleet/workers/tracker"
 )
 
@@ -107,9 +109,18 @@ func TestDemoHistoryPlantsOneChannelOutlier(t *testing.T) {
 	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), log); err != nil {
 		t.Fatal(err)
 	}
+	_, js := testenv.StartNATS(t).Connect(t)
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
+	blobs, err := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now().UTC().Truncate(time.Second)
 	for range 2 {
-		if err := plantDemoHistory(ctx, conn, start, log); err != nil {
+		if err := plantDemoHistory(ctx, conn, blobs, start, log); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,6 +130,13 @@ func TestDemoHistoryPlantsOneChannelOutlier(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].VideoID != youtubetest.DemoOutlierID || got[0].Kind != analytics.OutlierChannel || got[0].Score < 3 {
 		t.Fatalf("outliers of the planted week = %+v, want %s alone as a channel outlier", got, youtubetest.DemoOutlierID)
+	}
+	band, err := analytics.ChannelBand(ctx, conn, got[0].ChannelID, tracker.DigestWeek(time.Now()))
+	if err != nil || len(band) == 0 {
+		t.Fatalf("band of the outlier's channel: %d ages (%v), want the planted week's band", len(band), err)
+	}
+	if _, err := blobs.Stat(ctx, subjects.TrackerBandKey(got[0].ChannelID)); err != nil {
+		t.Fatalf("band snapshot of the outlier's channel: %v, want it stored for the weekly job to update", err)
 	}
 	var n uint64
 	if err := conn.QueryRow(ctx, "SELECT count() FROM video_samples FINAL").Scan(&n); err != nil || n != uint64(len(youtubetest.DemoHistory(start))) {

@@ -132,11 +132,6 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer chConn.Close()
-	if *demo {
-		if err := plantDemoHistory(ctx, chConn, demoStart, log.With("component", "demo")); err != nil {
-			return err
-		}
-	}
 
 	secret, err := devSecret(cfg)
 	if err != nil {
@@ -153,6 +148,11 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	blobs, blobHandler, err := openBlobs(ctx, cfg, js, keys.BlobURL)
 	if err != nil {
 		return err
+	}
+	if *demo {
+		if err := plantDemoHistory(ctx, chConn, blobs, demoStart, log.With("component", "demo")); err != nil {
+			return err
+		}
 	}
 	blobDesc := "JetStream object store " + subjects.BlobStore
 	if cfg.S3Endpoint != "" {

@@ -69,6 +69,12 @@ func (o *OutlierChannels) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if job.Channel == "" || job.Week.IsZero() {
 		return consume.Permanentf("outlier job without channel or week: %s", msg.Data())
 	}
+	return o.channelWeek(ctx, job)
+}
+
+// channelWeek merges one channel's week into its band snapshot and writes
+// the band and its outliers (Handle's job, and OutliersOfWeek's).
+func (o *OutlierChannels) channelWeek(ctx context.Context, job subjects.TrackerChannelWeek) error {
 	week := analytics.WeekStart(job.Week)
 	end := week.AddDate(0, 0, 7)
 	snap, err := o.load(ctx, job.Channel)

@@ -116,22 +116,10 @@ const channelBudget = 20_000
 // then. It returns the channels enqueued.
 func FanOutOutliers(ctx context.Context, js jetstream.JetStream, ch driver.Conn, blobs blob.Store, week time.Time, progress func()) (int, error) {
 	var (
-		job     subjects.TrackerChannelWeek
 		futures []jetstream.PubAckFuture
 		n       int
 	)
-	// The first run reads the history with the week, in the same pass,
-	// rather than one history query per channel.
-	snaps, err := blobs.List(ctx, subjects.TrackerBandKey(""))
-	if err != nil {
-		return 0, fmt.Errorf("band snapshots: %w", err)
-	}
-	full := len(snaps) == 0
-	flush := func() error {
-		if job.Channel == "" {
-			return nil
-		}
-		trimJob(&job)
+	err := weekJobs(ctx, ch, blobs, week, func(job subjects.TrackerChannelWeek) error {
 		b, err := json.Marshal(job)
 		if err != nil {
 			return err
@@ -147,6 +135,55 @@ func FanOutOutliers(ctx context.Context, js jetstream.JetStream, ch driver.Conn,
 			return awaitAcks(ctx, &futures)
 		}
 		return nil
+	})
+	if err == nil {
+		err = awaitAcks(ctx, &futures)
+	}
+	return n, err
+}
+
+// OutliersOfWeek stores week's band snapshots, bands and outliers in this
+// process: the jobs FanOutOutliers would enqueue, each run by the
+// tracker-outlier-channels handler in turn, then the change outliers, as
+// the weekly tick does. The demo plants its first week with it, so a band
+// and an outlier show from the first minute. Like the tick, it can run
+// again for a week.
+func OutliersOfWeek(ctx context.Context, ch driver.Conn, blobs blob.Store, week time.Time, log *slog.Logger) error {
+	h, err := NewOutlierChannels(ch, blobs, log)
+	if err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- h.Run(wctx) }()
+	err = weekJobs(ctx, ch, blobs, week, func(job subjects.TrackerChannelWeek) error { return h.channelWeek(ctx, job) })
+	stop()
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	return analytics.ChangeOutliers(ctx, ch, week)
+}
+
+// weekJobs reads the week's samples in one pass, a channel at a time, and
+// calls fn with each channel's outlier job (trimmed to channelBudget).
+func weekJobs(ctx context.Context, ch driver.Conn, blobs blob.Store, week time.Time, fn func(subjects.TrackerChannelWeek) error) error {
+	var job subjects.TrackerChannelWeek
+	// The first run reads the history with the week, in the same pass,
+	// rather than one history query per channel.
+	snaps, err := blobs.List(ctx, subjects.TrackerBandKey(""))
+	if err != nil {
+		return fmt.Errorf("band snapshots: %w", err)
+	}
+	full := len(snaps) == 0
+	flush := func() error {
+		if job.Channel == "" {
+			return nil
+		}
+		trimJob(&job)
+		return fn(job)
 	}
 	err = analytics.WeekSamples(ctx, ch, week, full, func(v analytics.WeekCurve) error {
 		if v.Channel != job.Channel {
@@ -158,13 +195,10 @@ func FanOutOutliers(ctx context.Context, js jetstream.JetStream, ch driver.Conn,
 		job.Videos = append(job.Videos, subjects.TrackerWeekCurve{ID: v.Video, First: v.First, At: v.At, Views: v.Views})
 		return nil
 	})
-	if err == nil {
-		err = flush()
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = awaitAcks(ctx, &futures)
-	}
-	return n, err
+	return flush()
 }
 
 // trimJob keeps a job under channelBudget samples: videos ranked by their

@@ -11,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/blob"
 	"jetfleet/subjects"
 	"jetfleet/web/tracker"
+	worker "jetfleet/workers/tracker"
 )
 
 // snapshot stores last week's outlier snapshot over samples in which
@@ -38,7 +40,12 @@ func (s *site) snapshot(cid, hit string) {
 	if err := b.Send(); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := analytics.SnapshotOutliers(s.ctx, s.conn, week); err != nil {
+	signer, _ := blob.NewURLSigner([]byte(strings.Repeat("s", 32)))
+	blobs, err := blob.NewObjectStore(s.ctx, s.js, subjects.BlobStore, signer, "http://edge.test")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := worker.OutliersOfWeek(s.ctx, s.conn, blobs, week, quiet); err != nil {
 		s.t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"jetfleet/analytics"
 	"jetfleet/analytics/bands"
 	"jetfleet/subjects"
+	"jetfleet/workers/tracker"
 )
 
 // curve is a video's hourly samples growing by perHour, from first for
@@ -153,4 +154,78 @@ func TestAnOutlierJobThatIsNotJSONIsDeadLettered(t *testing.T) {
 		}
 		return info.State.Msgs == 1, info.State
 	})
+}
+
+// OutliersOfWeek (the demo's planting) runs the weekly job's per-channel
+// code in process: over a week in which channel "big" has six ordinary
+// videos and "hit" at ten times their pace, and "thin" too few videos for
+// a judgement, it finds hit alone, with the band's figures, stores each
+// channel's band snapshot, and rewrites the same rows when run again.
+func TestOutliersOfWeekFindsTheKnownChannelOutlierAndCanRunAgain(t *testing.T) {
+	e := newEnv(t)
+	week := time.Date(2024, 12, 2, 0, 0, 0, 0, time.UTC)
+	b, err := e.conn.PrepareBatch(e.ctx, "INSERT INTO video_samples (video_id, channel_id, sampled_at, views, likes, title, thumb_hash)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(vid, cid string, first time.Time, perHour uint64) {
+		c := curve(vid, first, 72, perHour)
+		for i, at := range c.At {
+			if err := b.Append(vid, cid, time.Unix(at, 0), c.Views[i], uint64(0), "t", "h"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 6 {
+		add(fmt.Sprintf("big%d", i), "big", week.Add(time.Duration(i)*time.Hour), uint64(100+10*(i%3)))
+	}
+	add("hit", "big", week.Add(10*time.Hour), 1000)
+	for i := range 3 {
+		add(fmt.Sprintf("thin%d", i), "thin", week.Add(time.Duration(i)*time.Hour), 100)
+	}
+	add("thinhit", "thin", week.Add(5*time.Hour), 1000)
+	if err := b.Send(); err != nil {
+		t.Fatal(err)
+	}
+
+	var first []byte
+	for run := range 2 {
+		if err := tracker.OutliersOfWeek(e.ctx, e.conn, e.blobs, week.Add(3*24*time.Hour), quiet); err != nil {
+			t.Fatal(err)
+		}
+		raw, snap := e.snapshot("big")
+		if run == 0 {
+			first = raw
+			if len(snap.Curves) != 7 {
+				t.Fatalf("band snapshot of big: %d curves, want 7", len(snap.Curves))
+			}
+		} else if string(raw) != string(first) {
+			t.Error("running the week again changed big's band snapshot")
+		}
+	}
+	e.snapshot("thin") // a thin band is still a snapshot
+
+	got, err := analytics.WeekOutliers(e.ctx, e.conn, week)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].VideoID != "hit" || got[0].Kind != analytics.OutlierChannel {
+		t.Fatalf("outliers = %+v, want hit alone as a channel outlier", got)
+	}
+	// At 71 hours: 7100, 7100, 7810, 7810, 8520, 8520 and 71000; quartiles
+	// interpolate (the lower one halfway from 7100 to 7810).
+	if o := got[0]; o.Expected != 7810 || o.Views != 71000 || o.Low != 7455 || o.High != 8520 {
+		t.Errorf("hit: views %d, median %v, band %v–%v; want 71000, 7810, 7455–8520", o.Views, o.Expected, o.Low, o.High)
+	}
+	band, err := analytics.ChannelBand(e.ctx, e.conn, "big", week)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(band) != 72 || band[10].AgeHours != 10 || band[10].Videos != 7 || band[10].P50 != 1100 {
+		t.Fatalf("band of big: %d ages, at 10 h %+v; want 72 ages, 7 videos and median 1100 at 10 h", len(band), band[min(10, len(band)-1)])
+	}
+	var n uint64
+	if err := e.conn.QueryRow(e.ctx, "SELECT count() FROM channel_bands FINAL WHERE channel_id = 'big'").Scan(&n); err != nil || n != 72 {
+		t.Errorf("bands of big after two runs: %d rows (%v), want 72", n, err)
+	}
 }

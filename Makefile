@@ -111,8 +111,8 @@ clean:
 # Benchmarks print figures; they never run in `make test`. Each is a main
 # package beside the role it measures (workers/<role>/<role>bench), sharing
 # its setup through internal/benchenv.
-.PHONY: bench bench-counter bench-enricher bench-tracker bench-chat
-bench: bench-counter bench-enricher bench-tracker bench-chat
+.PHONY: bench bench-counter bench-enricher bench-tracker bench-chat bench-outliers
+bench: bench-counter bench-enricher bench-tracker bench-chat bench-outliers
 
 ## bench-counter: Counter API ingest and read figures (issue: Counter API)
 bench-counter:
@@ -132,3 +132,8 @@ bench-chat:
 bench-tracker:
 	$(GO) build -o $(BIN) ./cmd/jetfleet
 	$(GO) run ./workers/tracker/trackerbench -jetfleet $(BIN)
+
+## bench-outliers: the weekly outlier job and digest over 10,000 channels, 90,000 videos of samples
+## (shorter: make bench-outliers OUTLIERS_BENCH_FLAGS="-channels 1000 -videos 9000")
+bench-outliers:
+	$(GO) run ./workers/tracker/outliersbench $(OUTLIERS_BENCH_FLAGS)

@@ -44,19 +44,28 @@ func NewDurableWriter(conn driver.Conn, table string, columns []string, every ti
 
 // Write stores one row and waits until it is in ClickHouse or ctx ends.
 func (d *DurableWriter) Write(ctx context.Context, row ...any) error {
-	if err := d.w.Append(ctx, row...); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.appended++
-	mine := d.appended
-	if int(d.appended-d.flushed) >= d.maxRows {
-		select {
-		case d.nudge <- struct{}{}:
-		default:
+	return d.WriteRows(ctx, [][]any{row})
+}
+
+// WriteRows stores rows and waits until all of them are in ClickHouse or
+// ctx ends: one wait for a job that writes many rows.
+func (d *DurableWriter) WriteRows(ctx context.Context, rows [][]any) error {
+	var mine uint64
+	for _, row := range rows {
+		if err := d.w.Append(ctx, row...); err != nil {
+			return err
 		}
+		d.mu.Lock()
+		d.appended++
+		mine = d.appended
+		if int(d.appended-d.flushed) >= d.maxRows {
+			select {
+			case d.nudge <- struct{}{}:
+			default:
+			}
+		}
+		d.mu.Unlock()
 	}
-	d.mu.Unlock()
 	for {
 		d.mu.Lock()
 		done, wake := d.flushed >= mine, d.wake
@@ -67,7 +76,7 @@ func (d *DurableWriter) Write(ctx context.Context, row ...any) error {
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for row to be stored: %w", ctx.Err())
+			return fmt.Errorf("wait for rows to be stored: %w", ctx.Err())
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -153,8 +154,114 @@ FROM (
 )
 WHERE tb > ta AND td > tc AND vb > va AND (vd - vc) / (td - tc) >= ? * (vb - va) / (tb - ta)`
 
-// SnapshotOutliers computes and stores the week's snapshot: every active
-// channel's band, then its channel outliers and the change outliers. week
+// ChangeOutliers stores the week's thumbnail and title change outliers
+// (the tracker's weekly job; channel outliers come from its per-channel
+// jobs). week is a WeekStart; rows are keyed by it, so it can run again.
+func ChangeOutliers(ctx context.Context, conn driver.Conn, week time.Time) error {
+	start := WeekStart(week)
+	s, e := start.Unix(), start.AddDate(0, 0, 7).Unix()
+	w := int64(changeWindow / time.Second)
+	if err := conn.Exec(ctx, insertChangeOutliers, s, w, w, w, w, w, w, w, w, s, e, w, w, ChangeOutlierLift); err != nil {
+		return fmt.Errorf("outliers %s: change outliers: %w", start.Format(time.DateOnly), err)
+	}
+	return nil
+}
+
+// WeekCurve is one video's samples: At in Unix seconds, Views alike
+// indexed, in no particular order; First is its first sample (Unix
+// seconds) within the 67 days before the week's end.
+type WeekCurve struct {
+	Channel, Video string
+	At             []int64
+	Views          []uint64
+	First          int64
+}
+
+// HistoryDays is how far back WeekSamples looks for a video's first
+// sample, and reads with full history: a video is sampled up to 60 days,
+// and the week is 7.
+const HistoryDays = 67
+
+// WeekSamples reads the samples of the week starting at week in one pass,
+// calling fn once per video with a sample in it, a channel's videos one
+// after another, each with its first sample. full also reads the videos'
+// samples before the week (the first run, when no band snapshot exists
+// yet). Rows a replay duplicated come twice (no FINAL): the band keeps the
+// highest views at an age, so a duplicate changes nothing.
+func WeekSamples(ctx context.Context, conn driver.Conn, week time.Time, full bool, fn func(WeekCurve) error) error {
+	start := WeekStart(week)
+	end := start.AddDate(0, 0, 7)
+	history := end.AddDate(0, 0, -HistoryDays)
+	from := start
+	if full {
+		from = history
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT channel_id, video_id, groupArray(toInt64(toUInt32(sampled_at))), groupArray(views), any(first)
+		FROM video_samples
+		ANY INNER JOIN (
+			SELECT video_id, toInt64(toUInt32(min(sampled_at))) AS first
+			FROM video_samples
+			WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?)
+			GROUP BY video_id
+			HAVING max(sampled_at) >= toDateTime(?)
+		) USING video_id
+		WHERE sampled_at >= toDateTime(?) AND sampled_at < toDateTime(?)
+		GROUP BY channel_id, video_id
+		ORDER BY channel_id, video_id`, history.Unix(), end.Unix(), start.Unix(), from.Unix(), end.Unix())
+	if err != nil {
+		return fmt.Errorf("samples of week %s: %w", start.Format(time.DateOnly), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v WeekCurve
+		if err := rows.Scan(&v.Channel, &v.Video, &v.At, &v.Views, &v.First); err != nil {
+			return fmt.Errorf("samples of week %s: scan: %w", start.Format(time.DateOnly), err)
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// SamplesBefore returns the samples of the given videos before t, by
+// video: the history of videos a band snapshot has not seen yet (through
+// the table's primary key, so a few granules per video).
+func SamplesBefore(ctx context.Context, conn driver.Conn, videos []string, t time.Time) (map[string]WeekCurve, error) {
+	out := map[string]WeekCurve{}
+	if len(videos) == 0 {
+		return out, nil
+	}
+	// A tuple, not an array: IN over a literal set uses the primary key.
+	ids := make([]any, len(videos))
+	for i, v := range videos {
+		ids[i] = v
+	}
+	rows, err := conn.Query(ctx, `
+		SELECT video_id, groupArray(toInt64(toUInt32(sampled_at))), groupArray(views)
+		FROM video_samples
+		WHERE video_id IN (?) AND sampled_at < toDateTime(?)
+		GROUP BY video_id`, clickhouse.GroupSet{Value: ids}, t.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("history of %d videos: %w", len(videos), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v WeekCurve
+		if err := rows.Scan(&v.Video, &v.At, &v.Views); err != nil {
+			return nil, fmt.Errorf("history of %d videos: scan: %w", len(videos), err)
+		}
+		out[v.Video] = v
+	}
+	return out, rows.Err()
+}
+
+// SnapshotOutliers computes and stores the week's snapshot in SQL from the
+// full history: every active channel's band, then its channel outliers and
+// the change outliers. The demo plants its week with it at start-up; the
+// tracker's weekly job instead updates per-channel band snapshots
+// (analytics/bands, workers/tracker FanOutOutliers) with the week alone. week
 // is a WeekStart. Every row is keyed by the week, so running it again
 // (a re-fired tick, a retry after a failure half way) rewrites the same rows.
 func SnapshotOutliers(ctx context.Context, conn driver.Conn, week time.Time) error {

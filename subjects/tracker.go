@@ -72,9 +72,47 @@ const (
 	TrackerHourlyWindow = 7 * 24 * time.Hour
 	TrackerDailyWindow  = 60 * 24 * time.Hour
 
-	trackChannelPrefix = "track.channel."
-	trackVideoPrefix   = "track.video."
+	// TrackerOutlierChannelConsumer runs the weekly outlier job's
+	// per-channel jobs (band snapshot update, channel outliers).
+	TrackerOutlierChannelConsumer = "tracker-outlier-channels"
+
+	trackChannelPrefix  = "track.channel."
+	trackVideoPrefix    = "track.video."
+	trackOutliersPrefix = "track.outliers."
 )
+
+// TrackerOutlierJob is the subject of channel id's part of the weekly
+// outlier job.
+func TrackerOutlierJob(id string) string { return trackOutliersPrefix + id }
+
+// TrackerOutlierJobID is the Nats-Msg-Id of channel id's outlier job for
+// the week starting at week: a tick handled twice enqueues it once.
+func TrackerOutlierJobID(id string, week time.Time) string {
+	return "outliers:" + id + ":" + strconv.FormatInt(week.Unix(), 10)
+}
+
+// TrackerBandKey is the object-store key of channel id's band snapshot
+// (analytics/bands' encoding).
+func TrackerBandKey(id string) string { return "tracker/bands/" + id }
+
+// TrackerChannelWeek is the payload of an outlier job: a channel's samples
+// in the week, per video (At in Unix seconds, Views alike indexed).
+type TrackerChannelWeek struct {
+	Channel string             `json:"channel"`
+	Week    time.Time          `json:"week"` // the week's start, Monday 00:00 UTC
+	Videos  []TrackerWeekCurve `json:"videos"`
+	// Full: the videos' samples before the week are included too (the
+	// first run, before any band snapshot exists).
+	Full bool `json:"full,omitempty"`
+}
+
+// TrackerWeekCurve is one video's samples in an outlier job.
+type TrackerWeekCurve struct {
+	ID    string   `json:"id"`
+	First int64    `json:"first"` // its first sample, Unix seconds
+	At    []int64  `json:"at"`
+	Views []uint64 `json:"views"`
+}
 
 // Tracker job kinds, the first token of a job id.
 const (
@@ -271,8 +309,8 @@ func trackerAssets(o Options) assetSet {
 	return assetSet{
 		Streams: []jetstream.StreamConfig{{
 			Name:        TrackerStream,
-			Description: "Tracker jobs: track.channel.<cid> (RSS check), track.video.<vid> (sample)",
-			Subjects:    []string{trackChannelPrefix + "*", trackVideoPrefix + "*"},
+			Description: "Tracker jobs: track.channel.<cid> (RSS check), track.video.<vid> (sample), track.outliers.<cid> (weekly band and outliers)",
+			Subjects:    []string{trackChannelPrefix + "*", trackVideoPrefix + "*", trackOutliersPrefix + "*"},
 			Retention:   jetstream.WorkQueuePolicy,
 			// A job older than a day is superseded by the next tick's.
 			MaxAge:     24 * time.Hour,
@@ -321,6 +359,7 @@ func trackerAssets(o Options) assetSet {
 			TrackerStream: {
 				job(TrackerChannelConsumer, "tracker-channels role: read channel RSS feeds", trackChannelPrefix+"*", 2*time.Minute),
 				job(TrackerVideoConsumer, "tracker-videos role: scrape watch pages, hash thumbnails, store samples", trackVideoPrefix+"*", 2*time.Minute),
+				job(TrackerOutlierChannelConsumer, "tracker-outlier-channels role: update a channel's band snapshot with the week's samples, write its outliers", trackOutliersPrefix+"*", 2*time.Minute),
 			},
 		},
 		KeyValues: []jetstream.KeyValueConfig{{

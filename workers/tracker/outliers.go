@@ -1,11 +1,14 @@
 package tracker
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/analytics"
+	"jetfleet/analytics/bands"
 	"jetfleet/internal/accounts"
+	"jetfleet/internal/blob"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
@@ -22,6 +27,8 @@ import (
 
 // OutliersDeps are what the tracker-outliers role needs.
 type OutliersDeps struct {
+	JS         jetstream.JetStream // enqueues the per-channel jobs on TRACK
+	Blobs      blob.Store          // where the band snapshots are: none yet means a first run
 	ClickHouse driver.Conn
 	Store      *tracking.Store
 	Users      *accounts.Store
@@ -35,9 +42,12 @@ type OutliersDeps struct {
 }
 
 // Outliers handles the weekly outlier tick (seed 000, "Outliers Detection"
-// and "Sending the Email"): it stores the past week's snapshot in
-// ClickHouse, then sends each user one mail with all the outliers among the
-// channels and videos they track.
+// and "Sending the Email"): it reads the past week's samples in one pass
+// and fans out one job per channel on TRACK (OutlierChannels updates the
+// channel's band snapshot and writes its outliers), waits until they are
+// done, stores the week's title/thumbnail change outliers, then sends each
+// user one mail with all the outliers among the channels and videos they
+// track.
 type Outliers struct{ d OutliersDeps }
 
 // NewOutliers returns the tick handler.
@@ -68,16 +78,163 @@ func (o *Outliers) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	week := DigestWeek(md.Timestamp)
 	start := time.Now()
-	if err := analytics.SnapshotOutliers(ctx, o.d.ClickHouse, week); err != nil {
+	progress := func() { _ = msg.InProgress() }
+	channels, err := FanOutOutliers(ctx, o.d.JS, o.d.ClickHouse, o.d.Blobs, week, progress)
+	if err != nil {
 		return err
 	}
+	if err := OutlierJobsDone(ctx, o.d.JS, progress); err != nil {
+		return err
+	}
+	if err := analytics.ChangeOutliers(ctx, o.d.ClickHouse, week); err != nil {
+		return err
+	}
+	analysed := time.Now()
 	all, err := analytics.WeekOutliers(ctx, o.d.ClickHouse, week)
 	if err != nil {
 		return err
 	}
 	sent, err := o.digests(ctx, msg, week, all)
-	o.d.Log.Info("outlier week done", "week", week.Format(time.DateOnly), "outliers", len(all), "digests", sent, "took", time.Since(start).Round(time.Millisecond))
+	// The two phases are timed apart: the analysis grows with samples, the
+	// digest with users (make bench-outliers reads these).
+	o.d.Log.Info("outlier week done", "week", week.Format(time.DateOnly), "channels", channels, "outliers", len(all), "digests", sent,
+		"analysis", analysed.Sub(start).Round(time.Millisecond), "digest", time.Since(analysed).Round(time.Millisecond),
+		"took", time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// channelBudget is how many samples an outlier job carries in full; a
+// channel past it (hundreds of uploads a week) sends only the first and
+// last sample of its videos beyond the newest bands.Videos·2 of the week,
+// which cannot rank among its newest bands.Videos anyway, and stays far
+// below the server's message size.
+const channelBudget = 20_000
+
+// FanOutOutliers reads the week's samples in one pass, a channel at a
+// time, and enqueues one job per channel (ids from channel and week: a
+// tick handled twice enqueues nothing twice), calling progress now and
+// then. It returns the channels enqueued.
+func FanOutOutliers(ctx context.Context, js jetstream.JetStream, ch driver.Conn, blobs blob.Store, week time.Time, progress func()) (int, error) {
+	var (
+		job     subjects.TrackerChannelWeek
+		futures []jetstream.PubAckFuture
+		n       int
+	)
+	// The first run reads the history with the week, in the same pass,
+	// rather than one history query per channel.
+	snaps, err := blobs.List(ctx, subjects.TrackerBandKey(""))
+	if err != nil {
+		return 0, fmt.Errorf("band snapshots: %w", err)
+	}
+	full := len(snaps) == 0
+	flush := func() error {
+		if job.Channel == "" {
+			return nil
+		}
+		trimJob(&job)
+		b, err := json.Marshal(job)
+		if err != nil {
+			return err
+		}
+		f, err := js.PublishAsync(subjects.TrackerOutlierJob(job.Channel), b, jetstream.WithMsgID(subjects.TrackerOutlierJobID(job.Channel, week)))
+		if err != nil {
+			return fmt.Errorf("enqueue outlier job of %s: %w", job.Channel, err)
+		}
+		futures = append(futures, f)
+		n++
+		if len(futures) >= 1000 {
+			progress()
+			return awaitAcks(ctx, &futures)
+		}
+		return nil
+	}
+	err = analytics.WeekSamples(ctx, ch, week, full, func(v analytics.WeekCurve) error {
+		if v.Channel != job.Channel {
+			if err := flush(); err != nil {
+				return err
+			}
+			job = subjects.TrackerChannelWeek{Channel: v.Channel, Week: week, Full: full}
+		}
+		job.Videos = append(job.Videos, subjects.TrackerWeekCurve{ID: v.Video, First: v.First, At: v.At, Views: v.Views})
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = awaitAcks(ctx, &futures)
+	}
+	return n, err
+}
+
+// trimJob keeps a job under channelBudget samples: videos ranked by their
+// first sample, newest first; past the newest bands.Videos·2 (which the
+// band cannot reach), a video keeps its latest sample (enough to judge it).
+func trimJob(job *subjects.TrackerChannelWeek) {
+	total := 0
+	for _, v := range job.Videos {
+		total += len(v.At)
+	}
+	if total <= channelBudget {
+		return
+	}
+	slices.SortFunc(job.Videos, func(a, b subjects.TrackerWeekCurve) int { return cmp.Compare(b.First, a.First) })
+	for i := 2 * bands.Videos; i < len(job.Videos); i++ {
+		v := &job.Videos[i]
+		last := 0
+		for j := range v.At {
+			if v.At[j] > v.At[last] {
+				last = j
+			}
+		}
+		v.At, v.Views = []int64{v.At[last]}, []uint64{v.Views[last]}
+	}
+}
+
+// awaitAcks waits for the stream to acknowledge every publish in futures.
+func awaitAcks(ctx context.Context, futures *[]jetstream.PubAckFuture) error {
+	for _, f := range *futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("enqueue %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	*futures = (*futures)[:0]
+	return nil
+}
+
+// OutlierJobsDone waits until the per-channel jobs are all done (acked or
+// dead-lettered), calling progress every 30 s meanwhile (keeping the tick
+// ours).
+func OutlierJobsDone(ctx context.Context, js jetstream.JetStream, progress func()) error {
+	cons, err := js.Consumer(ctx, subjects.TrackerStream, subjects.TrackerOutlierChannelConsumer)
+	if err != nil {
+		return fmt.Errorf("outlier jobs: %w", err)
+	}
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	lastProgress := time.Now()
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("outlier jobs: %w", err)
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Since(lastProgress) > 30*time.Second {
+			progress()
+			lastProgress = time.Now()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (o *Outliers) digests(ctx context.Context, msg jetstream.Msg, week time.Time, all []analytics.Outlier) (sent int, err error) {

@@ -69,6 +69,27 @@ func (e *env) outbox() func() []subjects.Mail {
 	}
 }
 
+// outlierChannels runs the per-channel outlier jobs, as the
+// tracker-outlier-channels role does, until the test ends.
+func (e *env) outlierChannels() *tracker.OutlierChannels {
+	e.t.Helper()
+	h, err := tracker.NewOutlierChannels(e.conn, e.blobs, quiet)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	e.run("tracker-outlier-channels", consume.Config{
+		Role: "tracker-outlier-channels", Stream: subjects.TrackerStream, Consumer: subjects.TrackerOutlierChannelConsumer, Batch: 8, Concurrency: 8,
+	}, h.Handle)
+	e.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return h
+}
+
 // run runs a consume.Handler until the test ends.
 func (e *env) run(role string, cfg consume.Config, h consume.Handler) {
 	ctx, cancel := context.WithCancel(e.ctx)
@@ -149,8 +170,9 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.outlierChannels()
 	h := tracker.NewOutliers(tracker.OutliersDeps{
-		ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
+		JS: e.js, Blobs: e.blobs, ClickHouse: e.conn, Store: e.store, Users: users, Mail: mail.Enqueuer(e.js),
 		BaseURL: "https://jetfleet.example", Tokens: box, Log: quiet,
 	})
 	e.run("tracker-outliers", consume.Config{
@@ -202,6 +224,14 @@ func TestOutlierTickMailsEachUserTheirOutliersOnceAndNobodyWithNothingToRead(t *
 	}
 	if !strings.Contains(m.HTML, `href="https://jetfleet.example/tracker/videos/hitvid"`) {
 		t.Errorf("HTML part lacks the link to the curve:\n%s", m.HTML)
+	}
+
+	// The tick fanned out one job per channel, each leaving its band
+	// snapshot in object storage.
+	for _, cid := range []string{"bigchan", "quietchan"} {
+		if _, snap := e.snapshot(cid); len(snap.Curves) == 0 {
+			t.Errorf("band snapshot of %s is empty", cid)
+		}
 	}
 
 	// The sent mark outlives MAIL's duplicate window.

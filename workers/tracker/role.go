@@ -23,6 +23,10 @@ type Config struct {
 	VideoConcurrency int
 	// ChannelConcurrency likewise for RSS checks; default 64.
 	ChannelConcurrency int
+	// OutlierConcurrency is how many channels' weekly outlier jobs one
+	// worker runs at once. A job mostly waits for its rows' group commit
+	// (every 250 ms), so many in flight keep ClickHouse busy; default 128.
+	OutlierConcurrency int
 	Videos             VideosConfig
 	// Now is the clock of channel checks; default time.Now.
 	Now func() time.Time
@@ -36,13 +40,16 @@ type Config struct {
 
 // Roles are the tracker's roles: schedule ticks to jobs, premium
 // high-resolution ticks to jobs, channel RSS checks, video samples, the
-// weekly outliers and digest.
+// weekly outliers and digest, and the weekly per-channel outlier jobs.
 func Roles(cfg Config) []consume.Role {
 	if cfg.ChannelConcurrency <= 0 {
 		cfg.ChannelConcurrency = 64
 	}
 	if cfg.VideoConcurrency <= 0 {
 		cfg.VideoConcurrency = 256
+	}
+	if cfg.OutlierConcurrency <= 0 {
+		cfg.OutlierConcurrency = 128
 	}
 	return []consume.Role{{
 		Name: "tracker-ticks",
@@ -119,12 +126,49 @@ func Roles(cfg Config) []consume.Role {
 			if d.Tokens == nil {
 				return nil, errors.New("tracker-outliers: TOKEN_KEY is required (it seals the digest's unsubscribe links)")
 			}
+			if d.Blobs == nil {
+				return nil, errors.New("tracker-outliers: blob storage is required (it keeps the band snapshots)")
+			}
 			return NewOutliers(OutliersDeps{
-				ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
+				JS: d.JS, Blobs: d.Blobs, ClickHouse: ch, Store: store, Users: users, Mail: mailer.Enqueuer(d.JS),
 				BaseURL: cfg.BaseURL, Tokens: d.Tokens, Log: d.Log.With("role", "tracker-outliers"),
 			}).Handle, nil
 		},
+	}, {
+		Name: "tracker-outlier-channels",
+		Run: func(ctx context.Context, d consume.Deps, m *consume.Metrics) error {
+			return runOutlierChannels(ctx, d, m, cfg)
+		},
 	}}
+}
+
+// runOutlierChannels runs the per-channel outlier jobs until ctx ends; like
+// runVideos, its ClickHouse writers outlive the consumer.
+func runOutlierChannels(ctx context.Context, d consume.Deps, m *consume.Metrics, cfg Config) error {
+	ch, err := d.RequireClickHouse("tracker-outlier-channels")
+	if err != nil {
+		return err
+	}
+	if d.Blobs == nil {
+		return errors.New("tracker-outlier-channels: blob storage is required (it keeps the band snapshots)")
+	}
+	log := d.Log.With("role", "tracker-outlier-channels")
+	h, err := NewOutlierChannels(ch, d.Blobs, log)
+	if err != nil {
+		return err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- h.Run(wctx) }()
+	err = consume.New(d.JS, consume.Config{
+		Role: "tracker-outlier-channels", Stream: subjects.TrackerStream, Consumer: subjects.TrackerOutlierChannelConsumer,
+		Batch: cfg.OutlierConcurrency, Concurrency: cfg.OutlierConcurrency,
+	}, h.Handle, m, d.Log).Run(ctx)
+	stop()
+	if werr := <-done; err == nil {
+		err = werr
+	}
+	return err
 }
 
 // runVideos runs the tracker-videos role until ctx ends. It runs its own

@@ -18,6 +18,7 @@ import (
 	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
+	"jetfleet/web/eventexports"
 )
 
 // startExportsEdge runs an edge with TOKEN_KEY set (free tickets only).
@@ -146,5 +147,26 @@ func TestHubSpotTokenIsSealedAtRestNeverShownAndDisconnectDeletesIt(t *testing.T
 	}
 	if st, _ := kv.Status(context.Background()); st.Values() != 0 {
 		t.Fatalf("%d values left in the bucket after disconnecting", st.Values())
+	}
+}
+
+// Every export request queues a whole run (a mail with the CSV, or a push
+// of every contact into the organiser's CRM, spending its API limits), and
+// any host of the event may ask: the requests of one event and target are
+// limited, on every edge together, and past it the page says so.
+func TestExportRequestsOfAnEventAreLimited(t *testing.T) {
+	e := startExportsEdge(t)
+	alice := newVisitor(t, e.URL)
+	signIn(t, e, alice, "alice@example.com")
+	id := createEvent(t, alice, "Alice's hack night")
+	exports := "/events/organise/" + id + "/exports"
+	for i := range eventexports.ExportsPerHour {
+		if resp := alice.post(exports, exports+"/csv", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("export %d = %d, want a redirect", i+1, resp.StatusCode)
+		}
+	}
+	resp := alice.post(exports, exports+"/csv", url.Values{})
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("export past the limit = %d (Retry-After %q), want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

@@ -124,3 +124,36 @@ func TestOrganiserSavesAFeeCardThroughAStripeSetupSession(t *testing.T) {
 		t.Fatal("bob's fees page shows a card he never saved")
 	}
 }
+
+// The return from Stripe goes back to the page the card was asked from,
+// named in the link's back parameter. Anyone can make such a link with
+// a setup session of their own that they left incomplete (answered before
+// any check of whose it is), so back must only ever name one of our pages:
+// a tab or a backslash that browsers drop or turn into a slash would make
+// "/<tab>/evil.example" a link to another site.
+func TestCardReturnNeverRedirectsOffSite(t *testing.T) {
+	e := startAnalyticsEdge(t)
+	mallory := newVisitor(t, e.URL)
+	signIn(t, e, mallory, "mallory@example.com")
+	resp := mallory.post("/events/organise/fees", "/events/organise/fees/card", url.Values{})
+	session := strings.TrimPrefix(resp.Header.Get("Location"), e.stripe.URL+"/pay/")
+	alice := newVisitor(t, e.URL)
+	signIn(t, e, alice, "alice@example.com")
+	for _, back := range []string{"/\t/evil.example", "/\n/evil.example", "/\\evil.example", "//evil.example", "https://evil.example", "/events/organise/../../x", "/tracker"} {
+		req, _ := http.NewRequest(http.MethodGet, e.URL+"/events/organise/fees/card/return?session_id="+url.QueryEscape(session)+"&back="+url.QueryEscape(back), nil)
+		for _, c := range alice.c.Jar.Cookies(req.URL) {
+			req.AddCookie(c)
+		}
+		// The transport, not the client: the client refuses to parse a
+		// Location with a control character before anyone sees it.
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/events/organise/fees?") {
+			t.Errorf("back=%q: %d → %q, want the fees page", back, resp.StatusCode, loc)
+		}
+	}
+}

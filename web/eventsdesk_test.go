@@ -493,3 +493,36 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Errorf("submission 31 = %d, want 429 with a message", last)
 	}
 }
+
+// A submission's body (up to the file limit) is spooled to disk before
+// the CSRF check and the sign-in gate can run, and anyone can have an
+// anonymous session with its CSRF token: so the edge reads no upload of a
+// browser that is not signed in, and says why.
+func TestSubmissionFromABrowserNotSignedInIsRefusedUnread(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com")
+	d.splitAndPublish(t, 1)
+	anon := newVisitor(t, d.b.URL)
+	_, page := anon.get("/signin") // an anonymous session and its CSRF token
+	m := csrfInput.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no CSRF field on /signin")
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField(session.FormField, m[1])
+	fw, _ := mw.CreateFormFile("file", "big.txt")
+	fw.Write(bytes.Repeat([]byte("a"), 4<<20))
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, anon.base+d.team()+"/submit", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", anon.base)
+	resp, err := anon.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "Sign in") {
+		t.Fatalf("anonymous upload = %d %q, want 403 asking to sign in", resp.StatusCode, b)
+	}
+}

@@ -92,8 +92,12 @@ func mountEventExports(ctx context.Context, s *Server, mux *http.ServeMux, svc *
 			return err
 		}
 	}
-	eventexports.New(eventexports.Deps{
+	exports, err := eventexports.New(eventexports.Deps{
 		Events: svc, Runs: runs, Creds: creds, Salesforce: s.deps.Salesforce, JS: s.deps.JS, Log: log.With("part", "exports"),
-	}).Routes(mux, s.signedIn)
+	})
+	if err != nil {
+		return err
+	}
+	exports.Routes(mux, s.signedIn)
 	return nil
 }

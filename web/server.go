@@ -176,7 +176,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		root.Handle("PUT /blobs/", deps.Blobs)
 	}
 	root.Handle("/api/", s.api)
-	root.Handle("/", limitForms(sessions.Middleware(pages)))
+	root.Handle("/", limitForms(sessions.SignedInRequest, sessions.Middleware(pages)))
 	s.handler = s.recoverer(securityHeaders(site.WithNav(navigation())(root), cfg.BlobOrigin))
 	return s, nil
 }
@@ -239,8 +239,10 @@ const (
 // limitForms bounds what an unsafe page request may send before anything
 // reads it (the CSRF check parses the form): at most maxFormBytes within
 // formBodyWithin, and no multipart bodies, which would otherwise be spooled
-// to temporary files before the request is known to be legitimate.
-func limitForms(next http.Handler) http.Handler {
+// to temporary files before the request is known to be legitimate. The
+// one multipart route (a team's submission) is read only for a signed-in
+// browser (signedIn): an anonymous session's CSRF token is anyone's.
+func limitForms(signedIn func(*http.Request) (bool, error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
@@ -254,6 +256,15 @@ func limitForms(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost && eventsdesk.IsSubmitPath(r.URL.Path) {
+			ok, err := signedIn(r)
+			if err != nil {
+				http.Error(w, "Sessions are unavailable right now; try again in a moment.", http.StatusServiceUnavailable)
+				return
+			}
+			if !ok {
+				http.Error(w, "Sign in with the address you registered to submit your team's project.", http.StatusForbidden)
+				return
+			}
 			// A team's submission takes one file, multipart (web/eventsdesk
 			// bounds it).
 			eventsdesk.LimitUpload(events.DefaultMaxSubmissionFile, next).ServeHTTP(w, r)

@@ -1,12 +1,14 @@
 package blob
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -88,12 +90,15 @@ func (h *handler) servePut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("too large: uploads take at most %d bytes", MaxEdgeUpload), http.StatusRequestEntityTooLarge)
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxEdgeUpload)
+	body := bufio.NewReaderSize(http.MaxBytesReader(w, r.Body, MaxEdgeUpload), 512)
 	size := r.ContentLength
 	if size < 0 {
 		size = -1
 	}
-	if err := h.store.Put(r.Context(), key, body, size, r.Header.Get("Content-Type")); err != nil {
+	// The uploader's Content-Type is not trusted: GET serves the stored
+	// type from this origin, so text/html or SVG would run script here.
+	head, _ := body.Peek(512)
+	if err := h.store.Put(r.Context(), key, body, size, uploadType(head)); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			http.Error(w, fmt.Sprintf("too large: uploads take at most %d bytes", MaxEdgeUpload), http.StatusRequestEntityTooLarge)
@@ -103,4 +108,15 @@ func (h *handler) servePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// uploadType is the type stored for a browser's upload: the sniffed one
+// when it is a raster image (http.DetectContentType never answers
+// image/svg+xml), an opaque download otherwise.
+func uploadType(head []byte) string {
+	t := http.DetectContentType(head)
+	if strings.HasPrefix(t, "image/") {
+		return t
+	}
+	return "application/octet-stream"
 }

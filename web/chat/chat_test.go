@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -675,5 +676,44 @@ func TestResumingFromBeyondTheStreamStartsFresh(t *testing.T) {
 	cl := open(t, conn)
 	if got := seqsOf(cl.awaitItems(t, 5)); fmt.Sprint(got) != fmt.Sprint(seqs) {
 		t.Fatalf("got %v, want %v", got, seqs)
+	}
+}
+
+// Membership is checked when the socket opens, and a socket lives for
+// the whole event: a participant who cancels (or a host removed) must
+// not keep posting on it. A post checks again once the last check is a
+// minute old, and a former member's socket is closed.
+func TestAMemberWhoLeavesTheEventStopsPostingOnTheOpenSocket(t *testing.T) {
+	w := newWorld(t)
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	e := w.startEdge(edgeOpts{now: clock})
+	conn, _, err := w.person(e, patID, patEmail).dial(e, "/events/"+w.ev.ID+"/live/chat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := open(t, conn)
+	cl.send(t, map[string]any{"type": "post", "id": "before", "text": "hi"})
+	cl.await(t, "ack", func(f frame) bool { return f.ID == "before" })
+	ctx := testenv.Context(t, 10*time.Second)
+	m, _, err := w.svc.Member(ctx, w.ev.ID, patID, patEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Cancel(ctx, patEmail, w.ev.ID, m.RegistrationID); err != nil {
+		t.Fatal(err)
+	}
+	skew.Store(int64(2 * time.Minute))
+	cl.send(t, map[string]any{"type": "post", "id": "after", "text": "still here?"})
+	if f := cl.await(t, "error", func(f frame) bool { return f.ID == "after" }); !strings.Contains(f.Error, "no longer") {
+		t.Errorf("post after cancelling: %q", f.Error)
+	}
+	select {
+	case err := <-cl.done:
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Errorf("socket ended with %v, want a policy-violation close", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the former member's socket stays open")
 	}
 }

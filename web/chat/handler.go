@@ -161,7 +161,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		return
 	}
 	defer sock.Leave()
-	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10)}
+	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10), checked: h.d.Now()}
 	// after: the sequence the socket starts after; a client that drops
 	// before any message arrived resumes from it.
 	hello, _ := json.Marshal(map[string]any{"type": "hello", "room": room, "read_only": p.readOnly(), "after": sock.Start()})
@@ -209,6 +209,36 @@ type poster struct {
 	// earlier bounds "load earlier" requests (each reads the stream):
 	// scrolling fast asks a few a second, not hundreds.
 	earlier *rate.Limiter
+	// checked is when m's membership (and room) was last confirmed.
+	checked time.Time
+}
+
+// memberRecheck is how old a socket's membership check may be when its
+// member posts: a socket lives for the whole event, and a participant who
+// cancelled or a host removed must not keep posting; checking at most
+// once a minute keeps the registration reads off the message path.
+const memberRecheck = time.Minute
+
+// stillMember confirms that the socket's member may still be in its room,
+// reading the event again once the last check is memberRecheck old.
+func (p *poster) stillMember(ctx context.Context) (bool, error) {
+	now := p.h.d.Now()
+	if now.Sub(p.checked) < memberRecheck {
+		return true, nil
+	}
+	m, ev, err := p.h.d.Events.Member(ctx, p.m.EventID, p.m.UserID, p.m.Email)
+	if errors.Is(err, events.ErrNotMember) || errors.Is(err, events.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok, err := p.h.d.Events.CanJoinRoom(ctx, m, p.room)
+	if err != nil || !ok {
+		return false, err
+	}
+	p.m, p.ev, p.checked = m, ev, now
+	return true, nil
 }
 
 func (p *poster) readOnly() bool { return !p.h.d.Now().Before(p.ev.End) }
@@ -276,6 +306,17 @@ func (p *poster) post(ctx context.Context, req request) {
 		return
 	case err != nil:
 		fail("Your message was not sent: " + err.Error() + ".")
+		return
+	}
+	member, err := p.stillMember(ctx)
+	if err != nil {
+		p.h.d.Log.Error("chat membership", "event", p.m.EventID, "err", err)
+		fail("Your message could not be sent right now; try again in a moment.")
+		return
+	}
+	if !member {
+		fail("You are no longer a participant or host of this event; this chat is closed to you.")
+		p.c.Close(websocket.StatusPolicyViolation, "no longer a member of the event")
 		return
 	}
 	okRate, err := p.h.d.Posts.Allow(ctx, p.m.EventID+"."+p.m.UserID)

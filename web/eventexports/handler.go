@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"jetfleet/internal/events"
 	"jetfleet/internal/ids"
 	"jetfleet/subjects"
+	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
 )
@@ -47,17 +49,30 @@ type Deps struct {
 type Handler struct {
 	d     Deps
 	pages site.Pages
+	// requests limits export requests per event and target, on every
+	// edge together.
+	requests *ratelimit.Shared
 }
 
+// ExportsPerHour is how many exports of one event to one target (mailed
+// CSV, HubSpot, Salesforce) its hosts may ask for in an hour: each is a
+// whole run (a mail; a push of every contact spending the organiser's
+// CRM API limits), and a host who is not the organiser may ask too.
+const ExportsPerHour = 6
+
 // New returns the handler.
-func New(d Deps) *Handler {
+func New(d Deps) (*Handler, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Handler{d: d, pages: site.Pages{Log: d.Log}}
+	requests, err := ratelimit.NewShared(d.JS, "events-exports", ExportsPerHour, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{d: d, pages: site.Pages{Log: d.Log}, requests: requests}, nil
 }
 
 // Routes registers the pages on mux behind protect (the sign-in gate).
@@ -181,6 +196,14 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, u session.User) 
 		}
 	default:
 		h.pages.Render(w, r, http.StatusNotFound, "Not found", notFoundView())
+		return
+	}
+	if ok, err := h.requests.Allow(r.Context(), e.ID+"/"+target); err != nil {
+		h.pages.Fail(w, r, "export limit", err)
+		return
+	} else if !ok {
+		w.Header().Set("Retry-After", "3600")
+		h.render(w, r, u, http.StatusTooManyRequests, e, "", fmt.Sprintf("This event's %s export was asked for %d times this hour, the most we take; the last one's progress shows below. Try again later.", crmName(target), ExportsPerHour))
 		return
 	}
 	if err := crm.Request(r.Context(), h.d.JS, h.d.Runs, job); err != nil {

@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 
 	"jetfleet/internal/eventpost"
+	"jetfleet/internal/ids"
 	"jetfleet/internal/payments"
 	"jetfleet/web/session"
 )
@@ -68,10 +70,7 @@ func (h *Handler) saveCard(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	back := "/events/organise/fees"
-	if eid := r.PostFormValue("event"); eid != "" {
-		back = "/events/organise/" + url.PathEscape(eid) + "/analytics"
-	}
+	back := cardBack(r.PostFormValue("event"))
 	co, err := h.d.Payments.CreateSetupCheckout(ctx, payments.SetupRequest{
 		Customer: cus, Currency: h.d.Prices.Currency,
 		SuccessURL: h.d.BaseURL + "/events/organise/fees/card/return?session_id={CHECKOUT_SESSION_ID}&back=" + url.QueryEscape(back),
@@ -82,6 +81,32 @@ func (h *Handler) saveCard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, co.URL, http.StatusSeeOther)
+}
+
+// feesPath is the fees page, where a card is asked for and saved.
+const feesPath = "/events/organise/fees"
+
+// cardBack is where the return from Stripe goes: event eid's analytics
+// page when the card was asked for there, the fees page otherwise.
+func cardBack(eid string) string {
+	if ids.Valid(eid) {
+		return "/events/organise/" + eid + "/analytics"
+	}
+	return feesPath
+}
+
+// cardBackFrom reads back a return link's back parameter: only the pages
+// cardBack names. Anyone can send a signed-in organiser a return link
+// (with a setup session of their own left incomplete), so a prefix check
+// is not enough: browsers drop tabs and line breaks and read a backslash
+// as a slash, making "/<tab>/evil.example" another site.
+func cardBackFrom(back string) string {
+	if eid, ok := strings.CutPrefix(back, "/events/organise/"); ok {
+		if eid, ok := strings.CutSuffix(eid, "/analytics"); ok {
+			return cardBack(eid)
+		}
+	}
+	return feesPath
 }
 
 func (h *Handler) stripeDown(w http.ResponseWriter, err error) {
@@ -97,10 +122,7 @@ func (h *Handler) cardReturn(w http.ResponseWriter, r *http.Request) {
 	}
 	u, _ := session.UserFrom(r.Context())
 	ctx := r.Context()
-	back := r.URL.Query().Get("back")
-	if len(back) < 2 || back[0] != '/' || back[1] == '/' || back[1] == '\\' {
-		back = "/events/organise/fees" // only our own paths
-	}
+	back := cardBackFrom(r.URL.Query().Get("back"))
 	org, err := h.d.Events.Organiser(ctx, u.ID)
 	if err != nil {
 		h.pages.Fail(w, r, "organiser", err)

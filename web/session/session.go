@@ -151,6 +151,17 @@ func (m *Manager) SignOut(ctx context.Context, w http.ResponseWriter, r *http.Re
 	return nil
 }
 
+// SignedInRequest tells whether r carries the cookie of a signed-in
+// session, reading nothing of its body: routes that take large uploads
+// ask it before the upload is read (Middleware's CSRF check reads it).
+func (m *Manager) SignedInRequest(r *http.Request) (bool, error) {
+	s, err := m.load(r)
+	if err != nil {
+		return false, err
+	}
+	return s != nil && s.SignedIn(), nil
+}
+
 func (m *Manager) load(r *http.Request) (*Session, error) {
 	c, err := r.Cookie(CookieName)
 	if err != nil || !validID.MatchString(c.Value) {

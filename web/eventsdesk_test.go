@@ -526,3 +526,36 @@ func TestSubmissionFromABrowserNotSignedInIsRefusedUnread(t *testing.T) {
 		t.Fatalf("anonymous upload = %d %q, want 403 asking to sign in", resp.StatusCode, b)
 	}
 }
+
+// Any account can sign in, so being signed in is not enough to have an
+// upload read: a stranger to the event is refused before the edge reads
+// a byte of the body. The body here is a pipe nothing is ever written to,
+// so an edge that read it would never answer.
+func TestSubmissionFromASignedInNonMemberIsRefusedUnread(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com")
+	d.splitAndPublish(t, 1)
+	stranger := newVisitor(t, d.b.URL)
+	signIn(t, d.a, stranger, "eve@example.com")
+	_, page := stranger.get("/events")
+	if csrfInput.FindStringSubmatch(page) == nil {
+		t.Fatal("no CSRF field on /events")
+	}
+	pr, pw := io.Pipe()
+	// An edge that waits for the body gets a cut-short one after a while
+	// (and answers 400 or 413), so this test fails rather than hangs.
+	stop := time.AfterFunc(15*time.Second, func() { pw.CloseWithError(io.ErrUnexpectedEOF) })
+	t.Cleanup(func() { stop.Stop(); pw.Close() })
+	req, _ := http.NewRequest(http.MethodPost, stranger.base+d.team()+"/submit", pr)
+	req.ContentLength = 4 << 20
+	req.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	req.Header.Set("Origin", stranger.base)
+	resp, err := stranger.c.Do(req)
+	if err != nil {
+		t.Fatalf("a stranger's upload got no answer while its body was unsent: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "teams submit") {
+		t.Fatalf("stranger's upload = %d %q, want 403 saying only teams submit", resp.StatusCode, b)
+	}
+}

@@ -41,5 +41,6 @@ func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *ev
 		return err
 	}
 	h.Routes(mux, s.signedIn)
+	s.submitGate = h.MaySubmit
 	return nil
 }

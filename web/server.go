@@ -117,6 +117,9 @@ type Server struct {
 	// signedIn is the one sign-in gate every product's signed-in pages
 	// pass through (session.Manager.Gate).
 	signedIn func(http.Handler) http.Handler
+	// submitGate authorizes a team submission before its body is read
+	// (web/eventsdesk, when Events is mounted).
+	submitGate func(ctx context.Context, path, uid, email string) (int, string)
 	// identify is the same check for public pages that do more for a
 	// signed-in person (session.Manager.Identify).
 	identify func(http.Handler) http.Handler
@@ -176,7 +179,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		root.Handle("PUT /blobs/", deps.Blobs)
 	}
 	root.Handle("/api/", s.api)
-	root.Handle("/", limitForms(sessions.SignedInRequest, sessions.Middleware(pages)))
+	root.Handle("/", limitForms(s.maySubmit, sessions.Middleware(pages)))
 	s.handler = s.recoverer(securityHeaders(site.WithNav(navigation())(root), cfg.BlobOrigin))
 	return s, nil
 }
@@ -240,9 +243,11 @@ const (
 // reads it (the CSRF check parses the form): at most maxFormBytes within
 // formBodyWithin, and no multipart bodies, which would otherwise be spooled
 // to temporary files before the request is known to be legitimate. The
-// one multipart route (a team's submission) is read only for a signed-in
-// browser (signedIn): an anonymous session's CSRF token is anyone's.
-func limitForms(signedIn func(*http.Request) (bool, error), next http.Handler) http.Handler {
+// one multipart route (a team's submission) is read only when maySubmit,
+// which reads nothing of the body, lets its sender through: a signed-in
+// member of one of the event's teams (an anonymous session's CSRF token
+// is anyone's, and any account could otherwise fill the disk).
+func limitForms(maySubmit func(*http.Request) (int, string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
@@ -256,13 +261,8 @@ func limitForms(signedIn func(*http.Request) (bool, error), next http.Handler) h
 			return
 		}
 		if r.Method == http.MethodPost && eventsdesk.IsSubmitPath(r.URL.Path) {
-			ok, err := signedIn(r)
-			if err != nil {
-				http.Error(w, "Sessions are unavailable right now; try again in a moment.", http.StatusServiceUnavailable)
-				return
-			}
-			if !ok {
-				http.Error(w, "Sign in with the address you registered to submit your team's project.", http.StatusForbidden)
+			if status, msg := maySubmit(r); status != 0 {
+				http.Error(w, msg, status)
 				return
 			}
 			// A team's submission takes one file, multipart (web/eventsdesk
@@ -293,6 +293,24 @@ func limitForms(signedIn func(*http.Request) (bool, error), next http.Handler) h
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maySubmit tells, reading nothing of r's body, whether its sender may
+// post a team submission: 0 when so, else the status and message that
+// refuse it unread.
+func (s *Server) maySubmit(r *http.Request) (int, string) {
+	u, ok, err := s.sessions.RequestUser(r)
+	if err != nil {
+		s.deps.Log.Error("session of a submission", "err", err)
+		return http.StatusServiceUnavailable, "Sessions are unavailable right now; try again in a moment."
+	}
+	if !ok {
+		return http.StatusForbidden, "Sign in with the address you registered to submit your team's project."
+	}
+	if s.submitGate == nil {
+		return http.StatusNotFound, "There are no submissions on this site."
+	}
+	return s.submitGate(r.Context(), r.URL.Path, u.ID, u.Email)
 }
 
 // recoverer turns a handler panic into a 500 and a log line, so one bad

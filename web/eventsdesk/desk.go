@@ -652,6 +652,34 @@ func IsSubmitPath(path string) bool {
 	return ok && ids.Valid(id) && tail == "live/team/submit"
 }
 
+// MaySubmit tells, reading nothing of the request's body, whether the
+// signed-in user (uid, email) may post the submission at path: only a
+// member of one of the event's teams may have an upload read at all. It
+// returns 0 when so, else the status and message that refuse it.
+func (h *Handler) MaySubmit(ctx context.Context, path, uid, email string) (int, string) {
+	rest, _ := strings.CutPrefix(path, "/events/")
+	eid, _, _ := strings.Cut(rest, "/")
+	m, _, err := h.d.Events.Member(ctx, eid, uid, email)
+	switch {
+	case errors.Is(err, events.ErrNotFound):
+		return http.StatusNotFound, "There is no such event."
+	case errors.Is(err, events.ErrNotMember):
+		return http.StatusForbidden, "Only the event's teams submit projects; sign in with the address you registered."
+	case err != nil:
+		h.d.Log.Error("events desk: member for submission", "event", eid, "err", err)
+		return http.StatusServiceUnavailable, "Submissions are unavailable right now; try again in a moment."
+	}
+	_, err = h.d.Events.TeamOf(ctx, eid, m.RegistrationID)
+	switch {
+	case errors.Is(err, events.ErrNoTeam):
+		return http.StatusForbidden, "Submissions are made by teams; you are not in a team of this event."
+	case err != nil:
+		h.d.Log.Error("events desk: team for submission", "event", eid, "err", err)
+		return http.StatusServiceUnavailable, "Submissions are unavailable right now; try again in a moment."
+	}
+	return 0, ""
+}
+
 // uploadWithin bounds how long a submission's body may take to arrive.
 const uploadWithin = 5 * time.Minute
 

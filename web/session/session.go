@@ -151,15 +151,16 @@ func (m *Manager) SignOut(ctx context.Context, w http.ResponseWriter, r *http.Re
 	return nil
 }
 
-// SignedInRequest tells whether r carries the cookie of a signed-in
-// session, reading nothing of its body: routes that take large uploads
-// ask it before the upload is read (Middleware's CSRF check reads it).
-func (m *Manager) SignedInRequest(r *http.Request) (bool, error) {
+// RequestUser returns the user of r's session cookie when it is signed
+// in, reading nothing of its body: routes that take large uploads ask it
+// before the upload is read (Middleware's CSRF check reads it). It does
+// not check that the account still exists; Gate does, later.
+func (m *Manager) RequestUser(r *http.Request) (User, bool, error) {
 	s, err := m.load(r)
-	if err != nil {
-		return false, err
+	if err != nil || s == nil || !s.SignedIn() {
+		return User{}, false, err
 	}
-	return s != nil && s.SignedIn(), nil
+	return User{ID: s.UserID, Email: s.Email}, true, nil
 }
 
 func (m *Manager) load(r *http.Request) (*Session, error) {

@@ -31,6 +31,8 @@ type env struct {
 	ctx  context.Context
 	uid  string
 	sess string
+	// store holds the uploads: a test can replace one behind the service.
+	store *blob.ObjectStore
 }
 
 func setup(t *testing.T, quota int) *env {
@@ -69,7 +71,7 @@ func setup(t *testing.T, quota int) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{svc: svc, yt: yt, g: g, vid: youtubetest.VideoID(1), ctx: ctx, uid: "user1", sess: "session-1"}
+	return &env{svc: svc, yt: yt, g: g, vid: youtubetest.VideoID(1), ctx: ctx, uid: "user1", sess: "session-1", store: store}
 }
 
 // connect runs the consent as a browser would and returns the callback's
@@ -352,5 +354,25 @@ func TestDeletingARunningTestGivesItsQuotaBack(t *testing.T) {
 	after, _ := e.svc.Quota(e.ctx, day)
 	if after.Reserved != 0 {
 		t.Fatalf("reserved %d after delete (was %d), want 0", after.Reserved, booked.Reserved)
+	}
+}
+
+// What is sent to YouTube is what the bytes are, whatever type was
+// stored or recorded at start: an upload replaced after the start by a
+// page is refused with the reason and never sent.
+func TestThumbnailThatIsNoLongerAnImageIsRefusedNotSent(t *testing.T) {
+	e := setup(t, 0)
+	e.connect(t)
+	test := e.started(t, 2, 12*time.Hour)
+	page := []byte("<!DOCTYPE html><html><script>alert(1)</script></html>")
+	if err := e.store.Put(e.ctx, test.Variants[0].ThumbKey, bytes.NewReader(page), int64(len(page)), "image/jpeg"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.ApplySlot(e.ctx, test.ID, 0)
+	if !errors.Is(err, abtest.ErrThumbnailType) || !strings.Contains(err.Error(), "text/html") {
+		t.Fatalf("apply with a page as thumbnail: %v; want ErrThumbnailType naming what it is", err)
+	}
+	if n := e.g.Calls("thumbnails.set"); n != 0 {
+		t.Fatalf("thumbnails.set called %d times with a page", n)
 	}
 }

@@ -76,9 +76,6 @@ func (s *Service) ApplySlot(ctx context.Context, tid string, i int) (Applied, er
 		if err != nil {
 			return did, fmt.Errorf("read thumbnail of variant %s: %w", v.Label, err)
 		}
-		if v.ThumbType != "" {
-			ct = v.ThumbType
-		}
 		err = api.SetThumbnail(ctx, t.VideoID, img, ct)
 		s.Spend(ctx, dataapi.CostThumbnailsSet)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	_ "image/jpeg" // thumbnail headers
 	_ "image/png"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -463,9 +464,15 @@ func (s *Service) change(ctx context.Context, uid, tid string, f func(*subjects.
 	return update(ctx, s, subjects.TrackerABTestKey(tid), f)
 }
 
-// readThumb reads variant v's uploaded thumbnail.
+// ErrThumbnailType: an uploaded thumbnail's bytes are not a JPEG or PNG
+// (whatever type it was stored with); it is not sent to YouTube.
+var ErrThumbnailType = errors.New("thumbnail is not a JPEG or PNG image")
+
+// readThumb reads variant v's uploaded thumbnail and its type, sniffed
+// from the bytes: the stored type is whatever the uploader sent, and the
+// object may have been replaced since the start checked it.
 func (s *Service) readThumb(ctx context.Context, key string) ([]byte, string, error) {
-	r, info, err := s.cfg.Blobs.Get(ctx, key)
+	r, _, err := s.cfg.Blobs.Get(ctx, key)
 	if err != nil {
 		return nil, "", err
 	}
@@ -474,5 +481,9 @@ func (s *Service) readThumb(ctx context.Context, key string) ([]byte, string, er
 	if _, err := io.Copy(&b, io.LimitReader(r, dataapi.MaxThumbnailBytes+1)); err != nil {
 		return nil, "", err
 	}
-	return b.Bytes(), info.ContentType, nil
+	ct := http.DetectContentType(b.Bytes())
+	if ct != "image/jpeg" && ct != "image/png" {
+		return nil, "", fmt.Errorf("%w: %s is %s", ErrThumbnailType, key, ct)
+	}
+	return b.Bytes(), ct, nil
 }

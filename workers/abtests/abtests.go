@@ -51,7 +51,7 @@ func (a *Apply) Handle(ctx context.Context, msg jetstream.Msg) error {
 	case errors.Is(err, abtest.ErrRevoked):
 		a.log.Warn("a/b slot not applied: grant revoked, tests paused", "test", m.Test, "slot", m.Slot)
 		return nil
-	case errors.Is(err, dataapi.ErrForbidden), errors.Is(err, dataapi.ErrInvalid), errors.Is(err, dataapi.ErrNotFound):
+	case errors.Is(err, dataapi.ErrForbidden), errors.Is(err, dataapi.ErrInvalid), errors.Is(err, dataapi.ErrNotFound), errors.Is(err, abtest.ErrThumbnailType):
 		if ferr := a.svc.FailSlot(ctx, m.Test, m.Slot, err.Error()); ferr != nil {
 			return ferr
 		}

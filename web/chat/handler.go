@@ -161,7 +161,10 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		return
 	}
 	defer sock.Leave()
-	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10), checked: h.d.Now()}
+	p := &poster{h: h, c: c, sock: sock, m: m, ev: ev, room: room, earlier: rate.NewLimiter(5, 10)}
+	p.member = h.d.Events.NewRecheck(m, ev, events.MemberRecheck, h.d.Now, func(ctx context.Context, m events.Member, _ events.Event) (bool, error) {
+		return h.d.Events.CanJoinRoom(ctx, m, room)
+	})
 	// after: the sequence the socket starts after; a client that drops
 	// before any message arrived resumes from it.
 	hello, _ := json.Marshal(map[string]any{"type": "hello", "room": room, "read_only": p.readOnly(), "after": sock.Start()})
@@ -209,36 +212,19 @@ type poster struct {
 	// earlier bounds "load earlier" requests (each reads the stream):
 	// scrolling fast asks a few a second, not hundreds.
 	earlier *rate.Limiter
-	// checked is when m's membership (and room) was last confirmed.
-	checked time.Time
+	// member confirms m's membership (and room) again on a post, at most
+	// once a minute (events.Recheck, the rule of every live socket).
+	member *events.Recheck
 }
 
-// memberRecheck is how old a socket's membership check may be when its
-// member posts: a socket lives for the whole event, and a participant who
-// cancelled or a host removed must not keep posting; checking at most
-// once a minute keeps the registration reads off the message path.
-const memberRecheck = time.Minute
-
 // stillMember confirms that the socket's member may still be in its room,
-// reading the event again once the last check is memberRecheck old.
+// reading the event again once the last check is a minute old.
 func (p *poster) stillMember(ctx context.Context) (bool, error) {
-	now := p.h.d.Now()
-	if now.Sub(p.checked) < memberRecheck {
-		return true, nil
+	ok, err := p.member.Still(ctx)
+	if ok {
+		p.m, p.ev = p.member.Member()
 	}
-	m, ev, err := p.h.d.Events.Member(ctx, p.m.EventID, p.m.UserID, p.m.Email)
-	if errors.Is(err, events.ErrNotMember) || errors.Is(err, events.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	ok, err := p.h.d.Events.CanJoinRoom(ctx, m, p.room)
-	if err != nil || !ok {
-		return false, err
-	}
-	p.m, p.ev, p.checked = m, ev, now
-	return true, nil
+	return ok, err
 }
 
 func (p *poster) readOnly() bool { return !p.h.d.Now().Before(p.ev.End) }

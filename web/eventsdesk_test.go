@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -62,7 +63,7 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
+		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsMemberRecheck: 200 * time.Millisecond}, web.Deps{
 			NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			BlobStore: store, Blobs: blob.Handler(store, signer),
 		})
@@ -84,6 +85,8 @@ type liveDesk struct {
 	id    string
 	org   *visitor
 	parts []*visitor
+	// regs are the parts' registration pages, /events/e/{id}/r/{rid}.
+	regs []string
 }
 
 func startLiveDesk(t *testing.T, participants ...string) *liveDesk {
@@ -102,6 +105,7 @@ func startLiveDesk(t *testing.T, participants ...string) *liveDesk {
 			t.Fatalf("register %s = %d", email, resp.StatusCode)
 		}
 		d.parts = append(d.parts, p)
+		d.regs = append(d.regs, strings.SplitN(resp.Header.Get("Location"), "?", 2)[0])
 	}
 	return d
 }
@@ -557,5 +561,67 @@ func TestSubmissionFromASignedInNonMemberIsRefusedUnread(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "teams submit") {
 		t.Fatalf("stranger's upload = %d %q, want 403 saying only teams submit", resp.StatusCode, b)
+	}
+}
+
+// awaitClose reads c until it closes and returns the close error.
+func awaitClose(t *testing.T, c *websocket.Conn, within time.Duration) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// A desk socket lives for the whole event: a host removed since it
+// opened, and a participant who cancelled since, are cut off (the socket
+// closes saying why) instead of receiving the help queue, the figures and
+// the team's updates until they leave the page.
+func TestDeskSocketsCloseForAHostRemovedOrAParticipantWhoCancelled(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com", "bob@example.com")
+	d.splitAndPublish(t, 1)
+	org := "/events/organise/" + d.id
+	if resp := d.org.post(org, org+"/hosts", url.Values{"host_email": {"hana@example.com"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add host = %d", resp.StatusCode)
+	}
+	hana := newVisitor(t, d.a.URL)
+	signIn(t, d.a, hana, "hana@example.com")
+	hostSock, _, err := dialAdmin(t, hana, d.b.URL, d.id)
+	if err != nil {
+		t.Fatalf("host's admin socket: %v", err)
+	}
+	annSock, _, err := dialTeam(t, d.parts[0], d.b.URL, d.id)
+	if err != nil {
+		t.Fatalf("ann's team socket: %v", err)
+	}
+	bobSock, _, err := dialTeam(t, d.parts[1], d.b.URL, d.id)
+	if err != nil {
+		t.Fatalf("bob's team socket: %v", err)
+	}
+	if resp := d.org.post(org, org+"/hosts/remove", url.Values{"host_email": {"hana@example.com"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove host = %d", resp.StatusCode)
+	}
+	if resp := d.parts[0].post(d.regs[0], d.regs[0]+"/cancel", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ann cancels = %d", resp.StatusCode)
+	}
+	for _, c := range []struct {
+		who    string
+		c      *websocket.Conn
+		reason string
+	}{{"removed host", hostSock, "no longer a host"}, {"cancelled participant", annSock, "no longer in this team"}} {
+		err := awaitClose(t, c.c, 10*time.Second)
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, c.reason) {
+			t.Errorf("%s's socket ended with %v, want a policy-violation close saying %q", c.who, err, c.reason)
+		}
+	}
+	// Bob is still in the team: his socket stays open through rechecks.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := bobSock.Read(ctx); websocket.CloseStatus(err) != -1 {
+		t.Errorf("bob's socket closed: %v", err)
 	}
 }

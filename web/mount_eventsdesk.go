@@ -19,7 +19,7 @@ func mountEventsDesk(ctx context.Context, s *Server, mux *http.ServeMux, svc *ev
 	log := s.deps.Log.With("product", "events", "part", "desk")
 	h, err := eventsdesk.New(ctx, eventsdesk.Deps{
 		Events: svc, JS: s.deps.JS, Log: log,
-		MaxFile: events.DefaultMaxSubmissionFile,
+		MaxFile: events.DefaultMaxSubmissionFile, MemberRecheck: s.cfg.EventsMemberRecheck,
 		// A team's view embeds its team room's chat (the room is the
 		// team's id; CanJoinRoom admits its members and the admins).
 		ChatPanel: webchat.ChatPanel,

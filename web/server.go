@@ -71,6 +71,10 @@ type Config struct {
 	// EventsPostDelay is how long after an event's end its post-event
 	// steps run (EVENTS_POST_DELAY); 0 means subjects.DefaultEventsPostDelay.
 	EventsPostDelay time.Duration
+	// EventsMemberRecheck is how often an open live desk socket confirms
+	// its viewer is still allowed; 0 means events.MemberRecheck (tests
+	// shorten it).
+	EventsMemberRecheck time.Duration
 	// EventsFees is the platform fee's price table (EVENTS_FEE_*), shown
 	// to organisers.
 	EventsFees eventpost.Prices

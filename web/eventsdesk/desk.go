@@ -46,7 +46,11 @@ type Deps struct {
 	// FiguresEvery is how often the admin socket sends fresh figures;
 	// default 10 s.
 	FiguresEvery time.Duration
-	Now          func() time.Time
+	// MemberRecheck is how often an open admin or team socket confirms
+	// that its viewer is still a host or in the team (events.Recheck);
+	// default events.MemberRecheck (a minute).
+	MemberRecheck time.Duration
+	Now           func() time.Time
 }
 
 // Handler serves the pages.

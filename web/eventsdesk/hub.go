@@ -189,6 +189,13 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 	// and finds a peer that went away without closing.
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
+	// A socket lives for the whole event: a host removed since it opened
+	// stops receiving the help queue and the figures.
+	member := h.d.Events.NewRecheck(m, e, h.d.MemberRecheck, h.d.Now, func(_ context.Context, m events.Member, _ events.Event) (bool, error) {
+		return m.Admin, nil
+	})
+	recheck := time.NewTicker(member.Every())
+	defer recheck.Stop()
 	var figures <-chan time.Time
 	if h.d.Figures != nil {
 		t := time.NewTicker(h.d.FiguresEvery)
@@ -207,6 +214,12 @@ func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.M
 				return
 			}
 			f = Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}
+		case <-recheck.C:
+			if !h.stillAllowed(ctx, c, member, "no longer a host of the event") {
+				return
+			}
+			m, e = member.Member()
+			continue
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, writeWithin)
 			err := c.Ping(pctx)
@@ -277,6 +290,17 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		return
 	}
 	defer leave()
+	// A participant who cancelled or was moved to another team since the
+	// socket opened stops receiving this team's updates.
+	member := h.d.Events.NewRecheck(m, e, h.d.MemberRecheck, h.d.Now, func(ctx context.Context, m events.Member, _ events.Event) (bool, error) {
+		now, err := h.d.Events.TeamOf(ctx, m.EventID, m.RegistrationID)
+		if errors.Is(err, events.ErrNoTeam) {
+			return false, nil
+		}
+		return err == nil && now.ID == t.ID, err
+	})
+	recheck := time.NewTicker(member.Every())
+	defer recheck.Stop()
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	sent := "-" // the state last sent: flag id and state, "" for none
@@ -285,6 +309,12 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
 			return
+		case <-recheck.C:
+			if !h.stillAllowed(ctx, c, member, "no longer in this team") {
+				return
+			}
+			_, e = member.Member()
+			continue
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, writeWithin)
 			err := c.Ping(pctx)
@@ -327,4 +357,20 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 			return
 		}
 	}
+}
+
+// stillAllowed confirms a socket's viewer again (events.Recheck) and, when
+// they are no longer allowed, closes the socket with reason. When
+// membership cannot be read the socket stays and the next tick retries.
+func (h *Handler) stillAllowed(ctx context.Context, c *websocket.Conn, member *events.Recheck, reason string) bool {
+	ok, err := member.Still(ctx)
+	if err != nil {
+		m, _ := member.Member()
+		h.d.Log.Warn("events desk: recheck socket member", "event", m.EventID, "err", err)
+		return true
+	}
+	if !ok {
+		c.Close(websocket.StatusPolicyViolation, reason)
+	}
+	return ok
 }

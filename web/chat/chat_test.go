@@ -3,6 +3,7 @@ package chat_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -716,4 +717,54 @@ func TestAMemberWhoLeavesTheEventStopsPostingOnTheOpenSocket(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the former member's socket stays open")
 	}
+}
+
+// One person may hold MaxSocketsPerUser chat sockets on an edge (tabs,
+// devices); the next is closed saying why, and a slot freed by closing
+// one is taken again.
+func TestChatSocketsPerPersonAreCappedWithAReason(t *testing.T) {
+	w := newWorld(t)
+	e := w.startEdge(edgeOpts{})
+	pat := w.person(e, patID, patEmail)
+	path := "/events/" + w.ev.ID + "/live/chat"
+	var held []*client
+	for range webchat.MaxSocketsPerUser {
+		conn, _, err := pat.dial(e, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := open(t, conn)
+		cl.await(t, "hello", func(frame) bool { return true })
+		held = append(held, cl)
+	}
+	t.Cleanup(func() {
+		for _, cl := range held {
+			cl.c.CloseNow()
+		}
+	})
+	conn, _, err := pat.dial(e, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testenv.Context(t, 10*time.Second)
+	_, _, err = conn.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, "too many chat windows") {
+		t.Fatalf("socket %d: %v, want a policy-violation close saying too many", webchat.MaxSocketsPerUser+1, err)
+	}
+	held[0].c.Close(websocket.StatusNormalClosure, "")
+	held = held[1:]
+	testenv.Eventually(t, 10*time.Second, "a socket in the freed slot", func() bool {
+		conn, _, err := pat.dial(e, path)
+		if err != nil {
+			return false
+		}
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			conn.CloseNow()
+			return false
+		}
+		held = append(held, &client{c: conn})
+		return strings.Contains(string(data), `"hello"`)
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -45,6 +46,37 @@ type Deps struct {
 // Handler serves the chat socket.
 type Handler struct {
 	d Deps
+	// mu guards open: each user's open sockets on this edge.
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// MaxSocketsPerUser bounds one person's open chat sockets on one edge:
+// enough for several tabs and devices, not for a script holding
+// thousands of sockets (each costs a goroutine pair and a hub slot).
+const MaxSocketsPerUser = 10
+
+// tooManySockets is the close reason of a socket over MaxSocketsPerUser
+// (the page shows it while it retries).
+var tooManySockets = "too many chat windows open (" + strconv.Itoa(MaxSocketsPerUser) + " at most); close one"
+
+// claim counts a socket of uid, false when uid has MaxSocketsPerUser open.
+func (h *Handler) claim(uid string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.open[uid] >= MaxSocketsPerUser {
+		return false
+	}
+	h.open[uid]++
+	return true
+}
+
+func (h *Handler) release(uid string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.open[uid]--; h.open[uid] <= 0 {
+		delete(h.open, uid)
+	}
 }
 
 // New returns the handler.
@@ -58,7 +90,7 @@ func New(d Deps) (*Handler, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{d: d}, nil
+	return &Handler{d: d, open: map[string]int{}}, nil
 }
 
 // PostsPerMinute is each person's post limit in one event: the seed
@@ -151,6 +183,11 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		return // Accept answered the request
 	}
 	defer c.CloseNow()
+	if !h.claim(m.UserID) {
+		c.Close(websocket.StatusPolicyViolation, tooManySockets)
+		return
+	}
+	defer h.release(m.UserID)
 	c.SetReadLimit(maxFrameBytes)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -401,7 +401,7 @@ type Draft struct {
 }
 
 // Create checks a draft and keeps it as a test in state draft, whose
-// variants' thumbnails are then uploaded (UploadURL) before Start. The
+// variants' thumbnails are then uploaded (ThumbUpload) before Start. The
 // video must belong to the connected channel (videos.list).
 func (s *Service) Create(ctx context.Context, uid string, d Draft) (subjects.TrackerABTest, error) {
 	p := Problems{}
@@ -519,13 +519,15 @@ func (s *Service) List(ctx context.Context, uid string) ([]subjects.TrackerABTes
 	return out, nil
 }
 
-// UploadURL is a presigned PUT for variant i's thumbnail of a draft.
-func (s *Service) UploadURL(ctx context.Context, t subjects.TrackerABTest, i int) (string, error) {
+// ThumbUpload is how the browser uploads variant i's thumbnail of a
+// draft: the store itself refuses more than YouTube's 2 MB or a type
+// that is not an image (JPEG or PNG is checked from the bytes later).
+func (s *Service) ThumbUpload(ctx context.Context, t subjects.TrackerABTest, i int) (blob.Upload, error) {
 	up, ok := s.cfg.Blobs.(blob.Uploader)
 	if !ok {
-		return "", errors.New("blob store takes no direct uploads")
+		return blob.Upload{}, errors.New("blob store takes no direct uploads")
 	}
-	return up.PutURL(ctx, t.Variants[i].ThumbKey, uploadURLExpiry)
+	return up.Upload(ctx, t.Variants[i].ThumbKey, blob.Limits{MaxBytes: dataapi.MaxThumbnailBytes, TypePrefix: "image/"}, uploadURLExpiry)
 }
 
 // ThumbURL is a URL to show variant i's uploaded thumbnail.

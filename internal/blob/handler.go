@@ -18,7 +18,7 @@ func Handler(store Store, signer *URLSigner) http.Handler {
 	mux := http.NewServeMux()
 	h := &handler{store: store, signer: signer}
 	mux.Handle("GET /blobs/{key...}", h)
-	// Uploads from browsers, signed by ObjectStore.PutURL (upload.go).
+	// Uploads from browsers, signed by ObjectStore.Upload (upload.go).
 	mux.HandleFunc("PUT /blobs/{key...}", h.servePut)
 	return mux
 }

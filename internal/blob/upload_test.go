@@ -1,7 +1,10 @@
 package blob_test
 
 import (
+	"bytes"
+	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +13,9 @@ import (
 	"jetfleet/internal/blob"
 	"jetfleet/internal/testenv"
 )
+
+// anyUpload is a 1 MiB limit on any type.
+var anyUpload = blob.Limits{MaxBytes: 1 << 20}
 
 func putBody(t *testing.T, u, body string) int {
 	t.Helper()
@@ -34,10 +40,11 @@ func putTyped(t *testing.T, u, body, contentType string) int {
 func TestPutURLUploadsAndOnlyPutURLsDo(t *testing.T) {
 	e := startEdge(t)
 	ctx := testenv.Context(t, 10*time.Second)
-	up, err := e.store.PutURL(ctx, "abtests/u/t/a", time.Minute)
+	upload, err := e.store.Upload(ctx, "abtests/u/t/a", anyUpload, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
+	up := upload.URL
 	get, _ := e.store.URL(ctx, "abtests/u/t/a", time.Minute)
 	if s := putBody(t, get, "sneaky"); s != http.StatusForbidden {
 		t.Fatalf("PUT with a download link: %d, want 403", s)
@@ -59,9 +66,48 @@ func TestPutURLUploadsAndOnlyPutURLsDo(t *testing.T) {
 	}
 }
 
-// Both stores take a browser's PUT to the URL PutURL gives, and the
-// object is then there to check.
-func TestPutURLOfEveryStoreStoresTheBody(t *testing.T) {
+// send uploads body as a browser does with u: the S3 form POST (the
+// policy's fields, the Content-Type, then the file) or the PUT.
+func send(t *testing.T, u blob.Upload, body, contentType string) int {
+	t.Helper()
+	var req *http.Request
+	switch u.Method {
+	case http.MethodPost:
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for k, v := range u.Fields {
+			mw.WriteField(k, v)
+		}
+		mw.WriteField("Content-Type", contentType)
+		fw, _ := mw.CreateFormFile("file", "upload")
+		fw.Write([]byte(body))
+		mw.Close()
+		req, _ = http.NewRequest(http.MethodPost, u.URL, &b)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+	case http.MethodPut:
+		req, _ = http.NewRequest(http.MethodPut, u.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+	default:
+		t.Fatalf("upload method %q", u.Method)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", u.Method, u.URL, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+// Every store takes a browser's upload as Upload describes it, and
+// refuses, itself, a body over the limit or of another type than the
+// one allowed (S3 by its POST policy, the edge by the signed limits),
+// so an oversize or wrong-type object never lands.
+func TestUploadOfEveryStoreTakesOnlyTheAllowedSizeAndType(t *testing.T) {
+	lim := blob.Limits{MaxBytes: 1024, TypePrefix: "image/"}
 	for _, impl := range implementations {
 		t.Run(impl.name, func(t *testing.T) {
 			f := impl.open(t)
@@ -70,16 +116,32 @@ func TestPutURLOfEveryStoreStoresTheBody(t *testing.T) {
 				t.Fatalf("%s is not an Uploader", impl.name)
 			}
 			ctx := testenv.Context(t, 10*time.Second)
-			u, err := up.PutURL(ctx, "abtests/u/t/a", time.Minute)
+			for _, c := range []struct{ name, body, ct string }{
+				{"oversize", pngHead + strings.Repeat("x", 2048), "image/png"},
+				{"wrong type", "<!DOCTYPE html><script>alert(1)</script>", "text/html"},
+			} {
+				key := "abtests/u/t/" + strings.ReplaceAll(c.name, " ", "-")
+				u, err := up.Upload(ctx, key, lim, time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s := send(t, u, c.body, c.ct); s < 400 || s >= 500 {
+					t.Errorf("%s upload: HTTP %d, want a 4xx refusal", c.name, s)
+				}
+				if _, err := f.store.Stat(ctx, key); !errors.Is(err, blob.ErrNotFound) {
+					t.Errorf("%s upload was stored (stat: %v)", c.name, err)
+				}
+			}
+			u, err := up.Upload(ctx, "abtests/u/t/a", lim, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := putBody(t, u, "thumbnail bytes"); s != http.StatusOK {
-				t.Fatalf("PUT: %d", s)
+			if s := send(t, u, pngHead+"thumbnail bytes", "image/png"); s < 200 || s > 299 {
+				t.Fatalf("upload: %d", s)
 			}
 			info, err := f.store.Stat(ctx, "abtests/u/t/a")
-			if err != nil || info.Size != int64(len("thumbnail bytes")) {
-				t.Fatalf("stat after PUT: %+v %v", info, err)
+			if err != nil || info.Size != int64(len(pngHead+"thumbnail bytes")) {
+				t.Fatalf("stat after upload: %+v %v", info, err)
 			}
 		})
 	}
@@ -104,10 +166,11 @@ func TestPutStoresSniffedTypeNotTheUploadersHeader(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			key := "abtests/u/t/" + strings.ReplaceAll(c.name, " ", "-")
-			up, err := e.store.PutURL(ctx, key, time.Minute)
+			upload, err := e.store.Upload(ctx, key, anyUpload, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}
+			up := upload.URL
 			if s := putTyped(t, up, c.body, c.claimed); s != http.StatusOK {
 				t.Fatalf("PUT: %d", s)
 			}

@@ -1,6 +1,7 @@
 // A/B test pages: show only the title fields of the chosen number of
 // variants, and upload each variant's thumbnail straight to blob storage
-// with its presigned PUT URL (never through our forms), then load the
+// as the store signed it: an S3 form POST whose policy bounds size and
+// type, or a PUT to the edge's signed URL (never through our forms), then load the
 // test's page again so the server's checks of the stored file (type, size,
 // dimensions) show. A plain reload would resubmit the form that rendered
 // the page (a refused start, for one).
@@ -33,7 +34,17 @@
       }
       status.textContent = "Uploading…";
       status.className = "upload-status muted";
-      fetch(input.dataset.upload, { method: "PUT", body: file, headers: { "Content-Type": file.type } })
+      var up = JSON.parse(input.dataset.upload);
+      var req = { method: up.method, body: file, headers: { "Content-Type": file.type } };
+      if (up.method === "POST") {
+        // S3 form: the policy's fields, the file's type, the file last.
+        var form = new FormData();
+        Object.keys(up.fields || {}).forEach(function (k) { form.append(k, up.fields[k]); });
+        form.append("Content-Type", file.type);
+        form.append("file", file);
+        req = { method: "POST", body: form };
+      }
+      fetch(up.url, req)
         .then(function (r) {
           if (!r.ok) throw new Error("HTTP " + r.status);
           location.assign(input.dataset.page);

@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -255,9 +256,11 @@ type abPageData struct {
 
 // abThumb is a variant's thumbnail as the page shows it.
 type abThumb struct {
-	UploadURL string
-	ViewURL   string
-	Check     abtest.ThumbCheck
+	// Upload is how the page sends the file (blob.Upload as JSON: the
+	// S3 form POST or the edge PUT); empty when no upload is offered.
+	Upload  string
+	ViewURL string
+	Check   abtest.ThumbCheck
 }
 
 func (h *Handler) abPage(w http.ResponseWriter, r *http.Request, uid string) {
@@ -284,10 +287,13 @@ func (h *Handler) showABPage(w http.ResponseWriter, r *http.Request, uid string,
 				th.ViewURL = h.d.ABTests.ThumbURL(ctx, t, i)
 			}
 			if t.Status == subjects.TrackerABDraft {
-				if th.UploadURL, err = h.d.ABTests.UploadURL(ctx, t, i); err != nil {
-					h.pages.Fail(w, r, "upload url", err)
+				up, err := h.d.ABTests.ThumbUpload(ctx, t, i)
+				if err != nil {
+					h.pages.Fail(w, r, "thumbnail upload", err)
 					return
 				}
+				b, _ := json.Marshal(up)
+				th.Upload = string(b)
 			}
 		}
 		d.Thumbs = append(d.Thumbs, th)

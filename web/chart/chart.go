@@ -7,6 +7,7 @@ package chart
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +91,8 @@ type barBox struct {
 	X, Y, W, H   string
 	CX, LabelY   string
 	ValueY       string
-	Label, Value string
+	Label, Value string // "" when there is no room to show it
+	Title        string
 }
 
 func layoutBars(bars []Bar) barLayout {
@@ -105,14 +107,27 @@ func layoutBars(bars []Bar) barLayout {
 	}
 	hi = niceCeil(hi)
 	slot := float64(l.Right-l.Left) / float64(len(bars))
+	// Labels need about 64 px and values 36 px to be read side by side (at
+	// 390 px wide the viewBox shrinks to about half): with many bars only
+	// every k-th bar is labelled, and the values are read from the y axis
+	// and each bar's tooltip.
+	every := max(1, int(math.Ceil(64/slot)))
+	showValues := slot >= 36
 	for i, b := range bars {
 		h := float64(l.Bottom-l.Top) * b.Value / hi
 		x := l.X(0) + slot*float64(i) + slot*0.15
-		l.Bars = append(l.Bars, barBox{
+		box := barBox{
 			X: f1(x), Y: f1(float64(l.Bottom) - h), W: f1(slot * 0.7), H: f1(h),
 			CX: f1(x + slot*0.35), LabelY: strconv.Itoa(l.Bottom + 16), ValueY: f1(float64(l.Bottom) - h - 4),
-			Label: b.Label, Value: Value(b.Value),
-		})
+			Title: b.Label + ": " + Value(b.Value),
+		}
+		if i%every == 0 {
+			box.Label = b.Label
+		}
+		if showValues {
+			box.Value = Value(b.Value)
+		}
+		l.Bars = append(l.Bars, box)
 	}
 	l.YTicks = zeroTo(hi, func(v float64) float64 { return l.Y(v / hi) })
 	return l

@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +92,25 @@ func TestPlotDrawsTheFrameAroundAProductsMarks(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("plot lacks %q:\n%s", want, html)
 		}
+	}
+}
+
+func TestManyBarsKeepEveryValueInTooltipsAndThinTheirLabels(t *testing.T) {
+	var bars []Bar
+	for i := range 30 {
+		bars = append(bars, Bar{Label: fmt.Sprintf("14:%02d", i), Value: float64(i)})
+	}
+	var b bytes.Buffer
+	if err := Bars("events per second", bars).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	html := b.String()
+	for _, want := range []string{"<title>14:29: 29</title>", "<title>14:01: 1</title>", ">14:00<", ">50<"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("bar chart lacks %q:\n%s", want, html)
+		}
+	}
+	if labels := strings.Count(html, `fill="#5b6470">14:`); labels == 0 || labels > 12 {
+		t.Errorf("%d time labels under 30 bars, want a readable few", labels)
 	}
 }

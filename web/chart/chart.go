@@ -1,8 +1,11 @@
-// Package chart lays out small server-rendered SVG charts with axes and
-// values — a line over time and labelled bars — for any product's pages
-// (templ components in chart.templ). Pages pass figures; the layout
-// (scales, axis labels, a value on every bar, a tooltip on every point) is
-// done once here.
+// Package chart draws every server-rendered SVG chart of the site (templ
+// components in chart.templ). Plot draws a Frame — axes, labelled
+// gridlines (TimeTicks, NiceTicks), end labels, a viewBox the stylesheet
+// scales to 1280 and 390 px — around marks a page adds with Series, Dots,
+// Segments (one colour per series, SeriesColor), Band and Mark; Line (a
+// value over time) and Bars (labelled values) are whole charts built the
+// same way. Products draw their own charts (the Tracker's band, change
+// marks and variant colouring) from these parts rather than their own SVG.
 package chart
 
 import (

@@ -48,9 +48,9 @@ import (
 
 func main() {
 	var (
-		clients  = flag.Int("clients", 5000, "WebSocket clients in the room")
-		edges    = flag.Int("edges", 2, "edge processes the clients are spread over")
-		rate     = flag.Float64("rate", 167, "messages posted per second (5,000 people × 2 a minute)")
+		clients = flag.Int("clients", 5000, "WebSocket clients in the room")
+		edges   = flag.Int("edges", 2, "edge processes the clients are spread over")
+		rate    = flag.Float64("rate", 167, "messages posted per second (5,000 people × 2 a minute)")
 		// Under a minute: a socket's post rechecks its membership once the
 		// socket is a minute old (web/chat memberRecheck), and the bench's
 		// participants are not registered in the event (the check is

@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -46,25 +48,37 @@ import (
 
 func main() {
 	var (
-		clients  = flag.Int("clients", 5000, "WebSocket clients in the room")
-		edges    = flag.Int("edges", 2, "edge processes the clients are spread over")
-		rate     = flag.Float64("rate", 167, "messages posted per second (5,000 people × 2 a minute)")
-		duration = flag.Duration("duration", 60*time.Second, "how long messages are posted")
+		clients = flag.Int("clients", 5000, "WebSocket clients in the room")
+		edges   = flag.Int("edges", 2, "edge processes the clients are spread over")
+		rate    = flag.Float64("rate", 167, "messages posted per second (5,000 people × 2 a minute)")
+		// Under a minute: a socket's post rechecks its membership once the
+		// socket is a minute old (web/chat memberRecheck), and the bench's
+		// participants are not registered in the event (the check is
+		// skipped at connect), so every socket that posts after that is
+		// closed as no longer a member (PolicyViolation) — a bench
+		// artifact, not the fan-out falling behind.
+		duration = flag.Duration("duration", 50*time.Second, "how long messages are posted (keep under ~55s, see the comment)")
 		skipBare = flag.Bool("skip-bare", false, "measure jetfleet only")
 		edge     = flag.Bool("edge", false, "internal: run as an edge process")
 		bare     = flag.Bool("bare", false, "internal: run as the bare broadcaster")
 		natsURL  = flag.String("nats", "", "internal: NATS URL of an edge")
 		event    = flag.String("event", "", "internal: event id of an edge")
+		cpuprof  = flag.String("cpuprofile", "", "write the first edge's CPU profile (of the posting phase) to this file")
 	)
 	flag.Parse()
 	var err error
+	if *edge || *bare {
+		// The orchestrator signals the profile's start and end to every
+		// server; one without -cpuprofile must not die of it.
+		signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2)
+	}
 	switch {
 	case *edge:
-		err = runEdge(*natsURL, *event)
+		err = runEdge(*natsURL, *event, *cpuprof)
 	case *bare:
 		err = runBare()
 	default:
-		err = run(*clients, *edges, *rate, *duration, *skipBare)
+		err = run(*clients, *edges, *rate, *duration, *skipBare, *cpuprof)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatbench:", err)
@@ -86,7 +100,7 @@ func listen(h http.Handler) error {
 // runEdge is one jetfleet edge: the real socket handler after the
 // membership check (every client is a confirmed participant here; the
 // checks cost once per connection, not per message).
-func runEdge(url, eventID string) error {
+func runEdge(url, eventID, cpuprofile string) error {
 	ctx := context.Background()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -115,6 +129,11 @@ func runEdge(url, eventID string) error {
 		return err
 	}
 	ev := events.Event{ID: eventID, End: time.Now().Add(24 * time.Hour)}
+	if cpuprofile != "" {
+		// Profiled from the first post to the edge's end (the orchestrator
+		// kills it with SIGINT after the phase).
+		go profileFrom(cpuprofile)
+	}
 	return listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := r.URL.Query().Get("user")
 		m := events.Member{EventID: eventID, UserID: "u" + n, RegistrationID: "r" + n, Name: "Participant " + n}
@@ -261,6 +280,7 @@ type result struct {
 	p50, p99, allP50, allP99   time.Duration
 	edgeCPU, genCPU            time.Duration
 	memPerConn                 float64
+	closed                     string
 }
 
 func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
@@ -268,7 +288,7 @@ func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
 func (r result) print() {
 	fmt.Printf("\n== %s ==\n", r.name)
 	fmt.Printf("machine load average   %s at the start, %s at the end (2 cores shared with other work)\n", r.load0, r.load1)
-	fmt.Printf("connections held       %d of %d connected, %d still at the end\n", r.held, r.clients, r.heldEnd)
+	fmt.Printf("connections held       %d of %d connected, %d still at the end (closed early: %s)\n", r.held, r.clients, r.heldEnd, r.closed)
 	fmt.Printf("messages posted        %d (%.0f/s); delivered to every connection: %d (%.1f%%); error frames %d\n",
 		r.posted, float64(r.posted)/r.seconds, r.complete, 100*float64(r.complete)/float64(max(1, r.posted)), r.errors)
 	fmt.Printf("messages delivered     %.0f/s (message × socket)\n", r.perSec(r.deliveries))
@@ -313,6 +333,8 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	hist := make([]atomic.Int64, 60_000) // 1 ms buckets
 	var deliveries, frames, errs atomic.Int64
 	var held atomic.Int32
+	var closedMu sync.Mutex
+	closed := map[string]int{} // why connections ended before the bench did
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -346,6 +368,15 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 				data := buf.Bytes()
 				if err != nil {
 					held.Add(-1)
+					if ctx.Err() == nil {
+						why := "read error"
+						if st := websocket.CloseStatus(err); st != -1 {
+							why = st.String()
+						}
+						closedMu.Lock()
+						closed[why]++
+						closedMu.Unlock()
+					}
 					if first {
 						hello.Done()
 					}
@@ -408,6 +439,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	res.memPerConn = float64(rss1-rss0) / float64(max(1, res.held))
 	gen0 := selfCPU()
 	res.load0 = loadavg()
+	for _, s := range servers {
+		s.cmd.Process.Signal(syscall.SIGUSR1) // starts a CPU profile if asked for
+	}
 
 	// Post: message k from client k mod clients, at the steady rate.
 	start := time.Now()
@@ -444,6 +478,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	}
 	res.seconds = time.Since(start).Seconds()
 	res.load1 = loadavg()
+	for _, s := range servers {
+		s.cmd.Process.Signal(syscall.SIGUSR2)
+	}
 	res.heldEnd = int(held.Load())
 	for _, s := range servers {
 		res.edgeCPU += cpu(s.cmd.Process.Pid)
@@ -451,6 +488,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	res.edgeCPU -= cpu0
 	res.genCPU = selfCPU() - gen0
 	res.deliveries, res.frames, res.errors = deliveries.Load(), frames.Load(), errs.Load()
+	closedMu.Lock()
+	res.closed = fmt.Sprint(closed)
+	closedMu.Unlock()
 	h := int32(held.Load())
 	var alls []int64
 	for i := range res.posted {
@@ -488,10 +528,30 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	return res, nil
 }
 
-func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error {
+// profileFrom profiles the process's CPU into file from SIGUSR1 to
+// SIGUSR2, which the orchestrator sends around the posting phase.
+func profileFrom(file string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	<-sig
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+		return
+	}
+	pprof.StartCPUProfile(f)
+	<-sig
+	pprof.StopCPUProfile()
+	f.Close()
+}
+
+func run(clients, edges int, rate float64, d time.Duration, skipBare bool, cpuprofile string) error {
 	ctx := context.Background()
 	fmt.Printf("chatbench: %d clients over %d edge processes, %.0f messages/s for %v, one event's main room\n", clients, edges, rate, d)
 	fmt.Println("(the load generator runs on the same machine and competes with the servers for CPU)")
+	if d > 55*time.Second {
+		fmt.Println("warning: sockets older than a minute recheck membership on their next post; the bench's participants are not registered, so those sockets will be closed (PolicyViolation)")
+	}
 	var bareRes result
 	if !skipBare {
 		b, err := start("-bare")
@@ -513,7 +573,11 @@ func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error
 	eventID := ids.New()
 	var servers []*proc
 	for range edges {
-		p, err := start("-edge", "-nats", env.NATS.ClientURL(), "-event", eventID)
+		args := []string{"-edge", "-nats", env.NATS.ClientURL(), "-event", eventID}
+		if cpuprofile != "" && len(servers) == 0 {
+			args = append(args, "-cpuprofile", cpuprofile)
+		}
+		p, err := start(args...)
 		if err != nil {
 			return err
 		}

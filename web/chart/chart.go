@@ -1,12 +1,16 @@
-// Package chart lays out small server-rendered SVG charts with axes and
-// values — a line over time and labelled bars — for any product's pages
-// (templ components in chart.templ). Pages pass figures; the layout
-// (scales, axis labels, a value on every bar, a tooltip on every point) is
-// done once here.
+// Package chart draws every server-rendered SVG chart of the site (templ
+// components in chart.templ). Plot draws a Frame — axes, labelled
+// gridlines (TimeTicks, NiceTicks), end labels, a viewBox the stylesheet
+// scales to 1280 and 390 px — around marks a page adds with Series, Dots,
+// Segments (one colour per series, SeriesColor), Band and Mark; Line (a
+// value over time) and Bars (labelled values) are whole charts built the
+// same way. Products draw their own charts (the Tracker's band, change
+// marks and variant colouring) from these parts rather than their own SVG.
 package chart
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -26,38 +30,22 @@ type Bar struct {
 	Value float64
 }
 
-// Size of every chart's viewBox; the stylesheet scales it to the page.
-const (
-	width  = 720
-	height = 240
-	left   = 56
-	right  = width - 16
-	top    = 14
-	bottom = height - 36
-)
+// Size of the Line and Bars charts; the stylesheet scales the viewBox to
+// the page.
+func frame() Frame { return NewFrame(720, 240, 56, 16, 14, 36) }
 
 // lineLayout is a Line chart ready for its template.
 type lineLayout struct {
-	W, H, Left, Right, Top, Bottom int
-	Path                           string
-	Dots                           []dot
-	YTicks                         []tick
-	XStart, XEnd                   string
-	XLabel                         string
-	Empty                          bool
+	Frame
+	Points string // polyline
+	Dots   []Dot
+	Empty  bool
 }
 
-type dot struct{ X, Y, Label string }
-
-type tick struct {
-	Y     string
-	Label string
-}
-
-// layoutLine scales points (oldest first) into the plot area. format
-// formats a value for labels; loc is the time zone of the x axis.
+// layoutLine scales points (oldest first) into the plot area; loc is the
+// time zone of the x axis.
 func layoutLine(points []Point, unit string, loc *time.Location) lineLayout {
-	l := lineLayout{W: width, H: height, Left: left, Right: right, Top: top, Bottom: bottom}
+	l := lineLayout{Frame: frame()}
 	if len(points) == 0 {
 		l.Empty = true
 		return l
@@ -74,53 +62,44 @@ func layoutLine(points []Point, unit string, loc *time.Location) lineLayout {
 		hi = max(hi, p.Value)
 	}
 	hi = niceCeil(hi)
-	x := func(t time.Time) float64 {
-		return left + float64(right-left)*t.Sub(t0).Seconds()/t1.Sub(t0).Seconds()
-	}
-	y := func(v float64) float64 { return bottom - float64(bottom-top)*v/hi }
+	x := l.TimeX(t0, t1)
+	y := func(v float64) float64 { return l.Y(v / hi) }
 	var b strings.Builder
-	for i, p := range points {
-		cmd := "L"
-		if i == 0 {
-			cmd = "M"
-		}
-		fmt.Fprintf(&b, "%s%.1f %.1f ", cmd, x(p.At), y(p.Value))
+	for _, p := range points {
+		fmt.Fprintf(&b, "%.1f,%.1f ", x(p.At), y(p.Value))
 		// Many points: dots only where a tooltip stays readable.
 		if len(points) <= 120 {
-			l.Dots = append(l.Dots, dot{X: f1(x(p.At)), Y: f1(y(p.Value)), Label: p.At.In(loc).Format("2 Jan 15:04") + ": " + Value(p.Value) + " " + unit})
+			l.Dots = append(l.Dots, Dot{X: f1(x(p.At)), Y: f1(y(p.Value)), Label: p.At.In(loc).Format("2 Jan 15:04") + ": " + Value(p.Value) + " " + unit})
 		}
 	}
-	l.Path = strings.TrimSpace(b.String())
-	for i := 0; i <= 4; i++ {
-		v := hi * float64(i) / 4
-		l.YTicks = append(l.YTicks, tick{Y: f1(y(v)), Label: Value(v)})
-	}
+	l.Points = strings.TrimSpace(b.String())
+	l.YTicks = zeroTo(hi, y)
 	layout := "2 Jan 15:04"
 	if t1.Sub(t0) < 24*time.Hour && t0.In(loc).YearDay() == t1.In(loc).YearDay() {
 		layout = "15:04"
 	}
 	l.XStart, l.XEnd = t0.In(loc).Format(layout), t1.In(loc).Format(layout)
-	l.XLabel = loc.String()
+	l.XMid = loc.String()
 	return l
 }
 
 // barLayout is a Bars chart ready for its template.
 type barLayout struct {
-	W, H, Left, Right, Top, Bottom int
-	Bars                           []barBox
-	YTicks                         []tick
-	Empty                          bool
+	Frame
+	Bars  []barBox
+	Empty bool
 }
 
 type barBox struct {
 	X, Y, W, H   string
 	CX, LabelY   string
 	ValueY       string
-	Label, Value string
+	Label, Value string // "" when there is no room to show it
+	Title        string
 }
 
 func layoutBars(bars []Bar) barLayout {
-	l := barLayout{W: width, H: height, Left: left, Right: right, Top: top, Bottom: bottom}
+	l := barLayout{Frame: frame()}
 	if len(bars) == 0 {
 		l.Empty = true
 		return l
@@ -130,20 +109,30 @@ func layoutBars(bars []Bar) barLayout {
 		hi = max(hi, b.Value)
 	}
 	hi = niceCeil(hi)
-	slot := float64(right-left) / float64(len(bars))
+	slot := float64(l.Right-l.Left) / float64(len(bars))
+	// Labels need about 64 px and values 36 px to be read side by side (at
+	// 390 px wide the viewBox shrinks to about half): with many bars only
+	// every k-th bar is labelled, and the values are read from the y axis
+	// and each bar's tooltip.
+	every := max(1, int(math.Ceil(64/slot)))
+	showValues := slot >= 36
 	for i, b := range bars {
-		h := float64(bottom-top) * b.Value / hi
-		x := left + slot*float64(i) + slot*0.15
-		l.Bars = append(l.Bars, barBox{
-			X: f1(x), Y: f1(bottom - h), W: f1(slot * 0.7), H: f1(h),
-			CX: f1(x + slot*0.35), LabelY: strconv.Itoa(bottom + 16), ValueY: f1(bottom - h - 4),
-			Label: b.Label, Value: Value(b.Value),
-		})
+		h := float64(l.Bottom-l.Top) * b.Value / hi
+		x := l.X(0) + slot*float64(i) + slot*0.15
+		box := barBox{
+			X: f1(x), Y: f1(float64(l.Bottom) - h), W: f1(slot * 0.7), H: f1(h),
+			CX: f1(x + slot*0.35), LabelY: strconv.Itoa(l.Bottom + 16), ValueY: f1(float64(l.Bottom) - h - 4),
+			Title: b.Label + ": " + Value(b.Value),
+		}
+		if i%every == 0 {
+			box.Label = b.Label
+		}
+		if showValues {
+			box.Value = Value(b.Value)
+		}
+		l.Bars = append(l.Bars, box)
 	}
-	for i := 0; i <= 4; i++ {
-		v := hi * float64(i) / 4
-		l.YTicks = append(l.YTicks, tick{Y: f1(bottom - float64(bottom-top)*v/hi), Label: Value(v)})
-	}
+	l.YTicks = zeroTo(hi, func(v float64) float64 { return l.Y(v / hi) })
 	return l
 }
 

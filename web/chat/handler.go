@@ -212,7 +212,20 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 		defer cancel()
 		p.read(ctx)
 	}()
-	err = sock.Run(ctx, func(ctx context.Context, frame []byte) error { return write(ctx, c, frame) })
+	// The fan-out's write deadline: one timer per socket, armed only
+	// while a frame is being written and reused for every frame (a
+	// context.WithTimeout per frame allocated a timer and registered a
+	// child context each time, 15% of an edge's CPU under load). When it
+	// fires the socket's context ends, which aborts the write and closes
+	// the connection, as a timed-out write did.
+	stalled := time.AfterFunc(time.Hour, cancel)
+	stalled.Stop()
+	err = sock.Run(ctx, func(ctx context.Context, frame []byte) error {
+		stalled.Reset(writeTimeout)
+		err := c.Write(ctx, websocket.MessageText, frame)
+		stalled.Stop()
+		return err
+	})
 	switch {
 	case errors.Is(err, chathub.ErrBehind):
 		c.Close(websocket.StatusTryAgainLater, "too far behind; reconnect to resume")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"jetfleet/analytics/counterdb"
 	"jetfleet/internal/apikeys"
 	"jetfleet/subjects"
+	"jetfleet/web/chart"
 	"jetfleet/web/ratelimit"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
@@ -60,7 +62,7 @@ type pageData struct {
 	Tenants  []string
 	Tenant   string
 	Top      []counterdb.VideoTotal
-	Bars     []bar
+	Bars     []chart.Bar
 	PerSec   float64
 	Fresh    string
 	Base     string
@@ -68,11 +70,6 @@ type pageData struct {
 	Problem  string
 	Sample   string
 	Interval string
-}
-
-type bar struct {
-	X, Y, W, H int
-	Label      string
 }
 
 // A tenant belongs to the user who created it (apikeys.TenantOf), so a
@@ -173,10 +170,10 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, user, 
 	p.pages.Render(w, r, status, "Counter API", pageBody(d))
 }
 
-// bars draws events/s per minute for the 30 minutes before now (the current,
-// incomplete minute left out) as a 600×120 SVG bar chart.
-func bars(points []counterdb.Point, now time.Time) ([]bar, float64) {
-	const n, width, height = 30, 600, 120
+// bars are events/s per minute for the 30 minutes before now (the
+// current, incomplete minute left out), labelled with the minute.
+func bars(points []counterdb.Point, now time.Time) ([]chart.Bar, float64) {
+	const n = 30
 	end := now.Truncate(time.Minute)
 	perMin := make([]float64, n)
 	for _, pt := range points {
@@ -185,15 +182,9 @@ func bars(points []counterdb.Point, now time.Time) ([]bar, float64) {
 			perMin[i] = float64(pt.Events) / 60
 		}
 	}
-	peak := slices.Max(perMin)
-	out := make([]bar, n)
+	out := make([]chart.Bar, n)
 	for i, v := range perMin {
-		h := 0
-		if peak > 0 {
-			h = int(v / peak * (height - 10))
-		}
-		out[i] = bar{X: i * width / n, W: width/n - 2, Y: height - h, H: h,
-			Label: fmt.Sprintf("%s: %.0f events/s", end.Add(time.Duration(i-n)*time.Minute).Format("15:04"), v)}
+		out[i] = chart.Bar{Label: end.Add(time.Duration(i-n) * time.Minute).Format("15:04"), Value: math.Round(v*10) / 10}
 	}
 	return out, perMin[n-1]
 }

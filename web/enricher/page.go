@@ -2,7 +2,6 @@ package enricher
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/apikeys"
+	"jetfleet/web/chart"
 	"jetfleet/web/session"
 	"jetfleet/web/site"
 )
@@ -77,7 +77,7 @@ type pageData struct {
 	Buckets  []string // column labels
 	Rows     []row
 	Totals   []uint64 // per bucket
-	Bars     []bar
+	Bars     []chart.Bar
 	Problem  string
 }
 
@@ -85,11 +85,6 @@ type row struct {
 	Language, Type, Country string
 	Counts                  []uint64
 	Total                   uint64
-}
-
-type bar struct {
-	X, Y, W, H int
-	Label      string
 }
 
 func (p *Page) show(w http.ResponseWriter, r *http.Request) {
@@ -208,21 +203,14 @@ func orUnknown(s string) string {
 	return s
 }
 
-// bars draws the lessons per bucket as a 600×120 SVG bar chart.
-func bars(totals []uint64, labels []string) []bar {
-	const width, height = 600, 120
+// bars are the lessons per bucket, labelled with the bucket.
+func bars(totals []uint64, labels []string) []chart.Bar {
 	if len(totals) == 0 {
 		return nil
 	}
-	peak := slices.Max(totals)
-	out := make([]bar, len(totals))
+	out := make([]chart.Bar, len(totals))
 	for i, v := range totals {
-		h := 0
-		if peak > 0 {
-			h = int(float64(v) / float64(peak) * (height - 10))
-		}
-		out[i] = bar{X: i * width / len(totals), W: max(width/len(totals)-2, 1), Y: height - h, H: h,
-			Label: fmt.Sprintf("%s: %d lessons", labels[i], v)}
+		out[i] = chart.Bar{Label: labels[i], Value: float64(v)}
 	}
 	return out
 }

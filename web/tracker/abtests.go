@@ -16,6 +16,7 @@ import (
 	"jetfleet/internal/youtube"
 	"jetfleet/internal/youtube/dataapi"
 	"jetfleet/subjects"
+	webchart "jetfleet/web/chart"
 	"jetfleet/web/session"
 )
 
@@ -247,7 +248,7 @@ type abPageData struct {
 	Problem  string
 	Problems abtest.Problems
 	Chart    chart
-	Segments []chartSegment
+	Segments []webchart.Segment
 	Summary  string
 	Now      time.Time
 	Rotation time.Duration
@@ -370,27 +371,11 @@ func (h *Handler) abAction(w http.ResponseWriter, r *http.Request, uid string) {
 	http.Redirect(w, r, "/tracker/abtests/"+id, http.StatusSeeOther)
 }
 
-// variantColors colour variants A–D on the chart and in the tables.
-var variantColors = []string{"#2f6fed", "#d9480f", "#2b8a3e", "#ae3ec9"}
-
-func variantColor(i int) string {
-	if i < 0 {
-		return "#8a94a6"
-	}
-	return variantColors[i%len(variantColors)]
-}
-
-// chartSegment is a piece of the curve drawn in its variant's colour.
-type chartSegment struct {
-	X1, Y1, X2, Y2 string
-	Color, Label   string
-}
-
 // variantChart is the views curve with each sample interval coloured by
 // the variant live during it (grey outside the test's windows), and the
 // title and thumbnail changes the Tracker's scraper saw during the test
 // marked as on a video's page: each rotation shows up there too.
-func variantChart(samples []analytics.VideoSample, changes []analytics.VideoChange, t subjects.TrackerABTest) (chart, []chartSegment) {
+func variantChart(samples []analytics.VideoSample, changes []analytics.VideoChange, t subjects.TrackerABTest) (chart, []webchart.Segment) {
 	var during []analytics.VideoChange
 	for _, ch := range changes {
 		if len(samples) > 0 && !ch.At.Before(samples[0].At) && !ch.At.After(samples[len(samples)-1].At) {
@@ -399,7 +384,7 @@ func variantChart(samples []analytics.VideoSample, changes []analytics.VideoChan
 	}
 	c := layoutChart(samples, during, nil)
 	windows := abtest.Windows(t)
-	var segs []chartSegment
+	var segs []webchart.Segment
 	for i := 1; i < len(c.Dots) && i < len(samples); i++ {
 		v := -1
 		for _, w := range windows {
@@ -412,7 +397,7 @@ func variantChart(samples []analytics.VideoSample, changes []analytics.VideoChan
 		if v >= 0 {
 			label = "variant " + t.Variants[v].Label
 		}
-		segs = append(segs, chartSegment{X1: c.Dots[i-1].X, Y1: c.Dots[i-1].Y, X2: c.Dots[i].X, Y2: c.Dots[i].Y, Color: variantColor(v), Label: label})
+		segs = append(segs, webchart.Segment{X1: c.Dots[i-1].X, Y1: c.Dots[i-1].Y, X2: c.Dots[i].X, Y2: c.Dots[i].Y, Color: webchart.SeriesColor(v), Label: label})
 	}
 	return c, segs
 }

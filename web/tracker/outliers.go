@@ -10,6 +10,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/subjects"
+	webchart "jetfleet/web/chart"
 )
 
 // The outlier pages (seed 000, "Outliers Detection"): this week's outliers
@@ -131,7 +132,7 @@ func bandShapes(band []analytics.BandPoint, at func(analytics.BandPoint) float64
 // layoutBand lays out a channel's band on its own: age on x, views on y
 // from 0, a dot per age with its figures.
 func layoutBand(band []analytics.BandPoint) chart {
-	c := chart{W: chartW, H: chartH, Left: 70, Right: chartW - 15, Top: 12, Bottom: chartH - 32}
+	c := chart{Frame: viewsFrame()}
 	if len(band) == 0 {
 		c.Empty = true
 		return c
@@ -141,14 +142,12 @@ func layoutBand(band []analytics.BandPoint) chart {
 	for _, b := range band {
 		hi = max(hi, b.P75)
 	}
-	x := func(b analytics.BandPoint) float64 {
-		return float64(c.Left) + float64(c.Right-c.Left)*float64(b.AgeHours)/float64(maxAge)
-	}
-	y := func(v float64) float64 { return float64(c.Bottom) - float64(c.Bottom-c.Top)*v/hi }
+	x := func(b analytics.BandPoint) float64 { return c.X(float64(b.AgeHours) / float64(maxAge)) }
+	y := func(v float64) float64 { return c.Y(v / hi) }
 	c.Band, c.Median = bandShapes(band, x, y)
 	c.Line = c.Median
 	for _, b := range band {
-		c.Dots = append(c.Dots, chartDot{X: fmt.Sprintf("%.1f", x(b)), Y: fmt.Sprintf("%.1f", y(b.P50)),
+		c.Dots = append(c.Dots, webchart.Dot{X: fmt.Sprintf("%.1f", x(b)), Y: fmt.Sprintf("%.1f", y(b.P50)),
 			Label: fmt.Sprintf("age %s: median %s views, typical %s–%s (%d videos)", age(b.AgeHours),
 				groupDigits(int64(b.P50)), groupDigits(int64(b.P25)), groupDigits(int64(b.P75)), b.Videos)})
 	}

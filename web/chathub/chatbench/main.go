@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,11 +36,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"jetfleet/internal/benchenv"
 	"jetfleet/internal/chat"
 	"jetfleet/internal/events"
-	"jetfleet/internal/ids"
 	webchat "jetfleet/web/chat"
 	"jetfleet/web/chathub"
 	"jetfleet/web/ratelimit"
@@ -55,16 +57,22 @@ func main() {
 		bare     = flag.Bool("bare", false, "internal: run as the bare broadcaster")
 		natsURL  = flag.String("nats", "", "internal: NATS URL of an edge")
 		event    = flag.String("event", "", "internal: event id of an edge")
+		cpuprof  = flag.String("cpuprofile", "", "write the first edge's CPU profile (of the posting phase) to this file")
 	)
 	flag.Parse()
 	var err error
+	if *edge || *bare {
+		// The orchestrator signals the profile's start and end to every
+		// server; one without -cpuprofile must not die of it.
+		signal.Ignore(syscall.SIGUSR1, syscall.SIGUSR2)
+	}
 	switch {
 	case *edge:
-		err = runEdge(*natsURL, *event)
+		err = runEdge(*natsURL, *event, *cpuprof)
 	case *bare:
 		err = runBare()
 	default:
-		err = run(*clients, *edges, *rate, *duration, *skipBare)
+		err = run(*clients, *edges, *rate, *duration, *skipBare, *cpuprof)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatbench:", err)
@@ -84,9 +92,11 @@ func listen(h http.Handler) error {
 }
 
 // runEdge is one jetfleet edge: the real socket handler after the
-// membership check (every client is a confirmed participant here; the
-// checks cost once per connection, not per message).
-func runEdge(url, eventID string) error {
+// membership check. Every client is a confirmed participant of the event
+// (registered by the orchestrator as participantEmail(n)); the connect
+// check is taken as passed, and the handler's own recheck (once a socket
+// is a minute old, on its next post) reads the real registration.
+func runEdge(url, eventID, cpuprofile string) error {
 	ctx := context.Background()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -115,9 +125,14 @@ func runEdge(url, eventID string) error {
 		return err
 	}
 	ev := events.Event{ID: eventID, End: time.Now().Add(24 * time.Hour)}
+	if cpuprofile != "" {
+		// Profiled from the first post to the edge's end (the orchestrator
+		// kills it with SIGINT after the phase).
+		go profileFrom(cpuprofile)
+	}
 	return listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := r.URL.Query().Get("user")
-		m := events.Member{EventID: eventID, UserID: "u" + n, RegistrationID: "r" + n, Name: "Participant " + n}
+		m := events.Member{EventID: eventID, UserID: "u" + n, Email: participantEmail(n), RegistrationID: "r" + n, Name: "Participant " + n}
 		h.Serve(w, r, m, ev, events.MainRoom, nil)
 	}))
 }
@@ -261,6 +276,7 @@ type result struct {
 	p50, p99, allP50, allP99   time.Duration
 	edgeCPU, genCPU            time.Duration
 	memPerConn                 float64
+	closed                     string
 }
 
 func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
@@ -268,7 +284,7 @@ func (r result) perSec(n int64) float64 { return float64(n) / r.seconds }
 func (r result) print() {
 	fmt.Printf("\n== %s ==\n", r.name)
 	fmt.Printf("machine load average   %s at the start, %s at the end (2 cores shared with other work)\n", r.load0, r.load1)
-	fmt.Printf("connections held       %d of %d connected, %d still at the end\n", r.held, r.clients, r.heldEnd)
+	fmt.Printf("connections held       %d of %d connected, %d still at the end (closed early: %s)\n", r.held, r.clients, r.heldEnd, r.closed)
 	fmt.Printf("messages posted        %d (%.0f/s); delivered to every connection: %d (%.1f%%); error frames %d\n",
 		r.posted, float64(r.posted)/r.seconds, r.complete, 100*float64(r.complete)/float64(max(1, r.posted)), r.errors)
 	fmt.Printf("messages delivered     %.0f/s (message × socket)\n", r.perSec(r.deliveries))
@@ -313,6 +329,8 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	hist := make([]atomic.Int64, 60_000) // 1 ms buckets
 	var deliveries, frames, errs atomic.Int64
 	var held atomic.Int32
+	var closedMu sync.Mutex
+	closed := map[string]int{} // why connections ended before the bench did
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -346,6 +364,15 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 				data := buf.Bytes()
 				if err != nil {
 					held.Add(-1)
+					if ctx.Err() == nil {
+						why := "read error"
+						if st := websocket.CloseStatus(err); st != -1 {
+							why = st.String()
+						}
+						closedMu.Lock()
+						closed[why]++
+						closedMu.Unlock()
+					}
 					if first {
 						hello.Done()
 					}
@@ -408,6 +435,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	res.memPerConn = float64(rss1-rss0) / float64(max(1, res.held))
 	gen0 := selfCPU()
 	res.load0 = loadavg()
+	for _, s := range servers {
+		s.cmd.Process.Signal(syscall.SIGUSR1) // starts a CPU profile if asked for
+	}
 
 	// Post: message k from client k mod clients, at the steady rate.
 	start := time.Now()
@@ -444,6 +474,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	}
 	res.seconds = time.Since(start).Seconds()
 	res.load1 = loadavg()
+	for _, s := range servers {
+		s.cmd.Process.Signal(syscall.SIGUSR2)
+	}
 	res.heldEnd = int(held.Load())
 	for _, s := range servers {
 		res.edgeCPU += cpu(s.cmd.Process.Pid)
@@ -451,6 +484,9 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	res.edgeCPU -= cpu0
 	res.genCPU = selfCPU() - gen0
 	res.deliveries, res.frames, res.errors = deliveries.Load(), frames.Load(), errs.Load()
+	closedMu.Lock()
+	res.closed = fmt.Sprint(closed)
+	closedMu.Unlock()
 	h := int32(held.Load())
 	var alls []int64
 	for i := range res.posted {
@@ -488,7 +524,24 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	return res, nil
 }
 
-func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error {
+// profileFrom profiles the process's CPU into file from SIGUSR1 to
+// SIGUSR2, which the orchestrator sends around the posting phase.
+func profileFrom(file string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
+	<-sig
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+		return
+	}
+	pprof.StartCPUProfile(f)
+	<-sig
+	pprof.StopCPUProfile()
+	f.Close()
+}
+
+func run(clients, edges int, rate float64, d time.Duration, skipBare bool, cpuprofile string) error {
 	ctx := context.Background()
 	fmt.Printf("chatbench: %d clients over %d edge processes, %.0f messages/s for %v, one event's main room\n", clients, edges, rate, d)
 	fmt.Println("(the load generator runs on the same machine and competes with the servers for CPU)")
@@ -510,10 +563,17 @@ func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error
 		return err
 	}
 	defer env.Close()
-	eventID := ids.New()
+	eventID, err := liveEventWithParticipants(ctx, env.JS, clients)
+	if err != nil {
+		return err
+	}
 	var servers []*proc
 	for range edges {
-		p, err := start("-edge", "-nats", env.NATS.ClientURL(), "-event", eventID)
+		args := []string{"-edge", "-nats", env.NATS.ClientURL(), "-event", eventID}
+		if cpuprofile != "" && len(servers) == 0 {
+			args = append(args, "-cpuprofile", cpuprofile)
+		}
+		p, err := start(args...)
 		if err != nil {
 			return err
 		}
@@ -535,4 +595,54 @@ func run(clients, edges int, rate float64, d time.Duration, skipBare bool) error
 	fmt.Printf("\n15,000 participants at 2 messages a minute each (500 msg/s): fan-out grows with sockets × frames (10 a second each),\n")
 	fmt.Printf("so measured cost per connection × 15,000: %.2f cores, %.0f MiB\n", perConnCPU*15000, res.memPerConn*15000/(1<<20))
 	return nil
+}
+
+// participantEmail is the address of the bench's participant n.
+func participantEmail(n string) string { return "p" + n + "@bench.example" }
+
+// liveEventWithParticipants publishes an event with n confirmed
+// participants (participantEmail(0…n-1)), as the site would have them, so
+// the chat's membership rechecks find real registrations.
+func liveEventWithParticipants(ctx context.Context, js jetstream.JetStream, n int) (string, error) {
+	svc, err := events.Open(ctx, js, events.Config{})
+	if err != nil {
+		return "", err
+	}
+	const organiser = "bench-organiser"
+	start := time.Now().Add(time.Hour).UTC()
+	e, err := svc.CreateEvent(ctx, organiser, events.EventInput{
+		Title: "chatbench", Description: "chat fan-out bench", BusinessType: "technology",
+		Start: start.Format(events.FormTime), End: start.Add(24 * time.Hour).Format(events.FormTime),
+		TimeZone: "UTC", Capacity: strconv.Itoa(n),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create the bench event: %w", err)
+	}
+	if e, err = svc.AddTicketType(ctx, organiser, e.ID, events.TicketInput{Name: "Free", Price: "0", Quantity: strconv.Itoa(n)}); err != nil {
+		return "", fmt.Errorf("add its ticket: %w", err)
+	}
+	if e, err = svc.Publish(ctx, organiser, e.ID); err != nil {
+		return "", fmt.Errorf("publish it: %w", err)
+	}
+	began := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() error {
+			email := participantEmail(strconv.Itoa(i))
+			r, err := svc.Register(gctx, e.ID, events.RegistrationInput{TicketTypeID: e.Tickets[0].ID, Name: "Participant " + strconv.Itoa(i), Email: email, Terms: true, DataSharing: true})
+			if err != nil {
+				return fmt.Errorf("register %s: %w", email, err)
+			}
+			if _, err := svc.Confirm(gctx, email, e.ID, r.ID); err != nil {
+				return fmt.Errorf("confirm %s: %w", email, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	fmt.Printf("%d participants registered and confirmed in %.1fs\n", n, time.Since(began).Seconds())
+	return e.ID, nil
 }

@@ -279,7 +279,10 @@ func TestASlotAppliedTwiceCallsYouTubeOnce(t *testing.T) {
 }
 
 func TestQuotaExhaustionRefusesToStartSayingWhy(t *testing.T) {
-	e := setup(t, 120)
+	// Two titles, 6-hour slots for a day: A B B A, three changes of 51
+	// units. Wherever the start falls in the Pacific day, some day books
+	// at least two of them (102 units), over a budget of 100.
+	e := setup(t, 100)
 	e.connect(t)
 	test, err := e.svc.Create(e.ctx, e.uid, abtest.Draft{VideoID: e.vid, Titles: []string{"Title A", "Title B"}, Days: 1, Rotation: 6 * time.Hour})
 	if err != nil {

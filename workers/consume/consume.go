@@ -94,6 +94,9 @@ func New(js jetstream.JetStream, cfg Config, h Handler, m *Metrics, log *slog.Lo
 // them to another instance: nothing is lost.
 func (c *Consumer) Run(ctx context.Context) error {
 	cons, err := c.js.Consumer(ctx, c.cfg.Stream, c.cfg.Consumer)
+	if err != nil && ctx.Err() != nil {
+		return nil // stopped before it started: a clean stop, not a failure
+	}
 	if err != nil {
 		return fmt.Errorf("consumer %s/%s: %w", c.cfg.Stream, c.cfg.Consumer, err)
 	}

@@ -167,86 +167,34 @@ const (
 
 // adminSocket is an admin's live dashboard: on every change of the
 // event's help flags it sends the help queue, and every FiguresEvery the
-// analytics figures, each as one JSON Frame. The socket is read only for
-// its close.
+// analytics figures, each as one JSON Frame.
 func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
-	// Accept checks that the Origin is this site: another site's page
-	// cannot open an admin's socket with the admin's cookie.
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return // Accept answered
-	}
-	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
-	wake, leave, err := h.hub.subscribe(e.ID)
-	if err != nil {
-		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
-		c.Close(websocket.StatusInternalError, "help flags unavailable")
-		return
-	}
-	defer leave()
-	// A ping now and then keeps idle proxies from closing a quiet socket
-	// and finds a peer that went away without closing.
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
 	// A socket lives for the whole event: a host removed since it opened
 	// stops receiving the help queue and the figures.
 	member := h.d.Events.NewRecheck(m, e, h.d.MemberRecheck, h.d.Now, func(_ context.Context, m events.Member, _ events.Event) (bool, error) {
 		return m.Admin, nil
 	})
-	recheck := time.NewTicker(member.Every())
-	defer recheck.Stop()
 	var figures <-chan time.Time
 	if h.d.Figures != nil {
 		t := time.NewTicker(h.d.FiguresEvery)
 		defer t.Stop()
 		figures = t.C
 	}
-	for {
-		var f Frame
-		select {
-		case <-ctx.Done():
-			c.Close(websocket.StatusNormalClosure, "")
-			return
-		case _, ok := <-wake:
-			if !ok {
-				c.Close(websocket.StatusTryAgainLater, "reconnect")
-				return
-			}
-			f = Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}
-		case <-recheck.C:
-			if !h.stillAllowed(ctx, c, member, "no longer a host of the event") {
-				return
-			}
-			m, e = member.Member()
-			continue
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, writeWithin)
-			err := c.Ping(pctx)
-			cancel()
-			if err != nil {
-				return
-			}
-			continue
-		case <-figures:
-			comp := h.d.Figures(ctx, e)
-			if comp == nil {
-				continue
-			}
-			var b bytes.Buffer
-			if err := comp.Render(ctx, &b); err != nil {
-				continue
-			}
-			f = Frame{ID: FiguresID, HTML: b.String()}
+	h.serveSocket(w, r, member, "no longer a host of the event", figures, func(ctx context.Context, woke bool) (*Frame, error) {
+		m, e := member.Member()
+		if woke {
+			return &Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}, nil
 		}
-		data, _ := json.Marshal(f)
-		wctx, cancel := context.WithTimeout(ctx, writeWithin)
-		err = c.Write(wctx, websocket.MessageText, data)
-		cancel()
-		if err != nil {
-			return
+		comp := h.d.Figures(ctx, e)
+		if comp == nil {
+			return nil, nil
 		}
-	}
+		var b bytes.Buffer
+		if err := comp.Render(ctx, &b); err != nil {
+			return nil, nil // the next tick tries again
+		}
+		return &Frame{ID: FiguresID, HTML: b.String()}, nil
+	})
 }
 
 // renderQueue renders the help queue from this edge's copy of the flags.
@@ -277,19 +225,6 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		h.pages.Fail(w, r, "events desk: team of", err)
 		return
 	}
-	c, err := websocket.Accept(w, r, nil) // same origin only
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
-	wake, leave, err := h.hub.subscribe(e.ID)
-	if err != nil {
-		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
-		c.Close(websocket.StatusInternalError, "help flags unavailable")
-		return
-	}
-	defer leave()
 	// A participant who cancelled or was moved to another team since the
 	// socket opened stops receiving this team's updates.
 	member := h.d.Events.NewRecheck(m, e, h.d.MemberRecheck, h.d.Now, func(ctx context.Context, m events.Member, _ events.Event) (bool, error) {
@@ -299,21 +234,73 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		}
 		return err == nil && now.ID == t.ID, err
 	})
-	recheck := time.NewTicker(member.Every())
-	defer recheck.Stop()
+	sent := "-" // the state last sent: flag id and state, "" for none
+	h.serveSocket(w, r, member, "no longer in this team", nil, func(ctx context.Context, _ bool) (*Frame, error) {
+		_, e := member.Member()
+		var open *events.HelpFlag
+		for _, f := range h.hub.snapshot(e.ID) {
+			if f.TeamID == t.ID && f.State != events.HelpResolved {
+				open = &f
+				break
+			}
+		}
+		state := ""
+		if open != nil {
+			state = open.ID + "." + open.State
+		}
+		if state == sent {
+			return nil, nil // another team's flag changed
+		}
+		sent = state
+		var b bytes.Buffer
+		now := h.d.Now()
+		if err := teamHelp(e.ID, open, true, e.Past(now), now).Render(ctx, &b); err != nil {
+			return nil, err
+		}
+		return &Frame{ID: TeamHelpID, HTML: b.String()}, nil
+	})
+}
+
+// serveSocket is the life of a help desk socket, admin's or team's. It
+// accepts the connection, follows the event's help flags through the hub,
+// and sends what frame returns — after each change of the flags (woke
+// true) and on each tick (woke false; tick may be nil) — until the viewer
+// closes it or is no longer allowed (member, checked every member.Every(),
+// closing with reason gone). frame returning nil sends nothing; an error
+// ends the socket. The socket is read only for its close.
+func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, member *events.Recheck, gone string, tick <-chan time.Time, frame func(ctx context.Context, woke bool) (*Frame, error)) {
+	// Accept checks that the Origin is this site: another site's page
+	// cannot open a viewer's socket with the viewer's cookie.
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return // Accept answered
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	_, e := member.Member()
+	wake, leave, err := h.hub.subscribe(e.ID)
+	if err != nil {
+		h.d.Log.Error("events desk: watch help flags", "event", e.ID, "err", err)
+		c.Close(websocket.StatusInternalError, "help flags unavailable")
+		return
+	}
+	defer leave()
+	// A ping now and then keeps idle proxies from closing a quiet socket
+	// and finds a peer that went away without closing.
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
-	sent := "-" // the state last sent: flag id and state, "" for none
+	recheck := time.NewTicker(member.Every())
+	defer recheck.Stop()
 	for {
+		woke := false
 		select {
 		case <-ctx.Done():
 			c.Close(websocket.StatusNormalClosure, "")
 			return
 		case <-recheck.C:
-			if !h.stillAllowed(ctx, c, member, "no longer in this team") {
+			if !h.stillAllowed(ctx, c, member, gone) {
 				return
 			}
-			_, e = member.Member()
 			continue
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, writeWithin)
@@ -328,28 +315,17 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 				c.Close(websocket.StatusTryAgainLater, "reconnect")
 				return
 			}
+			woke = true
+		case <-tick:
 		}
-		var open *events.HelpFlag
-		for _, f := range h.hub.snapshot(e.ID) {
-			if f.TeamID == t.ID && f.State != events.HelpResolved {
-				open = &f
-				break
-			}
-		}
-		state := ""
-		if open != nil {
-			state = open.ID + "." + open.State
-		}
-		if state == sent {
-			continue // another team's flag changed
-		}
-		sent = state
-		var b bytes.Buffer
-		now := h.d.Now()
-		if err := teamHelp(e.ID, open, true, e.Past(now), now).Render(ctx, &b); err != nil {
+		f, err := frame(ctx, woke)
+		if err != nil {
 			return
 		}
-		data, _ := json.Marshal(Frame{ID: TeamHelpID, HTML: b.String()})
+		if f == nil {
+			continue
+		}
+		data, _ := json.Marshal(f)
 		wctx, cancel := context.WithTimeout(ctx, writeWithin)
 		err = c.Write(wctx, websocket.MessageText, data)
 		cancel()

@@ -311,13 +311,8 @@ func (h *Handler) askHelp(w http.ResponseWriter, r *http.Request, m events.Membe
 }
 
 func (h *Handler) submit(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
-	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
-	if errors.Is(err, events.ErrNoTeam) {
-		h.message(w, r, http.StatusConflict, "No team yet", "Submissions are made by teams; you are not in a team yet.")
-		return
-	}
-	if err != nil {
-		h.pages.Fail(w, r, "events desk: team of", err)
+	t, ok := h.teamOf(w, r, m, http.StatusConflict, "No team yet", "Submissions are made by teams; you are not in a team yet.")
+	if !ok {
 		return
 	}
 	in := events.SubmissionInput{Title: r.FormValue("title"), Description: r.FormValue("description"), Link: r.FormValue("link")}
@@ -357,6 +352,21 @@ func (h *Handler) submit(w http.ResponseWriter, r *http.Request, m events.Member
 		return
 	}
 	http.Redirect(w, r, events.TeamPath(e.ID)+"?ok=submitted", http.StatusSeeOther)
+}
+
+// teamOf returns m's team; ok false means it has answered: with status,
+// title and text when m is in no team, else with the failure page.
+func (h *Handler) teamOf(w http.ResponseWriter, r *http.Request, m events.Member, status int, title, text string) (events.Team, bool) {
+	t, err := h.d.Events.TeamOf(r.Context(), m.EventID, m.RegistrationID)
+	if errors.Is(err, events.ErrNoTeam) {
+		h.message(w, r, status, title, text)
+		return t, false
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: team of", err)
+		return t, false
+	}
+	return t, true
 }
 
 // file sends a member or admin to a short-lived URL of the team's file.
@@ -553,16 +563,26 @@ func (h *Handler) helpAction(w http.ResponseWriter, r *http.Request, m events.Me
 }
 
 func (h *Handler) lostLinkForm(w http.ResponseWriter, r *http.Request) {
-	e, err := h.d.Events.PublicEvent(r.Context(), r.PathValue("id"))
-	if errors.Is(err, events.ErrNotFound) {
-		h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
-		return
-	}
-	if err != nil {
-		h.pages.Fail(w, r, "events desk: event", err)
+	e, ok := h.publicEvent(w, r)
+	if !ok {
 		return
 	}
 	h.pages.Render(w, r, http.StatusOK, "Lost your team link?", lostLinkPage(e, "", nil, false))
+}
+
+// publicEvent returns the published event of the path; ok false means it
+// has answered (404, or the failure page).
+func (h *Handler) publicEvent(w http.ResponseWriter, r *http.Request) (events.Event, bool) {
+	e, err := h.d.Events.PublicEvent(r.Context(), r.PathValue("id"))
+	if errors.Is(err, events.ErrNotFound) {
+		h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
+		return e, false
+	}
+	if err != nil {
+		h.pages.Fail(w, r, "events desk: event", err)
+		return e, false
+	}
+	return e, true
 }
 
 // lostLink re-sends the team link to a registered address. It answers the
@@ -571,13 +591,8 @@ func (h *Handler) lostLinkForm(w http.ResponseWriter, r *http.Request) {
 // counted before anything is looked up, so they say nothing either.
 func (h *Handler) lostLink(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	e, err := h.d.Events.PublicEvent(ctx, r.PathValue("id"))
-	if errors.Is(err, events.ErrNotFound) {
-		h.message(w, r, http.StatusNotFound, "Not found", "There is no such event.")
-		return
-	}
-	if err != nil {
-		h.pages.Fail(w, r, "events desk: event", err)
+	e, ok := h.publicEvent(w, r)
+	if !ok {
 		return
 	}
 	raw := strings.TrimSpace(r.PostFormValue("email"))
@@ -586,7 +601,7 @@ func (h *Handler) lostLink(w http.ResponseWriter, r *http.Request) {
 		h.pages.Render(w, r, http.StatusUnprocessableEntity, "Lost your team link?", lostLinkPage(e, raw, map[string]string{"email": "That does not look like an email address."}, false))
 		return
 	}
-	ok, err := h.lostByClient.Allow(ctx, site.ClientIP(r))
+	ok, err = h.lostByClient.Allow(ctx, site.ClientIP(r))
 	if err == nil && ok {
 		ok, err = h.lostByInbox.Allow(ctx, email)
 	}

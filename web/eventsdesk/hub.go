@@ -216,13 +216,8 @@ func (h *Handler) renderQueue(ctx context.Context, m events.Member, e events.Eve
 // is raised, claimed or resolved (by anyone, on any edge) it sends the
 // card again as one Frame. Only the team's members open it.
 func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
-	t, err := h.d.Events.TeamOf(r.Context(), e.ID, m.RegistrationID)
-	if errors.Is(err, events.ErrNoTeam) {
-		h.message(w, r, http.StatusForbidden, "No team", "You are not in a team of this event.")
-		return
-	}
-	if err != nil {
-		h.pages.Fail(w, r, "events desk: team of", err)
+	t, ok := h.teamOf(w, r, m, http.StatusForbidden, "No team", "You are not in a team of this event.")
+	if !ok {
 		return
 	}
 	// A participant who cancelled or was moved to another team since the

@@ -32,6 +32,7 @@ import (
 
 	"jetfleet/internal/blob"
 	"jetfleet/internal/google/oauth"
+	"jetfleet/internal/kvjson"
 	"jetfleet/internal/sealed"
 	"jetfleet/internal/youtube/dataapi"
 	"jetfleet/subjects"
@@ -164,55 +165,21 @@ func pkceContext(uid string) string  { return "google-pkce:" + uid }
 // --- KV helpers ---
 
 func (s *Service) get(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, fmt.Errorf("%s: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("get %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return e.Revision(), nil
+	return kvjson.Get(ctx, s.kv, key, v, ErrNotFound)
 }
 
 func (s *Service) put(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if _, err := s.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return kvjson.Put(ctx, s.kv, key, v)
 }
+
+// updateTries bounds update's compare-and-set rounds: every round some
+// writer wins, so only a pathological loop reaches it.
+const updateTries = 100
 
 // update applies f to the record at key with compare-and-set, retrying on
 // a concurrent change. f returning an error aborts without writing.
 func update[T any](ctx context.Context, s *Service, key string, f func(*T) error) (T, error) {
-	for {
-		var v T
-		rev, err := s.get(ctx, key, &v)
-		if err != nil {
-			return v, err
-		}
-		if err := f(&v); err != nil {
-			return v, err
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return v, err
-		}
-		_, err = s.kv.Update(ctx, key, b, rev)
-		if err == nil {
-			return v, nil
-		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence {
-			return v, fmt.Errorf("update %s: %w", key, err)
-		}
-	}
+	return kvjson.Update(ctx, s.kv, key, ErrNotFound, updateTries, f)
 }
 
 // --- Connecting a channel ---

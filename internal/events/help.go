@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -160,7 +161,7 @@ func (s *Service) ResolveHelp(ctx context.Context, m Member, fid string) (HelpFl
 	// revision: a newer flag's guard is never removed).
 	guard := helpOpenKey(f.EventID, f.TeamID)
 	if e, err := s.help.Get(ctx, guard); err == nil && string(e.Value()) == f.ID {
-		if err := s.help.Delete(ctx, guard, jetstream.LastRevision(e.Revision())); err != nil && !isConflict(err) {
+		if err := s.help.Delete(ctx, guard, jetstream.LastRevision(e.Revision())); err != nil && !kvjson.Conflict(err) {
 			return f, fmt.Errorf("close open flag of team %s: %w", f.TeamID, err)
 		}
 	} else if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -200,7 +201,7 @@ func (s *Service) changeFlag(ctx context.Context, m Member, fid string, change f
 			}
 			return f, nil
 		}
-		if _, err := s.help.Update(ctx, helpKey(m.EventID, fid), mustJSON(f), rev); isConflict(err) {
+		if _, err := s.help.Update(ctx, helpKey(m.EventID, fid), mustJSON(f), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return HelpFlag{}, fmt.Errorf("save help flag %s: %w", fid, err)

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -182,7 +183,7 @@ func (s *Service) Submit(ctx context.Context, m Member, in SubmissionInput) (Sub
 		} else {
 			_, err = s.teams.Update(ctx, submissionKey(m.EventID, t.ID), mustJSON(sub), rev)
 		}
-		if isConflict(err) {
+		if kvjson.Conflict(err) {
 			continue
 		}
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -220,7 +221,7 @@ func (s *Service) SplitTeams(ctx context.Context, m Member, by SplitBy) (Split, 
 		} else {
 			_, err = s.teams.Update(ctx, splitKey(m.EventID), val, rev)
 		}
-		if isConflict(err) {
+		if kvjson.Conflict(err) {
 			continue // another admin split or published meanwhile: look again
 		}
 		if err != nil {
@@ -228,10 +229,6 @@ func (s *Service) SplitTeams(ctx context.Context, m Member, by SplitBy) (Split, 
 		}
 		return sp, nil
 	}
-}
-
-func isConflict(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 // PublishTeams (admins only) freezes event eid's teams and mails each
@@ -256,7 +253,7 @@ func (s *Service) PublishTeams(ctx context.Context, m Member, e Event) (Split, e
 			break
 		}
 		cur.Published, cur.Updated = s.now(), s.now()
-		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return Split{}, fmt.Errorf("publish teams of %s: %w", m.EventID, err)
@@ -295,7 +292,7 @@ func (s *Service) PublishTeams(ctx context.Context, m Member, e Event) (Split, e
 			return cur, nil
 		}
 		cur.Mailed = true
-		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return sp, fmt.Errorf("mark team mails of %s sent: %w", m.EventID, err)
@@ -359,7 +356,7 @@ func (s *Service) AddLatecomers(ctx context.Context, m Member, e Event) (Split, 
 			break
 		}
 		cur.Updated = s.now()
-		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return Split{}, 0, fmt.Errorf("add latecomers to teams of %s: %w", m.EventID, err)
@@ -394,7 +391,7 @@ func (s *Service) AddLatecomers(ctx context.Context, m Member, e Event) (Split, 
 			return sp, added, err
 		}
 		cur.Unmailed = slices.DeleteFunc(cur.Unmailed, func(rid string) bool { return slices.Contains(sp.Unmailed, rid) })
-		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); isConflict(err) {
+		if _, err := s.teams.Update(ctx, splitKey(m.EventID), mustJSON(cur), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return sp, added, fmt.Errorf("mark latecomers' mails sent: %w", err)

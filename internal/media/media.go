@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/blob"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -256,18 +257,9 @@ func (s *Service) announce(ctx context.Context, it Item) error {
 
 // Get returns owner's item id.
 func (s *Service) Get(ctx context.Context, owner, id string) (Item, error) {
-	e, err := s.kv.Get(ctx, subjects.MediaKey(owner, id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Item{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	if err != nil {
-		return Item{}, fmt.Errorf("read item %s: %w", id, err)
-	}
 	var it Item
-	if err := json.Unmarshal(e.Value(), &it); err != nil {
-		return Item{}, fmt.Errorf("decode item %s: %w", id, err)
-	}
-	return it, nil
+	_, err := kvjson.Get(ctx, s.kv, subjects.MediaKey(owner, id), &it, ErrNotFound)
+	return it, err
 }
 
 // List returns owner's items, newest first.
@@ -295,43 +287,15 @@ func (s *Service) List(ctx context.Context, owner string) ([]Item, error) {
 	return out, nil
 }
 
+// updateTries bounds Update's compare-and-set rounds: every round some
+// writer wins, so only a pathological loop reaches it.
+const updateTries = 100
+
 // Update applies change to the item under compare-and-set, retrying when
 // another worker (another rendition of the same item) wrote in between.
 // change may return an error to abandon the update.
 func (s *Service) Update(ctx context.Context, owner, id string, change func(*Item) error) (Item, error) {
-	key := subjects.MediaKey(owner, id)
-	for {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return Item{}, fmt.Errorf("%w: %s", ErrNotFound, id)
-		}
-		if err != nil {
-			return Item{}, fmt.Errorf("read item %s: %w", id, err)
-		}
-		var it Item
-		if err := json.Unmarshal(e.Value(), &it); err != nil {
-			return Item{}, fmt.Errorf("decode item %s: %w", id, err)
-		}
-		if err := change(&it); err != nil {
-			return it, err
-		}
-		b, _ := json.Marshal(it)
-		_, err = s.kv.Update(ctx, key, b, e.Revision())
-		if err == nil {
-			return it, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
-			return Item{}, fmt.Errorf("write item %s: %w", id, err)
-		}
-		if ctx.Err() != nil {
-			return Item{}, ctx.Err()
-		}
-	}
-}
-
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return kvjson.Update(ctx, s.kv, subjects.MediaKey(owner, id), ErrNotFound, updateTries, change)
 }
 
 // PublishJob publishes the transcode job of one rendition, with a message

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -367,26 +368,11 @@ func (s *Store) UpdateVideo(ctx context.Context, vid string, f func(*subjects.Tr
 }
 
 func update[T any](ctx context.Context, s *Store, key string, f func(*T)) error {
-	for range 10 {
-		var v T
-		rev, err := s.get(ctx, key, &v)
-		if err != nil {
-			return err
-		}
-		f(&v)
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		_, err = s.kv.Update(ctx, key, b, rev)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			return fmt.Errorf("update %s: %w", key, err)
-		}
-	}
-	return fmt.Errorf("update %s: too many concurrent writers", key)
+	_, err := kvjson.Update(ctx, s.kv, key, ErrNotFound, 10, func(v *T) error {
+		f(v)
+		return nil
+	})
+	return err
 }
 
 // claimSet names a TrackClaims record and the per-item keys it is seeded
@@ -470,11 +456,11 @@ func (s *Store) changeClaims(ctx context.Context, c claimSet, f func([]string) (
 		if err == nil {
 			return true, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !kvjson.Conflict(err) {
 			return false, fmt.Errorf("update %s: %w", c.key, err)
 		}
 	}
-	return false, fmt.Errorf("update %s: too many concurrent writers", c.key)
+	return false, fmt.Errorf("update %s: %w", c.key, kvjson.ErrContended)
 }
 
 // LiveChannels lists the ids of every tracked channel.
@@ -602,28 +588,11 @@ func (s *Store) exists(ctx context.Context, key string) (bool, error) {
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (uint64, error) {
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
-		return 0, fmt.Errorf("%s: %w", key, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("get %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return e.Revision(), nil
+	return kvjson.Get(ctx, s.kv, key, v, ErrNotFound)
 }
 
 func (s *Store) put(ctx context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if _, err := s.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
+	return kvjson.Put(ctx, s.kv, key, v)
 }
 
 func (s *Store) create(ctx context.Context, key string, v any, ttl time.Duration) error {

@@ -8,63 +8,21 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
-	"sort"
 	"testing"
 	"time"
 
 	"jetfleet/internal/crm"
+	"jetfleet/internal/crm/crmtest"
 	"jetfleet/internal/crm/hubspot"
 	"jetfleet/internal/crm/hubspot/hubspottest"
+	"jetfleet/internal/jsonshape"
 )
 
-func golden(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// shape lists the JSON paths of v (array elements merged), to compare a
-// payload's structure with a golden file's.
+// shape lists the JSON paths of a HubSpot payload; properties and error
+// contexts are maps of values, not structure.
 func shape(t *testing.T, b []byte) []string {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%v: %s", err, b)
-	}
-	set := map[string]bool{}
-	var walk func(p string, v any)
-	walk = func(p string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, c := range x {
-				if p == ".properties" || p == ".inputs[].properties" || p == ".results[].properties" || p == ".errors[].context" {
-					k = "*" // free-form maps: values, not structure
-				}
-				set[p+"."+k] = true
-				walk(p+"."+k, c)
-			}
-		case []any:
-			for _, c := range x {
-				walk(p+"[]", c)
-			}
-		}
-	}
-	walk("", v)
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contacts() []crm.Contact {
-	return []crm.Contact{{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}, {Email: "not-an-address", LastName: "Nobody"}}
+	return jsonshape.Of(t, b, ".properties", ".inputs[].properties", ".results[].properties", ".errors[].context")
 }
 
 func TestClientSendsTheDocumentedUpsertAndReadsA207PerContact(t *testing.T) {
@@ -75,14 +33,14 @@ func TestClientSendsTheDocumentedUpsertAndReadsA207PerContact(t *testing.T) {
 		}
 		got, _ = io.ReadAll(r.Body)
 		w.WriteHeader(http.StatusMultiStatus)
-		w.Write(golden(t, "hubspot_upsert_207.json"))
+		w.Write(crmtest.Golden(t, "hubspot_upsert_207.json"))
 	}))
 	defer srv.Close()
-	res, err := hubspot.New(hubspot.Config{BaseURL: srv.URL}).UpsertContacts(context.Background(), "pat-x", contacts())
+	res, err := hubspot.New(hubspot.Config{BaseURL: srv.URL}).UpsertContacts(context.Background(), "pat-x", crmtest.Contacts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := shape(t, golden(t, "hubspot_upsert_request.json")); !slices.Equal(shape(t, got), want) {
+	if want := shape(t, crmtest.Golden(t, "hubspot_upsert_request.json")); !slices.Equal(shape(t, got), want) {
 		t.Fatalf("request shape %v, golden %v", shape(t, got), want)
 	}
 	var req struct {
@@ -125,10 +83,10 @@ func TestClientTellsRefusalsApart(t *testing.T) {
 					w.Header().Set("Retry-After", tc.header)
 				}
 				w.WriteHeader(tc.status)
-				w.Write(golden(t, tc.file))
+				w.Write(crmtest.Golden(t, tc.file))
 			}))
 			defer srv.Close()
-			_, err := hubspot.New(hubspot.Config{BaseURL: srv.URL}).UpsertContacts(context.Background(), "t", contacts())
+			_, err := hubspot.New(hubspot.Config{BaseURL: srv.URL}).UpsertContacts(context.Background(), "t", crmtest.Contacts())
 			if !tc.check(err) {
 				t.Fatalf("error %v", err)
 			}
@@ -158,14 +116,14 @@ func TestStandInAnswersInHubSpotsShapes(t *testing.T) {
 		if resp.StatusCode != status {
 			t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, b)
 		}
-		got, want := shape(t, b), shape(t, golden(t, file))
+		got, want := shape(t, b), shape(t, crmtest.Golden(t, file))
 		for _, k := range want {
 			if !slices.Contains(got, k) {
 				t.Fatalf("stand-in answer lacks %s of %s: %s", k, file, b)
 			}
 		}
 	}
-	req := golden(t, "hubspot_upsert_request.json")
+	req := crmtest.Golden(t, "hubspot_upsert_request.json")
 	check(post("wrong", req), 401, "hubspot_401.json")
 	check(post(s.Token(), req), 207, "hubspot_upsert_207.json")
 	s.RateLimit(1, 2*time.Second)

@@ -2,78 +2,34 @@ package salesforce_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
 	"jetfleet/internal/crm"
+	"jetfleet/internal/crm/crmtest"
 	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/crm/salesforce/salesforcetest"
+	"jetfleet/internal/jsonshape"
 )
-
-func golden(t *testing.T, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func shape(t *testing.T, b []byte) []string {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%v: %s", err, b)
-	}
-	set := map[string]bool{}
-	var walk func(p string, v any)
-	walk = func(p string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, c := range x {
-				set[p+"."+k] = true
-				walk(p+"."+k, c)
-			}
-		case []any:
-			for _, c := range x {
-				walk(p+"[]", c)
-			}
-		}
-	}
-	walk("", v)
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contacts() []crm.Contact {
-	return []crm.Contact{{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"}, {Email: "not-an-address", LastName: "Nobody"}}
-}
 
 // fake serves golden token and upsert answers, recording the upsert body.
 func fake(t *testing.T, upsertStatus int, upsertFile string, body *[]byte) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/services/oauth2/token":
-			b := string(golden(t, "salesforce_token_refresh.json"))
+			b := string(crmtest.Golden(t, "salesforce_token_refresh.json"))
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, strings.ReplaceAll(b, "https://yourInstance.my.salesforce.com", "http://"+r.Host))
 		case r.Method == http.MethodPatch && r.URL.Path == "/services/data/v62.0/composite/sobjects/Contact/Jetfleet_Email__c":
 			*body, _ = io.ReadAll(r.Body)
 			w.WriteHeader(upsertStatus)
-			w.Write(golden(t, upsertFile))
+			w.Write(crmtest.Golden(t, upsertFile))
 		default:
 			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
 			w.WriteHeader(404)
@@ -86,11 +42,11 @@ func TestClientSendsTheDocumentedCollectionUpsertAndReadsEachRecord(t *testing.T
 	srv := fake(t, 200, "salesforce_upsert_200.json", &body)
 	defer srv.Close()
 	c := salesforce.New(salesforce.Config{LoginURL: srv.URL, ClientID: "id", ClientSecret: "s"})
-	res, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), contacts())
+	res, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), crmtest.Contacts())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := shape(t, body), shape(t, golden(t, "salesforce_upsert_request.json")); !slices.Equal(got, want) {
+	if got, want := jsonshape.Of(t, body), jsonshape.Of(t, crmtest.Golden(t, "salesforce_upsert_request.json")); !slices.Equal(got, want) {
 		t.Fatalf("request shape %v, golden %v", got, want)
 	}
 	if res.Upserted["ada@example.com"] != "003xx000004TmiQAAS" || res.Created != 1 || len(res.Failed) != 1 ||
@@ -104,7 +60,7 @@ func TestRequestLimitExceededIsARateLimit(t *testing.T) {
 	srv := fake(t, 403, "salesforce_403_limit.json", &body)
 	defer srv.Close()
 	c := salesforce.New(salesforce.Config{LoginURL: srv.URL, ClientID: "id", ClientSecret: "s"})
-	_, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), contacts())
+	_, err := c.Session(salesforce.Connection{RefreshToken: "rt", InstanceURL: srv.URL}).UpsertContacts(context.Background(), crmtest.Contacts())
 	var rl *crm.RateLimitError
 	if !errors.As(err, &rl) || !strings.Contains(rl.Message, "REQUEST_LIMIT_EXCEEDED") {
 		t.Fatalf("error %v, want a rate limit", err)
@@ -145,11 +101,11 @@ func TestStandInWebServerFlowWithPKCEAndRevokedRefreshToken(t *testing.T) {
 		t.Fatalf("connection %+v", conn)
 	}
 	sess := c.Session(conn)
-	if res, err := sess.UpsertContacts(context.Background(), contacts()); err != nil || len(res.Upserted) != 1 || len(res.Failed) != 1 {
+	if res, err := sess.UpsertContacts(context.Background(), crmtest.Contacts()); err != nil || len(res.Upserted) != 1 || len(res.Failed) != 1 {
 		t.Fatalf("upsert: %+v %v", res, err)
 	}
 	s.RevokeAll()
-	_, err = c.Session(conn).UpsertContacts(context.Background(), contacts())
+	_, err = c.Session(conn).UpsertContacts(context.Background(), crmtest.Contacts())
 	if !errors.Is(err, crm.ErrUnauthorized) {
 		t.Fatalf("error after revocation %v, want ErrUnauthorized", err)
 	}
@@ -162,7 +118,7 @@ func TestStandInAnswersInSalesforcesShapes(t *testing.T) {
 	}
 	defer s.Close()
 	patch := func(token string) (int, []byte) {
-		req, _ := http.NewRequest(http.MethodPatch, s.URL+"/services/data/v62.0/composite/sobjects/Contact/Jetfleet_Email__c", strings.NewReader(string(golden(t, "salesforce_upsert_request.json"))))
+		req, _ := http.NewRequest(http.MethodPatch, s.URL+"/services/data/v62.0/composite/sobjects/Contact/Jetfleet_Email__c", strings.NewReader(string(crmtest.Golden(t, "salesforce_upsert_request.json"))))
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -174,8 +130,8 @@ func TestStandInAnswersInSalesforcesShapes(t *testing.T) {
 	}
 	contains := func(got []byte, file string) {
 		t.Helper()
-		g := shape(t, got)
-		for _, k := range shape(t, golden(t, file)) {
+		g := jsonshape.Of(t, got)
+		for _, k := range jsonshape.Of(t, crmtest.Golden(t, file)) {
 			if !slices.Contains(g, k) {
 				t.Fatalf("stand-in answer lacks %s of %s: %s", k, file, got)
 			}

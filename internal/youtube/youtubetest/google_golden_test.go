@@ -11,45 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"jetfleet/internal/jsonshape"
 	"jetfleet/internal/youtube/youtubetest"
 )
-
-// shape lists the paths of every key in a JSON document (array elements
-// as [], objects by key), so two documents compare by structure.
-func shape(t *testing.T, b []byte) []string {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, b)
-	}
-	seen := map[string]bool{}
-	var walk func(prefix string, v any)
-	walk = func(prefix string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				seen[prefix+"."+k] = true
-				walk(prefix+"."+k, e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(prefix+"[]", e)
-			}
-		}
-	}
-	walk("", v)
-	out := make([]string, 0, len(seen))
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 func golden(t *testing.T, name string) []byte {
 	b, err := os.ReadFile(filepath.Join("testdata", "google", name))
@@ -62,11 +30,11 @@ func golden(t *testing.T, name string) []byte {
 // missing lists the golden document's keys the stand-in's answer lacks.
 func missing(t *testing.T, goldenName string, got []byte, optional ...string) []string {
 	have := map[string]bool{}
-	for _, k := range shape(t, got) {
+	for _, k := range jsonshape.Of(t, got) {
 		have[k] = true
 	}
 	var out []string
-	for _, k := range shape(t, golden(t, goldenName)) {
+	for _, k := range jsonshape.Of(t, golden(t, goldenName)) {
 		skip := false
 		for _, o := range optional {
 			skip = skip || strings.HasPrefix(k, o)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -42,7 +41,7 @@ func (s *Service) ExportAdmin(ctx context.Context, eid, uid, email string) (Even
 		return Event{}, err
 	}
 	email, _ = normaliseEmail(email)
-	if (uid != "" && e.OrganiserID == uid) || (email != "" && slices.Contains(e.Hosts, email)) {
+	if e.IsAdmin(uid, email) {
 		return e, nil
 	}
 	return Event{}, ErrNotFound

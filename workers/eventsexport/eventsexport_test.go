@@ -235,6 +235,19 @@ func (e *env) waitRun(eid, target string, status crm.RunStatus) crm.Run {
 	return run
 }
 
+// waitDLQ waits for the DLQ stream to hold n messages.
+func (e *env) waitDLQ(n uint64) {
+	e.t.Helper()
+	dlq, err := e.js.Stream(context.Background(), subjects.DLQStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	testenv.EventuallyState(e.t, 10*time.Second, fmt.Sprintf("%d job(s) in the DLQ", n), func() (bool, any) {
+		info, err := dlq.Info(context.Background())
+		return err == nil && info.State.Msgs == n, info
+	})
+}
+
 func TestHubSpotExportUpsertsEveryConsentingParticipantOnceInBatches(t *testing.T) {
 	e := newEnv(t)
 	ev, regs := e.event(7, plainName)
@@ -303,14 +316,7 @@ func TestRevokedHubSpotTokenFailsTheRunAndDeadLetters(t *testing.T) {
 	if !strings.Contains(run.Error, "reconnect") {
 		t.Fatalf("run error %q does not tell the organiser to reconnect", run.Error)
 	}
-	dlq, err := e.js.Stream(context.Background(), subjects.DLQStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.EventuallyState(t, 10*time.Second, "job in the DLQ", func() (bool, any) {
-		info, err := dlq.Info(context.Background())
-		return err == nil && info.State.Msgs == 1, info
-	})
+	e.waitDLQ(1)
 }
 
 func TestSalesforceSessionExpiredIsRefreshedAndTheExportCompletes(t *testing.T) {
@@ -509,14 +515,7 @@ func TestMalformedJobGoesToTheDLQ(t *testing.T) {
 	if _, err := e.js.Publish(context.Background(), subjects.EventsExportSubject("notAnEventIdAAAA", "ftp"), []byte(`{"event_id":"x"}`)); err != nil {
 		t.Fatal(err)
 	}
-	dlq, err := e.js.Stream(context.Background(), subjects.DLQStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.EventuallyState(t, 10*time.Second, "job in the DLQ", func() (bool, any) {
-		info, err := dlq.Info(context.Background())
-		return err == nil && info.State.Msgs == 1, info
-	})
+	e.waitDLQ(1)
 }
 
 func TestSalesforceRequestLimitIsRetriedWithBackoffAndResumes(t *testing.T) {

@@ -3,19 +3,14 @@ package web_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"jetfleet/internal/crm"
 	"jetfleet/internal/crm/hubspot/hubspottest"
 	"jetfleet/internal/sealed"
-	"jetfleet/internal/testenv"
 	"jetfleet/subjects"
 	"jetfleet/web"
 	"jetfleet/web/eventexports"
@@ -24,29 +19,11 @@ import (
 // startExportsEdge runs an edge with TOKEN_KEY set (free tickets only).
 func startExportsEdge(t *testing.T) *eventsEdge {
 	t.Helper()
-	srv := testenv.StartNATS(t)
-	nc, js := srv.Connect(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
 	box, err := sealed.New([]byte(strings.Repeat("t", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(nil)
-	conn, _ := ch.Database(t)
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: "http://" + hs.Listener.Addr().String()}, web.Deps{
-		NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Tokens: box,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = h
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return &eventsEdge{Server: hs, nc: nc, js: js}
+	return startEventsEdgeWith(t, eventsEdgeSetup{deps: func(d *web.Deps) { d.Tokens = box }})
 }
 
 func TestOnlyTheEventsAdminsReachItsExports(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/analytics"
 	"jetfleet/internal/payments"
 	"jetfleet/internal/payments/stripetest"
 	"jetfleet/internal/testenv"
@@ -44,6 +45,23 @@ func startEventsEdge(t *testing.T) *eventsEdge {
 // client), for the Tracker's premium plan.
 func startStripeEdge(t *testing.T, yt *youtube.Client) *eventsEdge {
 	t.Helper()
+	return startEventsEdgeWith(t, eventsEdgeSetup{stripe: true, deps: func(d *web.Deps) { d.YouTube = yt }})
+}
+
+// eventsEdgeSetup is what an events test edge has beside its own
+// provisioned NATS server and ClickHouse database.
+type eventsEdgeSetup struct {
+	// stripe points Stripe at the local stand-in, whose webhooks come
+	// back to the edge.
+	stripe bool
+	// analytics migrates the analytics tables.
+	analytics bool
+	config    func(*web.Config) // nil: as it is
+	deps      func(*web.Deps)   // nil: as they are
+}
+
+func startEventsEdgeWith(t *testing.T, setup eventsEdgeSetup) *eventsEdge {
+	t.Helper()
 	srv := testenv.StartNATS(t)
 	nc, js := srv.Connect(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,22 +69,35 @@ func startStripeEdge(t *testing.T, yt *youtube.Client) *eventsEdge {
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
+	conn, _ := ch.Database(t)
+	if setup.analytics {
+		if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	st, err := stripetest.Start(stripetest.Config{WebhookURL: base + "/api/events/stripe/webhook"})
-	if err != nil {
-		t.Fatal(err)
+	cfg := web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}
+	deps := web.Deps{NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	var st *stripetest.Server
+	if setup.stripe {
+		var err error
+		st, err = stripetest.Start(stripetest.Config{WebhookURL: base + "/api/events/stripe/webhook"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if deps.Payments, err = payments.New(payments.Config{SecretKey: st.SecretKey(), WebhookSecret: st.WebhookSecret(), APIBase: st.URL}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(func() { st.Close() })
-	pay, err := payments.New(payments.Config{SecretKey: st.SecretKey(), WebhookSecret: st.WebhookSecret(), APIBase: st.URL})
-	if err != nil {
-		t.Fatal(err)
+	if setup.config != nil {
+		setup.config(&cfg)
 	}
-	conn, _ := ch.Database(t)
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base}, web.Deps{
-		NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Payments: pay,
-		YouTube: yt,
-	})
+	if setup.deps != nil {
+		setup.deps(&deps)
+	}
+	h, err := web.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

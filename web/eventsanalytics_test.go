@@ -2,60 +2,20 @@ package web_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"jetfleet/analytics"
 	"jetfleet/internal/eventpost"
-	"jetfleet/internal/payments"
 	"jetfleet/internal/payments/stripetest"
-	"jetfleet/internal/testenv"
-	"jetfleet/subjects"
 	"jetfleet/web"
 )
 
 // startAnalyticsEdge is startEventsEdge with the analytics tables migrated.
 func startAnalyticsEdge(t *testing.T) *eventsEdge {
 	t.Helper()
-	srv := testenv.StartNATS(t)
-	nc, js := srv.Connect(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	conn, _ := ch.Database(t)
-	if _, err := analytics.Migrate(ctx, conn, analytics.Schema(), nil); err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	base := "http://" + hs.Listener.Addr().String()
-	st, err := stripetest.Start(stripetest.Config{WebhookURL: base + "/api/events/stripe/webhook"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	pay, err := payments.New(payments.Config{SecretKey: st.SecretKey(), WebhookSecret: st.WebhookSecret(), APIBase: st.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsFees: eventpost.DefaultPrices}, web.Deps{
-		NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Payments: pay,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = h
-	hs.Start()
-	t.Cleanup(hs.Close)
-	return &eventsEdge{Server: hs, nc: nc, js: js, stripe: st}
+	return startEventsEdgeWith(t, eventsEdgeSetup{stripe: true, analytics: true, config: func(c *web.Config) { c.EventsFees = eventpost.DefaultPrices }})
 }
 
 func TestAnalyticsPageIsForTheEventsAdminsOnly(t *testing.T) {

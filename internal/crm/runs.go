@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -135,7 +136,7 @@ func (r *Runs) Save(ctx context.Context, run Run, rev uint64) (uint64, error) {
 	} else {
 		n, err = r.kv.Update(ctx, runKey(run.EventID, run.Target), b, rev)
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if kvjson.Conflict(err) {
 		return 0, ErrRunChanged
 	}
 	if err != nil {

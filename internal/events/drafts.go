@@ -3,13 +3,11 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -72,7 +70,7 @@ func (s *Service) change(ctx context.Context, uid, eid string, f func(e *Event) 
 		}
 		e.Updated = s.now()
 		if _, err := s.catalog.Update(ctx, eventKey(eid), mustJSON(e), rev); err != nil {
-			if errors.Is(err, jetstream.ErrKeyExists) {
+			if kvjson.Conflict(err) {
 				continue
 			}
 			return Event{}, fmt.Errorf("save event %s: %w", eid, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -143,7 +144,7 @@ func (s *Service) ForgetPerson(ctx context.Context, uid, email string) (int, err
 			return n, err
 		}
 		o.Email = ""
-		if _, err := s.catalog.Update(ctx, organiserKey(uid), mustJSON(o), rev); errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := s.catalog.Update(ctx, organiserKey(uid), mustJSON(o), rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return n, fmt.Errorf("forget organiser %s: %w", uid, err)

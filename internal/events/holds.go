@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -196,7 +197,7 @@ func (s *Service) ExpireUnconfirmed(ctx context.Context, eid, rid string) (bool,
 		// address) only if unchanged since read: a confirmation that won the
 		// race keeps its registration and the seat it took.
 		err = s.regs.Purge(ctx, regKey(eid, rid), jetstream.LastRevision(rev))
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if kvjson.Conflict(err) {
 			continue
 		}
 		if err != nil {

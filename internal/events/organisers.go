@@ -8,8 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -40,7 +39,7 @@ func (s *Service) SetStripeAccount(ctx context.Context, uid, email, account stri
 		} else {
 			_, err = s.catalog.Update(ctx, organiserKey(uid), b, rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if kvjson.Conflict(err) {
 			continue // changed meanwhile
 		}
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -114,7 +115,7 @@ func (s *Service) SetFeePaymentMethod(ctx context.Context, uid, customer, paymen
 		} else {
 			_, err = s.catalog.Update(ctx, organiserKey(uid), b, rev)
 		}
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if kvjson.Conflict(err) {
 			continue
 		}
 		if err != nil {

@@ -9,9 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -143,7 +142,7 @@ func (s *Service) changeReg(ctx context.Context, eid, rid string, f func(r *Regi
 			return r, false, err
 		}
 		if _, err := s.regs.Update(ctx, regKey(eid, rid), mustJSON(r), rev); err != nil {
-			if errors.Is(err, jetstream.ErrKeyExists) {
+			if kvjson.Conflict(err) {
 				continue
 			}
 			return Registration{}, false, fmt.Errorf("save registration %s: %w", rid, err)

@@ -3,10 +3,9 @@ package events
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"jetfleet/internal/kvjson"
 )
 
 // seats is the per-event counter of seats taken, changed only by
@@ -69,7 +68,7 @@ func (s *Service) adjustSeats(ctx context.Context, e Event, tid string, delta in
 			return fmt.Errorf("seats of %s would go negative", e.ID)
 		}
 		_, err = s.catalog.Update(ctx, seatsKey(e.ID), mustJSON(st), kve.Revision())
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if kvjson.Conflict(err) {
 			continue // another registration took or freed a seat: decide again
 		}
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
+	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
 )
 
@@ -152,7 +153,7 @@ func (q *Requests) Confirm(ctx context.Context, id, userID, nonce string) (Reque
 		}
 		r.Status, r.Confirmed = Queued, q.now().UTC()
 		b, _ := json.Marshal(r)
-		if _, err := q.kv.Update(ctx, key(id), b, rev); errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := q.kv.Update(ctx, key(id), b, rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return Request{}, fmt.Errorf("save GDPR request %s: %w", id, err)
@@ -189,7 +190,7 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 			r.Email = ""
 		}
 		b, _ := json.Marshal(r)
-		if _, err := q.kv.Update(ctx, key(id), b, rev); errors.Is(err, jetstream.ErrKeyExists) {
+		if _, err := q.kv.Update(ctx, key(id), b, rev); kvjson.Conflict(err) {
 			continue
 		} else if err != nil {
 			return fmt.Errorf("save GDPR request %s: %w", id, err)

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,10 @@ type Request struct {
 	Created   time.Time `json:"created"`
 	Confirmed time.Time `json:"confirmed,omitzero"`
 	Done      time.Time `json:"done,omitzero"`
+	// Notes say what the request could not do outside our systems (a
+	// grant that could not be revoked at Google), for operators
+	// (`nats kv get GDPR_REQUESTS req.<id>`) and the confirmation mail.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Requests stores requests and queues confirmed ones.
@@ -173,6 +178,35 @@ func (q *Requests) enqueue(ctx context.Context, r Request) error {
 // the address is removed from the record too. A request that expired from
 // the bucket meanwhile is not an error.
 func (q *Requests) MarkDone(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(r *Request) bool {
+		if r.Status == Done {
+			return false
+		}
+		r.Status, r.Done = Done, q.now().UTC()
+		if r.Kind == subjects.GDPRKindDelete {
+			r.Email = ""
+		}
+		return true
+	})
+}
+
+// AddNote records note on request id, once however often it is added (a
+// redelivered request adds the same note again). A request that expired
+// from the bucket meanwhile is not an error.
+func (q *Requests) AddNote(ctx context.Context, id, note string) error {
+	return q.change(ctx, id, func(r *Request) bool {
+		if slices.Contains(r.Notes, note) {
+			return false
+		}
+		r.Notes = append(r.Notes, note)
+		return true
+	})
+}
+
+// change saves request id as f changes it (f reports whether it did),
+// with compare-and-set against concurrent changes. A request gone from
+// the bucket is left gone.
+func (q *Requests) change(ctx context.Context, id string, f func(*Request) bool) error {
 	for {
 		r, rev, err := q.get(ctx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -181,12 +215,8 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if r.Status == Done {
+		if !f(&r) {
 			return nil
-		}
-		r.Status, r.Done = Done, q.now().UTC()
-		if r.Kind == subjects.GDPRKindDelete {
-			r.Email = ""
 		}
 		b, _ := json.Marshal(r)
 		if _, err := q.kv.Update(ctx, key(id), b, rev); errors.Is(err, jetstream.ErrKeyExists) {
@@ -196,6 +226,16 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 		}
 		return nil
 	}
+}
+
+// Notes returns the notes recorded on request id (none for a request gone
+// from the bucket).
+func (q *Requests) Notes(ctx context.Context, id string) ([]string, error) {
+	r, _, err := q.get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return r.Notes, err
 }
 
 // ScheduleExportExpiry publishes the one-shot schedule (@at at) that fires

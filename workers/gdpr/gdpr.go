@@ -199,7 +199,19 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 		if e.Forget == nil {
 			continue
 		}
-		if err := e.Forget(ctx, p); err != nil {
+		err := e.Forget(ctx, p)
+		var unrevoked *personaldata.Unrevoked
+		if errors.As(err, &unrevoked) {
+			// Our copy is gone; what Google keeps is recorded at once (a
+			// retry would no longer know of it) and told to the person.
+			w.d.Log.Warn("GDPR deletion could not revoke a grant", "request", req.ID, "product", e.Product, "service", unrevoked.Service, "err", unrevoked.Err)
+			note := fmt.Sprintf("%s: %v", e.Product, unrevoked)
+			if err := w.d.Requests.AddNote(ctx, req.ID, note); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("forget %s data: %w", e.Product, err)
 		}
 	}
@@ -218,12 +230,22 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	if email == "" {
 		return nil
 	}
+	notes, err := w.d.Requests.Notes(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	unrevoked := ""
+	if len(notes) > 0 {
+		unrevoked = "We could not reach Google to withdraw jetfleet's access to the YouTube channel you connected for A/B tests. " +
+			"Our copy of that access is deleted, so we cannot use it; you can remove jetfleet from your Google account's " +
+			"third-party access (https://myaccount.google.com/permissions).\n"
+	}
 	return w.d.Mail(ctx, subjects.Mail{
 		ID: "gdpr-delete:" + req.ID, To: email, Subject: "Your jetfleet account and data are deleted",
 		Text: "Hello,\n\nAs you asked, your jetfleet account is deleted and you are signed out everywhere.\n" +
 			"What you tracked, your Counter and Enricher API keys and earlier copies of your data are deleted; the keys stop working.\n" +
 			"Your event registrations now show a pseudonym instead of your name and address; organisers keep only that " +
-			"the seat was taken. This is the last mail we send you.\n",
+			"the seat was taken.\n" + unrevoked + "This is the last mail we send you.\n",
 	})
 }
 

@@ -258,10 +258,26 @@ func ScheduleExportExpiry(ctx context.Context, js jetstream.JetStream, id, key s
 	return nil
 }
 
+// MailedCSVKey is where run rid's participant CSV of event eid, mailed as a
+// link to account uid, is stored: under the person it was mailed to, so
+// that deleting their data deletes every such file at once (see
+// MailedPrefixes) and the links stop working.
+func MailedCSVKey(uid, eid, rid string) string {
+	return "exports/people/" + uid + "/events/" + eid + "/" + rid + ".csv"
+}
+
+// MailedPrefixes are the blob prefixes of everything mailed as a link to
+// account uid (their GDPR exports, participant CSVs they asked for), which
+// a deletion of their data deletes.
+func MailedPrefixes(uid string) []string {
+	return []string{"gdpr/" + uid + "/", "exports/people/" + uid + "/"}
+}
+
 // ExpirableKey reports whether key names an export made under id that an
 // expiry may delete: a GDPR export (gdpr/<user>/<id>.json) or an event's
-// participant CSV (exports/events/<event>/<id>.csv). Anything else is
-// refused, so a malformed schedule cannot delete other blobs.
+// participant CSV (MailedCSVKey, or exports/events/<event>/<id>.csv as
+// they were stored before they were filed under the person). Anything
+// else is refused, so a malformed schedule cannot delete other blobs.
 func ExpirableKey(key, id string) bool {
 	if !ids.Valid(id) {
 		return false
@@ -270,8 +286,16 @@ func ExpirableKey(key, id string) bool {
 	switch {
 	case len(parts) == 3 && parts[0] == "gdpr" && parts[2] == id+".json":
 		return parts[1] != ""
+	case len(parts) == 6 && parts[0] == "exports" && parts[1] == "people" && parts[3] == "events" && parts[5] == id+".csv":
+		return ValidUserID(parts[2]) && ids.Valid(parts[4])
 	case len(parts) == 4 && parts[0] == "exports" && parts[1] == "events" && parts[3] == id+".csv":
 		return ids.Valid(parts[2])
 	}
 	return false
+}
+
+// ValidUserID reports whether uid can be part of a subject or blob key:
+// not empty, and none of the separators and wildcards those use.
+func ValidUserID(uid string) bool {
+	return uid != "" && !strings.ContainsAny(uid, "./*> ")
 }

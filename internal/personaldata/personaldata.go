@@ -279,7 +279,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.AccountsMagicLinksBucket: "sign-in links: single use, each expires within 15 minutes",
 		subjects.GDPRRequestsBucket:       "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
 		subjects.OutboxBucket:             "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
-		subjects.BlobStore:                "blobs: thumbnails (about videos), GDPR exports, which the gdpr role deletes, and media uploads, which the media entry deletes",
+		subjects.BlobStore:                "blobs: thumbnails (about videos), exports mailed as links (GDPR exports, participant CSVs), which the gdpr role deletes with the person they were mailed to, and media uploads, which the media entry deletes",
 		subjects.CounterOwnersBucket:      "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket:   "counter freshness per partition: no personal data",
 		subjects.EnricherHeldBucket:       "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",

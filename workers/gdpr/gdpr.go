@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := json.Unmarshal(msg.Data(), &req); err != nil {
 		return consume.Permanentf("decode GDPR request: %v", err)
 	}
-	if !ids.Valid(req.ID) || req.UserID == "" || strings.ContainsAny(req.UserID, "./*> ") {
+	if !ids.Valid(req.ID) || !gdpr.ValidUserID(req.UserID) {
 		return consume.Permanentf("GDPR request without a valid id or user")
 	}
 	var err error
@@ -249,16 +250,23 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	})
 }
 
-// deleteExports deletes every earlier export of user uid from the blob
-// store, and cancels the schedules that would have deleted them (they name
-// the person's account), and returns how many there were.
+// deleteExports deletes everything mailed as a link to user uid (their
+// earlier exports, participant CSVs they asked for) from the blob store,
+// so the links stop working, cancels the schedules that would have
+// deleted them (they name the person's account), and returns how many
+// there were.
 func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
-	infos, err := w.d.Blobs.List(ctx, exportPrefix(uid))
-	if err != nil {
-		return 0, fmt.Errorf("list exports: %w", err)
+	var infos []blob.Info
+	for _, prefix := range gdpr.MailedPrefixes(uid) {
+		in, err := w.d.Blobs.List(ctx, prefix)
+		if err != nil {
+			return 0, fmt.Errorf("list exports: %w", err)
+		}
+		infos = append(infos, in...)
 	}
 	var schedules jetstream.Stream
 	if len(infos) > 0 {
+		var err error
 		if schedules, err = w.d.JS.Stream(ctx, subjects.GDPRExportsStream); err != nil {
 			return 0, fmt.Errorf("open %s: %w", subjects.GDPRExportsStream, err)
 		}
@@ -267,8 +275,8 @@ func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
 		if err := w.d.Blobs.Delete(ctx, in.Key); err != nil {
 			return 0, fmt.Errorf("delete export %s: %w", in.Key, err)
 		}
-		rid := strings.TrimSuffix(strings.TrimPrefix(in.Key, exportPrefix(uid)), ".json")
-		if !ids.Valid(rid) {
+		rid := strings.TrimSuffix(path.Base(in.Key), path.Ext(in.Key))
+		if !gdpr.ExpirableKey(in.Key, rid) {
 			continue
 		}
 		if err := schedules.Purge(ctx, jetstream.WithPurgeSubject(subjects.GDPRExportSchedule(rid))); err != nil {

@@ -59,6 +59,7 @@ type site struct {
 	svc    *events.Service
 	reqs   *gdpr.Requests
 	blobs  blob.Store
+	signer *blob.URLSigner
 	mail   *mailbox
 	worker *workergdpr.Worker
 	event  events.Event
@@ -100,6 +101,7 @@ func setUpWith(t *testing.T, exportTTL time.Duration, abtests func(ctx context.C
 	if s.blobs, err = blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site"); err != nil {
 		t.Fatal(err)
 	}
+	s.signer = signer
 	deps := personaldata.Deps{JS: js, Events: s.svc, Blobs: s.blobs}
 	if abtests != nil {
 		deps.ABTests = abtests(ctx, js, s.blobs)

@@ -244,7 +244,7 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	return w.d.Mail(ctx, subjects.Mail{
 		ID: "gdpr-delete:" + req.ID, To: email, Subject: "Your jetfleet account and data are deleted",
 		Text: "Hello,\n\nAs you asked, your jetfleet account is deleted and you are signed out everywhere.\n" +
-			"What you tracked, your Counter and Enricher API keys and earlier copies of your data are deleted; the keys stop working.\n" +
+			"What you tracked, your Counter and Enricher API keys, earlier copies of your data and the participant lists mailed to you are deleted; the keys and links stop working.\n" +
 			"Your event registrations now show a pseudonym instead of your name and address; organisers keep only that " +
 			"the seat was taken.\n" + unrevoked + "This is the last mail we send you.\n",
 	})

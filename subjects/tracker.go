@@ -23,6 +23,7 @@ import (
 //	user.<uid>.credit.<yyyymm>.<vid>  TrackLink (a free-plan credit spent)
 //	user.<uid>.claims.channels        TrackClaims (channels the plan counts)
 //	user.<uid>.claims.credits.<yyyymm> TrackClaims (videos that spent a credit)
+//	user.<uid>.claims.hires           TrackClaims (videos sampled at high resolution, capped per user)
 //	user.<uid>.digest.off         present when the user turned the weekly digest off
 //	user.<uid>.digest.<yyyymmdd>  the week's digest was enqueued (per-key TTL, 5 weeks)
 //	hires.<vid>.<uid>             TrackerHiRes, per-key TTL: uid (premium) has vid sampled every
@@ -230,6 +231,10 @@ func TrackerCreditKey(uid, month, vid string) string {
 	return "user." + uid + ".credit." + month + "." + vid
 }
 func TrackerUserChannelClaimsKey(uid string) string { return "user." + uid + ".claims.channels" }
+
+// TrackerUserHiResClaimsKey is the TrackerClaims record of the videos
+// user uid has sampled at high resolution, which the per-user cap counts.
+func TrackerUserHiResClaimsKey(uid string) string { return "user." + uid + ".claims.hires" }
 func TrackerUserCreditClaimsKey(uid, month string) string {
 	return "user." + uid + ".claims.credits." + month
 }

@@ -13,7 +13,7 @@ import (
 
 // mountTracker serves the Tracker's pages under /tracker (signed in).
 func mountTracker(ctx context.Context, s *Server, mux *http.ServeMux) error {
-	store, err := tracking.Open(ctx, s.deps.JS, tracking.Options{})
+	store, err := tracking.Open(ctx, s.deps.JS, tracking.Options{HiResPerUser: s.cfg.TrackerHiResPerUser})
 	if err != nil {
 		return err
 	}

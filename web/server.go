@@ -62,6 +62,10 @@ type Config struct {
 	// CounterBodyTimeout bounds the reading of one Counter API request
 	// body (a slow client is cut off with 408); 0 means 10s.
 	CounterBodyTimeout time.Duration
+	// TrackerHiResPerUser caps the videos one premium user has sampled
+	// every 2 minutes at once (TRACKER_HIRES_PER_USER); 0 means
+	// tracking.DefaultHiResPerUser.
+	TrackerHiResPerUser int
 	// MediaMaxUploadBytes bounds one video upload; 0 means 2 GiB.
 	MediaMaxUploadBytes int64
 	// BlobOrigin is the origin of presigned blob URLs ("https://s3.host")

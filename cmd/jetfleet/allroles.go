@@ -37,7 +37,7 @@ func allRoles(cfg *config) []consume.Role {
 		enricher.Roles(enricher.Config{Hold: cfg.enricherHold()}),
 		tracker.Roles(trackerConfig(cfg)),
 		abtests.Roles(abtestsConfig(cfg)),
-		gdpr.Roles(cfg.BaseURL),
+		gdpr.Roles(gdpr.Config{BaseURL: cfg.BaseURL, ABTests: abtestsConfig(cfg).Service}),
 		eventholds.Roles(cfg.BaseURL),
 		eventsexport.Roles(exportsConfig(cfg)),
 		media.Roles(),

@@ -82,6 +82,8 @@ type config struct {
 	YouTubeThumbURL    string
 	YouTubeRate        int
 	TrackerConcurrency int
+	// TrackerHiResPerUser caps a premium user's videos at high resolution.
+	TrackerHiResPerUser int
 	// TrackerSlot, when set (jetfleet dev --demo), shrinks the tracker's
 	// sampling slots so faster ticks each make a sample.
 	TrackerSlot time.Duration
@@ -165,6 +167,7 @@ func (c *config) settings() []setting {
 		{env: "YOUTUBE_THUMB_URL", flag: "youtube-thumb-url", def: "https://i.ytimg.com", usage: "YouTube thumbnails (tracker)", str: &c.YouTubeThumbURL},
 		{env: "YOUTUBE_RATE", flag: "youtube-rate", def: "200", usage: "requests per second to YouTube, per process (tracker)", num: &c.YouTubeRate},
 		{env: "TRACKER_CONCURRENCY", flag: "tracker-concurrency", def: "256", usage: "video jobs in flight per tracker-videos worker", num: &c.TrackerConcurrency},
+		{env: "TRACKER_HIRES_PER_USER", flag: "tracker-hires-per-user", def: "50", usage: "videos one premium user may have sampled every 2 minutes at once", num: &c.TrackerHiResPerUser},
 		{env: "GOOGLE_CLIENT_ID", flag: "google-client-id", usage: "Google OAuth client id for connecting YouTube channels (Tracker A/B tests; empty: connecting is off; dev --demo uses a local stand-in)", str: &c.GoogleClientID},
 		{env: "GOOGLE_CLIENT_SECRET", flag: "google-client-secret", usage: "Google OAuth client secret of GOOGLE_CLIENT_ID", str: &c.GoogleClientSecret, secret: true},
 		{env: "GOOGLE_OAUTH_URL", flag: "google-oauth-url", def: "https://accounts.google.com", usage: "Google's OAuth consent page base (/o/oauth2/v2/auth)", str: &c.GoogleOAuthURL},
@@ -316,6 +319,9 @@ func (c *config) validate() error {
 	}
 	if d, err := time.ParseDuration(c.EventsPostDelay); err != nil || d < time.Second {
 		bad("EVENTS_POST_DELAY", "%q is not a duration of at least 1s (e.g. 2h)", c.EventsPostDelay)
+	}
+	if c.TrackerHiResPerUser < 1 {
+		bad("TRACKER_HIRES_PER_USER", "must be at least 1")
 	}
 	if c.EventsFeeFreeParticipants < 0 {
 		bad("EVENTS_FEE_FREE_PARTICIPANTS", "must not be negative")

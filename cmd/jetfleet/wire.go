@@ -304,7 +304,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 		SessionSecret: csrfKey, SecureCookies: strings.HasPrefix(cfg.BaseURL, "https:"), BaseURL: cfg.BaseURL,
 		CounterRetention: cfg.counterRetention(), ServeMetrics: mode.dev, Outbox: mode.dev && cfg.SMTPHost == "",
 		BlobOrigin: cfg.blobOrigin(), Demo: mode.demo, EventsPostDelay: cfg.eventsPostDelay(),
-		EventsFees: eventsPostConfig(cfg).Prices,
+		EventsFees: eventsPostConfig(cfg).Prices, TrackerHiResPerUser: cfg.TrackerHiResPerUser,
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,

@@ -263,27 +263,45 @@ func (s *Service) Grant(ctx context.Context, uid string) (subjects.TrackerABGran
 }
 
 // Disconnect revokes uid's grant at Google, deletes its tokens and pauses
-// their running tests.
+// their running tests. A revocation Google does not confirm is logged; the
+// tokens go anyway: the user asked us to forget them.
 func (s *Service) Disconnect(ctx context.Context, uid string) error {
+	unrevoked, err := s.disconnect(ctx, uid)
+	if unrevoked != nil {
+		s.cfg.Log.Warn("revoke at google failed; our tokens are deleted anyway", "user", uid, "err", unrevoked)
+	}
+	return err
+}
+
+// disconnect is Disconnect returning, apart from its error, why the grant
+// could not be revoked at Google (nil when it was, or there was none).
+func (s *Service) disconnect(ctx context.Context, uid string) (unrevoked, err error) {
 	g, err := s.Grant(ctx, uid)
 	if errors.Is(err, ErrNotConnected) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if s.Enabled() && g.Revoked.IsZero() {
-		if refresh, err := s.cfg.Tokens.Open(g.Refresh, grantContext(uid)); err == nil {
-			if err := s.cfg.OAuth.Revoke(ctx, string(refresh)); err != nil {
-				// The tokens go anyway: the user asked us to forget them.
-				s.cfg.Log.Warn("revoke at google failed; deleting our tokens anyway", "user", uid, "err", err)
-			}
-		}
+	if g.Revoked.IsZero() {
+		unrevoked = s.revoke(ctx, uid, g)
 	}
 	if err := s.kv.Purge(ctx, subjects.TrackerABGrantKey(uid)); err != nil {
-		return fmt.Errorf("delete tokens: %w", err)
+		return unrevoked, fmt.Errorf("delete tokens: %w", err)
 	}
-	return s.pauseAll(ctx, uid, "the YouTube channel was disconnected")
+	return unrevoked, s.pauseAll(ctx, uid, "the YouTube channel was disconnected")
+}
+
+// revoke asks Google to revoke grant g of uid.
+func (s *Service) revoke(ctx context.Context, uid string, g subjects.TrackerABGrant) error {
+	if !s.Enabled() {
+		return ErrDisabled
+	}
+	refresh, err := s.cfg.Tokens.Open(g.Refresh, grantContext(uid))
+	if err != nil {
+		return fmt.Errorf("unseal the refresh token (TOKEN_KEY changed?): %w", err)
+	}
+	return s.cfg.OAuth.Revoke(ctx, string(refresh))
 }
 
 // MarkRevoked records that Google refused uid's grant and pauses their

@@ -41,21 +41,33 @@ func (s *Service) PersonalDataOf(ctx context.Context, uid string) (PersonalData,
 	return d, nil
 }
 
-// ForgetUser deletes uid's tokens (revoking them at Google when OAuth is
-// configured) and every test with its schedules and uploaded thumbnails.
-// Running it again is harmless.
-func (s *Service) ForgetUser(ctx context.Context, uid string) error {
-	if err := s.Disconnect(ctx, uid); err != nil {
-		return fmt.Errorf("forget a/b tests of %s: %w", uid, err)
+// Forgotten is what ForgetUser could not do outside our own systems.
+type Forgotten struct {
+	// Unrevoked, when not nil, says why the user's grant could not be
+	// revoked at Google (unreachable, refused, or OAuth not configured in
+	// this process). Our copy of the tokens is deleted all the same, so
+	// we can no longer use the grant; the user can remove it in their
+	// Google account.
+	Unrevoked error
+}
+
+// ForgetUser revokes uid's grant at Google, deletes their tokens and every
+// test with its schedules and uploaded thumbnails. Running it again is
+// harmless. A revocation that fails does not stop the rest: it is
+// reported in Forgotten, and the tokens are deleted anyway.
+func (s *Service) ForgetUser(ctx context.Context, uid string) (Forgotten, error) {
+	unrevoked, err := s.disconnect(ctx, uid)
+	if err != nil {
+		return Forgotten{}, fmt.Errorf("forget a/b tests of %s: %w", uid, err)
 	}
 	tests, err := s.List(ctx, uid)
 	if err != nil {
-		return err
+		return Forgotten{}, err
 	}
 	for _, t := range tests {
 		if err := s.Delete(ctx, uid, t.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("forget a/b tests of %s: %w", uid, err)
+			return Forgotten{}, fmt.Errorf("forget a/b tests of %s: %w", uid, err)
 		}
 	}
-	return nil
+	return Forgotten{Unrevoked: unrevoked}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -54,6 +55,10 @@ type Request struct {
 	Created   time.Time `json:"created"`
 	Confirmed time.Time `json:"confirmed,omitzero"`
 	Done      time.Time `json:"done,omitzero"`
+	// Notes say what the request could not do outside our systems (a
+	// grant that could not be revoked at Google), for operators
+	// (`nats kv get GDPR_REQUESTS req.<id>`) and the confirmation mail.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Requests stores requests and queues confirmed ones.
@@ -174,6 +179,35 @@ func (q *Requests) enqueue(ctx context.Context, r Request) error {
 // the address is removed from the record too. A request that expired from
 // the bucket meanwhile is not an error.
 func (q *Requests) MarkDone(ctx context.Context, id string) error {
+	return q.change(ctx, id, func(r *Request) bool {
+		if r.Status == Done {
+			return false
+		}
+		r.Status, r.Done = Done, q.now().UTC()
+		if r.Kind == subjects.GDPRKindDelete {
+			r.Email = ""
+		}
+		return true
+	})
+}
+
+// AddNote records note on request id, once however often it is added (a
+// redelivered request adds the same note again). A request that expired
+// from the bucket meanwhile is not an error.
+func (q *Requests) AddNote(ctx context.Context, id, note string) error {
+	return q.change(ctx, id, func(r *Request) bool {
+		if slices.Contains(r.Notes, note) {
+			return false
+		}
+		r.Notes = append(r.Notes, note)
+		return true
+	})
+}
+
+// change saves request id as f changes it (f reports whether it did),
+// with compare-and-set against concurrent changes. A request gone from
+// the bucket is left gone.
+func (q *Requests) change(ctx context.Context, id string, f func(*Request) bool) error {
 	for {
 		r, rev, err := q.get(ctx, id)
 		if errors.Is(err, ErrNotFound) {
@@ -182,12 +216,8 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		if r.Status == Done {
+		if !f(&r) {
 			return nil
-		}
-		r.Status, r.Done = Done, q.now().UTC()
-		if r.Kind == subjects.GDPRKindDelete {
-			r.Email = ""
 		}
 		b, _ := json.Marshal(r)
 		if _, err := q.kv.Update(ctx, key(id), b, rev); kvjson.Conflict(err) {
@@ -197,6 +227,16 @@ func (q *Requests) MarkDone(ctx context.Context, id string) error {
 		}
 		return nil
 	}
+}
+
+// Notes returns the notes recorded on request id (none for a request gone
+// from the bucket).
+func (q *Requests) Notes(ctx context.Context, id string) ([]string, error) {
+	r, _, err := q.get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return r.Notes, err
 }
 
 // ScheduleExportExpiry publishes the one-shot schedule (@at at) that fires
@@ -219,10 +259,26 @@ func ScheduleExportExpiry(ctx context.Context, js jetstream.JetStream, id, key s
 	return nil
 }
 
+// MailedCSVKey is where run rid's participant CSV of event eid, mailed as a
+// link to account uid, is stored: under the person it was mailed to, so
+// that deleting their data deletes every such file at once (see
+// MailedPrefixes) and the links stop working.
+func MailedCSVKey(uid, eid, rid string) string {
+	return "exports/people/" + uid + "/events/" + eid + "/" + rid + ".csv"
+}
+
+// MailedPrefixes are the blob prefixes of everything mailed as a link to
+// account uid (their GDPR exports, participant CSVs they asked for), which
+// a deletion of their data deletes.
+func MailedPrefixes(uid string) []string {
+	return []string{"gdpr/" + uid + "/", "exports/people/" + uid + "/"}
+}
+
 // ExpirableKey reports whether key names an export made under id that an
 // expiry may delete: a GDPR export (gdpr/<user>/<id>.json) or an event's
-// participant CSV (exports/events/<event>/<id>.csv). Anything else is
-// refused, so a malformed schedule cannot delete other blobs.
+// participant CSV (MailedCSVKey, or exports/events/<event>/<id>.csv as
+// they were stored before they were filed under the person). Anything
+// else is refused, so a malformed schedule cannot delete other blobs.
 func ExpirableKey(key, id string) bool {
 	if !ids.Valid(id) {
 		return false
@@ -231,8 +287,16 @@ func ExpirableKey(key, id string) bool {
 	switch {
 	case len(parts) == 3 && parts[0] == "gdpr" && parts[2] == id+".json":
 		return parts[1] != ""
+	case len(parts) == 6 && parts[0] == "exports" && parts[1] == "people" && parts[3] == "events" && parts[5] == id+".csv":
+		return ValidUserID(parts[2]) && ids.Valid(parts[4])
 	case len(parts) == 4 && parts[0] == "exports" && parts[1] == "events" && parts[3] == id+".csv":
 		return ids.Valid(parts[2])
 	}
 	return false
+}
+
+// ValidUserID reports whether uid can be part of a subject or blob key:
+// not empty, and none of the separators and wildcards those use.
+func ValidUserID(uid string) bool {
+	return uid != "" && !strings.ContainsAny(uid, "./*> ")
 }

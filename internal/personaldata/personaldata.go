@@ -70,7 +70,31 @@ type Deps struct {
 	// without ClickHouse, where the events-engagement role cannot run
 	// either: there are then no such rows to export or delete.
 	ClickHouse driver.Conn
+	// ABTests is the Tracker's A/B test domain with Google OAuth
+	// configured, so that forgetting a person revokes their grant at
+	// Google. Nil opens one without OAuth: the tokens are still deleted,
+	// and the Tracker's Forget reports each grant it could not revoke.
+	ABTests *abtest.Service
 }
+
+// Unrevoked is the error an entry's Forget returns when everything we keep
+// about the person is forgotten, our copy of their tokens included, but a
+// grant they gave us at an outside service could not be revoked there
+// (unreachable, refused, not configured). Nothing is left to retry from
+// our side, so the gdpr role does not fail the deletion: it records and
+// logs the failure and tells the person, who can remove the grant
+// themselves.
+type Unrevoked struct {
+	// Service names the outside service and what the grant was for.
+	Service string
+	Err     error
+}
+
+func (e *Unrevoked) Error() string {
+	return fmt.Sprintf("could not revoke the grant at %s (our copy is deleted): %v", e.Service, e.Err)
+}
+
+func (e *Unrevoked) Unwrap() error { return e.Err }
 
 // Registry opens what each product needs and returns every entry, one per
 // product of the site.
@@ -94,11 +118,12 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A/B tests are the Tracker's too. Without Google OAuth configured
-	// here, deletion deletes the tokens without revoking them at Google.
-	abtests, err := abtest.Open(ctx, d.JS, abtest.Config{Blobs: d.Blobs})
-	if err != nil {
-		return nil, err
+	// A/B tests are the Tracker's too.
+	abtests := d.ABTests
+	if abtests == nil {
+		if abtests, err = abtest.Open(ctx, d.JS, abtest.Config{Blobs: d.Blobs}); err != nil {
+			return nil, err
+		}
 	}
 	chatStore, err := chat.Open(ctx, d.JS)
 	if err != nil {
@@ -181,11 +206,21 @@ func Registry(ctx context.Context, d Deps) ([]Entry, error) {
 				ABTests abtest.PersonalData `json:"ab_tests"`
 			}{t, ab}, err
 		},
+		// The A/B tests' Google grant is revoked and its tokens deleted;
+		// a revocation that fails is reported (Unrevoked) once the rest
+		// is forgotten.
 		Forget: func(ctx context.Context, p Person) error {
-			if err := abtests.ForgetUser(ctx, p.ID); err != nil {
+			ab, err := abtests.ForgetUser(ctx, p.ID)
+			if err != nil {
 				return err
 			}
-			return tracker.ForgetUser(ctx, p.ID)
+			if err := tracker.ForgetUser(ctx, p.ID); err != nil {
+				return err
+			}
+			if ab.Unrevoked != nil {
+				return &Unrevoked{Service: "Google (the YouTube channel connected for A/B tests)", Err: ab.Unrevoked}
+			}
+			return nil
 		},
 	}, {
 		Product: "counter",
@@ -244,7 +279,7 @@ func Unclaimed(o subjects.Options) map[string]string {
 		subjects.AccountsMagicLinksBucket: "sign-in links: single use, each expires within 15 minutes",
 		subjects.GDPRRequestsBucket:       "GDPR requests: the address is cleared when a deletion is done; each expires after a week",
 		subjects.OutboxBucket:             "development installs only (no SMTP): the last mails sent, kept for a newcomer to open their links",
-		subjects.BlobStore:                "blobs: thumbnails (about videos), GDPR exports, which the gdpr role deletes, and media uploads, which the media entry deletes",
+		subjects.BlobStore:                "blobs: thumbnails (about videos), exports mailed as links (GDPR exports, participant CSVs), which the gdpr role deletes with the person they were mailed to, and media uploads, which the media entry deletes",
 		subjects.CounterOwnersBucket:      "counter partition leases: no personal data",
 		subjects.CounterFreshnessBucket:   "counter freshness per partition: no personal data",
 		subjects.EnricherHeldBucket:       "values frozen for a held lesson of a customer's own end user (the customer is the controller), kept 30 minutes",

@@ -24,7 +24,63 @@ import (
 var (
 	ErrPremiumOnly = errors.New("high-resolution tracking is a premium feature")
 	ErrHiResOver   = errors.New("the video is past its first 24 hours")
+	// ErrHiResLimit: the user has Options.HiResPerUser videos sampled at
+	// high resolution already.
+	ErrHiResLimit = errors.New("too many videos sampled at high resolution at once")
 )
+
+// DefaultHiResPerUser is the default cap on the videos one premium user
+// has sampled at high resolution at once. A video at high resolution costs
+// one YouTube request a minute; 50 of them cost 0.8 requests/s, so the
+// default YOUTUBE_RATE (200/s, about 12,000 such videos) serves some 240
+// premium users at the cap and no single user can take a large share of it.
+const DefaultHiResPerUser = 50
+
+// HiResPerUser is the cap on the videos one user has sampled at high
+// resolution at once.
+func (s *Store) HiResPerUser() int { return s.o.HiResPerUser }
+
+// hiResClaims counts the videos uid has at high resolution against the
+// cap. It starts empty: seeding it from the choices would count those of
+// racing requests (written before they are counted) as if they were
+// settled; choices made before the cap existed end within their day.
+func (s *Store) hiResClaims(uid string) claimSet {
+	return claimSet{key: subjects.TrackerUserHiResClaimsKey(uid), list: func(context.Context) ([]string, error) {
+		return nil, nil
+	}}
+}
+
+// claimHiRes counts vid among uid's high-resolution videos, or returns
+// ErrHiResLimit. Its choice is written before (so a race between two
+// requests is settled here, by compare-and-set on the count): a video
+// whose choice is gone (turned off, its window over, dropped by the tick)
+// no longer counts and leaves the record.
+func (s *Store) claimHiRes(ctx context.Context, uid, vid string) error {
+	_, err := s.changeClaims(ctx, s.hiResClaims(uid), func(ids []string) ([]string, error) {
+		live := make([]string, 0, len(ids)+1)
+		for _, id := range ids {
+			ok, err := s.exists(ctx, subjects.TrackerHiResKey(id, uid))
+			if err != nil {
+				return nil, err
+			}
+			if ok || id == vid {
+				live = append(live, id)
+			}
+		}
+		switch {
+		case slices.Contains(live, vid):
+		case len(live) >= s.o.HiResPerUser:
+			return nil, fmt.Errorf("%w (%d)", ErrHiResLimit, s.o.HiResPerUser)
+		default:
+			live = append(live, vid)
+		}
+		if slices.Equal(live, ids) {
+			return nil, nil
+		}
+		return live, nil
+	})
+	return err
+}
 
 // HiResUntil is when video v's high-resolution window ends: 24 hours after
 // it was published (when it was first seen if YouTube gave no date).
@@ -46,6 +102,9 @@ func (s *Store) SetHiRes(ctx context.Context, uid, vid string, premium, on bool)
 	key := subjects.TrackerHiResKey(vid, uid)
 	if !on {
 		if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return subjects.TrackerHiRes{}, fmt.Errorf("high resolution off for %s: %w", vid, err)
+		}
+		if err := s.release(ctx, s.hiResClaims(uid), vid); err != nil {
 			return subjects.TrackerHiRes{}, fmt.Errorf("high resolution off for %s: %w", vid, err)
 		}
 		return subjects.TrackerHiRes{}, nil
@@ -70,6 +129,14 @@ func (s *Store) SetHiRes(ctx context.Context, uid, vid string, premium, on bool)
 	}
 	if err != nil {
 		return subjects.TrackerHiRes{}, fmt.Errorf("high resolution on for %s: %w", vid, err)
+	}
+	// Counted after the choice is written, and taken back when over the
+	// cap: at worst a refused video is sampled by one tick in between.
+	if err := s.claimHiRes(ctx, uid, vid); err != nil {
+		if derr := s.kv.Delete(ctx, key); derr != nil {
+			return subjects.TrackerHiRes{}, errors.Join(err, fmt.Errorf("take back high resolution of %s: %w", vid, derr))
+		}
+		return subjects.TrackerHiRes{}, err
 	}
 	return rec, nil
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// HourlyWindow and DailyWindow are how long after a video is first
 	// seen it is sampled hourly and daily; defaults 7 and 60 days.
 	HourlyWindow, DailyWindow time.Duration
+	// HiResPerUser caps the videos one premium user has sampled at high
+	// resolution at once; default DefaultHiResPerUser.
+	HiResPerUser int
 }
 
 // Store reads and writes tracking state. It is safe for concurrent use.
@@ -67,6 +70,9 @@ func New(kv jetstream.KeyValue, o Options) *Store {
 	}
 	if o.DailyWindow <= 0 {
 		o.DailyWindow = subjects.TrackerDailyWindow
+	}
+	if o.HiResPerUser <= 0 {
+		o.HiResPerUser = DefaultHiResPerUser
 	}
 	return &Store{kv: kv, o: o}
 }
@@ -377,17 +383,21 @@ func update[T any](ctx context.Context, s *Store, key string, f func(*T)) error 
 
 // claimSet names a TrackClaims record and the per-item keys it is seeded
 // from when absent (mappings written before claims existed).
-type claimSet struct{ key, seed string }
+type claimSet struct {
+	key, seed string
+	// list, when set, gives the seed ids instead of seed's last tokens.
+	list func(context.Context) ([]string, error)
+}
 
 func (s *Store) channelClaims(uid string) claimSet {
-	return claimSet{subjects.TrackerUserChannelClaimsKey(uid), subjects.TrackerUserChannels(uid)}
+	return claimSet{key: subjects.TrackerUserChannelClaimsKey(uid), seed: subjects.TrackerUserChannels(uid)}
 }
 
 // creditClaims are the videos that spent a credit of uid in month. Unlike
 // the credit keys, the record has no TTL (a KV update cannot set one): a
 // few bytes per user and month, removed with the user (ForgetUser).
 func (s *Store) creditClaims(uid, month string) claimSet {
-	return claimSet{subjects.TrackerUserCreditClaimsKey(uid, month), subjects.TrackerUserCredits(uid, month)}
+	return claimSet{key: subjects.TrackerUserCreditClaimsKey(uid, month), seed: subjects.TrackerUserCredits(uid, month)}
 }
 
 // claims returns the ids claimed in c and the record's revision, 0 when the
@@ -396,6 +406,10 @@ func (s *Store) claims(ctx context.Context, c claimSet) ([]string, uint64, error
 	var rec subjects.TrackerClaims
 	rev, err := s.get(ctx, c.key, &rec)
 	if errors.Is(err, ErrNotFound) {
+		if c.list != nil {
+			ids, err := c.list(ctx)
+			return ids, 0, err
+		}
 		ids, err := s.keys(ctx, c.seed)
 		return ids, 0, err
 	}

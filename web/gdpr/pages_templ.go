@@ -92,7 +92,7 @@ func dataPage(email, problem string) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\"> <button type=\"submit\">Send me a copy of my data</button></form></section><section><h2>Delete my account and data</h2><p>Your account is deleted and you are signed out everywhere. What you track, your Counter and Enricher API keys (they stop working at once) and earlier copies of your data are deleted. Your registrations stay on the organisers' lists under a pseudonym, without your name or email, so their seat counts stay right. Events you organise stay published. This cannot be undone.</p><form method=\"post\" action=\"/account/data/request\" id=\"delete-form\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\"> <button type=\"submit\">Send me a copy of my data</button></form></section><section><h2>Delete my account and data</h2><p>Your account is deleted and you are signed out everywhere. What you track, your Counter and Enricher API keys (they stop working at once), earlier copies of your data and the participant lists mailed to you are deleted (their links stop working), and the access to YouTube you gave for A/B tests is withdrawn at Google. Your registrations stay on the organisers' lists under a pseudonym, without your name or email, so their seat counts stay right. Events you organise stay published. This cannot be undone.</p><form method=\"post\" action=\"/account/data/request\" id=\"delete-form\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

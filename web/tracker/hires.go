@@ -24,6 +24,7 @@ type hiResView struct {
 	Open       bool      // the video is still inside them
 	Premium    bool
 	CanUpgrade bool
+	Cap        int // videos one user may have sampled every 2 minutes at once
 	Problem    string
 	Chart      chart // the first 24 hours, when they hold finer samples than hourly
 	Samples    int   // in Chart
@@ -36,7 +37,7 @@ func (h *Handler) hiResView(ctx context.Context, uid string, v subjects.TrackerV
 	if err != nil {
 		return hiResView{}, err
 	}
-	hv := hiResView{Until: tracking.HiResUntil(v), Premium: premium, CanUpgrade: h.d.Plans != nil, Problem: problem}
+	hv := hiResView{Until: tracking.HiResUntil(v), Premium: premium, CanUpgrade: h.d.Plans != nil, Cap: h.d.Store.HiResPerUser(), Problem: problem}
 	hv.Open = time.Now().Before(hv.Until)
 	if _, hv.On, err = h.d.Store.HiRes(ctx, uid, v.ID); err != nil {
 		return hiResView{}, err
@@ -131,6 +132,9 @@ func (h *Handler) setHiRes(w http.ResponseWriter, r *http.Request, uid string) {
 	switch {
 	case errors.Is(err, tracking.ErrPremiumOnly):
 		h.showVideo(w, r, uid, http.StatusForbidden, "Sampling every 2 minutes is part of premium: the free plan samples hourly. Go premium on the Tracker page to turn it on.")
+		return
+	case errors.Is(err, tracking.ErrHiResLimit):
+		h.showVideo(w, r, uid, http.StatusConflict, fmt.Sprintf("You have %d videos sampled every 2 minutes already, the most at once. Put one back to hourly on its page, or wait until one's first 24 hours end.", h.d.Store.HiResPerUser()))
 		return
 	case errors.Is(err, tracking.ErrHiResOver):
 		h.showVideo(w, r, uid, http.StatusUnprocessableEntity, "This video is past its first 24 hours, the only time it can be sampled every 2 minutes; it stays sampled hourly, then daily.")

@@ -1,6 +1,7 @@
 package tracker_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"time"
 
 	"jetfleet/analytics"
+	"jetfleet/internal/tracking"
 	"jetfleet/subjects"
+	"jetfleet/web/tracker"
 )
 
 // A free user is told high resolution is premium (and cannot turn it on by
@@ -119,5 +122,40 @@ func TestMinuteLevelSamplesDrawAReadableFinerCurve(t *testing.T) {
 	}
 	if !strings.Contains(body, published.AddDate(0, 0, 2).Format("Jan 2")+"</text>") {
 		t.Fatalf("four-day chart has no date ticks (want %s)", published.AddDate(0, 0, 2).Format("Jan 2"))
+	}
+}
+
+// A premium user at the cap of videos at high resolution is refused the
+// next one with 409 and what to do; the page says the cap.
+func TestHighResolutionBeyondThePerUserCapIsRefusedWithTheReason(t *testing.T) {
+	s := newSite(t, func(d *tracker.Deps) {
+		st, err := tracking.Open(context.Background(), d.JS, tracking.Options{HiResPerUser: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Store = st
+	})
+	s.yt.AddVideo(chanA, "gammavideo1", "Gamma video", time.Now().Add(-time.Hour), 300)
+	premium := s.as("premium")
+	vids := []string{"alphavideo1", "betavideo01", "gammavideo1"}
+	for _, v := range vids {
+		premium.post("/tracker/track", url.Values{"ref": {v}})
+	}
+	_, body, _ := premium.get("/tracker/videos/alphavideo1")
+	if !strings.Contains(body, "Up to 2 videos at once") {
+		t.Fatalf("the page does not say the cap:\n%s", body)
+	}
+	for _, v := range vids[:2] {
+		if code, _, _ := premium.post("/tracker/videos/"+v+"/hires", url.Values{"hires": {"on"}}); code != http.StatusSeeOther {
+			t.Fatalf("turn on %s = %d, want 303", v, code)
+		}
+	}
+	code, body, _ := premium.post("/tracker/videos/gammavideo1/hires", url.Values{"hires": {"on"}})
+	if code != http.StatusConflict || !strings.Contains(body, "You have 2 videos sampled every 2 minutes already, the most at once") {
+		t.Fatalf("a third video over a cap of 2 = %d, want 409 with the reason:\n%s", code, body)
+	}
+	premium.post("/tracker/videos/alphavideo1/hires", url.Values{"hires": {"off"}})
+	if code, _, _ := premium.post("/tracker/videos/gammavideo1/hires", url.Values{"hires": {"on"}}); code != http.StatusSeeOther {
+		t.Fatalf("after one went back to hourly, the third = %d, want 303", code)
 	}
 }

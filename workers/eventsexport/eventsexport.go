@@ -168,12 +168,13 @@ func (w *Worker) post(ctx context.Context, job subjects.EventsExportJob) error {
 	return nil
 }
 
-// CSVKey is where run rid's CSV of event eid is stored.
-func CSVKey(eid, rid string) string { return "exports/events/" + eid + "/" + rid + ".csv" }
+// CSVKey is where run rid's CSV of event eid, mailed to account uid, is
+// stored: under that person, so deleting their data deletes it.
+func CSVKey(uid, eid, rid string) string { return gdpr.MailedCSVKey(uid, eid, rid) }
 
 func (w *Worker) csv(ctx context.Context, job subjects.EventsExportJob, last bool) error {
-	if !ids.Valid(job.RunID) || job.MailTo == "" {
-		return consume.Permanentf("CSV export job %s without a run id or an address", job.RunID)
+	if !ids.Valid(job.RunID) || job.MailTo == "" || !gdpr.ValidUserID(job.RequestedBy) {
+		return consume.Permanentf("CSV export job %s without a run id, an address or the account that asked", job.RunID)
 	}
 	run, rev, err := w.start(ctx, job)
 	if err != nil || run.Status == crm.RunDone {
@@ -187,7 +188,7 @@ func (w *Worker) csv(ctx context.Context, job subjects.EventsExportJob, last boo
 	if err := events.WriteContactsCSV(&buf, contacts); err != nil {
 		return consume.Permanent(err)
 	}
-	k := CSVKey(job.EventID, job.RunID)
+	k := CSVKey(job.RequestedBy, job.EventID, job.RunID)
 	if err := w.d.Blobs.Put(ctx, k, bytes.NewReader(buf.Bytes()), int64(buf.Len()), "text/csv; charset=utf-8"); err != nil {
 		return w.fail(ctx, run, rev, fmt.Errorf("store CSV %s: %w", k, err), last)
 	}

@@ -218,7 +218,7 @@ func (e *env) connectSalesforce() {
 
 func (e *env) request(eid, target, runID string) {
 	e.t.Helper()
-	if err := crm.Request(context.Background(), e.js, e.runs, subjects.EventsExportJob{EventID: eid, Target: target, RunID: runID, MailTo: "org@example.com"}); err != nil {
+	if err := crm.Request(context.Background(), e.js, e.runs, subjects.EventsExportJob{EventID: eid, Target: target, RunID: runID, RequestedBy: organiser, MailTo: "org@example.com"}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -457,7 +457,7 @@ func TestPersonDeletedUnderGDPRIsNeverExported(t *testing.T) {
 
 func (e *env) csvRows(eid, rid string) [][]string {
 	e.t.Helper()
-	rc, info, err := e.blobs.Get(context.Background(), eventsexport.CSVKey(eid, rid))
+	rc, info, err := e.blobs.Get(context.Background(), eventsexport.CSVKey(organiser, eid, rid))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -504,7 +504,7 @@ func TestCSVIsMailedAsALinkValidSevenDaysAndItsDeletionScheduled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no deletion scheduled for the CSV: %v", err)
 	}
-	if !strings.Contains(string(m.Data), eventsexport.CSVKey(ev.ID, "csvRunAAAAAAAAAA")) {
+	if !strings.Contains(string(m.Data), eventsexport.CSVKey(organiser, ev.ID, "csvRunAAAAAAAAAA")) {
 		t.Fatalf("schedule %s does not name the CSV", m.Data)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func (w *Worker) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err := json.Unmarshal(msg.Data(), &req); err != nil {
 		return consume.Permanentf("decode GDPR request: %v", err)
 	}
-	if !ids.Valid(req.ID) || req.UserID == "" || strings.ContainsAny(req.UserID, "./*> ") {
+	if !ids.Valid(req.ID) || !gdpr.ValidUserID(req.UserID) {
 		return consume.Permanentf("GDPR request without a valid id or user")
 	}
 	var err error
@@ -199,7 +200,19 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 		if e.Forget == nil {
 			continue
 		}
-		if err := e.Forget(ctx, p); err != nil {
+		err := e.Forget(ctx, p)
+		var unrevoked *personaldata.Unrevoked
+		if errors.As(err, &unrevoked) {
+			// Our copy is gone; what Google keeps is recorded at once (a
+			// retry would no longer know of it) and told to the person.
+			w.d.Log.Warn("GDPR deletion could not revoke a grant", "request", req.ID, "product", e.Product, "service", unrevoked.Service, "err", unrevoked.Err)
+			note := fmt.Sprintf("%s: %v", e.Product, unrevoked)
+			if err := w.d.Requests.AddNote(ctx, req.ID, note); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("forget %s data: %w", e.Product, err)
 		}
 	}
@@ -218,25 +231,42 @@ func (w *Worker) delete(ctx context.Context, req subjects.GDPRRequest) error {
 	if email == "" {
 		return nil
 	}
+	notes, err := w.d.Requests.Notes(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	unrevoked := ""
+	if len(notes) > 0 {
+		unrevoked = "We could not reach Google to withdraw jetfleet's access to the YouTube channel you connected for A/B tests. " +
+			"Our copy of that access is deleted, so we cannot use it; you can remove jetfleet from your Google account's " +
+			"third-party access (https://myaccount.google.com/permissions).\n"
+	}
 	return w.d.Mail(ctx, subjects.Mail{
 		ID: "gdpr-delete:" + req.ID, To: email, Subject: "Your jetfleet account and data are deleted",
 		Text: "Hello,\n\nAs you asked, your jetfleet account is deleted and you are signed out everywhere.\n" +
-			"What you tracked, your Counter and Enricher API keys and earlier copies of your data are deleted; the keys stop working.\n" +
+			"What you tracked, your Counter and Enricher API keys, earlier copies of your data and the participant lists mailed to you are deleted; the keys and links stop working.\n" +
 			"Your event registrations now show a pseudonym instead of your name and address; organisers keep only that " +
-			"the seat was taken. This is the last mail we send you.\n",
+			"the seat was taken.\n" + unrevoked + "This is the last mail we send you.\n",
 	})
 }
 
-// deleteExports deletes every earlier export of user uid from the blob
-// store, and cancels the schedules that would have deleted them (they name
-// the person's account), and returns how many there were.
+// deleteExports deletes everything mailed as a link to user uid (their
+// earlier exports, participant CSVs they asked for) from the blob store,
+// so the links stop working, cancels the schedules that would have
+// deleted them (they name the person's account), and returns how many
+// there were.
 func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
-	infos, err := w.d.Blobs.List(ctx, exportPrefix(uid))
-	if err != nil {
-		return 0, fmt.Errorf("list exports: %w", err)
+	var infos []blob.Info
+	for _, prefix := range gdpr.MailedPrefixes(uid) {
+		in, err := w.d.Blobs.List(ctx, prefix)
+		if err != nil {
+			return 0, fmt.Errorf("list exports: %w", err)
+		}
+		infos = append(infos, in...)
 	}
 	var schedules jetstream.Stream
 	if len(infos) > 0 {
+		var err error
 		if schedules, err = w.d.JS.Stream(ctx, subjects.GDPRExportsStream); err != nil {
 			return 0, fmt.Errorf("open %s: %w", subjects.GDPRExportsStream, err)
 		}
@@ -245,8 +275,8 @@ func (w *Worker) deleteExports(ctx context.Context, uid string) (int, error) {
 		if err := w.d.Blobs.Delete(ctx, in.Key); err != nil {
 			return 0, fmt.Errorf("delete export %s: %w", in.Key, err)
 		}
-		rid := strings.TrimSuffix(strings.TrimPrefix(in.Key, exportPrefix(uid)), ".json")
-		if !ids.Valid(rid) {
+		rid := strings.TrimSuffix(path.Base(in.Key), path.Ext(in.Key))
+		if !gdpr.ExpirableKey(in.Key, rid) {
 			continue
 		}
 		if err := schedules.Purge(ctx, jetstream.WithPurgeSubject(subjects.GDPRExportSchedule(rid))); err != nil {

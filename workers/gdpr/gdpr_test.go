@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/apikeys"
 	"jetfleet/internal/blob"
@@ -58,6 +59,7 @@ type site struct {
 	svc    *events.Service
 	reqs   *gdpr.Requests
 	blobs  blob.Store
+	signer *blob.URLSigner
 	mail   *mailbox
 	worker *workergdpr.Worker
 	event  events.Event
@@ -67,6 +69,13 @@ type site struct {
 // exports for exportTTL (0: the default week), with an organiser's live
 // event that pat and sam registered for.
 func setUp(t *testing.T, exportTTL time.Duration) *site {
+	t.Helper()
+	return setUpWith(t, exportTTL, nil)
+}
+
+// setUpWith is setUp with the Tracker's A/B test domain that abtests
+// opens (nil: the registry's own, without Google OAuth).
+func setUpWith(t *testing.T, exportTTL time.Duration, abtests func(ctx context.Context, js jetstream.JetStream, blobs blob.Store) *abtest.Service) *site {
 	t.Helper()
 	_, js := testenv.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -92,7 +101,12 @@ func setUp(t *testing.T, exportTTL time.Duration) *site {
 	if s.blobs, err = blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://site"); err != nil {
 		t.Fatal(err)
 	}
-	registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: js, Events: s.svc, Blobs: s.blobs})
+	s.signer = signer
+	deps := personaldata.Deps{JS: js, Events: s.svc, Blobs: s.blobs}
+	if abtests != nil {
+		deps.ABTests = abtests(ctx, js, s.blobs)
+	}
+	registry, err := personaldata.Registry(ctx, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/events"
 	"jetfleet/internal/gdpr"
@@ -13,10 +14,20 @@ import (
 	"jetfleet/workers/consume"
 )
 
+// Config is the GDPR roles' configuration.
+type Config struct {
+	// BaseURL is the site's, for the links in the mail they send.
+	BaseURL string
+	// ABTests builds the Tracker's A/B test domain with Google OAuth, so a
+	// deletion revokes the person's grant at Google; nil forgets the
+	// tokens without revoking them (and records that on the request).
+	ABTests func(ctx context.Context, d consume.Deps) (*abtest.Service, error)
+}
+
 // Roles are the GDPR roles: requests (for every product, through the
-// personal-data registry) and the expiry of their exports. baseURL is the
-// site's, for the links in the mail they send.
-func Roles(baseURL string) []consume.Role {
+// personal-data registry) and the expiry of their exports.
+func Roles(cfg Config) []consume.Role {
+	baseURL := cfg.BaseURL
 	return []consume.Role{{
 		Name: "gdpr",
 		Consumer: consume.Config{
@@ -39,7 +50,13 @@ func Roles(baseURL string) []consume.Role {
 			if err != nil {
 				return nil, err
 			}
-			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.JS, Events: svc, Blobs: d.Blobs, ClickHouse: d.ClickHouse})
+			var abtests *abtest.Service
+			if cfg.ABTests != nil {
+				if abtests, err = cfg.ABTests(ctx, d); err != nil {
+					return nil, err
+				}
+			}
+			registry, err := personaldata.Registry(ctx, personaldata.Deps{JS: d.JS, Events: svc, Blobs: d.Blobs, ClickHouse: d.ClickHouse, ABTests: abtests})
 			if err != nil {
 				return nil, err
 			}

@@ -14,11 +14,13 @@ import (
 	"jetfleet/workers/counter"
 )
 
-// A pull left waiting on a partition's consumer before its owner reset it
-// (a previous owner's, or one whose server died) takes the first delivery
-// after the reset. The owner must not take its own first delivery (consumer
-// sequence 2) for the start of the stream: the one it missed would be
-// skipped for good, its redelivery being below the watermark by then.
+// A pull left waiting on a partition's consumer from before its owner reset
+// it (a previous owner's, one whose server died) takes the first delivery
+// after the reset; a consumer leader resuming from its state before the
+// reset looks the same to the owner: numbering goes on from elsewhere. The
+// owner must not take its first delivery (here consumer sequence 2) as the
+// start: the one it missed would be skipped for good, its redelivery below
+// the watermark by then.
 func TestFirstDeliveryAfterResetTakenElsewhereIsReadAgain(t *testing.T) {
 	_, js, conn := setup(t)
 	stolen := strayPull(t, js, "v1")

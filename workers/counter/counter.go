@@ -419,7 +419,7 @@ func (r *runner) fetch(ctx context.Context, p *partition, cons jetstream.Consume
 			continue
 		}
 		if received == 0 && r.deliveredElsewhere(ctx, p, cons) {
-			r.rewind(ctx, p, "consumer delivered more than this owner received")
+			r.rewind(ctx, p, "deliveries not received")
 			continue
 		}
 		if pending == 0 {
@@ -463,7 +463,8 @@ const idleCheck = 2 * time.Second
 // at all: the partition would sit short until AckWait, or for good. With no
 // pull of the owner's open, the consumer's delivered count must equal the
 // last delivery received (0 right after a reset); anything else means
-// deliveries went elsewhere, and a rewind reads them again.
+// deliveries went elsewhere (or the consumer's state is not the one this
+// owner read from), and a rewind reads them again.
 func (r *runner) deliveredElsewhere(ctx context.Context, p *partition, cons jetstream.Consumer) bool {
 	p.mu.Lock()
 	due := time.Since(p.checked) >= idleCheck
@@ -484,7 +485,7 @@ func (r *runner) deliveredElsewhere(ctx context.Context, p *partition, cons jets
 	if info.Delivered.Consumer == got {
 		return false
 	}
-	r.w.log.Warn("consumer delivered more than this owner received", "partition", p.n,
+	r.w.log.Warn("consumer's delivered count is not what this owner received", "partition", p.n,
 		"delivered", info.Delivered.Consumer, "received", got)
 	return true
 }

@@ -143,13 +143,17 @@ type partition struct {
 	flushedWM uint64    // watermark in ClickHouse
 	seen      uint64    // highest sequence aggregated
 	// lastDelivery is the consumer (delivery) sequence of the last message
-	// taken, 0 right after the consumer was reset.
+	// received, 0 right after the consumer was reset: the consumer numbers
+	// every delivery, a redelivery too, and a reset starts again at 1.
 	lastDelivery uint64
-	last         jetstream.Msg
-	rows         map[aggKey]agg
-	events       uint64
-	caughtUp     time.Time // everything published before it has been aggregated
-	published    time.Time // freshness last written
+	// checked is when an idle fetch last asked the consumer whether it
+	// delivered more than lastDelivery (zero: ask at the next idle fetch).
+	checked   time.Time
+	last      jetstream.Msg
+	rows      map[aggKey]agg
+	events    uint64
+	caughtUp  time.Time // everything published before it has been aggregated
+	published time.Time // freshness last written
 }
 
 // Run owns partitions until ctx ends, then flushes, acknowledges and
@@ -389,8 +393,10 @@ func (r *runner) fetch(ctx context.Context, p *partition, cons jetstream.Consume
 			continue
 		}
 		pending := uint64(0)
+		received := 0
 		rewind := false
 		for msg := range batch.Messages() {
+			received++
 			md, err := msg.Metadata()
 			if err != nil || rewind {
 				continue // after a gap, the rest of the batch is read again
@@ -403,13 +409,17 @@ func (r *runner) fetch(ctx context.Context, p *partition, cons jetstream.Consume
 			r.add(ctx, p, msg, md)
 		}
 		if rewind {
-			r.rewind(ctx, p)
+			r.rewind(ctx, p, "delivery gap")
 			continue
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			if ctx.Err() == nil {
 				w.log.Warn("fetch ended with error", "partition", p.n, "err", err)
 			}
+			continue
+		}
+		if received == 0 && r.deliveredElsewhere(ctx, p, cons) {
+			r.rewind(ctx, p, "deliveries not received")
 			continue
 		}
 		if pending == 0 {
@@ -420,39 +430,85 @@ func (r *runner) fetch(ctx context.Context, p *partition, cons jetstream.Consume
 	}
 }
 
-// inOrder reports whether md can be aggregated now: a message already
-// aggregated (a redelivery) is fine and skipped by add; a new message must
-// be the very next delivery. A hole in the delivery sequence means a
-// delivery was lost on the way (e.g. a server died) and would be redelivered
-// only after AckWait, out of order; the watermark then would skip it.
+// inOrder reports whether md can be aggregated now. The consumer numbers
+// every delivery, a redelivery too, and only this owner pulls from it, so
+// each delivery must be the very next one: a hole means a delivery was lost
+// on the way (a pull that died with a server, a consumer leader replaced
+// after committing a delivery it never sent) and would come back only after
+// AckWait, out of order, below the watermark by then and skipped. That holds
+// for the first delivery after a reset as well (it must be 1): a pull left
+// waiting from before the reset takes that one, and a reset that did not
+// take effect shows as the old numbering going on. A copy of a delivery
+// already received (numbered at or below the last, and aggregated) is
+// harmless and skipped by add.
 func (r *runner) inOrder(p *partition, md *jetstream.MsgMetadata) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if md.Sequence.Stream <= p.seen {
-		p.lastDelivery = max(p.lastDelivery, md.Sequence.Consumer)
+	d := md.Sequence.Consumer
+	if d == p.lastDelivery+1 {
+		p.lastDelivery = d
 		return true
 	}
-	if p.lastDelivery != 0 && md.Sequence.Consumer != p.lastDelivery+1 {
+	return d <= p.lastDelivery && md.Sequence.Stream <= p.seen
+}
+
+// idleCheck is how often, at most, an idle partition asks its consumer
+// whether it delivered more than the owner received.
+const idleCheck = 2 * time.Second
+
+// deliveredElsewhere reports, after a fetch that returned nothing, whether
+// the consumer has delivered more than this owner received. A delivery lost
+// at the tail has no later one to show the hole, and a consumer whose
+// position moved on during a leader change may have nothing left to deliver
+// at all: the partition would sit short until AckWait, or for good. With no
+// pull of the owner's open, the consumer's delivered count must equal the
+// last delivery received (0 right after a reset); anything else means
+// deliveries went elsewhere (or the consumer's state is not the one this
+// owner read from), and a rewind reads them again.
+func (r *runner) deliveredElsewhere(ctx context.Context, p *partition, cons jetstream.Consumer) bool {
+	p.mu.Lock()
+	due := time.Since(p.checked) >= idleCheck
+	got := p.lastDelivery
+	p.mu.Unlock()
+	if !due {
 		return false
 	}
-	p.lastDelivery = md.Sequence.Consumer
+	ictx, cancel := context.WithTimeout(ctx, kvTimeout)
+	info, err := cons.Info(ictx)
+	cancel()
+	if err != nil {
+		return false // asked again after the next idle fetch
+	}
+	p.mu.Lock()
+	p.checked = time.Now()
+	p.mu.Unlock()
+	if info.Delivered.Consumer == got {
+		return false
+	}
+	r.w.log.Warn("consumer's delivered count is not what this owner received", "partition", p.n,
+		"delivered", info.Delivered.Consumer, "received", got)
 	return true
 }
 
 // rewind restarts the partition's consumer right after the last aggregated
-// sequence, so the lost deliveries come again, in order.
-func (r *runner) rewind(ctx context.Context, p *partition) {
+// sequence, so the lost deliveries come again, in order. Whether the reset
+// took effect (it may be lost with a consumer leader) is checked by what
+// follows: the next delivery must be number 1 (inOrder), and an idle
+// consumer must report none delivered (deliveredElsewhere); otherwise the
+// partition rewinds again.
+func (r *runner) rewind(ctx context.Context, p *partition, why string) {
 	p.mu.Lock()
 	next := p.seen + 1
 	p.mu.Unlock()
-	r.w.log.Warn("delivery gap; rewinding partition", "partition", p.n, "from_seq", next)
+	r.w.log.Warn(why+"; rewinding partition", "partition", p.n, "from_seq", next)
 	for ctx.Err() == nil {
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := r.w.js.ResetConsumerToSequence(rctx, subjects.CounterStream, subjects.CounterConsumer(p.n), next)
 		cancel()
 		if err == nil {
 			p.mu.Lock()
-			p.lastDelivery = 0 // a reset consumer numbers deliveries from 1 again
+			p.lastDelivery = 0      // a reset consumer numbers deliveries from 1 again
+			p.checked = time.Time{} // verify at the next idle fetch
 			p.mu.Unlock()
 			return
 		}

@@ -28,7 +28,8 @@
 //     come out only after the held lesson (per-user order is kept); how
 //     long events waited is the jetfleet_enricher_hold_seconds histogram.
 //   - Output is exactly once: each emitted event carries
-//     Nats-Msg-Id = enricher:<INPUT sequence>, so a redelivered input
+//     Nats-Msg-Id = enricher:<partition>.<sequence in the partition's
+//     stream>, so a redelivered input
 //     (a crash between publish and ack) is dropped by OUTPUT's duplicate
 //     window.
 //   - When KV is unavailable the handler fails transiently: the runtime
@@ -43,6 +44,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,9 +57,27 @@ import (
 	"jetfleet/workers/consume"
 )
 
-// HeaderInputSeq is set on every emitted event: the INPUT stream sequence it
-// came from. An input's subjects.EnricherOwnerHeader is passed on as is.
-const HeaderInputSeq = "Jetfleet-Input-Seq"
+// MsgIDPrefix starts the Nats-Msg-Id of every emitted event, followed by
+// the input's position (subjects.EnricherInputPos: partition.sequence); it
+// is the only header added (an input's subjects.EnricherOwnerHeader is
+// passed on as is).
+const MsgIDPrefix = "enricher:"
+
+// InputOf returns the input position an emitted event came from, from its
+// Nats-Msg-Id.
+func InputOf(h nats.Header) (partition int, seq uint64, ok bool) {
+	pos, ok := strings.CutPrefix(h.Get(jetstream.MsgIDHeader), MsgIDPrefix)
+	if !ok {
+		return 0, 0, false
+	}
+	ps, ss, ok := strings.Cut(pos, ".")
+	p, err1 := strconv.Atoi(ps)
+	n, err2 := strconv.ParseUint(ss, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return p, n, true
+}
 
 // Config tunes the Enricher.
 type Config struct {
@@ -184,7 +204,7 @@ func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	return consume.OrderedConfig{Role: role, Stream: subjects.EnricherInputStream, Consumers: names, Group: subjects.EnricherGroup,
+	return consume.OrderedConfig{Role: role, Streams: subjects.EnricherPartitionStreams(), Consumers: names, Group: subjects.EnricherGroup,
 		Batch: batchSize, Prepare: e.Prepare}
 }
 
@@ -324,11 +344,9 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		e.metrics.held(kind).Observe(e.now().Sub(md.Timestamp).Seconds())
 	}
 	// The header map is built directly: Header.Set would canonicalize
-	// both names on every event, and they are canonical already.
-	seqText := strconv.FormatUint(seq, 10)
+	// the name on every event, and it is canonical already.
 	pub := &nats.Msg{Subject: subjects.EnricherOutput(kind), Data: out, Header: nats.Header{
-		jetstream.MsgIDHeader: {"enricher:" + seqText},
-		HeaderInputSeq:        {seqText},
+		jetstream.MsgIDHeader: {MsgIDPrefix + subjects.EnricherInputPos(p, seq)},
 	}}
 	if owner := msg.Headers()[subjects.EnricherOwnerHeader]; len(owner) > 0 {
 		pub.Header[subjects.EnricherOwnerHeader] = owner[:1]
@@ -436,7 +454,7 @@ func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.EnricherLe
 		// Held by another owner before a takeover (or by this one before
 		// it lost the partition): its frozen record is in KV.
 		var err error
-		if en, frozen, err = e.loadFrozen(ctx, seq); err != nil {
+		if en, frozen, err = e.loadFrozen(ctx, p, seq); err != nil {
 			return nil, err
 		}
 	}

@@ -249,7 +249,7 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 		if err != nil {
 			continue
 		}
-		ev, err := enricherevents.Parse(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
+		ev, err := sc.parser.ParseKeys(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
 		m[md.Sequence.Stream] = parsed{ev: ev, err: err}
 		if err != nil {
 			continue
@@ -279,10 +279,11 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 
 // prepareScratch is what Prepare reuses for each batch of one partition.
 type prepareScratch struct {
-	users []string
-	subs  []SubKey
-	seenU map[string]bool
-	seenS map[SubKey]bool
+	parser enricherevents.Parser
+	users  []string
+	subs   []SubKey
+	seenU  map[string]bool
+	seenS  map[SubKey]bool
 }
 
 // Handle processes one INPUT event of partition p.
@@ -299,7 +300,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		delete(e.parsed[p], md.Sequence.Stream)
 	} else {
 		e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
-		pe.ev, pe.err = enricherevents.Parse(kind, msg.Data())
+		pe.ev, pe.err = e.scratch[p].parser.ParseKeys(kind, msg.Data())
 	}
 	ev, err := pe.ev, pe.err
 	if err != nil {

@@ -177,6 +177,13 @@ func run(o options) error {
 	}
 	defer stopEnricher()
 
+	// The hot users' state into the Enricher's cache, as a worker that
+	// has been running for a while holds it: the figures below are then
+	// the steady state rather than a cache filling up.
+	start = time.Now()
+	warmed := warmCache(ctx, enc.Store(), o)
+	fmt.Printf("cache warm:  %d hot users' state records in %v\n", warmed, time.Since(start).Round(time.Millisecond))
+
 	// 3. Output observer.
 	obs, err := observe(ctx, js)
 	if err != nil {
@@ -883,4 +890,34 @@ func provision(ctx context.Context, js jetstream.JetStream, o subjects.Options) 
 		}
 		time.Sleep(500 * time.Millisecond) // the cluster is electing its leaders
 	}
+}
+
+// warmCache loads the hot users (those the generator picks 90% of lessons
+// from) and their subscriptions into the Enricher's cache, partition by
+// partition, and returns how many records it asked for.
+func warmCache(ctx context.Context, st *enricher.Store, o options) int {
+	hot := max(1, int(float64(o.users)*o.hotShare))
+	users := make([][]string, subjects.EnricherPartitions)
+	subs := make([][]enricher.SubKey, subjects.EnricherPartitions)
+	n := 0
+	flush := func(p int) {
+		st.Warm(ctx, p, users[p], subs[p])
+		users[p], subs[p] = users[p][:0], subs[p][:0]
+	}
+	for u := range hot {
+		id := userID(u)
+		p := subjects.EnricherPartitionOf(id)
+		users[p] = append(users[p], id)
+		for k := range o.subsPerUser {
+			subs[p] = append(subs[p], enricher.SubKey{UserUUID: id, Language: langOf(u, k, o.subsPerUser)})
+		}
+		n += 1 + o.subsPerUser
+		if len(users[p]) == 256 {
+			flush(p)
+		}
+	}
+	for p := range users {
+		flush(p)
+	}
+	return n
 }

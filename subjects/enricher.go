@@ -496,3 +496,27 @@ func IsEnricherPartitionStream(stream string) bool {
 	p, err := strconv.Atoi(n)
 	return err == nil && p >= 0 && p < EnricherPartitions && EnricherPartitionStream(p) == stream
 }
+
+// legacyEnricherInput is the single input stream of earlier versions,
+// partitioned by a subject transform and 32 filtered consumers. Its subjects
+// overlap the partition streams'.
+const legacyEnricherInput = "INPUT"
+
+// checkLegacyEnricherInput refuses to provision next to the single input
+// stream of earlier versions: the partition streams cannot be created while
+// it takes their subjects, and the events it still holds would never be
+// handled. The operator drains it first.
+func checkLegacyEnricherInput(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, legacyEnricherInput)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enricher input: stream %s: %w", legacyEnricherInput, err)
+	}
+	return fmt.Errorf("stream %s is the Enricher's input of an earlier version (one stream for every partition); it is now one stream per partition (%s0…%s%d): "+
+		"stop the producers, let the running enricher workers drain it (nats consumer report %s: no unprocessed or pending events), "+
+		"delete it (nats stream rm %s), add the subject mapping to the server (%s) and migrate again",
+		legacyEnricherInput, EnricherInputStreamPrefix, EnricherInputStreamPrefix, EnricherPartitions-1,
+		legacyEnricherInput, legacyEnricherInput, EnricherServerMapping())
+}

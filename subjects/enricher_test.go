@@ -120,3 +120,17 @@ func TestSubscriptionKeySplitsBackIntoUserAndLanguage(t *testing.T) {
 		}
 	}
 }
+
+// A deployment that still has the single INPUT stream of earlier versions
+// is told to drain and delete it, not half-provisioned.
+func TestProvisionRefusesNextToTheLegacyInputStream(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "INPUT", Subjects: []string{"input.part.*.*"}}); err != nil {
+		t.Fatal(err)
+	}
+	err := subjects.Provision(ctx, js, subjects.Options{})
+	if err == nil || !strings.Contains(err.Error(), "nats stream rm INPUT") {
+		t.Fatalf("provision next to INPUT: %v, want how to drain and delete it", err)
+	}
+}

@@ -81,7 +81,7 @@ func main() {
 	flag.IntVar(&o.cache, "cache", 500_000, "enricher cache entries")
 	flag.Float64Var(&o.hotShare, "hot", 0.1, "share of users that complete 90% of the lessons")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput phase to this file")
-	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
+	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file, and one of each latency phase to this file.<rate>")
 	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
 	flag.BoolVar(&o.floor, "floor", true, "finally, run the throughput phase again with a handler that only republishes (no parsing, no state): the floor the streams, consumers and runtime set on this machine")
 	flag.BoolVar(&o.bare, "bare", true, "finally, measure bare JetStream on this machine (one stream, one consumer): the server CPU of each step a lesson takes, and the most lessons/s those steps allow on all cores")
@@ -256,6 +256,17 @@ func run(o options) error {
 		base = obs.lessons.Load()
 		gen.pauses.Store(0)
 		gen.longestPause.Store(0)
+		var phaseProf sync.WaitGroup
+		if o.srvProfile != "" {
+			// A stall in the tail shows in the server's profile of the
+			// phase (e.g. a stream writing its full state index).
+			phaseProf.Go(func() {
+				u := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", profPort, int(o.latencyFor.Seconds()))
+				if err := fetchProfile(u, fmt.Sprintf("%s.%d", o.srvProfile, rate)); err != nil {
+					fmt.Fprintln(os.Stderr, "enricherbench: server profile:", err)
+				}
+			})
+		}
 		start = time.Now()
 		if err := gen.publish(pjs, n, phase, rate); err != nil {
 			return err
@@ -263,6 +274,7 @@ func run(o options) error {
 		ok := obs.waitFor(base+int64(n), 2*time.Minute)
 		el = time.Since(start)
 		p99s = append(p99s, fmt.Sprintf("%d/s %v", rate, obs.quantile(phase, 0.99)))
+		phaseProf.Wait()
 		fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v (load generator held up >5ms %d times, longest %v; OUTPUT→observer p50 %v p99 %v)\n",
 			n, rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
 			obs.quantile(phase, 0.5), obs.quantile(phase, 0.99), obs.quantile(phase, 1),

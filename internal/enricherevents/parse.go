@@ -81,6 +81,19 @@ func (p *Parser) ParseKeys(kind string, data []byte) (subjects.EnricherEvent, er
 	return parse(kind, data, &p.scratch, true)
 }
 
+// HasAny reports whether the event ParseKeys parsed last (successfully) has
+// a member of one of the names; valid until the next call.
+func (p *Parser) HasAny(names ...string) bool {
+	for _, f := range p.scratch {
+		for _, n := range names {
+			if f.is(n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // parse is Parse; scratch, when set, holds the members (reused); keysOnly
 // leaves a lesson's other fields out.
 func parse(kind string, data []byte, scratch *fields, keysOnly bool) (subjects.EnricherEvent, error) {
@@ -101,8 +114,11 @@ func parse(kind string, data []byte, scratch *fields, keysOnly bool) (subjects.E
 		buf = *scratch
 	}
 	fields, ok := scanObject(buf, data)
-	if scratch != nil && cap(fields) > cap(buf) {
-		*scratch = fields[:0]
+	if scratch != nil {
+		*scratch = fields // the members, for HasAny; the next call reuses the array
+		if !ok {
+			*scratch = buf[:0]
+		}
 	}
 	if !ok {
 		return subjects.EnricherEvent{}, &ValidationError{Problems: []string{"body: must be one JSON object"}}

@@ -151,3 +151,21 @@ func BenchmarkParseKeysLesson(b *testing.B) {
 		}
 	}
 }
+
+// HasAny sees the members of the event parsed last, escaped names decoded,
+// and nothing of an earlier one.
+func TestHasAnySeesTheLastEventsMembers(t *testing.T) {
+	var p enricherevents.Parser
+	if _, err := p.ParseKeys(subjects.EnricherKindLesson, []byte(`{"user_uuid":"u1","language":"es","countr\u0079":"SE","a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasAny("enrichment", "country") {
+		t.Error("an escaped country member not seen")
+	}
+	if _, err := p.ParseKeys(subjects.EnricherKindLesson, []byte(`{"user_uuid":"u1","language":"es","meta":{"country":"SE"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p.HasAny("country") || !p.HasAny("meta") {
+		t.Error("members of the second event: a nested name counted, or the top-level one missed")
+	}
+}

@@ -221,6 +221,9 @@ const (
 type parsed struct {
 	ev  subjects.EnricherEvent
 	err error
+	// plain is an event without members named like the enrichment
+	// fields: a lesson's fields are appended without searching for them.
+	plain bool
 }
 
 // Prepare parses a fetched batch of partition p once and loads the state
@@ -250,7 +253,7 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 			continue
 		}
 		ev, err := sc.parser.ParseKeys(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
-		m[md.Sequence.Stream] = parsed{ev: ev, err: err}
+		m[md.Sequence.Stream] = parsed{ev: ev, err: err, plain: err == nil && !sc.parser.HasAny(enrichmentNames...)}
 		if err != nil {
 			continue
 		}
@@ -301,6 +304,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	} else {
 		e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
 		pe.ev, pe.err = e.scratch[p].parser.ParseKeys(kind, msg.Data())
+		pe.plain = pe.err == nil && !e.scratch[p].parser.HasAny(enrichmentNames...)
 	}
 	ev, err := pe.ev, pe.err
 	if err != nil {
@@ -336,7 +340,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	}
 	if en != nil {
 		status := en.status()
-		if out, err = render(msg.Data(), en.fields(status)); err != nil {
+		if out, err = render(msg.Data(), en.fields(status), pe.plain); err != nil {
 			return nil, err
 		}
 		e.metrics.lesson(status).Inc()
@@ -480,8 +484,10 @@ func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.EnricherLe
 }
 
 // render returns the lesson with the enrichment fields added.
-func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
-	if out, ok := splice(raw, add); ok {
+// plain says the lesson has no members of those names (the parser saw
+// them all), so they need not be searched for.
+func render(raw []byte, add subjects.EnrichedLessonFields, plain bool) ([]byte, error) {
+	if out, ok := splice(raw, add, plain); ok {
 		return out, nil
 	}
 	// The producer sent fields of the same names: replace them.
@@ -500,6 +506,9 @@ func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
 	return out, nil
 }
 
+var enrichmentNames = []string{subjects.EnricherFieldSubscriptionStatus, subjects.EnricherFieldSubscriptionType,
+	subjects.EnricherFieldCountry, subjects.EnricherFieldEnrichment}
+
 var enrichmentKeys = [][]byte{
 	[]byte(`"` + subjects.EnricherFieldSubscriptionStatus + `"`), []byte(`"` + subjects.EnricherFieldSubscriptionType + `"`),
 	[]byte(`"` + subjects.EnricherFieldCountry + `"`), []byte(`"` + subjects.EnricherFieldEnrichment + `"`),
@@ -509,9 +518,9 @@ var enrichmentKeys = [][]byte{
 // decoding it again (the hot path). It declines (false) when the object may
 // already hold one of those fields, which must then be replaced, not
 // repeated.
-func splice(raw []byte, add subjects.EnrichedLessonFields) ([]byte, bool) {
+func splice(raw []byte, add subjects.EnrichedLessonFields, plain bool) ([]byte, bool) {
 	for _, k := range enrichmentKeys {
-		if bytes.Contains(raw, k) {
+		if !plain && bytes.Contains(raw, k) {
 			return nil, false
 		}
 	}

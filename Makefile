@@ -118,10 +118,11 @@ bench: bench-counter bench-enricher bench-tracker bench-chat bench-outliers
 bench-counter:
 	$(GO) run ./workers/counter/counterbench
 
-## bench-enricher: Enricher throughput and latency figures
+## bench-enricher: Enricher throughput and latency figures, the ratio to the bare JetStream bound
+## (a 3-server R3 cluster: make bench-enricher ENRICHER_BENCH_FLAGS="-cluster 3")
 bench-enricher:
 	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
-	$(GO) run ./workers/enricher/enricherbench -nats-server bin/nats-server
+	$(GO) run ./workers/enricher/enricherbench -nats-server bin/nats-server $(ENRICHER_BENCH_FLAGS)
 
 ## bench-chat: live event chat fan-out, 5,000 sockets over 2 edges vs a bare broadcaster
 ## (shorter: make bench-chat CHAT_BENCH_FLAGS="-clients 500 -duration 10s")

@@ -16,7 +16,7 @@ type Options struct {
 	CounterRetention time.Duration
 	// EnricherStateShards is how many KV buckets each kind of Enricher
 	// state is spread over; default DefaultEnricherStateShards. Recorded on
-	// the INPUT stream, where workers read it; see EnricherShards.
+	// every partition stream, where workers read it; see EnricherShards.
 	EnricherStateShards int
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -20,29 +21,44 @@ import (
 //	input.subscription.<user_uuid>    a subscription event (create/update)
 //	input.lesson.<user_uuid>          a completed lesson
 //
-// (EnricherInput(kind, userUUID) builds these). The INPUT stream's subject
-// transform hashes the user uuid token into one of EnricherPartitions
-// partitions and stores the message as input.part.<p>.<kind>, so every event
-// of one user lands in one partition, in publish order, without producers
-// knowing the hash. INPUT also takes the stored form input.part.<p>.<kind>
-// as is: a dead letter of INPUT records that subject, and `jetfleet dlq
-// replay` publishes it back there, into the same partition (the Enricher
-// still checks that the body's user belongs to it). A publish to any other
-// input subject has no responders: producers learn at once instead of
-// losing events.
+// (EnricherInput(kind, userUUID) builds these). The NATS server's account
+// subject mapping (EnricherMappingSource → EnricherMappingDestination, see
+// EnricherServerMapping) hashes the user uuid token into one of
+// EnricherPartitions partitions and rewrites the subject to
+// input.part.<p>.<kind>, so every event of one user lands in one partition,
+// in publish order, without producers knowing the hash. Each partition is a
+// stream of its own (INPUT_<p>, EnricherPartitionStream) with one consumer:
+// one stream per partition costs the server about half the CPU per message
+// of one stream with a filtered consumer per partition, and in a cluster the
+// partitions' leaders spread over the servers. The mapping lives in the
+// server's configuration (the embedded server of `jetfleet dev` and of the
+// tests sets it, deploy/nats/nats.conf too); Provision checks it with a
+// probe and says what to add when it is missing.
+//
+// The streams take the stored form input.part.<p>.<kind> as is: a dead
+// letter records that subject, and `jetfleet dlq replay` publishes it back
+// there, into the same partition (the Enricher still checks that the body's
+// user belongs to it). A publish to any other input subject (an unknown
+// kind) has no responders: producers learn at once instead of losing
+// events.
 //
 // Every event comes out on OUTPUT as output.<kind>: users and subscriptions
 // as they came in, lessons enriched.
 const (
-	// EnricherInputStream holds every input event, partitioned by user uuid.
-	EnricherInputStream = "INPUT"
+	// EnricherInputStreamPrefix starts the name of every partition stream
+	// (EnricherPartitionStream).
+	EnricherInputStreamPrefix = "INPUT_"
+	// EnricherInputStreams stands for every partition stream where one
+	// origin stream is asked for (`jetfleet dlq ls --stream INPUT`).
+	EnricherInputStreams = "INPUT"
 	// EnricherOutputStream holds every event the Enricher emitted.
 	EnricherOutputStream = "OUTPUT"
 
-	// EnricherPartitions is how many partitions INPUT has. Each partition is
+	// EnricherPartitions is how many partitions the input has (one stream
+	// each; the server mapping's partition count). Each partition is
 	// processed in order by one worker at a time, so it bounds the
-	// Enricher's parallelism. Changing it re-partitions new events only:
-	// drain INPUT first.
+	// Enricher's parallelism. Changing it means changing the server
+	// mapping too, and re-partitions new events only: drain the input first.
 	//
 	// More partitions than cores on purpose: a partition's loop waits on
 	// the server (fetch, state prefetch, publish acks) most of the time, so
@@ -55,8 +71,8 @@ const (
 	// (README); MaxEnricherStateShards bounds the option.
 	DefaultEnricherStateShards = 4
 	MaxEnricherStateShards     = 256
-	// enricherShardsMeta is the INPUT stream metadata key recording the
-	// shard count the state was written with.
+	// enricherShardsMeta is the partition streams' metadata key recording
+	// the shard count the state was written with.
 	enricherShardsMeta = "jetfleet.enricher.state_shards"
 
 	// EnricherAnalyticsConsumer copies emitted lessons to ClickHouse.
@@ -66,7 +82,7 @@ const (
 	// of the key (the key itself is never stored).
 	EnricherKeysBucket = "ENRICHER_APIKEYS"
 
-	// EnricherHeldBucket keeps, by INPUT sequence, what a lesson held back
+	// EnricherHeldBucket keeps, by input position (EnricherInputPos), what a lesson held back
 	// with ENRICHER_HOLD was enriched with at its first attempt, so a worker
 	// taking the partition over keeps it frozen. Entries expire after
 	// EnricherHeldTTL.
@@ -85,7 +101,25 @@ const (
 	usersBucketFmt  = "ENRICHER_USERS_%d"
 	subsBucketFmt   = "ENRICHER_SUBS_%d"
 	consumerFmt     = "enricher-p%d"
+	// enricherProbeKind is the kind of Provision's mapping probe: no
+	// stream takes it.
+	enricherProbeKind = "probe"
 )
+
+// The account subject mapping that partitions the input (EnricherServerMapping).
+const (
+	EnricherMappingSource = inputPrefix + "*.*"
+	// The hash is nats-server's partition(): FNV-1a 32 of the uuid token
+	// modulo the count, which EnricherPartitionOf computes too.
+	EnricherMappingDestination = inputPartPrefix + "{{partition(32,2)}}.{{wildcard(1)}}"
+)
+
+// EnricherServerMapping is the mapping as it goes in a nats-server
+// configuration file, inside the account (accounts { X { mappings {…} } })
+// or at the top level for a server without accounts.
+func EnricherServerMapping() string {
+	return fmt.Sprintf("mappings: { %q: %q }", EnricherMappingSource, EnricherMappingDestination)
+}
 
 // EnricherEvent kinds, the second token of input and output subjects.
 const (
@@ -103,15 +137,39 @@ func EnricherInput(kind, userUUID string) string {
 	return inputPrefix + kind + "." + userUUID
 }
 
-// EnricherPartitionFilter is the subject filter of partition p's consumer.
+// EnricherPartitionFilter matches every stored subject of partition p.
 func EnricherPartitionFilter(p int) string {
 	return inputPartPrefix + strconv.Itoa(p) + ".*"
+}
+
+// EnricherPartitionSubject is the stored subject of an event of kind in
+// partition p: what the server mapping makes of EnricherInput.
+func EnricherPartitionSubject(p int, kind string) string {
+	return inputPartPrefix + strconv.Itoa(p) + "." + kind
+}
+
+// EnricherPartitionStream is the stream of partition p.
+func EnricherPartitionStream(p int) string { return EnricherInputStreamPrefix + strconv.Itoa(p) }
+
+// EnricherPartitionStreams lists the partition streams in partition order.
+func EnricherPartitionStreams() []string {
+	names := make([]string, EnricherPartitions)
+	for p := range names {
+		names[p] = EnricherPartitionStream(p)
+	}
+	return names
+}
+
+// EnricherInputPos names an input event by its partition and its sequence in
+// the partition's stream: unique across partitions (sequences are not).
+func EnricherInputPos(p int, seq uint64) string {
+	return strconv.Itoa(p) + "." + strconv.FormatUint(seq, 10)
 }
 
 // EnricherPartitionConsumer is the durable consumer of partition p.
 func EnricherPartitionConsumer(p int) string { return fmt.Sprintf(consumerFmt, p) }
 
-// EnricherStoredKind returns the kind of a stored INPUT subject
+// EnricherStoredKind returns the kind of a stored input subject
 // (input.part.<p>.<kind>), or "" when the subject is not one.
 func EnricherStoredKind(subject string) string {
 	rest, ok := strings.CutPrefix(subject, inputPartPrefix)
@@ -131,7 +189,7 @@ func EnricherOutput(kind string) string { return outputPrefix + kind }
 // EnricherOutputAll matches every emitted event.
 const EnricherOutputAll = outputPrefix + "*"
 
-// EnricherPartitionOf is the partition the INPUT transform assigns to
+// EnricherPartitionOf is the partition the server mapping assigns to
 // userUUID: FNV-1a 32 of the token modulo EnricherPartitions, the hash of
 // nats-server's partition() mapping function.
 func EnricherPartitionOf(userUUID string) int {
@@ -147,25 +205,27 @@ func EnricherShardOf(userUUID string, shards int) int {
 }
 
 // EnricherShards is the number of state shards the deployment was
-// provisioned with, as recorded on the INPUT stream.
+// provisioned with, as recorded on the partition streams.
 func EnricherShards(ctx context.Context, js jetstream.JetStream) (int, error) {
 	n, provisioned, err := recordedShards(ctx, js)
 	if err == nil && !provisioned {
-		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate)", EnricherInputStream)
+		return 0, fmt.Errorf("stream %s does not exist: provision first (jetfleet migrate)", EnricherPartitionStream(0))
 	}
 	return n, err
 }
 
-// recordedShards reads the shard count recorded on INPUT; a stream
-// provisioned before it was recorded used the default. provisioned is false
-// when INPUT does not exist.
+// recordedShards reads the shard count recorded on the first partition
+// stream (every one records the same); a stream provisioned before it was
+// recorded used the default. provisioned is false when the stream does not
+// exist.
 func recordedShards(ctx context.Context, js jetstream.JetStream) (n int, provisioned bool, err error) {
-	s, err := js.Stream(ctx, EnricherInputStream)
+	name := EnricherPartitionStream(0)
+	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("enricher state shards: stream %s: %w", EnricherInputStream, err)
+		return 0, false, fmt.Errorf("enricher state shards: stream %s: %w", name, err)
 	}
 	v, ok := s.CachedInfo().Config.Metadata[enricherShardsMeta]
 	if !ok {
@@ -173,7 +233,7 @@ func recordedShards(ctx context.Context, js jetstream.JetStream) (n int, provisi
 	}
 	n, err = strconv.Atoi(v)
 	if err != nil || n < 1 || n > MaxEnricherStateShards {
-		return 0, true, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", EnricherInputStream, enricherShardsMeta, v, MaxEnricherStateShards)
+		return 0, true, fmt.Errorf("enricher state shards: stream %s metadata %s=%q is not a count from 1 to %d", name, enricherShardsMeta, v, MaxEnricherStateShards)
 	}
 	return n, true, nil
 }
@@ -272,24 +332,6 @@ func enricherAssets(o Options) assetSet {
 	set := assetSet{
 		Streams: []jetstream.StreamConfig{
 			{
-				Name:        EnricherInputStream,
-				Description: "Enricher input: user, subscription and lesson events, partitioned by user uuid (input.part.<p>.<kind>)",
-				// The second form is the stored one, for DLQ replays
-				// (the transform's source does not match it).
-				Subjects: []string{inputPrefix + "*.*", inputPartPrefix + "*.*"},
-				SubjectTransform: &jetstream.SubjectTransformConfig{
-					Source: inputPrefix + "*.*",
-					// partition() hashes the uuid token; the kind is kept.
-					Destination: fmt.Sprintf("%s{{partition(%d,2)}}.{{wildcard(1)}}", inputPartPrefix, EnricherPartitions),
-				},
-				Retention:  jetstream.LimitsPolicy,
-				MaxAge:     7 * 24 * time.Hour,
-				Storage:    jetstream.FileStorage,
-				Replicas:   r,
-				Duplicates: 2 * time.Minute,
-				Metadata:   map[string]string{enricherShardsMeta: strconv.Itoa(shards)},
-			},
-			{
 				Name:        EnricherOutputStream,
 				Description: "Enricher output: every input event, lessons enriched (output.<kind>)",
 				Subjects:    []string{EnricherOutputAll},
@@ -304,10 +346,27 @@ func enricherAssets(o Options) assetSet {
 		Consumers: map[string][]jetstream.ConsumerConfig{},
 	}
 	for p := range EnricherPartitions {
-		set.Consumers[EnricherInputStream] = append(set.Consumers[EnricherInputStream], jetstream.ConsumerConfig{
+		name := EnricherPartitionStream(p)
+		var subs []string
+		for _, kind := range EnricherKinds {
+			subs = append(subs, EnricherPartitionSubject(p, kind))
+		}
+		set.Streams = append(set.Streams, jetstream.StreamConfig{
+			Name:        name,
+			Description: fmt.Sprintf("Enricher input, partition %d of %d: user, subscription and lesson events of the users the server mapping hashes here", p, EnricherPartitions),
+			// Only the known kinds, so a publish of any other kind has no
+			// responders (and Provision's probe is never stored).
+			Subjects:   subs,
+			Retention:  jetstream.LimitsPolicy,
+			MaxAge:     7 * 24 * time.Hour,
+			Storage:    jetstream.FileStorage,
+			Replicas:   r,
+			Duplicates: 2 * time.Minute,
+			Metadata:   map[string]string{enricherShardsMeta: strconv.Itoa(shards)},
+		})
+		set.Consumers[name] = []jetstream.ConsumerConfig{{
 			Durable:       EnricherPartitionConsumer(p),
 			Description:   fmt.Sprintf("enricher: partition %d, in order, pinned to one worker", p),
-			FilterSubject: EnricherPartitionFilter(p),
 			DeliverPolicy: jetstream.DeliverAllPolicy,
 			AckPolicy:     jetstream.AckExplicitPolicy,
 			AckWait:       EnricherAckWait,
@@ -320,7 +379,7 @@ func enricherAssets(o Options) assetSet {
 			PriorityGroups: []string{EnricherGroup},
 			PinnedTTL:      EnricherPinnedTTL,
 			Replicas:       r,
-		})
+		}}
 	}
 	set.Consumers[EnricherOutputStream] = []jetstream.ConsumerConfig{{
 		Durable:       EnricherAnalyticsConsumer,
@@ -342,7 +401,7 @@ func enricherAssets(o Options) assetSet {
 	})
 	set.KeyValues = append(set.KeyValues, jetstream.KeyValueConfig{
 		Bucket:      EnricherHeldBucket,
-		Description: "enricher: enrichment frozen for lessons held back (ENRICHER_HOLD), by INPUT sequence",
+		Description: "enricher: enrichment frozen for lessons held back (ENRICHER_HOLD), by input position (<partition>.<sequence>)",
 		History:     1,
 		TTL:         EnricherHeldTTL,
 		Storage:     jetstream.FileStorage,
@@ -370,3 +429,94 @@ func enricherAssets(o Options) assetSet {
 // lessons. Events published straight to NATS carry it only if their
 // producer sets it: NATS credentials are an operator's.
 const EnricherOwnerHeader = "Jetfleet-Owner"
+
+// CheckEnricherMapping probes the server the connection is on for the
+// account mapping that partitions the input: it publishes probe events
+// (a kind no stream takes) for a few users and checks that each arrives on
+// its user's partition subject. It fails with what to add to the server's
+// configuration when the mapping is missing or partitions differently.
+func CheckEnricherMapping(ctx context.Context, nc *nats.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sub, err := nc.SubscribeSync(inputPartPrefix + "*." + enricherProbeKind)
+	if err != nil {
+		return fmt.Errorf("enricher mapping probe: %w", err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("enricher mapping probe: %w", err)
+	}
+	users := []string{"probe-a", "probe-b", "probe-c", "probe-d", "probe-e", "probe-f", "probe-g", "probe-h"}
+	for _, u := range users {
+		if err := nc.Publish(EnricherInput(enricherProbeKind, u), []byte(u)); err != nil {
+			return fmt.Errorf("enricher mapping probe: %w", err)
+		}
+	}
+	missing := fmt.Errorf("the NATS server does not partition the Enricher's input (events published to %s must arrive as %s): "+
+		"add this subject mapping to the server configuration, inside the account jetfleet uses (accounts { NAME { %s } }) "+
+		"or at the top level when the server has no accounts, and reload the server; deploy/nats/nats.conf has it",
+		EnricherMappingSource, EnricherMappingDestination, EnricherServerMapping())
+	for range users {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return missing
+		}
+		u := string(m.Data)
+		if want := EnricherPartitionSubject(EnricherPartitionOf(u), enricherProbeKind); m.Subject != want {
+			return fmt.Errorf("the NATS server partitions the Enricher's input differently (probe user %q arrived on %s, not %s): the mapping must be %s", u, m.Subject, want, EnricherServerMapping())
+		}
+	}
+	return nil
+}
+
+// EnricherInputStats sums the partition streams' state: the events stored
+// and the sequences used so far (a count of every event ever taken in).
+func EnricherInputStats(ctx context.Context, js jetstream.JetStream) (msgs, taken uint64, err error) {
+	l := js.ListStreams(ctx, jetstream.WithStreamListSubject(inputPartPrefix+">"))
+	for info := range l.Info() {
+		if !IsEnricherPartitionStream(info.Config.Name) {
+			continue
+		}
+		msgs += info.State.Msgs
+		taken += info.State.LastSeq
+	}
+	if err := l.Err(); err != nil {
+		return 0, 0, fmt.Errorf("enricher input streams: %w", err)
+	}
+	return msgs, taken, nil
+}
+
+// IsEnricherPartitionStream reports whether stream is one of the partition
+// streams.
+func IsEnricherPartitionStream(stream string) bool {
+	n, ok := strings.CutPrefix(stream, EnricherInputStreamPrefix)
+	if !ok {
+		return false
+	}
+	p, err := strconv.Atoi(n)
+	return err == nil && p >= 0 && p < EnricherPartitions && EnricherPartitionStream(p) == stream
+}
+
+// legacyEnricherInput is the single input stream of earlier versions,
+// partitioned by a subject transform and 32 filtered consumers. Its subjects
+// overlap the partition streams'.
+const legacyEnricherInput = "INPUT"
+
+// checkLegacyEnricherInput refuses to provision next to the single input
+// stream of earlier versions: the partition streams cannot be created while
+// it takes their subjects, and the events it still holds would never be
+// handled. The operator drains it first.
+func checkLegacyEnricherInput(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, legacyEnricherInput)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("enricher input: stream %s: %w", legacyEnricherInput, err)
+	}
+	return fmt.Errorf("stream %s is the Enricher's input of an earlier version (one stream for every partition); it is now one stream per partition (%s0…%s%d): "+
+		"stop the producers, let the running enricher workers drain it (nats consumer report %s: no unprocessed or pending events), "+
+		"delete it (nats stream rm %s), add the subject mapping to the server (%s) and migrate again",
+		legacyEnricherInput, EnricherInputStreamPrefix, EnricherInputStreamPrefix, EnricherPartitions-1,
+		legacyEnricherInput, legacyEnricherInput, EnricherServerMapping())
+}

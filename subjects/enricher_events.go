@@ -104,7 +104,7 @@ type EnrichedLesson struct {
 }
 
 // EnricherUserState is the stored state of one user: every field the user's events
-// carried, the latest value of each. Seq is the INPUT stream sequence of the
+// carried, the latest value of each. Seq is the sequence, in its partition's stream, of the
 // last event applied (0 for a bulk-loaded snapshot), so an event older than
 // the state (a redelivery after a takeover) never overwrites it.
 type EnricherUserState struct {

@@ -14,6 +14,12 @@ import (
 // changes nothing, and a run with changed declarations updates the assets in
 // place.
 func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
+	if err := checkLegacyEnricherInput(ctx, js); err != nil {
+		return err
+	}
+	if err := CheckEnricherMapping(ctx, js.Conn()); err != nil {
+		return err
+	}
 	if err := checkEnricherShards(ctx, js, o); err != nil {
 		return err
 	}

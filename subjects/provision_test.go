@@ -147,7 +147,7 @@ func TestScheduleFiresTickOnItsSubject(t *testing.T) {
 	}
 }
 
-// The Enricher's state shard count is recorded on INPUT, where workers read
+// The Enricher's state shard count is recorded on the partition streams, where workers read
 // it. It may change while the state is empty; once keys are stored, a
 // change would make every key be looked up in the wrong bucket, so
 // provisioning refuses and says what to do.

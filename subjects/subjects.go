@@ -40,6 +40,31 @@ func DLQ(stream, consumer string) string {
 	return dlqPrefix + stream + "." + consumer
 }
 
+// DLQFilters returns the subject filters for dead letters of one stream, of
+// every partition stream of the Enricher's input when stream is
+// EnricherInputStreams, or of every stream when stream is empty.
+func DLQFilters(stream string) []string {
+	if stream != EnricherInputStreams {
+		return []string{DLQFilter(stream)}
+	}
+	filters := make([]string, EnricherPartitions)
+	for p := range filters {
+		filters[p] = DLQFilter(EnricherPartitionStream(p))
+	}
+	return filters
+}
+
+// DLQOriginStream is the origin stream of a DLQ subject, "" when subject is
+// not one.
+func DLQOriginStream(subject string) string {
+	rest, ok := strings.CutPrefix(subject, dlqPrefix)
+	if !ok {
+		return ""
+	}
+	stream, _, _ := strings.Cut(rest, ".")
+	return stream
+}
+
 // DLQAll matches every dead-lettered message.
 const DLQAll = dlqPrefix + ">"
 

@@ -22,13 +22,13 @@ func TestDLQReplayOfEachWorkStreamIsHandledAgain(t *testing.T) {
 
 	// One subject each role consumes, per stream.
 	streams := map[string]string{
-		subjects.EnricherInputStream:  subjects.EnricherInput(subjects.EnricherKindLesson, "u1"),
-		subjects.EnricherOutputStream: subjects.EnricherOutput(subjects.EnricherKindLesson),
-		subjects.MailStream:           subjects.MailSend,
-		subjects.TrackerStream:        subjects.TrackerChannelJob("UCgarbage"),
-		subjects.CounterStream:        subjects.CounterSubject(0),
-		subjects.GDPRStream:           subjects.GDPRSubject("export"),
-		subjects.EventsHoldsStream:    subjects.EventsHoldRelease("garbage"),
+		subjects.EnricherPartitionStream(subjects.EnricherPartitionOf("u1")): subjects.EnricherInput(subjects.EnricherKindLesson, "u1"),
+		subjects.EnricherOutputStream:                                        subjects.EnricherOutput(subjects.EnricherKindLesson),
+		subjects.MailStream:                                                  subjects.MailSend,
+		subjects.TrackerStream:                                               subjects.TrackerChannelJob("UCgarbage"),
+		subjects.CounterStream:                                               subjects.CounterSubject(0),
+		subjects.GDPRStream:                                                  subjects.GDPRSubject("export"),
+		subjects.EventsHoldsStream:                                           subjects.EventsHoldRelease("garbage"),
 	}
 	for stream, subj := range streams {
 		if _, err := js.Publish(tctx, subj, []byte("garbage, not an event")); err != nil {

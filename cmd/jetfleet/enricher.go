@@ -167,8 +167,8 @@ func runEnricherWhere(ctx context.Context, args []string, getenv func(string) st
 	}
 	p, sh := subjects.EnricherPartitionOf(uuid), subjects.EnricherShardOf(uuid, shards)
 	fmt.Fprintf(stdout, "user:          %s\n", uuid)
-	fmt.Fprintf(stdout, "partition:     %d of %d (stored as %s, consumer %s)\n", p, subjects.EnricherPartitions,
-		subjects.EnricherPartitionFilter(p), subjects.EnricherPartitionConsumer(p))
+	fmt.Fprintf(stdout, "partition:     %d of %d (stream %s, stored as %s, consumer %s)\n", p, subjects.EnricherPartitions,
+		subjects.EnricherPartitionStream(p), subjects.EnricherPartitionFilter(p), subjects.EnricherPartitionConsumer(p))
 	fmt.Fprintf(stdout, "state shard:   %d of %d\n", sh, shards)
 	fmt.Fprintf(stdout, "user state:    nats kv get %s %s\n", subjects.EnricherUsersBucket(sh), uuid)
 	fmt.Fprintf(stdout, "subscription:  nats kv get %s %s\n", subjects.EnricherSubsBucket(sh), subjects.EnricherSubKey(uuid, "<language>"))

@@ -284,7 +284,7 @@ func TestReadmeRecipesRunAgainstDevDemo(t *testing.T) {
 		"TRACKER video.<id>", "TRACKER video."+videoID, "TRACKER.hourly.<id>", "TRACKER.hourly."+videoID,
 		"event.<id>", "event."+eventID, "seats.<id>", "seats."+eventID, "eventschat.<event>.", "eventschat."+eventID+".",
 		"reg.<event>.<registration>", "reg."+eventID+"."+reg, "req.<id>", "req."+gdprID,
-		"OUTBOX <key>", "OUTBOX "+outboxKey, "enricher-p<p>", "enricher-p"+partition,
+		"OUTBOX <key>", "OUTBOX "+outboxKey, "enricher-p<p>", "enricher-p"+partition, "INPUT_<p>", "INPUT_"+partition,
 		"localhost:8080", "localhost:"+port, "nats://127.0.0.1:4222", natsURL,
 		"--tenant T", "--tenant readme", " EMAIL", " "+email, " FILE", " "+snapshot, " NAME", " readme-test",
 	)

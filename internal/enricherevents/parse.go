@@ -66,6 +66,37 @@ var (
 // operation for users and subscriptions. It returns a *ValidationError
 // listing every problem.
 func Parse(kind string, data []byte) (subjects.EnricherEvent, error) {
+	return parse(kind, data, nil, false)
+}
+
+// Parser parses events with a scratch list of members reused from call to
+// call: one per goroutine (the Enricher has one per partition).
+type Parser struct{ scratch fields }
+
+// ParseKeys validates an event exactly as Parse does and returns it the
+// same, except that a lesson comes back with only its keys (UserUUID and
+// Language): the Enricher passes the producer's bytes through and needs
+// nothing else, so it pays for no other field (its hot path).
+func (p *Parser) ParseKeys(kind string, data []byte) (subjects.EnricherEvent, error) {
+	return parse(kind, data, &p.scratch, true)
+}
+
+// HasAny reports whether the event ParseKeys parsed last (successfully) has
+// a member of one of the names; valid until the next call.
+func (p *Parser) HasAny(names ...string) bool {
+	for _, f := range p.scratch {
+		for _, n := range names {
+			if f.is(n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parse is Parse; scratch, when set, holds the members (reused); keysOnly
+// leaves a lesson's other fields out.
+func parse(kind string, data []byte, scratch *fields, keysOnly bool) (subjects.EnricherEvent, error) {
 	var schema map[string]fieldType
 	var required []string
 	switch kind {
@@ -78,7 +109,17 @@ func Parse(kind string, data []byte) (subjects.EnricherEvent, error) {
 	default:
 		return subjects.EnricherEvent{}, &ValidationError{Problems: []string{fmt.Sprintf("kind %q: must be one of %s", kind, strings.Join(subjects.EnricherKinds[:], ", "))}}
 	}
-	fields, ok := scanObject(data)
+	var buf fields
+	if scratch != nil {
+		buf = *scratch
+	}
+	fields, ok := scanObject(buf, data)
+	if scratch != nil {
+		*scratch = fields // the members, for HasAny; the next call reuses the array
+		if !ok {
+			*scratch = buf[:0]
+		}
+	}
 	if !ok {
 		return subjects.EnricherEvent{}, &ValidationError{Problems: []string{"body: must be one JSON object"}}
 	}
@@ -167,6 +208,10 @@ func Parse(kind string, data []byte) (subjects.EnricherEvent, error) {
 			Name: str("name"), SubscriptionStatus: str("subscription_status"), SubscriptionType: str("subscription_type"),
 			SubscriptionPeriod: num("subscription_period")}
 	case subjects.EnricherKindLesson:
+		if keysOnly {
+			ev.Lesson = &subjects.EnricherLessonEvent{UserUUID: *str("user_uuid"), Language: *str("language")}
+			break
+		}
 		ev.Lesson = &subjects.EnricherLessonEvent{UserUUID: *str("user_uuid"), Language: *str("language"),
 			ContentReleaseID: str("content_release_id"), Title: str("title"), CourseUUID: str("course_uuid"),
 			CourseTitle: str("course_title"), NumberOfLessonsInCourse: num("number_of_lessons_in_course"),
@@ -183,7 +228,7 @@ func ParseEnrichedLesson(data []byte) (subjects.EnrichedLesson, error) {
 	if err != nil {
 		return subjects.EnrichedLesson{}, err
 	}
-	fields, _ := scanObject(data) // Parse accepted it: one object
+	fields, _ := scanObject(nil, data) // Parse accepted it: one object
 	out := subjects.EnrichedLesson{EnricherLessonEvent: *ev.Lesson}
 	var problems []string
 	for name, dst := range map[string]**string{
@@ -257,9 +302,10 @@ func (fs fields) get(name string) ([]byte, bool) {
 }
 
 // scanObject splits a JSON object into its members without decoding the
-// values (the Enricher's hot path: cheaper than decoding into a map). It
-// reports false when data is not valid JSON or not an object.
-func scanObject(data []byte) (fields, bool) {
+// values (the Enricher's hot path: cheaper than decoding into a map),
+// appending them to dst[:0] (a reused buffer, or nil). It reports false when
+// data is not valid JSON or not an object.
+func scanObject(dst fields, data []byte) (fields, bool) {
 	if !json.Valid(data) {
 		return nil, false
 	}
@@ -267,7 +313,10 @@ func scanObject(data []byte) (fields, bool) {
 	if i >= len(data) || data[i] != '{' {
 		return nil, false
 	}
-	out := make(fields, 0, 12)
+	out := dst[:0]
+	if out == nil {
+		out = make(fields, 0, 12)
+	}
 	i = skipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
 		return out, true

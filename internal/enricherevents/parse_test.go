@@ -85,13 +85,81 @@ func TestParseEventReadsLessonFieldsByTheirValidatedNames(t *testing.T) {
 	}
 }
 
-// BenchmarkParseLesson is the Enricher's per-lesson parse (go test -bench).
+// BenchmarkParseLesson is a lesson's full parse (the sink's) and the
+// Enricher's keys-only one (go test -bench).
 func BenchmarkParseLesson(b *testing.B) {
 	body := []byte(`{"user_uuid":"user-0001234","language":"es","title":"Lesson 3","course_uuid":"c-12","course_title":"Course","number_of_lessons_in_course":20,"completed_lessons_in_course":4,"percentage_completed_in_course":20,"content_release_id":"r42"}`)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := enricherevents.Parse(subjects.EnricherKindLesson, body); err != nil {
-			b.Fatal(err)
+	var p enricherevents.Parser
+	for name, parse := range map[string]func(string, []byte) (subjects.EnricherEvent, error){"full": enricherevents.Parse, "keys": p.ParseKeys} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parse(subjects.EnricherKindLesson, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// ParseKeys accepts and refuses exactly what Parse does; a lesson comes
+// back with its keys only, users and subscriptions in full, and its reused
+// scratch leaks nothing from one event into the next.
+func TestParseKeysValidatesAsParseAndKeepsTheKeys(t *testing.T) {
+	var p enricherevents.Parser
+	for _, c := range []struct{ kind, body string }{
+		{subjects.EnricherKindLesson, `{"user_uuid":"u1","language":"es","title":"T","number_of_lessons_in_course":20,"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11}`},
+		{subjects.EnricherKindLesson, `{"user_uuid":"u2","language":"fr"}`},
+		{subjects.EnricherKindLesson, `{"user_uuid":"u1","language":"es","title":7}`},
+		{subjects.EnricherKindLesson, `{"language":"es"}`},
+		{subjects.EnricherKindLesson, `[1]`},
+		{subjects.EnricherKindUser, `{"operation":"create","uuid":"u3","country":"DE","active":true}`},
+		{subjects.EnricherKindSubscription, `{"operation":"update","user_uuid":"u3","language":"de","subscription_period":30}`},
+		{subjects.EnricherKindSubscription, `{"operation":"delete","user_uuid":"u3","language":"de"}`},
+	} {
+		want, wantErr := enricherevents.Parse(c.kind, []byte(c.body))
+		got, err := p.ParseKeys(c.kind, []byte(c.body))
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Errorf("%s: ParseKeys err %v, Parse err %v", c.body, err, wantErr)
+			continue
 		}
+		if err != nil {
+			continue
+		}
+		if got.UserUUID() != want.UserUUID() {
+			t.Errorf("%s: user %q, want %q", c.body, got.UserUUID(), want.UserUUID())
+		}
+		switch {
+		case want.Lesson != nil:
+			if *got.Lesson != (subjects.EnricherLessonEvent{UserUUID: want.Lesson.UserUUID, Language: want.Lesson.Language}) {
+				t.Errorf("%s: lesson %+v, want the keys of %+v", c.body, *got.Lesson, *want.Lesson)
+			}
+		case want.User != nil:
+			if *got.User.Country != *want.User.Country || *got.User.Active != *want.User.Active {
+				t.Errorf("%s: user %+v, want %+v", c.body, *got.User, *want.User)
+			}
+		case want.Subscription != nil:
+			if *got.Subscription.SubscriptionPeriod != *want.Subscription.SubscriptionPeriod {
+				t.Errorf("%s: subscription %+v, want %+v", c.body, *got.Subscription, *want.Subscription)
+			}
+		}
+	}
+}
+
+// HasAny sees the members of the event parsed last, escaped names decoded,
+// and nothing of an earlier one.
+func TestHasAnySeesTheLastEventsMembers(t *testing.T) {
+	var p enricherevents.Parser
+	if _, err := p.ParseKeys(subjects.EnricherKindLesson, []byte(`{"user_uuid":"u1","language":"es","countr\u0079":"SE","a":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasAny("enrichment", "country") {
+		t.Error("an escaped country member not seen")
+	}
+	if _, err := p.ParseKeys(subjects.EnricherKindLesson, []byte(`{"user_uuid":"u1","language":"es","meta":{"country":"SE"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p.HasAny("country") || !p.HasAny("meta") {
+		t.Error("members of the second event: a nested name counted, or the top-level one missed")
 	}
 }

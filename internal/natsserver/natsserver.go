@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"jetfleet/subjects"
 )
 
 // Config describes one embedded server.
@@ -31,7 +33,8 @@ type Config struct {
 	Logger server.Logger // nil: the server logs nothing
 }
 
-// Start starts the server and waits until it accepts clients and JetStream is
+// Start starts the server, with the subject mappings jetfleet needs of its
+// account (subjects.EnricherMappingSource), and waits until it accepts clients and JetStream is
 // enabled (in a cluster: until the meta leader is known is the caller's job).
 func Start(cfg Config) (*server.Server, error) {
 	if cfg.StoreDir == "" {
@@ -69,6 +72,13 @@ func Start(cfg Config) (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsserver: new server: %w", err)
+	}
+	// The mapping that partitions the Enricher's input is server
+	// configuration (a self-hosted server has it in its config file,
+	// deploy/nats/nats.conf): every client of this server is in the global
+	// account.
+	if err := ns.GlobalAccount().AddMapping(subjects.EnricherMappingSource, subjects.EnricherMappingDestination); err != nil {
+		return nil, fmt.Errorf("natsserver: enricher mapping: %w", err)
 	}
 	if cfg.Logger != nil {
 		ns.SetLoggerV2(cfg.Logger, false, false, false)

@@ -71,11 +71,11 @@ func post(t *testing.T, url, key, body string) (int, enricher.IngestResponse) {
 
 func inputCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(testenv.Context(t, 5*time.Second), subjects.EnricherInputStream)
+	n, _, err := subjects.EnricherInputStats(testenv.Context(t, 5*time.Second), js)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.CachedInfo().State.Msgs
+	return n
 }
 
 func TestNDJSONBatchAcceptsValidLinesAndReportsBadOnesByLine(t *testing.T) {
@@ -310,7 +310,7 @@ func TestIngestStampsEventsWithTheKeysOwner(t *testing.T) {
 	}
 	send(alices)
 	send(ownerless)
-	st, err := js.Stream(ctx, subjects.EnricherInputStream)
+	st, err := js.Stream(ctx, subjects.EnricherPartitionStream(subjects.EnricherPartitionOf("u1")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,16 +58,19 @@ func (r *Rates) sample(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	s := rateSample{at: time.Now()}
-	if st, err := r.js.Stream(ctx, subjects.EnricherInputStream); err == nil {
-		s.input = st.CachedInfo().State.LastSeq
+	if _, taken, err := subjects.EnricherInputStats(ctx, r.js); err == nil {
+		s.input = taken
 	}
 	if st, err := r.js.Stream(ctx, subjects.EnricherOutputStream); err == nil {
 		s.output = st.CachedInfo().State.LastSeq
 	}
 	if st, err := r.js.Stream(ctx, subjects.DLQStream); err == nil {
-		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjects.DLQFilter(subjects.EnricherInputStream))); err == nil {
-			for _, n := range info.State.Subjects {
-				s.dlqs += n
+		// Dead letters are by origin stream: one per partition.
+		if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subjects.DLQAll)); err == nil {
+			for subj, n := range info.State.Subjects {
+				if subjects.IsEnricherPartitionStream(subjects.DLQOriginStream(subj)) {
+					s.dlqs += n
+				}
 			}
 		}
 	}

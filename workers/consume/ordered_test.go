@@ -23,20 +23,39 @@ const orderedStream = "PARTS"
 // setupOrdered provisions the DLQ and a stream of two partitions, each with
 // a pinned consumer.
 func setupOrdered(t *testing.T, js jetstream.JetStream) consume.OrderedConfig {
+	return setupPartitions(t, js, false)
+}
+
+// setupPartitions provisions the DLQ and two partitions, each with a pinned
+// consumer: filtered consumers of one stream, or with perStream each the
+// only consumer of a stream of its own.
+func setupPartitions(t *testing.T, js jetstream.JetStream, perStream bool) consume.OrderedConfig {
 	t.Helper()
 	ctx := testenv.Context(t, 10*time.Second)
 	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: orderedStream, Subjects: []string{"part.>"}}); err != nil {
-		t.Fatal(err)
-	}
 	cfg := consume.OrderedConfig{Role: "ordered", Stream: orderedStream, Group: "g",
 		Batch: 16, FetchWait: 100 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}
+	if perStream {
+		cfg.Stream = ""
+		for p := range 2 {
+			name := fmt.Sprintf("%s_%d", orderedStream, p)
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{fmt.Sprintf("part.%d", p)}}); err != nil {
+				t.Fatal(err)
+			}
+			cfg.Streams = append(cfg.Streams, name)
+		}
+	} else if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: orderedStream, Subjects: []string{"part.>"}}); err != nil {
+		t.Fatal(err)
+	}
 	for p := range 2 {
-		name := fmt.Sprintf("p%d", p)
-		if _, err := js.CreateOrUpdateConsumer(ctx, orderedStream, jetstream.ConsumerConfig{
-			Durable: name, FilterSubject: fmt.Sprintf("part.%d", p), AckPolicy: jetstream.AckExplicitPolicy,
+		name, stream, filter := fmt.Sprintf("p%d", p), orderedStream, fmt.Sprintf("part.%d", p)
+		if perStream {
+			stream, filter = cfg.Streams[p], ""
+		}
+		if _, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: name, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
 			AckWait: 30 * time.Second, MaxDeliver: -1, PriorityPolicy: jetstream.PriorityPolicyPinned,
 			PriorityGroups: []string{"g"}, PinnedTTL: 5 * time.Second,
 		}); err != nil {
@@ -87,9 +106,17 @@ func runOrdered(t *testing.T, js jetstream.JetStream, cfg consume.OrderedConfig,
 }
 
 func TestOrderedPartitionsStayInOrderWithTwoWorkers(t *testing.T) {
+	for _, perStream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "filtered consumers of one stream", true: "a stream per partition"}[perStream], func(t *testing.T) {
+			testPartitionsInOrder(t, perStream)
+		})
+	}
+}
+
+func testPartitionsInOrder(t *testing.T, perStream bool) {
 	srv := testenv.StartNATS(t)
 	_, js := srv.Connect(t)
-	cfg := setupOrdered(t, js)
+	cfg := setupPartitions(t, js, perStream)
 	r := &recorder{seen: map[int][]int{}, by: map[int]map[string]int{}}
 	// A transient failure on every 7th value, first time only: the
 	// partition pauses and resumes at that message.

@@ -54,11 +54,12 @@ func entryFrom(seq uint64, h nats.Header, data []byte) Entry {
 }
 
 // List returns the dead letters of one origin stream (all when stream is
-// empty), oldest first, at most limit (0: no limit). It streams the DLQ
+// empty; every partition of the Enricher's input for
+// subjects.EnricherInputStreams), oldest first, at most limit (0: no limit). It streams the DLQ
 // through an ordered consumer rather than reading entries one by one.
 func List(ctx context.Context, js jetstream.JetStream, stream string, limit int) ([]Entry, error) {
 	cons, err := js.OrderedConsumer(ctx, subjects.DLQStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subjects.DLQFilter(stream)},
+		FilterSubjects: subjects.DLQFilters(stream),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open dlq reader: %w", err)

@@ -28,7 +28,8 @@
 //     come out only after the held lesson (per-user order is kept); how
 //     long events waited is the jetfleet_enricher_hold_seconds histogram.
 //   - Output is exactly once: each emitted event carries
-//     Nats-Msg-Id = enricher:<INPUT sequence>, so a redelivered input
+//     Nats-Msg-Id = enricher:<partition>.<sequence in the partition's
+//     stream>, so a redelivered input
 //     (a crash between publish and ack) is dropped by OUTPUT's duplicate
 //     window.
 //   - When KV is unavailable the handler fails transiently: the runtime
@@ -43,6 +44,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,9 +57,27 @@ import (
 	"jetfleet/workers/consume"
 )
 
-// HeaderInputSeq is set on every emitted event: the INPUT stream sequence it
-// came from. An input's subjects.EnricherOwnerHeader is passed on as is.
-const HeaderInputSeq = "Jetfleet-Input-Seq"
+// MsgIDPrefix starts the Nats-Msg-Id of every emitted event, followed by
+// the input's position (subjects.EnricherInputPos: partition.sequence); it
+// is the only header added (an input's subjects.EnricherOwnerHeader is
+// passed on as is).
+const MsgIDPrefix = "enricher:"
+
+// InputOf returns the input position an emitted event came from, from its
+// Nats-Msg-Id.
+func InputOf(h nats.Header) (partition int, seq uint64, ok bool) {
+	pos, ok := strings.CutPrefix(h.Get(jetstream.MsgIDHeader), MsgIDPrefix)
+	if !ok {
+		return 0, 0, false
+	}
+	ps, ss, ok := strings.Cut(pos, ".")
+	p, err1 := strconv.Atoi(ps)
+	n, err2 := strconv.ParseUint(ss, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return p, n, true
+}
 
 // Config tunes the Enricher.
 type Config struct {
@@ -184,7 +204,7 @@ func (e *Enricher) OrderedConfig(role string) consume.OrderedConfig {
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	return consume.OrderedConfig{Role: role, Stream: subjects.EnricherInputStream, Consumers: names, Group: subjects.EnricherGroup,
+	return consume.OrderedConfig{Role: role, Streams: subjects.EnricherPartitionStreams(), Consumers: names, Group: subjects.EnricherGroup,
 		Batch: batchSize, Prepare: e.Prepare}
 }
 
@@ -201,6 +221,9 @@ const (
 type parsed struct {
 	ev  subjects.EnricherEvent
 	err error
+	// plain is an event without members named like the enrichment
+	// fields: a lesson's fields are appended without searching for them.
+	plain bool
 }
 
 // Prepare parses a fetched batch of partition p once and loads the state
@@ -229,8 +252,8 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 		if err != nil {
 			continue
 		}
-		ev, err := enricherevents.Parse(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
-		m[md.Sequence.Stream] = parsed{ev: ev, err: err}
+		ev, err := sc.parser.ParseKeys(subjects.EnricherStoredKind(msg.Subject()), msg.Data())
+		m[md.Sequence.Stream] = parsed{ev: ev, err: err, plain: err == nil && !sc.parser.HasAny(enrichmentNames...)}
 		if err != nil {
 			continue
 		}
@@ -259,10 +282,11 @@ func (e *Enricher) Prepare(ctx context.Context, p int, msgs []jetstream.Msg) {
 
 // prepareScratch is what Prepare reuses for each batch of one partition.
 type prepareScratch struct {
-	users []string
-	subs  []SubKey
-	seenU map[string]bool
-	seenS map[SubKey]bool
+	parser enricherevents.Parser
+	users  []string
+	subs   []SubKey
+	seenU  map[string]bool
+	seenS  map[SubKey]bool
 }
 
 // Handle processes one INPUT event of partition p.
@@ -279,7 +303,8 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		delete(e.parsed[p], md.Sequence.Stream)
 	} else {
 		e.checkOwner(p, msg.Headers().Get("Nats-Pin-Id"))
-		pe.ev, pe.err = enricherevents.Parse(kind, msg.Data())
+		pe.ev, pe.err = e.scratch[p].parser.ParseKeys(kind, msg.Data())
+		pe.plain = pe.err == nil && !e.scratch[p].parser.HasAny(enrichmentNames...)
 	}
 	ev, err := pe.ev, pe.err
 	if err != nil {
@@ -315,7 +340,7 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 	}
 	if en != nil {
 		status := en.status()
-		if out, err = render(msg.Data(), en.fields(status)); err != nil {
+		if out, err = render(msg.Data(), en.fields(status), pe.plain); err != nil {
 			return nil, err
 		}
 		e.metrics.lesson(status).Inc()
@@ -324,11 +349,9 @@ func (e *Enricher) Handle(ctx context.Context, p int, msg jetstream.Msg) ([]jets
 		e.metrics.held(kind).Observe(e.now().Sub(md.Timestamp).Seconds())
 	}
 	// The header map is built directly: Header.Set would canonicalize
-	// both names on every event, and they are canonical already.
-	seqText := strconv.FormatUint(seq, 10)
+	// the name on every event, and it is canonical already.
 	pub := &nats.Msg{Subject: subjects.EnricherOutput(kind), Data: out, Header: nats.Header{
-		jetstream.MsgIDHeader: {"enricher:" + seqText},
-		HeaderInputSeq:        {seqText},
+		jetstream.MsgIDHeader: {MsgIDPrefix + subjects.EnricherInputPos(p, seq)},
 	}}
 	if owner := msg.Headers()[subjects.EnricherOwnerHeader]; len(owner) > 0 {
 		pub.Header[subjects.EnricherOwnerHeader] = owner[:1]
@@ -436,7 +459,7 @@ func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.EnricherLe
 		// Held by another owner before a takeover (or by this one before
 		// it lost the partition): its frozen record is in KV.
 		var err error
-		if en, frozen, err = e.loadFrozen(ctx, seq); err != nil {
+		if en, frozen, err = e.loadFrozen(ctx, p, seq); err != nil {
 			return nil, err
 		}
 	}
@@ -461,8 +484,10 @@ func (e *Enricher) enrichment(ctx context.Context, p int, l *subjects.EnricherLe
 }
 
 // render returns the lesson with the enrichment fields added.
-func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
-	if out, ok := splice(raw, add); ok {
+// plain says the lesson has no members of those names (the parser saw
+// them all), so they need not be searched for.
+func render(raw []byte, add subjects.EnrichedLessonFields, plain bool) ([]byte, error) {
+	if out, ok := splice(raw, add, plain); ok {
 		return out, nil
 	}
 	// The producer sent fields of the same names: replace them.
@@ -481,6 +506,9 @@ func render(raw []byte, add subjects.EnrichedLessonFields) ([]byte, error) {
 	return out, nil
 }
 
+var enrichmentNames = []string{subjects.EnricherFieldSubscriptionStatus, subjects.EnricherFieldSubscriptionType,
+	subjects.EnricherFieldCountry, subjects.EnricherFieldEnrichment}
+
 var enrichmentKeys = [][]byte{
 	[]byte(`"` + subjects.EnricherFieldSubscriptionStatus + `"`), []byte(`"` + subjects.EnricherFieldSubscriptionType + `"`),
 	[]byte(`"` + subjects.EnricherFieldCountry + `"`), []byte(`"` + subjects.EnricherFieldEnrichment + `"`),
@@ -490,9 +518,9 @@ var enrichmentKeys = [][]byte{
 // decoding it again (the hot path). It declines (false) when the object may
 // already hold one of those fields, which must then be replaced, not
 // repeated.
-func splice(raw []byte, add subjects.EnrichedLessonFields) ([]byte, bool) {
+func splice(raw []byte, add subjects.EnrichedLessonFields, plain bool) ([]byte, bool) {
 	for _, k := range enrichmentKeys {
-		if bytes.Contains(raw, k) {
+		if !plain && bytes.Contains(raw, k) {
 			return nil, false
 		}
 	}

@@ -102,7 +102,7 @@ func publish(t *testing.T, js jetstream.JetStream, kind, userUUID, body string) 
 // emitted is one OUTPUT message.
 type emitted struct {
 	Kind     string
-	InputSeq uint64
+	InputSeq string // partition.sequence
 	Body     map[string]any
 }
 
@@ -127,8 +127,11 @@ func readOutput(t *testing.T, js jetstream.JetStream) []emitted {
 		if err := json.Unmarshal(m.Data, &body); err != nil {
 			t.Fatalf("output %d not JSON: %v", seq, err)
 		}
-		in, _ := strconv.ParseUint(m.Header.Get(enricher.HeaderInputSeq), 10, 64)
-		out = append(out, emitted{Kind: strings.TrimPrefix(m.Subject, "output."), InputSeq: in, Body: body})
+		p, in, ok := enricher.InputOf(m.Header)
+		if !ok {
+			t.Fatalf("output %d headers %v, want a Nats-Msg-Id naming its input", seq, m.Header)
+		}
+		out = append(out, emitted{Kind: strings.TrimPrefix(m.Subject, "output."), InputSeq: subjects.EnricherInputPos(p, in), Body: body})
 	}
 	return out
 }
@@ -237,10 +240,10 @@ func TestScriptedRunEmitsExactlyTheExpectedStreamDLQAndState(t *testing.T) {
 
 	out := readOutput(t, js)
 	byUser := map[string][]emitted{}
-	seen := map[uint64]bool{}
+	seen := map[string]bool{}
 	for _, o := range out {
 		if seen[o.InputSeq] {
-			t.Errorf("input %d emitted twice", o.InputSeq)
+			t.Errorf("input %s emitted twice", o.InputSeq)
 		}
 		seen[o.InputSeq] = true
 		u, _ := o.Body["uuid"].(string)
@@ -386,11 +389,11 @@ func TestRestartMidStreamEmitsEveryEventOnce(t *testing.T) {
 	if len(out) != total {
 		t.Fatalf("%d events out, want %d", len(out), total)
 	}
-	seen := map[uint64]bool{}
+	seen := map[string]bool{}
 	last := map[string]float64{}
 	for _, o := range out {
 		if seen[o.InputSeq] {
-			t.Fatalf("input %d emitted twice", o.InputSeq)
+			t.Fatalf("input %s emitted twice", o.InputSeq)
 		}
 		seen[o.InputSeq] = true
 		if o.Kind != "lesson" {
@@ -519,13 +522,13 @@ func TestCrashBetweenPublishAndAckEmitsEachEventOnce(t *testing.T) {
 	ctx := testenv.Context(t, 60*time.Second)
 	// Quick redelivery and takeover, so the test does not wait 30s.
 	for p := range subjects.EnricherPartitions {
-		c, err := js.Consumer(ctx, subjects.EnricherInputStream, subjects.EnricherPartitionConsumer(p))
+		c, err := js.Consumer(ctx, subjects.EnricherPartitionStream(p), subjects.EnricherPartitionConsumer(p))
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := c.CachedInfo().Config
 		cfg.AckWait, cfg.PinnedTTL = time.Second, 2*time.Second // PinnedTTL > AckWait, as in production
-		if _, err := js.UpdateConsumer(ctx, subjects.EnricherInputStream, cfg); err != nil {
+		if _, err := js.UpdateConsumer(ctx, subjects.EnricherPartitionStream(p), cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -565,11 +568,11 @@ func TestCrashBetweenPublishAndAckEmitsEachEventOnce(t *testing.T) {
 	if len(out) != 2+lessons {
 		t.Fatalf("%d events out (%d before the takeover), want %d", len(out), before, 2+lessons)
 	}
-	seen := map[uint64]bool{}
+	seen := map[string]bool{}
 	next := 0.0
 	for _, o := range out {
 		if seen[o.InputSeq] {
-			t.Errorf("input %d emitted twice", o.InputSeq)
+			t.Errorf("input %s emitted twice", o.InputSeq)
 		}
 		seen[o.InputSeq] = true
 		if o.Kind == "lesson" {
@@ -810,8 +813,9 @@ func TestHoldFreezesKnownValuesFillsOnlyTheMissingOneAndKeepsUserOrder(t *testin
 	}
 }
 
-// A dead letter of INPUT records the stored subject input.part.<p>.<kind>;
-// `jetfleet dlq replay` publishes it back there, INPUT takes it, and the
+// A dead letter of a partition stream records the stored subject
+// input.part.<p>.<kind>; `jetfleet dlq replay` publishes it back there, the
+// partition's stream takes it, and the
 // Enricher handles it again in its partition (here: dead-letters it again,
 // marked as a replay; the user's valid events are not disturbed).
 func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testing.T) {
@@ -821,10 +825,13 @@ func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testi
 	startEnricher(t, js, enricher.Config{})
 	var entries []deadletter.Entry
 	testenv.Eventually(t, 10*time.Second, "the invalid event dead-lettered", func() bool {
-		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStream, 0)
+		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStreams, 0)
 		return len(entries) == 1
 	})
 	first := entries[0]
+	if want := subjects.EnricherPartitionStream(subjects.EnricherPartitionOf("d1")); first.Stream != want {
+		t.Errorf("dead letter of stream %q, want %q", first.Stream, want)
+	}
 	if want := "input.part." + strconv.Itoa(subjects.EnricherPartitionOf("d1")) + ".user"; first.Origin != want {
 		t.Fatalf("dead letter origin %q, want %q", first.Origin, want)
 	}
@@ -832,7 +839,7 @@ func TestDeadLetteredInputEventReplaysIntoItsPartitionAndIsHandledAgain(t *testi
 		t.Fatalf("replay: %v", err)
 	}
 	testenv.Eventually(t, 10*time.Second, "the replayed event handled again", func() bool {
-		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStream, 0)
+		entries, _ = deadletter.List(ctx, js, subjects.EnricherInputStreams, 0)
 		return len(entries) == 1 && entries[0].Seq != first.Seq
 	})
 	again := entries[0]

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,7 +50,7 @@ func (h *holds) reset() {
 	h.frozen = map[uint64]enrichment{}
 }
 
-// holdBack decides whether the event seq of user, stored in INPUT at
+// holdBack decides whether the event seq of user, stored in partition p at
 // stored, comes out now. It returns consume.Park while an older event of the
 // user is held, or while the lesson (en non-nil) misses a dimension and is
 // younger than Config.Hold. waited reports an event that had been held
@@ -114,7 +113,7 @@ func (e *Enricher) freeze(ctx context.Context, p int, seq uint64, en *enrichment
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.KVTimeout)
 	defer cancel()
-	if _, err := e.held.Put(ctx, strconv.FormatUint(seq, 10), data); err != nil {
+	if _, err := e.held.Put(ctx, subjects.EnricherInputPos(p, seq), data); err != nil {
 		return fmt.Errorf("freeze enrichment of input %d: %w", seq, err)
 	}
 	h.frozen[seq] = *en
@@ -122,10 +121,10 @@ func (e *Enricher) freeze(ctx context.Context, p int, seq uint64, en *enrichment
 }
 
 // loadFrozen reads the frozen enrichment of lesson seq, if it was held.
-func (e *Enricher) loadFrozen(ctx context.Context, seq uint64) (enrichment, bool, error) {
+func (e *Enricher) loadFrozen(ctx context.Context, p int, seq uint64) (enrichment, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.KVTimeout)
 	defer cancel()
-	got, err := e.held.Get(ctx, strconv.FormatUint(seq, 10))
+	got, err := e.held.Get(ctx, subjects.EnricherInputPos(p, seq))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return enrichment{}, false, nil
 	}

@@ -67,6 +67,7 @@ type options struct {
 	floor       bool
 	bare        bool
 	shards      int
+	cluster     int
 }
 
 func main() {
@@ -80,11 +81,12 @@ func main() {
 	flag.IntVar(&o.cache, "cache", 500_000, "enricher cache entries")
 	flag.Float64Var(&o.hotShare, "hot", 0.1, "share of users that complete 90% of the lessons")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput phase to this file")
-	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file")
+	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write a CPU profile of nats-server over the first 20s of the throughput phase to this file, and one of each latency phase to this file.<rate>")
 	flag.IntVar(&o.gogc, "gogc", 400, "GOGC of this process (the Enricher's), set in-process so nats-server keeps its own; -1 keeps the environment's")
 	flag.BoolVar(&o.floor, "floor", true, "finally, run the throughput phase again with a handler that only republishes (no parsing, no state): the floor the streams, consumers and runtime set on this machine")
 	flag.BoolVar(&o.bare, "bare", true, "finally, measure bare JetStream on this machine (one stream, one consumer): the server CPU of each step a lesson takes, and the most lessons/s those steps allow on all cores")
 	flag.IntVar(&o.shards, "shards", subjects.DefaultEnricherStateShards, "KV buckets per kind of state (ENRICHER_STATE_SHARDS)")
+	flag.IntVar(&o.cluster, "cluster", 1, "nats-servers to run: 1, or a cluster (3) with every stream, consumer and bucket replicated on each (R3); the bare phase then measures R1 and R3 streams on it")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -115,43 +117,36 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	store := filepath.Join(dir, "js")
 
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	args := []string{"-js", "-sd", store, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}
 	profPort := 0
 	if o.srvProfile != "" {
 		if profPort, err = freePort(); err != nil {
 			return err
 		}
-		args = append(args, "--profile", strconv.Itoa(profPort))
 	}
-	srv := exec.Command(o.server, args...)
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start %s: %w (build it: go build -o bin/nats-server github.com/nats-io/nats-server/v2)", o.server, err)
+	srv, err := startServers(o.server, dir, o.cluster, profPort)
+	if err != nil {
+		return err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	defer srv.stop()
+	url := srv.url
 	nc, js, err := connect(url)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := subjects.Provision(ctx, js, subjects.Options{EnricherStateShards: o.shards}); err != nil {
+	if err := provision(ctx, js, subjects.Options{EnricherStateShards: o.shards, Replicas: o.cluster}); err != nil {
 		return err
 	}
-	fmt.Printf("enricher bench: %d users, %d subscriptions over %d shards per kind, GOMAXPROCS=%d, GOGC=%s (enricher process), nats-server pid %d\n",
-		o.users, o.users*o.subsPerUser, o.shards, runtime.GOMAXPROCS(0), gogc, srv.Process.Pid)
+	fmt.Printf("enricher bench: %d users, %d subscriptions over %d shards per kind, GOMAXPROCS=%d, GOGC=%s (enricher process), %s\n",
+		o.users, o.users*o.subsPerUser, o.shards, runtime.GOMAXPROCS(0), gogc, srv.describe())
 
 	// 1. Bulk load.
 	snapshot := filepath.Join(dir, "snapshot.ndjson")
 	if err := writeSnapshot(snapshot, o); err != nil {
 		return err
 	}
-	rssBefore, diskBefore := rssOf(srv.Process.Pid), diskOf(store)
+	rssBefore, diskBefore := srv.rss(), diskOf(dir)
 	f, err := os.Open(snapshot)
 	if err != nil {
 		return err
@@ -165,12 +160,15 @@ func run(o options) error {
 	loadTime := time.Since(start)
 	rows := st.Users + st.Subscriptions
 	runtime.GC()
-	rssAfter, diskAfter := rssOf(srv.Process.Pid), diskOf(store)
+	rssAfter, diskAfter := srv.rss(), diskOf(dir)
 	memPerRow := float64(rssAfter-rssBefore) / float64(rows)
 	diskPerRow := float64(diskAfter-diskBefore) / float64(rows)
 	fmt.Printf("load:        %d rows in %v = %.0f rows/s (%d rejected)\n", rows, loadTime.Round(time.Millisecond), float64(rows)/loadTime.Seconds(), st.RejectedTotal)
 	fmt.Printf("state store: server RSS %s → %s, disk %s → %s\n", benchenv.MiB(rssBefore), benchenv.MiB(rssAfter), benchenv.MiB(diskBefore), benchenv.MiB(diskAfter))
-	fmt.Printf("             %.0f bytes of server memory and %.0f bytes of disk per row (R1)\n", memPerRow, diskPerRow)
+	fmt.Printf("             %.0f bytes of server memory and %.0f bytes of disk per row (R%d, all servers)\n", memPerRow, diskPerRow, o.cluster)
+	if o.cluster > 1 { // the plan below multiplies one copy by 3
+		memPerRow, diskPerRow = memPerRow/float64(o.cluster), diskPerRow/float64(o.cluster)
+	}
 
 	// 2. The Enricher, in this process, on its own connection.
 	enc, stopEnricher, err := startEnricher(url, o.cache)
@@ -178,6 +176,13 @@ func run(o options) error {
 		return err
 	}
 	defer stopEnricher()
+
+	// The hot users' state into the Enricher's cache, as a worker that
+	// has been running for a while holds it: the figures below are then
+	// the steady state rather than a cache filling up.
+	start = time.Now()
+	warmed := warmCache(ctx, enc.Store(), o)
+	fmt.Printf("cache warm:  %d hot users' state records in %v\n", warmed, time.Since(start).Round(time.Millisecond))
 
 	// 3. Output observer.
 	obs, err := observe(ctx, js)
@@ -219,7 +224,7 @@ func run(o options) error {
 			}
 		})
 	}
-	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), cpuOf(srv.Process.Pid)
+	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), srv.cpu()
 	start = time.Now()
 	if err := gen.publish(pjs, o.lessons, 1, 0); err != nil {
 		return err
@@ -232,9 +237,10 @@ func run(o options) error {
 	pprof.StopCPUProfile()
 	srvProf.Wait()
 	hits, miss := enc.Store().CacheStats()
+	throughput := float64(o.lessons) / el.Seconds()
 	fmt.Printf("throughput:  %d lessons (+%d updates) in %v = %.0f lessons/s (published in %v)\n",
 		o.lessons, gen.updates.Load(), el.Round(time.Millisecond), float64(o.lessons)/el.Seconds(), pubDone.Round(time.Millisecond))
-	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, cpuOf(srv.Process.Pid)-cpuSrv0
+	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, srv.cpu()-cpuSrv0
 	fmt.Printf("             CPU: this process %.2f cores, nats-server %.2f cores (%.0f + %.0f µs of CPU per lesson)\n",
 		cpuSelf.Seconds()/el.Seconds(), cpuSrv.Seconds()/el.Seconds(),
 		float64(cpuSelf.Microseconds())/float64(o.lessons), float64(cpuSrv.Microseconds())/float64(o.lessons))
@@ -243,18 +249,32 @@ func run(o options) error {
 
 	// 5. Latency at fixed offered rates: what a pipeline running at that
 	// load sees, without the backlog of the saturated phase.
+	var p99s []string
 	for i, rate := range o.rates {
 		phase := 2 + i
 		n := int(float64(rate) * o.latencyFor.Seconds())
 		base = obs.lessons.Load()
 		gen.pauses.Store(0)
 		gen.longestPause.Store(0)
+		var phaseProf sync.WaitGroup
+		if o.srvProfile != "" {
+			// A stall in the tail shows in the server's profile of the
+			// phase (e.g. a stream writing its full state index).
+			phaseProf.Go(func() {
+				u := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", profPort, int(o.latencyFor.Seconds()))
+				if err := fetchProfile(u, fmt.Sprintf("%s.%d", o.srvProfile, rate)); err != nil {
+					fmt.Fprintln(os.Stderr, "enricherbench: server profile:", err)
+				}
+			})
+		}
 		start = time.Now()
 		if err := gen.publish(pjs, n, phase, rate); err != nil {
 			return err
 		}
 		ok := obs.waitFor(base+int64(n), 2*time.Minute)
 		el = time.Since(start)
+		p99s = append(p99s, fmt.Sprintf("%d/s %v", rate, obs.quantile(phase, 0.99)))
+		phaseProf.Wait()
 		fmt.Printf("latency:     %d lessons offered at %d/s, came out at %.0f/s%s: p50 %v, p99 %v, max %v (load generator held up >5ms %d times, longest %v; OUTPUT→observer p50 %v p99 %v)\n",
 			n, rate, float64(obs.lessons.Load()-base)/el.Seconds(), map[bool]string{true: "", false: " (NOT ALL CAME OUT)"}[ok],
 			obs.quantile(phase, 0.5), obs.quantile(phase, 0.99), obs.quantile(phase, 1),
@@ -270,22 +290,40 @@ func run(o options) error {
 		100*hitRate, o.cache, 90.0, 100*o.hotShare)
 	fmt.Printf("enrichment:  %v; state updates applied %d, dead-lettered %v\n", s.Lessons, s.Emitted["user"]+s.Emitted["subscription"], s.Invalid)
 	fmt.Printf("memory:      this process (enricher + load generator) RSS %s, Go heap %s; nats-server RSS %s\n",
-		benchenv.MiB(encRSS), benchenv.MiB(int64(ms.HeapAlloc)), benchenv.MiB(rssOf(srv.Process.Pid)))
+		benchenv.MiB(encRSS), benchenv.MiB(int64(ms.HeapAlloc)), benchenv.MiB(srv.rss()))
 	extrapolate(memPerRow, diskPerRow)
 	stopEnricher()
-	if o.bare {
-		defer func() {
-			if err := bare(url, srv.Process.Pid); err != nil {
-				fmt.Fprintln(os.Stderr, "enricherbench: bare:", err)
-			}
-		}()
-	}
+	var floorRate float64
 	if o.floor {
 		floorProfile := ""
 		if o.srvProfile != "" {
 			floorProfile = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=20", profPort)
 		}
-		return floor(url, pjs, obs, gen, srv.Process.Pid, o.lessons, floorProfile, o.srvProfile+".floor")
+		if floorRate, err = floor(url, pjs, obs, gen, srv, o.lessons, floorProfile, o.srvProfile+".floor"); err != nil {
+			return err
+		}
+	}
+	if !o.bare {
+		return nil
+	}
+	bound, err := bare(url, srv, 1)
+	if err != nil {
+		return fmt.Errorf("bare: %w", err)
+	}
+	fmt.Printf("summary:     enricher %.0f lessons/s = %.2f × the bare bound of %.0f/s (target ≥ 0.40)", throughput, throughput/bound, bound)
+	if floorRate > 0 {
+		fmt.Printf("; floor %.0f/s = %.2f × (target ≥ 0.60)", floorRate, floorRate/bound)
+	}
+	fmt.Printf("\n             p99 at offered rates: %s (targets: ≤ 20ms at 625/s, ≤ 50ms at 5000/s)\n", strings.Join(p99s, ", "))
+	if o.cluster > 1 {
+		// The same steps on streams replicated on every server: what
+		// replication costs the servers per lesson, on this cluster.
+		boundR, err := bare(url, srv, o.cluster)
+		if err != nil {
+			return fmt.Errorf("bare R%d: %w", o.cluster, err)
+		}
+		fmt.Printf("replication: the four steps cost %.2f× the server CPU at R%d than at R1 (bare bound %.0f/s → %.0f/s on this machine); the enricher reached %.2f × the R%d bound\n",
+			bound/boundR, o.cluster, bound, boundR, throughput/boundR, o.cluster)
 	}
 	return nil
 }
@@ -296,26 +334,26 @@ func run(o options) error {
 // one with an explicit ack (to the Enricher) and delivering one without (to
 // a downstream reader). Their sum bounds any pipeline of this shape on this
 // machine, whatever the worker does.
-func bare(url string, srvPid int) error {
+func bare(url string, srv *servers, replicas int) (bound float64, err error) {
 	ctx := context.Background()
 	nc, js, err := connect(url)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer nc.Close()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_BARE", Subjects: []string{"bare.>"},
-		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
-		return err
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, Replicas: replicas}); err != nil {
+		return 0, err
 	}
 	defer js.DeleteStream(ctx, "BENCH_BARE")
 	const n = 200_000
 	body := bytes.Repeat([]byte("x"), 330) // about a lesson
 	perOp := func(f func() error) (float64, error) {
-		c0 := cpuOf(srvPid)
+		c0 := srv.cpu()
 		if err := f(); err != nil {
 			return 0, err
 		}
-		return float64((cpuOf(srvPid) - c0).Microseconds()) / n, nil
+		return float64((srv.cpu() - c0).Microseconds()) / n, nil
 	}
 	publish := func(withID bool) func() error {
 		return func() error {
@@ -334,7 +372,7 @@ func bare(url string, srvPid int) error {
 	}
 	deliver := func(name string, policy jetstream.AckPolicy) func() error {
 		return func() error {
-			cons, err := js.CreateConsumer(ctx, "BENCH_BARE", jetstream.ConsumerConfig{Durable: name, AckPolicy: policy})
+			cons, err := js.CreateConsumer(ctx, "BENCH_BARE", jetstream.ConsumerConfig{Durable: name, AckPolicy: policy, Replicas: replicas})
 			if err != nil {
 				return err
 			}
@@ -355,25 +393,26 @@ func bare(url string, srvPid int) error {
 	}
 	pub, err := perOp(publish(false))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pubID, err := perOp(publish(true))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	acked, err := perOp(deliver("acked", jetstream.AckExplicitPolicy))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	unacked, err := perOp(deliver("unacked", jetstream.AckNonePolicy))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sum := pub + pubID + acked + unacked
-	fmt.Printf("bare:        nats-server CPU per message: store %.1f µs, store with Nats-Msg-Id %.1f µs, deliver + ack %.1f µs, deliver %.1f µs\n", pub, pubID, acked, unacked)
+	bound = float64(runtime.NumCPU()) * 1e6 / sum
+	fmt.Printf("bare R%d:     nats-server CPU per message: store %.1f µs, store with Nats-Msg-Id %.1f µs, deliver + ack %.1f µs, deliver %.1f µs\n", replicas, pub, pubID, acked, unacked)
 	fmt.Printf("             a lesson takes all four: %.1f µs, so %d cores allow at most %.0f lessons/s with no client work at all\n",
-		sum, runtime.NumCPU(), float64(runtime.NumCPU())*1e6/sum)
-	return nil
+		sum, runtime.NumCPU(), bound)
+	return bound, nil
 }
 
 // floor runs the throughput phase again with the Enricher replaced by a
@@ -381,29 +420,28 @@ func bare(url string, srvPid int) error {
 // Nats-Msg-Id): same streams, consumers, ordered runtime and load
 // generator, no parsing and no state. What it reaches is the most any
 // Enricher can reach on this machine with this pipeline.
-func floor(url string, pjs jetstream.JetStream, obs *observer, gen *generator, srvPid, lessons int, profileURL, profilePath string) error {
+func floor(url string, pjs jetstream.JetStream, obs *observer, gen *generator, srv *servers, lessons int, profileURL, profilePath string) (float64, error) {
 	nc, js, err := connect(url)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer nc.Close()
 	pub, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1<<14))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var names []string
 	for p := range subjects.EnricherPartitions {
 		names = append(names, subjects.EnricherPartitionConsumer(p))
 	}
-	cfg := consume.OrderedConfig{Role: "floor", Stream: subjects.EnricherInputStream, Consumers: names, Group: subjects.EnricherGroup}
-	handle := func(_ context.Context, _ int, m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
+	cfg := consume.OrderedConfig{Role: "floor", Streams: subjects.EnricherPartitionStreams(), Consumers: names, Group: subjects.EnricherGroup}
+	handle := func(_ context.Context, p int, m jetstream.Msg) ([]jetstream.PubAckFuture, error) {
 		md, err := m.Metadata()
 		if err != nil {
 			return nil, err
 		}
-		seq := strconv.FormatUint(md.Sequence.Stream, 10)
 		f, err := pub.PublishMsgAsync(&nats.Msg{Subject: subjects.EnricherOutput(subjects.EnricherStoredKind(m.Subject())), Data: m.Data(),
-			Header: nats.Header{jetstream.MsgIDHeader: {"floor:" + seq}, enricher.HeaderInputSeq: {seq}}})
+			Header: nats.Header{jetstream.MsgIDHeader: {"floor:" + subjects.EnricherInputPos(p, md.Sequence.Stream)}}})
 		if err != nil {
 			return nil, err
 		}
@@ -427,19 +465,19 @@ func floor(url string, pjs jetstream.JetStream, obs *observer, gen *generator, s
 			}
 		})
 	}
-	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), cpuOf(srvPid)
+	cpuSelf0, cpuSrv0 := cpuOf(os.Getpid()), srv.cpu()
 	start := time.Now()
 	if err := gen.publish(pjs, lessons, 99, 0); err != nil {
-		return err
+		return 0, err
 	}
 	if !obs.waitFor(base+int64(lessons), 5*time.Minute) {
-		return fmt.Errorf("floor: only %d of %d lessons came out", obs.lessons.Load()-base, lessons)
+		return 0, fmt.Errorf("floor: only %d of %d lessons came out", obs.lessons.Load()-base, lessons)
 	}
 	el := time.Since(start)
-	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, cpuOf(srvPid)-cpuSrv0
+	cpuSelf, cpuSrv := cpuOf(os.Getpid())-cpuSelf0, srv.cpu()-cpuSrv0
 	fmt.Printf("floor:       republish only (no parsing, no state): %.0f lessons/s; %.0f + %.0f µs of CPU per lesson (this process + nats-server)\n",
 		float64(lessons)/el.Seconds(), float64(cpuSelf.Microseconds())/float64(lessons), float64(cpuSrv.Microseconds())/float64(lessons))
-	return nil
+	return float64(lessons) / el.Seconds(), nil
 }
 
 // extrapolate prints the plan for 500M state rows from the measured bytes
@@ -762,5 +800,136 @@ func diskOf(dir string) int64 {
 		}
 		return nil
 	})
+	return n
+}
+
+// servers are the nats-server processes of the bench: one, or a cluster.
+type servers struct {
+	procs []*exec.Cmd
+	url   string // every server's client URL, comma-separated
+}
+
+// startServers starts n nats-servers (a cluster when n > 1) with the
+// account mapping that partitions the Enricher's input, which a self-hosted
+// server has in its configuration file. profPort, when set, serves the
+// first server's pprof.
+func startServers(bin, dir string, n, profPort int) (*servers, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("-cluster %d: at least one server", n)
+	}
+	ports, cports := make([]int, n), make([]int, n)
+	for i := range n {
+		var err error
+		if ports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+		if cports[i], err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	s := &servers{}
+	var urls, routes []string
+	for i := range n {
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://127.0.0.1:%d", cports[i])))
+	}
+	s.url = strings.Join(urls, ",")
+	for i := range n {
+		conf := fmt.Sprintf("server_name: bench-%d\nlisten: \"127.0.0.1:%d\"\njetstream { store_dir: %q }\n%s\n",
+			i+1, ports[i], filepath.Join(dir, fmt.Sprintf("js-%d", i+1)), subjects.EnricherServerMapping())
+		if n > 1 {
+			conf += fmt.Sprintf("cluster { name: bench, listen: \"127.0.0.1:%d\", routes: [%s] }\n", cports[i], strings.Join(routes, ", "))
+		}
+		if i == 0 && profPort != 0 {
+			conf += fmt.Sprintf("prof_port: %d\n", profPort)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("nats-%d.conf", i+1))
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(bin, "-c", path)
+		if err := cmd.Start(); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("start %s: %w (build it: go build -o bin/nats-server github.com/nats-io/nats-server/v2)", bin, err)
+		}
+		s.procs = append(s.procs, cmd)
+	}
+	return s, nil
+}
+
+func (s *servers) stop() {
+	for _, p := range s.procs {
+		p.Process.Kill()
+		p.Wait()
+	}
+}
+
+// cpu is the CPU time the servers used so far, together.
+func (s *servers) cpu() time.Duration {
+	var d time.Duration
+	for _, p := range s.procs {
+		d += cpuOf(p.Process.Pid)
+	}
+	return d
+}
+
+// rss is the servers' resident memory, together.
+func (s *servers) rss() int64 {
+	var n int64
+	for _, p := range s.procs {
+		n += rssOf(p.Process.Pid)
+	}
+	return n
+}
+
+func (s *servers) describe() string {
+	if len(s.procs) == 1 {
+		return fmt.Sprintf("nats-server pid %d", s.procs[0].Process.Pid)
+	}
+	return fmt.Sprintf("%d nats-servers in a cluster, R%d (CPU and memory are their sum)", len(s.procs), len(s.procs))
+}
+
+// provision provisions the assets once JetStream answers (a cluster first
+// elects its meta leader).
+func provision(ctx context.Context, js jetstream.JetStream, o subjects.Options) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err := subjects.Provision(pctx, js, o)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond) // the cluster is electing its leaders
+	}
+}
+
+// warmCache loads the hot users (those the generator picks 90% of lessons
+// from) and their subscriptions into the Enricher's cache, partition by
+// partition, and returns how many records it asked for.
+func warmCache(ctx context.Context, st *enricher.Store, o options) int {
+	hot := max(1, int(float64(o.users)*o.hotShare))
+	users := make([][]string, subjects.EnricherPartitions)
+	subs := make([][]enricher.SubKey, subjects.EnricherPartitions)
+	n := 0
+	flush := func(p int) {
+		st.Warm(ctx, p, users[p], subs[p])
+		users[p], subs[p] = users[p][:0], subs[p][:0]
+	}
+	for u := range hot {
+		id := userID(u)
+		p := subjects.EnricherPartitionOf(id)
+		users[p] = append(users[p], id)
+		for k := range o.subsPerUser {
+			subs[p] = append(subs[p], enricher.SubKey{UserUUID: id, Language: langOf(u, k, o.subsPerUser)})
+		}
+		n += 1 + o.subsPerUser
+		if len(users[p]) == 256 {
+			flush(p)
+		}
+	}
+	for p := range users {
+		flush(p)
+	}
 	return n
 }

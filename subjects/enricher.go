@@ -502,21 +502,74 @@ func IsEnricherPartitionStream(stream string) bool {
 // overlap the partition streams'.
 const legacyEnricherInput = "INPUT"
 
-// checkLegacyEnricherInput refuses to provision next to the single input
-// stream of earlier versions: the partition streams cannot be created while
-// it takes their subjects, and the events it still holds would never be
-// handled. The operator drains it first.
-func checkLegacyEnricherInput(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.Stream(ctx, legacyEnricherInput)
+// migrateLegacyEnricherInput replaces the single input stream of earlier
+// versions with the partition streams once it is drained, and refuses while
+// it still holds events not handled.
+//
+// The stored state records, per user, the input sequence of the last event
+// applied, and an event with a lower sequence never overwrites it. The
+// partition streams therefore start numbering after the last sequence the
+// old stream used (FirstSeq), or every event after the upgrade would look
+// older than the state and be passed through without being applied. The
+// steps are safe to repeat after a crash: the old stream first gives up its
+// subjects (keeping its sequences), the partition streams are created, and
+// only then is the old stream deleted.
+func migrateLegacyEnricherInput(ctx context.Context, js jetstream.JetStream, o Options) error {
+	old, err := js.Stream(ctx, legacyEnricherInput)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("enricher input: stream %s: %w", legacyEnricherInput, err)
 	}
-	return fmt.Errorf("stream %s is the Enricher's input of an earlier version (one stream for every partition); it is now one stream per partition (%s0…%s%d): "+
-		"stop the producers, let the running enricher workers drain it (nats consumer report %s: no unprocessed or pending events), "+
-		"delete it (nats stream rm %s), add the subject mapping to the server (%s) and migrate again",
-		legacyEnricherInput, EnricherInputStreamPrefix, EnricherInputStreamPrefix, EnricherPartitions-1,
-		legacyEnricherInput, legacyEnricherInput, EnricherServerMapping())
+	refuse := func(why string) error {
+		return fmt.Errorf("stream %s is the Enricher's input of an earlier version (one stream for every partition), now one stream per partition (%s0…%s%d), and %s: "+
+			"stop the producers, let the running enricher workers drain it (nats consumer report %s: no unprocessed or pending events) and migrate again; "+
+			"migrate then moves to the partition streams by itself (add the subject mapping %s to the server first)",
+			legacyEnricherInput, EnricherInputStreamPrefix, EnricherInputStreamPrefix, EnricherPartitions-1, why,
+			legacyEnricherInput, EnricherServerMapping())
+	}
+	consumers := old.ListConsumers(ctx)
+	for c := range consumers.Info() {
+		if c.NumPending > 0 || c.NumAckPending > 0 {
+			return refuse(fmt.Sprintf("its consumer %s has %d events not handled yet", c.Name, c.NumPending+uint64(c.NumAckPending)))
+		}
+	}
+	if err := consumers.Err(); err != nil {
+		return fmt.Errorf("enricher input: consumers of %s: %w", legacyEnricherInput, err)
+	}
+	info, err := old.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("enricher input: stream %s: %w", legacyEnricherInput, err)
+	}
+	// Free the partition subjects; the stream stays, with its sequences,
+	// until the partition streams exist.
+	cfg := info.Config
+	cfg.Subjects = []string{"jetfleet.legacy.enricher.input"}
+	cfg.SubjectTransform = nil
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("enricher input: release the subjects of %s: %w", legacyEnricherInput, err)
+	}
+	shards := o.enricherShards()
+	if v, ok := info.Config.Metadata[enricherShardsMeta]; ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			shards = n // the state was written with it; checkEnricherShards compares
+		}
+	} else {
+		shards = DefaultEnricherStateShards
+	}
+	for _, sc := range enricherAssets(o).Streams {
+		if !IsEnricherPartitionStream(sc.Name) {
+			continue
+		}
+		sc.FirstSeq = info.State.LastSeq + 1
+		sc.Metadata = map[string]string{enricherShardsMeta: strconv.Itoa(shards)}
+		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("enricher input: create %s after %s: %w", sc.Name, legacyEnricherInput, err)
+		}
+	}
+	if err := js.DeleteStream(ctx, legacyEnricherInput); err != nil {
+		return fmt.Errorf("enricher input: delete the drained %s: %w", legacyEnricherInput, err)
+	}
+	return nil
 }

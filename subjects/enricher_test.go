@@ -1,8 +1,10 @@
 package subjects_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,15 +124,75 @@ func TestSubscriptionKeySplitsBackIntoUserAndLanguage(t *testing.T) {
 }
 
 // A deployment that still has the single INPUT stream of earlier versions
-// is told to drain and delete it, not half-provisioned.
-func TestProvisionRefusesNextToTheLegacyInputStream(t *testing.T) {
+// with events not handled is told to drain it, and nothing is provisioned.
+func TestProvisionRefusesNextToAnUndrainedLegacyInputStream(t *testing.T) {
 	_, js := testenv.JetStream(t)
 	ctx := testenv.Context(t, 30*time.Second)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "INPUT", Subjects: []string{"input.part.*.*"}}); err != nil {
+	legacy := createLegacyInput(ctx, t, js, 5)
+	if _, err := legacy.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "enricher-p0", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
 	err := subjects.Provision(ctx, js, subjects.Options{})
-	if err == nil || !strings.Contains(err.Error(), "nats stream rm INPUT") {
-		t.Fatalf("provision next to INPUT: %v, want how to drain and delete it", err)
+	if err == nil || !strings.Contains(err.Error(), "drain it") || !strings.Contains(err.Error(), "5 events not handled") {
+		t.Fatalf("provision next to an undrained INPUT: %v, want how to drain it", err)
 	}
+	if _, err := js.Stream(ctx, subjects.EnricherPartitionStream(0)); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("partition stream after the refusal: %v, want none", err)
+	}
+}
+
+// A drained legacy INPUT is replaced by the partition streams, which number
+// their events after the last sequence it used: the stored state's
+// sequences came from it, and an event numbered below them would be taken
+// for an old one and never applied.
+func TestProvisionMovesADrainedLegacyInputToPartitionStreamsNumberedAfterIt(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	legacy := createLegacyInput(ctx, t, js, 7)
+	c, err := legacy.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "enricher-p0", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(7, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatalf("provision next to a drained INPUT: %v", err)
+	}
+	if _, err := js.Stream(ctx, "INPUT"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("legacy INPUT after migrating: %v, want deleted", err)
+	}
+	user := "user-after-upgrade"
+	ack, err := js.Publish(ctx, subjects.EnricherInput(subjects.EnricherKindUser, user), []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := subjects.EnricherPartitionStream(subjects.EnricherPartitionOf(user)); ack.Stream != want || ack.Sequence <= 7 {
+		t.Fatalf("first event after the upgrade stored in %s at %d, want %s after sequence 7", ack.Stream, ack.Sequence, want)
+	}
+	if err := subjects.Provision(ctx, js, subjects.Options{}); err != nil {
+		t.Fatalf("provision again: %v", err)
+	}
+}
+
+// createLegacyInput creates the single input stream of earlier versions
+// holding n events.
+func createLegacyInput(ctx context.Context, t *testing.T, js jetstream.JetStream, n int) jetstream.Stream {
+	t.Helper()
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "INPUT", Subjects: []string{"input.part.*.*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if _, err := js.Publish(ctx, fmt.Sprintf("input.part.0.%s", subjects.EnricherKindUser), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
 }

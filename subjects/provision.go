@@ -14,7 +14,7 @@ import (
 // changes nothing, and a run with changed declarations updates the assets in
 // place.
 func Provision(ctx context.Context, js jetstream.JetStream, o Options) error {
-	if err := checkLegacyEnricherInput(ctx, js); err != nil {
+	if err := migrateLegacyEnricherInput(ctx, js, o); err != nil {
 		return err
 	}
 	if err := CheckEnricherMapping(ctx, js.Conn()); err != nil {

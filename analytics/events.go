@@ -179,7 +179,11 @@ type LiveFigures struct {
 
 // Contributor is a participant and the messages they posted.
 type Contributor struct {
-	UserID   string
+	UserID string // their account
+	// AuthorID is who they are in the event (events.Member.EngagementID,
+	// carried as the message rows' ref): their registration id, by which
+	// the dashboard finds their name; empty for rows written without one.
+	AuthorID string
 	Messages uint64
 }
 
@@ -202,17 +206,21 @@ func EventLiveFigures(ctx context.Context, conn driver.Conn, eventID string, now
 		return f, fmt.Errorf("messages per minute in %s: %w", eventID, err)
 	}
 	f.MessagesPerMinute = FillMinutes(counts, cur.Add(-30*time.Minute), cur.Add(-time.Minute))
+	// Grouped by account (every message row has one); the author id is
+	// the ref of any of their rows that carries one. Admins without a
+	// ticket (author "admin:…") chat too, but are no participants.
 	rows, err := conn.Query(ctx, `
-		SELECT user_id, uniqExact(id) AS n FROM events_engagement
+		SELECT user_id, anyIf(ref, ref != '') AS author, uniqExact(id) AS n FROM events_engagement
 		WHERE event_id = ? AND kind = ? AND user_id != ''
-		GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?`, eventID, subjects.EngagementMessage, top)
+		GROUP BY user_id HAVING author NOT LIKE 'admin:%'
+		ORDER BY n DESC, user_id LIMIT ?`, eventID, subjects.EngagementMessage, top)
 	if err != nil {
 		return f, fmt.Errorf("top contributors of %s: %w", eventID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c Contributor
-		if err := rows.Scan(&c.UserID, &c.Messages); err != nil {
+		if err := rows.Scan(&c.UserID, &c.AuthorID, &c.Messages); err != nil {
 			return f, fmt.Errorf("top contributors of %s: scan: %w", eventID, err)
 		}
 		f.Top = append(f.Top, c)

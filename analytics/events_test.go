@@ -3,6 +3,7 @@ package analytics_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,9 +80,13 @@ func TestLiveFiguresCountParticipantsOfTheLastTwoMinutesAndMessagesPerMinute(t *
 	rows[4].EventID = "ev2" // another event's
 	rows[5].UserID = "org1"
 	for i := range 3 {
-		rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: fmt.Sprint(i), UserID: "u1", Room: "main", At: now.Add(-90 * time.Second)})
+		rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: fmt.Sprint(i), UserID: "u1", Room: "main", Ref: "reg1", At: now.Add(-90 * time.Second)})
 	}
 	rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: "9", UserID: "u2", Room: "main", At: now.Add(-3 * time.Minute)})
+	// The host chats most, but is no participant.
+	for i := range 4 {
+		rows = append(rows, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: "ev1", ID: fmt.Sprint(20 + i), UserID: "org1", Room: "main", Ref: "admin:org1", At: now.Add(-3 * time.Minute)})
+	}
 	for _, r := range append(rows, rows...) { // every row written twice
 		if err := w.Append(ctx, analytics.EngagementRow(r)...); err != nil {
 			t.Fatal(err)
@@ -103,7 +108,12 @@ func TestLiveFiguresCountParticipantsOfTheLastTwoMinutesAndMessagesPerMinute(t *
 	if last := f.MessagesPerMinute[29]; !last.Minute.Equal(now.Truncate(time.Minute).Add(-time.Minute)) || last.Count != 3 {
 		t.Errorf("last complete minute %+v, want 3 messages at 18:29", last)
 	}
-	if len(f.Top) != 2 || f.Top[0] != (analytics.Contributor{UserID: "u1", Messages: 3}) || f.Top[1].Messages != 1 {
-		t.Errorf("top contributors %+v", f.Top)
+	// Minute 18:27 holds u2's message and the host's four.
+	if m := f.MessagesPerMinute[27]; m.Count != 5 {
+		t.Errorf("minute 18:27 %+v, want 5 messages", m)
+	}
+	want := []analytics.Contributor{{UserID: "u1", AuthorID: "reg1", Messages: 3}, {UserID: "u2", Messages: 1}}
+	if !slices.Equal(f.Top, want) {
+		t.Errorf("top contributors %+v, want %+v (not the host)", f.Top, want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ import (
 // store: what any edge writes, every edge sees.
 type deskEdges struct {
 	a, b *eventsEdge
+	// ch is the edges' ClickHouse database, where tests write engagement
+	// rows as the events-engagement role would.
+	ch driver.Conn
 }
 
 func startDeskEdges(t *testing.T) *deskEdges {
@@ -75,7 +79,7 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		t.Cleanup(hs.Close)
 		return &eventsEdge{Server: hs, nc: nc, js: js}
 	}
-	return &deskEdges{a: edge(), b: edge()}
+	return &deskEdges{a: edge(), b: edge(), ch: conn}
 }
 
 // liveDesk is an event on edge a with its organiser and participants
@@ -623,5 +627,65 @@ func TestDeskSocketsCloseForAHostRemovedOrAParticipantWhoCancelled(t *testing.T)
 	defer cancel()
 	if _, _, err := bobSock.Read(ctx); websocket.CloseStatus(err) != -1 {
 		t.Errorf("bob's socket closed: %v", err)
+	}
+}
+
+// engage writes engagement rows of event eid to d's ClickHouse, as the
+// events-engagement role does.
+func (d *deskEdges) engage(t *testing.T, rows ...subjects.EventsEngagement) {
+	t.Helper()
+	ctx := testenv.Context(t, 10*time.Second)
+	w, err := analytics.NewBatchWriter(d.ch, analytics.WriterConfig{Table: analytics.EngagementTable, Columns: analytics.EngagementColumns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Append(ctx, analytics.EngagementRow(r)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rid is the registration id of participant i.
+func (d *liveDesk) rid(i int) string { return d.regs[i][strings.LastIndex(d.regs[i], "/")+1:] }
+
+// messages are n message rows of author (an engagement id) in event eid.
+func messages(eid, uid, author string, n int) []subjects.EventsEngagement {
+	var out []subjects.EventsEngagement
+	for i := range n {
+		out = append(out, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: eid, ID: author + strconv.Itoa(i),
+			UserID: uid, Room: events.MainRoom, Ref: author, At: time.Now().UTC().Add(-time.Minute)})
+	}
+	return out
+}
+
+// The dashboard's top contributors are named as they registered, the
+// host (who chats most) is not among them, and a participant whose
+// registration is gone shows a pseudonym.
+func TestTopContributorsShowTheirRegisteredNames(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com", "bob@example.com")
+	gone := "ZZZZZZZZZZZZZZZZ"
+	var rows []subjects.EventsEngagement
+	rows = append(rows, messages(d.id, "acct-ann", d.rid(0), 3)...)
+	rows = append(rows, messages(d.id, "acct-bob", d.rid(1), 1)...)
+	rows = append(rows, messages(d.id, "acct-org", "admin:acct-org", 5)...)
+	rows = append(rows, messages(d.id, "acct-gone", gone, 2)...)
+	d.engage(t, rows...)
+	_, page := d.org.get(d.admin())
+	m := regexp.MustCompile(`(?s)<ol id="top-contributors">(.*?)</ol>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("admin page lists no top contributors:\n%s", page)
+	}
+	items := regexp.MustCompile(`<li>([^<]*)</li>`).FindAllStringSubmatch(m[1], -1)
+	var got []string
+	for _, it := range items {
+		got = append(got, it[1])
+	}
+	want := []string{"Ann: 3 messages", events.Pseudonym(gone) + ": 2 messages", "Bob: 1 messages"}
+	if !slices.Equal(got, want) {
+		t.Errorf("top contributors %q, want %q", got, want)
 	}
 }

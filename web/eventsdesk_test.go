@@ -257,12 +257,26 @@ func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
 	if strings.Contains(annTeam, strings.TrimPrefix(teams[0][1], "/events/"+d.id+"/live/teams/")) {
 		other = teams[1][1]
 	}
+	// Ann's team has a file: only its members and the admins get it.
+	if resp, _ := multipartSubmission(t, ann, d.team(), map[string]string{"title": "Ann's"}, "notes.txt", []byte("our notes")); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ann's submission = %d", resp.StatusCode)
+	}
+	annFile := regexp.MustCompile(`href="(/events/[^"]+/file)"`).FindStringSubmatch(func() string { _, p := ann.get(d.team()); return p }())
+	if annFile == nil {
+		t.Fatal("no file link on ann's team page")
+	}
+	bob := d.parts[1]
 	for _, c := range []struct {
 		who  string
 		v    *visitor
 		path string
 		want int
 	}{
+		{"participant of another team, a team's file", bob, annFile[1], http.StatusForbidden},
+		{"stranger, a team's file", stranger, annFile[1], http.StatusForbidden},
+		{"signed out, a team's file", anon, annFile[1], http.StatusSeeOther},
+		{"admin, a team's file", d.org, annFile[1], http.StatusOK},
+		{"member, own team's file", ann, annFile[1], http.StatusOK},
 		{"participant, admin page", ann, d.admin(), http.StatusForbidden},
 		{"stranger, admin page", stranger, d.admin(), http.StatusForbidden},
 		{"stranger, team page", stranger, d.team(), http.StatusForbidden},
@@ -458,7 +472,7 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Fatalf("large file = %d %q; want 413 naming the limit", resp.StatusCode, body)
 	}
 	pdf := []byte("%PDF-1.4 our slides")
-	resp, _ = multipartSubmission(t, ann, d.team(), map[string]string{"title": "Bot", "link": "https://example.com/bot"}, "slides.pdf", pdf)
+	resp, _ = multipartSubmission(t, ann, d.team(), map[string]string{"title": "Bot", "link": "https://example.com/bot"}, "C:\\Users\\ann\\Bot slides – v1.pdf", pdf)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("submission = %d", resp.StatusCode)
 	}
@@ -467,23 +481,29 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Fatalf("update = %d", resp.StatusCode)
 	}
 	_, page := bob.get(d.team())
-	for _, want := range []string{"Bot, improved", "version 2", "slides.pdf", "By Ann, Bob"} {
+	for _, want := range []string{"Bot, improved", "version 2", "Bot slides – v1.pdf", "By Ann, Bob"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("team page lacks %q", want)
 		}
 	}
-	// The file is served to the team through a short-lived blob URL.
+	// The file is served by the edge to the team (and the admins), as an
+	// attachment under the name it was uploaded with, never a bearer URL.
 	fileLink := regexp.MustCompile(`href="(/events/[^"]+/file)"`).FindStringSubmatch(page)
 	if fileLink == nil {
 		t.Fatal("no file link on the team page")
 	}
-	code, _ := bob.get(fileLink[1])
-	if code != http.StatusSeeOther {
-		t.Fatalf("file = %d, want a redirect to the blob", code)
-	}
-	bob.c.CheckRedirect = nil
-	if code, got := bob.get(fileLink[1]); code != http.StatusOK || got != string(pdf) {
-		t.Errorf("file download = %d %q", code, got)
+	for _, v := range []*visitor{bob, d.org} {
+		resp, got := download(t, v, fileLink[1])
+		if resp.StatusCode != http.StatusOK || got != string(pdf) {
+			t.Fatalf("file download = %d %q", resp.StatusCode, got)
+		}
+		h := resp.Header
+		if cd := h.Get("Content-Disposition"); cd != `attachment; filename="Bot slides _ v1.pdf"; filename*=UTF-8''Bot%20slides%20%E2%80%93%20v1.pdf` {
+			t.Errorf("Content-Disposition %q", cd)
+		}
+		if h.Get("Content-Type") != "application/pdf" || h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Cache-Control"), "no-store") {
+			t.Errorf("file headers %v", h)
+		}
 	}
 	// Admins see every submission on their page.
 	if _, admin := d.org.get(d.admin()); !strings.Contains(admin, `id="submissions"`) || !strings.Contains(admin, "Bot, improved") || !strings.Contains(admin, "By Ann, Bob") {
@@ -688,4 +708,16 @@ func TestTopContributorsShowTheirRegisteredNames(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("top contributors %q, want %q", got, want)
 	}
+}
+
+// download GETs path as v, returning the response (body read) and body.
+func download(t *testing.T, v *visitor, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := v.c.Get(v.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -369,22 +370,42 @@ func (h *Handler) teamOf(w http.ResponseWriter, r *http.Request, m events.Member
 	return t, true
 }
 
-// file sends a member or admin to a short-lived URL of the team's file.
+// file sends a team's file to its members and the event's admins (no
+// one else gets past visibleTeam), as an attachment under the name it
+// was uploaded with.
 func (h *Handler) file(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
 	t, ok := h.visibleTeam(w, r, m, e)
 	if !ok {
 		return
 	}
-	u, err := h.d.Events.SubmissionFileURL(r.Context(), e.ID, t.ID)
+	body, f, err := h.d.Events.SubmissionFile(r.Context(), e.ID, t.ID)
 	switch {
 	case errors.Is(err, events.ErrNotFound):
 		h.message(w, r, http.StatusNotFound, "No file", "This team's submission has no file.")
 		return
 	case err != nil:
-		h.pages.Fail(w, r, "events desk: file URL", err)
+		h.pages.Fail(w, r, "events desk: submission file", err)
 		return
 	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	defer body.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Disposition", site.Attachment(f.Name, "submission"))
+	// The type was sniffed at upload from an allowed list; never let a
+	// browser guess another, nor a shared cache keep a team's file.
+	ctype := f.ContentType
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hdr.Set("Cache-Control", "private, no-store")
+	hdr.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	if _, err := io.Copy(w, body); err != nil {
+		// Headers are sent: abort so the browser sees a broken download,
+		// not a short one that looks complete.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // adminData is what the admin page shows.

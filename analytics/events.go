@@ -228,6 +228,62 @@ func EventLiveFigures(ctx context.Context, conn driver.Conn, eventID string, now
 	return f, rows.Err()
 }
 
+// TeamActivity is what an event's participants did lately, by person and
+// room, for the admins' teams table.
+type TeamActivity struct {
+	// Connected are the engagement ids (registration ids) of the
+	// participants with a heartbeat in the last two minutes, sorted.
+	Connected []string
+	// Messages counts each room's messages since the window's start
+	// (team rooms are named by their team's id; "main" is left out).
+	Messages map[string]uint64
+}
+
+// EventTeamActivity computes event eventID's activity at now: who is
+// connected (as EventLiveFigures counts them) and each team room's
+// messages in the last window.
+func EventTeamActivity(ctx context.Context, conn driver.Conn, eventID string, now time.Time, window time.Duration) (TeamActivity, error) {
+	a := TeamActivity{Messages: map[string]uint64{}}
+	now = now.UTC().Truncate(time.Second)
+	// A heartbeat's id is "<engagement id>.<minute>".
+	rows, err := conn.Query(ctx, `
+		SELECT DISTINCT splitByChar('.', id)[1] AS who FROM events_engagement
+		WHERE event_id = ? AND kind = ? AND at >= ? AND id NOT LIKE 'admin:%'
+		ORDER BY who`, eventID, subjects.EngagementHeartbeat, now.Add(-2*time.Minute))
+	if err != nil {
+		return a, fmt.Errorf("connected participants of %s: %w", eventID, err)
+	}
+	for rows.Next() {
+		var who string
+		if err := rows.Scan(&who); err != nil {
+			rows.Close()
+			return a, fmt.Errorf("connected participants of %s: scan: %w", eventID, err)
+		}
+		a.Connected = append(a.Connected, who)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return a, fmt.Errorf("connected participants of %s: %w", eventID, err)
+	}
+	rooms, err := conn.Query(ctx, `
+		SELECT room, uniqExact(id) FROM events_engagement
+		WHERE event_id = ? AND kind = ? AND at >= ? AND room != 'main'
+		GROUP BY room`, eventID, subjects.EngagementMessage, now.Add(-window))
+	if err != nil {
+		return a, fmt.Errorf("team messages of %s: %w", eventID, err)
+	}
+	defer rooms.Close()
+	for rooms.Next() {
+		var room string
+		var n uint64
+		if err := rooms.Scan(&room, &n); err != nil {
+			return a, fmt.Errorf("team messages of %s: scan: %w", eventID, err)
+		}
+		a.Messages[room] = n
+	}
+	return a, rooms.Err()
+}
+
 // FillMinutes returns one MinuteCount per minute from first to last
 // (inclusive), with zero for the minutes counts lacks.
 func FillMinutes(counts []MinuteCount, first, last time.Time) []MinuteCount {

@@ -67,7 +67,7 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsMemberRecheck: 200 * time.Millisecond}, web.Deps{
+		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsMemberRecheck: 200 * time.Millisecond, EventsDashboardEvery: 300 * time.Millisecond}, web.Deps{
 			NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			BlobStore: store, Blobs: blob.Handler(store, signer),
 		})
@@ -720,4 +720,68 @@ func download(t *testing.T, v *visitor, path string) (*http.Response, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
+}
+
+// The admin page's teams table is live: over the admin's socket it shows
+// how many members are connected and the team chat's recent messages as
+// they happen, a help request at once, and a new submission, without a
+// reload.
+func TestTeamsTableFollowsActivityHelpAndSubmissionsOverTheAdminSocket(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com", "bob@example.com", "cy@example.com")
+	d.splitAndPublish(t, 1)
+	_, page := d.org.get(d.admin())
+	if !strings.Contains(page, `id="`+eventsdesk.TeamsID+`"`) {
+		t.Fatalf("admin page has no live teams table:\n%s", page)
+	}
+	link := teamLinkPattern.FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("admin page links no team:\n%s", page)
+	}
+	tid := link[1][strings.LastIndex(link[1], "/")+1:]
+	c, _, err := dialAdmin(t, d.org, d.b.URL, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(html string) string {
+		m := regexp.MustCompile(`(?s)<tr data-team="` + tid + `">.*?</tr>`).FindString(html)
+		if m == "" {
+			t.Fatalf("teams frame has no row of team %s:\n%s", tid, html)
+		}
+		return m
+	}
+	first := row(readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "Team 1"))
+	for _, want := range []string{"Ann", "Bob", "Cy", "data-connected>0<", "data-messages>0<", "none"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first teams frame lacks %q:\n%s", want, first)
+		}
+	}
+	// Ann and Bob open the app; four messages in the team chat, one in
+	// the main chat (not the team's).
+	now := time.Now().UTC()
+	rows := []subjects.EventsEngagement{
+		{Kind: subjects.EngagementHeartbeat, EventID: d.id, ID: subjects.HeartbeatID(d.rid(0), now), UserID: "acct-ann", At: now},
+		{Kind: subjects.EngagementHeartbeat, EventID: d.id, ID: subjects.HeartbeatID(d.rid(1), now), UserID: "acct-bob", At: now},
+	}
+	for i, m := range messages(d.id, "acct-ann", d.rid(0), 5) {
+		if i > 0 {
+			m.Room = tid
+		}
+		rows = append(rows, m)
+	}
+	d.engage(t, rows...)
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "data-connected>2<")
+	active := row(readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "data-messages>4<"))
+	if !strings.Contains(active, "data-connected>2<") {
+		t.Errorf("team row lost its connected members:\n%s", active)
+	}
+	// A help request shows at once (with the queue), a submission on the
+	// next refresh.
+	if resp := d.parts[0].post(d.team(), d.team()+"/help", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ask for help = %d", resp.StatusCode)
+	}
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, `data-help="open"`)
+	if resp, _ := multipartSubmission(t, d.parts[1], d.team(), map[string]string{"title": "Desk Bot"}, "", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("submission = %d", resp.StatusCode)
+	}
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "Desk Bot")
 }

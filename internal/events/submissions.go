@@ -234,22 +234,15 @@ func (s *Service) SubmissionOf(ctx context.Context, eid, tid string) (Submission
 	return sub, err
 }
 
-// Submissions returns every submission of event eid, by team name.
+// Submissions returns every submission of event eid, latest first, read
+// in one pass (the admin dashboard reads them every few seconds).
 func (s *Service) Submissions(ctx context.Context, eid string) ([]Submission, error) {
-	keys, err := listKeys(ctx, s.teams, "submission."+eid+".*")
-	if err != nil {
-		return nil, err
+	if !ids.Valid(eid) {
+		return nil, ErrNotFound
 	}
-	var out []Submission
-	for _, k := range keys {
-		sub, _, err := getJSON[Submission](ctx, s.teams, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sub)
+	out, err := watchAll[Submission](ctx, s.teams, "submission."+eid+".*")
+	if err != nil {
+		return nil, fmt.Errorf("read submissions of %s: %w", eid, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })
 	return out, nil

@@ -179,7 +179,11 @@ type LiveFigures struct {
 
 // Contributor is a participant and the messages they posted.
 type Contributor struct {
-	UserID   string
+	UserID string // their account
+	// AuthorID is who they are in the event (events.Member.EngagementID,
+	// carried as the message rows' ref): their registration id, by which
+	// the dashboard finds their name; empty for rows written without one.
+	AuthorID string
 	Messages uint64
 }
 
@@ -202,22 +206,82 @@ func EventLiveFigures(ctx context.Context, conn driver.Conn, eventID string, now
 		return f, fmt.Errorf("messages per minute in %s: %w", eventID, err)
 	}
 	f.MessagesPerMinute = FillMinutes(counts, cur.Add(-30*time.Minute), cur.Add(-time.Minute))
+	// Grouped by account (every message row has one); the author id is
+	// the ref of any of their rows that carries one. Admins without a
+	// ticket (author "admin:…") chat too, but are no participants.
 	rows, err := conn.Query(ctx, `
-		SELECT user_id, uniqExact(id) AS n FROM events_engagement
+		SELECT user_id, anyIf(ref, ref != '') AS author, uniqExact(id) AS n FROM events_engagement
 		WHERE event_id = ? AND kind = ? AND user_id != ''
-		GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?`, eventID, subjects.EngagementMessage, top)
+		GROUP BY user_id HAVING author NOT LIKE 'admin:%'
+		ORDER BY n DESC, user_id LIMIT ?`, eventID, subjects.EngagementMessage, top)
 	if err != nil {
 		return f, fmt.Errorf("top contributors of %s: %w", eventID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var c Contributor
-		if err := rows.Scan(&c.UserID, &c.Messages); err != nil {
+		if err := rows.Scan(&c.UserID, &c.AuthorID, &c.Messages); err != nil {
 			return f, fmt.Errorf("top contributors of %s: scan: %w", eventID, err)
 		}
 		f.Top = append(f.Top, c)
 	}
 	return f, rows.Err()
+}
+
+// TeamActivity is what an event's participants did lately, by person and
+// room, for the admins' teams table.
+type TeamActivity struct {
+	// Connected are the engagement ids (registration ids) of the
+	// participants with a heartbeat in the last two minutes, sorted.
+	Connected []string
+	// Messages counts each room's messages since the window's start
+	// (team rooms are named by their team's id; "main" is left out).
+	Messages map[string]uint64
+}
+
+// EventTeamActivity computes event eventID's activity at now: who is
+// connected (as EventLiveFigures counts them) and each team room's
+// messages in the last window.
+func EventTeamActivity(ctx context.Context, conn driver.Conn, eventID string, now time.Time, window time.Duration) (TeamActivity, error) {
+	a := TeamActivity{Messages: map[string]uint64{}}
+	now = now.UTC().Truncate(time.Second)
+	// A heartbeat's id is "<engagement id>.<minute>".
+	rows, err := conn.Query(ctx, `
+		SELECT DISTINCT splitByChar('.', id)[1] AS who FROM events_engagement
+		WHERE event_id = ? AND kind = ? AND at >= ? AND id NOT LIKE 'admin:%'
+		ORDER BY who`, eventID, subjects.EngagementHeartbeat, now.Add(-2*time.Minute))
+	if err != nil {
+		return a, fmt.Errorf("connected participants of %s: %w", eventID, err)
+	}
+	for rows.Next() {
+		var who string
+		if err := rows.Scan(&who); err != nil {
+			rows.Close()
+			return a, fmt.Errorf("connected participants of %s: scan: %w", eventID, err)
+		}
+		a.Connected = append(a.Connected, who)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return a, fmt.Errorf("connected participants of %s: %w", eventID, err)
+	}
+	rooms, err := conn.Query(ctx, `
+		SELECT room, uniqExact(id) FROM events_engagement
+		WHERE event_id = ? AND kind = ? AND at >= ? AND room != 'main'
+		GROUP BY room`, eventID, subjects.EngagementMessage, now.Add(-window))
+	if err != nil {
+		return a, fmt.Errorf("team messages of %s: %w", eventID, err)
+	}
+	defer rooms.Close()
+	for rooms.Next() {
+		var room string
+		var n uint64
+		if err := rooms.Scan(&room, &n); err != nil {
+			return a, fmt.Errorf("team messages of %s: scan: %w", eventID, err)
+		}
+		a.Messages[room] = n
+	}
+	return a, rooms.Err()
 }
 
 // FillMinutes returns one MinuteCount per minute from first to last

@@ -31,7 +31,7 @@ const (
 const (
 	EngagementConnected    = "connected"    // first connect of a participant to the event app (ID: user)
 	EngagementHeartbeat    = "heartbeat"    // the app is open this minute (ID: user.minute-unix)
-	EngagementMessage      = "message"      // a chat message was posted (ID: chat stream sequence)
+	EngagementMessage      = "message"      // a chat message was posted (ID: chat stream sequence; Ref: the author's engagement id)
 	EngagementHelpRaised   = "helpraised"   // a team asked for help (ID: flag id; Ref: flag id)
 	EngagementHelpClaimed  = "helpclaimed"  // an admin claimed a flag (ID: flag id; Ref: flag id)
 	EngagementHelpResolved = "helpresolved" // an admin resolved a flag (ID: flag id; Ref: flag id)

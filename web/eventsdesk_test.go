@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,9 @@ import (
 // store: what any edge writes, every edge sees.
 type deskEdges struct {
 	a, b *eventsEdge
+	// ch is the edges' ClickHouse database, where tests write engagement
+	// rows as the events-engagement role would.
+	ch driver.Conn
 }
 
 func startDeskEdges(t *testing.T) *deskEdges {
@@ -63,7 +67,7 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsMemberRecheck: 200 * time.Millisecond}, web.Deps{
+		h, err := web.New(ctx, web.Config{SessionSecret: []byte(strings.Repeat("s", 32)), BaseURL: base, EventsMemberRecheck: 200 * time.Millisecond, EventsDashboardEvery: 300 * time.Millisecond}, web.Deps{
 			NATS: nc, JS: js, ClickHouse: conn, Gatherer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			BlobStore: store, Blobs: blob.Handler(store, signer),
 		})
@@ -75,7 +79,7 @@ func startDeskEdges(t *testing.T) *deskEdges {
 		t.Cleanup(hs.Close)
 		return &eventsEdge{Server: hs, nc: nc, js: js}
 	}
-	return &deskEdges{a: edge(), b: edge()}
+	return &deskEdges{a: edge(), b: edge(), ch: conn}
 }
 
 // liveDesk is an event on edge a with its organiser and participants
@@ -253,12 +257,26 @@ func TestDeskPagesAndSocketRefuseWhoeverIsNotAllowed(t *testing.T) {
 	if strings.Contains(annTeam, strings.TrimPrefix(teams[0][1], "/events/"+d.id+"/live/teams/")) {
 		other = teams[1][1]
 	}
+	// Ann's team has a file: only its members and the admins get it.
+	if resp, _ := multipartSubmission(t, ann, d.team(), map[string]string{"title": "Ann's"}, "notes.txt", []byte("our notes")); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ann's submission = %d", resp.StatusCode)
+	}
+	annFile := regexp.MustCompile(`href="(/events/[^"]+/file)"`).FindStringSubmatch(func() string { _, p := ann.get(d.team()); return p }())
+	if annFile == nil {
+		t.Fatal("no file link on ann's team page")
+	}
+	bob := d.parts[1]
 	for _, c := range []struct {
 		who  string
 		v    *visitor
 		path string
 		want int
 	}{
+		{"participant of another team, a team's file", bob, annFile[1], http.StatusForbidden},
+		{"stranger, a team's file", stranger, annFile[1], http.StatusForbidden},
+		{"signed out, a team's file", anon, annFile[1], http.StatusSeeOther},
+		{"admin, a team's file", d.org, annFile[1], http.StatusOK},
+		{"member, own team's file", ann, annFile[1], http.StatusOK},
 		{"participant, admin page", ann, d.admin(), http.StatusForbidden},
 		{"stranger, admin page", stranger, d.admin(), http.StatusForbidden},
 		{"stranger, team page", stranger, d.team(), http.StatusForbidden},
@@ -454,7 +472,7 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Fatalf("large file = %d %q; want 413 naming the limit", resp.StatusCode, body)
 	}
 	pdf := []byte("%PDF-1.4 our slides")
-	resp, _ = multipartSubmission(t, ann, d.team(), map[string]string{"title": "Bot", "link": "https://example.com/bot"}, "slides.pdf", pdf)
+	resp, _ = multipartSubmission(t, ann, d.team(), map[string]string{"title": "Bot", "link": "https://example.com/bot"}, "C:\\Users\\ann\\Bot slides – v1.pdf", pdf)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("submission = %d", resp.StatusCode)
 	}
@@ -463,23 +481,29 @@ func TestTeamSubmitsWithAFileAndRefusedFilesAreExplained(t *testing.T) {
 		t.Fatalf("update = %d", resp.StatusCode)
 	}
 	_, page := bob.get(d.team())
-	for _, want := range []string{"Bot, improved", "version 2", "slides.pdf", "By Ann, Bob"} {
+	for _, want := range []string{"Bot, improved", "version 2", "Bot slides – v1.pdf", "By Ann, Bob"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("team page lacks %q", want)
 		}
 	}
-	// The file is served to the team through a short-lived blob URL.
+	// The file is served by the edge to the team (and the admins), as an
+	// attachment under the name it was uploaded with, never a bearer URL.
 	fileLink := regexp.MustCompile(`href="(/events/[^"]+/file)"`).FindStringSubmatch(page)
 	if fileLink == nil {
 		t.Fatal("no file link on the team page")
 	}
-	code, _ := bob.get(fileLink[1])
-	if code != http.StatusSeeOther {
-		t.Fatalf("file = %d, want a redirect to the blob", code)
-	}
-	bob.c.CheckRedirect = nil
-	if code, got := bob.get(fileLink[1]); code != http.StatusOK || got != string(pdf) {
-		t.Errorf("file download = %d %q", code, got)
+	for _, v := range []*visitor{bob, d.org} {
+		resp, got := download(t, v, fileLink[1])
+		if resp.StatusCode != http.StatusOK || got != string(pdf) {
+			t.Fatalf("file download = %d %q", resp.StatusCode, got)
+		}
+		h := resp.Header
+		if cd := h.Get("Content-Disposition"); cd != `attachment; filename="Bot slides _ v1.pdf"; filename*=UTF-8''Bot%20slides%20%E2%80%93%20v1.pdf` {
+			t.Errorf("Content-Disposition %q", cd)
+		}
+		if h.Get("Content-Type") != "application/pdf" || h.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(h.Get("Cache-Control"), "no-store") {
+			t.Errorf("file headers %v", h)
+		}
 	}
 	// Admins see every submission on their page.
 	if _, admin := d.org.get(d.admin()); !strings.Contains(admin, `id="submissions"`) || !strings.Contains(admin, "Bot, improved") || !strings.Contains(admin, "By Ann, Bob") {
@@ -624,4 +648,140 @@ func TestDeskSocketsCloseForAHostRemovedOrAParticipantWhoCancelled(t *testing.T)
 	if _, _, err := bobSock.Read(ctx); websocket.CloseStatus(err) != -1 {
 		t.Errorf("bob's socket closed: %v", err)
 	}
+}
+
+// engage writes engagement rows of event eid to d's ClickHouse, as the
+// events-engagement role does.
+func (d *deskEdges) engage(t *testing.T, rows ...subjects.EventsEngagement) {
+	t.Helper()
+	ctx := testenv.Context(t, 10*time.Second)
+	w, err := analytics.NewBatchWriter(d.ch, analytics.WriterConfig{Table: analytics.EngagementTable, Columns: analytics.EngagementColumns}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if err := w.Append(ctx, analytics.EngagementRow(r)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rid is the registration id of participant i.
+func (d *liveDesk) rid(i int) string { return d.regs[i][strings.LastIndex(d.regs[i], "/")+1:] }
+
+// messages are n message rows of author (an engagement id) in event eid.
+func messages(eid, uid, author string, n int) []subjects.EventsEngagement {
+	var out []subjects.EventsEngagement
+	for i := range n {
+		out = append(out, subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: eid, ID: author + strconv.Itoa(i),
+			UserID: uid, Room: events.MainRoom, Ref: author, At: time.Now().UTC().Add(-time.Minute)})
+	}
+	return out
+}
+
+// The dashboard's top contributors are named as they registered, the
+// host (who chats most) is not among them, and a participant whose
+// registration is gone shows a pseudonym.
+func TestTopContributorsShowTheirRegisteredNames(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com", "bob@example.com")
+	gone := "ZZZZZZZZZZZZZZZZ"
+	var rows []subjects.EventsEngagement
+	rows = append(rows, messages(d.id, "acct-ann", d.rid(0), 3)...)
+	rows = append(rows, messages(d.id, "acct-bob", d.rid(1), 1)...)
+	rows = append(rows, messages(d.id, "acct-org", "admin:acct-org", 5)...)
+	rows = append(rows, messages(d.id, "acct-gone", gone, 2)...)
+	d.engage(t, rows...)
+	_, page := d.org.get(d.admin())
+	m := regexp.MustCompile(`(?s)<ol id="top-contributors">(.*?)</ol>`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("admin page lists no top contributors:\n%s", page)
+	}
+	items := regexp.MustCompile(`<li>([^<]*)</li>`).FindAllStringSubmatch(m[1], -1)
+	var got []string
+	for _, it := range items {
+		got = append(got, it[1])
+	}
+	want := []string{"Ann: 3 messages", events.Pseudonym(gone) + ": 2 messages", "Bob: 1 messages"}
+	if !slices.Equal(got, want) {
+		t.Errorf("top contributors %q, want %q", got, want)
+	}
+}
+
+// download GETs path as v, returning the response (body read) and body.
+func download(t *testing.T, v *visitor, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := v.c.Get(v.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// The admin page's teams table is live: over the admin's socket it shows
+// how many members are connected and the team chat's recent messages as
+// they happen, a help request at once, and a new submission, without a
+// reload.
+func TestTeamsTableFollowsActivityHelpAndSubmissionsOverTheAdminSocket(t *testing.T) {
+	d := startLiveDesk(t, "ann@example.com", "bob@example.com", "cy@example.com")
+	d.splitAndPublish(t, 1)
+	_, page := d.org.get(d.admin())
+	if !strings.Contains(page, `id="`+eventsdesk.TeamsID+`"`) {
+		t.Fatalf("admin page has no live teams table:\n%s", page)
+	}
+	link := teamLinkPattern.FindStringSubmatch(page)
+	if link == nil {
+		t.Fatalf("admin page links no team:\n%s", page)
+	}
+	tid := link[1][strings.LastIndex(link[1], "/")+1:]
+	c, _, err := dialAdmin(t, d.org, d.b.URL, d.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(html string) string {
+		m := regexp.MustCompile(`(?s)<tr data-team="` + tid + `">.*?</tr>`).FindString(html)
+		if m == "" {
+			t.Fatalf("teams frame has no row of team %s:\n%s", tid, html)
+		}
+		return m
+	}
+	first := row(readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "Team 1"))
+	for _, want := range []string{"Ann", "Bob", "Cy", "data-connected>0<", "data-messages>0<", "none"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first teams frame lacks %q:\n%s", want, first)
+		}
+	}
+	// Ann and Bob open the app; four messages in the team chat, one in
+	// the main chat (not the team's).
+	now := time.Now().UTC()
+	rows := []subjects.EventsEngagement{
+		{Kind: subjects.EngagementHeartbeat, EventID: d.id, ID: subjects.HeartbeatID(d.rid(0), now), UserID: "acct-ann", At: now},
+		{Kind: subjects.EngagementHeartbeat, EventID: d.id, ID: subjects.HeartbeatID(d.rid(1), now), UserID: "acct-bob", At: now},
+	}
+	for i, m := range messages(d.id, "acct-ann", d.rid(0), 5) {
+		if i > 0 {
+			m.Room = tid
+		}
+		rows = append(rows, m)
+	}
+	d.engage(t, rows...)
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "data-connected>2<")
+	active := row(readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "data-messages>4<"))
+	if !strings.Contains(active, "data-connected>2<") {
+		t.Errorf("team row lost its connected members:\n%s", active)
+	}
+	// A help request shows at once (with the queue), a submission on the
+	// next refresh.
+	if resp := d.parts[0].post(d.team(), d.team()+"/help", url.Values{}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("ask for help = %d", resp.StatusCode)
+	}
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, `data-help="open"`)
+	if resp, _ := multipartSubmission(t, d.parts[1], d.team(), map[string]string{"title": "Desk Bot"}, "", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("submission = %d", resp.StatusCode)
+	}
+	readFrame(t, c, 5*time.Second, eventsdesk.TeamsID, "Desk Bot")
 }

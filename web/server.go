@@ -79,6 +79,9 @@ type Config struct {
 	// its viewer is still allowed; 0 means events.MemberRecheck (tests
 	// shorten it).
 	EventsMemberRecheck time.Duration
+	// EventsDashboardEvery is how often an admin's live dashboard gets
+	// fresh figures and team activity; 0 means 10 s (tests shorten it).
+	EventsDashboardEvery time.Duration
 	// EventsFees is the platform fee's price table (EVENTS_FEE_*), shown
 	// to organisers.
 	EventsFees eventpost.Prices

@@ -115,7 +115,7 @@ func seedPostEventDemo(ctx context.Context, js jetstream.JetStream, pay *payment
 				if m%2 == 1 {
 					room = "team" + fmt.Sprint(i%6)
 				}
-				if err := send(subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: e.ID, ID: fmt.Sprintf("%d-%d", i, m), UserID: u.ID, Room: room, At: at}); err != nil {
+				if err := send(subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: e.ID, ID: fmt.Sprintf("%d-%d", i, m), UserID: u.ID, Room: room, Ref: r.ID, At: at}); err != nil {
 					return err
 				}
 			}

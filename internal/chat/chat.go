@@ -105,7 +105,7 @@ func (s *Store) Post(ctx context.Context, m Message, clientID string) (Message, 
 	}
 	m.ID = ack.Sequence
 	e := subjects.EventsEngagement{Kind: subjects.EngagementMessage, EventID: m.EventID,
-		ID: strconv.FormatUint(m.ID, 10), UserID: m.UserID, Room: m.Room, At: m.At}
+		ID: strconv.FormatUint(m.ID, 10), UserID: m.UserID, Room: m.Room, Ref: m.AuthorID, At: m.At}
 	ed, _ := json.Marshal(e)
 	if _, err := s.js.Publish(ctx, subjects.EventsEngagementSubject(m.EventID, e.Kind), ed,
 		jetstream.WithMsgID(subjects.EventsEngagementMsgID(e))); err != nil {

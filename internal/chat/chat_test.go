@@ -62,8 +62,8 @@ func TestEveryMessageIsStoredWithA25DayTTLAndItsEngagement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf(`"id":"%d"`, m.ID); !strings.Contains(string(last.Data), want) || !strings.Contains(string(last.Data), `"user_id":"u1"`) {
-		t.Errorf("engagement %s, want %s and the account", last.Data, want)
+	if want := fmt.Sprintf(`"id":"%d"`, m.ID); !strings.Contains(string(last.Data), want) || !strings.Contains(string(last.Data), `"user_id":"u1"`) || !strings.Contains(string(last.Data), `"ref":"reg-u1"`) {
+		t.Errorf("engagement %s, want %s, the account and the author's engagement id", last.Data, want)
 	}
 }
 

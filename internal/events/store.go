@@ -95,6 +95,37 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]stri
 	return keys, nil
 }
 
+// watchAll reads the latest value of every key of kv matching filter in
+// one pass: a KV watch delivers each key's value, then a nil marker.
+func watchAll[T any](ctx context.Context, kv jetstream.KeyValue, filter string) ([]T, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []T
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watch ended")
+			}
+			if e == nil {
+				return out, nil
+			}
+			var v T
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
+			}
+			out = append(out, v)
+		}
+	}
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {

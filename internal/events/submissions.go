@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"jetfleet/internal/blob"
 	"jetfleet/internal/ids"
 	"jetfleet/internal/kvjson"
 	"jetfleet/subjects"
@@ -233,35 +234,40 @@ func (s *Service) SubmissionOf(ctx context.Context, eid, tid string) (Submission
 	return sub, err
 }
 
-// Submissions returns every submission of event eid, by team name.
+// Submissions returns every submission of event eid, latest first, read
+// in one pass (the admin dashboard reads them every few seconds).
 func (s *Service) Submissions(ctx context.Context, eid string) ([]Submission, error) {
-	keys, err := listKeys(ctx, s.teams, "submission."+eid+".*")
-	if err != nil {
-		return nil, err
+	if !ids.Valid(eid) {
+		return nil, ErrNotFound
 	}
-	var out []Submission
-	for _, k := range keys {
-		sub, _, err := getJSON[Submission](ctx, s.teams, k)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sub)
+	out, err := watchAll[Submission](ctx, s.teams, "submission."+eid+".*")
+	if err != nil {
+		return nil, fmt.Errorf("read submissions of %s: %w", eid, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Updated.After(out[j].Updated) })
 	return out, nil
 }
 
-// SubmissionFileURL returns a time-limited URL of team tid's file.
-func (s *Service) SubmissionFileURL(ctx context.Context, eid, tid string) (string, error) {
+// SubmissionFile opens team tid's file, ErrNotFound when its submission
+// has none; the caller closes it. The edge streams it to the people it
+// has checked (the team's members and the event's admins) rather than
+// handing out a blob URL, which anyone it is passed to could open.
+func (s *Service) SubmissionFile(ctx context.Context, eid, tid string) (io.ReadCloser, File, error) {
 	sub, err := s.SubmissionOf(ctx, eid, tid)
 	if err != nil {
-		return "", err
+		return nil, File{}, err
 	}
 	if sub.File == nil || s.cfg.Blobs == nil {
-		return "", ErrNotFound
+		return nil, File{}, ErrNotFound
 	}
-	return s.cfg.Blobs.URL(ctx, sub.File.Key, 10*time.Minute)
+	body, info, err := s.cfg.Blobs.Get(ctx, sub.File.Key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, File{}, fmt.Errorf("submission file %s: %w", sub.File.Key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, File{}, fmt.Errorf("open submission file: %w", err)
+	}
+	f := *sub.File
+	f.Size = info.Size
+	return body, f, nil
 }

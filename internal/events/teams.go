@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/ids"
 	"jetfleet/internal/kvjson"
@@ -140,39 +137,22 @@ func (s *Service) Participants(ctx context.Context, eid string) ([]Registration,
 	return out, nil
 }
 
-// eventRegs reads every registration of event eid in one pass (a KV watch
-// delivers each key's latest value, then a nil marker): one round trip
-// for thousands of participants instead of one get each.
+// eventRegs reads every registration of event eid in one pass
+// (watchAll): one round trip for thousands of participants instead of one
+// get each.
 func (s *Service) eventRegs(ctx context.Context, eid string) (map[string]Registration, error) {
 	if !ids.Valid(eid) {
 		return nil, ErrNotFound
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w, err := s.regs.Watch(ctx, "reg."+eid+".*", jetstream.IgnoreDeletes())
+	all, err := watchAll[Registration](ctx, s.regs, "reg."+eid+".*")
 	if err != nil {
 		return nil, fmt.Errorf("read registrations of %s: %w", eid, err)
 	}
-	defer w.Stop()
-	out := map[string]Registration{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read registrations of %s: %w", eid, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("read registrations of %s: watch ended", eid)
-			}
-			if e == nil {
-				return out, nil
-			}
-			var r Registration
-			if err := json.Unmarshal(e.Value(), &r); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
-			}
-			out[r.ID] = r
-		}
+	out := make(map[string]Registration, len(all))
+	for _, r := range all {
+		out[r.ID] = r
 	}
+	return out, nil
 }
 
 // SplitTeams (admins only) shuffles event eid's confirmed participants into

@@ -215,10 +215,36 @@ func LivePanelFor(ctx context.Context, ch driver.Conn, svc *events.Service, e ev
 		last = m.Count
 	}
 	p.LastMinute = last
+	// One read of the event's registrations names every contributor.
+	var rids []string
 	for _, c := range f.Top {
-		p.Top = append(p.Top, Contributor{Name: "participant " + short(c.UserID), Messages: c.Messages})
+		if ids.Valid(c.AuthorID) {
+			rids = append(rids, c.AuthorID)
+		}
+	}
+	names, err := svc.Names(ctx, e.ID, rids)
+	if err != nil {
+		return LivePanel{}, fmt.Errorf("names of top contributors: %w", err)
+	}
+	for _, c := range f.Top {
+		p.Top = append(p.Top, Contributor{Name: contributorName(names, c), Messages: c.Messages})
 	}
 	return p, nil
+}
+
+// contributorName is c's name in their registration. A deleted
+// participant's registration holds a pseudonym (events.Names gives one
+// too when it is gone); rows without an author id, or a registration
+// without a name, show a pseudonym made of an id, never an address.
+func contributorName(names map[string]string, c analytics.Contributor) string {
+	if n := strings.TrimSpace(names[c.AuthorID]); n != "" {
+		return n
+	}
+	id := c.AuthorID
+	if !ids.Valid(id) {
+		id = c.UserID
+	}
+	return "Participant " + short(id)
 }
 
 func short(id string) string {

@@ -805,7 +805,7 @@ func Live(p LivePanel) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if len(p.Top) > 0 {
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 66, "<h3>Top contributors</h3><ol>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 66, "<h3>Top contributors</h3><ol id=\"top-contributors\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -43,8 +44,13 @@ type Deps struct {
 	// page, and again every FiguresEvery over the admin socket; nil shows
 	// none, and so does a nil component.
 	Figures func(ctx context.Context, e events.Event) templ.Component
-	// FiguresEvery is how often the admin socket sends fresh figures;
-	// default 10 s.
+	// Activity tells who of the event's participants is connected and how
+	// many messages each team room had in the last ActivityWindow, for the
+	// admin page's teams table (sent again every FiguresEvery); nil shows
+	// none.
+	Activity func(ctx context.Context, e events.Event) (Activity, error)
+	// FiguresEvery is how often the admin socket sends fresh figures and
+	// the teams table; default 10 s.
 	FiguresEvery time.Duration
 	// MemberRecheck is how often an open admin or team socket confirms
 	// that its viewer is still a host or in the team (events.Recheck);
@@ -369,22 +375,93 @@ func (h *Handler) teamOf(w http.ResponseWriter, r *http.Request, m events.Member
 	return t, true
 }
 
-// file sends a member or admin to a short-lived URL of the team's file.
+// file sends a team's file to its members and the event's admins (no
+// one else gets past visibleTeam), as an attachment under the name it
+// was uploaded with.
 func (h *Handler) file(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
 	t, ok := h.visibleTeam(w, r, m, e)
 	if !ok {
 		return
 	}
-	u, err := h.d.Events.SubmissionFileURL(r.Context(), e.ID, t.ID)
+	body, f, err := h.d.Events.SubmissionFile(r.Context(), e.ID, t.ID)
 	switch {
 	case errors.Is(err, events.ErrNotFound):
 		h.message(w, r, http.StatusNotFound, "No file", "This team's submission has no file.")
 		return
 	case err != nil:
-		h.pages.Fail(w, r, "events desk: file URL", err)
+		h.pages.Fail(w, r, "events desk: submission file", err)
 		return
 	}
-	http.Redirect(w, r, u, http.StatusSeeOther)
+	defer body.Close()
+	hdr := w.Header()
+	hdr.Set("Content-Disposition", site.Attachment(f.Name, "submission"))
+	// The type was sniffed at upload from an allowed list; never let a
+	// browser guess another, nor a shared cache keep a team's file.
+	ctype := f.ContentType
+	if ctype == "" {
+		ctype = "application/octet-stream"
+	}
+	hdr.Set("Content-Type", ctype)
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hdr.Set("Cache-Control", "private, no-store")
+	hdr.Set("Content-Length", strconv.FormatInt(f.Size, 10))
+	if _, err := io.Copy(w, body); err != nil {
+		// Headers are sent: abort so the browser sees a broken download,
+		// not a short one that looks complete.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// ActivityWindow is how far back the teams table counts a team's
+// messages.
+const ActivityWindow = 10 * time.Minute
+
+// Activity is what the participants did lately (Deps.Activity).
+type Activity struct {
+	// Connected holds the registration ids of the participants with a
+	// heartbeat in the last two minutes.
+	Connected map[string]bool
+	// Messages counts each team's messages (by team id) in the last
+	// ActivityWindow.
+	Messages map[string]uint64
+}
+
+// teamsData is the admin page's teams table: every team with its members,
+// how many of them are connected, its recent messages, its help request
+// and its submission. The page renders it, and the admin socket sends it
+// again (teamTable) when a flag changes and every FiguresEvery.
+type teamsData struct {
+	EventID  string
+	Teams    []events.Team
+	Names    map[string]string
+	TeamHelp map[string]string // open or claimed, by team id
+	Subs     map[string]events.Submission
+	Activity *Activity // nil when unknown
+}
+
+// activity returns the event's activity, nil when there is none to show.
+func (h *Handler) activity(ctx context.Context, e events.Event) *Activity {
+	if h.d.Activity == nil {
+		return nil
+	}
+	a, err := h.d.Activity(ctx, e)
+	if err != nil {
+		h.d.Log.Warn("events desk: team activity", "event", e.ID, "err", err)
+		return nil
+	}
+	return &a
+}
+
+// teamHelpStates returns the state of each team's open request.
+func teamHelpStates(flags []events.HelpFlag) map[string]string {
+	out := map[string]string{}
+	for _, f := range flags {
+		if f.State != events.HelpResolved {
+			out[f.TeamID] = f.State
+		}
+	}
+	return out
 }
 
 // adminData is what the admin page shows.
@@ -398,8 +475,7 @@ type adminData struct {
 	Unassigned  int
 	Names       map[string]string
 	TeamNames   map[string]string
-	TeamHelp    map[string]string
-	Subs        map[string]events.Submission
+	Teams       teamsData
 	Submissions []events.Submission // latest first
 	Flags       []events.HelpFlag
 	Figures     templ.Component
@@ -435,7 +511,8 @@ type adminForm struct{ n, by string }
 func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int, m events.Member, e events.Event, f adminForm, problems map[string]string, notice string) {
 	ctx := r.Context()
 	d := adminData{Event: e, Member: m, SplitN: f.n, SplitBy: f.by, Problems: problems, Notice: notice, Now: h.d.Now(),
-		TeamNames: map[string]string{}, TeamHelp: map[string]string{}, Subs: map[string]events.Submission{}}
+		TeamNames: map[string]string{}}
+	subsOf := map[string]events.Submission{}
 	sp, err := h.d.Events.Teams(ctx, e.ID)
 	if err != nil && !errors.Is(err, events.ErrNoTeams) {
 		h.pages.Fail(w, r, "events desk: teams", err)
@@ -460,7 +537,7 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		return
 	}
 	for _, s := range subs {
-		d.Subs[s.TeamID] = s
+		subsOf[s.TeamID] = s
 		rids = append(rids, s.Contributors...)
 	}
 	d.Submissions = subs
@@ -472,11 +549,7 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, status int
 		h.pages.Fail(w, r, "events desk: help flags", err)
 		return
 	}
-	for _, f := range d.Flags {
-		if f.State != events.HelpResolved {
-			d.TeamHelp[f.TeamID] = f.State
-		}
-	}
+	d.Teams = teamsData{EventID: e.ID, Teams: sp.Teams, Names: d.Names, TeamHelp: teamHelpStates(d.Flags), Subs: subsOf, Activity: h.activity(ctx, e)}
 	if h.d.Figures != nil {
 		d.Figures = h.d.Figures(ctx, e)
 	}
@@ -734,3 +807,17 @@ func LimitUpload(maxFile int64, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// connectedIn counts team t's members connected now.
+func connectedIn(a Activity, t events.Team) int {
+	n := 0
+	for _, rid := range t.Members {
+		if a.Connected[rid] {
+			n++
+		}
+	}
+	return n
+}
+
+// minutes formats a window for a column heading: "last 10 min".
+func minutes(d time.Duration) string { return fmt.Sprintf("last %d min", int(d/time.Minute)) }

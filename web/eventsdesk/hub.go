@@ -162,39 +162,118 @@ type Frame struct {
 const (
 	HelpQueueID = "help-queue"
 	FiguresID   = "live-figures"
+	TeamsID     = "team-activity"
 	TeamHelpID  = "team-help"
 )
 
+// namesFor is how long an admin socket reuses the team members' names
+// it read; a participant who had their data deleted shows their pseudonym
+// after at most this.
+const namesFor = time.Minute
+
 // adminSocket is an admin's live dashboard: on every change of the
-// event's help flags it sends the help queue, and every FiguresEvery the
-// analytics figures, each as one JSON Frame.
+// event's help flags it sends the help queue and the teams table, and
+// every FiguresEvery the analytics figures and the teams table with fresh
+// activity, each as one JSON Frame.
 func (h *Handler) adminSocket(w http.ResponseWriter, r *http.Request, m events.Member, e events.Event) {
 	// A socket lives for the whole event: a host removed since it opened
 	// stops receiving the help queue and the figures.
 	member := h.d.Events.NewRecheck(m, e, h.d.MemberRecheck, h.d.Now, func(_ context.Context, m events.Member, _ events.Event) (bool, error) {
 		return m.Admin, nil
 	})
-	var figures <-chan time.Time
-	if h.d.Figures != nil {
-		t := time.NewTicker(h.d.FiguresEvery)
-		defer t.Stop()
-		figures = t.C
-	}
-	h.serveSocket(w, r, member, "no longer a host of the event", figures, func(ctx context.Context, woke bool) (*Frame, error) {
+	t := time.NewTicker(h.d.FiguresEvery)
+	defer t.Stop()
+	var teams teamsState
+	h.serveSocket(w, r, member, "no longer a host of the event", t.C, func(ctx context.Context, woke bool) ([]Frame, error) {
 		m, e := member.Member()
+		var out []Frame
 		if woke {
-			return &Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)}, nil
+			out = append(out, Frame{ID: HelpQueueID, HTML: h.renderQueue(ctx, m, e)})
+		} else if f, ok := h.renderFigures(ctx, e); ok {
+			out = append(out, f)
 		}
-		comp := h.d.Figures(ctx, e)
-		if comp == nil {
-			return nil, nil
+		// A flag's change shows in the table at once; activity is read
+		// again on the ticks only.
+		if f, ok := h.renderTeams(ctx, e, &teams, !woke); ok {
+			out = append(out, f)
 		}
-		var b bytes.Buffer
-		if err := comp.Render(ctx, &b); err != nil {
-			return nil, nil // the next tick tries again
-		}
-		return &Frame{ID: FiguresID, HTML: b.String()}, nil
+		return out, nil
 	})
+}
+
+// renderFigures renders the analytics figures; ok is false when there
+// are none (the next tick tries again).
+func (h *Handler) renderFigures(ctx context.Context, e events.Event) (Frame, bool) {
+	if h.d.Figures == nil {
+		return Frame{}, false
+	}
+	comp := h.d.Figures(ctx, e)
+	if comp == nil {
+		return Frame{}, false
+	}
+	var b bytes.Buffer
+	if err := comp.Render(ctx, &b); err != nil {
+		return Frame{}, false
+	}
+	return Frame{ID: FiguresID, HTML: b.String()}, true
+}
+
+// teamsState is what an admin socket keeps between teams tables: the
+// members' names (read again after namesFor, or when someone new is in a
+// team) and the last activity read.
+type teamsState struct {
+	names    map[string]string
+	namesAt  time.Time
+	activity *Activity
+}
+
+// renderTeams renders the teams table from the stored teams and
+// submissions, this edge's copy of the help flags and, when fresh, newly
+// read activity. ok is false when it could not be read (the next change
+// or tick tries again).
+func (h *Handler) renderTeams(ctx context.Context, e events.Event, st *teamsState, fresh bool) (Frame, bool) {
+	sp, err := h.d.Events.Teams(ctx, e.ID)
+	if err != nil && !errors.Is(err, events.ErrNoTeams) {
+		h.d.Log.Warn("events desk: teams for teams table", "event", e.ID, "err", err)
+		return Frame{}, false
+	}
+	subs, err := h.d.Events.Submissions(ctx, e.ID)
+	if err != nil {
+		h.d.Log.Warn("events desk: submissions for teams table", "event", e.ID, "err", err)
+		return Frame{}, false
+	}
+	d := teamsData{EventID: e.ID, Teams: sp.Teams, TeamHelp: teamHelpStates(h.hub.snapshot(e.ID)), Subs: map[string]events.Submission{}}
+	for _, s := range subs {
+		d.Subs[s.TeamID] = s
+	}
+	var rids []string
+	known := st.names != nil && h.d.Now().Sub(st.namesAt) < namesFor
+	for _, t := range sp.Teams {
+		for _, rid := range t.Members {
+			rids = append(rids, rid)
+			if _, ok := st.names[rid]; !ok {
+				known = false
+			}
+		}
+	}
+	if !known {
+		names, err := h.d.Events.Names(ctx, e.ID, rids)
+		if err != nil {
+			h.d.Log.Warn("events desk: names for teams table", "event", e.ID, "err", err)
+			return Frame{}, false
+		}
+		st.names, st.namesAt = names, h.d.Now()
+	}
+	d.Names = st.names
+	if fresh || st.activity == nil {
+		st.activity = h.activity(ctx, e)
+	}
+	d.Activity = st.activity
+	var b bytes.Buffer
+	if err := teamTable(d).Render(ctx, &b); err != nil {
+		return Frame{}, false
+	}
+	return Frame{ID: TeamsID, HTML: b.String()}, true
 }
 
 // renderQueue renders the help queue from this edge's copy of the flags.
@@ -230,7 +309,7 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		return err == nil && now.ID == t.ID, err
 	})
 	sent := "-" // the state last sent: flag id and state, "" for none
-	h.serveSocket(w, r, member, "no longer in this team", nil, func(ctx context.Context, _ bool) (*Frame, error) {
+	h.serveSocket(w, r, member, "no longer in this team", nil, func(ctx context.Context, _ bool) ([]Frame, error) {
 		_, e := member.Member()
 		var open *events.HelpFlag
 		for _, f := range h.hub.snapshot(e.ID) {
@@ -252,18 +331,18 @@ func (h *Handler) teamSocket(w http.ResponseWriter, r *http.Request, m events.Me
 		if err := teamHelp(e.ID, open, true, e.Past(now), now).Render(ctx, &b); err != nil {
 			return nil, err
 		}
-		return &Frame{ID: TeamHelpID, HTML: b.String()}, nil
+		return []Frame{{ID: TeamHelpID, HTML: b.String()}}, nil
 	})
 }
 
 // serveSocket is the life of a help desk socket, admin's or team's. It
 // accepts the connection, follows the event's help flags through the hub,
-// and sends what frame returns — after each change of the flags (woke
-// true) and on each tick (woke false; tick may be nil) — until the viewer
-// closes it or is no longer allowed (member, checked every member.Every(),
-// closing with reason gone). frame returning nil sends nothing; an error
-// ends the socket. The socket is read only for its close.
-func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, member *events.Recheck, gone string, tick <-chan time.Time, frame func(ctx context.Context, woke bool) (*Frame, error)) {
+// and sends the frames frames returns — after each change of the flags
+// (woke true) and on each tick (woke false; tick may be nil) — until the
+// viewer closes it or is no longer allowed (member, checked every
+// member.Every(), closing with reason gone). An error from frames ends
+// the socket. The socket is read only for its close.
+func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, member *events.Recheck, gone string, tick <-chan time.Time, frames func(ctx context.Context, woke bool) ([]Frame, error)) {
 	// Accept checks that the Origin is this site: another site's page
 	// cannot open a viewer's socket with the viewer's cookie.
 	c, err := websocket.Accept(w, r, nil)
@@ -313,19 +392,18 @@ func (h *Handler) serveSocket(w http.ResponseWriter, r *http.Request, member *ev
 			woke = true
 		case <-tick:
 		}
-		f, err := frame(ctx, woke)
+		out, err := frames(ctx, woke)
 		if err != nil {
 			return
 		}
-		if f == nil {
-			continue
-		}
-		data, _ := json.Marshal(f)
-		wctx, cancel := context.WithTimeout(ctx, writeWithin)
-		err = c.Write(wctx, websocket.MessageText, data)
-		cancel()
-		if err != nil {
-			return
+		for _, f := range out {
+			data, _ := json.Marshal(f)
+			wctx, cancel := context.WithTimeout(ctx, writeWithin)
+			err = c.Write(wctx, websocket.MessageText, data)
+			cancel()
+			if err != nil {
+				return
+			}
 		}
 	}
 }

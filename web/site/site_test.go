@@ -177,3 +177,19 @@ func TestFailAnswers500AndLogsThePathAndUserIDButNotTheEmail(t *testing.T) {
 		t.Errorf("log line carries the email: %s", line)
 	}
 }
+
+func TestAttachmentNamesTheFileInASCIIAndUTF8WithoutPathsOrControls(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"slides.pdf", `attachment; filename="slides.pdf"; filename*=UTF-8''slides.pdf`},
+		{"Präsentation 1.pdf", `attachment; filename="Pr_sentation 1.pdf"; filename*=UTF-8''Pr%C3%A4sentation%201.pdf`},
+		{`..\..\etc/passwd`, `attachment; filename="passwd"; filename*=UTF-8''passwd`},
+		{"a\"b;\r\nSet-Cookie: x=1.txt", `attachment; filename="a_b;Set-Cookie_ x=1.txt"; filename*=UTF-8''a_b%3BSet-Cookie_%20x%3D1.txt`},
+		{"evil\u202egpj.exe", `attachment; filename="evilgpj.exe"; filename*=UTF-8''evilgpj.exe`},
+		{"100%.txt", `attachment; filename="100_.txt"; filename*=UTF-8''100%25.txt`},
+		{"...", `attachment; filename="file"; filename*=UTF-8''file`},
+	} {
+		if got := site.Attachment(c.name, "file"); got != c.want {
+			t.Errorf("Attachment(%q)\n got %s\nwant %s", c.name, got, c.want)
+		}
+	}
+}

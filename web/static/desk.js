@@ -2,8 +2,10 @@
 // WebSocket (named by the element's data-desk-ws) arrive
 // frames {id, html}, rendered by the server, that replace the contents of
 // the element with that id: the help queue whenever a team asks for help
-// or a flag is claimed or resolved, the analytics figures every few
-// seconds, a team's help card when its request is claimed or resolved.
+// or a flag is claimed or resolved, the teams table (members connected,
+// recent messages, help, submission) then and every few seconds with the
+// analytics figures, a team's help card when its request is claimed or
+// resolved.
 // Waiting times count up every second. The socket reconnects
 // after a drop (the server sends the whole queue on connect, so nothing is
 // missed).

@@ -178,7 +178,7 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 // Serve upgrades an authorised request and serves member m in room until
 // the connection ends. It is the socket's whole life after the checks.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member, ev events.Event, room string, after *uint64) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	c, err := websocket.Accept(wholeFrames(w), r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept answered the request
 	}

@@ -459,20 +459,18 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conns := make([]*websocket.Conn, clients)
+	conns := make([]*client, clients)
 	var hello sync.WaitGroup
 	var connWG sync.WaitGroup
 	t0 := time.Now()
 	for i := range clients {
 		hello.Add(1)
-		url := fmt.Sprintf("ws://%s/?user=%d", servers[i%len(servers)].addr, i)
-		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+		c, err := dial(servers[i%len(servers)].addr, fmt.Sprintf("/?user=%d", i))
 		if err != nil {
 			hello.Done()
 			fmt.Fprintf(os.Stderr, "client %d: %v\n", i, err)
 			continue
 		}
-		c.SetReadLimit(16 << 20)
 		conns[i] = c
 		held.Add(1)
 		connWG.Add(1)
@@ -480,20 +478,14 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 		go func() {
 			defer connWG.Done()
 			first := true
-			var buf bytes.Buffer // reused: the generator must stay cheap beside the servers
 			for {
-				buf.Reset()
-				_, r, err := c.Reader(ctx)
-				if err == nil {
-					_, err = buf.ReadFrom(r)
-				}
-				data := buf.Bytes()
+				data, err := c.read()
 				if err != nil {
 					held.Add(-1)
 					if ctx.Err() == nil {
 						why := "read error"
-						if st := websocket.CloseStatus(err); st != -1 {
-							why = st.String()
+						if ce, ok := err.(closeError); ok {
+							why = ce.code.String()
 						}
 						closedMu.Lock()
 						closed[why]++
@@ -562,7 +554,7 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 			at := time.Now().UnixNano()
 			postAt[k].Store(at)
 			b := fmt.Appendf(nil, `{"type":"post","id":"p%d","text":"%d %d %s"}`, k, k, at, text)
-			go c.Write(ctx, websocket.MessageText, b)
+			go c.writeText(b)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -678,7 +670,7 @@ func measure(name string, servers []*proc, clients int, rate float64, d time.Dur
 	cancel()
 	for _, c := range conns {
 		if c != nil {
-			c.CloseNow()
+			c.close()
 		}
 	}
 	connWG.Wait()

@@ -336,9 +336,11 @@ func (r result) print() {
 	for _, st := range r.stages {
 		fmt.Printf("  stage %-62s p50 %v  p99 %v\n", st.name, st.p50.Round(time.Millisecond), st.p99.Round(time.Millisecond))
 	}
-	fmt.Printf("server CPU             %.2fs = %.2f µs per delivered message (%.0f%% of a core)\n",
-		r.edgeCPU.Seconds(), float64(r.edgeCPU.Microseconds())/float64(max(1, r.deliveries)), 100*r.edgeCPU.Seconds()/r.seconds)
-	fmt.Printf("load generator CPU     %.2fs (%.0f%% of a core)\n", r.genCPU.Seconds(), 100*r.genCPU.Seconds()/r.seconds)
+	fmt.Printf("server CPU             %.2fs = %.2f µs per delivered message, %.1f µs per frame (%.0f%% of a core)\n",
+		r.edgeCPU.Seconds(), float64(r.edgeCPU.Microseconds())/float64(max(1, r.deliveries)),
+		float64(r.edgeCPU.Microseconds())/float64(max(1, r.frames)), 100*r.edgeCPU.Seconds()/r.seconds)
+	fmt.Printf("load generator CPU     %.2fs = %.1f µs per frame (%.0f%% of a core)\n", r.genCPU.Seconds(),
+		float64(r.genCPU.Microseconds())/float64(max(1, r.frames)), 100*r.genCPU.Seconds()/r.seconds)
 	if r.natsCPU > 0 {
 		fmt.Printf("NATS server CPU        %.2fs (%.0f%% of a core)\n", r.natsCPU.Seconds(), 100*r.natsCPU.Seconds()/r.seconds)
 	}

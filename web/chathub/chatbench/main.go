@@ -1,13 +1,15 @@
 // Command chatbench measures the live event chat's fan-out (make
 // bench-chat): WebSocket clients in one event's main room, spread over
 // edge processes (this binary re-run with -edge: the real web/chat socket
-// handler and web/chathub hub on one embedded JetStream), posting at a
-// steady rate. It prints connections held, messages and frames delivered
-// per second, post → socket latency, edge CPU per delivered message and
-// memory per connection, then does the same with a bare broadcaster (this
-// binary with -bare: coder/websocket writing the same frames every 100 ms,
-// no NATS, no storage) and prints the ratios. The load generator runs in
-// this process, on the same machine; nothing here asserts.
+// handler and web/chathub hub, on a NATS server with JetStream that is
+// this binary re-run with -natsd), posting at a steady rate. It prints
+// connections held, messages and frames delivered per second, post →
+// socket latency and its stages, edge CPU per delivered message and per
+// frame, memory per connection, then does the same with a bare
+// broadcaster (this binary with -bare: coder/websocket writing the same
+// frames every 100 ms, no NATS, no storage) and prints the ratios. The
+// load generator runs in this process, on the same machine; nothing here
+// asserts.
 package main
 
 import (

@@ -178,7 +178,7 @@ func (h *Handler) socket(w http.ResponseWriter, r *http.Request) {
 // Serve upgrades an authorised request and serves member m in room until
 // the connection ends. It is the socket's whole life after the checks.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member, ev events.Event, room string, after *uint64) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	c, err := websocket.Accept(wholeFrames(w), r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		return // Accept answered the request
 	}
@@ -216,13 +216,17 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, m events.Member,
 	// while a frame is being written and reused for every frame (a
 	// context.WithTimeout per frame allocated a timer and registered a
 	// child context each time, 15% of an edge's CPU under load). When it
-	// fires the socket's context ends, which aborts the write and closes
-	// the connection, as a timed-out write did.
-	stalled := time.AfterFunc(time.Hour, cancel)
+	// fires the socket's context ends and the connection closes, which
+	// aborts the write, as a timed-out write did.
+	stalled := time.AfterFunc(time.Hour, func() { cancel(); c.CloseNow() })
 	stalled.Stop()
 	err = sock.Run(ctx, func(ctx context.Context, frame []byte) error {
 		stalled.Reset(writeTimeout)
-		err := c.Write(ctx, websocket.MessageText, frame)
+		// Written under a context that is never cancelled: coder/websocket
+		// watches a cancellable one with a context.AfterFunc per frame
+		// (registered and removed each time); the stall timer closes the
+		// connection itself, which ends a blocked write just as well.
+		err := c.Write(context.WithoutCancel(ctx), websocket.MessageText, frame)
 		stalled.Stop()
 		return err
 	})

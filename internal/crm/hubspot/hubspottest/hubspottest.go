@@ -56,6 +56,7 @@ type Server struct {
 	nextID   int
 	reject   map[string]string // email → validation message
 	limited  []time.Duration   // Retry-After of the next answers to refuse
+	refused  int               // 429s answered
 	inputs   int               // inputs received in accepted batches
 	batches  int
 	after    func(batch int) // called after each accepted batch is answered
@@ -106,6 +107,13 @@ func (s *Server) RateLimit(n int, retryAfter time.Duration) {
 	for range n {
 		s.limited = append(s.limited, retryAfter)
 	}
+}
+
+// RateLimited is how many requests were answered 429.
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 // Reject makes every upsert of email fail validation with message (in a
@@ -183,6 +191,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
 	if len(s.limited) > 0 {
 		ra := s.limited[0]
 		s.limited = s.limited[1:]
+		s.refused++
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", strconv.Itoa(int(ra.Round(time.Second)/time.Second)))
 		writeErr(w, http.StatusTooManyRequests, hubspot.StandardError{

@@ -365,6 +365,7 @@ func (w *Worker) upsert(ctx context.Context, msg jetstream.Msg, job subjects.Eve
 		run.Upserted += len(res.Upserted)
 		run.Created += res.Created
 		run.AddFailures(res.Failed)
+		run.NamesFilled += len(res.NameFilled)
 		run.Batches++
 		run.Cursor = batch[n-1].RegistrationID
 		run.Updated, run.Waiting, run.Error = w.now(), "", ""

@@ -130,6 +130,11 @@ type TrackerABTest struct {
 	Mailed time.Time `json:"mailed,omitzero"`
 	// WinnerApplied is when the winner was put live (auto-apply).
 	WinnerApplied time.Time `json:"winner_applied,omitzero"`
+	// QuotaResumes is set while the apply role holds the test's slots
+	// because YouTube said the project's daily quota is spent: just after
+	// the next midnight Pacific time, when it resets. Zero otherwise (a
+	// slot applied since clears it).
+	QuotaResumes time.Time `json:"quota_resumes,omitzero"`
 }
 
 // TrackerABResult is a wrap-up's conclusion.

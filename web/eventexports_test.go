@@ -9,21 +9,99 @@ import (
 	"testing"
 
 	"jetfleet/internal/crm"
+	"jetfleet/internal/crm/hubspot"
 	"jetfleet/internal/crm/hubspot/hubspottest"
 	"jetfleet/internal/sealed"
 	"jetfleet/subjects"
 	"jetfleet/web"
 	"jetfleet/web/eventexports"
+	"jetfleet/web/session"
 )
 
-// startExportsEdge runs an edge with TOKEN_KEY set (free tickets only).
+// startExportsEdge runs an edge with TOKEN_KEY set (free tickets only),
+// checking HubSpot tokens with a HubSpot stand-in.
 func startExportsEdge(t *testing.T) *eventsEdge {
+	t.Helper()
+	hs, err := hubspottest.Start(hubspottest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hs.Close() })
+	return startExportsEdgeWith(t, hs.URL)
+}
+
+// startExportsEdgeWith is startExportsEdge checking HubSpot tokens at
+// hubspotBase.
+func startExportsEdgeWith(t *testing.T, hubspotBase string) *eventsEdge {
 	t.Helper()
 	box, err := sealed.New([]byte(strings.Repeat("t", 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startEventsEdgeWith(t, eventsEdgeSetup{deps: func(d *web.Deps) { d.Tokens = box }})
+	return startEventsEdgeWith(t, eventsEdgeSetup{deps: func(d *web.Deps) {
+		d.Tokens = box
+		d.HubSpot = hubspot.New(hubspot.Config{BaseURL: hubspotBase})
+	}})
+}
+
+// A token is checked with HubSpot before it is kept: one HubSpot refuses,
+// one without the contacts-write scope, and one that could not be checked
+// are each said next to the field, and nothing is stored.
+func TestHubSpotTokenIsVerifiedBeforeItIsStored(t *testing.T) {
+	underScoped, err := hubspottest.Start(hubspottest.Config{Scopes: []string{"crm.objects.contacts.read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { underScoped.Close() })
+	down, err := hubspottest.Start(hubspottest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	downURL := down.URL
+	down.Close() // nothing listens there any more
+
+	cases := []struct {
+		name, base, token string
+		status            int
+		says              string
+	}{
+		{"refused", "", "pat-na1-11111111-2222-3333-4444-555555555555", http.StatusUnprocessableEntity, "HubSpot does not accept this token"},
+		{"under-scoped", underScoped.URL, hubspottest.DefaultToken, http.StatusUnprocessableEntity, "lacks the crm.objects.contacts.write scope"},
+		{"unreachable", downURL, hubspottest.DefaultToken, http.StatusBadGateway, "Couldn&#39;t reach HubSpot"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var e *eventsEdge
+			if c.base == "" {
+				e = startExportsEdge(t)
+			} else {
+				e = startExportsEdgeWith(t, c.base)
+			}
+			alice := newVisitor(t, e.URL)
+			signIn(t, e, alice, "alice@example.com")
+			_, page := alice.get("/events/integrations")
+			m := csrfInput.FindStringSubmatch(page)
+			if m == nil {
+				t.Fatal("no CSRF field on the integrations page")
+			}
+			resp, err := alice.c.PostForm(e.URL+"/events/integrations/hubspot", url.Values{"hubspot_token": {c.token}, session.FormField: {m[1]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status || !strings.Contains(string(body), c.says) || !strings.Contains(string(body), "Nothing was saved") {
+				t.Fatalf("save = %d, want %d saying %q:\n%s", resp.StatusCode, c.status, c.says, body)
+			}
+			kv, err := e.js.KeyValue(context.Background(), subjects.EventsCRMBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := kv.Status(context.Background()); st.Values() != 0 {
+				t.Fatalf("%d values stored after a token that was not verified", st.Values())
+			}
+		})
+	}
 }
 
 func TestOnlyTheEventsAdminsReachItsExports(t *testing.T) {

@@ -93,7 +93,7 @@ func mountEventExports(ctx context.Context, s *Server, mux *http.ServeMux, svc *
 		}
 	}
 	exports, err := eventexports.New(eventexports.Deps{
-		Events: svc, Runs: runs, Creds: creds, Salesforce: s.deps.Salesforce, JS: s.deps.JS, Log: log.With("part", "exports"),
+		Events: svc, Runs: runs, Creds: creds, Salesforce: s.deps.Salesforce, HubSpot: s.deps.HubSpot, JS: s.deps.JS, Log: log.With("part", "exports"),
 	})
 	if err != nil {
 		return err

@@ -27,6 +27,7 @@ import (
 	"jetfleet/internal/abtest"
 	"jetfleet/internal/accounts"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/hubspot"
 	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/eventpost"
 	"jetfleet/internal/events"
@@ -114,6 +115,9 @@ type Deps struct {
 	// Salesforce connects organisers' Salesforce for event exports; nil
 	// (or without a client id) hides it.
 	Salesforce *salesforce.Client
+	// HubSpot checks organisers' private-app tokens when they save them;
+	// nil asks HubSpot itself.
+	HubSpot *hubspot.Client
 }
 
 // Server is the edge's HTTP handler.

@@ -23,6 +23,7 @@ import (
 
 	"jetfleet/analytics"
 	"jetfleet/internal/blob"
+	"jetfleet/internal/crm/hubspot"
 	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/sealed"
 	"jetfleet/subjects"
@@ -308,7 +309,7 @@ func buildSite(ctx context.Context, cfg *config, b backbone, csrfKey []byte, mod
 	}, web.Deps{
 		NATS: b.nc, JS: b.js, ClickHouse: b.ch, Blobs: b.blobHandler, Gatherer: b.reg, Log: log,
 		BlobStore: b.blobs, YouTube: yt, Payments: pay, Tokens: b.tokens, ABTests: ab,
-		Salesforce: salesforce.New(salesforceConfig(cfg)),
+		Salesforce: salesforce.New(salesforceConfig(cfg)), HubSpot: hubspot.New(hubspot.Config{BaseURL: cfg.HubSpotAPIBase}),
 	})
 	if err != nil {
 		closePay()

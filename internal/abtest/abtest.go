@@ -105,8 +105,12 @@ type Config struct {
 	QuotaPerDay int
 	// Demo offers one-minute slots.
 	Demo bool
-	Now  func() time.Time
-	Log  *slog.Logger
+	// QuotaResetMargin is how long after midnight Pacific time a slot
+	// held for YouTube's daily quota is tried again; default
+	// DefaultQuotaResetMargin.
+	QuotaResetMargin time.Duration
+	Now              func() time.Time
+	Log              *slog.Logger
 }
 
 // Service is the A/B test domain. It is safe for concurrent use.
@@ -128,6 +132,9 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, er
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.QuotaResetMargin <= 0 {
+		cfg.QuotaResetMargin = DefaultQuotaResetMargin
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -48,6 +49,16 @@ func (s *Service) ApplySlot(ctx context.Context, tid string, i int) (Applied, er
 		if t.StatusReason != "" {
 			reason = t.StatusReason
 		}
+		if err := s.markSlot(ctx, tid, i, func(sl *subjects.TrackerABSlot) { sl.Skipped = reason }); err != nil {
+			return Applied{}, err
+		}
+		s.unbook(ctx, t, i, false)
+		return Applied{Skipped: reason}, nil
+	case !winner && superseded(t, i, s.cfg.Now()):
+		// Held back (YouTube's quota, retries) past the next slot's time:
+		// that slot shows its own variant now, and putting this one live
+		// after it would show the wrong variant in its window.
+		const reason = "superseded: applied too late, the next slot's time had come"
 		if err := s.markSlot(ctx, tid, i, func(sl *subjects.TrackerABSlot) { sl.Skipped = reason }); err != nil {
 			return Applied{}, err
 		}
@@ -106,6 +117,7 @@ func (s *Service) ApplySlot(ctx context.Context, tid string, i int) (Applied, er
 	}
 	now := s.cfg.Now().UTC()
 	_, err = update(ctx, s, subjects.TrackerABTestKey(tid), func(t *subjects.TrackerABTest) error {
+		t.QuotaResumes = time.Time{} // YouTube answered: not waiting any more
 		if v.Title != "" {
 			t.LiveTitle = variant
 		}
@@ -118,6 +130,51 @@ func (s *Service) ApplySlot(ctx context.Context, tid string, i int) (Applied, er
 	})
 	return did, err
 }
+
+// superseded reports whether a later slot of t than i is due by now (and
+// not skipped): slot i's time is over.
+func superseded(t subjects.TrackerABTest, i int, now time.Time) bool {
+	for _, next := range t.Slots[i+1:] {
+		if !next.At.After(now) && (next.Skipped == "" || !next.Live.IsZero()) {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultQuotaResetMargin is how long after midnight Pacific time a slot
+// held for YouTube's daily quota is tried again: clearly after the reset,
+// whatever the clocks' skew.
+const DefaultQuotaResetMargin = 5 * time.Minute
+
+// QuotaResumes is when a call YouTube refused for the day's quota
+// (dataapi.ErrQuota) may be tried again: QuotaResetMargin after the next
+// midnight in America/Los_Angeles, when the Data API's daily quota resets
+// (so 07:05 or 08:05 UTC, as daylight saving time has it).
+func (s *Service) QuotaResumes(now time.Time) time.Time {
+	p := now.In(s.pt)
+	// Midnight always exists in Los Angeles (the clocks change at 2am).
+	next := time.Date(p.Year(), p.Month(), p.Day()+1, 0, 0, 0, 0, s.pt)
+	return next.Add(s.cfg.QuotaResetMargin).UTC()
+}
+
+// HoldForQuota records that test tid waits for YouTube's quota until
+// QuotaResumes (its page says so) and returns that time. A deleted test
+// holds nothing (zero time).
+func (s *Service) HoldForQuota(ctx context.Context, tid string) (time.Time, error) {
+	until := s.QuotaResumes(s.cfg.Now())
+	_, err := update(ctx, s, subjects.TrackerABTestKey(tid), func(t *subjects.TrackerABTest) error {
+		t.QuotaResumes = until
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, nil
+	}
+	return until, err
+}
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.cfg.Now() }
 
 func (s *Service) markSlot(ctx context.Context, tid string, i int, f func(*subjects.TrackerABSlot)) error {
 	_, err := update(ctx, s, subjects.TrackerABTestKey(tid), func(t *subjects.TrackerABTest) error {

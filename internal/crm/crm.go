@@ -34,6 +34,10 @@ type BatchResult struct {
 	Upserted map[string]string
 	Created  int // of Upserted, how many were new records
 	Failed   []Failure
+	// NameFilled are the emails sent with a stand-in last name because
+	// the participant's was blank and the CRM requires one (Salesforce's
+	// Contact.LastName); the run says how many, so nothing is hidden.
+	NameFilled []string
 }
 
 // ErrUnauthorized is a CRM refusing the stored credentials (revoked token,

@@ -56,6 +56,9 @@ type Run struct {
 	Failures []Failure `json:"failures,omitempty"`
 	// FailuresOmitted counts failures beyond MaxFailuresKept.
 	FailuresOmitted int `json:"failures_omitted,omitempty"`
+	// NamesFilled counts contacts sent with a stand-in last name (their
+	// name was blank and the CRM requires one; BatchResult.NameFilled).
+	NamesFilled int `json:"names_filled,omitempty"`
 	// Waiting says why the run is paused (a rate limit), Error why it
 	// failed or was last retried.
 	Waiting string `json:"waiting,omitempty"`

@@ -9,6 +9,7 @@ package eventexports
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"jetfleet/internal/crm"
+	"jetfleet/internal/crm/hubspot"
 	"jetfleet/internal/crm/salesforce"
 	"jetfleet/internal/events"
 	"jetfleet/internal/ids"
@@ -40,9 +42,12 @@ type Deps struct {
 	// Salesforce is the OAuth client; unconfigured (no client id) hides
 	// the Connect button.
 	Salesforce *salesforce.Client
-	JS         jetstream.JetStream
-	Log        *slog.Logger
-	Now        func() time.Time
+	// HubSpot checks a pasted private-app token before it is kept; nil
+	// asks HubSpot itself (hubspot.DefaultBaseURL).
+	HubSpot *hubspot.Client
+	JS      jetstream.JetStream
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler serves the pages.
@@ -67,6 +72,9 @@ func New(d Deps) (*Handler, error) {
 	}
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.HubSpot == nil {
+		d.HubSpot = hubspot.New(hubspot.Config{})
 	}
 	requests, err := ratelimit.NewShared(d.JS, "events-exports", ExportsPerHour, time.Hour)
 	if err != nil {
@@ -236,6 +244,9 @@ func (h *Handler) renderIntegrations(w http.ResponseWriter, r *http.Request, u s
 // MaxTokenLen bounds a pasted token.
 const MaxTokenLen = 300
 
+// VerifyTimeout bounds the check of a pasted token with HubSpot.
+const VerifyTimeout = 10 * time.Second
+
 func (h *Handler) saveHubSpot(w http.ResponseWriter, r *http.Request, u session.User) {
 	if h.d.Creds == nil {
 		h.renderIntegrations(w, r, u, http.StatusConflict, "", map[string]string{"hubspot_token": "Integrations are switched off on this installation (TOKEN_KEY is not set)."})
@@ -253,6 +264,24 @@ func (h *Handler) saveHubSpot(w http.ResponseWriter, r *http.Request, u session.
 	}
 	if problem != "" {
 		h.renderIntegrations(w, r, u, http.StatusUnprocessableEntity, "", map[string]string{"hubspot_token": problem})
+		return
+	}
+	// Ask HubSpot before keeping it: a mistyped, rotated or under-scoped
+	// token would otherwise only show when the first export fails.
+	ctx, cancel := context.WithTimeout(r.Context(), VerifyTimeout)
+	defer cancel()
+	if _, err := h.d.HubSpot.VerifyToken(ctx, token); err != nil {
+		status, msg := http.StatusUnprocessableEntity, ""
+		switch {
+		case errors.Is(err, crm.ErrUnauthorized):
+			msg = "HubSpot does not accept this token: copy the access token of your private app again (it changes when rotated). Nothing was saved."
+		case errors.Is(err, hubspot.ErrMissingScope):
+			msg = "This private app lacks the " + hubspot.Scope + " scope: add it in HubSpot, then paste the token again. Nothing was saved."
+		default:
+			status, msg = http.StatusBadGateway, "Couldn't reach HubSpot to check the token; try again. Nothing was saved."
+		}
+		h.d.Log.Info("HubSpot token not saved", "user", u.ID, "err", err)
+		h.renderIntegrations(w, r, u, status, "", map[string]string{"hubspot_token": msg})
 		return
 	}
 	if err := h.d.Creds.Put(r.Context(), crm.HubSpot, u.ID, []byte(token), ""); err != nil {

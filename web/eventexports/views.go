@@ -46,6 +46,15 @@ func stamp(t time.Time) string {
 }
 
 func runLine(r crm.Run) string {
+	line := runStatus(r)
+	if r.NamesFilled > 0 {
+		// Never silent: these went with a stand-in last name.
+		line += fmt.Sprintf("; %d without a name sent with their email's local part as last name (the CRM requires one)", r.NamesFilled)
+	}
+	return line
+}
+
+func runStatus(r crm.Run) string {
 	switch r.Status {
 	case crm.RunQueued:
 		return "queued " + stamp(r.Queued)

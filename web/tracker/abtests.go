@@ -420,6 +420,9 @@ func statusWords(t subjects.TrackerABTest) string {
 	case subjects.TrackerABDraft:
 		return "draft: upload thumbnails, then start"
 	case subjects.TrackerABRunning:
+		if !t.QuotaResumes.IsZero() {
+			return "waiting for YouTube quota (resumes at " + quotaResumesWords(t.QuotaResumes) + ")"
+		}
 		return "running"
 	case subjects.TrackerABPaused:
 		return "paused"
@@ -429,6 +432,16 @@ func statusWords(t subjects.TrackerABTest) string {
 		return "done"
 	}
 	return t.Status
+}
+
+// quotaResumesWords says when a test held for YouTube's quota goes on, in
+// UTC and in Pacific time (when YouTube resets it, so the user can check).
+func quotaResumesWords(at time.Time) string {
+	words := at.UTC().Format("2 Jan 15:04 UTC")
+	if pt, err := time.LoadLocation("America/Los_Angeles"); err == nil {
+		words += ", " + at.In(pt).Format("15:04 MST") + " Pacific"
+	}
+	return words
 }
 
 func rotationWords(d time.Duration) string {

@@ -40,7 +40,11 @@ func NewApply(svc *abtest.Service, log *slog.Logger) *Apply { return &Apply{svc:
 
 // Handle applies one slot. A refusal that retrying cannot fix (video not
 // ours, image refused) is permanent: the runtime dead-letters it with the
-// reason. Quota exhaustion is retried with backoff (the day may turn).
+// reason. Quota exhaustion (403 quotaExceeded or dailyLimitExceeded) holds
+// the slot until just after the next midnight Pacific time, when YouTube
+// resets the quota: the test's page says so, and the message is handed
+// back to come again then (retrying sooner only spends deliveries on a
+// refusal that cannot change). Other errors retry with backoff.
 func (a *Apply) Handle(ctx context.Context, msg jetstream.Msg) error {
 	var m subjects.TrackerABApply
 	if err := json.Unmarshal(msg.Data(), &m); err != nil || m.Test == "" {
@@ -56,6 +60,16 @@ func (a *Apply) Handle(ctx context.Context, msg jetstream.Msg) error {
 			return ferr
 		}
 		return consume.Permanent(fmt.Errorf("a/b test %s slot %d: %w", m.Test, m.Slot, err))
+	case errors.Is(err, dataapi.ErrQuota):
+		until, herr := a.svc.HoldForQuota(ctx, m.Test)
+		if herr != nil {
+			return fmt.Errorf("a/b test %s slot %d: %w (and recording the wait: %v)", m.Test, m.Slot, err, herr)
+		}
+		if until.IsZero() {
+			return nil // the test was deleted meanwhile
+		}
+		a.log.Warn("a/b slot held: YouTube quota spent for the day", "test", m.Test, "slot", m.Slot, "resumes", until)
+		return consume.RetryAfter(until.Sub(a.svc.Now()), fmt.Errorf("a/b test %s slot %d: %w", m.Test, m.Slot, err))
 	case err != nil:
 		return fmt.Errorf("a/b test %s slot %d: %w", m.Test, m.Slot, err)
 	}

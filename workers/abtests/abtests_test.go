@@ -53,6 +53,7 @@ type world struct {
 	now       *clock
 	published time.Time
 	yt        *youtubetest.Server
+	google    *youtubetest.Google
 	svc       *abtest.Service
 	users     *accounts.Store
 	u         accounts.User
@@ -62,7 +63,7 @@ type world struct {
 
 // connected is a world whose user connected channel mine, which has
 // video vid.
-func connected(t *testing.T) *world {
+func connected(t *testing.T, opts ...func(*abtest.Config)) *world {
 	t.Helper()
 	ctx := testenv.Context(t, 60*time.Second)
 	_, js := testenv.JetStream(t)
@@ -87,7 +88,11 @@ func connected(t *testing.T) *world {
 	blobs, _ := blob.NewObjectStore(ctx, js, subjects.BlobStore, signer, "http://localhost")
 	box, _ := sealed.New([]byte(strings.Repeat("k", 32)))
 	oc, _ := oauth.New(oauth.Config{ClientID: "cid", ClientSecret: "cs", AuthBase: gsrv.URL, TokenBase: gsrv.URL, RedirectURL: "http://site/cb"})
-	svc, err := abtest.Open(ctx, js, abtest.Config{OAuth: oc, APIBase: gsrv.URL, Tokens: box, Blobs: blobs, Now: now.Now})
+	cfg := abtest.Config{OAuth: oc, APIBase: gsrv.URL, Tokens: box, Blobs: blobs, Now: now.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := abtest.Open(ctx, js, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func connected(t *testing.T) *world {
 	if _, err := svc.FinishConnect(ctx, u.ID, "sess", cb.Query().Get("state"), cb.Query().Get("code")); err != nil {
 		t.Fatal(err)
 	}
-	return &world{ctx: ctx, js: js, conn: conn, now: now, published: published, yt: yt, svc: svc, users: users, u: u, mine: mine, vid: vid, quiet: quiet}
+	return &world{ctx: ctx, js: js, conn: conn, now: now, published: published, yt: yt, google: g, svc: svc, users: users, u: u, mine: mine, vid: vid, quiet: quiet}
 }
 
 func TestWrapUpNamesTheBetterVariantMailsOnceAndAppliesIt(t *testing.T) {
@@ -247,5 +252,107 @@ func TestRefusedSlotIsDeadLetteredWithItsReason(t *testing.T) {
 	got, _ := w.svc.Test(w.ctx, w.u.ID, test.ID)
 	if !strings.Contains(got.Slots[0].Skipped, "YouTube refused it") {
 		t.Fatalf("slot 0 = %+v, want marked with the refusal", got.Slots[0])
+	}
+}
+
+// YouTube's daily quota resets at midnight Pacific time, whatever daylight
+// saving time says.
+func TestQuotaResumesJustAfterTheNextPacificMidnight(t *testing.T) {
+	w := connected(t)
+	for _, c := range []struct{ now, want string }{
+		{"2027-03-14T07:59:58Z", "2027-03-14T08:05:00Z"}, // 23:59 PST → midnight PST
+		{"2027-03-14T20:00:00Z", "2027-03-15T07:05:00Z"}, // 13:00 PDT, the day the clocks went forward
+		{"2027-11-07T06:30:00Z", "2027-11-07T07:05:00Z"}, // 23:30 PDT → midnight PDT (fall back at 2am)
+		{"2027-11-07T20:00:00Z", "2027-11-08T08:05:00Z"}, // 12:00 PST after falling back
+	} {
+		now, _ := time.Parse(time.RFC3339, c.now)
+		want, _ := time.Parse(time.RFC3339, c.want)
+		if got := w.svc.QuotaResumes(now); !got.Equal(want) {
+			t.Errorf("QuotaResumes(%s) = %s, want %s", c.now, got, want)
+		}
+	}
+}
+
+// A slot YouTube refuses for the day's quota (403 quotaExceeded) is neither
+// retried with backoff nor dead-lettered: the test says it waits for the
+// quota and until when, and the slot goes live by itself once the quota
+// has reset.
+func TestQuotaExceededHoldsTheSlotUntilPacificMidnightThenApplies(t *testing.T) {
+	w := connected(t, func(c *abtest.Config) { c.QuotaResetMargin = time.Nanosecond })
+	// 23:40 PST: slot 0 falls before midnight Pacific, slot 1 twelve hours on.
+	start, _ := time.Parse(time.RFC3339, "2027-03-14T07:40:00Z")
+	w.now.Set(start)
+	test, err := w.svc.Create(w.ctx, w.u.ID, abtest.Draft{VideoID: w.vid, Titles: []string{"Title A", "Title B"}, Days: 1, Rotation: 12 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, err = w.svc.Start(w.ctx, w.u.ID, test.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	midnight, _ := time.Parse(time.RFC3339, "2027-03-14T08:00:00Z")
+	w.now.Set(midnight.Add(-1500 * time.Millisecond)) // 1.5 s before YouTube's reset
+	w.google.SetQuotaLeft(0)
+	before := w.google.Calls("videos.list")
+
+	data, _ := json.Marshal(subjects.TrackerABApply{Test: test.ID, Slot: 0})
+	if _, err := w.js.Publish(w.ctx, subjects.TrackerABApplySubject(test.ID, 0), data); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(w.ctx)
+	done := make(chan error, 1)
+	go func() {
+		// A short backoff: a quota refusal retried with it would spend
+		// every delivery within the test.
+		done <- consume.New(w.js, consume.Config{Role: "tracker-abtest-apply", Stream: subjects.TrackerABTestsStream, Consumer: subjects.TrackerABApplyConsumer,
+			BackoffMin: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+			abtests.NewApply(w.svc, w.quiet).Handle, consume.NewMetrics(prometheus.NewRegistry()), w.quiet).Run(runCtx)
+	}()
+	defer func() { stop(); <-done }()
+
+	testenv.EventuallyState(t, 10*time.Second, "the test waits for YouTube's quota", func() (bool, any) {
+		got, err := w.svc.Test(w.ctx, w.u.ID, test.ID)
+		return err == nil && got.QuotaResumes.Equal(midnight.Add(time.Nanosecond)), got.QuotaResumes
+	})
+	if n := w.google.Calls("videos.list") - before; n != 1 {
+		t.Fatalf("YouTube asked %d times before the quota reset, want once", n)
+	}
+	// Midnight Pacific: YouTube's quota is back.
+	w.google.SetQuotaLeft(10000)
+	w.now.Set(midnight.Add(time.Second))
+	testenv.EventuallyState(t, 10*time.Second, "slot 0 live after the reset", func() (bool, any) {
+		got, err := w.svc.Test(w.ctx, w.u.ID, test.ID)
+		return err == nil && !got.Slots[0].Live.IsZero() && got.QuotaResumes.IsZero(), got.Slots[0]
+	})
+	if got := w.yt.Title(w.vid); got != "Title A" {
+		t.Fatalf("title %q after the reset, want slot 0's", got)
+	}
+	dlq, _ := w.js.Stream(w.ctx, subjects.DLQStream)
+	if info, _ := dlq.Info(w.ctx); info.State.Msgs != 0 {
+		t.Fatalf("%d dead letters, want none: a spent quota is waited out", info.State.Msgs)
+	}
+}
+
+// A slot held back past the next slot's time (YouTube's quota, retries) is
+// not put live after it: that would show the wrong variant in the next
+// slot's window.
+func TestSlotHeldPastTheNextSlotsTimeIsSuperseded(t *testing.T) {
+	w := connected(t)
+	test, err := w.svc.Create(w.ctx, w.u.ID, abtest.Draft{VideoID: w.vid, Titles: []string{"Title A", "Title B"}, Days: 1, Rotation: 12 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if test, err = w.svc.Start(w.ctx, w.u.ID, test.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.now.Set(test.Slots[1].At.Add(time.Minute))
+	if _, err := w.svc.ApplySlot(w.ctx, test.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	did, err := w.svc.ApplySlot(w.ctx, test.ID, 0)
+	if err != nil || did.Title || !strings.HasPrefix(did.Skipped, "superseded") {
+		t.Fatalf("late slot 0 = %+v, %v; want skipped as superseded", did, err)
+	}
+	if got := w.yt.Title(w.vid); got != "Title B" {
+		t.Fatalf("title %q, want slot 1's to stay live", got)
 	}
 }

@@ -206,6 +206,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, maxDeliver int
 	lastAttempt := maxDeliver > 0 && md.NumDelivered >= uint64(maxDeliver)
 	if !IsPermanent(err) && !lastAttempt {
 		delay := c.backoff(md.NumDelivered)
+		if d, ok := RetryAfterOf(err); ok {
+			delay = d // the vendor's word, not our backoff: never sooner
+		}
 		log.Warn("handler failed; retrying", "retry_in", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak failed; message will be redelivered after ack wait", "nak_err", err)

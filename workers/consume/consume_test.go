@@ -354,3 +354,40 @@ func TestShutdownFinishesInFlightAndLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A vendor's Retry-After is honoured by the runtime: the message comes back
+// no sooner than asked (not after the short backoff), and the handler is not
+// held meanwhile, so the messages behind it go on.
+func TestRetryAfterRedeliversNoSoonerThanAskedAndOthersFlow(t *testing.T) {
+	_, js := testenv.JetStream(t)
+	setup(t, js, 5*time.Second, 5)
+	var mu sync.Mutex
+	var first, again time.Time
+	got := newSeen()
+	start(t, js, consume.Config{Concurrency: 1, Batch: 1}, func(ctx context.Context, m jetstream.Msg) error {
+		id := string(m.Data())
+		if id == "limited" {
+			mu.Lock()
+			defer mu.Unlock()
+			if first.IsZero() {
+				first = time.Now()
+				return consume.RetryAfter(1500*time.Millisecond, errors.New("429 rate limited"))
+			}
+			again = time.Now()
+		}
+		got.add(id)
+		return nil
+	})
+	publish(t, js, "limited", "1", "2")
+	testenv.Eventually(t, 10*time.Second, "the limited message is handled again", func() bool {
+		return got.distinct() == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := again.Sub(first); gap < 1500*time.Millisecond {
+		t.Fatalf("redelivered after %v, want no sooner than the 1.5s asked (backoff is 20–100ms)", gap)
+	}
+	if d, ok := consume.RetryAfterOf(fmt.Errorf("wrapped: %w", consume.RetryAfter(time.Hour, errors.New("x")))); !ok || d != time.Hour {
+		t.Fatalf("RetryAfterOf through a wrap = %v, %v", d, ok)
+	}
+}

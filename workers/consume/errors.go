@@ -3,6 +3,7 @@ package consume
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // permanentError marks a failure that retrying cannot fix: malformed input, a
@@ -32,4 +33,36 @@ func Permanentf(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// laterError asks for a redelivery after a delay the handler chose (a
+// vendor's Retry-After) instead of the runtime's backoff.
+type laterError struct {
+	delay time.Duration
+	err   error
+}
+
+func (e *laterError) Error() string { return e.err.Error() }
+func (e *laterError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err so the runtime NAKs the message with delay instead of
+// its own backoff: the handler returns at once (no consumer goroutine held
+// for the wait) and the message comes back no earlier than the vendor asked.
+// Each such redelivery still counts against MaxDeliver, and on the last
+// delivery the message is dead-lettered with err as usual. A delay ≤ 0 is
+// plain err.
+func RetryAfter(delay time.Duration, err error) error {
+	if err == nil || delay <= 0 {
+		return err
+	}
+	return &laterError{delay: delay, err: err}
+}
+
+// RetryAfterOf is the delay err asked for with RetryAfter, if it did.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var l *laterError
+	if errors.As(err, &l) {
+		return l.delay, true
+	}
+	return 0, false
 }

@@ -16,8 +16,11 @@
 //
 // Participants are read when the job runs, so a person deleted under GDPR
 // (pseudonymised) is never exported afterwards. Rate limits wait as long
-// as the CRM's Retry-After asks; other transient failures go back to the
-// runtime's backoff and, after the last delivery, to the DLQ.
+// as the CRM's Retry-After asks: a short one in the worker, a longer one by
+// handing the job back with consume.RetryAfter (NAK with that delay, at
+// most MaxRetryAfter), so no consumer goroutine sits out a long wait and
+// the job is not retried sooner than asked; other transient failures go
+// back to the runtime's backoff and, after the last delivery, to the DLQ.
 package eventsexport
 
 import (
@@ -64,9 +67,14 @@ type Deps struct {
 	// Batch sizes; default (and at most) each CRM's limit.
 	HubSpotBatch, SalesforceBatch int
 	// MaxWait is the longest Retry-After waited in the worker; a longer
-	// one hands the job back to the runtime's backoff. Default 1 minute
-	// (below the consumer's ack wait, which InProgress renews).
+	// one hands the job back to be redelivered after that Retry-After.
+	// Default 1 minute (below the consumer's ack wait, which InProgress
+	// renews).
 	MaxWait time.Duration
+	// MaxRetryAfter bounds the delay of a job handed back for a long
+	// Retry-After, so a CRM's absurd hint cannot park an export for days.
+	// Default 1 hour.
+	MaxRetryAfter time.Duration
 	// RateLimitTries is how many rate limits in a row one batch waits out
 	// before handing back; default 5.
 	RateLimitTries int
@@ -106,6 +114,9 @@ func New(d Deps) *Worker {
 	}
 	if d.MaxWait <= 0 {
 		d.MaxWait = time.Minute
+	}
+	if d.MaxRetryAfter <= 0 {
+		d.MaxRetryAfter = time.Hour
 	}
 	if d.RateLimitTries <= 0 {
 		d.RateLimitTries = 5
@@ -338,12 +349,23 @@ func (w *Worker) upsert(ctx context.Context, msg jetstream.Msg, job subjects.Eve
 		res, err := w.sendBatch(ctx, msg, &run, &rev, send, batch)
 		if err != nil {
 			final := last || errors.Is(err, crm.ErrUnauthorized)
+			if delay, ok := consume.RetryAfterOf(err); ok && !final {
+				// Not a failure: the CRM said when. The page shows when it
+				// resumes; the runtime redelivers then.
+				run.Waiting = fmt.Sprintf("rate limited by the CRM: resumes at %s, as it asked", w.now().Add(delay).Format("15:04 MST"))
+				run.Updated = w.now()
+				if _, serr := w.save(ctx, run, rev); serr != nil {
+					w.d.Log.Warn("record export wait", "event", run.EventID, "target", run.Target, "err", serr)
+				}
+				return fmt.Errorf("%s export: %w", job.Target, err)
+			}
 			return w.fail(ctx, run, rev, fmt.Errorf("%s export: %w", job.Target, err), final)
 		}
 		run.Done += n
 		run.Upserted += len(res.Upserted)
 		run.Created += res.Created
 		run.AddFailures(res.Failed)
+		run.NamesFilled += len(res.NameFilled)
 		run.Batches++
 		run.Cursor = batch[n-1].RegistrationID
 		run.Updated, run.Waiting, run.Error = w.now(), "", ""
@@ -387,7 +409,9 @@ func (w *Worker) save(ctx context.Context, run crm.Run, rev uint64) (uint64, err
 
 // sendBatch sends one batch, waiting out rate limits for as long as the
 // CRM asks (Retry-After, at most MaxWait, RateLimitTries times), with the
-// wait shown on the run record.
+// wait shown on the run record. A longer Retry-After (or one more than
+// RateLimitTries in a row) returns consume.RetryAfter with it, capped at
+// MaxRetryAfter: the job is redelivered then, not after a short backoff.
 func (w *Worker) sendBatch(ctx context.Context, msg jetstream.Msg, run *crm.Run, rev *uint64, send uploader, batch []events.Contact) (crm.BatchResult, error) {
 	in := make([]crm.Contact, len(batch))
 	for i, c := range batch {
@@ -400,10 +424,15 @@ func (w *Worker) sendBatch(ctx context.Context, msg jetstream.Msg, run *crm.Run,
 			return res, err
 		}
 		wait := rl.RetryAfter
-		if wait <= 0 || wait > w.d.MaxWait || try >= w.d.RateLimitTries {
-			// No hint, too long, or too often: back to the runtime's
-			// backoff, which keeps the job (and the cursor) for later.
+		if wait <= 0 {
+			// No hint: the runtime's backoff, which keeps the job (and
+			// the cursor) for later.
 			return res, err
+		}
+		if wait > w.d.MaxWait || try >= w.d.RateLimitTries {
+			// Too long to hold a consumer goroutine, or too often: hand
+			// the job back to come again when the CRM said.
+			return res, consume.RetryAfter(min(wait, w.d.MaxRetryAfter), err)
 		}
 		run.Waiting, run.Updated = fmt.Sprintf("rate limited by the CRM: waiting %s as it asked", wait), w.now()
 		if n, serr := w.save(ctx, *run, *rev); serr == nil && n != 0 {

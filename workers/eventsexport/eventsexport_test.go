@@ -304,6 +304,37 @@ func TestHubSpotRateLimitWaitsAsLongAsRetryAfterSays(t *testing.T) {
 	}
 }
 
+// A Retry-After longer than the worker waits itself is neither cut short
+// into a retry every backoff (hammering HubSpot) nor slept out in the
+// consumer: the job is handed back to come again when HubSpot said, and
+// the page says when.
+func TestHubSpotLongRetryAfterHandsTheJobBackUntilThen(t *testing.T) {
+	e := newEnv(t)
+	ev, _ := e.event(2, plainName)
+	e.hs.RateLimit(5, 10*time.Minute)
+	e.connectHubSpot()
+	e.start(context.Background(), e.worker(100))
+	e.request(ev.ID, crm.HubSpot, "run1")
+	testenv.EventuallyState(t, 10*time.Second, "the run shows when it resumes", func() (bool, any) {
+		run, _, err := e.runs.Get(context.Background(), ev.ID, crm.HubSpot)
+		return err == nil && strings.Contains(run.Waiting, "resumes at") && run.Error == "", run
+	})
+	time.Sleep(1500 * time.Millisecond) // several of the test runtime's 100–200ms backoffs
+	if n := e.hs.RateLimited(); n != 1 {
+		t.Fatalf("HubSpot was asked %d times within 1.5s of a 10-minute Retry-After, want once", n)
+	}
+	e.mu.Lock()
+	sleeps := append([]time.Duration(nil), e.sleeps...)
+	e.mu.Unlock()
+	if len(sleeps) != 0 {
+		t.Fatalf("the worker slept %v in the consumer, want the job handed back", sleeps)
+	}
+	run, _, err := e.runs.Get(context.Background(), ev.ID, crm.HubSpot)
+	if err != nil || run.Status == crm.RunFailed {
+		t.Fatalf("run = %+v, %v: a rate limit is not a failure", run, err)
+	}
+}
+
 func TestRevokedHubSpotTokenFailsTheRunAndDeadLetters(t *testing.T) {
 	e := newEnv(t)
 	ev, _ := e.event(1, plainName)

@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +29,15 @@ const DefaultBaseURL = "https://api.hubapi.com"
 
 // UpsertPath is the batch upsert endpoint of contacts.
 const UpsertPath = "/crm/v3/objects/contacts/batch/upsert"
+
+// TokenInfoPath is HubSpot's documented introspection of a private-app
+// token (POST {"tokenKey": …} → the app, account and scopes it grants).
+// It needs no scope of its own, so it checks a token that may only write
+// contacts without reading any.
+const TokenInfoPath = "/oauth/v2/private-apps/get/access-token-info"
+
+// Scope is the scope exports need.
+const Scope = "crm.objects.contacts.write"
 
 // Config sets up a Client.
 type Config struct {
@@ -93,6 +104,54 @@ type (
 		CompletedAt time.Time       `json:"completedAt"`
 	}
 )
+
+// TokenInfo is HubSpot's answer about a private-app token.
+type TokenInfo struct {
+	UserID int64    `json:"userId"`
+	HubID  int64    `json:"hubId"`
+	AppID  int64    `json:"appId"`
+	Scopes []string `json:"scopes"`
+}
+
+// ErrMissingScope is a token HubSpot knows that does not grant Scope.
+var ErrMissingScope = errors.New("the private app lacks the " + Scope + " scope")
+
+// VerifyToken asks HubSpot about token before it is stored: a token HubSpot
+// refuses (400, 401, 403 or 404, with its message) is crm.ErrUnauthorized,
+// one without Scope is ErrMissingScope, and anything else (network, 429,
+// 5xx) is a plain error: HubSpot could not be asked, nothing is known.
+func (c *Client) VerifyToken(ctx context.Context, token string) (TokenInfo, error) {
+	body, _ := json.Marshal(map[string]string{"tokenKey": token})
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+TokenInfoPath, bytes.NewReader(body))
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("hubspot token info: %w", err)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("hubspot token info: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return TokenInfo{}, fmt.Errorf("hubspot token info: read answer: %w", err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return TokenInfo{}, fmt.Errorf("hubspot token info: %w (%s)", crm.ErrUnauthorized, message(b, resp.Status))
+	default:
+		return TokenInfo{}, fmt.Errorf("hubspot token info: %s: %s", resp.Status, message(b, resp.Status))
+	}
+	var info TokenInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return TokenInfo{}, fmt.Errorf("hubspot token info: decode answer: %w", err)
+	}
+	if !slices.Contains(info.Scopes, Scope) {
+		return info, fmt.Errorf("hubspot token info: %w (it grants %s)", ErrMissingScope, strings.Join(info.Scopes, ", "))
+	}
+	return info, nil
+}
 
 // UpsertContacts creates or updates up to MaxBatch contacts by email with
 // token. Contacts HubSpot refuses one by one (a 207 answer) are in the

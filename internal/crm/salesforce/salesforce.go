@@ -185,8 +185,17 @@ func (s *Session) UpsertContacts(ctx context.Context, contacts []crm.Contact) (c
 	}
 	field := s.c.cfg.ExternalIDField
 	records := make([]map[string]any, 0, len(contacts))
+	var filled []string
 	for _, ct := range contacts {
-		r := map[string]any{"attributes": map[string]string{"type": "Contact"}, field: ct.Email, "Email": ct.Email, "LastName": ct.LastName}
+		last := strings.TrimSpace(ct.LastName)
+		if last == "" {
+			// Salesforce refuses a Contact without LastName
+			// (REQUIRED_FIELD_MISSING): send the documented stand-in
+			// rather than lose the participant, and report it.
+			last = FallbackLastName(ct.Email)
+			filled = append(filled, strings.ToLower(ct.Email))
+		}
+		r := map[string]any{"attributes": map[string]string{"type": "Contact"}, field: ct.Email, "Email": ct.Email, "LastName": last}
 		if ct.FirstName != "" {
 			r["FirstName"] = ct.FirstName
 		}
@@ -199,7 +208,9 @@ func (s *Session) UpsertContacts(ctx context.Context, contacts []crm.Contact) (c
 			return crm.BatchResult{}, err
 		}
 		if status == http.StatusOK {
-			return batchResult(contacts, results)
+			res, err := batchResult(contacts, results)
+			res.NameFilled = filled
+			return res, err
 		}
 		code, msg := "", http.StatusText(status)
 		if len(apiErrs) > 0 {
@@ -219,6 +230,25 @@ func (s *Session) UpsertContacts(ctx context.Context, contacts []crm.Contact) (c
 			return crm.BatchResult{}, fmt.Errorf("salesforce upsert: %d %s: %s", status, code, msg)
 		}
 	}
+}
+
+// MaxLastName is the length of Salesforce's Contact.LastName field.
+const MaxLastName = 80
+
+// FallbackLastName is the LastName sent for a participant whose name is
+// blank: the local part of their email (what a person reading the CRM
+// can recognise), or "Unknown" if that is empty too, cut to MaxLastName
+// characters.
+func FallbackLastName(email string) string {
+	local, _, _ := strings.Cut(email, "@")
+	local = strings.TrimSpace(local)
+	if local == "" {
+		return "Unknown"
+	}
+	if r := []rune(local); len(r) > MaxLastName {
+		local = string(r[:MaxLastName])
+	}
+	return local
 }
 
 func (s *Session) patch(ctx context.Context, body []byte) ([]UpsertResult, int, []APIError, error) {

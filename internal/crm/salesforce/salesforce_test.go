@@ -67,6 +67,60 @@ func TestRequestLimitExceededIsARateLimit(t *testing.T) {
 	}
 }
 
+// consent goes through the stand-in's consent page and returns the code it
+// redirects back with.
+func consent(t *testing.T, c *salesforce.Client, verifier string) string {
+	t.Helper()
+	u, _ := url.Parse(c.AuthCodeURL("st", verifier))
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(u.String(), url.Values{"q": {u.RawQuery}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if back.Query().Get("state") != "st" || !strings.HasPrefix(resp.Header.Get("Location"), "http://site/cb?") {
+		t.Fatalf("redirect %q", resp.Header.Get("Location"))
+	}
+	return back.Query().Get("code")
+}
+
+// Salesforce requires a Contact's LastName: a participant without a name
+// is sent with the documented stand-in and reported, never dropped.
+func TestBlankNameIsSentWithTheFallbackLastNameAndReported(t *testing.T) {
+	s, err := salesforcetest.Start(salesforcetest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := salesforce.New(salesforce.Config{LoginURL: s.URL, ClientID: s.ClientID(), ClientSecret: s.ClientSecret(), RedirectURL: "http://site/cb"})
+	verifier := strings.Repeat("v", 43)
+	conn, err := c.Exchange(context.Background(), consent(t, c, verifier), verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Session(conn).UpsertContacts(context.Background(), []crm.Contact{
+		{Email: "Grace.H@example.com", FirstName: "", LastName: "  "},
+		{Email: "ada@example.com", FirstName: "Ada", LastName: "Lovelace"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Upserted) != 2 || len(res.Failed) != 0 || !slices.Equal(res.NameFilled, []string{"grace.h@example.com"}) {
+		t.Fatalf("result = %+v, want both upserted and grace reported as name-filled", res)
+	}
+	var last []any
+	for _, ct := range s.Contacts() {
+		last = append(last, ct.Fields["LastName"])
+	}
+	if !slices.Contains(last, any("Grace.H")) {
+		t.Fatalf("Salesforce holds last names %v, want the blank one as the email's local part", last)
+	}
+	if got := salesforce.FallbackLastName("@example.com"); got != "Unknown" {
+		t.Fatalf("FallbackLastName of an empty local part = %q", got)
+	}
+}
+
 func TestStandInWebServerFlowWithPKCEAndRevokedRefreshToken(t *testing.T) {
 	s, err := salesforcetest.Start(salesforcetest.Config{})
 	if err != nil {
@@ -74,20 +128,7 @@ func TestStandInWebServerFlowWithPKCEAndRevokedRefreshToken(t *testing.T) {
 	}
 	defer s.Close()
 	c := salesforce.New(salesforce.Config{LoginURL: s.URL, ClientID: s.ClientID(), ClientSecret: s.ClientSecret(), RedirectURL: "http://site/cb"})
-	code := func(verifier string) string {
-		u, _ := url.Parse(c.AuthCodeURL("st", verifier))
-		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := noRedirect.PostForm(u.String(), url.Values{"q": {u.RawQuery}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		back, _ := url.Parse(resp.Header.Get("Location"))
-		if back.Query().Get("state") != "st" || !strings.HasPrefix(resp.Header.Get("Location"), "http://site/cb?") {
-			t.Fatalf("redirect %q", resp.Header.Get("Location"))
-		}
-		return back.Query().Get("code")
-	}
+	code := func(verifier string) string { return consent(t, c, verifier) }
 	verifier := strings.Repeat("v", 43)
 	// A code redeemed with another verifier (a stolen code) is refused.
 	if _, err := c.Exchange(context.Background(), code(verifier), strings.Repeat("w", 43)); err == nil {

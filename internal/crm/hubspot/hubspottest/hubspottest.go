@@ -34,7 +34,10 @@ const DefaultToken = "pat-na1-00000000-jetf-leet-0000-standin00000"
 // Config sets up a Server.
 type Config struct {
 	Token string // the only token accepted; default DefaultToken
-	Addr  string // listen address; default 127.0.0.1:0
+	// Scopes the token grants (token-info answers); default the one
+	// exports need, hubspot.Scope.
+	Scopes []string
+	Addr   string // listen address; default 127.0.0.1:0
 }
 
 // Contact is a stored contact.
@@ -47,15 +50,17 @@ type Contact struct {
 
 // Server is the stand-in.
 type Server struct {
-	URL   string
-	token string
-	srv   *http.Server
+	URL    string
+	token  string
+	scopes []string
+	srv    *http.Server
 
 	mu       sync.Mutex
 	contacts map[string]*Contact // by email
 	nextID   int
 	reject   map[string]string // email → validation message
 	limited  []time.Duration   // Retry-After of the next answers to refuse
+	refused  int               // 429s answered
 	inputs   int               // inputs received in accepted batches
 	batches  int
 	after    func(batch int) // called after each accepted batch is answered
@@ -82,7 +87,10 @@ func New(cfg Config) *Server {
 	if cfg.Token == "" {
 		cfg.Token = DefaultToken
 	}
-	return &Server{token: cfg.Token, contacts: map[string]*Contact{}, reject: map[string]string{}, nextID: 51}
+	if cfg.Scopes == nil {
+		cfg.Scopes = []string{hubspot.Scope}
+	}
+	return &Server{token: cfg.Token, scopes: cfg.Scopes, contacts: map[string]*Contact{}, reject: map[string]string{}, nextID: 51}
 }
 
 // Close stops the server.
@@ -106,6 +114,13 @@ func (s *Server) RateLimit(n int, retryAfter time.Duration) {
 	for range n {
 		s.limited = append(s.limited, retryAfter)
 	}
+}
+
+// RateLimited is how many requests were answered 429.
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
 }
 
 // Reject makes every upsert of email fail validation with message (in a
@@ -153,6 +168,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == hubspot.UpsertPath:
 		s.upsert(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == hubspot.TokenInfoPath:
+		s.tokenInfo(w, r)
 	case r.Method == http.MethodGet && r.URL.Path == "/":
 		s.page(w)
 	default:
@@ -171,6 +188,27 @@ func writeErr(w http.ResponseWriter, status int, e hubspot.StandardError) {
 	json.NewEncoder(w).Encode(e)
 }
 
+// tokenInfo answers the private-app token introspection: the app's ids
+// and scopes for the known token, HubSpot's 401 error otherwise.
+func (s *Server) tokenInfo(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		TokenKey string `json:"tokenKey"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.TokenKey == "" {
+		writeErr(w, http.StatusBadRequest, hubspot.StandardError{Status: "error", Category: "VALIDATION_ERROR", Message: "tokenKey is required"})
+		return
+	}
+	if req.TokenKey != s.token {
+		writeErr(w, http.StatusUnauthorized, hubspot.StandardError{
+			Status: "error", Category: "INVALID_AUTHENTICATION",
+			Message: "The access token provided is invalid or has been revoked.",
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=utf-8")
+	json.NewEncoder(w).Encode(hubspot.TokenInfo{UserID: 9000001, HubID: 4000001, AppID: 1000001, Scopes: s.scopes})
+}
+
 func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Authorization") != "Bearer "+s.token {
 		writeErr(w, http.StatusUnauthorized, hubspot.StandardError{
@@ -183,6 +221,7 @@ func (s *Server) upsert(w http.ResponseWriter, r *http.Request) {
 	if len(s.limited) > 0 {
 		ra := s.limited[0]
 		s.limited = s.limited[1:]
+		s.refused++
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", strconv.Itoa(int(ra.Round(time.Second)/time.Second)))
 		writeErr(w, http.StatusTooManyRequests, hubspot.StandardError{

@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -159,7 +160,7 @@ func (s *Snapshot) prune() {
 		if c := b.First.Compare(a.First); c != 0 {
 			return c
 		}
-		return compareStrings(a.Video, b.Video)
+		return strings.Compare(a.Video, b.Video)
 	})
 	if len(s.Curves) > Videos {
 		for _, c := range s.Curves[Videos:] {
@@ -172,16 +173,6 @@ func (s *Snapshot) prune() {
 			delete(s.Older, vid)
 		}
 	}
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Point is the band at one age.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -171,7 +172,7 @@ func pivot(d *pageData, counts []analytics.LessonCount, start, end time.Time, sp
 		if a.Total != b.Total {
 			return int(b.Total) - int(a.Total)
 		}
-		return compareStrings(a.Language+a.Type+a.Country, b.Language+b.Type+b.Country)
+		return strings.Compare(a.Language+a.Type+a.Country, b.Language+b.Type+b.Country)
 	})
 	if len(d.Rows) > maxRows {
 		other := row{Language: "other", Type: "", Country: "", Counts: make([]uint64, n)}
@@ -184,16 +185,6 @@ func pivot(d *pageData, counts []analytics.LessonCount, start, end time.Time, sp
 		d.Rows = append(d.Rows[:maxRows], other)
 	}
 	d.Bars = bars(d.Totals, d.Buckets)
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func orUnknown(s string) string {

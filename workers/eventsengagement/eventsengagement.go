@@ -117,18 +117,10 @@ func Run(ctx context.Context, d consume.Deps, m *consume.Metrics, cfg Config) er
 	if err != nil {
 		return err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- w.Run(wctx) }()
 	// Many small messages: large fetches, many in flight, so one flush
 	// carries thousands of rows.
-	err = consume.New(d.JS, consume.Config{
+	return consume.WithLoop(ctx, w.Run, consume.New(d.JS, consume.Config{
 		Role: Role, Stream: subjects.EventsEngagementStream, Consumer: subjects.EventsEngagementConsumer,
 		Batch: 1000, Concurrency: 2000, BackoffMin: time.Second, BackoffMax: time.Minute,
-	}, Handler(w), m, d.Log).Run(ctx)
-	stop()
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	return err
+	}, Handler(w), m, d.Log).Run)
 }

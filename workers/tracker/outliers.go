@@ -153,14 +153,9 @@ func OutliersOfWeek(ctx context.Context, ch driver.Conn, blobs blob.Store, week 
 	if err != nil {
 		return err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- h.Run(wctx) }()
-	err = weekJobs(ctx, ch, blobs, week, func(job subjects.TrackerChannelWeek) error { return h.channelWeek(ctx, job) })
-	stop()
-	if werr := <-done; err == nil {
-		err = werr
-	}
+	err = consume.WithLoop(ctx, h.Run, func(ctx context.Context) error {
+		return weekJobs(ctx, ch, blobs, week, func(job subjects.TrackerChannelWeek) error { return h.channelWeek(ctx, job) })
+	})
 	if err != nil {
 		return err
 	}

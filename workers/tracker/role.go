@@ -157,18 +157,10 @@ func runOutlierChannels(ctx context.Context, d consume.Deps, m *consume.Metrics,
 	if err != nil {
 		return err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- h.Run(wctx) }()
-	err = consume.New(d.JS, consume.Config{
+	return consume.WithLoop(ctx, h.Run, consume.New(d.JS, consume.Config{
 		Role: "tracker-outlier-channels", Stream: subjects.TrackerStream, Consumer: subjects.TrackerOutlierChannelConsumer,
 		Batch: cfg.OutlierConcurrency, Concurrency: cfg.OutlierConcurrency,
-	}, h.Handle, m, d.Log).Run(ctx)
-	stop()
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	return err
+	}, h.Handle, m, d.Log).Run)
 }
 
 // runVideos runs the tracker-videos role until ctx ends. It runs its own
@@ -191,16 +183,8 @@ func runVideos(ctx context.Context, d consume.Deps, m *consume.Metrics, cfg Conf
 	if err != nil {
 		return err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan error, 1)
-	go func() { done <- v.Run(wctx) }()
-	err = consume.New(d.JS, consume.Config{
+	return consume.WithLoop(ctx, v.Run, consume.New(d.JS, consume.Config{
 		Role: "tracker-videos", Stream: subjects.TrackerStream, Consumer: subjects.TrackerVideoConsumer,
 		Batch: cfg.VideoConcurrency, Concurrency: cfg.VideoConcurrency,
-	}, v.Handle, m, d.Log).Run(ctx)
-	stop()
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	return err
+	}, v.Handle, m, d.Log).Run)
 }
